@@ -1,0 +1,68 @@
+// Package tether provides connections that reconnect themselves.
+//
+// A [*Tether] is a [net.Conn] whose underlying connection (TCP, TLS, a QUIC
+// stream, anything a [Dialer] makes) is re-dialed whenever a Read or a Write
+// fails. Code that reads and writes it does not see the reconnect; what
+// happens on each disconnect is decided by a [DisconnectHandler], which the
+// application composes from [Middleware] as it composes net/http handlers.
+//
+//	t, err := tether.Dial(ctx, &tcp.Dialer{}, "127.0.0.1:8080",
+//		tether.Chain(nil, middleware.Logging(slog.Default())))
+//
+// # Events and actions
+//
+// The handler sees an [Event] at each of four moments ([EventKind]): the first
+// connection is up (Connected), an established connection failed
+// (Disconnected; Err is io.EOF when the peer closed cleanly), a dial failed
+// (Unreachable), a reconnect succeeded (Reconnected). It answers with an
+// [Action]: [Reconnect], [GiveUp] or [Ignore]. It may run any blocking code,
+// change the address of the next dial (Event.Addr) and set the delay the
+// Tether waits before it (Event.Delay). Handler calls for one Tether come one
+// at a time, from the goroutine that runs the reconnect.
+//
+// A nil handler is [DefaultHandler]: exponential backoff with jitter for
+// ever on transient errors, and give up at once on the permanent ones that
+// [IsPermanent] recognises.
+//
+// # Counting attempts
+//
+// Event.Attempt counts failed dials since the last stable connection; a
+// connection counts as stable once it has been up for the stability period
+// ([WithStabilityPeriod], 1 s by default). A connection that dies sooner
+// counts as a failed dial, so a server that accepts and closes at once makes
+// the count, and the backoff with it, grow.
+//
+// # Guarantees
+//
+//   - Transparent: Read and Write behave as on a plain net.Conn.
+//   - One reconnect per loss, however many goroutines see it fail; an error
+//     from a connection that was already replaced triggers nothing.
+//   - Full duplex: a Read blocked on the connection never blocks a Write.
+//   - Writes: Write returns len(p), nil or an error. Bytes the failed
+//     connection did not accept go to the next one, first (or are dropped,
+//     with [WithDropUnwritten], and Write says so).
+//   - Deadlines apply across reconnects.
+//   - Close returns at once, even during a backoff wait or a dial, and every
+//     blocked operation returns net.ErrClosed.
+//   - A healthy Tether costs no goroutine and no allocation per Read or Write.
+//
+// # What a reconnect cannot save
+//
+// Bytes that a connection accepted but that never reached the peer are lost
+// with the connection: a Write into a socket whose peer just closed usually
+// succeeds (the peer answers with a reset), and the kernel's send buffer of a
+// dead connection is gone. Protocols that need every byte acknowledge them
+// above the Tether.
+//
+// Nothing notices a lost peer while nobody reads or writes: a write-only
+// Tether learns of it at its next Write, and a Read on a peer that vanished
+// without a word waits until TCP keep-alive (see package tcp) gives up.
+//
+// # Framed protocols
+//
+// Resending the remainder of a half-written frame on a new connection, or
+// splicing bytes read from two connections, corrupts a framed protocol. Such
+// protocols compare [Tether.Generation] around their reads, run a
+// per-connection handshake in [WithOnConnect], and use [WithDropUnwritten] so
+// that half a frame never reaches a new connection.
+package tether

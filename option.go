@@ -1,0 +1,164 @@
+package tether
+
+import (
+	"context"
+	"net"
+	"time"
+)
+
+// Defaults of the options.
+const (
+	// DefaultStabilityPeriod is how long a connection must stay up before
+	// its loss resets Event.Attempt to 0 (WithStabilityPeriod).
+	DefaultStabilityPeriod = time.Second
+	// DefaultOnConnectTimeout bounds each run of the OnConnect hook
+	// (WithOnConnectTimeout).
+	DefaultOnConnectTimeout = 10 * time.Second
+)
+
+// An Option configures a Tether in Dial or New. Options are made by the
+// With... functions of this package.
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// Propagation says which error the operations of a Tether return after its
+// handler gave up (io-tether's ErrorPropagation). Whatever it says, Err
+// reports the cause.
+type Propagation int
+
+const (
+	// PropagateCause, the default, returns the error of the event on which
+	// the handler gave up (or the error the handler set in Event.Err): the
+	// I/O error after a Disconnected, the dial error after an Unreachable
+	// (io-tether's All).
+	PropagateCause Propagation = iota
+	// PropagateIO returns the I/O error that began the outage, even when the
+	// handler gave up later on a dial error (io-tether's IoOperations).
+	PropagateIO
+	// PropagateNone returns no cause: Read returns io.EOF and Write returns
+	// ErrGaveUp (io-tether's None).
+	PropagateNone
+)
+
+// String returns the lowercase name of p.
+func (p Propagation) String() string {
+	switch p {
+	case PropagateCause:
+		return "cause"
+	case PropagateIO:
+		return "io"
+	case PropagateNone:
+		return "none"
+	}
+	return "propagation(?)"
+}
+
+// config holds the options of one Tether; defaults are set in newConfig.
+type config struct {
+	stability        time.Duration
+	onConnect        func(ctx context.Context, c net.Conn) error
+	onConnectTimeout time.Duration
+	dropUnwritten    bool
+	propagation      Propagation
+	noInitialRetry   bool
+	err              error // the first bad option
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		stability:        DefaultStabilityPeriod,
+		onConnectTimeout: DefaultOnConnectTimeout,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	return c
+}
+
+func (c *config) fail(msg string) {
+	if c.err == nil {
+		c.err = errorString("tether: " + msg)
+	}
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+// WithStabilityPeriod sets how long a connection must stay up to count as
+// stable (default DefaultStabilityPeriod). The loss of a stable connection
+// resets Event.Attempt to 0; a connection lost sooner counts as one more
+// failed dial, so the backoff grows against a server that accepts and closes
+// at once. A negative d is an error from Dial; 0 makes every connection
+// stable.
+func WithStabilityPeriod(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d < 0 {
+			c.fail("negative stability period")
+			return
+		}
+		c.stability = d
+	})
+}
+
+// WithOnConnect sets a hook that runs on every new connection, the first and
+// each reconnect, after the dial and before the Connected or Reconnected event
+// and before any blocked operation resumes. It has exclusive use of the
+// connection (for a hello, an authentication exchange, a resubscription), and
+// its ctx ends after the OnConnect timeout (WithOnConnectTimeout) or when the
+// Tether is closed. An error closes the connection and counts as a failed
+// dial: the handler sees Unreachable with that error.
+//
+// Deadlines that f sets on c are replaced by the Tether's afterwards.
+func WithOnConnect(f func(ctx context.Context, c net.Conn) error) Option {
+	return optionFunc(func(c *config) { c.onConnect = f })
+}
+
+// WithOnConnectTimeout bounds each run of the OnConnect hook (default
+// DefaultOnConnectTimeout); the hook's ctx ends then, and the connection's
+// deadlines are set to it. A d of 0 or less is an error from Dial.
+func WithOnConnectTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d <= 0 {
+			c.fail("OnConnect timeout must be positive")
+			return
+		}
+		c.onConnectTimeout = d
+	})
+}
+
+// WithDropUnwritten makes a Write that fails drop the bytes the connection did
+// not accept, instead of sending them on the next connection (io-tether's
+// keep_data_on_failed_write = false). The Write returns at once with the count
+// the connection accepted and an error wrapping ErrDropped and the cause;
+// the reconnect goes on, and later Writes go to the new connection. Framed
+// protocols use it so that half a frame never reaches a new connection.
+func WithDropUnwritten() Option {
+	return optionFunc(func(c *config) { c.dropUnwritten = true })
+}
+
+// WithErrorPropagation sets which error operations return after the handler
+// gave up (default PropagateCause).
+func WithErrorPropagation(p Propagation) Option {
+	return optionFunc(func(c *config) {
+		if p < PropagateCause || p > PropagateNone {
+			c.fail("unknown Propagation")
+			return
+		}
+		c.propagation = p
+	})
+}
+
+// WithNoInitialRetry makes Dial return the first dial's error at once, without
+// asking the handler (io-tether's connect_without_retry). Reconnects after the
+// first connection still follow the handler.
+func WithNoInitialRetry() Option {
+	return optionFunc(func(c *config) { c.noInitialRetry = true })
+}

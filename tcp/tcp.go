@@ -1,0 +1,116 @@
+// Package tcp is the TCP Dialer of package tether: net.Dialer underneath,
+// with keep-alive on, a timeout for each dial attempt, TCP_USER_TIMEOUT as an
+// option, and the address resolved again at every dial so that a DNS change is
+// followed.
+//
+//	t, err := tcp.Dial(ctx, "db.internal:5432", nil) // the default policy
+package tcp
+
+import (
+	"context"
+	"errors"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/io-tether/tether"
+)
+
+// DefaultTimeout bounds each dial attempt of a Dialer whose Timeout is 0.
+const DefaultTimeout = 10 * time.Second
+
+// A Dialer dials TCP connections for a Tether. The zero value is usable; a
+// Dialer is safe for concurrent use by many Tethers, as long as its fields
+// are not changed after its first Dial.
+type Dialer struct {
+	// Timeout bounds each dial attempt, name resolution included. 0 means
+	// DefaultTimeout; a negative Timeout is an error.
+	Timeout time.Duration
+
+	// KeepAlive configures TCP keep-alive probes on each connection. The zero
+	// value enables them with net.Dialer's defaults (15 s idle, 15 s between
+	// probes, 9 probes); its fields, when set, override those (see
+	// net.KeepAliveConfig). Keep-alive tells a dead peer from a quiet one
+	// only while nothing is being sent: see UserTimeout.
+	KeepAlive net.KeepAliveConfig
+
+	// NoKeepAlive turns keep-alive probes off.
+	NoKeepAlive bool
+
+	// UserTimeout, when positive, sets TCP_USER_TIMEOUT (Linux only; an
+	// error elsewhere): how long sent data may stay unacknowledged before the
+	// kernel drops the connection. It detects a dead peer while writing,
+	// which keep-alive does not. 0 leaves the system default.
+	UserTimeout time.Duration
+
+	// NetDialer, if non-nil, is the base for each dial (its LocalAddr,
+	// Resolver, Control, ...). It is copied, never changed; Timeout,
+	// KeepAlive and UserTimeout above take precedence over its own.
+	NetDialer *net.Dialer
+}
+
+var errNegativeTimeout = errors.New("tether/tcp: negative Timeout")
+
+// Dial dials addr ("host:port") over TCP. The host is resolved again at each
+// call. Errors are net.Dialer's (a *net.OpError), which tether.IsPermanent
+// classifies: a missing port is permanent, a refused connection transient.
+func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	nd, err := d.netDialer()
+	if err != nil {
+		return nil, err
+	}
+	c, err := nd.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err // never a typed nil in the interface
+	}
+	return c, nil
+}
+
+// netDialer returns the net.Dialer for one dial.
+func (d *Dialer) netDialer() (*net.Dialer, error) {
+	var nd net.Dialer
+	if d.NetDialer != nil {
+		nd = *d.NetDialer
+	}
+	switch {
+	case d.Timeout < 0:
+		return nil, tether.Permanent(errNegativeTimeout)
+	case d.Timeout > 0:
+		nd.Timeout = d.Timeout
+	case nd.Timeout == 0:
+		nd.Timeout = DefaultTimeout
+	}
+	if d.NoKeepAlive {
+		nd.KeepAlive = -1
+		nd.KeepAliveConfig = net.KeepAliveConfig{}
+	} else {
+		ka := d.KeepAlive
+		ka.Enable = true
+		nd.KeepAliveConfig = ka
+	}
+	if d.UserTimeout < 0 {
+		return nil, tether.Permanent(errors.New("tether/tcp: negative UserTimeout"))
+	}
+	if d.UserTimeout > 0 {
+		ms := int(d.UserTimeout / time.Millisecond)
+		if ms == 0 {
+			ms = 1
+		}
+		inner := nd.Control
+		nd.Control = func(network, address string, c syscall.RawConn) error {
+			if inner != nil {
+				if err := inner(network, address, c); err != nil {
+					return err
+				}
+			}
+			return setUserTimeout(c, ms)
+		}
+	}
+	return &nd, nil
+}
+
+// Dial returns a Tether over TCP to addr with a zero Dialer: the one-line
+// convenience for tether.Dial(ctx, &tcp.Dialer{}, addr, h, opts...).
+func Dial(ctx context.Context, addr string, h tether.DisconnectHandler, opts ...tether.Option) (*tether.Tether, error) {
+	return tether.Dial(ctx, &Dialer{}, addr, h, opts...)
+}

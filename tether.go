@@ -1,0 +1,892 @@
+package tether
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A Tether is a net.Conn that re-dials its underlying connection, as its
+// DisconnectHandler decides, whenever a Read or a Write fails. Code that reads
+// and writes it sees a reconnect only through the handler's events (and, for
+// writes, see the package documentation on what a lost connection may lose).
+//
+// Reads and Writes may run concurrently, as on any net.Conn; a Read blocked on
+// the connection never blocks a Write, and the reverse. However many
+// operations see one connection fail, the handler runs one reconnect sequence
+// for it, in a goroutine started for that outage; the operations wait for its
+// outcome, their deadline, or Close. A healthy Tether has no goroutine of its
+// own.
+type Tether struct {
+	d   Dialer
+	h   DisconnectHandler
+	cfg config
+
+	ctx    context.Context // the handler's ctx after Dial: done on Close or give-up
+	cancel context.CancelFunc
+	done   chan struct{} // closed on Close or give-up
+
+	cur        atomic.Pointer[link] // never nil once the Tether is returned
+	closed     atomic.Bool
+	halfClosed atomic.Bool
+
+	rsem, wsem sem // serialise Reads and Writes, separately
+
+	// rpend is an error met by a Read that returned bytes: the next Read
+	// handles it first. Guarded by rsem.
+	rpend     error
+	rpendLink *link
+
+	mu           sync.Mutex
+	addr         string        // the address of the next dial
+	outage       *outage       // the reconnect in progress, if any
+	err          error         // why the Tether ended: nil while alive
+	rerr, werr   error         // what Read and Write return once it ended
+	rdl, wdl     time.Time     // the user's deadlines
+	rdlCh, wdlCh chan struct{} // closed when a deadline changes; made by waiters
+	failures     int           // failed dials since the last stable connection
+	total        int           // failed dials over the Tether's life
+	since        time.Time     // when the current outage began
+	pending      net.Conn      // a new connection in OnConnect, for Close to find
+}
+
+// link is one connection of a Tether, immutable once published. A down link
+// (conn == nil) stands for an outage or the end: it keeps the generation and
+// the addresses of the connection it replaces.
+type link struct {
+	conn         net.Conn
+	gen          uint64
+	addr         string // the address dialed
+	up           time.Time
+	laddr, raddr net.Addr
+}
+
+func newLink(c net.Conn, gen uint64, addr string) *link {
+	return &link{conn: c, gen: gen, addr: addr, up: time.Now(), laddr: c.LocalAddr(), raddr: c.RemoteAddr()}
+}
+
+func (l *link) down() *link {
+	if l.conn == nil {
+		return l
+	}
+	return &link{gen: l.gen, addr: l.addr, laddr: l.laddr, raddr: l.raddr}
+}
+
+// outage is one reconnect sequence. Its results are written before done is
+// closed.
+type outage struct {
+	done    chan struct{}
+	ignored bool  // Ignore on Disconnected: each operation gets its own error
+	err     error // the error for waiting operations (Ignore on Unreachable)
+}
+
+type direction int
+
+const (
+	dirRead direction = iota
+	dirWrite
+)
+
+var (
+	errNilDialer  = errors.New("tether: nil Dialer")
+	errEmptyAddr  = errors.New("tether: empty address")
+	errNilContext = errors.New("tether: nil Context")
+	errNilConn    = errors.New("tether: nil net.Conn")
+	errEmptyNext  = errors.New("tether: handler set an empty address")
+	errNilDialed  = errors.New("tether: Dialer returned a nil net.Conn and no error")
+)
+
+// Dial connects to addr with d and returns a Tether that reconnects as h
+// decides. A nil h is DefaultHandler().
+//
+// Dial returns once a connection is up and accepted (h saw Connected and did
+// not give up), the handler gives up (Dial returns the cause), or ctx is done.
+// The handler is asked about every failed dial (Unreachable) and may retry
+// for as long as it likes: with context.Background() and a server that never
+// comes up, Dial with the default policy retries for ever. Bound it with a
+// ctx deadline, a middleware such as MaxAttempts, or WithNoInitialRetry.
+// As with net.Dialer, once Dial has returned ctx no longer matters, but its
+// values are kept for the handler's ctx.
+func Dial(ctx context.Context, d Dialer, addr string, h DisconnectHandler, opts ...Option) (*Tether, error) {
+	t, err := newTether(ctx, d, addr, h, opts)
+	if err != nil {
+		return nil, err
+	}
+	ev := Event{Addr: addr}
+	l, err, out := t.connect(ctx, &ev, time.Now(), true)
+	if out != connected {
+		t.cancel()
+		return nil, err
+	}
+	t.install(l)
+	return t, nil
+}
+
+// New returns a Tether over conn, a connection the caller already has, that
+// re-dials addr with d when conn fails (io-tether's Tether::new). No Connected
+// event is sent for conn. A nil h is DefaultHandler().
+func New(conn net.Conn, d Dialer, addr string, h DisconnectHandler, opts ...Option) (*Tether, error) {
+	if conn == nil {
+		return nil, errNilConn
+	}
+	t, err := newTether(context.Background(), d, addr, h, opts)
+	if err != nil {
+		return nil, err
+	}
+	t.install(newLink(conn, 1, addr))
+	return t, nil
+}
+
+func newTether(ctx context.Context, d Dialer, addr string, h DisconnectHandler, opts []Option) (*Tether, error) {
+	switch {
+	case ctx == nil:
+		return nil, errNilContext
+	case d == nil:
+		return nil, errNilDialer
+	case addr == "":
+		return nil, errEmptyAddr
+	}
+	cfg := newConfig(opts)
+	if cfg.err != nil {
+		return nil, cfg.err
+	}
+	if h == nil {
+		h = DefaultHandler()
+	}
+	t := &Tether{d: d, h: h, cfg: cfg, addr: addr, done: make(chan struct{})}
+	t.ctx, t.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	t.rsem.init()
+	t.wsem.init()
+	return t, nil
+}
+
+// Read reads from the current connection. When the connection fails, Read
+// waits for the reconnect and reads from the next one; bytes that arrived
+// with an error are returned first. After CloseWrite, the peer's clean EOF
+// is returned as io.EOF without a reconnect.
+//
+// After the handler gave up, Read returns io.EOF when the connection ended
+// with the peer's clean EOF (or under PropagateNone), and otherwise an error
+// that wraps ErrGaveUp and the cause. After Close it returns net.ErrClosed.
+func (t *Tether) Read(p []byte) (int, error) {
+	if !t.rsem.tryLock() {
+		if err := t.lockSlow(&t.rsem, dirRead); err != nil {
+			return 0, err
+		}
+	}
+	defer t.rsem.unlock()
+	if t.rpend != nil {
+		c, err := t.rpendLink, t.rpend
+		t.rpend, t.rpendLink = nil, nil
+		if err := t.recover(c, err, dirRead); err != nil {
+			return 0, err
+		}
+	}
+	for {
+		c := t.cur.Load()
+		if c.conn == nil {
+			if err := t.awaitLink(c, dirRead); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		n, err := c.conn.Read(p)
+		if err == nil {
+			return n, nil
+		}
+		if n > 0 {
+			if !t.userTimeout(err, dirRead) {
+				t.rpend, t.rpendLink = err, c
+			}
+			return n, nil
+		}
+		if err := t.recover(c, err, dirRead); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// Write writes p to the current connection and returns len(p), nil, or an
+// error. When the connection fails, the bytes it did not accept go to the
+// next connection, before any later Write's bytes; under WithDropUnwritten
+// they are dropped and Write returns at once with an error wrapping
+// ErrDropped.
+//
+// A connection that the peer closed cleanly often accepts one more Write
+// (the peer's kernel answers it with a reset): those bytes are lost, and only
+// the next Write learns of the loss.
+//
+// After the handler gave up, Write returns an error wrapping ErrGaveUp (never
+// io.EOF). After Close it returns net.ErrClosed.
+func (t *Tether) Write(p []byte) (int, error) {
+	if !t.wsem.tryLock() {
+		if err := t.lockSlow(&t.wsem, dirWrite); err != nil {
+			return 0, err
+		}
+	}
+	defer t.wsem.unlock()
+	n := 0
+	for {
+		c := t.cur.Load()
+		if c.conn == nil {
+			if err := t.awaitLink(c, dirWrite); err != nil {
+				return n, err
+			}
+			continue
+		}
+		m, err := c.conn.Write(p[n:])
+		n += m
+		if err == nil {
+			if n < len(p) {
+				continue
+			}
+			return n, nil
+		}
+		o, e := t.fail(c, err, dirWrite)
+		if e == nil && t.cfg.dropUnwritten {
+			return n, fmt.Errorf("%w (%d of %d bytes): %w", ErrDropped, len(p)-n, len(p), err)
+		}
+		if o != nil {
+			e = t.await(o, dirWrite, err)
+		}
+		if e != nil {
+			return n, e
+		}
+	}
+}
+
+// recover handles err, met on link c: it returns nil when the operation
+// should go on with the current link, or the error the operation returns.
+func (t *Tether) recover(c *link, err error, dir direction) error {
+	o, e := t.fail(c, err, dir)
+	if o != nil {
+		return t.await(o, dir, err)
+	}
+	return e
+}
+
+// fail decides about err, met by an operation on link c. It returns the
+// error the operation returns, or the outage to wait for (started if need
+// be), or neither when a newer link is already there.
+func (t *Tether) fail(c *link, err error, dir direction) (*outage, error) {
+	if t.closed.Load() {
+		return nil, net.ErrClosed
+	}
+	if t.userTimeout(err, dir) {
+		return nil, err
+	}
+	if t.halfClosed.Load() {
+		// After CloseWrite the exchange is ending: the peer's EOF is
+		// final, and a Write fails on the half-closed connection.
+		if dir == dirWrite || err == io.EOF {
+			return nil, err
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
+		return nil, t.endErrLocked(dir)
+	}
+	if t.cur.Load() != c {
+		return nil, nil // stale: an error of a connection already replaced
+	}
+	o := t.outage
+	if o == nil {
+		o = t.startLocked(c, err)
+	}
+	return o, nil
+}
+
+// awaitLink waits for a connection when the current link c is down.
+func (t *Tether) awaitLink(c *link, dir direction) error {
+	t.mu.Lock()
+	if t.err != nil {
+		defer t.mu.Unlock()
+		return t.endErrLocked(dir)
+	}
+	if t.cur.Load() != c {
+		t.mu.Unlock()
+		return nil
+	}
+	o := t.outage
+	if o == nil {
+		// The last outage ended without a connection (Ignore on
+		// Unreachable): this operation dials again.
+		o = t.startLocked(nil, nil)
+	}
+	t.mu.Unlock()
+	return t.await(o, dir, nil)
+}
+
+// await waits for the outcome of o; own is the error the operation met.
+func (t *Tether) await(o *outage, dir direction, own error) error {
+	if err := t.block(dir, o.done); err != nil {
+		return err
+	}
+	switch {
+	case o.ignored && own != nil:
+		return own
+	case o.err != nil:
+		return o.err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
+		return t.endErrLocked(dir)
+	}
+	return nil
+}
+
+// block waits until ch is closed, the Tether ends, or the deadline of dir
+// passes.
+func (t *Tether) block(dir direction, ch <-chan struct{}) error {
+	for {
+		t.mu.Lock()
+		if t.err != nil {
+			defer t.mu.Unlock()
+			return t.endErrLocked(dir)
+		}
+		dl, changed := t.rdl, &t.rdlCh
+		if dir == dirWrite {
+			dl, changed = t.wdl, &t.wdlCh
+		}
+		if *changed == nil {
+			*changed = make(chan struct{})
+		}
+		ch2 := *changed
+		t.mu.Unlock()
+
+		var (
+			timer   *time.Timer
+			timeout <-chan time.Time
+		)
+		if !dl.IsZero() {
+			d := time.Until(dl)
+			if d <= 0 {
+				return os.ErrDeadlineExceeded
+			}
+			timer = time.NewTimer(d)
+			timeout = timer.C
+		}
+		select {
+		case <-ch:
+			stopTimer(timer)
+			return nil
+		case <-t.done:
+			// loop: the check above returns the reason
+		case <-timeout:
+			return os.ErrDeadlineExceeded
+		case <-ch2:
+		}
+		stopTimer(timer)
+	}
+}
+
+// lockSlow acquires s when tryLock failed, honouring the deadline of dir and
+// the end of the Tether.
+func (t *Tether) lockSlow(s *sem, dir direction) error {
+	s.waiters.Add(1)
+	defer s.waiters.Add(-1)
+	for !s.tryLock() {
+		if err := t.block(dir, s.wake); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// userTimeout reports whether err is a timeout because the user's deadline
+// for dir has passed. Any other timeout (a dead peer, a QUIC idle timeout)
+// is a disconnect.
+func (t *Tether) userTimeout(err error, dir direction) bool {
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		return false
+	}
+	t.mu.Lock()
+	dl := t.rdl
+	if dir == dirWrite {
+		dl = t.wdl
+	}
+	t.mu.Unlock()
+	return !dl.IsZero() && !time.Now().Before(dl)
+}
+
+// endErrLocked is the error an operation returns once the Tether ended.
+func (t *Tether) endErrLocked(dir direction) error {
+	if dir == dirRead {
+		return t.rerr
+	}
+	return t.werr
+}
+
+// startLocked starts the reconnect for the loss of lost (nil: a dial after an
+// ignored Unreachable).
+func (t *Tether) startLocked(lost *link, cause error) *outage {
+	o := &outage{done: make(chan struct{})}
+	t.outage = o
+	go t.run(o, lost, cause)
+	return o
+}
+
+// run is the goroutine of one outage: the Disconnected event, then dials until
+// a connection is accepted, the handler gives up or ignores, or the Tether is
+// closed.
+func (t *Tether) run(o *outage, lost *link, cause error) {
+	defer func() {
+		t.mu.Lock()
+		t.outage = nil
+		t.mu.Unlock()
+		close(o.done)
+	}()
+	ctx := t.ctx
+	var ev Event
+	now := time.Now()
+	t.mu.Lock()
+	if lost != nil {
+		uptime := now.Sub(lost.up)
+		if uptime >= t.cfg.stability {
+			t.failures = 0
+		} else {
+			t.failures++
+			t.total++
+		}
+		t.since = now
+		ev = Event{Kind: Disconnected, Err: cause, Addr: t.addr, Attempt: t.failures, Dialed: lost.addr,
+			Total: t.total, Uptime: uptime, Since: now, Generation: lost.gen}
+	} else {
+		ev.Addr = t.addr
+	}
+	since := t.since
+	t.mu.Unlock()
+
+	if lost != nil {
+		switch t.handle(ctx, &ev) {
+		case Ignore:
+			o.ignored, o.err = true, cause
+			return
+		case GiveUp:
+			t.end(orErr(ev.Err, cause), cause)
+			return
+		}
+		// Take the link down so that operations wait for the new one, and
+		// close it so that those blocked on it wake.
+		t.mu.Lock()
+		if t.err == nil {
+			t.cur.Store(lost.down())
+		}
+		t.mu.Unlock()
+		lost.conn.Close()
+	}
+	l, err, out := t.connect(ctx, &ev, since, false)
+	switch out {
+	case connected:
+		t.install(l)
+	case gaveUp:
+		t.end(err, orErr(cause, err))
+	case ignored:
+		o.err = err
+	}
+}
+
+func orErr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+type outcome int
+
+const (
+	connected outcome = iota // a connection was accepted
+	gaveUp                   // err is the cause
+	ignored                  // err is the dial error
+	stopped                  // ctx is done
+)
+
+// connect dials until a connection is accepted, the handler gives up or
+// ignores a failed dial, or ctx is done. ev is the event that led here: its
+// Addr and Delay apply to the first dial.
+func (t *Tether) connect(ctx context.Context, ev *Event, since time.Time, first bool) (*link, error, outcome) {
+	var last error
+	for {
+		if ev.Delay > 0 && !sleep(ctx, ev.Delay) {
+			return nil, stopErr(ctx, last), stopped
+		}
+		if ctx.Err() != nil {
+			return nil, stopErr(ctx, last), stopped
+		}
+		addr := ev.Addr
+		start := time.Now()
+		conn, err := t.dialOnce(ctx, addr)
+		dialTime := time.Since(start)
+		if ctx.Err() != nil {
+			if conn != nil {
+				conn.Close()
+			}
+			return nil, stopErr(ctx, orErr(err, last)), stopped
+		}
+		if err != nil {
+			last = err
+			if first && t.cfg.noInitialRetry {
+				return nil, err, gaveUp
+			}
+			t.mu.Lock()
+			t.failures++
+			t.total++
+			*ev = Event{Kind: Unreachable, Err: err, Addr: addr, Dialed: addr, Attempt: t.failures,
+				Total: t.total, Since: since, Generation: t.cur.Load().genOrZero(), DialTime: dialTime}
+			t.mu.Unlock()
+			switch t.handle(ctx, ev) {
+			case GiveUp:
+				return nil, orErr(ev.Err, err), gaveUp
+			case Ignore:
+				return nil, err, ignored
+			}
+			continue
+		}
+		kind := Reconnected
+		if first {
+			kind = Connected
+		}
+		t.mu.Lock()
+		*ev = Event{Kind: kind, Addr: addr, Dialed: addr, Attempt: t.failures, Total: t.total,
+			Since: since, Generation: t.cur.Load().genOrZero() + 1, DialTime: dialTime, Conn: conn}
+		t.mu.Unlock()
+		if t.handle(ctx, ev) == GiveUp {
+			conn.Close()
+			return nil, orErr(ev.Err, ErrRejected), gaveUp
+		}
+		if ctx.Err() != nil {
+			conn.Close()
+			return nil, stopErr(ctx, nil), stopped
+		}
+		return newLink(conn, ev.Generation, addr), nil, connected
+	}
+}
+
+func (l *link) genOrZero() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.gen
+}
+
+// dialOnce dials addr and runs the OnConnect hook on the new connection.
+func (t *Tether) dialOnce(ctx context.Context, addr string) (net.Conn, error) {
+	conn, err := t.d.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	if conn == nil {
+		return nil, errNilDialed
+	}
+	if t.cfg.onConnect == nil {
+		return conn, nil
+	}
+	t.mu.Lock()
+	if t.closed.Load() {
+		t.mu.Unlock()
+		conn.Close()
+		return nil, net.ErrClosed
+	}
+	t.pending = conn
+	t.mu.Unlock()
+
+	octx, cancel := context.WithTimeout(ctx, t.cfg.onConnectTimeout)
+	dl, _ := octx.Deadline()
+	conn.SetDeadline(dl)
+	err = t.cfg.onConnect(octx, conn)
+	cancel()
+
+	t.mu.Lock()
+	t.pending = nil
+	t.mu.Unlock()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("tether: OnConnect: %w", err)
+	}
+	return conn, nil
+}
+
+// handle asks the handler about ev and records the address it chose.
+func (t *Tether) handle(ctx context.Context, ev *Event) Action {
+	a := t.h.HandleDisconnect(ctx, ev)
+	switch a {
+	case Reconnect, GiveUp, Ignore:
+	default:
+		ev.Err = fmt.Errorf("tether: handler returned an unknown Action %d", int(a))
+		a = GiveUp
+	}
+	if ev.Delay < 0 {
+		ev.Delay = 0
+	}
+	if ev.Addr == "" && a != GiveUp {
+		ev.Err, a = errEmptyNext, GiveUp
+	}
+	if ev.Addr != "" {
+		t.mu.Lock()
+		t.addr = ev.Addr
+		t.mu.Unlock()
+	}
+	return a
+}
+
+// install makes l the current link, with the user's deadlines, unless the
+// Tether ended meanwhile.
+func (t *Tether) install(l *link) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
+		l.conn.Close()
+		return
+	}
+	l.conn.SetReadDeadline(t.rdl)
+	l.conn.SetWriteDeadline(t.wdl)
+	t.cur.Store(l)
+}
+
+// end gives up for good: cause is what Err reports, ioErr the I/O error that
+// began the outage (for PropagateIO).
+func (t *Tether) end(cause, ioErr error) {
+	t.mu.Lock()
+	if t.err != nil {
+		t.mu.Unlock()
+		return
+	}
+	t.err = cause
+	var e error
+	switch t.cfg.propagation {
+	case PropagateCause:
+		e = cause
+	case PropagateIO:
+		e = orErr(ioErr, cause)
+	}
+	switch e {
+	case nil:
+		t.rerr, t.werr = io.EOF, ErrGaveUp
+	case io.EOF:
+		t.rerr, t.werr = io.EOF, fmt.Errorf("%w: %w", ErrGaveUp, ErrPeerClosed)
+	default:
+		t.rerr = fmt.Errorf("%w: %w", ErrGaveUp, e)
+		t.werr = t.rerr
+	}
+	c := t.cur.Load()
+	if c != nil {
+		t.cur.Store(c.down())
+	}
+	close(t.done)
+	t.cancel()
+	t.mu.Unlock()
+	if c != nil && c.conn != nil {
+		c.conn.Close()
+	}
+}
+
+// Close closes the Tether: it stops any reconnect (a backoff wait, a dial,
+// OnConnect), closes the current connection and any new one, and makes every
+// blocked and later operation return net.ErrClosed. It does not wait for a
+// handler that ignores its ctx. A second Close returns net.ErrClosed; Close
+// after a give-up returns nil and Err keeps the cause.
+func (t *Tether) Close() error {
+	t.mu.Lock()
+	if t.closed.Load() {
+		t.mu.Unlock()
+		return net.ErrClosed
+	}
+	t.closed.Store(true)
+	if t.err == nil {
+		t.err = net.ErrClosed
+		close(t.done)
+	}
+	t.rerr, t.werr = net.ErrClosed, net.ErrClosed
+	t.cancel()
+	c := t.cur.Load()
+	t.cur.Store(c.down())
+	p := t.pending
+	t.mu.Unlock()
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	if p != nil {
+		p.Close()
+	}
+	return nil
+}
+
+// CloseWrite shuts down the writing side of the current connection, when it
+// supports it (*net.TCPConn, *tls.Conn, a QUIC stream; otherwise it returns an
+// error wrapping errors.ErrUnsupported). It never triggers a reconnect, and
+// after it the peer's clean EOF is final: Read returns io.EOF. CloseWrite
+// applies to the current connection only; a connection that later fails with
+// another error is still replaced.
+func (t *Tether) CloseWrite() error {
+	if !t.wsem.tryLock() {
+		if err := t.lockSlow(&t.wsem, dirWrite); err != nil {
+			return err
+		}
+	}
+	defer t.wsem.unlock()
+	for {
+		c := t.cur.Load()
+		if c.conn == nil {
+			if err := t.awaitLink(c, dirWrite); err != nil {
+				return err
+			}
+			continue
+		}
+		cw, ok := c.conn.(interface{ CloseWrite() error })
+		if !ok {
+			return fmt.Errorf("tether: CloseWrite on %T: %w", c.conn, errors.ErrUnsupported)
+		}
+		t.halfClosed.Store(true)
+		return cw.CloseWrite()
+	}
+}
+
+// Done returns a channel that is closed once the Tether is closed or its
+// handler gave up.
+func (t *Tether) Done() <-chan struct{} { return t.done }
+
+// Err returns nil while the Tether is alive; then why it ended: the cause of
+// the give-up (Event.Err), or net.ErrClosed after Close.
+func (t *Tether) Err() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err
+}
+
+// Generation returns the number of the current connection: 1 for the first,
+// incremented by each reconnect (during an outage, the lost connection's).
+// Framed protocols compare it around a Read to see whether two reads came
+// from the same connection.
+func (t *Tether) Generation() uint64 { return t.cur.Load().gen }
+
+// Conn returns the current underlying connection, for its TLS state or peer
+// certificates, or nil during an outage and after the end. It is valid until
+// the next reconnect; reading from or writing to it bypasses the Tether.
+func (t *Tether) Conn() net.Conn { return t.cur.Load().conn }
+
+// Addr returns the address of the next dial (the handler may have changed it).
+func (t *Tether) Addr() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.addr
+}
+
+// LocalAddr returns the local address of the current connection, or of the
+// last one during an outage.
+func (t *Tether) LocalAddr() net.Addr { return t.cur.Load().laddr }
+
+// RemoteAddr returns the remote address of the current connection, or of the
+// last one during an outage.
+func (t *Tether) RemoteAddr() net.Addr { return t.cur.Load().raddr }
+
+// SetDeadline sets the read and write deadlines, as net.Conn does. Deadlines
+// apply across reconnects: an operation waiting for a reconnect returns
+// os.ErrDeadlineExceeded when its deadline passes (the reconnect goes on), and
+// each new connection gets the deadlines.
+func (t *Tether) SetDeadline(tm time.Time) error {
+	if err := t.SetReadDeadline(tm); err != nil {
+		return err
+	}
+	return t.SetWriteDeadline(tm)
+}
+
+// SetReadDeadline sets the deadline for Read calls, pending ones included;
+// see SetDeadline.
+func (t *Tether) SetReadDeadline(tm time.Time) error {
+	return t.setDeadline(tm, dirRead)
+}
+
+// SetWriteDeadline sets the deadline for Write calls, pending ones included;
+// see SetDeadline.
+func (t *Tether) SetWriteDeadline(tm time.Time) error {
+	return t.setDeadline(tm, dirWrite)
+}
+
+func (t *Tether) setDeadline(tm time.Time, dir direction) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() {
+		return net.ErrClosed
+	}
+	dl, changed := &t.rdl, &t.rdlCh
+	if dir == dirWrite {
+		dl, changed = &t.wdl, &t.wdlCh
+	}
+	*dl = tm
+	if *changed != nil {
+		close(*changed)
+		*changed = nil
+	}
+	c := t.cur.Load()
+	if c.conn == nil {
+		return nil
+	}
+	// An error from a dead connection does not matter: the next one gets
+	// the deadline.
+	if dir == dirRead {
+		c.conn.SetReadDeadline(tm)
+	} else {
+		c.conn.SetWriteDeadline(tm)
+	}
+	return nil
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func stopErr(ctx context.Context, last error) error {
+	err := context.Cause(ctx)
+	if err == nil {
+		err = net.ErrClosed
+	}
+	if last != nil {
+		return fmt.Errorf("tether: %w (last dial error: %w)", err, last)
+	}
+	return err
+}
+
+// sem is a mutex whose waiters can give up: the fast path is one atomic
+// compare-and-swap; waiters select on wake with their deadline and Close.
+type sem struct {
+	state   atomic.Int32
+	waiters atomic.Int32
+	wake    chan struct{}
+}
+
+func (s *sem) init() { s.wake = make(chan struct{}, 1) }
+
+func (s *sem) tryLock() bool { return s.state.CompareAndSwap(0, 1) }
+
+func (s *sem) unlock() {
+	s.state.Store(0)
+	if s.waiters.Load() > 0 {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
