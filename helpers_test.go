@@ -1,0 +1,159 @@
+package tether_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/io-tether/tether"
+)
+
+// pipeDialer hands out the client ends of net.Pipe pairs and keeps the server
+// ends on servers. fail, when set, can fail a dial by its index.
+type pipeDialer struct {
+	servers chan net.Conn
+
+	mu    sync.Mutex
+	dials []dialRecord
+	fail  func(n int, addr string) error
+	hold  chan struct{} // when non-nil, dials block until it is closed or ctx ends
+}
+
+type dialRecord struct {
+	addr string
+	at   time.Time
+}
+
+func newPipeDialer() *pipeDialer {
+	return &pipeDialer{servers: make(chan net.Conn, 1000)}
+}
+
+func (p *pipeDialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	p.mu.Lock()
+	n := len(p.dials)
+	p.dials = append(p.dials, dialRecord{addr, time.Now()})
+	fail, hold := p.fail, p.hold
+	p.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if fail != nil {
+		if err := fail(n, addr); err != nil {
+			return nil, err
+		}
+	}
+	c, s := net.Pipe()
+	p.servers <- s
+	return c, nil
+}
+
+func (p *pipeDialer) setFail(f func(n int, addr string) error) {
+	p.mu.Lock()
+	p.fail = f
+	p.mu.Unlock()
+}
+
+func (p *pipeDialer) numDials() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.dials)
+}
+
+func (p *pipeDialer) addrs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var a []string
+	for _, d := range p.dials {
+		a = append(a, d.addr)
+	}
+	return a
+}
+
+// server returns the next server end, failing the test if none comes.
+func (p *pipeDialer) server(t *testing.T) net.Conn {
+	t.Helper()
+	select {
+	case s := <-p.servers:
+		t.Cleanup(func() { s.Close() })
+		return s
+	case <-time.After(time.Hour): // virtual time inside synctest
+		t.Fatal("no connection was dialed")
+		return nil
+	}
+}
+
+// recorder is a handler that records a copy of each event and answers with
+// decide (Reconnect when nil).
+type recorder struct {
+	mu     sync.Mutex
+	events []tether.Event
+	decide func(ev *tether.Event) tether.Action
+}
+
+func (r *recorder) HandleDisconnect(ctx context.Context, ev *tether.Event) tether.Action {
+	a := tether.Reconnect
+	if r.decide != nil {
+		a = r.decide(ev)
+	}
+	r.mu.Lock()
+	r.events = append(r.events, *ev)
+	r.mu.Unlock()
+	return a
+}
+
+func (r *recorder) kinds() []tether.EventKind {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var k []tether.EventKind
+	for _, e := range r.events {
+		k = append(k, e.Kind)
+	}
+	return k
+}
+
+func (r *recorder) all() []tether.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]tether.Event(nil), r.events...)
+}
+
+var errRefused = errors.New("refused (test)")
+
+// readN reads exactly n bytes from c in a goroutine and reports them.
+func readAsync(c net.Conn, n int) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		buf := make([]byte, n)
+		m, err := readFull(c, buf)
+		ch <- result{string(buf[:m]), m, err}
+	}()
+	return ch
+}
+
+type result struct {
+	s   string
+	n   int
+	err error
+}
+
+func readFull(c net.Conn, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := c.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func countGoroutines() int { return runtime.NumGoroutine() }

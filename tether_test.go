@@ -1,0 +1,1029 @@
+package tether_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+)
+
+// Semantics 1: a reconnect between two reads is invisible to the reader.
+func TestTransparentReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+
+		got := readAsync(tt, 6)
+		s1 := d.server(t)
+		_, err = s1.Write([]byte("foo"))
+		require.NoError(t, err)
+		s1.Close()
+		s2 := d.server(t)
+		_, err = s2.Write([]byte("bar"))
+		require.NoError(t, err)
+
+		res := <-got
+		require.NoError(t, res.err)
+		require.Equal(t, "foobar", res.s)
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
+		require.Equal(t, io.EOF, r.all()[1].Err, "a clean close is reported as io.EOF")
+		require.Equal(t, uint64(2), tt.Generation())
+	})
+}
+
+// Semantics 2: a reader and a writer that both see the loss cause one
+// reconnect sequence.
+func TestOneReconnectPerLoss(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		s1 := d.server(t)
+
+		got := readAsync(tt, 4)
+		wrote := make(chan error, 1)
+		go func() {
+			_, err := tt.Write([]byte("ping"))
+			wrote <- err
+		}()
+		synctest.Wait() // both blocked on the pipe
+		s1.Close()
+
+		s2 := d.server(t)
+		buf := make([]byte, 4)
+		_, err = io.ReadFull(s2, buf)
+		require.NoError(t, err)
+		require.Equal(t, "ping", string(buf), "the write that failed goes to the new connection")
+		require.NoError(t, <-wrote)
+		_, err = s2.Write([]byte("pong"))
+		require.NoError(t, err)
+		res := <-got
+		require.NoError(t, res.err)
+		require.Equal(t, "pong", res.s)
+
+		synctest.Wait()
+		require.Equal(t, 2, d.numDials())
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
+	})
+}
+
+// stuckConn is a connection whose Read ignores Close and returns only when
+// released: it stands for an error that arrives late.
+type stuckConn struct {
+	net.Conn
+	release chan error
+}
+
+func (c *stuckConn) Read(p []byte) (int, error) { return 0, <-c.release }
+
+// Semantics 2: an error from connection N that arrives once N+1 is up
+// triggers nothing (generations).
+func TestStaleErrorTriggersNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pd := newPipeDialer()
+		stuck := &stuckConn{release: make(chan error)}
+		first := true
+		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
+			c, err := pd.Dial(ctx, addr)
+			if first {
+				first = false
+				stuck.Conn = c
+				return stuck, nil
+			}
+			return c, err
+		})
+		r := &recorder{}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		s1 := pd.server(t)
+
+		got := readAsync(tt, 3)
+		synctest.Wait()
+		s1.Close()
+		wrote := make(chan error, 1)
+		go func() {
+			_, err := tt.Write([]byte("x")) // fails on generation 1, reconnects
+			wrote <- err
+		}()
+		s2 := pd.server(t)
+		buf := make([]byte, 1)
+		_, err = io.ReadFull(s2, buf)
+		require.NoError(t, err)
+		require.NoError(t, <-wrote)
+		synctest.Wait()
+		require.Equal(t, uint64(2), tt.Generation())
+
+		stuck.release <- errors.New("late error from generation 1")
+		_, err = s2.Write([]byte("abc"))
+		require.NoError(t, err)
+		res := <-got
+		require.NoError(t, res.err)
+		require.Equal(t, "abc", res.s)
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
+		require.Equal(t, 2, pd.numDials())
+	})
+}
+
+// Semantics 3: a Read blocked on the connection does not block a Write, and a
+// Write queued behind another honours its own deadline and Close.
+func TestFullDuplex(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		tt, err := tether.Dial(t.Context(), d, "a", nil)
+		require.NoError(t, err)
+		s := d.server(t)
+
+		got := readAsync(tt, 1)
+		synctest.Wait()
+		// The read is blocked; a write goes through.
+		go func() { io.ReadFull(s, make([]byte, 5)) }()
+		n, err := tt.Write([]byte("hello"))
+		require.NoError(t, err)
+		require.Equal(t, 5, n)
+
+		// A write blocked on the connection (nobody reads), and one queued
+		// behind it: the queued one returns at its deadline.
+		first := make(chan error, 1)
+		go func() {
+			_, err := tt.Write([]byte("blocked"))
+			first <- err
+		}()
+		synctest.Wait()
+		start := time.Now()
+		require.NoError(t, tt.SetWriteDeadline(start.Add(time.Second)))
+		_, err = tt.Write([]byte("queued"))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		require.Equal(t, time.Second, time.Since(start))
+		require.ErrorIs(t, <-first, os.ErrDeadlineExceeded)
+
+		// A queued write returns net.ErrClosed on Close.
+		require.NoError(t, tt.SetWriteDeadline(time.Time{}))
+		go func() {
+			_, err := tt.Write([]byte("blocked again"))
+			first <- err
+		}()
+		synctest.Wait()
+		queued := make(chan error, 1)
+		go func() {
+			_, err := tt.Write([]byte("queued"))
+			queued <- err
+		}()
+		synctest.Wait()
+		require.NoError(t, tt.Close())
+		require.ErrorIs(t, <-queued, net.ErrClosed)
+		require.ErrorIs(t, <-first, net.ErrClosed)
+		require.ErrorIs(t, (<-got).err, net.ErrClosed)
+	})
+}
+
+// Semantics 4: the bytes a failed connection did not accept go first to the
+// next one, before a later Write's bytes.
+func TestWriteRemainderGoesFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		tt, err := tether.Dial(t.Context(), d, "a", nil,
+			tether.WithStabilityPeriod(0))
+		require.NoError(t, err)
+		defer tt.Close()
+		s1 := d.server(t)
+
+		wrote := make(chan result, 2)
+		go func() {
+			n, err := tt.Write([]byte("hello"))
+			wrote <- result{n: n, err: err}
+		}()
+		buf := make([]byte, 2)
+		_, err = io.ReadFull(s1, buf) // the first connection accepts "he"
+		require.NoError(t, err)
+		synctest.Wait()
+		go func() {
+			n, err := tt.Write([]byte("world")) // queued behind the first
+			wrote <- result{n: n, err: err}
+		}()
+		synctest.Wait()
+		s1.Close()
+
+		s2 := d.server(t)
+		rest := make([]byte, 8)
+		_, err = io.ReadFull(s2, rest)
+		require.NoError(t, err)
+		require.Equal(t, "lloworld", string(rest))
+		for range 2 {
+			w := <-wrote
+			require.NoError(t, w.err)
+			require.Equal(t, 5, w.n)
+		}
+	})
+}
+
+// Semantics 4: with WithDropUnwritten the Write returns at once with the
+// count accepted and ErrDropped; later Writes go to the new connection.
+func TestDropUnwritten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithDropUnwritten())
+		require.NoError(t, err)
+		defer tt.Close()
+		s1 := d.server(t)
+
+		wrote := make(chan result, 1)
+		go func() {
+			n, err := tt.Write([]byte("hello"))
+			wrote <- result{n: n, err: err}
+		}()
+		_, err = io.ReadFull(s1, make([]byte, 2))
+		require.NoError(t, err)
+		synctest.Wait()
+		s1.Close()
+		w := <-wrote
+		require.Equal(t, 2, w.n)
+		require.ErrorIs(t, w.err, tether.ErrDropped)
+		require.ErrorIs(t, w.err, io.ErrClosedPipe, "the cause is kept")
+
+		go func() {
+			n, err := tt.Write([]byte("world"))
+			wrote <- result{n: n, err: err}
+		}()
+		s2 := d.server(t)
+		buf := make([]byte, 5)
+		_, err = io.ReadFull(s2, buf)
+		require.NoError(t, err)
+		require.Equal(t, "world", string(buf))
+		w = <-wrote
+		require.NoError(t, w.err)
+		require.Equal(t, 5, w.n)
+	})
+}
+
+// scriptConn returns scripted results from Read, then behaves as its Conn.
+type scriptConn struct {
+	net.Conn
+	reads []result
+}
+
+func (c *scriptConn) Read(p []byte) (int, error) {
+	if len(c.reads) > 0 {
+		r := c.reads[0]
+		c.reads = c.reads[1:]
+		return copy(p, r.s), r.err
+	}
+	return c.Conn.Read(p)
+}
+
+// Semantics 4: a Read that got bytes with an error delivers the bytes first.
+func TestReadBytesWithError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pd := newPipeDialer()
+		n := 0
+		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
+			c, err := pd.Dial(ctx, addr)
+			n++
+			if n == 1 {
+				return &scriptConn{Conn: c, reads: []result{{s: "abc", err: io.EOF}}}, err
+			}
+			return c, err
+		})
+		r := &recorder{}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		buf := make([]byte, 10)
+		m, err := tt.Read(buf)
+		require.NoError(t, err)
+		require.Equal(t, "abc", string(buf[:m]))
+		require.Equal(t, []tether.EventKind{tether.Connected}, r.kinds(), "no reconnect before the bytes are delivered")
+
+		got := readAsync(tt, 3)
+		pd.server(t)
+		s2 := pd.server(t)
+		_, err = s2.Write([]byte("def"))
+		require.NoError(t, err)
+		res := <-got
+		require.NoError(t, res.err)
+		require.Equal(t, "def", res.s)
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
+		require.Equal(t, io.EOF, r.all()[1].Err)
+	})
+}
+
+func giveUpOn(kinds ...tether.EventKind) func(*tether.Event) tether.Action {
+	return func(ev *tether.Event) tether.Action {
+		for _, k := range kinds {
+			if ev.Kind == k {
+				return tether.GiveUp
+			}
+		}
+		return tether.Reconnect
+	}
+}
+
+// Semantics 5: after a give-up on a clean EOF, Read returns io.EOF so that
+// io.ReadAll ends normally, Write returns an error that is not io.EOF, Done
+// is closed and Err says why.
+func TestGiveUpOnCleanEOF(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{decide: giveUpOn(tether.Disconnected)}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		s := d.server(t)
+		go func() {
+			s.Write([]byte("all of it"))
+			s.Close()
+		}()
+		b, err := io.ReadAll(tt)
+		require.NoError(t, err)
+		require.Equal(t, "all of it", string(b))
+
+		select {
+		case <-tt.Done():
+		default:
+			t.Fatal("Done() is not closed after a give-up")
+		}
+		require.Equal(t, io.EOF, tt.Err())
+		_, err = tt.Write([]byte("x"))
+		require.Error(t, err)
+		require.NotEqual(t, io.EOF, err)
+		require.ErrorIs(t, err, tether.ErrGaveUp)
+		n, err := tt.Read(make([]byte, 1))
+		require.Equal(t, 0, n)
+		require.Equal(t, io.EOF, err)
+		require.Equal(t, 1, d.numDials())
+	})
+}
+
+// Semantics 5: a handler that gives up may set the error reported, and the
+// propagation option picks what operations return.
+func TestGiveUpErrorPropagation(t *testing.T) {
+	custom := errors.New("policy says stop")
+	for _, tc := range []struct {
+		name      string
+		prop      tether.Propagation
+		setErr    bool
+		wantErr   error // what Err reports
+		wantRead  error // errors.Is target of Read's error (nil: io.EOF exactly)
+		wantWrite error
+	}{
+		{"cause", tether.PropagateCause, false, errRefused, errRefused, errRefused},
+		{"handler's error", tether.PropagateCause, true, custom, custom, custom},
+		{"io", tether.PropagateIO, false, errRefused, nil, tether.ErrPeerClosed},
+		{"none", tether.PropagateNone, false, errRefused, nil, tether.ErrGaveUp},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				d := newPipeDialer()
+				r := &recorder{decide: func(ev *tether.Event) tether.Action {
+					if ev.Kind == tether.Unreachable {
+						if tc.setErr {
+							ev.Err = custom
+						}
+						return tether.GiveUp
+					}
+					return tether.Reconnect
+				}}
+				tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithErrorPropagation(tc.prop))
+				require.NoError(t, err)
+				defer tt.Close()
+				d.setFail(func(int, string) error { return errRefused })
+				d.server(t).Close() // the peer closes: io.EOF, then the dial fails
+
+				_, rerr := tt.Read(make([]byte, 1))
+				_, werr := tt.Write([]byte("x"))
+				<-tt.Done()
+				require.Equal(t, tc.wantErr, tt.Err())
+				if tc.wantRead == nil {
+					require.Equal(t, io.EOF, rerr)
+				} else {
+					require.ErrorIs(t, rerr, tc.wantRead)
+					require.ErrorIs(t, rerr, tether.ErrGaveUp)
+				}
+				require.ErrorIs(t, werr, tc.wantWrite)
+				require.ErrorIs(t, werr, tether.ErrGaveUp)
+				require.NotEqual(t, io.EOF, werr)
+			})
+		})
+	}
+}
+
+// Semantics 6: an operation waiting for a reconnect returns a timeout when
+// its deadline passes; the reconnect goes on, and the new connection gets the
+// deadlines.
+func TestDeadlineAcrossReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
+				ev.Delay = 2 * time.Second
+			}
+			return tether.Reconnect
+		}}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		d.server(t).Close()
+
+		start := time.Now()
+		require.NoError(t, tt.SetReadDeadline(start.Add(500*time.Millisecond)))
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		var ne net.Error
+		require.ErrorAs(t, err, &ne)
+		require.True(t, ne.Timeout())
+		require.Equal(t, 500*time.Millisecond, time.Since(start))
+
+		// The reconnect went on without a reader.
+		s2 := d.server(t)
+		require.Equal(t, 2*time.Second, time.Since(start))
+		synctest.Wait()
+		require.Equal(t, uint64(2), tt.Generation())
+
+		// The new connection has the deadline too: it has passed, so a Read
+		// returns a timeout at once, without a reconnect.
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		require.Equal(t, uint64(2), tt.Generation())
+
+		// A deadline in the future, crossed on the new connection itself.
+		require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Second)))
+		start = time.Now()
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		require.Equal(t, time.Second, time.Since(start))
+		require.Len(t, r.kinds(), 3, "a user timeout is not a disconnect")
+
+		require.NoError(t, tt.SetReadDeadline(time.Time{}))
+		go s2.Write([]byte("z"))
+		n, err := tt.Read(make([]byte, 1))
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+	})
+}
+
+// timeoutConn fails every Read with a timeout the user did not ask for, as a
+// dead QUIC peer or TCP keep-alive does.
+type timeoutConn struct{ net.Conn }
+
+func (c timeoutConn) Read([]byte) (int, error) { return 0, os.ErrDeadlineExceeded }
+
+// Traps: a timeout is the user's only while the user's deadline has passed;
+// any other is a disconnect.
+func TestTimeoutWithoutDeadlineIsDisconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pd := newPipeDialer()
+		n := 0
+		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
+			c, err := pd.Dial(ctx, addr)
+			n++
+			if n == 1 {
+				return timeoutConn{c}, err
+			}
+			return c, err
+		})
+		r := &recorder{}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		got := readAsync(tt, 2)
+		pd.server(t)
+		s2 := pd.server(t)
+		s2.Write([]byte("ok"))
+		res := <-got
+		require.NoError(t, res.err)
+		require.Equal(t, "ok", res.s)
+		ev := r.all()[1]
+		require.Equal(t, tether.Disconnected, ev.Kind)
+		require.ErrorIs(t, ev.Err, os.ErrDeadlineExceeded)
+	})
+}
+
+// Semantics 7: Close returns at once during a backoff wait, and blocked
+// operations return net.ErrClosed.
+func TestCloseDuringBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+			ev.Delay = time.Hour
+			return tether.Reconnect
+		}}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		d.server(t).Close()
+		got := readAsync(tt, 1)
+		synctest.Wait()
+		start := time.Now()
+		require.NoError(t, tt.Close())
+		require.ErrorIs(t, (<-got).err, net.ErrClosed)
+		_, err = tt.Write([]byte("x"))
+		require.ErrorIs(t, err, net.ErrClosed)
+		synctest.Wait() // the outage's goroutine is gone
+		require.Zero(t, time.Since(start))
+		require.Equal(t, 1, d.numDials())
+		require.ErrorIs(t, tt.Err(), net.ErrClosed)
+	})
+}
+
+// Semantics 7: Close interrupts a slow dial.
+func TestCloseDuringSlowDial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		tt, err := tether.Dial(t.Context(), d, "a", tether.DisconnectHandlerFunc(
+			func(context.Context, *tether.Event) tether.Action { return tether.Reconnect }))
+		require.NoError(t, err)
+		d.mu.Lock()
+		d.hold = make(chan struct{}) // never released
+		d.mu.Unlock()
+		d.server(t).Close()
+		got := readAsync(tt, 1)
+		synctest.Wait()
+		require.Equal(t, 2, d.numDials(), "the redial is in progress")
+		require.NoError(t, tt.Close())
+		require.ErrorIs(t, (<-got).err, net.ErrClosed)
+		synctest.Wait()
+	})
+}
+
+// Semantics 7: Close interrupts OnConnect, closing the fresh connection.
+func TestCloseDuringOnConnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		var calls atomic.Int32
+		hookErr := make(chan error, 1)
+		tt, err := tether.Dial(t.Context(), d, "a", nil,
+			tether.WithOnConnect(func(ctx context.Context, c net.Conn) error {
+				if calls.Add(1) == 1 {
+					return nil
+				}
+				_, err := c.Read(make([]byte, 1)) // waits for a hello that never comes
+				hookErr <- err
+				return err
+			}))
+		require.NoError(t, err)
+		d.server(t).Close()
+		got := readAsync(tt, 1)
+		d.server(t) // the second connection, in OnConnect
+		synctest.Wait()
+		require.NoError(t, tt.Close())
+		require.ErrorIs(t, (<-got).err, net.ErrClosed)
+		require.Error(t, <-hookErr, "the hook's connection was closed")
+		synctest.Wait()
+	})
+}
+
+// Semantics 7: a second Close returns net.ErrClosed; Close after a give-up
+// returns nil and Err keeps the cause.
+func TestCloseIdempotent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		tt, err := tether.Dial(t.Context(), d, "a", nil)
+		require.NoError(t, err)
+		require.NoError(t, tt.Close())
+		require.ErrorIs(t, tt.Close(), net.ErrClosed)
+		require.ErrorIs(t, tt.Err(), net.ErrClosed)
+
+		r := &recorder{decide: giveUpOn(tether.Disconnected)}
+		tt, err = tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		<-d.servers
+		s := d.server(t)
+		s.Close()
+		_, err = tt.Read(make([]byte, 1))
+		require.Equal(t, io.EOF, err)
+		require.NoError(t, tt.Close())
+		require.Equal(t, io.EOF, tt.Err(), "Err keeps the first cause")
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, net.ErrClosed)
+	})
+}
+
+// Semantics 8: a healthy Tether has no goroutine; a reconnect's goroutine
+// ends with the outage.
+func TestNoGoroutineWhenHealthy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		before := countGoroutines()
+		var ts []*tether.Tether
+		for range 50 {
+			tt, err := tether.Dial(t.Context(), d, "a", nil)
+			require.NoError(t, err)
+			ts = append(ts, tt)
+		}
+		synctest.Wait()
+		require.Equal(t, before, countGoroutines())
+
+		d.server(t).Close()
+		got := readAsync(ts[0], 1)
+		synctest.Wait()
+		require.Equal(t, before+2, countGoroutines(), "the reader and the outage")
+		for range 49 {
+			d.server(t)
+		}
+		go d.server(t).Write([]byte("x"))
+		require.NoError(t, (<-got).err)
+		synctest.Wait()
+		require.Equal(t, before, countGoroutines())
+		for _, tt := range ts {
+			tt.Close()
+		}
+	})
+}
+
+// Semantics 9: a server that accepts and closes at once, or refuses, does not
+// make the default policy spin.
+func TestDefaultPolicyDoesNotSpin(t *testing.T) {
+	for _, fault := range []string{"accept-and-close", "refuse"} {
+		t.Run(fault, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				d := newPipeDialer()
+				tt, err := tether.Dial(t.Context(), d, "a", nil)
+				require.NoError(t, err)
+				if fault == "refuse" {
+					d.setFail(func(int, string) error { return errRefused })
+				}
+				stop := make(chan struct{})
+				go func() { // the server closes each connection at once
+					for {
+						select {
+						case s := <-d.servers:
+							s.Close()
+						case <-stop:
+							return
+						}
+					}
+				}()
+				tt.SetReadDeadline(time.Now().Add(10 * time.Minute))
+				_, err = tt.Read(make([]byte, 1))
+				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+				n := d.numDials()
+				// 10 minutes of backoff from 1 s ×1.6 capped at 120 s:
+				// about a dozen dials; a spinning policy makes millions.
+				require.Greater(t, n, 5)
+				require.Less(t, n, 25, "dials in 10 minutes")
+				d.mu.Lock()
+				dials := append([]dialRecord(nil), d.dials...)
+				d.mu.Unlock()
+				for i := 3; i < len(dials); i++ {
+					gap := dials[i].at.Sub(dials[i-1].at)
+					require.GreaterOrEqual(t, gap, 800*time.Millisecond, "gap before dial %d", i)
+				}
+				tt.Close()
+				close(stop)
+			})
+		})
+	}
+}
+
+// Semantics 10: bad input gets a clear error, never a panic.
+func TestBadInput(t *testing.T) {
+	d := newPipeDialer()
+	for _, tc := range []struct {
+		name string
+		dial func() (*tether.Tether, error)
+		want string
+	}{
+		{"nil dialer", func() (*tether.Tether, error) { return tether.Dial(t.Context(), nil, "a", nil) }, "tether: nil Dialer"},
+		{"empty address", func() (*tether.Tether, error) { return tether.Dial(t.Context(), d, "", nil) }, "tether: empty address"},
+		{"nil context", func() (*tether.Tether, error) {
+			var ctx context.Context
+			return tether.Dial(ctx, d, "a", nil)
+		}, "tether: nil Context"},
+		{"nil DialerFunc", func() (*tether.Tether, error) {
+			return tether.Dial(t.Context(), tether.DialerFunc(nil), "a", nil)
+		}, "tether: nil DialerFunc"},
+		{"nil DisconnectHandlerFunc", func() (*tether.Tether, error) {
+			d.setFail(func(int, string) error { return errRefused })
+			defer d.setFail(nil)
+			return tether.Dial(t.Context(), d, "a", tether.DisconnectHandlerFunc(nil))
+		}, "tether: nil DisconnectHandlerFunc"},
+		{"unknown action", func() (*tether.Tether, error) {
+			return tether.Dial(t.Context(), d, "a", tether.DisconnectHandlerFunc(
+				func(context.Context, *tether.Event) tether.Action { return 42 }))
+		}, "tether: handler returned an unknown Action 42"},
+		{"empty address from handler", func() (*tether.Tether, error) {
+			d.setFail(func(int, string) error { return errRefused })
+			defer d.setFail(nil)
+			return tether.Dial(t.Context(), d, "a", tether.DisconnectHandlerFunc(
+				func(_ context.Context, ev *tether.Event) tether.Action { ev.Addr = ""; return tether.Reconnect }))
+		}, "tether: handler set an empty address"},
+		{"negative stability", func() (*tether.Tether, error) {
+			return tether.Dial(t.Context(), d, "a", nil, tether.WithStabilityPeriod(-1))
+		}, "tether: negative stability period"},
+		{"zero OnConnect timeout", func() (*tether.Tether, error) {
+			return tether.Dial(t.Context(), d, "a", nil, tether.WithOnConnectTimeout(0))
+		}, "tether: OnConnect timeout must be positive"},
+		{"middleware returning nil", func() (*tether.Tether, error) {
+			h := tether.Chain(nil, func(tether.DisconnectHandler) tether.DisconnectHandler { return nil })
+			return tether.Dial(t.Context(), d, "a", h)
+		}, "tether: a Middleware returned a nil DisconnectHandler"},
+		{"nil dialer in New", func() (*tether.Tether, error) {
+			c, _ := net.Pipe()
+			return tether.New(c, nil, "a", nil)
+		}, "tether: nil Dialer"},
+		{"nil conn in New", func() (*tether.Tether, error) { return tether.New(nil, d, "a", nil) }, "tether: nil net.Conn"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tt, err := tc.dial()
+			require.Nil(t, tt)
+			require.EqualError(t, err, tc.want)
+		})
+	}
+}
+
+// Semantics 12: CloseWrite on a connection without it says so, and never
+// reconnects.
+func TestCloseWriteUnsupported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		tt, err := tether.Dial(t.Context(), d, "a", nil)
+		require.NoError(t, err)
+		defer tt.Close()
+		require.ErrorIs(t, tt.CloseWrite(), errors.ErrUnsupported)
+		require.Equal(t, 1, d.numDials())
+	})
+}
+
+// The Ignore action on Disconnected: the error goes to the operation, the
+// connection is kept, nothing loops.
+func TestIgnoreKeepsConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pd := newPipeDialer()
+		glitch := errors.New("glitch")
+		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
+			c, err := pd.Dial(ctx, addr)
+			return &scriptConn{Conn: c, reads: []result{{err: glitch}}}, err
+		})
+		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Disconnected {
+				return tether.Ignore
+			}
+			return tether.Reconnect
+		}}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		_, err = tt.Read(make([]byte, 1))
+		require.Equal(t, glitch, err)
+		s := pd.server(t)
+		go s.Write([]byte("y"))
+		n, err := tt.Read(make([]byte, 1))
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		require.Equal(t, 1, pd.numDials())
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected}, r.kinds())
+	})
+}
+
+// The Ignore action on Unreachable: the waiting operation gets the dial error,
+// and the next operation dials again.
+func TestIgnoreUnreachable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Unreachable {
+				return tether.Ignore
+			}
+			return tether.Reconnect
+		}}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		d.setFail(func(n int, _ string) error {
+			if n == 1 {
+				return errRefused
+			}
+			return nil
+		})
+		d.server(t).Close()
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, errRefused)
+		synctest.Wait()
+		require.Equal(t, 2, d.numDials(), "no redial by itself")
+
+		got := readAsync(tt, 1)
+		s := d.server(t)
+		s.Write([]byte("k"))
+		require.NoError(t, (<-got).err)
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Unreachable, tether.Reconnected}, r.kinds())
+	})
+}
+
+// Counting attempts, as DESIGN.md's table says.
+func TestAttemptCounting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		d.setFail(func(n int, _ string) error {
+			switch n {
+			case 0, 1, 3: // two failures inside Dial, one after the stable loss
+				return errRefused
+			}
+			return nil
+		})
+		r := &recorder{}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		s := d.server(t)
+
+		time.Sleep(2 * time.Second) // stable
+		s.Close()
+		got := readAsync(tt, 1)
+		s = d.server(t)
+		synctest.Wait()
+		time.Sleep(100 * time.Millisecond) // dies within the stability period
+		s.Close()
+		s = d.server(t)
+		go s.Write([]byte("x"))
+		require.NoError(t, (<-got).err)
+
+		type row struct {
+			kind    tether.EventKind
+			attempt int
+			total   int
+		}
+		var rows []row
+		for _, ev := range r.all() {
+			rows = append(rows, row{ev.Kind, ev.Attempt, ev.Total})
+		}
+		require.Equal(t, []row{
+			{tether.Unreachable, 1, 1},
+			{tether.Unreachable, 2, 2},
+			{tether.Connected, 2, 2},
+			{tether.Disconnected, 0, 2}, // after a stable connection
+			{tether.Unreachable, 1, 3},  // previous + 1
+			{tether.Reconnected, 1, 3},  // the failed dials it took
+			{tether.Disconnected, 2, 4}, // died young: failures so far + 1
+			{tether.Reconnected, 2, 4},
+		}, rows)
+	})
+}
+
+// A failed OnConnect counts as a failed dial.
+func TestOnConnectFailureCountsAsFailedDial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		hello := errors.New("hello rejected")
+		var calls atomic.Int32
+		r := &recorder{}
+		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithOnConnect(func(context.Context, net.Conn) error {
+			if calls.Add(1) == 1 {
+				return hello
+			}
+			return nil
+		}))
+		require.NoError(t, err)
+		defer tt.Close()
+		evs := r.all()
+		require.Len(t, evs, 2)
+		require.Equal(t, tether.Unreachable, evs[0].Kind)
+		require.ErrorIs(t, evs[0].Err, hello)
+		require.Equal(t, 1, evs[0].Attempt)
+		require.Equal(t, tether.Connected, evs[1].Kind)
+		require.Equal(t, 1, evs[1].Attempt)
+	})
+}
+
+// The fields beyond the fixed ones.
+func TestEventFields(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Disconnected {
+				ev.Addr = "b"
+				ev.Delay = 3 * time.Second
+			}
+			return tether.Reconnect
+		}}
+		start := time.Now()
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		time.Sleep(5 * time.Second)
+		d.server(t).Close()
+		got := readAsync(tt, 1)
+		s := d.server(t)
+		go s.Write([]byte("x"))
+		require.NoError(t, (<-got).err)
+
+		evs := r.all()
+		require.Len(t, evs, 3)
+		c, lost, back := evs[0], evs[1], evs[2]
+		require.Equal(t, "a", c.Dialed)
+		require.Equal(t, uint64(1), c.Generation)
+		require.Equal(t, start, c.Since)
+		require.NotNil(t, c.Conn)
+
+		require.Equal(t, "a", lost.Dialed)
+		require.Equal(t, "b", lost.Addr, "the handler's change is visible in the copy")
+		require.Equal(t, 5*time.Second, lost.Uptime)
+		require.Equal(t, start.Add(5*time.Second), lost.Since)
+		require.Equal(t, uint64(1), lost.Generation)
+		require.Nil(t, lost.Conn)
+
+		require.Equal(t, "b", back.Dialed)
+		require.Equal(t, uint64(2), back.Generation)
+		require.Equal(t, lost.Since, back.Since)
+		require.Equal(t, 8*time.Second, time.Since(start), "Delay was waited")
+		require.NotNil(t, back.Conn)
+		require.Equal(t, []string{"a", "b"}, d.addrs())
+		require.Equal(t, "b", tt.Addr())
+	})
+}
+
+// Dial's ctx bounds the first connection: Dial stops retrying when it is
+// done, whatever the handler says, and the handler gets it.
+func TestDialContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		d.setFail(func(int, string) error { return errRefused })
+		type key struct{}
+		ctx, cancel := context.WithTimeout(context.WithValue(t.Context(), key{}, "v"), 30*time.Second)
+		defer cancel()
+		var sawValue atomic.Bool
+		h := tether.Chain(nil, func(next tether.DisconnectHandler) tether.DisconnectHandler {
+			return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+				sawValue.Store(ctx.Value(key{}) == "v")
+				return next.HandleDisconnect(ctx, ev)
+			})
+		})
+		start := time.Now()
+		tt, err := tether.Dial(ctx, d, "a", h)
+		require.Nil(t, tt)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorIs(t, err, errRefused, "the last dial error is kept")
+		require.Equal(t, 30*time.Second, time.Since(start))
+		require.True(t, sawValue.Load())
+	})
+}
+
+// WithNoInitialRetry returns the first dial's error at once.
+func TestNoInitialRetry(t *testing.T) {
+	d := newPipeDialer()
+	d.setFail(func(int, string) error { return errRefused })
+	r := &recorder{}
+	tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithNoInitialRetry())
+	require.Nil(t, tt)
+	require.ErrorIs(t, err, errRefused)
+	require.Equal(t, 1, d.numDials())
+	require.Empty(t, r.kinds())
+}
+
+// New adopts a connection: no Connected event, and a reconnect on its loss.
+func TestNewAdoptsConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, s := net.Pipe()
+		d := newPipeDialer()
+		r := &recorder{}
+		tt, err := tether.New(c, d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		require.Equal(t, uint64(1), tt.Generation())
+		require.Equal(t, c, tt.Conn())
+		s.Close()
+		got := readAsync(tt, 1)
+		s2 := d.server(t)
+		go s2.Write([]byte("x"))
+		require.NoError(t, (<-got).err)
+		require.Equal(t, []tether.EventKind{tether.Disconnected, tether.Reconnected}, r.kinds())
+	})
+}
+
+// During an outage the addresses are the last known ones, never nil.
+func TestAddrsDuringOutage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+			ev.Delay = time.Hour
+			return tether.Reconnect
+		}}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		d.server(t).Close()
+		wrote := make(chan error, 1)
+		go func() {
+			_, err := tt.Write([]byte("x"))
+			wrote <- err
+		}()
+		synctest.Wait()
+		require.NotNil(t, tt.LocalAddr())
+		require.NotNil(t, tt.RemoteAddr())
+		require.Nil(t, tt.Conn(), "no connection during the outage")
+		tt.Close()
+		require.ErrorIs(t, <-wrote, net.ErrClosed)
+	})
+}
