@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -156,4 +157,14 @@ func readFull(c net.Conn, buf []byte) (int, error) {
 	return n, nil
 }
 
-func countGoroutines() int { return runtime.NumGoroutine() }
+// tetherGoroutines counts the goroutines that package tether started.
+func tetherGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "created by github.com/io-tether/tether.")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}

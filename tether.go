@@ -248,8 +248,12 @@ func (t *Tether) Write(p []byte) (int, error) {
 			}
 			return n, nil
 		}
-		o, e := t.fail(c, err, dirWrite)
-		if e == nil && t.cfg.dropUnwritten {
+		o, started, e := t.fail(c, err, dirWrite)
+		if e == nil && t.cfg.dropUnwritten && (started || n > 0) {
+			// This Write met the loss, or left part of its bytes on the
+			// dead connection: it drops the rest. A Write that merely
+			// found the loss already being handled waits, as later
+			// Writes do.
 			return n, fmt.Errorf("%w (%d of %d bytes): %w", ErrDropped, len(p)-n, len(p), err)
 		}
 		if o != nil {
@@ -264,7 +268,7 @@ func (t *Tether) Write(p []byte) (int, error) {
 // recover handles err, met on link c: it returns nil when the operation
 // should go on with the current link, or the error the operation returns.
 func (t *Tether) recover(c *link, err error, dir direction) error {
-	o, e := t.fail(c, err, dir)
+	o, _, e := t.fail(c, err, dir)
 	if o != nil {
 		return t.await(o, dir, err)
 	}
@@ -272,35 +276,35 @@ func (t *Tether) recover(c *link, err error, dir direction) error {
 }
 
 // fail decides about err, met by an operation on link c. It returns the
-// error the operation returns, or the outage to wait for (started if need
-// be), or neither when a newer link is already there.
-func (t *Tether) fail(c *link, err error, dir direction) (*outage, error) {
+// error the operation returns, or the outage to wait for (started reports
+// whether this call started it), or neither when a newer link is already
+// there.
+func (t *Tether) fail(c *link, err error, dir direction) (o *outage, started bool, _ error) {
 	if t.closed.Load() {
-		return nil, net.ErrClosed
+		return nil, false, net.ErrClosed
 	}
 	if t.userTimeout(err, dir) {
-		return nil, err
+		return nil, false, err
 	}
 	if t.halfClosed.Load() {
 		// After CloseWrite the exchange is ending: the peer's EOF is
 		// final, and a Write fails on the half-closed connection.
 		if dir == dirWrite || err == io.EOF {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.err != nil {
-		return nil, t.endErrLocked(dir)
+		return nil, false, t.endErrLocked(dir)
 	}
 	if t.cur.Load() != c {
-		return nil, nil // stale: an error of a connection already replaced
+		return nil, false, nil // stale: an error of a connection already replaced
 	}
-	o := t.outage
-	if o == nil {
-		o = t.startLocked(c, err)
+	if t.outage != nil {
+		return t.outage, false, nil
 	}
-	return o, nil
+	return t.startLocked(c, err), true, nil
 }
 
 // awaitLink waits for a connection when the current link c is down.

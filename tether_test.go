@@ -616,7 +616,6 @@ func TestCloseIdempotent(t *testing.T) {
 func TestNoGoroutineWhenHealthy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := newPipeDialer()
-		before := countGoroutines()
 		var ts []*tether.Tether
 		for range 50 {
 			tt, err := tether.Dial(t.Context(), d, "a", nil)
@@ -624,19 +623,19 @@ func TestNoGoroutineWhenHealthy(t *testing.T) {
 			ts = append(ts, tt)
 		}
 		synctest.Wait()
-		require.Equal(t, before, countGoroutines())
+		require.Zero(t, tetherGoroutines(), "healthy Tethers")
 
 		d.server(t).Close()
 		got := readAsync(ts[0], 1)
 		synctest.Wait()
-		require.Equal(t, before+2, countGoroutines(), "the reader and the outage")
+		require.Equal(t, 1, tetherGoroutines(), "the outage's")
 		for range 49 {
 			d.server(t)
 		}
 		go d.server(t).Write([]byte("x"))
 		require.NoError(t, (<-got).err)
 		synctest.Wait()
-		require.Equal(t, before, countGoroutines())
+		require.Zero(t, tetherGoroutines(), "after the outage")
 		for _, tt := range ts {
 			tt.Close()
 		}
