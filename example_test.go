@@ -1,0 +1,149 @@
+package tether_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tcp"
+)
+
+// serveOnce accepts one connection on l, writes msg and closes it.
+func serveOnce(l net.Listener, msg string) {
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		c.Write([]byte(msg))
+		c.Close()
+	}()
+}
+
+// The seed's example: server A writes "foo" and closes; the handler reports
+// the disconnect on a channel, moves the next dial to server B, waits, and
+// reconnects; B writes "bar". The reader sees "foobar".
+func Example_seed() {
+	l1, _ := net.Listen("tcp", "127.0.0.1:0")
+	l2, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer l1.Close()
+	defer l2.Close()
+	serveOnce(l1, "foo")
+	serveOnce(l2, "bar")
+
+	reasons := make(chan string, 10)
+	h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+		if ev.Kind != tether.Disconnected {
+			return tether.Reconnect
+		}
+		reasons <- ev.Err.Error()   // report the reason
+		ev.Addr = l2.Addr().String() // retry on the second server
+		select {                     // any blocking code may run here
+		case <-time.After(50 * time.Millisecond):
+			return tether.Reconnect
+		case <-ctx.Done(): // the Tether was closed
+			return tether.GiveUp
+		}
+	})
+
+	t, err := tether.Dial(context.Background(), &tcp.Dialer{}, l1.Addr().String(), h)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer t.Close()
+
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(t, buf); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(string(buf))
+	fmt.Println("disconnected:", <-reasons)
+	// Output:
+	// foobar
+	// disconnected: EOF
+}
+
+// A middleware is a function from handler to handler; Chain stacks them,
+// the first outermost, over the default policy.
+func ExampleChain() {
+	logging := func(next tether.DisconnectHandler) tether.DisconnectHandler {
+		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+			a := next.HandleDisconnect(ctx, ev)
+			fmt.Printf("%s %s -> %s\n", ev.Kind, ev.Dialed, a)
+			return a
+		})
+	}
+	h := tether.Chain(nil, logging)
+	h.HandleDisconnect(context.Background(), &tether.Event{Kind: tether.Unreachable, Err: io.EOF, Dialed: "db:5432", Addr: "db:5432"})
+	h.HandleDisconnect(context.Background(), &tether.Event{Kind: tether.Unreachable, Err: tether.Permanent(io.EOF), Dialed: "db:5432", Addr: "db:5432"})
+	// Output:
+	// unreachable db:5432 -> reconnect
+	// unreachable db:5432 -> give-up
+}
+
+// Semantics 5: a Tether whose handler gives up on the peer's clean close
+// behaves as a plain connection at EOF, so io.ReadAll ends normally.
+func ExampleTether_Done() {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer l.Close()
+	serveOnce(l, "the whole reply")
+
+	once := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+		if ev.Kind == tether.Disconnected {
+			return tether.GiveUp
+		}
+		return tether.Reconnect
+	})
+	t, err := tcp.Dial(context.Background(), l.Addr().String(), once)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	b, err := io.ReadAll(t)
+	fmt.Printf("%q %v\n", b, err)
+	<-t.Done()
+	fmt.Println("ended:", t.Err())
+	// Output:
+	// "the whole reply" <nil>
+	// ended: EOF
+}
+
+// OnConnect runs on every new connection before it is used: here a hello
+// line that a server expects first.
+func ExampleWithOnConnect() {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 6)
+		io.ReadFull(c, buf)
+		fmt.Printf("server got %q\n", buf)
+		c.Write([]byte("welcome"))
+	}()
+
+	hello := tether.WithOnConnect(func(ctx context.Context, c net.Conn) error {
+		_, err := c.Write([]byte("HELLO\n"))
+		return err
+	})
+	t, err := tcp.Dial(context.Background(), l.Addr().String(), nil, hello)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer t.Close()
+	buf := make([]byte, 7)
+	io.ReadFull(t, buf)
+	fmt.Printf("client got %q\n", buf)
+	// Output:
+	// server got "HELLO\n"
+	// client got "welcome"
+}

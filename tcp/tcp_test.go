@@ -1,0 +1,286 @@
+package tcp_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tcp"
+)
+
+// freePort returns a loopback address on which nothing listens.
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// echoServer echoes on addr until stopped; stop closes the listener and
+// every connection, as a server restart does.
+type echoServer struct {
+	l     net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func startEcho(t *testing.T, addr string) *echoServer {
+	t.Helper()
+	var (
+		l   net.Listener
+		err error
+	)
+	// The port was just ours; the kernel may take a moment to free it.
+	for i := 0; i < 100; i++ {
+		if l, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.NoError(t, err)
+	s := &echoServer{l: l}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				c.Write([]byte("hi"))
+				io.Copy(c, c)
+				c.Close()
+			}()
+		}
+	}()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *echoServer) stop() {
+	s.l.Close()
+	s.mu.Lock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.conns = nil
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// fast reconnects after 10 ms, for ever, and reports each event.
+func fast(events chan<- tether.EventKind) tether.DisconnectHandler {
+	return tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+		select {
+		case events <- ev.Kind:
+		default:
+		}
+		ev.Delay = 10 * time.Millisecond
+		return tether.Reconnect
+	})
+}
+
+// greeted reads the server's greeting.
+func greeted(t *testing.T, c net.Conn) {
+	t.Helper()
+	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+	buf := make([]byte, 2)
+	_, err := io.ReadFull(c, buf)
+	require.NoError(t, err)
+	require.Equal(t, "hi", string(buf))
+}
+
+func echo(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+	_, err := c.Write([]byte(msg))
+	require.NoError(t, err)
+	buf := make([]byte, len(msg))
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	require.Equal(t, msg, string(buf))
+}
+
+// Semantics 1 over real sockets: a server restarted on the same port.
+func TestServerRestartSamePort(t *testing.T) {
+	addr := freePort(t)
+	s := startEcho(t, addr)
+	events := make(chan tether.EventKind, 100)
+	tt, err := tcp.Dial(t.Context(), addr, fast(events))
+	require.NoError(t, err)
+	defer tt.Close()
+	greeted(t, tt)
+	echo(t, tt, "before")
+
+	// The Read meets the server's close and waits for the reconnect; the
+	// restarted server greets the new connection. (A Write first would be
+	// accepted by the dead connection and lost: see the package docs.)
+	s.stop()
+	startEcho(t, addr)
+	greeted(t, tt)
+	echo(t, tt, "after")
+	require.Equal(t, uint64(2), tt.Generation())
+	require.Equal(t, tether.Connected, <-events)
+	require.Equal(t, tether.Disconnected, <-events)
+}
+
+// Semantics 12 over TCP: CloseWrite passes through, the peer's EOF after it
+// is final, and nothing reconnects.
+func TestCloseWrite(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		req, _ := io.ReadAll(c) // until the client's CloseWrite
+		c.Write(append([]byte("reply to "), req...))
+	}()
+	events := make(chan tether.EventKind, 100)
+	tt, err := tcp.Dial(t.Context(), l.Addr().String(), fast(events))
+	require.NoError(t, err)
+	defer tt.Close()
+	_, err = tt.Write([]byte("request"))
+	require.NoError(t, err)
+	require.NoError(t, tt.CloseWrite())
+	require.NoError(t, tt.SetReadDeadline(time.Now().Add(10*time.Second)))
+	reply, err := io.ReadAll(tt)
+	require.NoError(t, err)
+	require.Equal(t, "reply to request", string(reply))
+
+	_, err = tt.Write([]byte("more"))
+	require.Error(t, err, "a Write after CloseWrite fails")
+	require.Equal(t, tether.Connected, <-events)
+	require.Empty(t, events, "no reconnect")
+	require.Equal(t, uint64(1), tt.Generation())
+}
+
+func TestMissingPortIsPermanent(t *testing.T) {
+	tt, err := tcp.Dial(t.Context(), "127.0.0.1", nil)
+	require.Nil(t, tt)
+	require.Error(t, err)
+	require.True(t, tether.IsPermanent(err), "IsPermanent(%v)", err)
+}
+
+func TestRefusedIsTransient(t *testing.T) {
+	_, err := (&tcp.Dialer{}).Dial(t.Context(), freePort(t))
+	require.ErrorIs(t, err, syscall.ECONNREFUSED)
+	require.False(t, tether.IsPermanent(err))
+}
+
+func TestBadConfig(t *testing.T) {
+	for name, d := range map[string]*tcp.Dialer{
+		"negative Timeout":     {Timeout: -1},
+		"negative UserTimeout": {UserTimeout: -1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := d.Dial(t.Context(), "127.0.0.1:1")
+			require.Nil(t, c)
+			require.ErrorContains(t, err, "tether/tcp: "+name)
+			require.True(t, tether.IsPermanent(err))
+		})
+	}
+}
+
+func sockopt(t *testing.T, c net.Conn, level, opt int) int {
+	t.Helper()
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	require.NoError(t, err)
+	var v int
+	var serr error
+	require.NoError(t, raw.Control(func(fd uintptr) { v, serr = syscall.GetsockoptInt(int(fd), level, opt) }))
+	require.NoError(t, serr)
+	return v
+}
+
+// Keep-alive is on by default, off on request; UserTimeout sets
+// TCP_USER_TIMEOUT; the per-attempt timeout has a default.
+func TestSocketOptions(t *testing.T) {
+	s := startEcho(t, "127.0.0.1:0")
+	addr := s.l.Addr().String()
+	const tcpUserTimeout = 0x12
+
+	c, err := (&tcp.Dialer{}).Dial(t.Context(), addr)
+	require.NoError(t, err)
+	require.Equal(t, 1, sockopt(t, c, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE))
+	require.Equal(t, 0, sockopt(t, c, syscall.IPPROTO_TCP, tcpUserTimeout))
+	c.Close()
+
+	c, err = (&tcp.Dialer{
+		NoKeepAlive: true,
+		UserTimeout: 2 * time.Second,
+	}).Dial(t.Context(), addr)
+	require.NoError(t, err)
+	require.Equal(t, 0, sockopt(t, c, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE))
+	require.Equal(t, 2000, sockopt(t, c, syscall.IPPROTO_TCP, tcpUserTimeout))
+	c.Close()
+
+	c, err = (&tcp.Dialer{KeepAlive: net.KeepAliveConfig{Idle: 7 * time.Second, Interval: 3 * time.Second, Count: 4}}).Dial(t.Context(), addr)
+	require.NoError(t, err)
+	require.Equal(t, 7, sockopt(t, c, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE))
+	require.Equal(t, 3, sockopt(t, c, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL))
+	require.Equal(t, 4, sockopt(t, c, syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT))
+	c.Close()
+}
+
+// A caller's NetDialer is copied, never changed, and its hooks still run.
+func TestNetDialerNotChanged(t *testing.T) {
+	s := startEcho(t, "127.0.0.1:0")
+	var called bool
+	nd := &net.Dialer{Control: func(network, address string, c syscall.RawConn) error {
+		called = true
+		return nil
+	}}
+	c, err := (&tcp.Dialer{NetDialer: nd, UserTimeout: time.Second}).Dial(t.Context(), s.l.Addr().String())
+	require.NoError(t, err)
+	c.Close()
+	require.True(t, called)
+	require.Zero(t, nd.Timeout)
+	require.Zero(t, nd.KeepAliveConfig)
+}
+
+// Close during the dial of a server that never answers returns at once.
+func TestCloseDuringBackoffRealSocket(t *testing.T) {
+	s := startEcho(t, "127.0.0.1:0")
+	addr := s.l.Addr().String()
+	slow := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+		ev.Delay = time.Hour
+		return tether.Reconnect
+	})
+	tt, err := tcp.Dial(t.Context(), addr, slow)
+	require.NoError(t, err)
+	greeted(t, tt)
+	require.NoError(t, tt.SetDeadline(time.Time{}))
+	s.stop()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := tt.Read(make([]byte, 1))
+		errc <- err
+	}()
+	// Wait until the read is waiting for the reconnect.
+	require.Eventually(t, func() bool { return tt.Conn() == nil }, 10*time.Second, time.Millisecond)
+	start := time.Now()
+	require.NoError(t, tt.Close())
+	require.ErrorIs(t, <-errc, net.ErrClosed)
+	require.Less(t, time.Since(start), time.Second, "generous bound; the promise is well under 100 ms")
+	require.True(t, errors.Is(tt.Err(), net.ErrClosed))
+}
