@@ -39,7 +39,7 @@ func Example_seed() {
 		if ev.Kind != tether.Disconnected {
 			return tether.Reconnect
 		}
-		reasons <- ev.Err.Error()   // report the reason
+		reasons <- ev.Err.Error()    // report the reason
 		ev.Addr = l2.Addr().String() // retry on the second server
 		select {                     // any blocking code may run here
 		case <-time.After(50 * time.Millisecond):
