@@ -21,6 +21,9 @@ var (
 	// ErrPeerClosed is the cause, wrapped in ErrGaveUp, of a Write on a
 	// Tether that gave up after the peer closed cleanly (a Read gets io.EOF).
 	ErrPeerClosed = errors.New("tether: peer closed the connection")
+	// ErrIdleTimeout is wrapped by the Event.Err of a Disconnected that the
+	// read watchdog (WithReadIdleTimeout) reported.
+	ErrIdleTimeout = errors.New("tether: nothing received within the read idle timeout")
 )
 
 // permanentError marks an error as permanent for IsPermanent.

@@ -66,6 +66,7 @@ type config struct {
 	dropUnwritten    bool
 	propagation      Propagation
 	noInitialRetry   bool
+	readIdle         time.Duration
 	err              error // the first bad option
 }
 
@@ -161,4 +162,24 @@ func WithErrorPropagation(p Propagation) Option {
 // first connection still follow the handler.
 func WithNoInitialRetry() Option {
 	return optionFunc(func(c *config) { c.noInitialRetry = true })
+}
+
+// WithReadIdleTimeout sets a watchdog on reads: a Read that receives nothing
+// for d counts as a disconnect, with an Event.Err that wraps ErrIdleTimeout,
+// and the Tether reconnects as its handler decides. It detects a peer that
+// vanished without a word (a blackhole, a half-open connection) on a
+// connection where the peer is expected to send at least every d (a
+// heartbeat); TCP keep-alive cannot see such a peer when a proxy or a
+// middlebox still answers for it. It costs a clock read and a deadline update
+// per Read. The user's read deadline still applies and takes precedence when
+// it is sooner. A d of 0 (the default) turns it off; a negative d is an
+// error from Dial.
+func WithReadIdleTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d < 0 {
+			c.fail("negative read idle timeout")
+			return
+		}
+		c.readIdle = d
+	})
 }

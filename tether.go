@@ -35,6 +35,7 @@ type Tether struct {
 	cur        atomic.Pointer[link] // never nil once the Tether is returned
 	closed     atomic.Bool
 	halfClosed atomic.Bool
+	rdlNano    atomic.Int64 // the user's read deadline for the watchdog; 0: none
 
 	rsem, wsem sem // serialise Reads and Writes, separately
 
@@ -196,9 +197,15 @@ func (t *Tether) Read(p []byte) (int, error) {
 			}
 			continue
 		}
+		if t.cfg.readIdle > 0 {
+			t.armWatchdog(c.conn, time.Now())
+		}
 		n, err := c.conn.Read(p)
 		if err == nil {
 			return n, nil
+		}
+		if t.cfg.readIdle > 0 {
+			err = t.watchdogErr(err)
 		}
 		if n > 0 {
 			if !t.userTimeout(err, dirRead) {
@@ -263,6 +270,25 @@ func (t *Tether) Write(p []byte) (int, error) {
 			return n, e
 		}
 	}
+}
+
+// armWatchdog sets c's read deadline to the sooner of now plus the read idle
+// timeout and the user's read deadline.
+func (t *Tether) armWatchdog(c net.Conn, now time.Time) {
+	dl := now.Add(t.cfg.readIdle)
+	if u := t.rdlNano.Load(); u != 0 && u < dl.UnixNano() {
+		dl = time.Unix(0, u)
+	}
+	c.SetReadDeadline(dl)
+}
+
+// watchdogErr names a read timeout that is not the user's as the watchdog's.
+func (t *Tether) watchdogErr(err error) error {
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || t.userTimeout(err, dirRead) {
+		return err
+	}
+	return fmt.Errorf("%w (%v): %w", ErrIdleTimeout, t.cfg.readIdle, err)
 }
 
 // recover handles err, met on link c: it returns nil when the operation
@@ -831,6 +857,9 @@ func (t *Tether) setDeadline(tm time.Time, dir direction) error {
 		close(*changed)
 		*changed = nil
 	}
+	if dir == dirRead {
+		t.rdlNano.Store(unixNano(tm))
+	}
 	c := t.cur.Load()
 	if c.conn == nil {
 		return nil
@@ -838,11 +867,22 @@ func (t *Tether) setDeadline(tm time.Time, dir direction) error {
 	// An error from a dead connection does not matter: the next one gets
 	// the deadline.
 	if dir == dirRead {
-		c.conn.SetReadDeadline(tm)
+		if t.cfg.readIdle > 0 {
+			t.armWatchdog(c.conn, time.Now()) // a Read may be waiting
+		} else {
+			c.conn.SetReadDeadline(tm)
+		}
 	} else {
 		c.conn.SetWriteDeadline(tm)
 	}
 	return nil
+}
+
+func unixNano(tm time.Time) int64 {
+	if tm.IsZero() {
+		return 0
+	}
+	return tm.UnixNano()
 }
 
 func stopTimer(t *time.Timer) {
