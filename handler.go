@@ -51,7 +51,8 @@ func (a Action) String() string {
 // sleep. It should return when ctx is done: during Dial, ctx is Dial's; after
 // it, ctx is the Tether's own, done when the Tether is closed or gives up.
 // One handler value may serve many Tethers at once, so it must be safe for
-// concurrent use.
+// concurrent use. It must not call Read, Write or CloseWrite on the Tether it
+// is handling (they would wait for the handler); Close is fine.
 //
 // The handler may change ev.Addr (the address of the next dial), ev.Delay (how
 // long the Tether waits before that dial) and, when it returns GiveUp, ev.Err

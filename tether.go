@@ -680,6 +680,7 @@ func (t *Tether) install(l *link) {
 	}
 	l.conn.SetReadDeadline(t.rdl)
 	l.conn.SetWriteDeadline(t.wdl)
+	t.halfClosed.Store(false) // CloseWrite applied to the connection replaced
 	t.cur.Store(l)
 }
 
