@@ -153,6 +153,12 @@ func newTether(ctx context.Context, d Dialer, addr string, h DisconnectHandler, 
 	case addr == "":
 		return nil, errEmptyAddr
 	}
+	if f, ok := d.(DialerFunc); ok && f == nil {
+		return nil, errNilDialerFunc
+	}
+	if f, ok := h.(DisconnectHandlerFunc); ok && f == nil {
+		return nil, errNilHandlerFunc
+	}
 	cfg := newConfig(opts)
 	if cfg.err != nil {
 		return nil, cfg.err

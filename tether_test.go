@@ -705,9 +705,13 @@ func TestBadInput(t *testing.T) {
 			return tether.Dial(t.Context(), tether.DialerFunc(nil), "a", nil)
 		}, "tether: nil DialerFunc"},
 		{"nil DisconnectHandlerFunc", func() (*tether.Tether, error) {
-			d.setFail(func(int, string) error { return errRefused })
-			defer d.setFail(nil)
 			return tether.Dial(t.Context(), d, "a", tether.DisconnectHandlerFunc(nil))
+		}, "tether: nil DisconnectHandlerFunc"},
+		{"nil DisconnectHandlerFunc in a chain", func() (*tether.Tether, error) {
+			h := tether.Chain(tether.DisconnectHandlerFunc(nil), func(next tether.DisconnectHandler) tether.DisconnectHandler {
+				return tether.DisconnectHandlerFunc(next.HandleDisconnect)
+			})
+			return tether.Dial(t.Context(), d, "a", h)
 		}, "tether: nil DisconnectHandlerFunc"},
 		{"unknown action", func() (*tether.Tether, error) {
 			return tether.Dial(t.Context(), d, "a", tether.DisconnectHandlerFunc(

@@ -55,6 +55,9 @@ var errNegativeTimeout = errors.New("tether/tcp: negative Timeout")
 // call. Errors are net.Dialer's (a *net.OpError), which tether.IsPermanent
 // classifies: a missing port is permanent, a refused connection transient.
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	if d == nil {
+		d = &Dialer{} // a nil *Dialer behaves as the zero value
+	}
 	nd, err := d.netDialer()
 	if err != nil {
 		return nil, err
