@@ -1,0 +1,142 @@
+package middleware_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/middleware"
+)
+
+func TestFailoverNextAddress(t *testing.T) {
+	tests := []struct {
+		name    string
+		mw      tether.Middleware
+		kind    tether.EventKind
+		attempt int
+		addr    string
+		want    string
+	}{
+		{"unreachable moves on", middleware.Failover(addrA, addrB, addrC), tether.Unreachable, 1, addrA, addrB},
+		{"disconnected moves on", middleware.Failover(addrA, addrB, addrC), tether.Disconnected, 0, addrB, addrC},
+		{"wraps around", middleware.Failover(addrA, addrB, addrC), tether.Unreachable, 3, addrC, addrA},
+		{"unknown address starts at the first", middleware.Failover(addrA, addrB, addrC), tether.Unreachable, 1, "127.0.0.1:9", addrA},
+		{"one address stays", middleware.Failover(addrA), tether.Unreachable, 1, addrA, addrA},
+		{"connected is unchanged", middleware.Failover(addrA, addrB), tether.Connected, 0, addrA, addrA},
+		{"reconnected is unchanged", middleware.Failover(addrA, addrB), tether.Reconnected, 2, addrB, addrB},
+		{"sticky: a stable connection lost goes back to the first", middleware.StickyFailover(addrA, addrB, addrC), tether.Disconnected, 0, addrC, addrA},
+		{"sticky: the first lost goes back to the first", middleware.StickyFailover(addrA, addrB, addrC), tether.Disconnected, 0, addrA, addrA},
+		{"sticky: a flap moves on", middleware.StickyFailover(addrA, addrB, addrC), tether.Disconnected, 2, addrA, addrB},
+		{"sticky: unreachable moves on", middleware.StickyFailover(addrA, addrB, addrC), tether.Unreachable, 1, addrB, addrC},
+		{"sticky: connected is unchanged", middleware.StickyFailover(addrA, addrB), tether.Connected, 0, addrB, addrB},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := &next{}
+			ev := tether.Event{Kind: tt.kind, Addr: tt.addr, Dialed: tt.addr, Attempt: tt.attempt}
+			a, got := handle(tt.mw(n), ev)
+			require.Equal(t, tether.Reconnect, a)
+			require.Equal(t, tt.want, got.Addr, "Addr after %v at %s = %s, want %s", tt.kind, tt.addr, got.Addr, tt.want)
+			require.Equal(t, tt.addr, got.Dialed, "Dialed is not changed")
+			// Failover acts before next: next sees the address it chose.
+			require.Len(t, n.events(), 1)
+			require.Equal(t, tt.want, n.events()[0].Addr, "next saw Addr %s, want %s", n.events()[0].Addr, tt.want)
+		})
+	}
+}
+
+func TestFailoverCallerSliceIsCopied(t *testing.T) {
+	addrs := []string{addrA, addrB}
+	h := middleware.Failover(addrs...)(reconnect)
+	addrs[1] = addrC
+	_, ev := handle(h, tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, Attempt: 1})
+	require.Equal(t, addrB, ev.Addr, "Failover must not see later changes to the caller's slice")
+}
+
+// TestFailoverSeed is io-tether's example: server A writes "foo" and closes,
+// the handler moves to server B, which writes "bar"; reading 6 bytes returns
+// "foobar".
+func TestFailoverSeed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newFakeNet()
+		n.up(addrA, sendAndClose("foo"))
+		n.up(addrB, sendAndClose("bar"))
+		tt, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.Failover(addrA, addrB)))
+		require.NoError(t, err)
+		buf := make([]byte, 6)
+		_, err = io.ReadFull(tt, buf)
+		require.NoError(t, err)
+		require.Equal(t, "foobar", string(buf))
+		require.NoError(t, tt.Close())
+		var got []string
+		for _, d := range n.log() {
+			got = append(got, d.addr)
+		}
+		require.Equal(t, []string{addrA, addrB}, got)
+		n.closeAll()
+	})
+}
+
+// TestStickyFailoverReturnsToPrimary: the primary is down at first, so the
+// Tether fails over to the backup; when the backup's connection is lost after
+// the primary came back, StickyFailover goes back to the primary where
+// Failover goes on down the list.
+func TestStickyFailoverReturnsToPrimary(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		mw   tether.Middleware
+		want string
+	}{
+		{"sticky", middleware.StickyFailover(addrA, addrB, addrC), addrA},
+		{"plain", middleware.Failover(addrA, addrB, addrC), addrC},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				n := newFakeNet()
+				n.up(addrB, hold)
+				n.up(addrC, hold)
+				tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, tt.mw))
+				require.NoError(t, err)
+				require.Equal(t, addrB, tn.Addr(), "Dial failed over to the backup")
+				done := drain(tn)
+				time.Sleep(10 * time.Second) // stable
+				n.up(addrA, hold)
+				n.down(addrB)
+				time.Sleep(time.Second) // the default policy's first redial waits at most 200 ms
+				log := n.log()
+				require.Len(t, log, 3)
+				require.Equal(t, tt.want, log[2].addr, "the redial after losing the backup went to %s, want %s", log[2].addr, tt.want)
+				require.True(t, log[2].ok)
+				require.NoError(t, tn.Close())
+				<-done
+				n.closeAll()
+			})
+		})
+	}
+}
+
+// TestStickyFailoverFlappingPrimary: a primary that accepts and closes at
+// once does not trap the Tether: the flap counts as a failed dial and
+// StickyFailover moves on to the backup.
+func TestStickyFailoverFlappingPrimary(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newFakeNet()
+		n.up(addrA, func(net.Conn) {}) // accept, close
+		n.up(addrB, hold)
+		tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.StickyFailover(addrA, addrB)))
+		require.NoError(t, err)
+		done := drain(tn)
+		time.Sleep(time.Minute)
+		require.Equal(t, addrB, tn.Addr())
+		require.Equal(t, 2, len(n.log()), "one dial to the flapping primary, one to the backup")
+		require.NoError(t, tn.Close())
+		<-done
+		n.closeAll()
+	})
+}

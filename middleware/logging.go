@@ -1,0 +1,76 @@
+package middleware
+
+import (
+	"context"
+	"log/slog"
+	"reflect"
+	"time"
+
+	"github.com/io-tether/tether"
+)
+
+// Logging returns a Middleware that writes one record to l for each event
+// and the decision taken on it. It acts after next, so the record shows what
+// the handlers inside it decided: the action, and the address and delay of
+// the next dial. Put it outermost.
+//
+// The record's message is "tether " and the event's kind ("tether
+// disconnected"); its attributes are the action ("reconnect", "give-up",
+// "ignore"), the event as a group (its kind, cause, address, attempts,
+// generation, delay, uptime and dial time; see tether.Event.LogValue), the
+// outage so far for every event but Connected, and the original cause when
+// the handlers replaced it on giving up. Its level is
+//
+//   - Info for a connection accepted, a reconnect decided, or a failed dial
+//     that will be retried,
+//   - Warn for an Ignore (the error goes to the operation that met it),
+//   - Error for a give-up, a rejected connection included.
+//
+// Logging keeps no state; one value serves any number of Tethers. A nil l:
+// the Middleware gives up on its first event with an error that wraps
+// ErrBadConfig.
+func Logging(l *slog.Logger) tether.Middleware {
+	if l == nil {
+		return failing(badConfig("Logging: nil *slog.Logger"))
+	}
+	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
+		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+			cause := ev.Err
+			a := next.HandleDisconnect(ctx, ev)
+			level := logLevel(a)
+			if !l.Enabled(ctx, level) {
+				return a
+			}
+			attrs := make([]slog.Attr, 0, 4)
+			attrs = append(attrs, slog.String("action", a.String()), slog.Any("event", *ev))
+			if ev.Kind != tether.Connected {
+				attrs = append(attrs, slog.Duration("outage", ev.Outage(time.Now())))
+			}
+			if cause != nil && !sameError(cause, ev.Err) {
+				attrs = append(attrs, slog.String("cause", cause.Error()))
+			}
+			l.LogAttrs(ctx, level, "tether "+ev.Kind.String(), attrs...)
+			return a
+		})
+	}
+}
+
+func logLevel(a tether.Action) slog.Level {
+	switch a {
+	case tether.GiveUp:
+		return slog.LevelError
+	case tether.Ignore:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
+
+// sameError reports whether a and b are the same error value, without the
+// panic that == causes on two errors of one uncomparable type.
+func sameError(a, b error) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && ta.Comparable() && a == b
+}

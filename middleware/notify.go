@@ -1,0 +1,55 @@
+package middleware
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/io-tether/tether"
+)
+
+// Notify returns a Middleware that sends a copy of every event to ch, then
+// passes the event to next, unchanged.
+//
+// Notify never blocks a reconnect: it does not wait to send on ch, and drops
+// the copy when ch is not ready. The caller must ensure that ch has room for
+// the events it expects, as with os/signal.Notify: for a consumer that keeps
+// up, a buffer of a few events is enough; NotifyDropped counts what was
+// dropped. The copy is the event as the Tether reported it, sent before next
+// decides (and perhaps waits), so the consumer learns of a disconnect at
+// once; it shares Event.Conn with the Tether, and the consumer must not read
+// from or write to it.
+//
+// Notify keeps no state; one value may serve many Tethers, which then share
+// ch. A nil ch: the Middleware gives up on its first event with an error that
+// wraps ErrBadConfig.
+func Notify(ch chan<- tether.Event) tether.Middleware {
+	return notify("Notify", ch, nil)
+}
+
+// NotifyDropped is Notify that also adds to dropped one for each event that
+// ch had no room for, so that drops are not silent. dropped may be shared by
+// many Notify middleware; it must not be nil.
+func NotifyDropped(ch chan<- tether.Event, dropped *atomic.Uint64) tether.Middleware {
+	if dropped == nil {
+		return failing(badConfig("NotifyDropped: nil counter"))
+	}
+	return notify("NotifyDropped", ch, dropped)
+}
+
+func notify(name string, ch chan<- tether.Event, dropped *atomic.Uint64) tether.Middleware {
+	if ch == nil {
+		return failing(badConfig(name + ": nil channel"))
+	}
+	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
+		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+			select {
+			case ch <- *ev:
+			default:
+				if dropped != nil {
+					dropped.Add(1)
+				}
+			}
+			return next.HandleDisconnect(ctx, ev)
+		})
+	}
+}

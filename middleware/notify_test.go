@@ -1,0 +1,95 @@
+package middleware_test
+
+import (
+	"context"
+	"io"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/middleware"
+)
+
+func TestNotifySendsCopiesBeforeNext(t *testing.T) {
+	ch := make(chan tether.Event, 10)
+	n := &next{change: func(ev *tether.Event) { ev.Addr, ev.Delay = addrB, time.Second }}
+	h := middleware.Notify(ch)(n)
+	evs := []tether.Event{
+		{Kind: tether.Connected, Addr: addrA, Dialed: addrA, Generation: 1},
+		{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA, Dialed: addrA, Generation: 1},
+		{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, Dialed: addrA, Attempt: 1},
+		{Kind: tether.Reconnected, Addr: addrA, Dialed: addrA, Attempt: 1, Generation: 2},
+	}
+	for _, ev := range evs {
+		a, got := handle(h, ev)
+		require.Equal(t, tether.Reconnect, a)
+		require.Equal(t, addrB, got.Addr, "next's change is kept")
+		select {
+		case c := <-ch:
+			require.Equal(t, ev, c, "the copy is the event as the Tether reported it, before next changed it")
+		default:
+			t.Fatalf("no copy of %v", ev.Kind)
+		}
+	}
+	require.Len(t, n.events(), len(evs), "next sees every event")
+}
+
+// TestNotifyNeverBlocks runs a Tether through reconnects while nobody reads
+// the channel: nothing blocks, and NotifyDropped counts every event dropped.
+func TestNotifyNeverBlocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for _, tt := range []struct {
+			name string
+			ch   chan tether.Event
+		}{
+			{"unbuffered", make(chan tether.Event)},
+			{"full", make(chan tether.Event, 1)},
+		} {
+			var dropped atomic.Uint64
+			n := newFakeNet()
+			n.up(addrA, sendAndClose("foo"))
+			n.up(addrB, sendAndClose("bar"))
+			tn, err := tether.Dial(context.Background(), n, addrA,
+				tether.Chain(nil, middleware.NotifyDropped(tt.ch, &dropped), middleware.Failover(addrA, addrB)))
+			require.NoError(t, err, tt.name)
+			buf := make([]byte, 6)
+			_, err = io.ReadFull(tn, buf)
+			require.NoError(t, err, tt.name)
+			require.Equal(t, "foobar", string(buf), tt.name)
+			// connected, disconnected, reconnected: a full channel keeps
+			// the first, an unbuffered one none.
+			want := uint64(3 - cap(tt.ch))
+			require.Equal(t, want, dropped.Load(), "%s: dropped = %d, want %d", tt.name, dropped.Load(), want)
+			require.NoError(t, tn.Close())
+			n.closeAll()
+		}
+	})
+}
+
+func TestNotifyTetherEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ch := make(chan tether.Event, 10)
+		n := newFakeNet()
+		n.up(addrA, sendAndClose("foo"))
+		n.up(addrB, sendAndClose("bar"))
+		tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.Notify(ch), middleware.Failover(addrA, addrB)))
+		require.NoError(t, err)
+		_, err = io.ReadFull(tn, make([]byte, 6))
+		require.NoError(t, err)
+		require.NoError(t, tn.Close())
+		var kinds []tether.EventKind
+		var dialed []string
+		for len(ch) > 0 {
+			ev := <-ch
+			kinds = append(kinds, ev.Kind)
+			dialed = append(dialed, ev.Dialed)
+		}
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, kinds)
+		require.Equal(t, []string{addrA, addrA, addrB}, dialed)
+		n.closeAll()
+	})
+}
