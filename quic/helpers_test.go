@@ -1,0 +1,165 @@
+package quic_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/io-tether/tether"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// wait bounds every wait of the tests: generous, so that a slow machine does
+// not fail them, and short enough that a hang fails rather than stalls.
+const wait = 10 * time.Second
+
+// recorder is a DisconnectHandler that keeps a copy of every event and
+// reconnects at once (after a short pause when a dial failed), giving up on
+// permanent errors as the default policy does.
+type recorder struct {
+	ch chan tether.Event
+}
+
+func newRecorder() *recorder { return &recorder{ch: make(chan tether.Event, 256)} }
+
+func (r *recorder) HandleDisconnect(_ context.Context, ev *tether.Event) tether.Action {
+	select {
+	case r.ch <- *ev:
+	default:
+		panic("recorder: too many events")
+	}
+	switch ev.Kind {
+	case tether.Disconnected, tether.Unreachable:
+		if tether.IsPermanent(ev.Err) {
+			return tether.GiveUp
+		}
+		if ev.Kind == tether.Unreachable {
+			ev.Delay = 20 * time.Millisecond
+		}
+	}
+	return tether.Reconnect
+}
+
+// next returns the next event of kind k, skipping the others.
+func (r *recorder) next(t *testing.T, k tether.EventKind) tether.Event {
+	t.Helper()
+	timeout := time.After(wait)
+	for {
+		select {
+		case ev := <-r.ch:
+			if ev.Kind == k {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no %v event within %v", k, wait)
+		}
+	}
+}
+
+// drain returns the events recorded so far.
+func (r *recorder) drain() []tether.Event {
+	var evs []tether.Event
+	for {
+		select {
+		case ev := <-r.ch:
+			evs = append(evs, ev)
+		default:
+			return evs
+		}
+	}
+}
+
+// reader reads a net.Conn in a goroutine of its own, so that a test can wait
+// for a reconnect while a Read is pending (as a real client does).
+type reader struct {
+	data chan []byte
+	err  chan error
+	buf  []byte
+}
+
+func startReader(c net.Conn) *reader {
+	r := &reader{data: make(chan []byte, 64), err: make(chan error, 1)}
+	go func() {
+		for {
+			b := make([]byte, 4096)
+			n, err := c.Read(b)
+			if n > 0 {
+				r.data <- b[:n]
+			}
+			if err != nil {
+				r.err <- err
+				return
+			}
+		}
+	}()
+	return r
+}
+
+// expect waits until the reader has read want, and consumes it.
+func (r *reader) expect(t *testing.T, want string) {
+	t.Helper()
+	timeout := time.After(wait)
+	for len(r.buf) < len(want) {
+		select {
+		case b := <-r.data:
+			r.buf = append(r.buf, b...)
+		case err := <-r.err:
+			t.Fatalf("Read() = %v after %q, want %q", err, r.buf, want)
+		case <-timeout:
+			t.Fatalf("Read: got %q within %v, want %q", r.buf, wait, want)
+		}
+	}
+	got := string(r.buf[:len(want)])
+	r.buf = r.buf[len(want):]
+	if got != want {
+		t.Fatalf("Read() = %q, want %q", got, want)
+	}
+}
+
+// until waits until what the reader read ends with suffix, and returns and
+// consumes all of it.
+func (r *reader) until(t *testing.T, suffix string) string {
+	t.Helper()
+	timeout := time.After(wait)
+	for !strings.HasSuffix(string(r.buf), suffix) {
+		select {
+		case b := <-r.data:
+			r.buf = append(r.buf, b...)
+		case err := <-r.err:
+			t.Fatalf("Read() = %v after %q, want a suffix %q", err, r.buf, suffix)
+		case <-timeout:
+			t.Fatalf("Read: got %q within %v, want a suffix %q", r.buf, wait, suffix)
+		}
+	}
+	got := string(r.buf)
+	r.buf = nil
+	return got
+}
+
+// end waits for the reader's final error.
+func (r *reader) end(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-r.err:
+		return err
+	case <-time.After(wait):
+		t.Fatalf("Read did not return within %v", wait)
+		return nil
+	}
+}
+
+// closed waits until ch is closed.
+func closed(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(wait):
+		t.Fatalf("%s: not within %v", what, wait)
+	}
+}

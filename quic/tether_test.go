@@ -1,0 +1,497 @@
+package quic_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/testcert"
+	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/quic-go/quic-go"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// dialTether dials a Tether through d with a recorder, and closes both at
+// the end of the test.
+func dialTether(t *testing.T, d *tetherquic.Dialer, addr string, opts ...tether.Option) (*tether.Tether, *recorder) {
+	t.Helper()
+	rec := newRecorder()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	tt, err := tether.Dial(ctx, d, addr, rec, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		tt.Close()
+		d.Close()
+	})
+	return tt, rec
+}
+
+// probe is a write whose packet is large enough to draw a stateless reset
+// from a server that lost the connection.
+const probe = "probe: more than the 42 bytes that a stateless reset needs"
+
+func origin(t *testing.T, tt *tether.Tether) tetherquic.Origin {
+	t.Helper()
+	c, ok := tt.Conn().(*tetherquic.Conn)
+	require.True(t, ok, "Tether.Conn() = %T, want *tetherquic.Conn", tt.Conn())
+	return c.Origin()
+}
+
+func send(t *testing.T, tt *tether.Tether, s string) {
+	t.Helper()
+	n, err := tt.Write([]byte(s))
+	require.NoError(t, err)
+	require.Equal(t, len(s), n)
+}
+
+// TestServerClosedConnection: the server closes the QUIC connection; the
+// Tether redials, resuming the TLS session (and with 0-RTT when enabled), and
+// the echo goes on.
+func TestServerClosedConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		early bool
+		want  tetherquic.Origin
+	}{
+		{"resumed", false, tetherquic.Resumed},
+		{"0-rtt", true, tetherquic.ZeroRTT},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newServer(t, serverOpts{allow0RTT: true})
+			d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig(), Enable0RTT: tc.early}
+			tt, rec := dialTether(t, d, srv.addr)
+			rec.next(t, tether.Connected)
+			require.Equal(t, tetherquic.FullHandshake, origin(t, tt))
+			require.False(t, srv.state(t).TLS.DidResume, "first connection: server DidResume")
+			r := startReader(tt)
+			send(t, tt, "one")
+			r.expect(t, "one")
+
+			srv.closeConns()
+			ev := rec.next(t, tether.Disconnected)
+			var ae *quic.ApplicationError
+			require.ErrorAs(t, ev.Err, &ae, "Disconnected.Err = %v, want a *quic.ApplicationError", ev.Err)
+			require.True(t, ae.Remote)
+			rec.next(t, tether.Reconnected)
+
+			send(t, tt, "two")
+			r.expect(t, "two")
+			require.Equal(t, tc.want, origin(t, tt))
+			cs := srv.state(t)
+			require.True(t, cs.TLS.DidResume, "redial: server DidResume = false, want true")
+			require.Equal(t, tc.early, cs.Used0RTT, "redial: server Used0RTT")
+			require.EqualValues(t, 2, srv.conns.Load(), "server connections")
+			require.Equal(t, uint64(2), tt.Generation())
+		})
+	}
+}
+
+// TestStreamReset: the server resets the stream; the Tether opens a new
+// stream on the same QUIC connection, without a handshake.
+func TestStreamReset(t *testing.T) {
+	srv := newServer(t, serverOpts{handle: func(s *testServer, c *quic.Conn, st *quic.Stream) {
+		if s.streams.Load() == 1 {
+			b := make([]byte, 5)
+			st.Read(b) // "reset"
+			st.CancelRead(3)
+			st.CancelWrite(3)
+			return
+		}
+		echo(st)
+	}})
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig()}
+	tt, rec := dialTether(t, d, srv.addr)
+	r := startReader(tt)
+	send(t, tt, "reset")
+
+	ev := rec.next(t, tether.Disconnected)
+	var se *quic.StreamError
+	require.ErrorAs(t, ev.Err, &se, "Disconnected.Err = %v, want a *quic.StreamError", ev.Err)
+	require.True(t, se.Remote)
+	require.Equal(t, quic.StreamErrorCode(3), se.ErrorCode)
+	rec.next(t, tether.Reconnected)
+	require.Equal(t, tetherquic.NewStream, origin(t, tt))
+
+	send(t, tt, "after")
+	r.expect(t, "after")
+	require.EqualValues(t, 1, srv.conns.Load(), "server connections")
+	require.EqualValues(t, 2, srv.streams.Load(), "server streams")
+}
+
+// TestServerCrash: the server vanishes without a word and comes back on the
+// same port. The client learns of it by a stateless reset (same reset key),
+// drawn by its next packet, or by its idle timeout, which must count as a
+// disconnect even while a deadline of the user's is set; then it reconnects.
+func TestServerCrash(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		resetKey bool
+		check    func(t *testing.T, err error)
+	}{
+		{"stateless-reset", true, func(t *testing.T, err error) {
+			var e *quic.StatelessResetError
+			require.ErrorAs(t, err, &e, "Disconnected.Err = %v, want a *quic.StatelessResetError", err)
+		}},
+		{"idle-timeout", false, func(t *testing.T, err error) {
+			var e *quic.IdleTimeoutError
+			require.ErrorAs(t, err, &e, "Disconnected.Err = %v, want a *quic.IdleTimeoutError", err)
+			var ne net.Error
+			require.ErrorAs(t, err, &ne)
+			require.True(t, ne.Timeout(), "an idle timeout reports Timeout(): the trap this checks")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := serverOpts{tls: testcert.Get().ServerConfig(alpn)} // its ticket keys survive the restart
+			if tc.resetKey {
+				o.resetKey = newResetKey(t)
+			}
+			srv := newServer(t, o)
+			d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig()}
+			tt, rec := dialTether(t, d, srv.addr)
+			// A deadline of the user's, far away: an idle timeout is not it.
+			require.NoError(t, tt.SetDeadline(time.Now().Add(time.Hour)))
+			r := startReader(tt)
+			send(t, tt, "before")
+			r.expect(t, "before")
+
+			srv = srv.restart(o)
+			// A packet large enough to be answered by a stateless reset
+			// (quic-go's keep-alives are too small to draw one). Its bytes
+			// are lost with the connection, unless the loss was noticed
+			// before the Write.
+			send(t, tt, probe)
+			ev := rec.next(t, tether.Disconnected)
+			tc.check(t, ev.Err)
+			rec.next(t, tether.Reconnected)
+			send(t, tt, "after")
+			got := r.until(t, "after")
+			require.Contains(t, []string{"after", probe + "after"}, got)
+			require.Equal(t, tetherquic.Resumed, origin(t, tt))
+			require.True(t, srv.state(t).TLS.DidResume, "restarted server: DidResume")
+			require.NoError(t, tt.Err())
+		})
+	}
+}
+
+// TestZeroRTT: with the server held in its handshake, the bytes written after
+// a redial travel in 0-RTT; the server accepts them.
+func TestZeroRTT(t *testing.T) {
+	var held atomic.Pointer[chan struct{}] // set: the next handshakes wait until it is closed
+	srv := newServer(t, serverOpts{allow0RTT: true, onHello: func() {
+		if g := held.Load(); g != nil {
+			<-*g
+		}
+	}})
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig(), Enable0RTT: true}
+	tt, rec := dialTether(t, d, srv.addr)
+	r := startReader(tt)
+	send(t, tt, "one")
+	r.expect(t, "one")
+	srv.state(t)
+
+	gate := make(chan struct{})
+	held.Store(&gate)
+	srv.closeConns()
+	rec.next(t, tether.Reconnected)
+	// The server has not answered: what the client writes now is 0-RTT.
+	c := tt.Conn().(*tetherquic.Conn)
+	require.Equal(t, tetherquic.ZeroRTT, c.Origin())
+	select {
+	case <-c.QUICConn().HandshakeComplete():
+		t.Fatal("handshake complete while the server is held")
+	default:
+	}
+	send(t, tt, "two")
+	close(gate)
+	r.expect(t, "two")
+	require.True(t, srv.state(t).Used0RTT, "server: Used0RTT")
+	require.Equal(t, tetherquic.ZeroRTT, c.Origin())
+}
+
+// TestZeroRTTRejected: a server restarted with new session ticket keys
+// rejects the 0-RTT data; the Conn writes it again on a fresh stream and the
+// Tether does not notice.
+func TestZeroRTTRejected(t *testing.T) {
+	key := newResetKey(t)
+	srv := newServer(t, serverOpts{allow0RTT: true, resetKey: key})
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig(), Enable0RTT: true}
+	tt, rec := dialTether(t, d, srv.addr)
+	r := startReader(tt)
+	send(t, tt, "one")
+	r.expect(t, "one")
+
+	gate := make(chan struct{})
+	srv = srv.restart(serverOpts{allow0RTT: true, resetKey: key, onHello: func() { <-gate }})
+	rec.next(t, tether.Disconnected)
+	rec.next(t, tether.Reconnected)
+	c := tt.Conn().(*tetherquic.Conn)
+	require.Equal(t, tetherquic.ZeroRTT, c.Origin(), "before the server answers")
+	first := c.Stream()
+	send(t, tt, "two")
+	send(t, tt, "three")
+	close(gate)
+	r.expect(t, "twothree")
+	cs := srv.state(t)
+	require.False(t, cs.Used0RTT, "server: Used0RTT")
+	require.False(t, cs.TLS.DidResume, "server: DidResume")
+	require.Equal(t, tetherquic.FullHandshake, c.Origin())
+	require.NotSame(t, first, c.Stream(), "the rejected stream was not replaced")
+	send(t, tt, "four")
+	r.expect(t, "four")
+	require.Equal(t, uint64(2), tt.Generation(), "the Tether saw more than one reconnect")
+	for _, ev := range rec.drain() {
+		require.NotEqual(t, tether.Disconnected, ev.Kind, "unexpected %v: %v", ev.Kind, ev.Err)
+	}
+}
+
+// TestPermanentHandshakeError: a certificate the client does not trust, or
+// an ALPN protocol the server does not speak, makes the default policy give
+// up at the first dial, and after a reconnect.
+func TestPermanentHandshakeError(t *testing.T) {
+	other := testcert.New() // a CA the client does not trust
+	for _, tc := range []struct {
+		name  string
+		srv   *tls.Config
+		check func(t *testing.T, err error)
+	}{
+		{"unknown-authority", other.ServerConfig(alpn), func(t *testing.T, err error) {
+			var cve *tls.CertificateVerificationError
+			require.ErrorAs(t, err, &cve)
+		}},
+		{"wrong-alpn", testcert.Get().ServerConfig("other"), func(t *testing.T, err error) {
+			var te *quic.TransportError
+			require.ErrorAs(t, err, &te)
+			require.Equal(t, quic.TransportErrorCode(0x100+120), te.ErrorCode) // no_application_protocol
+		}},
+	} {
+		t.Run(tc.name+"/dial", func(t *testing.T) {
+			srv := newServer(t, serverOpts{tls: tc.srv})
+			d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig()}
+			defer d.Close()
+			dials := 0
+			counting := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
+				dials++
+				return d.Dial(ctx, addr)
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			tt, err := tether.Dial(ctx, counting, srv.addr, nil)
+			require.Nil(t, tt)
+			require.Error(t, err)
+			require.True(t, tether.IsPermanent(err), "IsPermanent(%v) = false", err)
+			require.ErrorContains(t, err, "tether/quic: dial "+srv.addr)
+			tc.check(t, err)
+			require.Equal(t, 1, dials, "dials before giving up")
+		})
+		t.Run(tc.name+"/reconnect", func(t *testing.T) {
+			o := serverOpts{resetKey: newResetKey(t)}
+			srv := newServer(t, o)
+			d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig()}
+			tt, rec := dialTether(t, d, srv.addr)
+			r := startReader(tt)
+			o.tls = tc.srv
+			srv.restart(o)
+			send(t, tt, probe) // draws a stateless reset
+			rec.next(t, tether.Disconnected)
+			ev := rec.next(t, tether.Unreachable)
+			require.True(t, tether.IsPermanent(ev.Err), "IsPermanent(%v) = false", ev.Err)
+			closed(t, tt.Done(), "Done after a permanent error")
+			tc.check(t, tt.Err())
+			err := r.end(t)
+			require.ErrorIs(t, err, tether.ErrGaveUp)
+		})
+	}
+}
+
+// TestCloseDuringRedial: Close interrupts a redial to a server that does not
+// answer (whose handshake would take 10 s), and the dial returns.
+func TestCloseDuringRedial(t *testing.T) {
+	srv := newServer(t, serverOpts{})
+	conf := fastConfig()
+	conf.HandshakeIdleTimeout = 10 * time.Second
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: conf, Timeout: time.Minute}
+	defer d.Close()
+	dialing := make(chan struct{}, 10)
+	dialed := make(chan error, 10)
+	dialer := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
+		dialing <- struct{}{}
+		c, err := d.Dial(ctx, addr)
+		dialed <- err
+		return c, err
+	})
+	rec := newRecorder()
+	tt, err := tether.Dial(context.Background(), dialer, srv.addr, rec)
+	require.NoError(t, err)
+	recv(t, dialing, "first dial")
+	require.NoError(t, recv(t, dialed, "first dial"))
+	r := startReader(tt)
+
+	srv.crash() // the client learns of it by its idle timeout (1 s)
+	rec.next(t, tether.Disconnected)
+	recv(t, dialing, "redial")
+
+	start := time.Now()
+	require.NoError(t, tt.Close())
+	require.Less(t, time.Since(start), time.Second, "Close took too long")
+	require.ErrorIs(t, r.end(t), net.ErrClosed)
+	select {
+	case err := <-dialed:
+		require.Error(t, err, "the interrupted dial succeeded")
+	case <-time.After(5 * time.Second): // half the handshake idle timeout
+		t.Fatal("the dial went on after Close")
+	}
+}
+
+// recv receives from ch.
+func recv[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(wait):
+		t.Fatalf("%s: nothing within %v", what, wait)
+		panic("unreachable")
+	}
+}
+
+// TestDialerSharing: Tethers sharing a Dialer have their streams on one QUIC
+// connection; Close closes it, their streams fail, their redials fail with a
+// permanent ErrDialerClosed, and no goroutine is left.
+func TestDialerSharing(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	srv := newServer(t, serverOpts{})
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig()}
+	const n = 3
+	var (
+		ts      [n]*tether.Tether
+		readers [n]*reader
+	)
+	for i := range n {
+		tt, err := tether.Dial(context.Background(), d, srv.addr, newRecorder())
+		require.NoError(t, err)
+		defer tt.Close()
+		ts[i], readers[i] = tt, startReader(tt)
+	}
+	for i, tt := range ts {
+		msg := string(rune('a' + i))
+		send(t, tt, msg)
+		readers[i].expect(t, msg)
+	}
+	require.EqualValues(t, 1, srv.conns.Load(), "server connections")
+	require.EqualValues(t, n, srv.streams.Load(), "server streams")
+	qc := ts[0].Conn().(*tetherquic.Conn).QUICConn()
+	for _, tt := range ts[1:] {
+		require.Same(t, qc, tt.Conn().(*tetherquic.Conn).QUICConn())
+	}
+
+	require.NoError(t, d.Close())
+	require.NoError(t, d.Close(), "second Close")
+	closed(t, qc.Context().Done(), "QUIC connection closed")
+	for i, tt := range ts {
+		closed(t, tt.Done(), "Tether gave up")
+		require.ErrorIs(t, tt.Err(), tetherquic.ErrDialerClosed)
+		require.True(t, tether.IsPermanent(tt.Err()))
+		require.Error(t, readers[i].end(t))
+	}
+	_, err := d.Dial(context.Background(), srv.addr)
+	require.ErrorIs(t, err, tetherquic.ErrDialerClosed)
+	require.True(t, tether.IsPermanent(err))
+	srv.crash() // its goroutines too, before goleak looks
+}
+
+// TestDialConvenience: Dial's Dialer belongs to the Tether: Close ends the
+// QUIC connection, as the server sees.
+func TestDialConvenience(t *testing.T) {
+	srv := newServer(t, serverOpts{})
+	tt, err := tetherquic.Dial(context.Background(), srv.addr, clientTLS(), nil)
+	require.NoError(t, err)
+	r := startReader(tt)
+	send(t, tt, "hi")
+	r.expect(t, "hi")
+	srv.mu.Lock()
+	sc := srv.accepted[0]
+	srv.mu.Unlock()
+	require.NoError(t, tt.Close())
+	closed(t, sc.Context().Done(), "server's connection closed")
+	var ae *quic.ApplicationError
+	require.ErrorAs(t, context.Cause(sc.Context()), &ae)
+	require.True(t, ae.Remote)
+	require.ErrorIs(t, r.end(t), net.ErrClosed)
+}
+
+// TestDialBadInput: configurations and addresses that cannot work are
+// permanent errors, never panics.
+func TestDialBadInput(t *testing.T) {
+	noALPN := clientTLS()
+	noALPN.NextProtos = nil
+	for _, tc := range []struct {
+		name string
+		d    *tetherquic.Dialer
+		addr string
+		want string
+	}{
+		{"nil-tls", &tetherquic.Dialer{}, "127.0.0.1:1", "tether/quic: Dialer has no TLSConfig"},
+		{"no-alpn", &tetherquic.Dialer{TLSConfig: noALPN}, "127.0.0.1:1", "tether/quic: TLSConfig.NextProtos is empty"},
+		{"negative-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Timeout: -1}, "127.0.0.1:1", "tether/quic: negative Timeout"},
+		{"missing-port", &tetherquic.Dialer{TLSConfig: clientTLS()}, "127.0.0.1", "tether/quic: dial 127.0.0.1: address 127.0.0.1: missing port"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer tc.d.Close()
+			c, err := tc.d.Dial(context.Background(), tc.addr)
+			require.Nil(t, c)
+			require.ErrorContains(t, err, tc.want)
+			require.True(t, tether.IsPermanent(err), "IsPermanent(%v) = false", err)
+		})
+	}
+}
+
+// TestDialSilentAddress: a dial to a port where no server answers fails
+// after the handshake idle timeout, transient.
+func TestDialSilentAddress(t *testing.T) {
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}) // receives, never answers
+	require.NoError(t, err)
+	defer udp.Close()
+	conf := &quic.Config{HandshakeIdleTimeout: 200 * time.Millisecond}
+	for _, tc := range []struct {
+		name string
+		d    *tetherquic.Dialer
+	}{
+		{"handshake-idle-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: conf}},
+		{"attempt-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Timeout: 200 * time.Millisecond}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer tc.d.Close()
+			_, err := tc.d.Dial(context.Background(), udp.LocalAddr().String())
+			require.Error(t, err)
+			require.False(t, tether.IsPermanent(err), "IsPermanent(%v) = true", err)
+			var ne net.Error
+			require.ErrorAs(t, err, &ne)
+			require.True(t, ne.Timeout(), "Timeout() = false for %v", err)
+		})
+	}
+}
+
+// TestConfigsUnchanged: the Dialer never changes the caller's configurations.
+func TestConfigsUnchanged(t *testing.T) {
+	srv := newServer(t, serverOpts{})
+	tc := clientTLS()
+	tc.ServerName = "" // the Dialer uses the host, 127.0.0.1, on its clone
+	want := tc.Clone()
+	qc := &quic.Config{MaxIdleTimeout: 3 * time.Second}
+	d := &tetherquic.Dialer{TLSConfig: tc, Config: qc}
+	defer d.Close()
+	c, err := d.Dial(context.Background(), srv.addr)
+	require.NoError(t, err)
+	defer c.Close()
+	require.Nil(t, tc.ClientSessionCache)
+	require.Empty(t, tc.ServerName)
+	require.Equal(t, want.NextProtos, tc.NextProtos)
+	require.Same(t, want.RootCAs, tc.RootCAs)
+	require.Equal(t, &quic.Config{MaxIdleTimeout: 3 * time.Second}, qc)
+}
