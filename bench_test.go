@@ -68,7 +68,7 @@ func BenchmarkWrite(b *testing.B) {
 	for _, tr := range transports {
 		for _, size := range []int{1 << 10, 32 << 10} {
 			for _, via := range []string{"raw", "tether"} {
-				b.Run(tr.name+"/"+sizeName(size)+"/"+via, func(b *testing.B) {
+				b.Run("transport="+tr.name+"/size="+sizeName(size)+"/via="+via, func(b *testing.B) {
 					c, s, d := tr.pair(b)
 					go io.Copy(io.Discard, s)
 					w := wrap(b, c, d, via)
@@ -93,7 +93,7 @@ func BenchmarkRead(b *testing.B) {
 	for _, tr := range transports {
 		for _, size := range []int{1 << 10, 32 << 10} {
 			for _, via := range []string{"raw", "tether"} {
-				b.Run(tr.name+"/"+sizeName(size)+"/"+via, func(b *testing.B) {
+				b.Run("transport="+tr.name+"/size="+sizeName(size)+"/via="+via, func(b *testing.B) {
 					c, s, d := tr.pair(b)
 					go func() {
 						buf := make([]byte, size)
@@ -124,7 +124,7 @@ func BenchmarkRead(b *testing.B) {
 // connection that does nothing.
 func BenchmarkOverhead(b *testing.B) {
 	for _, via := range []string{"raw", "tether"} {
-		b.Run(via, func(b *testing.B) {
+		b.Run("via="+via, func(b *testing.B) {
 			c := wrap(b, nopConn{}, nil, via)
 			buf := make([]byte, 1024)
 			b.ReportAllocs()
