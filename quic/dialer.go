@@ -51,12 +51,14 @@ var (
 	errDialTimeout     = timeoutError("tether/quic: dial attempt timed out")
 )
 
-// timeoutError is a net.Error that reports Timeout: a dial attempt that ran
-// out of time is transient.
+// timeoutError is the cause of a dial attempt that ran out of time (Dialer.
+// Timeout): a net.Error that reports Timeout and wraps
+// context.DeadlineExceeded. It is transient.
 type timeoutError string
 
 func (e timeoutError) Error() string { return string(e) }
 func (e timeoutError) Timeout() bool { return true }
+func (e timeoutError) Unwrap() error { return context.DeadlineExceeded }
 
 // Temporary is false: the interface still asks for it.
 func (e timeoutError) Temporary() bool { return false }

@@ -1,0 +1,186 @@
+package quic_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/quic-go/quic-go"
+	"github.com/stretchr/testify/require"
+)
+
+// dialConn dials one raw stream through a Dialer of its own.
+func dialConn(t *testing.T, srv *testServer) *tetherquic.Conn {
+	t.Helper()
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig()}
+	t.Cleanup(func() { d.Close() })
+	c, err := d.Dial(context.Background(), srv.addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	qc, ok := c.(*tetherquic.Conn)
+	require.True(t, ok, "Dial returned a %T, want a *tetherquic.Conn", c)
+	return qc
+}
+
+func TestConnAddrs(t *testing.T) {
+	srv := newServer(t, serverOpts{})
+	c := dialConn(t, srv)
+	require.Equal(t, srv.addr, c.RemoteAddr().String())
+	require.NotNil(t, c.LocalAddr())
+	require.Equal(t, "udp", c.LocalAddr().Network())
+	require.Equal(t, tetherquic.FullHandshake, c.Origin())
+	require.Equal(t, alpn, c.ConnectionState().TLS.NegotiatedProtocol)
+}
+
+// TestConnCloseWrite: CloseWrite sends a FIN; reading goes on until the
+// peer's.
+func TestConnCloseWrite(t *testing.T) {
+	srv := newServer(t, serverOpts{})
+	c := dialConn(t, srv)
+	_, err := c.Write([]byte("abc"))
+	require.NoError(t, err)
+	require.NoError(t, c.CloseWrite())
+	got, err := io.ReadAll(c)
+	require.NoError(t, err)
+	require.Equal(t, "abc", string(got))
+}
+
+// TestConnClose: Close delivers what was written, then a FIN, and tells the
+// peer to stop sending; the QUIC connection stays up.
+func TestConnClose(t *testing.T) {
+	type result struct {
+		read     string
+		readErr  error
+		writeErr error
+	}
+	results := make(chan result, 1)
+	srv := newServer(t, serverOpts{handle: func(s *testServer, c *quic.Conn, st *quic.Stream) {
+		b, err := io.ReadAll(st)
+		var werr error
+		for werr == nil { // until the client's STOP_SENDING arrives
+			_, werr = st.Write(make([]byte, 1024))
+		}
+		results <- result{string(b), err, werr}
+	}})
+	c := dialConn(t, srv)
+	_, err := c.Write([]byte("bye"))
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+
+	res := recv(t, results, "server")
+	require.Equal(t, "bye", res.read)
+	require.NoError(t, res.readErr, "server: the stream ended with a FIN")
+	var se *quic.StreamError
+	require.ErrorAs(t, res.writeErr, &se, "server: Write() = %v, want a *quic.StreamError", res.writeErr)
+	require.True(t, se.Remote)
+
+	require.ErrorIs(t, c.Close(), net.ErrClosed, "second Close")
+	_, err = c.Write([]byte("more"))
+	require.ErrorIs(t, err, net.ErrClosed, "Write after Close")
+	_, err = c.Read(make([]byte, 1))
+	require.Error(t, err, "Read after Close")
+	require.NoError(t, c.QUICConn().Context().Err(), "the QUIC connection is up")
+}
+
+// TestConnCloseUnblocks: Close wakes a Read and a Write blocked on the
+// stream (the Write blocked by flow control).
+func TestConnCloseUnblocks(t *testing.T) {
+	started := make(chan struct{})
+	srv := newServer(t, serverOpts{handle: func(s *testServer, c *quic.Conn, st *quic.Stream) {
+		st.Read(make([]byte, 1))
+		close(started) // and read no more
+		<-st.Context().Done()
+	}})
+	c := dialConn(t, srv)
+	rerr := make(chan error, 1)
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		rerr <- err
+	}()
+	go func() {
+		_, err := c.Write(make([]byte, 64<<20)) // more than any flow control window
+		werr <- err
+	}()
+	recv(t, started, "server read")
+	require.NoError(t, c.Close())
+	require.Error(t, recv(t, rerr, "Read after Close"))
+	require.Error(t, recv(t, werr, "Write after Close"))
+}
+
+// TestConnCloseRacesWrite: Close concurrent with Write is allowed on a
+// net.Conn (quic-go forbids Stream.Close during Stream.Write); the race
+// detector watches.
+func TestConnCloseRacesWrite(t *testing.T) {
+	srv := newServer(t, serverOpts{})
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig()}
+	defer d.Close()
+	buf := make([]byte, 256<<10)
+	for range 20 {
+		c, err := d.Dial(context.Background(), srv.addr)
+		require.NoError(t, err)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				if _, err := c.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+		require.NoError(t, c.Close())
+		recv(t, done, "Write after Close")
+	}
+}
+
+func TestConnDeadlines(t *testing.T) {
+	srv := newServer(t, serverOpts{})
+	c := dialConn(t, srv)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(-time.Second)))
+	_, err := c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	var ne net.Error
+	require.ErrorAs(t, err, &ne)
+	require.True(t, ne.Timeout())
+
+	require.NoError(t, c.SetDeadline(time.Time{}))
+	_, err = c.Write([]byte("ok"))
+	require.NoError(t, err)
+	b := make([]byte, 2)
+	_, err = io.ReadFull(c, b)
+	require.NoError(t, err)
+	require.Equal(t, "ok", string(b))
+
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(-time.Second)))
+	_, err = c.Write([]byte("late"))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+}
+
+// TestConnFullDuplex: a Read blocked on the stream never blocks a Write.
+func TestConnFullDuplex(t *testing.T) {
+	srv := newServer(t, serverOpts{})
+	c := dialConn(t, srv)
+	data := make([]byte, 4<<20)
+	_, err := rand.Read(data)
+	require.NoError(t, err)
+	got := make(chan []byte, 1)
+	go func() {
+		b, err := io.ReadAll(c)
+		if err != nil {
+			t.Errorf("ReadAll() = %v", err)
+		}
+		got <- b
+	}()
+	for p := data; len(p) > 0; p = p[min(len(p), 32<<10):] {
+		_, err := c.Write(p[:min(len(p), 32<<10)])
+		require.NoError(t, err)
+	}
+	require.NoError(t, c.CloseWrite())
+	require.True(t, bytes.Equal(data, recv(t, got, "echo")), "echo differs")
+}
