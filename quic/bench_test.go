@@ -17,8 +17,8 @@ import (
 // full handshake, with a resumed TLS session, and with 0-RTT.
 func BenchmarkReconnect(b *testing.B) {
 	for _, bc := range []struct {
-		name   string
-		redial bool
+		name           string
+		redial         bool
 		tickets, early bool
 	}{
 		{"new-stream", false, true, false},
