@@ -150,7 +150,9 @@ func (b *Breaker) State(addr string) BreakerState {
 // Why a wait and not a longer Event.Delay: a delay fixes the time of the next
 // dial in advance, so every held Tether would dial at the end of the
 // cool-down; waiting in the handler lets exactly one of them dial. An outer
-// Logging thus logs after the wait. Put CircuitBreaker inside MaxDowntime
+// Logging thus logs after the wait. A dial that a Tether was allowed before
+// the circuit opened (it is waiting its delay, or dialing) still goes out;
+// from its outcome on, that Tether is held back too. Put CircuitBreaker inside MaxDowntime
 // (which bounds its wait) and outside Backoff and Failover (so that it sees
 // their delay and address). A nil b, or one made from a bad BreakerConfig:
 // the Middleware gives up on its first event with an error that wraps

@@ -60,6 +60,6 @@ func MaxDowntime(d time.Duration) tether.Middleware {
 }
 
 func giveUpDowntime(ev *tether.Event, d time.Duration) tether.Action {
-	ev.Err = wrapCause(ErrMaxDowntime, fmt.Sprintf("down for %v, limit %v", ev.Outage(time.Now()), d), ev.Err)
+	ev.Err = wrapCause(ErrMaxDowntime, fmt.Sprintf("down for %v, limit %v", ev.Outage(time.Now()).Round(time.Millisecond), d), ev.Err)
 	return tether.GiveUp
 }

@@ -1,0 +1,231 @@
+package middleware_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"strconv"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/middleware"
+)
+
+// failedDial is an Unreachable event for a dial to dialed whose next dial
+// goes to next.
+func failedDial(dialed, next string) tether.Event {
+	return tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: next, Dialed: dialed, Attempt: 1}
+}
+
+func TestBreakerStates(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 3, Window: 10 * time.Second, CoolDown: 30 * time.Second})
+		h := middleware.CircuitBreaker(b)(reconnect)
+		// The failures are at A; the next dials go to B, whose circuit is
+		// closed, so no call waits.
+		for i := range 3 {
+			require.Equal(t, middleware.BreakerClosed, b.State(addrA), "after %d failures", i)
+			a, _ := handle(h, failedDial(addrA, addrB))
+			require.Equal(t, tether.Reconnect, a)
+		}
+		require.Equal(t, middleware.BreakerOpen, b.State(addrA), "after 3 failures within the window")
+		require.Equal(t, middleware.BreakerClosed, b.State(addrB))
+		time.Sleep(30 * time.Second)
+		require.Equal(t, middleware.BreakerHalfOpen, b.State(addrA), "after the cool-down")
+		handle(h, failedDial(addrA, addrB))
+		require.Equal(t, middleware.BreakerOpen, b.State(addrA), "a failure when half-open opens again")
+		time.Sleep(30 * time.Second)
+		handle(h, tether.Event{Kind: tether.Reconnected, Addr: addrA, Dialed: addrA, Attempt: 5})
+		require.Equal(t, middleware.BreakerClosed, b.State(addrA), "a success when half-open closes")
+	})
+}
+
+func TestBreakerWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 3, Window: 10 * time.Second})
+		h := middleware.CircuitBreaker(b)(reconnect)
+		for _, at := range []time.Duration{0, 6 * time.Second, 6 * time.Second} { // failures at 0 s, 6 s, 12 s
+			time.Sleep(at)
+			handle(h, failedDial(addrA, addrB))
+		}
+		require.Equal(t, middleware.BreakerClosed, b.State(addrA), "the first failure left the window")
+		time.Sleep(2 * time.Second)
+		handle(h, failedDial(addrA, addrB)) // 6 s, 12 s, 14 s
+		require.Equal(t, middleware.BreakerOpen, b.State(addrA))
+	})
+}
+
+func TestBreakerCountsFlaps(t *testing.T) {
+	b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 2})
+	h := middleware.CircuitBreaker(b)(reconnect)
+	stable := tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrB, Dialed: addrA, Attempt: 0}
+	flap := tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrB, Dialed: addrA, Attempt: 1}
+	handle(h, stable)
+	handle(h, stable)
+	require.Equal(t, middleware.BreakerClosed, b.State(addrA), "the loss of a stable connection is not a failed dial")
+	handle(h, flap)
+	handle(h, flap)
+	require.Equal(t, middleware.BreakerOpen, b.State(addrA), "a connection that died at once is a failed dial")
+}
+
+// TestBreakerHoldsBack: an event whose next dial goes to an open circuit
+// waits in the handler until the cool-down ends, then takes the trial; a
+// second one waits for the trial's outcome.
+func TestBreakerHoldsBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 1, CoolDown: 30 * time.Second})
+		h := middleware.CircuitBreaker(b)(tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+			ev.Delay = 5 * time.Second // as an inner Backoff does
+			return tether.Reconnect
+		}))
+		start := time.Now()
+		a, ev := handle(h, failedDial(addrA, addrA))
+		require.Equal(t, tether.Reconnect, a)
+		require.Equal(t, 30*time.Second, time.Since(start), "held back for the cool-down")
+		require.Zero(t, ev.Delay, "the wait counts toward the delay")
+		require.Equal(t, middleware.BreakerHalfOpen, b.State(addrA))
+
+		// The trial is out: another Tether's event waits for its outcome.
+		second := make(chan time.Duration, 1)
+		go func() {
+			begin := time.Now()
+			handle(h, tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA, Dialed: addrA})
+			second <- time.Since(begin)
+		}()
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		require.Empty(t, second, "the second Tether dials only after the trial")
+		handle(h, tether.Event{Kind: tether.Reconnected, Addr: addrA, Dialed: addrA, Attempt: 1})
+		require.Equal(t, 10*time.Second, <-second, "the trial's success releases the second Tether")
+		require.Equal(t, middleware.BreakerClosed, b.State(addrA))
+	})
+}
+
+// TestBreakerSharedByTethers: five Tethers lose the same server. Three
+// failed dials open its circuit; no Tether dials during a cool-down; one
+// trial dial goes out at the end of each; when the server is back, the
+// trial succeeds and every Tether reconnects at once.
+func TestBreakerSharedByTethers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const tethers = 5
+		const coolDown = 30 * time.Second
+		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 3, Window: time.Minute, CoolDown: coolDown})
+		h := tether.Chain(nil, middleware.CircuitBreaker(b), middleware.Backoff(middleware.BackoffConfig{BaseDelay: time.Second, Multiplier: 1}))
+		n := newFakeNet()
+		n.up(addrA, hold)
+		var ts []*tether.Tether
+		var drains []<-chan struct{}
+		for range tethers {
+			tn, err := tether.Dial(context.Background(), n, addrA, h)
+			require.NoError(t, err)
+			ts = append(ts, tn)
+			drains = append(drains, drain(tn))
+		}
+		time.Sleep(10 * time.Second)
+		lost := time.Now()
+		n.down(addrA)
+		// The first redials wait at most 200 ms, the second ones 1.2 s.
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		require.Equal(t, middleware.BreakerOpen, b.State(addrA))
+		failed := n.log()[tethers:]
+		opened := failed[2].at // the third failure
+		// Each Tether redialed once; those whose failure came before the
+		// circuit opened had already decided on their second dial.
+		held := n.dialsTo(addrA, lost)
+		require.Equal(t, tethers+2, held, "the dials decided before the circuit opened")
+
+		// The first cool-down: no dial, then one trial, which fails.
+		time.Sleep(opened.Add(coolDown).Sub(time.Now()) - time.Nanosecond)
+		require.Equal(t, held, n.dialsTo(addrA, lost), "no dial during the cool-down")
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		require.Equal(t, held+1, n.dialsTo(addrA, lost), "one trial dial at the end of the cool-down")
+		require.Equal(t, middleware.BreakerOpen, b.State(addrA), "the trial failed")
+
+		// The server comes back during the second cool-down: the trial at
+		// its end succeeds and releases the others.
+		n.up(addrA, hold)
+		time.Sleep(coolDown - time.Nanosecond)
+		require.Equal(t, held+1, n.dialsTo(addrA, lost), "no dial during the second cool-down")
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		require.Equal(t, middleware.BreakerClosed, b.State(addrA))
+		require.Equal(t, held+1+tethers, n.dialsTo(addrA, lost), "the trial and then every other Tether")
+		for _, d := range n.log()[tethers+held+1:] {
+			require.True(t, d.ok)
+			require.Equal(t, opened.Add(2*coolDown), d.at)
+		}
+		for i, tn := range ts {
+			require.NoError(t, tn.Close())
+			<-drains[i]
+		}
+		n.closeAll()
+	})
+}
+
+// TestBreakerCloseDuringWait: Close interrupts a Tether held back by an open
+// circuit at once, and no dial follows.
+func TestBreakerCloseDuringWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 1, CoolDown: time.Hour})
+		n := newFakeNet()
+		n.up(addrA, hold)
+		tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.CircuitBreaker(b)))
+		require.NoError(t, err)
+		time.Sleep(10 * time.Second)
+		read := make(chan error, 1)
+		go func() {
+			_, err := tn.Read(make([]byte, 1))
+			read <- err
+		}()
+		synctest.Wait()
+		lost := time.Now()
+		n.down(addrA)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		require.Equal(t, middleware.BreakerOpen, b.State(addrA))
+		require.Equal(t, 1, n.dialsTo(addrA, lost))
+
+		start := time.Now()
+		require.NoError(t, tn.Close())
+		synctest.Wait()
+		require.Equal(t, start, time.Now())
+		select {
+		case err := <-read:
+			require.ErrorIs(t, err, net.ErrClosed)
+		default:
+			t.Fatal("the Read did not return at Close")
+		}
+		time.Sleep(2 * time.Hour)
+		require.Equal(t, 1, n.dialsTo(addrA, lost), "no dial after Close")
+		n.closeAll()
+	})
+}
+
+func TestBreakerForgetsIdleCircuits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 100, Window: time.Minute})
+		h := middleware.CircuitBreaker(b)(reconnect)
+		for i := range 1000 {
+			handle(h, failedDial("127.0.0.1:"+strconv.Itoa(20000+i), addrB))
+		}
+		require.Equal(t, 1000, middleware.Circuits(b))
+		time.Sleep(2 * time.Minute)
+		handle(h, failedDial(addrA, addrB))
+		require.Equal(t, 1, middleware.Circuits(b), "circuits idle for a window are forgotten")
+	})
+}
+
+func TestBreakerStateString(t *testing.T) {
+	for s, want := range map[middleware.BreakerState]string{
+		middleware.BreakerClosed: "closed", middleware.BreakerOpen: "open", middleware.BreakerHalfOpen: "half-open",
+		middleware.BreakerState(7): "breaker-state(7)",
+	} {
+		require.Equal(t, want, s.String())
+	}
+}

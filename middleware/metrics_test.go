@@ -1,0 +1,184 @@
+package middleware_test
+
+import (
+	"context"
+	"encoding/json"
+	"expvar"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/middleware"
+)
+
+// calls is a MetricsRecorder that records its calls as strings.
+type calls struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (c *calls) add(s string) {
+	c.mu.Lock()
+	c.got = append(c.got, s)
+	c.mu.Unlock()
+}
+
+func (c *calls) CountEvent(k tether.EventKind, a tether.Action) { c.add("event " + k.String() + " " + a.String()) }
+func (c *calls) ObserveDial(d time.Duration, ok bool) {
+	c.add("dial " + d.String() + map[bool]string{true: " ok", false: " failed"}[ok])
+}
+func (c *calls) ObserveOutage(d time.Duration, recovered bool) {
+	c.add("outage " + d.String() + map[bool]string{true: " recovered", false: " lost"}[recovered])
+}
+
+func (c *calls) all() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.got...)
+}
+
+func TestMetricsCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		now := time.Now()
+		tests := []struct {
+			name string
+			ev   tether.Event
+			next tether.Action
+			want []string
+		}{
+			{"connected", tether.Event{Kind: tether.Connected, Addr: addrA, DialTime: 3 * time.Millisecond, Since: now.Add(-time.Second)}, tether.Reconnect,
+				[]string{"event connected reconnect", "dial 3ms ok"}},
+			{"disconnected", tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA, Since: now}, tether.Reconnect,
+				[]string{"event disconnected reconnect"}},
+			{"unreachable", tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, DialTime: time.Millisecond, Since: now.Add(-time.Second)}, tether.Reconnect,
+				[]string{"event unreachable reconnect", "dial 1ms failed"}},
+			{"reconnected", tether.Event{Kind: tether.Reconnected, Addr: addrA, DialTime: 2 * time.Millisecond, Since: now.Add(-5 * time.Second)}, tether.Reconnect,
+				[]string{"event reconnected reconnect", "dial 2ms ok", "outage 5s recovered"}},
+			{"give-up", tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, DialTime: time.Millisecond, Since: now.Add(-time.Minute)}, tether.GiveUp,
+				[]string{"event unreachable give-up", "dial 1ms failed", "outage 1m0s lost"}},
+			{"rejected", tether.Event{Kind: tether.Reconnected, Addr: addrA, DialTime: time.Millisecond, Since: now.Add(-time.Minute)}, tether.GiveUp,
+				[]string{"event reconnected give-up", "dial 1ms ok", "outage 1m0s lost"}},
+		}
+		for _, tt := range tests {
+			c := &calls{}
+			a, _ := handle(middleware.Metrics(c)(&next{action: tt.next}), tt.ev)
+			require.Equal(t, tt.next, a, tt.name)
+			require.Equal(t, tt.want, c.all(), tt.name)
+		}
+	})
+}
+
+// expvarJSON is the JSON that ExpvarMetrics publishes.
+type expvarJSON struct {
+	Events           map[string]int64 `json:"events"`
+	Actions          map[string]int64 `json:"actions"`
+	DialsFailed      int64            `json:"dials_failed"`
+	OutagesRecovered int64            `json:"outages_recovered"`
+	DialSeconds      histogramJSON    `json:"dial_seconds"`
+	OutageSeconds    histogramJSON    `json:"outage_seconds"`
+}
+
+type histogramJSON struct {
+	Count   int64            `json:"count"`
+	Sum     float64          `json:"sum"`
+	Buckets map[string]int64 `json:"buckets"`
+}
+
+var publishes atomic.Uint64
+
+func TestExpvarMetrics(t *testing.T) {
+	var m middleware.ExpvarMetrics // the zero value is ready
+	var empty expvarJSON
+	require.NoError(t, json.Unmarshal([]byte(m.String()), &empty), "JSON: %s", m.String())
+	require.Zero(t, empty.DialSeconds.Count)
+	require.Equal(t, int64(0), empty.DialSeconds.Buckets["+Inf"])
+
+	m.CountEvent(tether.Unreachable, tether.Reconnect)
+	m.CountEvent(tether.Unreachable, tether.GiveUp)
+	m.CountEvent(tether.Reconnected, tether.Reconnect)
+	m.ObserveDial(2*time.Millisecond, false)
+	m.ObserveDial(700*time.Millisecond, true)
+	m.ObserveOutage(90*time.Second, true)
+	m.ObserveOutage(2*time.Hour, false)
+
+	var got expvarJSON
+	require.NoError(t, json.Unmarshal([]byte(m.String()), &got), "JSON: %s", m.String())
+	require.Equal(t, map[string]int64{"unreachable": 2, "reconnected": 1}, got.Events)
+	require.Equal(t, map[string]int64{"reconnect": 2, "give-up": 1}, got.Actions)
+	require.Equal(t, int64(1), got.DialsFailed)
+	require.Equal(t, int64(1), got.OutagesRecovered)
+
+	require.Equal(t, int64(2), got.DialSeconds.Count)
+	require.InDelta(t, 0.702, got.DialSeconds.Sum, 1e-9)
+	for le, want := range map[string]int64{"0.001": 0, "0.005": 1, "0.5": 1, "1": 2, "+Inf": 2} {
+		require.Equal(t, want, got.DialSeconds.Buckets[le], "dial bucket le=%s", le)
+	}
+	for le, want := range map[string]int64{"60": 0, "300": 1, "3600": 1, "+Inf": 2} {
+		require.Equal(t, want, got.OutageSeconds.Buckets[le], "outage bucket le=%s", le)
+	}
+	require.Len(t, got.OutageSeconds.Buckets, 16)
+
+	// It is an expvar.Var, to publish.
+	// Each run needs its own name: expvar.Publish panics on a reused one.
+	name := "tether-middleware-test-" + strconv.FormatUint(publishes.Add(1), 10)
+	expvar.Publish(name, &m)
+	require.Equal(t, m.String(), expvar.Get(name).String())
+}
+
+func TestExpvarMetricsConcurrent(t *testing.T) {
+	var m middleware.ExpvarMetrics
+	h := middleware.Metrics(&m)(reconnect)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				handle(h, tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, DialTime: time.Millisecond})
+				_ = m.String()
+			}
+		})
+	}
+	wg.Wait()
+	var got expvarJSON
+	require.NoError(t, json.Unmarshal([]byte(m.String()), &got))
+	require.Equal(t, int64(800), got.Events["unreachable"])
+	require.Equal(t, int64(800), got.DialSeconds.Count)
+}
+
+// TestMetricsTether counts a real Tether's outage.
+func TestMetricsTether(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := &calls{}
+		n := newFakeNet()
+		n.up(addrA, hold)
+		tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.Metrics(c),
+			middleware.Backoff(middleware.BackoffConfig{BaseDelay: time.Second, Multiplier: 2, Jitter: 0.001})))
+		require.NoError(t, err)
+		done := drain(tn)
+		time.Sleep(10 * time.Second)
+		n.down(addrA)
+		time.Sleep(time.Second + 500*time.Millisecond) // two failed dials: at most 0.2 ms, then 1 s after
+		n.up(addrA, hold)
+		time.Sleep(3 * time.Second) // the third dial, 2 s after the second, succeeds
+		require.NoError(t, tn.Close())
+		<-done
+		got := c.all()
+		require.Equal(t, []string{
+			"event connected reconnect", "dial 0s ok",
+			"event disconnected reconnect",
+			"event unreachable reconnect", "dial 0s failed",
+			"event unreachable reconnect", "dial 0s failed",
+		}, got[:7])
+		require.Equal(t, "event reconnected reconnect", got[7])
+		require.Equal(t, "dial 0s ok", got[8])
+		require.Regexp(t, `^outage (2\.99|3\.00)\d*s recovered$`, got[9], "about 0 + 1 s + 2 s")
+		require.Len(t, got, 10)
+		n.closeAll()
+	})
+}

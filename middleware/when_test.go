@@ -1,0 +1,111 @@
+package middleware_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/middleware"
+)
+
+// tag returns a Middleware that appends name to *log on the way in and
+// "/"+name on the way out.
+func tag(log *[]string, name string) tether.Middleware {
+	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
+		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+			*log = append(*log, name)
+			a := next.HandleDisconnect(ctx, ev)
+			*log = append(*log, "/"+name)
+			return a
+		})
+	}
+}
+
+func TestWhen(t *testing.T) {
+	refusedOnly := func(ev *tether.Event) bool { return errors.Is(ev.Err, errRefused) }
+	tests := []struct {
+		name string
+		ev   tether.Event
+		want []string
+	}{
+		{"pred true", tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA}, []string{"mw", "base", "/base", "/mw"}},
+		{"pred false", tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA}, []string{"base", "/base"}},
+		{"pred false on connected", tether.Event{Kind: tether.Connected, Addr: addrA}, []string{"base", "/base"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log []string
+			h := tether.Chain(reconnect, middleware.When(refusedOnly, tag(&log, "mw")), tag(&log, "base"))
+			a, _ := handle(h, tt.ev)
+			require.Equal(t, tether.Reconnect, a)
+			require.Equal(t, tt.want, log)
+		})
+	}
+}
+
+func TestWhenBackoffForSomeErrors(t *testing.T) {
+	slow := middleware.BackoffConfig{BaseDelay: time.Hour, MaxDelay: 2 * time.Hour}
+	h := tether.Chain(reconnect, middleware.When(func(ev *tether.Event) bool { return errors.Is(ev.Err, errRefused) }, middleware.Backoff(slow)))
+	_, ev := handle(h, tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, Attempt: 1})
+	require.GreaterOrEqual(t, ev.Delay, 48*time.Minute, "refused: the slow backoff applies")
+	_, ev = handle(h, tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA, Attempt: 1})
+	require.Zero(t, ev.Delay, "EOF: the backoff does not apply")
+}
+
+func TestRetryIf(t *testing.T) {
+	transient := func(ev *tether.Event) bool { return !tether.IsPermanent(ev.Err) }
+	permanent := tether.Permanent(errors.New("certificate rejected"))
+	tests := []struct {
+		name     string
+		ev       tether.Event
+		want     tether.Action
+		wantNext bool
+	}{
+		{"transient unreachable", tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, Attempt: 1}, tether.Reconnect, true},
+		{"transient disconnected", tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA}, tether.Reconnect, true},
+		{"permanent unreachable", tether.Event{Kind: tether.Unreachable, Err: permanent, Addr: addrA, Attempt: 1}, tether.GiveUp, false},
+		{"connected", tether.Event{Kind: tether.Connected, Addr: addrA}, tether.Reconnect, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := &next{}
+			a, got := handle(middleware.RetryIf(transient)(n), tt.ev)
+			require.Equal(t, tt.want, a)
+			require.Equal(t, tt.wantNext, len(n.events()) == 1)
+			require.Equal(t, tt.ev.Err, got.Err, "RetryIf reports the event's own error")
+		})
+	}
+}
+
+// TestRetryIfTether: a reconnect policy that retries every error, except an
+// authentication failure that RetryIf tells apart.
+func TestRetryIfTether(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		errAuth := errors.New("authentication failed")
+		n := newFakeNet()
+		n.up(addrA, sendAndClose("foo"))
+		var dial atomic.Int32
+		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
+			if dial.Add(1) == 3 {
+				return nil, errAuth
+			}
+			return n.Dial(ctx, addr)
+		})
+		h := tether.Chain(reconnect, middleware.RetryIf(func(ev *tether.Event) bool { return !errors.Is(ev.Err, errAuth) }))
+		tn, err := tether.Dial(context.Background(), d, addrA, h)
+		require.NoError(t, err)
+		b, err := io.ReadAll(tn)
+		require.ErrorIs(t, err, errAuth)
+		require.Equal(t, "foofoo", string(b))
+		require.Equal(t, int32(3), dial.Load())
+		n.closeAll()
+	})
+}
