@@ -26,7 +26,7 @@ func BenchmarkReconnect(b *testing.B) {
 		{"resumed", true, true, false},
 		{"0-rtt", true, true, true},
 	} {
-		b.Run(bc.name, func(b *testing.B) {
+		b.Run("kind="+bc.name, func(b *testing.B) {
 			srv := newServer(b, serverOpts{allow0RTT: true})
 			tc := clientTLS()
 			tc.SessionTicketsDisabled = !bc.tickets
@@ -109,7 +109,7 @@ func BenchmarkThroughput(b *testing.B) {
 // benchConns runs f over a raw quic-go stream, a tetherquic.Conn, and a
 // Tether, each to its own server made with o.
 func benchConns(b *testing.B, o serverOpts, f func(b *testing.B, c net.Conn)) {
-	b.Run("raw-stream", func(b *testing.B) {
+	b.Run("via=raw", func(b *testing.B) {
 		srv := newServer(b, o)
 		qc, err := quic.DialAddr(context.Background(), srv.addr, clientTLS(), nil)
 		require.NoError(b, err)
@@ -118,7 +118,7 @@ func benchConns(b *testing.B, o serverOpts, f func(b *testing.B, c net.Conn)) {
 		require.NoError(b, err)
 		f(b, rawConn{st, qc})
 	})
-	b.Run("conn", func(b *testing.B) {
+	b.Run("via=conn", func(b *testing.B) {
 		srv := newServer(b, o)
 		d := &tetherquic.Dialer{TLSConfig: clientTLS()}
 		defer d.Close()
@@ -126,7 +126,7 @@ func benchConns(b *testing.B, o serverOpts, f func(b *testing.B, c net.Conn)) {
 		require.NoError(b, err)
 		f(b, c)
 	})
-	b.Run("tether", func(b *testing.B) {
+	b.Run("via=tether", func(b *testing.B) {
 		srv := newServer(b, o)
 		d := &tetherquic.Dialer{TLSConfig: clientTLS()}
 		defer d.Close()
