@@ -28,9 +28,11 @@
 //     bytes in 0-RTT, with no round trip before them; see the caution below.
 //
 // The Dialer learns that a connection is gone from its Context, done once
-// quic-go has closed it. (*Dialer).Close closes the Dialer's connections;
-// until then they send keep-alives. [Dial] makes a Dialer for one Tether and
-// closes it when the Tether ends.
+// quic-go has closed it. A connection stays up, sending keep-alives, until it
+// dies or the Dialer is closed, even when no Tether has a stream on it any
+// more (after a Failover moved them elsewhere, say): (*Dialer).Close closes
+// the Dialer's connections. [Dial] makes a Dialer for one Tether and closes it
+// when the Tether ends.
 //
 // # A stream exists for the server once the client writes
 //
@@ -61,12 +63,17 @@
 //
 // QUIC has no "connection refused": a dial to an address where no QUIC server
 // listens fails only when the handshake idle timeout passes. A lost server is
-// noticed by the idle timeout, or at once by a stateless reset when it
+// noticed by the idle timeout, or sooner by a stateless reset when it
 // restarted on the same address with the same Transport.StatelessResetKey.
-// The Dialer's defaults are meant for a client that reconnects:
-// [DefaultMaxIdleTimeout] (10 s) with keep-alives every half of it,
-// [DefaultHandshakeIdleTimeout] (3 s), and [DefaultTimeout] (5 s) for each dial
-// attempt. Fields set in Dialer.Config take precedence.
+// A server answers with a stateless reset only a packet of more than 42
+// bytes, which quic-go's keep-alives are not (its path MTU probes, sent in a
+// connection's first seconds, are): a quiet client may learn of a restarted
+// server only from its idle timeout, a writing one learns from its next write
+// (whose bytes are lost with the connection). The Dialer's defaults are meant
+// for a client that reconnects: [DefaultMaxIdleTimeout] (10 s) with
+// keep-alives every half of it, [DefaultHandshakeIdleTimeout] (3 s), and
+// [DefaultTimeout] (5 s) for each dial attempt. Fields set in Dialer.Config
+// take precedence.
 //
 // quic-go reports a lost connection with errors that unwrap to net.ErrClosed
 // and, for an idle timeout, report Timeout(). A Tether tells them from its own
