@@ -1,0 +1,324 @@
+package tethertest_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tethertest"
+)
+
+// events records a copy of each event and reconnects at once.
+type events struct {
+	mu  sync.Mutex
+	evs []tether.Event
+}
+
+func (e *events) HandleDisconnect(_ context.Context, ev *tether.Event) tether.Action {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.evs = append(e.evs, *ev)
+	return tether.Reconnect
+}
+
+func (e *events) all() []tether.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]tether.Event(nil), e.evs...)
+}
+
+func (e *events) kinds() []tether.EventKind {
+	var ks []tether.EventKind
+	for _, ev := range e.all() {
+		ks = append(ks, ev.Kind)
+	}
+	return ks
+}
+
+// accept returns the next server end, failing the test if none comes within
+// an hour of virtual time.
+func accept(t *testing.T, d *tethertest.Dialer) *tethertest.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
+	defer cancel()
+	c, err := d.Accept(ctx)
+	require.NoError(t, err, "Accept")
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// writeAsync writes s on c from a goroutine (a pipe's Write waits for the
+// reader) and reports the error.
+func writeAsync(c net.Conn, s string) <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		_, err := c.Write([]byte(s))
+		ch <- err
+	}()
+	return ch
+}
+
+func readString(t *testing.T, r io.Reader, n int) string {
+	t.Helper()
+	buf := make([]byte, n)
+	_, err := io.ReadFull(r, buf)
+	require.NoError(t, err)
+	return string(buf)
+}
+
+func TestDialerAccept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var d tethertest.Dialer
+
+		// Dial first: the server end waits in the backlog.
+		c1, err := d.Dial(t.Context(), "a:1")
+		require.NoError(t, err)
+		s1 := accept(t, &d)
+		require.Equal(t, "a:1", s1.Addr())
+		require.Equal(t, 0, s1.Index())
+		require.Same(t, c1, s1.Client())
+		require.Equal(t, "a:1", c1.RemoteAddr().String())
+		require.Equal(t, "a:1", s1.LocalAddr().String())
+		require.Equal(t, c1.LocalAddr().String(), s1.RemoteAddr().String())
+		require.Equal(t, "tethertest", c1.RemoteAddr().Network())
+
+		// Accept first: it waits for the Dial.
+		got := make(chan *tethertest.Conn, 1)
+		go func() {
+			s, err := d.Accept(t.Context())
+			if err != nil {
+				t.Errorf("Accept = %v", err)
+			}
+			got <- s
+		}()
+		synctest.Wait()
+		c2, err := d.Dial(t.Context(), "b:2")
+		require.NoError(t, err)
+		s2 := <-got
+		require.Equal(t, 1, s2.Index())
+		require.Same(t, c2, s2.Client())
+
+		done := writeAsync(c2, "ping")
+		require.Equal(t, "ping", readString(t, s2, 4))
+		require.NoError(t, <-done)
+
+		// An Accept whose ctx ends returns its error and takes nothing.
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err = d.Accept(ctx)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Equal(t, time.Second, time.Since(start))
+		_, err = d.Dial(t.Context(), "c:3")
+		require.NoError(t, err)
+		require.Equal(t, 2, accept(t, &d).Index(), "the connection went to the next Accept")
+
+		require.Equal(t, 3, d.Dials())
+		require.Len(t, d.Conns(), 3)
+	})
+}
+
+func TestDialerReset(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var d tethertest.Dialer
+		c, err := d.Dial(t.Context(), "a:1")
+		require.NoError(t, err)
+		s := accept(t, &d)
+
+		reading := make(chan error, 1)
+		go func() {
+			_, err := c.Read(make([]byte, 1))
+			reading <- err
+		}()
+		synctest.Wait()
+		s.Reset()
+		for _, err := range []error{<-reading, write(c, "x"), write(s, "x"), read(s)} {
+			require.ErrorIs(t, err, syscall.ECONNRESET)
+			var oe *net.OpError
+			require.ErrorAs(t, err, &oe)
+		}
+		// The end that the client closes itself reports that, not a reset.
+		require.NoError(t, c.Close())
+		require.NotErrorIs(t, read(c), syscall.ECONNRESET)
+	})
+}
+
+func write(c net.Conn, s string) error {
+	_, err := c.Write([]byte(s))
+	return err
+}
+
+func read(c net.Conn) error {
+	_, err := c.Read(make([]byte, 1))
+	return err
+}
+
+func TestDialerCloseAndBlackhole(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var d tethertest.Dialer
+		c, err := d.Dial(t.Context(), "a:1")
+		require.NoError(t, err)
+		s := accept(t, &d)
+		done := writeAsync(s, "last")
+		require.Equal(t, "last", readString(t, c, 4))
+		require.NoError(t, <-done)
+		require.NoError(t, s.Close())
+		require.Equal(t, io.EOF, read(c), "a clean close reads as io.EOF")
+
+		c, err = d.Dial(t.Context(), "a:1")
+		require.NoError(t, err)
+		s = accept(t, &d)
+		s.Blackhole()
+		require.NoError(t, write(c, "lost"), "a write into a blackhole succeeds")
+		require.NoError(t, write(s, "lost"))
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(3*time.Second)))
+		start := time.Now()
+		require.ErrorIs(t, read(c), os.ErrDeadlineExceeded)
+		require.Equal(t, 3*time.Second, time.Since(start), "nothing arrives before the deadline")
+
+		// A Write already blocked when the blackhole begins is swallowed too.
+		c, err = d.Dial(t.Context(), "a:1")
+		require.NoError(t, err)
+		s = accept(t, &d)
+		done = writeAsync(c, "pending")
+		synctest.Wait()
+		s.Blackhole()
+		require.NoError(t, s.SetReadDeadline(time.Now().Add(time.Second)))
+		require.ErrorIs(t, read(s), os.ErrDeadlineExceeded)
+		require.NoError(t, <-done)
+	})
+}
+
+func TestDialerFailNextAndHold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var d tethertest.Dialer
+		d.FailNext(1, nil)
+		boom := errors.New("boom")
+		d.FailNext(1, boom)
+		_, err := d.Dial(t.Context(), "a:1")
+		require.ErrorIs(t, err, syscall.ECONNREFUSED)
+		require.False(t, tether.IsPermanent(err), "a refused dial is transient")
+		_, err = d.Dial(t.Context(), "a:1")
+		require.Equal(t, boom, err)
+		_, err = d.Dial(t.Context(), "a:1")
+		require.NoError(t, err)
+		require.Len(t, d.Conns(), 1, "failed dials make no connection")
+
+		d.Hold()
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err = d.Dial(ctx, "a:1")
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Equal(t, 5*time.Second, time.Since(start), "a held dial waits for its ctx")
+
+		dialed := make(chan error, 1)
+		go func() {
+			_, err := d.Dial(t.Context(), "a:1")
+			dialed <- err
+		}()
+		synctest.Wait()
+		require.Empty(t, dialed, "the dial is held")
+		d.Release()
+		require.NoError(t, <-dialed)
+		require.Equal(t, 5, d.Dials())
+	})
+}
+
+// The Dialer drives a Tether through each fault, inside synctest.
+func TestDialerWithTether(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var d tethertest.Dialer
+		h := &events{}
+		tt, err := tether.Dial(t.Context(), &d, "srv:1", h,
+			tether.WithReadIdleTimeout(10*time.Second))
+		require.NoError(t, err)
+		defer tt.Close()
+
+		// Reset: the reader sees nothing of it.
+		s := accept(t, &d)
+		got := make(chan string, 1)
+		go func() {
+			buf := make([]byte, 6)
+			_, err := io.ReadFull(tt, buf)
+			if err != nil {
+				t.Errorf("ReadFull = %v", err)
+			}
+			got <- string(buf)
+		}()
+		synctest.Wait()
+		s.Reset()
+		d.FailNext(1, nil) // and the first redial is refused
+		s = accept(t, &d)
+		require.NoError(t, write(s, "foobar"))
+		require.Equal(t, "foobar", <-got)
+
+		// Blackhole: the read idle timeout notices it.
+		s.Blackhole()
+		start := time.Now()
+		reading := make(chan error, 1)
+		go func() {
+			_, err := tt.Read(make([]byte, 1))
+			reading <- err
+		}()
+		s = accept(t, &d)
+		require.Equal(t, 10*time.Second, time.Since(start))
+		require.NoError(t, write(s, "x"))
+		require.NoError(t, <-reading)
+
+		// Clean close.
+		require.NoError(t, s.Close())
+		wrote := writeAsync(tt, "hi")
+		s = accept(t, &d)
+		require.Equal(t, "hi", readString(t, s, 2), "the Write that met the close goes to the new connection")
+		require.NoError(t, <-wrote)
+
+		evs := h.all()
+		require.Equal(t, []tether.EventKind{
+			tether.Connected,
+			tether.Disconnected, tether.Unreachable, tether.Reconnected, // reset, refused
+			tether.Disconnected, tether.Reconnected, // blackhole
+			tether.Disconnected, tether.Reconnected, // clean close
+		}, h.kinds())
+		require.ErrorIs(t, evs[1].Err, syscall.ECONNRESET)
+		require.ErrorIs(t, evs[2].Err, syscall.ECONNREFUSED)
+		require.ErrorIs(t, evs[4].Err, tether.ErrIdleTimeout)
+		require.True(t, evs[6].Err == io.EOF || errors.Is(evs[6].Err, io.ErrClosedPipe),
+			"Disconnected after a clean close: Err = %v", evs[6].Err)
+		require.Equal(t, 5, d.Dials())
+	})
+}
+
+// Close ends a dial that Hold made hang, at once.
+func TestDialerCloseDuringHeldDial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var d tethertest.Dialer
+		tt, err := tether.Dial(t.Context(), &d, "srv:1", &events{})
+		require.NoError(t, err)
+		s := accept(t, &d)
+		d.Hold()
+		s.Reset()
+		reading := make(chan error, 1)
+		go func() {
+			_, err := tt.Read(make([]byte, 1))
+			reading <- err
+		}()
+		synctest.Wait()
+		require.Equal(t, 2, d.Dials(), "the redial is held")
+		start := time.Now()
+		require.NoError(t, tt.Close())
+		require.ErrorIs(t, <-reading, net.ErrClosed)
+		require.Zero(t, time.Since(start))
+		synctest.Wait() // the held dial returned: nothing is left in the bubble
+	})
+}

@@ -1,0 +1,40 @@
+// Package tethertest helps test code that uses package tether: an in-memory
+// dialer whose connections break on command, and a conformance check for
+// middleware.
+//
+// # An in-memory dialer
+//
+// A [Dialer] is a tether.Dialer over net.Pipe. The code under test dials it
+// (tether.Dial(ctx, &d, "server", h)); the test takes the server's end of each
+// connection with [Dialer.Accept] and plays the server with it, then breaks
+// it as a network would:
+//
+//   - [Conn.Reset]: both ends fail with a connection reset (ECONNRESET);
+//   - [Conn.Close]: a clean close, the client reads io.EOF;
+//   - [Conn.Blackhole]: both ends stay open and carry nothing (a peer that
+//     vanished; only a read deadline or tether.WithReadIdleTimeout sees it);
+//   - [Dialer.FailNext]: the next dials fail (connection refused, or any
+//     error);
+//   - [Dialer.Hold] and [Dialer.Release]: dials hang, as to a host that drops
+//     packets.
+//
+// It needs no network and starts no goroutine, so it runs inside
+// testing/synctest, where backoff delays, deadlines and idle timeouts pass
+// in virtual time and take no real time:
+//
+//	synctest.Test(t, func(t *testing.T) {
+//		var d tethertest.Dialer
+//		tt, _ := tether.Dial(t.Context(), &d, "server", nil)
+//		defer tt.Close()
+//		s, _ := d.Accept(t.Context())
+//		s.Reset() // the next Read or Write on tt reconnects
+//		...
+//	})
+//
+// # Checking a middleware
+//
+// [CheckMiddleware] and [TestMiddleware] run a tether.Middleware through the
+// rules that every middleware keeps (it passes informational events through,
+// calls next unless it decides, keeps no per-Tether state, is safe for
+// concurrent use, ...), as testing/slogtest does for slog handlers.
+package tethertest
