@@ -1,0 +1,184 @@
+package transporttest
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A Handler serves one connection of a Server; n numbers the connections
+// the Server accepted, from 1, and ctx is done once the Server closed c
+// (KillConns, Stop, Close). The Server closes c when the Handler returns.
+type Handler func(ctx context.Context, c net.Conn, n int)
+
+// Echo is a Handler that writes back what it reads.
+func Echo(_ context.Context, c net.Conn, _ int) { io.Copy(c, c) }
+
+// Greet returns a Handler that writes greeting on each connection, then
+// echoes.
+func Greet(greeting string) Handler {
+	return func(ctx context.Context, c net.Conn, n int) {
+		if _, err := io.WriteString(c, greeting); err != nil {
+			return
+		}
+		Echo(ctx, c, n)
+	}
+}
+
+// handshakeTimeout bounds the server's side of a handshake.
+const handshakeTimeout = 10 * time.Second
+
+// A Server serves a transport's Listener with a Handler, and breaks its
+// connections on demand. Its methods are called from the test's goroutine.
+type Server struct {
+	t      testing.TB
+	tr     Transport
+	handle Handler
+	addr   string
+	wg     sync.WaitGroup // the accept loop and the handlers
+
+	mu       sync.Mutex
+	ln       Listener // nil while stopped
+	conns    map[net.Conn]context.CancelFunc
+	accepted int
+	closed   bool
+}
+
+// StartServer listens on a fresh address of tr and serves each connection
+// with h in a goroutine of its own. The Server is closed when the test ends.
+func StartServer(t testing.TB, tr Transport, h Handler) *Server {
+	t.Helper()
+	ln, err := tr.Listen(t, "")
+	if err != nil {
+		t.Fatalf("%s: Listen: %v", tr.Name, err)
+	}
+	s := &Server{t: t, tr: tr, handle: h, addr: ln.Addr(), conns: make(map[net.Conn]context.CancelFunc)}
+	s.serve(ln)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Addr is the address the Server listens on, the same after a Restart.
+func (s *Server) Addr() string { return s.addr }
+
+// Accepted returns how many connections the Server has accepted.
+func (s *Server) Accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted
+}
+
+func (s *Server) serve(ln Listener) {
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			if s.ln != ln {
+				s.mu.Unlock()
+				c.Close()
+				return
+			}
+			s.accepted++
+			n := s.accepted
+			ctx, cancel := context.WithCancel(context.Background())
+			s.conns[c] = cancel
+			s.wg.Add(1)
+			s.mu.Unlock()
+			go s.run(ctx, c, n)
+		}
+	}()
+}
+
+func (s *Server) run(ctx context.Context, c net.Conn, n int) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		cancel := s.conns[c]
+		delete(s.conns, c)
+		s.mu.Unlock()
+		cancel()
+		c.Close()
+	}()
+	if h, ok := c.(interface {
+		HandshakeContext(context.Context) error
+	}); ok {
+		hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+		err := h.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			return
+		}
+	}
+	s.handle(ctx, c, n)
+}
+
+// KillConns closes every connection the Server has accepted; the Server
+// goes on listening.
+func (s *Server) KillConns() {
+	s.mu.Lock()
+	conns := make(map[net.Conn]context.CancelFunc, len(s.conns))
+	for c, cancel := range s.conns {
+		conns[c] = cancel
+	}
+	ln := s.ln
+	s.mu.Unlock()
+	for c, cancel := range conns {
+		c.Close()
+		cancel()
+	}
+	if k, ok := ln.(Killer); ok {
+		k.Kill()
+	}
+}
+
+// Stop closes the listener and every connection: dials fail until Restart.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	ln := s.ln
+	s.ln = nil
+	s.mu.Unlock()
+	if ln == nil {
+		return
+	}
+	if k, ok := ln.(Killer); ok {
+		k.Kill()
+	}
+	ln.Close()
+	s.KillConns()
+}
+
+// Restart listens again at Addr after Stop.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.mu.Lock()
+	running, closed := s.ln != nil, s.closed
+	s.mu.Unlock()
+	if running || closed {
+		s.t.Fatalf("%s: Restart of a Server that is running or closed", s.tr.Name)
+	}
+	ln, err := s.tr.Listen(s.t, s.addr)
+	if err != nil {
+		s.t.Fatalf("%s: Listen(%q) again: %v", s.tr.Name, s.addr, err)
+	}
+	s.serve(ln)
+}
+
+// Close stops the Server for good and waits for its goroutines.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.Stop()
+	s.wg.Wait()
+}

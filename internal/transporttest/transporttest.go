@@ -1,0 +1,107 @@
+// Package transporttest is the behaviour suite that holds every transport of
+// package tether to the same semantics: each dialer package runs [Run] from
+// its tests with a [Transport], that is a way to start a server and a
+// Dialer.
+//
+// The suite serves a [Listener] of net.Conns (a TCP, TLS or Unix listener,
+// or one that accepts the streams of QUIC connections) with a [Server] it
+// controls: it closes every connection at once, stops listening, and listens
+// again at the same address. It never imports a transport's package.
+package transporttest
+
+import (
+	"net"
+	"testing"
+
+	"github.com/io-tether/tether"
+	"go.uber.org/goleak"
+)
+
+// A Listener is the server side of a transport, as the suite needs it:
+// net.Listener's shape, with the address as the string a Dialer dials.
+type Listener interface {
+	// Accept waits for and returns the next connection (for QUIC: the next
+	// stream, as a net.Conn). A connection may come before its handshake
+	// (as from tls.NewListener): the Server runs HandshakeContext on a
+	// connection that has that method before it serves it.
+	Accept() (net.Conn, error)
+	// Close stops listening and makes a blocked Accept return an error.
+	// Connections already accepted may stay up: the Server closes them.
+	Close() error
+	// Addr is the address for the Dialer.
+	Addr() string
+}
+
+// A Killer is a Listener that can break its connections harder than by
+// closing each net.Conn that Accept returned: a QUIC listener whose net.Conns
+// are streams closes their QUIC connections. [Server.KillConns] calls Kill
+// after closing the connections.
+type Killer interface {
+	Kill()
+}
+
+// A Transport is what the suite needs to know about one transport.
+type Transport struct {
+	// Name names the transport in messages.
+	Name string
+
+	// Listen listens on a fresh loopback address when addr is "", and
+	// otherwise on addr, the address of a Listener it returned before and
+	// that was closed (a restart).
+	Listen func(t testing.TB, addr string) (Listener, error)
+
+	// Dialer returns the Dialer under test. The suite asks for a new one
+	// for each test, so that no state (a session cache, a pool of
+	// connections) carries from one test to the next.
+	Dialer func() tether.Dialer
+
+	// WriteTimeoutBreaks says that a Write that times out leaves the
+	// connection unusable for writing, as with crypto/tls: every later
+	// Write returns the same timeout. A Tether replaces such a connection
+	// at its next Write once the deadline is cleared; the net.Conn
+	// conformance test then lets it reconnect, and its peer follows. For
+	// other transports that test requires that no reconnect happen.
+	WriteTimeoutBreaks bool
+}
+
+// NetListener returns ln as a Listener whose Addr is ln.Addr().String().
+func NetListener(ln net.Listener) Listener { return netListener{ln} }
+
+type netListener struct{ net.Listener }
+
+func (l netListener) Addr() string { return l.Listener.Addr().String() }
+
+// ListenTCP is a Transport.Listen for plain TCP on 127.0.0.1.
+func ListenTCP(_ testing.TB, addr string) (Listener, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return NetListener(ln), nil
+}
+
+// Run runs the suite over tr, each test as a subtest of t, and then checks
+// that none of them left a goroutine behind. Run's test must not be
+// parallel.
+func Run(t *testing.T, tr Transport) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tests := []struct {
+		name string
+		f    func(*testing.T, Transport)
+	}{
+		{"TransparentReconnect", testTransparentReconnect},
+		{"ReconnectAfterRestart", testReconnectAfterRestart},
+		{"OneReconnectForReaderAndWriter", testOneReconnectForReaderAndWriter},
+		{"FullDuplex", testFullDuplex},
+		{"Deadlines", testDeadlines},
+		{"CloseDuringReconnect", testCloseDuringReconnect},
+		{"GiveUp", testGiveUp},
+		{"NetConn", testNetConn},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.f(t, tr) })
+	}
+}

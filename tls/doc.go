@@ -1,0 +1,48 @@
+// Package tls is the TLS Dialer of package tether: a TCP connection from
+// package tcp (keep-alive on, a timeout for each attempt, the address
+// resolved again at every dial) with a crypto/tls client handshake on top,
+// and a session cache kept across dials so that a reconnect resumes the TLS
+// session instead of paying a full handshake.
+//
+// Its name collides with crypto/tls: import it as tethertls.
+//
+//	import (
+//		"crypto/tls"
+//
+//		tethertls "github.com/io-tether/tether/tls"
+//	)
+//
+//	t, err := tethertls.Dial(ctx, "db.internal:5432", &tls.Config{}, nil) // the default policy
+//
+// # Session resumption
+//
+// A [Dialer] clones its Config once, at its first dial, and gives the clone
+// a client session cache when the Config has none; the caller's Config is
+// never changed. Every dial of that Dialer shares the cache, so every
+// reconnect after the first connection resumes the session, provided the
+// server issues tickets (TLS 1.3 servers send them just after the handshake:
+// they reach the cache once the client has read from the connection).
+//
+// # Errors
+//
+// Dial returns the errors of package tcp and of crypto/tls. Those that say
+// the two sides' configurations do not match, which no retry mends, are
+// permanent for [tether.IsPermanent], so that the default policy gives up at
+// once:
+//
+//   - a certificate that does not verify: a *tls.CertificateVerificationError,
+//     reachable with errors.As;
+//   - an alert from the server that says so (protocol version, no
+//     application protocol, bad certificate, ...): the error then also wraps
+//     the alert as a tls.AlertError, reachable with errors.As;
+//   - a server that picks a TLS version or an ALPN protocol that the client
+//     did not offer, and a Config whose MinVersion exceeds its MaxVersion:
+//     wrapped with tether.Permanent.
+//
+// A server that closes the connection during the handshake, refuses it, or
+// does not answer within the timeout is transient.
+//
+// An alert that arrives after the handshake, in a Read, is not the Dialer's
+// to classify: with TLS 1.3 a server that rejects the client's certificate
+// says so only then.
+package tls
