@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/io-tether/tether"
 	"github.com/quic-go/quic-go"
 )
 
@@ -115,19 +116,34 @@ func handshakeDone(qc *quic.Conn) bool {
 // Read reads from the stream. It returns io.EOF after the peer's FIN, and
 // the quic-go error otherwise: a *quic.StreamError when the peer reset the
 // stream, the connection's error (*quic.IdleTimeoutError,
-// *quic.ApplicationError, ...) when the connection is gone.
+// *quic.ApplicationError, ...) when the connection is gone. A handshake that
+// fails after a 0-RTT Dial returned (the server no longer trusts the session,
+// or speaks no common ALPN protocol) is marked permanent, as a Dial error
+// would be.
 func (c *Conn) Read(p []byte) (int, error) {
 	for {
 		s := c.str.Load()
 		n, err := s.Read(p)
-		if err == nil || !errors.Is(err, quic.Err0RTTRejected) {
-			return n, err
+		if err == nil {
+			return n, nil
+		}
+		if !errors.Is(err, quic.Err0RTTRejected) {
+			return n, ioError(err)
 		}
 		// The server never saw this stream: nothing was read from it.
 		if err := c.replayFrom(s); err != nil {
-			return 0, err
+			return 0, ioError(err)
 		}
 	}
+}
+
+// ioError marks the errors that no retry mends, which the default policy of
+// a Tether then gives up on; the others are quic-go's, unchanged.
+func ioError(err error) error {
+	if permanent(err) {
+		return tether.Permanent(err)
+	}
+	return err
 }
 
 // Write writes p to the stream.
@@ -140,7 +156,11 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.early.Load() {
 		return c.writeEarly(p)
 	}
-	return c.str.Load().Write(p)
+	n, err := c.str.Load().Write(p)
+	if err != nil {
+		err = ioError(err)
+	}
+	return n, err
 }
 
 // writeEarly writes p while 0-RTT data may be rejected: it keeps a copy, and
@@ -161,10 +181,10 @@ func (c *Conn) writeEarly(p []byte) (int, error) {
 			return total, nil
 		}
 		if !errors.Is(err, quic.Err0RTTRejected) {
-			return total, err
+			return total, ioError(err)
 		}
 		if err := c.replayLocked(s); err != nil {
-			return total, err
+			return total, ioError(err)
 		}
 	}
 }

@@ -81,9 +81,11 @@
 //
 // # Errors
 //
-// Read and Write return quic-go's errors unchanged. Dial errors start with
-// "tether/quic: " and wrap quic-go's; those that a retry cannot mend are
-// marked for tether.IsPermanent (see [Dialer.Dial]), so that the default
-// policy gives up on a certificate the client does not trust or an ALPN
-// protocol the server does not speak, and retries everything else.
+// Dial errors start with "tether/quic: " and wrap quic-go's; those that a
+// retry cannot mend are marked for tether.IsPermanent (see [Dialer.Dial]), so
+// that the default policy gives up on a certificate the client does not trust
+// or an ALPN protocol the server does not speak, and retries everything else.
+// Read and Write return quic-go's errors unchanged, io.EOF included, except a
+// handshake failure after a 0-RTT Dial returned, which is marked permanent
+// too.
 package quic

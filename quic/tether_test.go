@@ -250,6 +250,41 @@ func TestZeroRTTRejected(t *testing.T) {
 	}
 }
 
+// TestZeroRTTHandshakeFailure: a 0-RTT Dial returns before the server has
+// answered; when the handshake then fails for good (here the restarted server
+// speaks another ALPN protocol), the stream's error is permanent and the
+// Tether gives up at once.
+func TestZeroRTTHandshakeFailure(t *testing.T) {
+	o := serverOpts{allow0RTT: true, resetKey: newResetKey(t), tls: testcert.Get().ServerConfig(alpn)}
+	srv := newServer(t, o)
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig(), Enable0RTT: true}
+	tt, rec := dialTether(t, d, srv.addr)
+	r := startReader(tt)
+	send(t, tt, "one")
+	r.expect(t, "one")
+
+	gate := make(chan struct{})
+	o.tls = testcert.Get().ServerConfig("other")
+	o.onHello = func() { <-gate }
+	srv.restart(o)
+	send(t, tt, probe) // draws a stateless reset
+	rec.next(t, tether.Disconnected)
+	rec.next(t, tether.Reconnected)
+	require.Equal(t, tetherquic.ZeroRTT, origin(t, tt), "before the server answers")
+	close(gate)
+
+	ev := rec.next(t, tether.Disconnected)
+	require.True(t, tether.IsPermanent(ev.Err), "IsPermanent(%v) = false", ev.Err)
+	var te *quic.TransportError
+	require.ErrorAs(t, ev.Err, &te)
+	require.Equal(t, quic.TransportErrorCode(0x100+120), te.ErrorCode) // no_application_protocol
+	closed(t, tt.Done(), "Done after a permanent error")
+	require.ErrorIs(t, r.end(t), tether.ErrGaveUp)
+	for _, ev := range rec.drain() {
+		require.NotEqual(t, tether.Unreachable, ev.Kind, "redialed after a permanent error: %v", ev.Err)
+	}
+}
+
 // TestPermanentHandshakeError: a certificate the client does not trust, or
 // an ALPN protocol the server does not speak, makes the default policy give
 // up at the first dial, and after a reconnect.
