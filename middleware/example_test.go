@@ -276,7 +276,7 @@ func ExampleCircuitBreaker() {
 type printRecorder struct{}
 
 func (printRecorder) CountEvent(k tether.EventKind, a tether.Action) { fmt.Println("event:", k, a) }
-func (printRecorder) ObserveDial(d time.Duration, ok bool)          { fmt.Println("dial:", d, ok) }
+func (printRecorder) ObserveDial(d time.Duration, ok bool)           { fmt.Println("dial:", d, ok) }
 func (printRecorder) ObserveOutage(d time.Duration, recovered bool) {
 	fmt.Println("outage:", d.Round(time.Second), recovered)
 }

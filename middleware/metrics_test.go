@@ -30,7 +30,9 @@ func (c *calls) add(s string) {
 	c.mu.Unlock()
 }
 
-func (c *calls) CountEvent(k tether.EventKind, a tether.Action) { c.add("event " + k.String() + " " + a.String()) }
+func (c *calls) CountEvent(k tether.EventKind, a tether.Action) {
+	c.add("event " + k.String() + " " + a.String())
+}
 func (c *calls) ObserveDial(d time.Duration, ok bool) {
 	c.add("dial " + d.String() + map[bool]string{true: " ok", false: " failed"}[ok])
 }
