@@ -234,6 +234,10 @@ func (c *Conn) replayLocked(old *quic.Stream) error {
 	if err != nil {
 		return err
 	}
+	// Count as a Write (before s is published) so that a concurrent Close
+	// resets s rather than closing it during the Write below.
+	c.writing.Add(1)
+	defer c.writing.Add(-1)
 	c.dlmu.Lock()
 	s.SetReadDeadline(c.rdl)
 	s.SetWriteDeadline(c.wdl)

@@ -3,6 +3,7 @@ package quic_test
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -529,4 +530,60 @@ func TestConfigsUnchanged(t *testing.T) {
 	require.Equal(t, want.NextProtos, tc.NextProtos)
 	require.Same(t, want.RootCAs, tc.RootCAs)
 	require.Equal(t, &quic.Config{MaxIdleTimeout: 3 * time.Second}, qc)
+}
+
+// TestConcurrentDials: Dials to one address while its connection is being
+// made share that handshake; a Dial whose ctx ends does not fail the others.
+func TestConcurrentDials(t *testing.T) {
+	gate := make(chan struct{})
+	hello := make(chan struct{}, 10)
+	srv := newServer(t, serverOpts{onHello: func() {
+		hello <- struct{}{}
+		<-gate
+	}})
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig()}
+	defer d.Close()
+
+	// A first Dial, cancelled while the server holds its handshake.
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := d.Dial(ctx, srv.addr)
+		first <- err
+	}()
+	recv(t, hello, "first handshake")
+	const n = 5
+	conns := make(chan net.Conn, n)
+	for range n {
+		go func() {
+			c, err := d.Dial(context.Background(), srv.addr)
+			if err != nil {
+				t.Errorf("Dial() = %v", err)
+			}
+			conns <- c
+		}()
+	}
+	cancel()
+	require.ErrorIs(t, recv(t, first, "cancelled Dial"), context.Canceled)
+	close(gate)
+
+	var shared *quic.Conn
+	for range n {
+		c := recv(t, conns, "Dial")
+		if c == nil {
+			continue
+		}
+		defer c.Close()
+		qc := c.(*tetherquic.Conn).QUICConn()
+		if shared == nil {
+			shared = qc
+		}
+		require.Same(t, shared, qc, "Dials made more than one connection")
+		_, err := c.Write([]byte("x"))
+		require.NoError(t, err)
+		_, err = io.ReadFull(c, make([]byte, 1))
+		require.NoError(t, err)
+	}
+	require.EqualValues(t, n, srv.streams.Load(), "server streams")
+	require.Len(t, hello, 1, "handshakes after the cancelled one")
 }
