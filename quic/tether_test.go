@@ -213,41 +213,61 @@ func TestZeroRTT(t *testing.T) {
 	r.expect(t, "two")
 	require.True(t, srv.state(t).Used0RTT, "server: Used0RTT")
 	require.Equal(t, tetherquic.ZeroRTT, c.Origin())
+	send(t, tt, "three") // after the handshake: the Conn stops keeping copies
+	r.expect(t, "three")
 }
 
 // TestZeroRTTRejected: a server restarted with new session ticket keys
 // rejects the 0-RTT data; the Conn writes it again on a fresh stream and the
 // Tether does not notice.
 func TestZeroRTTRejected(t *testing.T) {
-	key := newResetKey(t)
-	srv := newServer(t, serverOpts{allow0RTT: true, resetKey: key})
-	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig(), Enable0RTT: true}
-	tt, rec := dialTether(t, d, srv.addr)
-	r := startReader(tt)
-	send(t, tt, "one")
-	r.expect(t, "one")
+	for _, tc := range []struct {
+		name       string
+		closeWrite bool // the FIN is resent too
+	}{
+		{"write", false},
+		{"close-write", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := newResetKey(t)
+			srv := newServer(t, serverOpts{allow0RTT: true, resetKey: key})
+			d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig(), Enable0RTT: true}
+			tt, rec := dialTether(t, d, srv.addr)
+			r := startReader(tt)
+			send(t, tt, "one")
+			r.expect(t, "one")
 
-	gate := make(chan struct{})
-	srv = srv.restart(serverOpts{allow0RTT: true, resetKey: key, onHello: func() { <-gate }})
-	rec.next(t, tether.Disconnected)
-	rec.next(t, tether.Reconnected)
-	c := tt.Conn().(*tetherquic.Conn)
-	require.Equal(t, tetherquic.ZeroRTT, c.Origin(), "before the server answers")
-	first := c.Stream()
-	send(t, tt, "two")
-	send(t, tt, "three")
-	close(gate)
-	r.expect(t, "twothree")
-	cs := srv.state(t)
-	require.False(t, cs.Used0RTT, "server: Used0RTT")
-	require.False(t, cs.TLS.DidResume, "server: DidResume")
-	require.Equal(t, tetherquic.FullHandshake, c.Origin())
-	require.NotSame(t, first, c.Stream(), "the rejected stream was not replaced")
-	send(t, tt, "four")
-	r.expect(t, "four")
-	require.Equal(t, uint64(2), tt.Generation(), "the Tether saw more than one reconnect")
-	for _, ev := range rec.drain() {
-		require.NotEqual(t, tether.Disconnected, ev.Kind, "unexpected %v: %v", ev.Kind, ev.Err)
+			gate := make(chan struct{})
+			srv = srv.restart(serverOpts{allow0RTT: true, resetKey: key, onHello: func() { <-gate }})
+			rec.next(t, tether.Disconnected)
+			rec.next(t, tether.Reconnected)
+			c := tt.Conn().(*tetherquic.Conn)
+			require.Equal(t, tetherquic.ZeroRTT, c.Origin(), "before the server answers")
+			first := c.Stream()
+			send(t, tt, "two")
+			send(t, tt, "three")
+			if tc.closeWrite {
+				require.NoError(t, tt.CloseWrite())
+			}
+			close(gate)
+			r.expect(t, "twothree")
+			cs := srv.state(t)
+			require.False(t, cs.Used0RTT, "server: Used0RTT")
+			require.False(t, cs.TLS.DidResume, "server: DidResume")
+			require.Equal(t, tetherquic.FullHandshake, c.Origin())
+			require.NotSame(t, first, c.Stream(), "the rejected stream was not replaced")
+			if tc.closeWrite {
+				// The server saw the FIN: it ended the echo with its own.
+				require.ErrorIs(t, r.end(t), io.EOF)
+			} else {
+				send(t, tt, "four")
+				r.expect(t, "four")
+			}
+			require.Equal(t, uint64(2), tt.Generation(), "the Tether saw more than one reconnect")
+			for _, ev := range rec.drain() {
+				require.NotEqual(t, tether.Disconnected, ev.Kind, "unexpected %v: %v", ev.Kind, ev.Err)
+			}
+		})
 	}
 }
 
