@@ -47,7 +47,8 @@ type BackoffConfig struct {
 // middleware can see and log the delay. A GiveUp or an Ignore from next is
 // passed on, never delayed. When Event.Attempt has reached c.MaxAttempts,
 // Backoff gives up instead, with a cause that wraps ErrMaxAttempts and the
-// event's error. Other events pass through unchanged.
+// event's error. Other events pass through unchanged. Put it inside
+// MaxDowntime and CircuitBreaker, which bound and extend its delay.
 //
 // Backoff never sleeps: the Tether waits the delay, and Close interrupts it.
 // It keeps no state (the delay is a function of Event.Attempt, and flap

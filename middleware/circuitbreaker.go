@@ -66,8 +66,8 @@ func (s BreakerState) String() string {
 // Tethers; that is its purpose.
 //
 // Make one with NewBreaker; a Breaker is safe for concurrent use. Circuits
-// are made on the first failure to an address and forgotten once closed and
-// idle for the window.
+// are made on the first failure to an address and forgotten once idle for
+// the window.
 type Breaker struct {
 	cfg BreakerConfig
 	err error // the configuration error, if any
@@ -134,8 +134,8 @@ func (b *Breaker) State(addr string) BreakerState {
 // It acts around next. Before next, it records the outcome the event
 // reports for Event.Dialed: a failed dial (Unreachable, or Disconnected
 // with Attempt above 0), or a successful one (Connected, Reconnected). When
-// b.Failures failed dials fall within b.Window, the circuit for that address
-// opens.
+// BreakerConfig.Failures failed dials fall within BreakerConfig.Window, the
+// circuit for that address opens.
 //
 // After next, when next decided to Reconnect on Disconnected or Unreachable
 // and the circuit for Event.Addr (the address of the next dial) is not
@@ -152,11 +152,12 @@ func (b *Breaker) State(addr string) BreakerState {
 // cool-down; waiting in the handler lets exactly one of them dial. An outer
 // Logging thus logs after the wait. A dial that a Tether was allowed before
 // the circuit opened (it is waiting its delay, or dialing) still goes out;
-// from its outcome on, that Tether is held back too. Put CircuitBreaker inside MaxDowntime
-// (which bounds its wait) and outside Backoff and Failover (so that it sees
-// their delay and address). A nil b, or one made from a bad BreakerConfig:
-// the Middleware gives up on its first event with an error that wraps
-// ErrBadConfig.
+// from its outcome on, that Tether is held back too.
+//
+// Put CircuitBreaker inside MaxDowntime (which bounds its wait) and outside
+// Backoff and Failover (so that it sees their delay and address). A nil b,
+// or one made from a bad BreakerConfig: the Middleware gives up on its first
+// event with an error that wraps ErrBadConfig.
 func CircuitBreaker(b *Breaker) tether.Middleware {
 	switch {
 	case b == nil:
@@ -224,12 +225,19 @@ func (b *Breaker) succeed(addr string) {
 	b.forget(addr, c, now)
 }
 
-// forget deletes c, the circuit for addr, if it is closed, idle and has no
-// failure within the window; every window, it sweeps the other circuits.
+// forget deletes c, the circuit for addr, if it is idle: nobody waits on it,
+// it has no failure within the window, and it is closed, or half-open for a
+// window without a trial out (nobody dials that address any more). Every
+// window, it sweeps the other circuits too, so that a Breaker's memory is
+// bounded by the addresses that failed recently.
 func (b *Breaker) forget(addr string, c *circuit, now time.Time) {
 	idle := func(c *circuit) bool {
 		c.fails = c.prune(now, b.cfg.Window)
-		return c.openUntil.IsZero() && len(c.fails) == 0 && c.waiters == 0
+		if c.waiters > 0 || len(c.fails) > 0 {
+			return false
+		}
+		return c.openUntil.IsZero() ||
+			now.Sub(c.openUntil) >= b.cfg.Window && (c.probe.IsZero() || !now.Before(c.probe))
 	}
 	if c != nil && b.circuits[addr] == c && idle(c) {
 		delete(b.circuits, addr)

@@ -218,6 +218,18 @@ func TestBreakerForgetsIdleCircuits(t *testing.T) {
 		time.Sleep(2 * time.Minute)
 		handle(h, failedDial(addrA, addrB))
 		require.Equal(t, 1, middleware.Circuits(b), "circuits idle for a window are forgotten")
+
+		// An open circuit that nobody dials again is forgotten a window
+		// after its cool-down.
+		o := middleware.NewBreaker(middleware.BreakerConfig{Failures: 1, Window: time.Minute, CoolDown: 30 * time.Second})
+		h = middleware.CircuitBreaker(o)(reconnect)
+		handle(h, failedDial(addrA, addrB))
+		require.Equal(t, middleware.BreakerOpen, o.State(addrA))
+		time.Sleep(30*time.Second + time.Minute)
+		handle(h, tether.Event{Kind: tether.Reconnected, Addr: addrB, Dialed: addrB})
+		handle(h, failedDial(addrC, addrB))
+		require.Equal(t, 1, middleware.Circuits(o), "only the circuit of the new failure is left")
+		require.Equal(t, middleware.BreakerClosed, o.State(addrA))
 	})
 }
 

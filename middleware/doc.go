@@ -1,23 +1,24 @@
 // Package middleware holds the reconnect policies of package tether, as
-// tether.Middleware to compose with tether.Chain: Logging, Backoff, Failover,
-// Notify, and MaxDowntime, When, RetryIf, CircuitBreaker and Metrics.
+// [tether.Middleware] to compose with [tether.Chain]: [Logging], [Backoff],
+// [Failover] and [StickyFailover], [Notify] and [NotifyDropped],
+// [MaxDowntime], [When], [RetryIf], [CircuitBreaker] and [Metrics].
 //
 // # Composing a policy
 //
 // tether.Chain(h, mw...) wraps h so that mw[0] sees each event first. A nil h
-// is tether.DefaultHandler: it gives up on the errors that tether.IsPermanent
-// calls permanent, and sets a backoff delay that an outer Backoff replaces.
-// The recommended order, outermost first, is
+// is [tether.DefaultHandler]: it gives up on the errors that
+// [tether.IsPermanent] calls permanent, and sets a backoff delay that an
+// outer Backoff replaces. The recommended order, outermost first, is
 //
 //	tether.Chain(nil,
-//		middleware.Logging(logger),          // after next: logs the final decision
-//		middleware.Metrics(recorder),        // after next: counts the final decision
-//		middleware.Notify(events),           // before next: every event, at once
-//		middleware.MaxDowntime(time.Minute), // around: bounds the delays and waits inside
-//		middleware.CircuitBreaker(breaker),  // after next: holds back the dial Backoff and Failover chose
-//		middleware.Backoff(middleware.BackoffConfig{MaxAttempts: 10}), // after next: sets the delay
-//		middleware.RetryIf(transient),       // before next: gives up on what is not worth a retry
-//		middleware.Failover(primary, backup), // before next: picks the next address
+//		middleware.Logging(logger),            // after next: logs the final decision
+//		middleware.Metrics(recorder),          // after next: counts the final decision
+//		middleware.Notify(events),             // before next: every event, at once
+//		middleware.MaxDowntime(time.Minute),   // around: bounds the delays and waits inside
+//		middleware.CircuitBreaker(breaker),    // after next: holds back the dial chosen inside
+//		middleware.Backoff(backoffConfig),     // after next: sets the delay
+//		middleware.RetryIf(transient),         // before next: gives up on what is not worth a retry
+//		middleware.Failover(primary, backup),  // before next: picks the next address
 //	)
 //
 // Observers (Logging, Metrics, Notify) go outside the policies, so that they
@@ -33,9 +34,9 @@
 // derives what it does from the Event alone (Event.Attempt, Event.Since,
 // Event.Addr), keeps no per-Tether state and is safe for concurrent use, so
 // one chain serves any number of Tethers. The exception is CircuitBreaker,
-// whose Breaker is shared on purpose: the Tethers that dial one address share
+// whose [Breaker] is shared on purpose: the Tethers that dial one address share
 // its circuit. Package tethertest checks these rules for any middleware
-// (tethertest.TestMiddleware); a middleware written by hand (see the
+// ([github.com/io-tether/tether/tethertest.TestMiddleware]); a middleware written by hand (see the
 // examples) should run it too.
 //
 // # Bad configuration

@@ -13,7 +13,8 @@ import (
 // each reconnect goes to the next address (an Event.Addr that is not in
 // addrs moves to addrs[0]). It acts before next, so inner middleware see the
 // address that will be dialed, and may change it again. Other events pass
-// through unchanged.
+// through unchanged. Put it inside CircuitBreaker, which holds back the dial
+// to the address Failover chose; the innermost place is fine.
 //
 // Failover keeps no state (the position is Event.Addr, which the Tether
 // remembers), so one value serves any number of Tethers. Pass the address

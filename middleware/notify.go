@@ -17,7 +17,8 @@ import (
 // dropped. The copy is the event as the Tether reported it, sent before next
 // decides (and perhaps waits), so the consumer learns of a disconnect at
 // once; it shares Event.Conn with the Tether, and the consumer must not read
-// from or write to it.
+// from or write to it. Put it outside the policies, so that it gets every
+// event, those they decide on without asking next included.
 //
 // Notify keeps no state; one value may serve many Tethers, which then share
 // ch. A nil ch: the Middleware gives up on its first event with an error that

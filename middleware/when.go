@@ -15,7 +15,8 @@ import (
 //		return errors.Is(ev.Err, syscall.ECONNREFUSED)
 //	}, middleware.Backoff(middleware.BackoffConfig{BaseDelay: 5 * time.Second}))
 //
-// When keeps no state of its own; it keeps whatever mw keeps. A nil pred or
+// When goes where mw would go. It keeps no state of its own; it keeps
+// whatever mw keeps. A nil pred or
 // mw, or an mw that returns a nil handler: the Middleware gives up on its
 // first event with an error that wraps ErrBadConfig.
 func When(pred func(ev *tether.Event) bool, mw tether.Middleware) tether.Middleware {
@@ -47,7 +48,8 @@ func When(pred func(ev *tether.Event) bool, mw tether.Middleware) tether.Middlew
 //
 //	middleware.RetryIf(func(ev *tether.Event) bool { return !tether.IsPermanent(ev.Err) })
 //
-// RetryIf keeps no state; one value serves any number of Tethers. A nil
+// Put RetryIf inside the observers, so that they see its give-ups. It keeps
+// no state; one value serves any number of Tethers. A nil
 // pred: the Middleware gives up on its first event with an error that wraps
 // ErrBadConfig.
 func RetryIf(pred func(ev *tether.Event) bool) tether.Middleware {
