@@ -607,3 +607,21 @@ func TestConcurrentDials(t *testing.T) {
 	require.EqualValues(t, n, srv.streams.Load(), "server streams")
 	require.Len(t, hello, 1, "handshakes after the cancelled one")
 }
+
+// TestDialHostname: a host name is resolved at each dial (IPv4 first, as
+// net.ResolveUDPAddr does) and is the TLS server name when the config has
+// none.
+func TestDialHostname(t *testing.T) {
+	srv := newServer(t, serverOpts{})
+	_, port, err := net.SplitHostPort(srv.addr)
+	require.NoError(t, err)
+	tc := clientTLS()
+	tc.ServerName = ""
+	d := &tetherquic.Dialer{TLSConfig: tc, Config: fastConfig()}
+	defer d.Close()
+	c, err := d.Dial(context.Background(), net.JoinHostPort("localhost", port))
+	require.NoError(t, err)
+	defer c.Close()
+	require.Equal(t, srv.addr, c.RemoteAddr().String())
+	require.Equal(t, "localhost", c.(*tetherquic.Conn).ConnectionState().TLS.ServerName)
+}
