@@ -70,7 +70,7 @@ var middlewareRules = []middlewareRule{
 	{"is safe for concurrent use", (*middlewareCheck).checkConcurrent},
 }
 
-// CheckMiddleware runs mw through the rules that every tether.Middleware
+// CheckMiddleware runs mw through the rules that every [tether.Middleware]
 // must keep, and returns an error that joins one error per broken rule, or
 // nil. It is to middleware what testing/slogtest is to slog handlers. The
 // rules, each checked on events of every kind with transient errors:
@@ -91,16 +91,16 @@ var middlewareRules = []middlewareRule{
 //   - keeps no per-Tether state: after the events of one Tether (many failed
 //     dials, long outages), the handler decides about another Tether's
 //     events as it did before (same action, address, and a delay no more
-//     than twice the largest seen before). Skipped WithSharedState.
+//     than twice the largest seen before). Skipped [WithSharedState].
 //   - is safe for concurrent use: many goroutines call the handler at once
 //     without a panic (run the test with -race to catch data races).
 //
-// Every call must return within the call timeout (WithCallTimeout). The
-// events name a fresh address for each dial, so that no policy that waits
-// on an address (a circuit breaker) trips. A call that does not return is
-// left running. The middleware may keep a per-address state, but must be
-// made fresh for the check, and must not log or send to a place that
-// blocks.
+// Every call must return within the call timeout ([WithCallTimeout]); a
+// call that does not is reported and left running. The events name a fresh
+// address for each dial, so that no policy that waits on an address (a
+// circuit breaker) trips. A middleware that shares state across Tethers
+// (declared [WithSharedState]) should be made fresh for the check, and a
+// middleware must not log or send to a place that blocks.
 //
 // CheckMiddleware may run inside a testing/synctest bubble when mw was made
 // inside it; then its timeouts take no real time.
