@@ -83,6 +83,7 @@ func (l *link) down() *link {
 // closed.
 type outage struct {
 	done    chan struct{}
+	down    *link // the down link that stands for the lost one, if any
 	ignored bool  // Ignore on Disconnected: each operation gets its own error
 	err     error // the error for waiting operations (Ignore on Unreachable)
 }
@@ -368,6 +369,8 @@ func (t *Tether) await(o *outage, dir direction, own error) error {
 	switch {
 	case o.ignored && own != nil:
 		return own
+	case o.ignored:
+		return nil // it waited on a connection put back: go on with it
 	case o.err != nil:
 		return o.err
 	}
@@ -463,9 +466,15 @@ func (t *Tether) endErrLocked(dir direction) error {
 }
 
 // startLocked starts the reconnect for the loss of lost (nil: a dial after an
-// ignored Unreachable).
+// ignored Unreachable). It takes the link down at once, so that no operation
+// uses the failed connection while the handler decides (a half-closed TCP
+// connection would swallow a Write's bytes).
 func (t *Tether) startLocked(lost *link, cause error) *outage {
 	o := &outage{done: make(chan struct{})}
+	if lost != nil {
+		o.down = lost.down()
+		t.cur.Store(o.down)
+	}
 	t.outage = o
 	go t.run(o, lost, cause)
 	return o
@@ -505,19 +514,21 @@ func (t *Tether) run(o *outage, lost *link, cause error) {
 	if lost != nil {
 		switch t.handle(ctx, &ev) {
 		case Ignore:
+			// Put the connection back: operations that waited meanwhile
+			// go on with it.
+			t.mu.Lock()
+			if t.err == nil && t.cur.Load() == o.down {
+				t.cur.Store(lost)
+			}
+			t.mu.Unlock()
 			o.ignored, o.err = true, cause
 			return
 		case GiveUp:
 			t.end(orErr(ev.Err, cause), cause)
 			return
 		}
-		// Take the link down so that operations wait for the new one, and
-		// close it so that those blocked on it wake.
-		t.mu.Lock()
-		if t.err == nil {
-			t.cur.Store(lost.down())
-		}
-		t.mu.Unlock()
+		// Close the lost connection so that operations blocked on it wake
+		// (and wait for the new one).
 		lost.conn.Close()
 	}
 	l, err, out := t.connect(ctx, &ev, since, false)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -1028,5 +1029,109 @@ func TestAddrsDuringOutage(t *testing.T) {
 		require.Nil(t, tt.Conn(), "no connection during the outage")
 		tt.Close()
 		require.ErrorIs(t, <-wrote, net.ErrClosed)
+	})
+}
+
+// halfOpenConn reads EOF at once but accepts writes, as a TCP connection
+// after the peer's FIN does.
+type halfOpenConn struct {
+	net.Conn
+	mu    sync.Mutex
+	wrote []byte
+}
+
+func (c *halfOpenConn) Read([]byte) (int, error) { return 0, io.EOF }
+func (c *halfOpenConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wrote = append(c.wrote, p...)
+	return len(p), nil
+}
+
+// While the handler decides about a loss, no operation uses the failed
+// connection: a Write waits for the new one instead of losing its bytes.
+func TestNoWriteToLostConnectionDuringHandler(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pd := newPipeDialer()
+		first := &halfOpenConn{}
+		n := 0
+		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
+			c, err := pd.Dial(ctx, addr)
+			n++
+			if n == 1 {
+				first.Conn = c
+				return first, err
+			}
+			return c, err
+		})
+		slow := &recorder{decide: func(ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Disconnected {
+				time.Sleep(10 * time.Second) // a slow resolver
+			}
+			return tether.Reconnect
+		}}
+		tt, err := tether.Dial(t.Context(), d, "a", slow)
+		require.NoError(t, err)
+		defer tt.Close()
+		got := readAsync(tt, 1) // meets EOF: the handler starts
+		synctest.Wait()
+		wrote := make(chan error, 1)
+		go func() {
+			_, err := tt.Write([]byte("kept"))
+			wrote <- err
+		}()
+		pd.server(t)
+		s2 := pd.server(t)
+		buf := make([]byte, 4)
+		_, err = io.ReadFull(s2, buf)
+		require.NoError(t, err)
+		require.Equal(t, "kept", string(buf))
+		require.NoError(t, <-wrote)
+		first.mu.Lock()
+		require.Empty(t, first.wrote, "nothing went to the lost connection")
+		first.mu.Unlock()
+		go s2.Write([]byte("z"))
+		require.NoError(t, (<-got).err)
+	})
+}
+
+// With Ignore, operations that waited while the handler decided go on with
+// the connection that was put back.
+func TestIgnorePutsConnectionBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pd := newPipeDialer()
+		glitch := errors.New("glitch")
+		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
+			c, err := pd.Dial(ctx, addr)
+			return &scriptConn{Conn: c, reads: []result{{err: glitch}}}, err
+		})
+		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Disconnected {
+				time.Sleep(time.Second)
+				return tether.Ignore
+			}
+			return tether.Reconnect
+		}}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		s := pd.server(t)
+		readErr := make(chan error, 1)
+		go func() {
+			_, err := tt.Read(make([]byte, 1))
+			readErr <- err
+		}()
+		synctest.Wait()
+		wrote := make(chan error, 1)
+		go func() {
+			_, err := tt.Write([]byte("w"))
+			wrote <- err
+		}()
+		buf := make([]byte, 1)
+		_, err = io.ReadFull(s, buf)
+		require.NoError(t, err)
+		require.NoError(t, <-wrote)
+		require.Equal(t, glitch, <-readErr)
+		require.Equal(t, 1, pd.numDials())
 	})
 }
