@@ -33,8 +33,12 @@
 //   - a certificate that does not verify: a *tls.CertificateVerificationError,
 //     reachable with errors.As;
 //   - an alert from the server that says so (protocol version, no
-//     application protocol, bad certificate, ...): the error then also wraps
-//     the alert as a tls.AlertError, reachable with errors.As;
+//     application protocol, bad certificate, ...: see tether.IsPermanent;
+//     and handshake failure, which a server sends when it finds no cipher
+//     suite or curve in common or, under TLS 1.2, when it requires a
+//     client certificate that it did not get): the error then also wraps
+//     the alert as a tls.AlertError, reachable with errors.As and
+//     errors.Is, and keeps crypto/tls's message;
 //   - a server that picks a TLS version or an ALPN protocol that the client
 //     did not offer, and a Config whose MinVersion exceeds its MaxVersion:
 //     wrapped with tether.Permanent.
@@ -42,7 +46,8 @@
 // A server that closes the connection during the handshake, refuses it, or
 // does not answer within the timeout is transient.
 //
-// An alert that arrives after the handshake, in a Read, is not the Dialer's
-// to classify: with TLS 1.3 a server that rejects the client's certificate
-// says so only then.
+// An alert that arrives after the handshake is not the Dialer's to
+// classify: it comes in a Read of the Tether. Under TLS 1.3 this is how a
+// server rejects a client certificate, after the client's side of the
+// handshake is complete.
 package tls

@@ -70,11 +70,20 @@ func testNetConn(t *testing.T, tr Transport) {
 		}
 		return tt, peer, stop, nil
 	})
-	if tr.WriteTimeoutBreaks {
-		return
-	}
 	mu.Lock()
 	defer mu.Unlock()
+	if tr.WriteTimeoutBreaks {
+		// PastTimeout alone breaks a connection (a Write past its
+		// deadline, then a roundtrip): the Tether must have replaced it.
+		reconnects := 0
+		for _, rec := range pipes {
+			reconnects += rec.Count(tether.Reconnected)
+		}
+		if reconnects == 0 {
+			t.Errorf("no reconnect in nettest.TestConn over %s, whose write timeouts break connections", tr.Name)
+		}
+		return
+	}
 	for i, rec := range pipes {
 		for _, ev := range rec.Events() {
 			if ev.Kind == tether.Disconnected && !errors.Is(ev.Err, io.EOF) {
