@@ -35,7 +35,11 @@ type Tether struct {
 	cur        atomic.Pointer[link] // never nil once the Tether is returned
 	closed     atomic.Bool
 	halfClosed atomic.Bool
-	rdlNano    atomic.Int64 // the user's read deadline for the watchdog; 0: none
+	// dlNano holds the user's deadlines (UnixNano; 0: none) for the hot
+	// paths, which note them before each raw operation: a timeout is the
+	// user's when the deadline in force when the operation began has passed,
+	// even if another goroutine moved it since.
+	dlNano [2]atomic.Int64
 
 	rsem, wsem sem // serialise Reads and Writes, separately
 
@@ -43,6 +47,7 @@ type Tether struct {
 	// handles it first. Guarded by rsem.
 	rpend     error
 	rpendLink *link
+	rpendDL   int64
 
 	mu           sync.Mutex
 	addr         string        // the address of the next dial
@@ -190,9 +195,9 @@ func (t *Tether) Read(p []byte) (int, error) {
 	}
 	defer t.rsem.unlock()
 	if t.rpend != nil {
-		c, err := t.rpendLink, t.rpend
+		c, err, dl0 := t.rpendLink, t.rpend, t.rpendDL
 		t.rpend, t.rpendLink = nil, nil
-		if err := t.recover(c, err, dirRead); err != nil {
+		if err := t.recover(c, err, dirRead, dl0); err != nil {
 			return 0, err
 		}
 	}
@@ -204,23 +209,24 @@ func (t *Tether) Read(p []byte) (int, error) {
 			}
 			continue
 		}
+		dl0 := t.dlNano[dirRead].Load()
 		if t.cfg.readIdle > 0 {
-			t.armWatchdog(c.conn, time.Now())
+			t.armWatchdog(c.conn, time.Now(), dl0)
 		}
 		n, err := c.conn.Read(p)
 		if err == nil {
 			return n, nil
 		}
 		if t.cfg.readIdle > 0 {
-			err = t.watchdogErr(err)
+			err = t.watchdogErr(err, dl0)
 		}
 		if n > 0 {
-			if !t.userTimeout(err, dirRead) {
-				t.rpend, t.rpendLink = err, c
+			if !t.userTimeout(err, dirRead, dl0) {
+				t.rpend, t.rpendLink, t.rpendDL = err, c, dl0
 			}
 			return n, nil
 		}
-		if err := t.recover(c, err, dirRead); err != nil {
+		if err := t.recover(c, err, dirRead, dl0); err != nil {
 			return 0, err
 		}
 	}
@@ -254,6 +260,7 @@ func (t *Tether) Write(p []byte) (int, error) {
 			}
 			continue
 		}
+		dl0 := t.dlNano[dirWrite].Load()
 		m, err := c.conn.Write(p[n:])
 		n += m
 		if err == nil {
@@ -262,7 +269,7 @@ func (t *Tether) Write(p []byte) (int, error) {
 			}
 			return n, nil
 		}
-		o, started, e := t.fail(c, err, dirWrite)
+		o, started, e := t.fail(c, err, dirWrite, dl0)
 		if e == nil && t.cfg.dropUnwritten && (started || n > 0) {
 			// This Write met the loss, or left part of its bytes on the
 			// dead connection: it drops the rest. A Write that merely
@@ -281,18 +288,18 @@ func (t *Tether) Write(p []byte) (int, error) {
 
 // armWatchdog sets c's read deadline to the sooner of now plus the read idle
 // timeout and the user's read deadline.
-func (t *Tether) armWatchdog(c net.Conn, now time.Time) {
+func (t *Tether) armWatchdog(c net.Conn, now time.Time, u int64) {
 	dl := now.Add(t.cfg.readIdle)
-	if u := t.rdlNano.Load(); u != 0 && u < dl.UnixNano() {
+	if u != 0 && u < dl.UnixNano() {
 		dl = time.Unix(0, u)
 	}
 	c.SetReadDeadline(dl)
 }
 
 // watchdogErr names a read timeout that is not the user's as the watchdog's.
-func (t *Tether) watchdogErr(err error) error {
+func (t *Tether) watchdogErr(err error, dl0 int64) error {
 	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() || t.userTimeout(err, dirRead) {
+	if !errors.As(err, &ne) || !ne.Timeout() || t.userTimeout(err, dirRead, dl0) {
 		return err
 	}
 	return fmt.Errorf("%w (%v): %w", ErrIdleTimeout, t.cfg.readIdle, err)
@@ -300,8 +307,8 @@ func (t *Tether) watchdogErr(err error) error {
 
 // recover handles err, met on link c: it returns nil when the operation
 // should go on with the current link, or the error the operation returns.
-func (t *Tether) recover(c *link, err error, dir direction) error {
-	o, _, e := t.fail(c, err, dir)
+func (t *Tether) recover(c *link, err error, dir direction, dl0 int64) error {
+	o, _, e := t.fail(c, err, dir, dl0)
 	if o != nil {
 		return t.await(o, dir, err)
 	}
@@ -311,12 +318,12 @@ func (t *Tether) recover(c *link, err error, dir direction) error {
 // fail decides about err, met by an operation on link c. It returns the
 // error the operation returns, or the outage to wait for (started reports
 // whether this call started it), or neither when a newer link is already
-// there.
-func (t *Tether) fail(c *link, err error, dir direction) (o *outage, started bool, _ error) {
+// there. dl0 is the user's deadline when the operation began.
+func (t *Tether) fail(c *link, err error, dir direction, dl0 int64) (o *outage, started bool, _ error) {
 	if t.closed.Load() {
 		return nil, false, net.ErrClosed
 	}
-	if t.userTimeout(err, dir) {
+	if t.userTimeout(err, dir, dl0) {
 		return nil, false, err
 	}
 	if t.halfClosed.Load() {
@@ -440,21 +447,21 @@ func (t *Tether) lockSlow(s *sem, dir direction) error {
 	return nil
 }
 
-// userTimeout reports whether err is a timeout because the user's deadline
-// for dir has passed. Any other timeout (a dead peer, a QUIC idle timeout)
-// is a disconnect.
-func (t *Tether) userTimeout(err error, dir direction) bool {
+// userTimeout reports whether err is a timeout because of the user's
+// deadline for dir: the deadline in force when the operation began (dl0,
+// UnixNano) or the current one has passed, or the user moved the deadline
+// while the operation ran (then the timeout may be the moved deadline's, and
+// a false disconnect would cost a reconnect where a false timeout costs one
+// error: a dead connection fails the next operation again). Any other
+// timeout (a dead peer, a QUIC idle timeout, the watchdog) is a disconnect.
+func (t *Tether) userTimeout(err error, dir direction, dl0 int64) bool {
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		return false
 	}
-	t.mu.Lock()
-	dl := t.rdl
-	if dir == dirWrite {
-		dl = t.wdl
-	}
-	t.mu.Unlock()
-	return !dl.IsZero() && !time.Now().Before(dl)
+	now := time.Now().UnixNano()
+	dl := t.dlNano[dir].Load()
+	return dl != dl0 || (dl0 != 0 && now >= dl0)
 }
 
 // endErrLocked is the error an operation returns once the Tether ended.
@@ -875,9 +882,7 @@ func (t *Tether) setDeadline(tm time.Time, dir direction) error {
 		close(*changed)
 		*changed = nil
 	}
-	if dir == dirRead {
-		t.rdlNano.Store(unixNano(tm))
-	}
+	t.dlNano[dir].Store(unixNano(tm))
 	c := t.cur.Load()
 	if c.conn == nil {
 		return nil
@@ -886,7 +891,7 @@ func (t *Tether) setDeadline(tm time.Time, dir direction) error {
 	// the deadline.
 	if dir == dirRead {
 		if t.cfg.readIdle > 0 {
-			t.armWatchdog(c.conn, time.Now()) // a Read may be waiting
+			t.armWatchdog(c.conn, time.Now(), unixNano(tm)) // a Read may be waiting
 		} else {
 			c.conn.SetReadDeadline(tm)
 		}
