@@ -10,7 +10,8 @@
 //
 // They compose:
 //
-//	d := dialers.Timeout(dialers.FromFunc("tcp", proxy.DialContext), 5*time.Second)
+//	// socks is a proxy.ContextDialer of golang.org/x/net/proxy
+//	d := dialers.Timeout(dialers.FromFunc("tcp", socks.DialContext), 5*time.Second)
 //	t, err := tether.Dial(ctx, d, "db.internal:5432", nil)
 package dialers
 
@@ -52,6 +53,9 @@ var errNegativeTimeout = errors.New("tether/dialers: negative Timeout")
 
 // Dial connects to the Unix socket at path.
 func (d *Unix) Dial(ctx context.Context, path string) (net.Conn, error) {
+	if d == nil {
+		d = new(Unix) // a nil *Unix acts as the zero value
+	}
 	var nd net.Dialer
 	if d.NetDialer != nil {
 		nd = *d.NetDialer

@@ -42,7 +42,7 @@ func TestUnixErrors(t *testing.T) {
 	require.False(t, tether.IsPermanent(err), "tether.IsPermanent(%v)", err)
 }
 
-// TestUnixConfig: Timeout and NetDialer, and a bad Timeout.
+// TestUnixConfig: Timeout and NetDialer, a nil *Unix, and a bad Timeout.
 func TestUnixConfig(t *testing.T) {
 	srv := transporttest.StartServer(t, transporttest.Transport{Name: "unix", Listen: listenUnix}, transporttest.Echo)
 	base := &net.Dialer{Timeout: time.Minute}
@@ -50,6 +50,10 @@ func TestUnixConfig(t *testing.T) {
 	require.NoError(t, err, "Dial with a NetDialer")
 	c.Close()
 	require.Equal(t, time.Minute, base.Timeout, "the NetDialer's Timeout after Dial")
+
+	c, err = (*dialers.Unix)(nil).Dial(t.Context(), srv.Addr())
+	require.NoError(t, err, "Dial of a nil *Unix, the zero value")
+	c.Close()
 
 	_, err = (&dialers.Unix{Timeout: -time.Second}).Dial(t.Context(), srv.Addr())
 	require.Error(t, err, "Dial with a negative Timeout")

@@ -47,6 +47,9 @@ type Dialer struct {
 //
 // See the package documentation for the errors and which are permanent.
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	if d == nil {
+		d = new(Dialer) // a nil *Dialer acts as the zero value, with no cache across dials
+	}
 	config, err := d.configFor(addr)
 	if err != nil {
 		return nil, err

@@ -330,7 +330,8 @@ func TestTransientErrors(t *testing.T) {
 	})
 }
 
-// TestBadConfig: a bad NetDialer is a permanent error, not a panic.
+// TestBadConfig: a bad NetDialer or address is a permanent error, and a nil
+// *Dialer no panic.
 func TestBadConfig(t *testing.T) {
 	d := &tethertls.Dialer{NetDialer: &tcp.Dialer{Timeout: -time.Second}}
 	_, err := d.Dial(t.Context(), "127.0.0.1:1")
@@ -340,6 +341,13 @@ func TestBadConfig(t *testing.T) {
 	_, err = (&tethertls.Dialer{}).Dial(t.Context(), "127.0.0.1")
 	require.Error(t, err, "Dial without a port")
 	require.True(t, tether.IsPermanent(err), "tether.IsPermanent(%v)", err)
+
+	// A nil *Dialer is the zero Dialer: the system's roots, which do not
+	// know the test CA.
+	srv := transporttest.StartServer(t, transport(testcert.Get().ServerConfig()), transporttest.Echo)
+	var cve *tls.CertificateVerificationError
+	_, err = (*tethertls.Dialer)(nil).Dial(t.Context(), srv.Addr())
+	require.ErrorAs(t, err, &cve, "Dial of a nil *Dialer")
 }
 
 // TestCloseDuringHandshake: Close of a Tether whose reconnect is in the

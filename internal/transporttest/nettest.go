@@ -27,13 +27,16 @@ func testNetConn(t *testing.T, tr Transport) {
 	)
 	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
 		conns := make(chan net.Conn)
-		srv := StartServer(t, tr, func(ctx context.Context, c net.Conn, _ int) {
+		srv, err := startServer(t, tr, func(ctx context.Context, c net.Conn, _ int) {
 			select {
 			case conns <- c:
 				<-ctx.Done() // c is the pipe's until the Server closes it
 			case <-ctx.Done():
 			}
 		})
+		if err != nil {
+			return nil, nil, nil, err
+		}
 		rec := NewRecorder(func(ev *tether.Event) tether.Action {
 			switch {
 			case ev.Kind == tether.Disconnected && tr.WriteTimeoutBreaks && !errors.Is(ev.Err, io.EOF):

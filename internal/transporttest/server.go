@@ -2,6 +2,7 @@ package transporttest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -51,14 +52,23 @@ type Server struct {
 // with h in a goroutine of its own. The Server is closed when the test ends.
 func StartServer(t testing.TB, tr Transport, h Handler) *Server {
 	t.Helper()
+	s, err := startServer(t, tr, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// startServer is StartServer for goroutines that may not end the test.
+func startServer(t testing.TB, tr Transport, h Handler) (*Server, error) {
 	ln, err := tr.Listen(t, "")
 	if err != nil {
-		t.Fatalf("%s: Listen: %v", tr.Name, err)
+		return nil, fmt.Errorf("%s: Listen: %w", tr.Name, err)
 	}
 	s := &Server{t: t, tr: tr, handle: h, addr: ln.Addr(), conns: make(map[net.Conn]context.CancelFunc)}
 	s.serve(ln)
 	t.Cleanup(s.Close)
-	return s
+	return s, nil
 }
 
 // Addr is the address the Server listens on, the same after a Restart.

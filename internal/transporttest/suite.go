@@ -266,33 +266,46 @@ func testDeadlines(t *testing.T, tr Transport) {
 		// moves it in that instant, as such a goroutine may.
 		srv := StartServer(t, tr, Greet("hi"))
 		rec := NewRecorder(nil)
-		var (
-			tt   *tether.Tether
-			hook = make(chan func(), 1)
-		)
-		d := tr.Dialer()
-		wrapped := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
-			c, err := d.Dial(ctx, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &hookConn{Conn: c, onTimeout: hook}, nil
-		})
-		ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
-		defer cancel()
-		tt, err := tether.Dial(ctx, wrapped, srv.Addr(), rec)
-		require.NoError(t, err, "tether.Dial")
-		t.Cleanup(func() { tt.Close() })
+		hooks := newHooks()
+		tt := dialHooked(t, tr, srv.Addr(), rec, hooks)
 		readString(t, tt, "hi")
 
 		require.NoError(t, tt.SetReadDeadline(time.Now().Add(-time.Second)))
-		hook <- func() { tt.SetReadDeadline(time.Now().Add(time.Hour)) }
+		hooks.readTimeout <- func() { tt.SetReadDeadline(time.Now().Add(time.Hour)) }
 		n, err := tt.Read(make([]byte, 1))
 		require.Equal(t, []tether.EventKind{tether.Connected}, rec.Kinds(),
 			"events after a Read timed out on the user's deadline, then the deadline moved (Read = %d, %v): the timeout is no disconnect", n, err)
 		requireTimeout(t, err, "Read that timed out before its deadline moved")
 		require.NoError(t, tt.SetReadDeadline(time.Time{}))
 		roundtrip(t, tt, "ping")
+	})
+	t.Run("MovedDuringOperation", func(t *testing.T) {
+		// A Write that begins while SetWriteDeadline replaces a passed
+		// deadline with a future one may meet the passed one: that
+		// timeout is the user's too. The hook starts the Write in the
+		// instant before the connection gets the new deadline.
+		srv := StartServer(t, tr, Greet("hi"))
+		rec := NewRecorder(nil)
+		hooks := newHooks()
+		tt := dialHooked(t, tr, srv.Addr(), rec, hooks)
+		readString(t, tt, "hi")
+
+		require.NoError(t, tt.SetWriteDeadline(time.Now().Add(-time.Second)))
+		wrote := make(chan error, 1)
+		hooks.setWriteDeadline <- func() {
+			go func() {
+				_, err := tt.Write([]byte("x"))
+				wrote <- err
+			}()
+			<-hooks.writeTimedOut
+		}
+		require.NoError(t, tt.SetWriteDeadline(time.Now().Add(time.Hour)))
+		err := recv(t, wrote, "the Write that met the passed deadline")
+		require.Equal(t, []tether.EventKind{tether.Connected}, rec.Kinds(),
+			"events after a Write met the passed deadline while SetWriteDeadline set a future one (Write: %v): the timeout is no disconnect", err)
+		if err != nil {
+			requireTimeout(t, err, "Write that met the passed deadline")
+		}
 	})
 	t.Run("PassedDeadlineIsNotDisconnect", func(t *testing.T) {
 		srv := StartServer(t, tr, Greet("hi"))
@@ -464,20 +477,75 @@ func testGiveUp(t *testing.T, tr Transport) {
 	})
 }
 
-// hookConn runs a hook, once, when its Read times out, before it returns.
+// hooks let a test act inside a connection's methods, at the instants
+// where a Tether meets a race with its user.
+type hooks struct {
+	readTimeout      chan func()   // run once when a Read times out, before it returns
+	setWriteDeadline chan func()   // run once by SetWriteDeadline, before it applies
+	writeTimedOut    chan struct{} // a Write timed out
+}
+
+func newHooks() *hooks {
+	return &hooks{
+		readTimeout:      make(chan func(), 1),
+		setWriteDeadline: make(chan func(), 1),
+		writeTimedOut:    make(chan struct{}, 1),
+	}
+}
+
+// dialHooked is dial with each connection wrapped to run h.
+func dialHooked(t *testing.T, tr Transport, addr string, rec tether.DisconnectHandler, h *hooks) *tether.Tether {
+	t.Helper()
+	d := tr.Dialer()
+	wrapped := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := d.Dial(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &hookConn{Conn: c, h: h}, nil
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	tt, err := tether.Dial(ctx, wrapped, addr, rec)
+	require.NoError(t, err, "tether.Dial(%q) over %s", addr, tr.Name)
+	t.Cleanup(func() { tt.Close() })
+	return tt
+}
+
+// hookConn is a connection that runs hooks.
 type hookConn struct {
 	net.Conn
-	onTimeout chan func()
+	h *hooks
 }
 
 func (c *hookConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		select {
-		case f := <-c.onTimeout:
+		case f := <-c.h.readTimeout:
 			f()
 		default:
 		}
 	}
 	return n, err
+}
+
+func (c *hookConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		select {
+		case c.h.writeTimedOut <- struct{}{}:
+		default:
+		}
+	}
+	return n, err
+}
+
+func (c *hookConn) SetWriteDeadline(t time.Time) error {
+	select {
+	case f := <-c.h.setWriteDeadline:
+		f()
+	default:
+	}
+	return c.Conn.SetWriteDeadline(t)
 }

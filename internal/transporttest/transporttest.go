@@ -41,6 +41,11 @@ type Killer interface {
 }
 
 // A Transport is what the suite needs to know about one transport.
+//
+// In several tests the server speaks first. A transport whose server learns
+// of a connection only once the client writes (a QUIC stream) makes its
+// Dialer write a hello on each new connection, and its Listener's Accept
+// read that hello before it returns the connection.
 type Transport struct {
 	// Name names the transport in messages.
 	Name string
