@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/io-tether/tether"
+)
+
+func TestTethersOwn(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		stack []string // innermost first
+		want  bool
+	}{
+		{"made by the Tether", []string{"runtime.mallocgc", "runtime.newobject", "github.com/io-tether/tether.(*Tether).Write", "main.main"}, true},
+		{"the Tether's own code", []string{"github.com/io-tether/tether.(*Tether).startLocked", "github.com/io-tether/tether.(*Tether).fail"}, true},
+		{"through a helper", []string{"fmt.Errorf", "github.com/io-tether/tether.(*Tether).Write"}, true},
+		{"the connection's", []string{"crypto/tls.(*Conn).Write", "github.com/io-tether/tether.(*Tether).Write"}, false},
+		{"the connection's read", []string{"runtime.mallocgc", "github.com/quic-go/quic-go.(*Stream).Read", "github.com/io-tether/tether/quic.(*Conn).Read", "github.com/io-tether/tether.(*Tether).Read"}, false},
+		{"a subpackage only", []string{"github.com/io-tether/tether/quic.(*Conn).Write", "main.main"}, false},
+		{"no Tether", []string{"net.(*conn).Write", "main.main"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tethersOwn(tc.stack); got != tc.want {
+				t.Errorf("tethersOwn(%q) = %v, want %v", tc.stack, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestOwnAllocs checks the attribution against code whose allocations are
+// known: New allocates, a healthy Write over a no-op connection does not,
+// and a connection's own allocations are not the Tether's.
+func TestOwnAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("collects garbage many times")
+	}
+	noDial := tether.DialerFunc(func(context.Context, string) (net.Conn, error) { return nil, errors.New("no") })
+	keep := make([]*tether.Tether, 0, 300)
+	got, err := ownAllocs(200, func() error {
+		tt, err := tether.New(nopConn{}, noDial, "mem", nil)
+		keep = append(keep, tt)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got < 1 {
+		t.Errorf("ownAllocs(tether.New) = %v per call, want at least 1", got)
+	}
+	buf := make([]byte, 64)
+	tt := keep[0]
+	if got, err := ownAllocs(1000, func() error { _, err := tt.Write(buf); return err }); err != nil || got != 0 {
+		t.Errorf("ownAllocs(Write) = %v, %v; want 0, nil", got, err)
+	}
+	ac, err := tether.New(allocConn{}, noDial, "mem", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ownAllocs(1000, func() error { _, err := ac.Write(buf); return err }); err != nil || got != 0 {
+		t.Errorf("ownAllocs(Write over an allocating connection) = %v, %v; want 0, nil", got, err)
+	}
+}
+
+// allocConn allocates in every Write, as some connections do.
+type allocConn struct{ nopConn }
+
+var sinkBytes []byte
+
+func (allocConn) Write(p []byte) (int, error) {
+	sinkBytes = make([]byte, len(p)+1)
+	return len(p), nil
+}
+
+func TestInterleave(t *testing.T) {
+	spin := func(d time.Duration) {
+		for end := time.Now().Add(d); time.Now().Before(end); {
+		}
+	}
+	cs := []contender{
+		{"fast", func() (int, error) { spin(2 * time.Microsecond); return 100, nil }},
+		{"slow", func() (int, error) { spin(4 * time.Microsecond); return 100, nil }},
+	}
+	secs, bytes, err := interleave(20*time.Millisecond, 4, rand.New(rand.NewPCG(1, 2)), cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes[0] != bytes[1] || bytes[0] == 0 || bytes[0]%400 != 0 {
+		t.Errorf("bytes = %v, want equal whole batches for both", bytes)
+	}
+	// The slow one takes twice as long; allow for a busy machine.
+	if r := secs[1] / secs[0]; r < 1.3 || r > 3 {
+		t.Errorf("slow/fast time = %.2f, want about 2", r)
+	}
+	cs[1].op = func() (int, error) { return 0, errors.New("broken") }
+	if _, _, err := interleave(time.Millisecond, 1, rand.New(rand.NewPCG(1, 2)), cs); err == nil || !strings.Contains(err.Error(), "slow") {
+		t.Errorf("interleave with a failing contender: %v, want its error", err)
+	}
+}
+
+func TestSelect(t *testing.T) {
+	ps, err := selectParts("storm, throughput,throughput")
+	if err != nil || strings.Join(ps, ",") != "throughput,storm" {
+		t.Errorf("selectParts = %v, %v; want [throughput storm] in canonical order", ps, err)
+	}
+	for _, bad := range []string{"", "bogus", "throughput,bogus"} {
+		if _, err := selectParts(bad); err == nil {
+			t.Errorf("selectParts(%q) = nil error, want one", bad)
+		}
+	}
+	trs, err := selectTransports("quic,tcp")
+	if err != nil || len(trs) != 2 || trs[0].name != "tcp" || trs[1].name != "quic" {
+		t.Errorf("selectTransports(quic,tcp) = %v, %v; want tcp, quic", trs, err)
+	}
+	if all, _ := selectTransports(""); len(all) != len(allTransports()) {
+		t.Errorf("selectTransports(\"\") has %d transports, want all %d", len(all), len(allTransports()))
+	}
+	if _, err := selectTransports("tcp,carrier-pigeon"); err == nil {
+		t.Error("selectTransports(an unknown one) = nil error, want one")
+	}
+}
+
+func TestFlags(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-parts", "nope"}, &out, &errOut); code != 2 {
+		t.Errorf("run(-parts nope) = %d, want 2", code)
+	}
+	if code := run([]string{"extra"}, &out, &errOut); code != 2 {
+		t.Errorf("run(extra) = %d, want 2", code)
+	}
+}
+
+// TestRun runs a little of the suite end to end over TCP and Unix sockets,
+// and reads its table and files back.
+func TestRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the suite")
+	}
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	code := run([]string{"-parts", "throughput,allocs,reconnect,idle", "-transports", "tcp,unix",
+		"-runs", "2", "-runtime", "5ms", "-samples", "4", "-allocops", "200", "-idle", "20",
+		"-csv", dir, "-svg", dir}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("run = %d; stderr:\n%s", code, errOut.String())
+	}
+	rows, err := parseTable(&out)
+	if err != nil {
+		t.Fatalf("parseTable: %v\n%s", err, out.String())
+	}
+	// throughput 4 cases, allocs 4 rows, reconnect 1, idle 2 per
+	// transport; allocs and idle over mem too.
+	if want := 2*(4+4+1+2) + 4 + 2; len(rows) != want {
+		t.Errorf("%d rows, want %d:\n%s", len(rows), want, out.String())
+	}
+	for _, name := range []string{"summary.csv", "throughput.csv", "reconnect.csv", "idle.csv", "reconnect.svg", "throughput.svg"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if strings.HasSuffix(name, ".svg") {
+			checkSVG(t, data)
+		}
+	}
+}

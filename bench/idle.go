@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"runtime"
+
+	"github.com/io-tether/tether"
+)
+
+// idleHeapTarget is the most heap a Tether may keep beyond its raw
+// connection while idle, in bytes.
+const idleHeapTarget = 512
+
+// An idleResult is the heap and goroutines that n idle connections kept,
+// a line of idle.csv.
+type idleResult struct {
+	Transport, Via string
+	N              int
+	HeapBytes      int64 // beyond the state before they were made
+	Goroutines     int
+}
+
+// liveHeap returns the bytes of live heap objects, after a full collection.
+func liveHeap() int64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// measureIdle makes n connections with mk, keeps them, and returns the heap
+// and goroutines they added.
+func measureIdle(n int, mk func() (net.Conn, error), keep *[]net.Conn) (int64, int, error) {
+	h0, g0 := liveHeap(), runtime.NumGoroutine()
+	for range n {
+		c, err := mk()
+		if err != nil {
+			return 0, 0, err
+		}
+		*keep = append(*keep, c)
+	}
+	return liveHeap() - h0, runtime.NumGoroutine() - g0, nil
+}
+
+// runIdle measures what idle Tethers keep beyond their raw connections: n
+// raw connections are made and kept, then n Tethers with the same Dialer;
+// both counts include the server's ends, which are alike for both. A Tether
+// over a connection that does nothing ("mem") gives the Tether alone.
+func (b *bench) runIdle() error {
+	n := b.cfg.idleN
+	b.progress("idle mem (%d)", n)
+	keep := make([]net.Conn, 0, n)
+	noDial := tether.DialerFunc(func(context.Context, string) (net.Conn, error) {
+		return nil, errors.New("bench: no redial")
+	})
+	h, g, err := measureIdle(n, func() (net.Conn, error) { return tether.New(nopConn{}, noDial, "mem", nil) }, &keep)
+	if err != nil {
+		return err
+	}
+	b.addIdle("mem", n, [2]int64{0, h}, [2]int{0, g})
+	for _, c := range keep {
+		c.Close()
+	}
+	keep = nil
+
+	for _, tr := range b.cfg.transports {
+		b.progress("idle %s (%d)", tr.name, n)
+		if err := b.idleOf(tr, n); err != nil {
+			return fmt.Errorf("idle %s: %w", tr.name, err)
+		}
+	}
+	return nil
+}
+
+func (b *bench) idleOf(tr *transport, n int) error {
+	s, err := tr.serve("")
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	d, release := tr.dialer()
+	defer release()
+	conns := make([]net.Conn, 0, 2*n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	peers := make([]*peer, 0, 2*n)
+	s.reserve(2 * n)
+	mk := func(via string) func() (net.Conn, error) {
+		return func() (net.Conn, error) {
+			var (
+				c   net.Conn
+				err error
+			)
+			if via == "raw" {
+				c, err = dialRaw(tr, d, s.addr)
+			} else {
+				c, err = dialTether(tr, d, s.addr, nil)
+			}
+			if err != nil {
+				return nil, err
+			}
+			p, err := s.next()
+			if err != nil {
+				c.Close()
+				return nil, err
+			}
+			peers = append(peers, p)
+			return c, nil
+		}
+	}
+	hRaw, gRaw, err := measureIdle(n, mk("raw"), &conns)
+	if err != nil {
+		return fmt.Errorf("raw: %w", err)
+	}
+	hTether, gTether, err := measureIdle(n, mk("tether"), &conns)
+	if err != nil {
+		return fmt.Errorf("tether: %w", err)
+	}
+	b.addIdle(tr.name, n, [2]int64{hRaw, hTether}, [2]int{gRaw, gTether})
+	runtime.KeepAlive(peers)
+	return nil
+}
+
+// addIdle records the heap and goroutines of n raw connections ([0]) and n
+// Tethers ([1]) as rows.
+func (b *bench) addIdle(transport string, n int, heap [2]int64, gor [2]int) {
+	for i, via := range []string{"raw", "tether"} {
+		b.idle = append(b.idle, idleResult{Transport: transport, Via: via, N: n, HeapBytes: heap[i], Goroutines: gor[i]})
+	}
+	nan := math.NaN()
+	fn := float64(n)
+	b.rows = append(b.rows,
+		row{Part: "idle", Transport: transport, Case: "heap", Unit: "B/conn",
+			Raw: float64(heap[0]) / fn, Wrapped: float64(heap[1]) / fn, Ratio: nan, SpreadLo: nan, SpreadHi: nan,
+			Target: target{Kind: maxDelta, Limit: idleHeapTarget}},
+		row{Part: "idle", Transport: transport, Case: "goroutines", Unit: "goroutines/conn",
+			Raw: float64(gor[0]) / fn, Wrapped: float64(gor[1]) / fn, Ratio: nan, SpreadLo: nan, SpreadHi: nan,
+			Target: target{Kind: maxDelta, Limit: 0}},
+	)
+}

@@ -1,0 +1,403 @@
+// Command bench measures what a Tether costs against the raw connection it
+// wraps, in the same run, and prints a table of the results.
+//
+//	cd bench && go run .              # the whole suite (a few minutes)
+//	cd bench && go run . -quick       # a few seconds: what CI runs
+//	cd bench && go run . -parts reconnect -transports tcp,tls
+//	cd bench && go run . -csv ../docs/perf -svg ../docs/perf
+//
+// # Parts
+//
+//   - throughput: bytes per second through the raw connection and through a
+//     Tether over the same transport, writing and reading, with 1 KiB and
+//     32 KiB client buffers; each run moves the same number of bytes (about
+//     -runtime's worth), runs alternate raw/Tether, and the ratio is the
+//     median of the ratios of each alternated pair. Target: ratio >= 0.95.
+//   - allocs: heap allocations per healthy Read and Write of 1 KiB, raw and
+//     through a Tether (the smallest of several counts, since background
+//     goroutines can only add to a count), and over a connection that does
+//     nothing ("mem"), which isolates the Tether. Target: the Tether adds 0.
+//   - reconnect: from the moment the server ends a connection to the moment
+//     the client has read the first byte of the new one, with a handler that
+//     reconnects at once (Event.Delay 0), against a raw re-dial of the same
+//     Dialer, alternately. Cases: tcp and unix "close"; tls "resumed" (a
+//     session ticket) and "full" (a server without tickets); quic "stream"
+//     (the server ends the stream: a new stream on the live connection) and
+//     "redial" (the server closes the QUIC connection: a resumed handshake).
+//     Target: a median at most 25 us above the raw re-dial over TCP.
+//   - idle: the live heap and the goroutines that thousands of idle
+//     connections keep, raw and as Tethers (the server's ends count in
+//     both); "mem" is a Tether over a connection that does nothing. Target:
+//     at most 512 B and 0 goroutines per Tether beyond its connection.
+//   - storm: Tethers with the default policy against a TCP server process
+//     that is killed and restarted on the same port: the time until all are
+//     back, the dials per second, the heap and goroutines before and after.
+//   - peer: write throughput of go-kit's util/conn.Manager beside a Tether
+//     and the raw connection, over TCP.
+//
+// # Output
+//
+// The table goes to standard output, progress to standard error. Its format
+// is stable: see writeTable. Columns: part, transport, case, unit, raw (the
+// raw connection), wrapped (the Tether; for part peer, the library the case
+// names), ratio (wrapped/raw, or the median of the ratios of alternated
+// pairs), delta (wrapped minus raw, in unit), spread (the interquartile range
+// of the ratios of alternated pairs), target, met. "-" means not applicable;
+// "us" is microseconds, "MB/s" 10^6 bytes per second.
+//
+// -csv DIR writes summary.csv (the table), throughput.csv, reconnect.csv,
+// allocs and idle figures (idle.csv) and storm.csv (the timeline); -svg DIR
+// writes reconnect.svg, storm.svg and throughput.svg.
+//
+// Everything runs on loopback (127.0.0.1 and Unix sockets), and every wait
+// is bounded. The exit status is 1 when a part fails, and with -strict also
+// when a target is missed.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+)
+
+// parts lists the parts in the order they run and appear in the table.
+var parts = []string{"throughput", "allocs", "reconnect", "idle", "storm", "peer"}
+
+// config is what the flags say.
+type config struct {
+	mode         string // "full" or "quick"
+	parts        []string
+	transports   []*transport
+	runs         int
+	runTime      time.Duration
+	samples      int
+	allocOps     int
+	idleN        int
+	stormN       int
+	stormDown    time.Duration
+	stormTimeout time.Duration
+	csvDir       string
+	svgDir       string
+	strict       bool
+	cpuProfile   string
+	memProfile   string
+	memRate      int
+}
+
+// bench is one run of the suite and what it measured.
+type bench struct {
+	cfg    config
+	stderr io.Writer
+
+	rows       []row
+	tput       []tputRun
+	reconnects []reconnectSample
+	idle       []idleResult
+	storm      *stormResult
+}
+
+func (b *bench) progress(format string, args ...any) {
+	fmt.Fprintf(b.stderr, "bench: "+format+"\n", args...)
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "a few seconds: fewer and shorter runs, smaller counts (CI)")
+	partsFlag := fs.String("parts", strings.Join(parts, ","), "the parts to run, comma-separated: "+strings.Join(parts, ","))
+	trFlag := fs.String("transports", "", "the transports to measure, comma-separated (default all: "+strings.Join(transportNames(), ",")+")")
+	runs := fs.Int("runs", 0, "alternated rounds per throughput case (default 15, quick 5)")
+	runTime := fs.Duration("runtime", 0, "about how long one throughput run lasts (default 100ms, quick 10ms)")
+	samples := fs.Int("samples", 0, "reconnects per case and contender (default 400, quick 30)")
+	allocOps := fs.Int("allocops", 0, "operations per allocation count (default 20000, quick 2000)")
+	idleN := fs.Int("idle", 0, "idle connections per transport (default 4000, quick 300)")
+	stormN := fs.Int("storm-tethers", 0, "Tethers in the storm (default 1000, quick 200; try 10000)")
+	stormDown := fs.Duration("storm-down", 0, "how long the storm's server stays down (default 1s, quick 250ms)")
+	csvDir := fs.String("csv", "", "write the raw CSV files into `DIR`")
+	svgDir := fs.String("svg", "", "write the SVG charts into `DIR`")
+	strict := fs.Bool("strict", false, "exit 1 when a target is missed")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `file`")
+	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to `file`")
+	memRate := fs.Int("memprofilerate", 0, "runtime.MemProfileRate for -memprofile (1 records every allocation)")
+	serve := fs.String("serve-storm", "", "internal: serve the storm on `addr` (the child process)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *serve != "" {
+		if err := serveStorm(*serve); err != nil {
+			fmt.Fprintln(stderr, "bench: storm server:", err)
+			return 1
+		}
+		return 0
+	}
+
+	cfg := config{mode: "full", runs: 15, runTime: 100 * time.Millisecond, samples: 400, allocOps: 20000,
+		idleN: 4000, stormN: 1000, stormDown: time.Second, stormTimeout: 2 * time.Minute,
+		csvDir: *csvDir, svgDir: *svgDir, strict: *strict,
+		cpuProfile: *cpuProfile, memProfile: *memProfile, memRate: *memRate}
+	if *quick {
+		cfg.mode = "quick"
+		cfg.runs, cfg.runTime, cfg.samples, cfg.allocOps = 5, 10*time.Millisecond, 30, 2000
+		cfg.idleN, cfg.stormN, cfg.stormDown, cfg.stormTimeout = 300, 200, 250*time.Millisecond, 30*time.Second
+	}
+	setInt(&cfg.runs, *runs)
+	setInt(&cfg.samples, *samples)
+	setInt(&cfg.allocOps, *allocOps)
+	setInt(&cfg.idleN, *idleN)
+	setInt(&cfg.stormN, *stormN)
+	if *runTime > 0 {
+		cfg.runTime = *runTime
+	}
+	if *stormDown > 0 {
+		cfg.stormDown = *stormDown
+	}
+	var err error
+	if cfg.parts, err = selectParts(*partsFlag); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	if cfg.transports, err = selectTransports(*trFlag); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+
+	b := &bench{cfg: cfg, stderr: stderr}
+	return b.main(stdout)
+}
+
+func setInt(dst *int, v int) {
+	if v > 0 {
+		*dst = v
+	}
+}
+
+func transportNames() []string {
+	var names []string
+	for _, tr := range allTransports() {
+		names = append(names, tr.name)
+	}
+	return names
+}
+
+// selectParts parses the -parts list.
+func selectParts(s string) ([]string, error) {
+	var out []string
+	for _, p := range splitList(s) {
+		if !slices.Contains(parts, p) {
+			return nil, fmt.Errorf("bench: unknown part %q (parts: %s)", p, strings.Join(parts, ","))
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("bench: no part selected")
+	}
+	// Run and report in the canonical order, whatever the flag's order.
+	slices.SortFunc(out, func(a, b string) int { return slices.Index(parts, a) - slices.Index(parts, b) })
+	return slices.Compact(out), nil
+}
+
+// selectTransports parses the -transports list; empty means all.
+func selectTransports(s string) ([]*transport, error) {
+	all := allTransports()
+	names := splitList(s)
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []*transport
+	for _, tr := range all {
+		if slices.Contains(names, tr.name) {
+			out = append(out, tr)
+		}
+	}
+	for _, n := range names {
+		if !slices.Contains(transportNames(), n) {
+			return nil, fmt.Errorf("bench: unknown transport %q (transports: %s)", n, strings.Join(transportNames(), ","))
+		}
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// main runs the selected parts and writes the results.
+func (b *bench) main(stdout io.Writer) int {
+	if b.cfg.memRate > 0 {
+		runtime.MemProfileRate = b.cfg.memRate
+	}
+	if b.cfg.cpuProfile != "" {
+		f, err := os.Create(b.cfg.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(b.stderr, "bench:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(b.stderr, "bench:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	start := time.Now()
+	status := 0
+	for _, p := range b.cfg.parts {
+		var err error
+		switch p {
+		case "throughput":
+			err = b.runThroughput()
+		case "allocs":
+			err = b.runAllocs()
+		case "reconnect":
+			err = b.runReconnect()
+		case "idle":
+			err = b.runIdle()
+		case "storm":
+			err = b.runStorm()
+		case "peer":
+			err = b.runPeer()
+		}
+		if err != nil {
+			fmt.Fprintf(b.stderr, "bench: %s: %v\n", p, err)
+			status = 1
+		}
+	}
+	elapsed := time.Since(start)
+	if b.cfg.memProfile != "" {
+		if err := writeHeapProfile(b.cfg.memProfile); err != nil {
+			fmt.Fprintln(b.stderr, "bench:", err)
+			status = 1
+		}
+	}
+	if err := writeTable(stdout, b.header(elapsed), b.rows); err != nil {
+		fmt.Fprintln(b.stderr, "bench:", err)
+		return 1
+	}
+	if err := b.writeFiles(); err != nil {
+		fmt.Fprintln(b.stderr, "bench:", err)
+		status = 1
+	}
+	missed := 0
+	for _, r := range b.rows {
+		if r.Met() == "no" {
+			missed++
+		}
+	}
+	if missed > 0 {
+		fmt.Fprintf(b.stderr, "bench: %d target(s) missed\n", missed)
+		if b.cfg.strict && status == 0 {
+			status = 1
+		}
+	}
+	return status
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// header describes the machine and the settings of the run.
+func (b *bench) header(elapsed time.Duration) header {
+	var names []string
+	for _, tr := range b.cfg.transports {
+		names = append(names, tr.name)
+	}
+	return header{Pairs: [][2]string{
+		{"go", runtime.Version()},
+		{"goos", runtime.GOOS},
+		{"goarch", runtime.GOARCH},
+		{"nproc", fmt.Sprint(runtime.NumCPU())},
+		{"gomaxprocs", fmt.Sprint(runtime.GOMAXPROCS(0))},
+		{"cpu", cpuModel()},
+		{"mode", b.cfg.mode},
+		{"parts", strings.Join(b.cfg.parts, ",")},
+		{"transports", strings.Join(names, ",")},
+		{"runs", fmt.Sprint(b.cfg.runs)},
+		{"samples", fmt.Sprint(b.cfg.samples)},
+		{"idle", fmt.Sprint(b.cfg.idleN)},
+		{"storm", fmt.Sprint(b.cfg.stormN)},
+		{"elapsed", elapsed.Round(100 * time.Millisecond).String()},
+	}}
+}
+
+// cpuModel returns the CPU's model name from /proc/cpuinfo, or "unknown".
+func cpuModel() string {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// writeFiles writes the CSV and SVG files that the flags ask for.
+func (b *bench) writeFiles() error {
+	if b.cfg.csvDir != "" {
+		if err := os.MkdirAll(b.cfg.csvDir, 0o755); err != nil {
+			return err
+		}
+		for name, write := range b.csvFiles() {
+			if err := writeFile(filepath.Join(b.cfg.csvDir, name), write); err != nil {
+				return err
+			}
+		}
+	}
+	if b.cfg.svgDir != "" {
+		if err := os.MkdirAll(b.cfg.svgDir, 0o755); err != nil {
+			return err
+		}
+		for name, write := range b.svgFiles() {
+			if err := writeFile(filepath.Join(b.cfg.svgDir, name), write); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return f.Close()
+}
