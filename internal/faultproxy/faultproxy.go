@@ -145,6 +145,7 @@ type Proxy struct {
 	blackhole bool
 	healed    chan struct{} // closed when the blackhole ends
 	shape     Shape
+	sockBuf   int // SO_RCVBUF and SO_SNDBUF of new connections' sockets; 0: the system's
 	stats     Stats
 }
 
@@ -289,6 +290,16 @@ func (p *Proxy) holdLocked() error {
 	return nil
 }
 
+// SetSocketBuffers sets the kernel's receive and send buffers (SO_RCVBUF,
+// SO_SNDBUF) of the sockets of new connections, both sides, to n bytes; 0
+// leaves the system's (autotuned) buffers. Small buffers bound what the
+// proxy holds in flight, so a test can bound what a dead connection loses.
+func (p *Proxy) SetSocketBuffers(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sockBuf = max(n, 0)
+}
+
 // ResetAll resets every live connection, both sides (RST), and returns how
 // many there were.
 func (p *Proxy) ResetAll() int { return p.breakAll(true) }
@@ -320,10 +331,12 @@ func (p *Proxy) breakAll(rst bool) int {
 }
 
 // Strand makes every live connection forward nothing, for the rest of its
-// life, while both sides stay open: a peer that vanished without a word. The
-// proxy drops what it receives on them; when either side closes one, it
-// resets the other (as the other's own timeout eventually would). New
-// connections are not affected. It returns how many there were.
+// life, while both sides stay open: a peer that vanished without a word.
+// The proxy stops reading them once it holds bytes it cannot forward, so
+// the senders' buffers fill and their writes block, as with a dead TCP peer,
+// and it passes on neither a close nor a reset. A stranded connection lasts
+// until ResetAll, CloseAll or Close. New connections are not affected. It
+// returns how many there were.
 func (p *Proxy) Strand() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -443,6 +456,10 @@ func (p *Proxy) accept(client *net.TCPConn) {
 		resetConn(client)
 		return
 	}
+	if p.sockBuf > 0 {
+		client.SetReadBuffer(p.sockBuf)
+		client.SetWriteBuffer(p.sockBuf)
+	}
 	c := &conn{p: p, id: p.nextID, client: client, done: make(chan struct{})}
 	p.nextID++
 	p.conns[c] = struct{}{}
@@ -463,6 +480,10 @@ func (p *Proxy) connect(c *conn) {
 		return
 	}
 	server := up.(*net.TCPConn)
+	if p.sockBuf > 0 {
+		server.SetReadBuffer(p.sockBuf)
+		server.SetWriteBuffer(p.sockBuf)
+	}
 	select {
 	case <-c.done:
 		p.mu.Unlock()
@@ -519,9 +540,7 @@ func (c *conn) teardown(rst bool) {
 
 // pump forwards from src to dst until either fails or c is torn down. A
 // clean EOF from src is passed on as a half-close; an error is passed on as
-// a reset of both sides. A stranded connection reads and drops what it
-// receives, so that it ends (with a reset of both sides) once either side
-// closes it.
+// a reset of both sides. On a stranded connection, nothing is passed on.
 func (p *Proxy) pump(c *conn, src, dst *net.TCPConn, up bool) {
 	defer p.wg.Done()
 	dir := uint64(0)
@@ -536,11 +555,13 @@ func (p *Proxy) pump(c *conn, src, dst *net.TCPConn, up bool) {
 			return
 		}
 		if err != nil {
-			if err == io.EOF && !c.stranded.Load() {
+			switch {
+			case c.stranded.Load():
+			case err == io.EOF:
 				if dst.CloseWrite() != nil || c.eofs.Add(1) == 2 {
 					c.teardown(false)
 				}
-			} else {
+			default:
 				c.teardown(true)
 			}
 			return
@@ -554,9 +575,6 @@ func (p *Proxy) forward(c *conn, dst *net.TCPConn, b []byte, rng *rand.Rand, up 
 	if !c.waitOpen() {
 		return false
 	}
-	if c.stranded.Load() {
-		return true // dropped
-	}
 	sh := p.currentShape()
 	if d := sh.Delay + jitter(rng, sh.Jitter); d > 0 {
 		if !c.sleep(d) {
@@ -566,9 +584,6 @@ func (p *Proxy) forward(c *conn, dst *net.TCPConn, b []byte, rng *rand.Rand, up 
 	for len(b) > 0 {
 		if !c.waitOpen() {
 			return false
-		}
-		if c.stranded.Load() {
-			return true // dropped
 		}
 		sh = p.currentShape()
 		n := len(b)
@@ -623,10 +638,14 @@ func (p *Proxy) currentShape() Shape {
 	return p.shape
 }
 
-// waitOpen waits while the proxy is blackholed; it returns false when c was
-// torn down.
+// waitOpen waits while c is stranded or the proxy blackholed; it returns
+// false when c was torn down.
 func (c *conn) waitOpen() bool {
 	for {
+		if c.stranded.Load() {
+			<-c.done
+			return false
+		}
 		c.p.mu.Lock()
 		bh, healed := c.p.blackhole, c.p.healed
 		c.p.mu.Unlock()

@@ -14,10 +14,10 @@ const (
 	FaultReset       Fault = iota // ResetAll
 	FaultClose                    // CloseAll
 	FaultStrand                   // Strand
-	FaultRefuse                   // SetMode(ModeRefuse) for Step.For
-	FaultHold                     // SetMode(ModeHold) for Step.For (Linux only)
-	FaultAcceptClose              // SetMode(ModeAcceptClose) for Step.For
-	FaultAcceptReset              // SetMode(ModeAcceptReset) for Step.For
+	FaultRefuse                   // ResetAll and SetMode(ModeRefuse) for Step.For: the server is down
+	FaultHold                     // ResetAll and SetMode(ModeHold) for Step.For (Linux only): a partition
+	FaultAcceptClose              // ResetAll and SetMode(ModeAcceptClose) for Step.For: a flapping server
+	FaultAcceptReset              // ResetAll and SetMode(ModeAcceptReset) for Step.For
 	FaultBlackhole                // Blackhole(true) for Step.For
 	FaultDelay                    // Shape{Delay: Arg ms, Jitter: Arg ms} for Step.For
 	FaultSlice                    // Shape{Slice: Arg} for Step.For
@@ -159,8 +159,14 @@ func (c ScheduleConfig) step(f, dur, arg, gap uint32) Step {
 	return s
 }
 
-// Apply starts the fault of s; Heal ends it.
+// Apply starts the fault of s; Heal ends it. The faults on new connections
+// (refuse, hold, accept-close, accept-reset) also reset the live ones, so
+// that the client meets them.
 func (p *Proxy) Apply(s Step) error {
+	switch s.Fault {
+	case FaultRefuse, FaultHold, FaultAcceptClose, FaultAcceptReset:
+		defer p.ResetAll() // after the mode is set: a redial meets it
+	}
 	switch s.Fault {
 	case FaultReset:
 		p.ResetAll()

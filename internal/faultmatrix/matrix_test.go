@@ -1,0 +1,424 @@
+package faultmatrix
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/faultproxy"
+)
+
+// The server exits and comes back on the same port; behind the proxy, the
+// client sees a clean close, then connections that the proxy accepts and
+// resets while the server is down, then service again.
+func TestServerRestart(t *testing.T) {
+	t.Parallel()
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		e := newEnv(t, tr, envConfig{handle: echo})
+		e.startReader()
+		e.waitRead("hello 1\n", 1)
+
+		e.srv.stop()
+		time.Sleep(200 * time.Millisecond) // the server is down for a while
+		require.NoError(t, e.srv.start())
+		e.waitRead("hello 2\n", 1)
+
+		_, err := e.tt.Write([]byte("ping\n"))
+		require.NoError(t, err)
+		e.waitRead("ping\n", 1)
+		require.Nil(t, e.tt.Err())
+		require.GreaterOrEqual(t, e.rec.count(tether.Disconnected), 1)
+		require.GreaterOrEqual(t, e.rec.count(tether.Reconnected), 1)
+		require.GreaterOrEqual(t, e.tt.Generation(), uint64(2))
+		e.closeAndCheck()
+	})
+}
+
+// A reset mid-stream is invisible to a reader, to a writer, and to both at
+// once, and costs one reconnect.
+func TestResetMidStream(t *testing.T) {
+	t.Parallel()
+	t.Run("reader", func(t *testing.T) {
+		t.Parallel()
+		forEachTransport(t, func(t *testing.T, tr transport) {
+			e := newEnv(t, tr, envConfig{handle: ticker(10 * time.Millisecond)})
+			e.startReader()
+			e.waitRead("tick\n", 5)
+			require.Equal(t, 1, e.proxy.ResetAll())
+			ev, _ := e.rec.wait(t, tether.Disconnected, 1)
+			requireReset(t, ev.Err)
+			before := e.readCount("tick\n")
+			e.waitRead("hello 1\n", 2) // the new connection's greeting
+			e.waitRead("tick\n", before+5)
+			requireOneReconnect(t, e)
+			e.closeAndCheck()
+		})
+	})
+	t.Run("writer", func(t *testing.T) {
+		t.Parallel()
+		forEachTransport(t, func(t *testing.T, tr transport) {
+			var received atomic.Int64
+			e := newEnv(t, tr, envConfig{handle: sink(&received)})
+			werr := make(chan error, 1)
+			stop := make(chan struct{})
+			go func() {
+				chunk := bytes.Repeat([]byte("w"), 1024)
+				for {
+					select {
+					case <-stop:
+						werr <- nil
+						return
+					case <-time.After(time.Millisecond):
+					}
+					if _, err := e.tt.Write(chunk); err != nil {
+						werr <- err
+						return
+					}
+				}
+			}()
+			waitFor(t, func() bool { return received.Load() >= 16<<10 }, "the server received 16 KiB")
+			require.Equal(t, 1, e.proxy.ResetAll())
+			e.rec.wait(t, tether.Reconnected, 1)
+			after := received.Load()
+			waitFor(t, func() bool { return received.Load() >= after+16<<10 }, "the server received 16 KiB more")
+			close(stop)
+			require.NoError(t, <-werr, "the writer saw the reset")
+			ev, _ := e.rec.wait(t, tether.Disconnected, 1)
+			requireReset(t, ev.Err)
+			requireOneReconnect(t, e)
+			e.closeAndCheck()
+		})
+	})
+	t.Run("both", func(t *testing.T) {
+		t.Parallel()
+		forEachTransport(t, func(t *testing.T, tr transport) {
+			e := newEnv(t, tr, envConfig{handle: echo})
+			e.startReader()
+			e.waitRead("hello 1\n", 1)
+			werr := make(chan error, 1)
+			stop := make(chan struct{})
+			var sent atomic.Int64
+			go func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						werr <- nil
+						return
+					case <-time.After(time.Millisecond):
+					}
+					if _, err := fmt.Fprintf(e.tt, "line %d\n", i); err != nil {
+						werr <- err
+						return
+					}
+					sent.Store(int64(i))
+				}
+			}()
+			e.waitRead("line", 20)
+			require.Equal(t, 1, e.proxy.ResetAll())
+			e.rec.wait(t, tether.Reconnected, 1)
+			e.waitRead("hello 1\n", 2)
+			e.waitRead("line", e.readCount("line")+20) // echoes from the new connection
+			close(stop)
+			require.NoError(t, <-werr, "the writer saw the reset")
+			require.Nil(t, e.readerErr(), "the reader saw the reset")
+			requireOneReconnect(t, e)
+			e.closeAndCheck()
+		})
+	})
+}
+
+// requireReset checks that err is a connection reset (or a broken pipe, when
+// a write met it), as the transports report it.
+func requireReset(t *testing.T, err error) {
+	t.Helper()
+	require.True(t, faultproxy.IsReset(err), "Disconnected.Err = %v, want a reset", err)
+}
+
+// requireOneReconnect checks that one loss made one reconnect sequence.
+func requireOneReconnect(t *testing.T, e *env) {
+	t.Helper()
+	kinds := kindsOf(e.rec.events())
+	require.Equal(t, 1, e.rec.count(tether.Disconnected), "events: %v", kinds)
+	require.Equal(t, 1, e.rec.count(tether.Reconnected), "events: %v", kinds)
+	require.Equal(t, 2, e.numDials())
+	require.Equal(t, uint64(2), e.tt.Generation())
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(long)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", long, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The server closes the connection cleanly: the Tether sees io.EOF and
+// reconnects.
+func TestCleanClose(t *testing.T) {
+	t.Parallel()
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		e := newEnv(t, tr, envConfig{handle: ticker(10 * time.Millisecond)})
+		e.startReader()
+		e.waitRead("tick\n", 3)
+		require.Equal(t, 1, e.srv.closeConns())
+		ev, _ := e.rec.wait(t, tether.Disconnected, 1)
+		require.Equal(t, io.EOF, ev.Err, "a clean close is reported as io.EOF")
+		e.waitRead("hello 1\n", 2)
+		e.waitRead("tick\n", e.readCount("tick\n")+3)
+		requireOneReconnect(t, e)
+		e.closeAndCheck()
+	})
+}
+
+// The port refuses connections for a while, then comes back.
+func TestRefusedThenBack(t *testing.T) {
+	t.Parallel()
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		e := newEnv(t, tr, envConfig{handle: echo})
+		e.startReader()
+		e.waitRead("hello 1\n", 1)
+		require.NoError(t, e.proxy.SetMode(faultproxy.ModeRefuse))
+		e.proxy.ResetAll()
+		lost, _ := e.rec.wait(t, tether.Disconnected, 1)
+		for i := 1; i <= 3; i++ {
+			ev, _ := e.rec.wait(t, tether.Unreachable, i)
+			require.True(t, faultproxy.IsRefused(ev.Err), "Unreachable.Err = %v, want refused", ev.Err)
+			require.Equal(t, lost.Attempt+i, ev.Attempt, "each refused dial is one more attempt")
+		}
+		require.NoError(t, e.proxy.SetMode(faultproxy.ModeForward))
+		e.waitRead("hello 1\n", 2)
+		require.Nil(t, e.tt.Err())
+		e.closeAndCheck()
+	})
+}
+
+// A server that accepts and closes at once does not make the default policy
+// spin: the stability period makes each short-lived connection a failed
+// attempt, and the backoff grows.
+func TestAcceptCloseFlapping(t *testing.T) {
+	t.Parallel()
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		e := newEnv(t, tr, envConfig{handle: echo, policy: tether.DefaultHandler()})
+		e.startReader()
+		e.waitRead("hello 1\n", 1)
+		require.NoError(t, e.proxy.SetMode(faultproxy.ModeAcceptClose))
+		start := time.Now()
+		e.proxy.ResetAll()
+
+		// The default policy waits 1 s ±20 %, then 1.6 s ±20 %, then
+		// 2.56 s ±20 %: within 4 s, two dials (three at most, with any
+		// slack), where a tight loop would make thousands.
+		const window = 4 * time.Second
+		time.Sleep(window) // the measure is the number of dials in the window
+		n := 0
+		for _, at := range e.dialTimes() {
+			if at.After(start) && at.Sub(start) < window {
+				n++
+			}
+		}
+		t.Logf("%s: %d dials in %v against a server that accepts and closes", tr.name, n, window)
+		require.GreaterOrEqual(t, n, 1, "it still retries")
+		require.LessOrEqual(t, n, 3, "the default policy spins")
+		// Each short-lived connection counts as a failed attempt.
+		last := 0
+		for _, ev := range e.rec.events() {
+			if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
+				require.Greater(t, ev.Attempt, last, "events: %v", kindsOf(e.rec.events()))
+				last = ev.Attempt
+			}
+		}
+		require.Nil(t, e.tt.Err(), "the default policy gave up")
+		e.closeAndCheck()
+	})
+}
+
+// A peer that vanishes without a word is detected by the read idle timeout,
+// within its bound, and the Tether reconnects.
+func TestBlackholedPeer(t *testing.T) {
+	t.Parallel()
+	const idle = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		fault func(p *faultproxy.Proxy)
+		heal  func(p *faultproxy.Proxy)
+	}{
+		// The live connection goes silent; new connections work (a
+		// half-open connection after a middlebox lost its state).
+		{"strand", func(p *faultproxy.Proxy) { p.Strand() }, func(*faultproxy.Proxy) {}},
+		// Every connection goes silent for a while.
+		{"blackhole", func(p *faultproxy.Proxy) { p.Blackhole(true) }, func(p *faultproxy.Proxy) {
+			time.Sleep(time.Second) // the blackhole lasts a second
+			p.Blackhole(false)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			forEachTransport(t, func(t *testing.T, tr transport) {
+				e := newEnv(t, tr, envConfig{handle: ticker(20 * time.Millisecond),
+					opts: []tether.Option{tether.WithReadIdleTimeout(idle)}})
+				e.startReader()
+				e.waitRead("tick\n", 3)
+				start := time.Now()
+				tc.fault(e.proxy)
+				ev, at := e.rec.wait(t, tether.Disconnected, 1)
+				detected := at.Sub(start)
+				t.Logf("%s/%s: detected after %v (idle timeout %v)", tc.name, tr.name, detected, idle)
+				require.ErrorIs(t, ev.Err, tether.ErrIdleTimeout)
+				require.GreaterOrEqual(t, detected, idle-20*time.Millisecond, "before the idle timeout")
+				require.Less(t, detected, idle+2*time.Second, "long after the idle timeout")
+				tc.heal(e.proxy)
+				e.waitRead("tick\n", e.readCount("tick\n")+3)
+				require.Nil(t, e.tt.Err())
+				e.closeAndCheck()
+			})
+		})
+	}
+}
+
+// A dial that hangs (the kernel drops the SYNs) fails at the per-attempt
+// timeout, and the next attempt goes through once the port answers again.
+func TestSlowDial(t *testing.T) {
+	t.Parallel()
+	const timeout = 300 * time.Millisecond
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		e := newEnv(t, tr, envConfig{handle: echo, timeout: timeout})
+		e.startReader()
+		e.waitRead("hello 1\n", 1)
+		require.NoError(t, e.proxy.SetMode(faultproxy.ModeHold))
+		e.proxy.ResetAll()
+		for i := 1; i <= 2; i++ {
+			ev, _ := e.rec.wait(t, tether.Unreachable, i)
+			require.True(t, isTimeout(ev.Err), "Unreachable.Err = %v, want a timeout", ev.Err)
+			require.GreaterOrEqual(t, ev.DialTime, timeout-20*time.Millisecond)
+			require.Less(t, ev.DialTime, timeout+2*time.Second)
+		}
+		require.NoError(t, e.proxy.SetMode(faultproxy.ModeForward))
+		e.waitRead("hello 1\n", 2)
+		require.Nil(t, e.tt.Err())
+		e.closeAndCheck()
+	})
+}
+
+// The name the Tether dials stops resolving, then resolves again: a name
+// that does not resolve now is transient, not a reason to give up.
+func TestNameStopsResolving(t *testing.T) {
+	t.Parallel()
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		e := newEnv(t, tr, envConfig{handle: echo})
+		e.startReader()
+		e.waitRead("hello 1\n", 1)
+		addr := e.target.Swap(nil)
+		e.proxy.ResetAll()
+		for i := 1; i <= 3; i++ {
+			ev, _ := e.rec.wait(t, tether.Unreachable, i)
+			var dnsErr *net.DNSError
+			require.ErrorAs(t, ev.Err, &dnsErr)
+			require.True(t, dnsErr.IsNotFound)
+			require.False(t, tether.IsPermanent(ev.Err), "a name that does not resolve now is transient")
+		}
+		e.target.Store(addr)
+		e.waitRead("hello 1\n", 2)
+		require.Nil(t, e.tt.Err())
+		e.closeAndCheck()
+	})
+}
+
+// Close returns promptly whatever the Tether is doing, and every operation
+// blocked on it returns net.ErrClosed.
+func TestCloseDuring(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		cfg   envConfig
+		fault func(t *testing.T, e *env) // returns once the Tether is in the state
+	}{
+		{"restart", envConfig{}, func(t *testing.T, e *env) {
+			e.srv.stop() // the proxy resets every connection while it is down
+			e.rec.wait(t, tether.Disconnected, 1)
+			e.rec.waitAny(t, 2, tether.Disconnected, tether.Unreachable)
+		}},
+		{"backoff-after-reset", envConfig{}, func(t *testing.T, e *env) {
+			e.proxy.ResetAll()
+			e.rec.wait(t, tether.Disconnected, 1)
+		}},
+		{"clean-close", envConfig{}, func(t *testing.T, e *env) {
+			e.srv.closeConns()
+			e.rec.wait(t, tether.Disconnected, 1)
+		}},
+		{"refused", envConfig{}, func(t *testing.T, e *env) {
+			require.NoError(t, e.proxy.SetMode(faultproxy.ModeRefuse))
+			e.proxy.ResetAll()
+			e.rec.wait(t, tether.Unreachable, 1)
+		}},
+		{"accept-close", envConfig{}, func(t *testing.T, e *env) {
+			require.NoError(t, e.proxy.SetMode(faultproxy.ModeAcceptClose))
+			e.proxy.ResetAll()
+			e.rec.waitAny(t, 2, tether.Disconnected, tether.Unreachable) // tls: the handshake fails
+		}},
+		{"slow-dial", envConfig{timeout: time.Hour}, func(t *testing.T, e *env) {
+			require.NoError(t, e.proxy.SetMode(faultproxy.ModeHold))
+			e.proxy.ResetAll()
+			waitFor(t, func() bool { return e.numDials() == 2 }, "the redial began")
+		}},
+		{"blackhole-read", envConfig{}, func(t *testing.T, e *env) {
+			e.proxy.Strand()
+		}},
+		{"blackhole-handshake", envConfig{timeout: time.Hour}, func(t *testing.T, e *env) {
+			e.proxy.Blackhole(true) // new connections forward nothing: a TLS handshake hangs
+			e.proxy.ResetAll()
+			waitFor(t, func() bool { return e.numDials() == 2 }, "the redial began")
+		}},
+		{"unresolvable", envConfig{}, func(t *testing.T, e *env) {
+			e.target.Store(nil)
+			e.proxy.ResetAll()
+			e.rec.wait(t, tether.Unreachable, 1)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			forEachTransport(t, func(t *testing.T, tr transport) {
+				cfg := tc.cfg
+				cfg.handle = echo
+				cfg.policy = tether.DefaultHandler() // real backoff waits: Close must cut them
+				e := newEnv(t, tr, cfg)
+				e.startReader()
+				e.waitRead("hello 1\n", 1)
+				tc.fault(t, e)
+
+				// A Write blocked behind the fault (it waits for the
+				// reconnect, or for a connection that carries nothing).
+				werr := make(chan error, 1)
+				go func() {
+					big := make([]byte, 8<<20)
+					_, err := e.tt.Write(big)
+					werr <- err
+				}()
+				time.Sleep(50 * time.Millisecond) // let the Write block; if it has not yet, it meets the Close instead
+				took := e.closeAndCheck()
+				t.Logf("%s/%s: Close took %v", tc.name, tr.name, took)
+				select {
+				case err := <-werr:
+					if err != nil { // nil: it went through before the Close
+						require.ErrorIs(t, err, net.ErrClosed)
+					}
+				case <-time.After(time.Second):
+					t.Fatal("a Write blocked at Close did not return within 1 s")
+				}
+				_, err := e.tt.Read(make([]byte, 1))
+				require.ErrorIs(t, err, net.ErrClosed)
+				_, err = e.tt.Write([]byte("x"))
+				require.ErrorIs(t, err, net.ErrClosed)
+			})
+		})
+	}
+}

@@ -1,0 +1,483 @@
+package faultmatrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/faultproxy"
+	"github.com/io-tether/tether/tcp"
+)
+
+// TestIntegritySoak streams records both ways through a Tether while the
+// proxy injects random faults drawn from -seed, for -soak (3 s by default),
+// and checks the integrity invariant (see checkIntegrity). It prints a
+// summary.
+func TestIntegritySoak(t *testing.T) {
+	steps := faultproxy.Schedule(*soakSeed, 100000, soakSchedule)
+	sum := runIntegrity(t, integrityConfig{seed: *soakSeed, steps: steps, duration: *soakFor})
+	t.Log(sum)
+	fmt.Println(sum) // the summary, also without -v
+}
+
+// soakSchedule bounds the soak's faults: each lasts up to a second, with up
+// to half a second of health between them.
+var soakSchedule = faultproxy.ScheduleConfig{
+	MaxFor:   time.Second,
+	MaxGap:   500 * time.Millisecond,
+	MaxDelay: 100 * time.Millisecond,
+}
+
+// The client's settings: the read watchdog tells a silent peer (blackhole,
+// strand) from a live one, which sends a record at least every few
+// milliseconds; a dial that hangs fails after dialTimeout.
+const (
+	idleTimeout = time.Second
+	dialTimeout = 500 * time.Millisecond
+	// Each writer writes a batch of records every pace.
+	pace  = time.Millisecond
+	batch = 8
+	// Every socket on the path gets buffers of sockBuf bytes (the kernel
+	// doubles them), so what a dead connection loses is bounded, and Writes
+	// block, and meet the loss, often.
+	sockBuf   = 64 << 10
+	streamC2S = 0xc25
+	streamS2C = 0x52c
+)
+
+type integrityConfig struct {
+	seed     uint64
+	steps    []faultproxy.Step
+	duration time.Duration // 0: play every step
+}
+
+// summary is what one run did.
+type summary struct {
+	seed                    uint64
+	duration                time.Duration
+	faults                  map[faultproxy.Fault]int
+	steps                   int
+	reconnects, unreach     int
+	recovery                time.Duration
+	c2s, s2c                dirSummary
+	proxy                   faultproxy.Stats
+	maxLossBytes, lossBound int64
+}
+
+type dirSummary struct {
+	written, writtenBytes int64 // reported written
+	received, recvBytes   int64
+	dropped               int   // Writes that failed (never reported written)
+	lost                  int64 // reported written, never received: in flight on a connection that died
+	lostBytes             int64
+	lossGaps              int // connections whose death lost records
+	partials              int
+}
+
+func (s summary) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "integrity soak: seed %d, %v of faults (%d steps:", s.seed, s.duration.Round(time.Millisecond), s.steps)
+	for f := faultproxy.Fault(0); f < 20; f++ {
+		if n := s.faults[f]; n > 0 {
+			fmt.Fprintf(&b, " %v %d", f, n)
+		}
+	}
+	fmt.Fprintf(&b, "), %d reconnects, %d failed dials, recovered %v after the last fault\n", s.reconnects, s.unreach, s.recovery.Round(time.Millisecond))
+	for _, d := range []struct {
+		name string
+		d    dirSummary
+	}{{"client→server", s.c2s}, {"server→client", s.s2c}} {
+		fmt.Fprintf(&b, "  %s: %d records (%d bytes) reported written, %d received (%d bytes), %d lost in flight on %d dead connections, %d writes failed (dropped), %d partial records dropped\n",
+			d.name, d.d.written, d.d.writtenBytes, d.d.received, d.d.recvBytes, d.d.lost, d.d.lossGaps, d.d.dropped, d.d.partials)
+	}
+	fmt.Fprintf(&b, "  proxy: %d connections accepted, %d forwarded, %d reset, %d closed, %d cut, %d refused upstream, %d bytes up, %d down; largest loss at one connection's death %d bytes (bound %d)",
+		s.proxy.Accepted, s.proxy.Forwarded, s.proxy.Resets, s.proxy.Closes, s.proxy.Cuts, s.proxy.UpstreamFailures, s.proxy.BytesUp, s.proxy.BytesDown, s.maxLossBytes, s.lossBound)
+	return b.String()
+}
+
+// soakServer is the server end of the record streams: one client session at
+// a time, a new connection taking over from the last (as a server that
+// knows its client would), reading one stream and writing the other.
+type soakServer struct {
+	ln   net.Listener
+	recv *checker
+	send *sender
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	cur     net.Conn
+	curID   int
+	changed chan struct{} // closed and replaced when cur changes
+	closed  bool
+}
+
+func startSoakServer(t *testing.T, recv *checker, send *sender) *soakServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := &soakServer{ln: ln, recv: recv, send: send, changed: make(chan struct{})}
+	s.wg.Add(1)
+	go s.serve()
+	return s
+}
+
+func (s *soakServer) serve() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		setBuffers(context.Background(), c)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		old := s.cur
+		s.cur = c
+		s.curID++
+		id := s.curID
+		close(s.changed)
+		s.changed = make(chan struct{})
+		s.mu.Unlock()
+		if old != nil {
+			old.Close() // the new connection takes over
+		}
+		s.wg.Add(1)
+		go s.read(c, id)
+	}
+}
+
+// read checks the records of connection id while it is the current one.
+func (s *soakServer) read(c net.Conn, id int) {
+	defer s.wg.Done()
+	defer c.Close()
+	r := newStrictReader(s.recv, func() bool { return s.current(id) })
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			s.mu.Lock() // records are taken in connection order
+			ok := s.curID == id && r.feed(buf[:n])
+			s.mu.Unlock()
+			if !ok {
+				r.end() // taken over: the rest is lost
+				return
+			}
+		}
+		if err != nil {
+			r.end()
+			return
+		}
+	}
+}
+
+// current reports whether id is the current connection; s.mu is held.
+func (s *soakServer) current(id int) bool { return s.curID == id }
+
+// write writes records on the current connection until stop.
+func (s *soakServer) write(stop <-chan struct{}) {
+	var seq uint64
+	buf := make([]byte, 0, maxRecord)
+	tick := time.NewTicker(pace)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		c, id, changed := s.cur, s.curID, s.changed
+		s.mu.Unlock()
+		if c == nil {
+			select {
+			case <-changed:
+				continue
+			case <-stop:
+				return
+			}
+		}
+		for range batch {
+			buf = appendRecord(buf[:0], streamS2C, seq)
+			if _, err := c.Write(buf); err != nil {
+				s.send.drop(seq)
+				seq++
+				// Wait for the next connection.
+				for {
+					s.mu.Lock()
+					cur := s.curID
+					changed = s.changed
+					s.mu.Unlock()
+					if cur != id {
+						break
+					}
+					select {
+					case <-changed:
+					case <-stop:
+						return
+					}
+				}
+				break
+			}
+			s.send.wrote(seq, len(buf))
+			seq++
+		}
+		select {
+		case <-tick.C:
+		case <-stop:
+			return
+		}
+	}
+}
+
+func (s *soakServer) close() {
+	s.mu.Lock()
+	s.closed = true
+	if s.cur != nil {
+		s.cur.Close()
+	}
+	s.mu.Unlock()
+	s.ln.Close()
+	s.wg.Wait()
+}
+
+// runIntegrity runs the record streams through a Tether and the proxy
+// while the proxy plays cfg.steps, then heals, waits for the streams to
+// recover, stops them and checks the integrity invariant.
+func runIntegrity(t *testing.T, cfg integrityConfig) summary {
+	c2s, s2c := newChecker("client→server", streamC2S), newChecker("server→client", streamS2C)
+	csend, ssend := newSender(), newSender()
+	srv := startSoakServer(t, c2s, ssend)
+	defer srv.close()
+	p, err := faultproxy.New(srv.ln.Addr().String(), cfg.seed)
+	require.NoError(t, err)
+	defer p.Close()
+
+	rec := newRecorder()
+	p.SetSocketBuffers(sockBuf)
+	ctx, cancel := context.WithTimeout(context.Background(), long)
+	tt, err := tether.Dial(ctx, &tcp.Dialer{Timeout: dialTimeout}, p.Addr(),
+		tether.Chain(fastPolicy(), rec.middleware),
+		tether.WithDropUnwritten(), tether.WithReadIdleTimeout(idleTimeout),
+		tether.WithOnConnect(setBuffers))
+	cancel()
+	require.NoError(t, err)
+	defer tt.Close()
+
+	stop := make(chan struct{})
+	var writers, reader sync.WaitGroup
+	writers.Add(2)
+	reader.Add(1)
+	go func() {
+		defer writers.Done()
+		srv.write(stop)
+	}()
+	var unexpected atomic.Pointer[error]
+	go func() { // the client's writer
+		defer writers.Done()
+		var seq uint64
+		buf := make([]byte, 0, maxRecord)
+		tick := time.NewTicker(pace)
+		defer tick.Stop()
+		for {
+			for range batch {
+				buf = appendRecord(buf[:0], streamC2S, seq)
+				_, err := tt.Write(buf)
+				switch {
+				case err == nil:
+					csend.wrote(seq, len(buf))
+				case errors.Is(err, tether.ErrDropped):
+					csend.drop(seq)
+				case errors.Is(err, net.ErrClosed):
+					return
+				default:
+					unexpected.CompareAndSwap(nil, &err)
+					return
+				}
+				seq++
+			}
+			select {
+			case <-tick.C:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	go func() { // the client's reader
+		defer reader.Done()
+		r := newTetherReader(s2c)
+		buf := make([]byte, 32<<10)
+		for {
+			g0 := tt.Generation()
+			n, err := tt.Read(buf)
+			g1 := tt.Generation()
+			if n > 0 {
+				r.feed(buf[:n], g0, g1)
+			}
+			if err != nil {
+				if !errors.Is(err, net.ErrClosed) {
+					unexpected.CompareAndSwap(nil, &err)
+				}
+				return
+			}
+		}
+	}()
+
+	// The faults.
+	faults := map[faultproxy.Fault]int{}
+	played := 0
+	runCtx := context.Background()
+	if cfg.duration > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(runCtx, cfg.duration)
+		defer cancel()
+	}
+	start := time.Now()
+	err = p.Run(runCtx, cfg.steps, func(s faultproxy.Step) {
+		faults[s.Fault]++
+		played++
+	})
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		require.NoError(t, err)
+	}
+	faulted := time.Since(start)
+
+	// Healed: both streams must recover, well within the longest backoff
+	// and the idle timeout.
+	healed := time.Now()
+	cw, sw := csend.lastWritten(), ssend.lastWritten()
+	waitStreams(t, "recover after the faults", c2s, cw+100, s2c, sw+100, rec)
+	recovery := time.Since(healed)
+
+	// Stop the writers; every record reported written since must arrive.
+	close(stop)
+	waitDone(t, &writers, "the writers", tt)
+	cw, sw = csend.lastWritten(), ssend.lastWritten()
+	waitStreams(t, "deliver the last records", c2s, cw, s2c, sw, rec)
+	require.NoError(t, tt.Close())
+	waitDone(t, &reader, "the reader", nil)
+	if e := unexpected.Load(); e != nil {
+		t.Fatalf("an operation on the Tether failed: %v", *e)
+	}
+	srv.close()
+	p.Close()
+
+	bound := lossBound()
+	deaths := int64(rec.count(tether.Disconnected))
+	sum := summary{
+		seed: cfg.seed, duration: faulted, faults: faults, steps: played,
+		reconnects: rec.count(tether.Reconnected), unreach: rec.count(tether.Unreachable),
+		recovery: recovery, proxy: p.Stats(), lossBound: bound,
+	}
+	sum.c2s = checkIntegrity(t, c2s, csend, &sum.maxLossBytes)
+	sum.s2c = checkIntegrity(t, s2c, ssend, &sum.maxLossBytes)
+	for _, d := range []dirSummary{sum.c2s, sum.s2c} {
+		require.LessOrEqual(t, d.lostBytes, deaths*bound,
+			"%d lost connections lost %d bytes: more than their buffers hold", deaths, d.lostBytes)
+	}
+	return sum
+}
+
+// waitStreams waits until each checker has received the given record.
+func waitStreams(t *testing.T, what string, c2s *checker, cw int64, s2c *checker, sw int64, rec *recorder) {
+	t.Helper()
+	deadline := time.Now().Add(long)
+	for c2s.lastSeq() < cw || s2c.lastSeq() < sw {
+		if time.Now().After(deadline) {
+			t.Fatalf("the streams did not %s within %v: client→server at %d of %d, server→client at %d of %d; last events: %v",
+				what, long, c2s.lastSeq(), cw, s2c.lastSeq(), sw, kindsOfTail(rec.events(), 6))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitDone waits for wg, closing tt (when not nil) if it takes long, and
+// fails if it still does not return.
+func waitDone(t *testing.T, wg *sync.WaitGroup, what string, tt *tether.Tether) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	case <-time.After(long):
+	}
+	if tt != nil {
+		tt.Close()
+	}
+	select {
+	case <-done:
+		t.Fatalf("%s did not stop within %v", what, long)
+	case <-time.After(long):
+		t.Fatalf("%s did not return, even after Close", what)
+	}
+}
+
+// checkIntegrity checks one direction's invariant: no violation (no record
+// corrupted, reordered, duplicated, or missing within one connection), and
+// every record reported written either arrived or was lost in a gap, where a
+// connection died; the lost ones are counted.
+func checkIntegrity(t *testing.T, c *checker, s *sender, maxLoss *int64) dirSummary {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	require.Empty(t, c.violations, "%s: integrity violations", c.name)
+	require.Equal(t, s.last, c.last, "%s: the last record reported written is the last received", c.name)
+	d := dirSummary{
+		written: s.written, writtenBytes: s.bytes, received: c.received, recvBytes: c.bytes,
+		dropped: len(s.dropped), partials: c.partials,
+	}
+	scratch := make([]byte, 0, maxPayload)
+	for _, g := range c.gaps {
+		var lostBytes int64
+		lostBefore := d.lost
+		for seq := g.from; seq <= g.to; seq++ {
+			if !s.dropped[uint64(seq)] {
+				d.lost++
+				lostBytes += int64(recHeader + len(payload(c.stream, uint64(seq), scratch)) + 4)
+			}
+		}
+		*maxLoss = max(*maxLoss, lostBytes)
+		d.lostBytes += lostBytes
+		if d.lost > lostBefore {
+			d.lossGaps++
+		}
+	}
+	// Every record: received, dropped by its writer, or lost in a gap.
+	require.Equal(t, d.written, d.received+d.lost, "%s: records reported written = received + lost in flight", c.name)
+	return d
+}
+
+// lossBound is what the docs say one connection's death may lose: the bytes
+// it accepted and had not delivered, which on this path are at most what the
+// buffers hold: the sender's send buffer, the proxy's receive buffer, read
+// buffer (32 KiB) and send buffer, and the receiver's receive buffer (the
+// kernel doubles each sockBuf), and the record that was being read.
+func lossBound() int64 {
+	return 4*2*sockBuf + 32<<10 + maxRecord
+}
+
+// setBuffers sets the socket buffers of a TCP connection to sockBuf.
+func setBuffers(_ context.Context, c net.Conn) error {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetReadBuffer(sockBuf)
+		tc.SetWriteBuffer(sockBuf)
+	}
+	return nil
+}
+
+func kindsOfTail(evs []tether.Event, n int) []string {
+	k := kindsOf(evs)
+	return k[max(0, len(k)-n):]
+}
