@@ -20,9 +20,15 @@ import (
 // dial returns a Tether to addr over tr, closed when the test ends.
 func dial(t *testing.T, tr Transport, addr string, h tether.DisconnectHandler, opts ...tether.Option) *tether.Tether {
 	t.Helper()
+	return dialWith(t, tr, tr.Dialer(), addr, h, opts...)
+}
+
+// dialWith is dial with d, a Dialer of tr.
+func dialWith(t *testing.T, tr Transport, d tether.Dialer, addr string, h tether.DisconnectHandler, opts ...tether.Option) *tether.Tether {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
-	tt, err := tether.Dial(ctx, tr.Dialer(), addr, h, opts...)
+	tt, err := tether.Dial(ctx, d, addr, h, opts...)
 	require.NoError(t, err, "tether.Dial(%q) over %s", addr, tr.Name)
 	t.Cleanup(func() { tt.Close() })
 	return tt
@@ -497,19 +503,13 @@ func newHooks() *hooks {
 func dialHooked(t *testing.T, tr Transport, addr string, rec tether.DisconnectHandler, h *hooks) *tether.Tether {
 	t.Helper()
 	d := tr.Dialer()
-	wrapped := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
+	return dialWith(t, tr, tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
 		c, err := d.Dial(ctx, addr)
 		if err != nil {
 			return nil, err
 		}
 		return &hookConn{Conn: c, h: h}, nil
-	})
-	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
-	defer cancel()
-	tt, err := tether.Dial(ctx, wrapped, addr, rec)
-	require.NoError(t, err, "tether.Dial(%q) over %s", addr, tr.Name)
-	t.Cleanup(func() { tt.Close() })
-	return tt
+	}), addr, rec)
 }
 
 // hookConn is a connection that runs hooks.
