@@ -278,7 +278,11 @@ func (c *Conn) Close() error {
 		s.CancelWrite(0) // unblocks the Write
 		return nil
 	}
-	return s.Close()
+	// An error says that the send side was canceled already (the peer
+	// asked us to stop sending): for a net.Conn, that is closed all the
+	// same.
+	s.Close()
+	return nil
 }
 
 // CloseWrite sends a FIN after the bytes written: the peer reads io.EOF.

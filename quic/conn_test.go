@@ -184,3 +184,26 @@ func TestConnFullDuplex(t *testing.T) {
 	require.NoError(t, c.CloseWrite())
 	require.True(t, bytes.Equal(data, recv(t, got, "echo")), "echo differs")
 }
+
+// TestConnCloseAfterStopSending: after the peer told the client to stop
+// sending, Close returns nil, as a net.Conn whose peer closed does.
+func TestConnCloseAfterStopSending(t *testing.T) {
+	stopped := make(chan struct{})
+	srv := newServer(t, serverOpts{handle: func(s *testServer, c *quic.Conn, st *quic.Stream) {
+		st.Read(make([]byte, 1))
+		st.CancelRead(5)
+		close(stopped)
+		<-st.Context().Done()
+	}})
+	c := dialConn(t, srv)
+	_, err := c.Write([]byte("x"))
+	require.NoError(t, err)
+	recv(t, stopped, "server's STOP_SENDING")
+	var werr error
+	for werr == nil { // until the STOP_SENDING arrives
+		_, werr = c.Write(make([]byte, 1024))
+	}
+	var se *quic.StreamError
+	require.ErrorAs(t, werr, &se)
+	require.NoError(t, c.Close())
+}

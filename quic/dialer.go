@@ -72,7 +72,10 @@ func (e timeoutError) Temporary() bool { return false }
 // A Dialer needs a TLSConfig; the rest of its zero value is usable. It is safe
 // for concurrent use by many Tethers, as long as its fields are not changed
 // after its first Dial. Close it when its Tethers are done: until then it
-// keeps its connections up (they send keep-alives).
+// keeps its connections up (they send keep-alives). Its UDP socket, and the
+// goroutines that serve it, live only while it has a connection or a dial in
+// progress: once its connections are gone (closed by the servers, timed
+// out), so is the socket, and the next Dial makes a new one.
 type Dialer struct {
 	// TLSConfig configures TLS for every connection. It must be non-nil
 	// and set NextProtos (QUIC requires ALPN, and the server must offer a
@@ -118,9 +121,10 @@ type Dialer struct {
 	tls     *tls.Config
 	conf    *quic.Config
 	timeout time.Duration
-	tr      *quic.Transport // nil until the first dial, and after its socket failed
+	tr      *quic.Transport // nil while the Dialer has no connection and no dial
 	udp     *net.UDPConn    // tr's socket
 	conns   map[string]*entry
+	dialing int            // dials in progress
 	wg      sync.WaitGroup // the dials in progress, for Close
 }
 
@@ -207,6 +211,7 @@ func (d *Dialer) conn(ctx context.Context, addr string) (c *quic.Conn, fresh boo
 		if e == nil {
 			e = &entry{done: make(chan struct{})}
 			d.conns[addr] = e
+			d.dialing++
 			d.wg.Add(1)
 			d.mu.Unlock()
 			c, err := d.dial(ctx, addr, e)
@@ -239,6 +244,7 @@ func (d *Dialer) dial(ctx context.Context, addr string, e *entry) (*quic.Conn, e
 	tr, c, err := d.handshake(ctx, addr)
 
 	d.mu.Lock()
+	d.dialing--
 	var orphan *quic.Conn
 	if err == nil && d.closed {
 		// Close has already closed the connections it found.
@@ -251,8 +257,10 @@ func (d *Dialer) dial(ctx context.Context, addr string, e *entry) (*quic.Conn, e
 	}
 	e.conn, e.err = c, err
 	e.abandoned = err != nil && ctx.Err() != nil
+	var release func()
 	if err != nil && d.conns[addr] == e {
 		delete(d.conns, addr)
+		release = d.releaseLocked()
 	}
 	close(e.done)
 	d.mu.Unlock()
@@ -260,7 +268,45 @@ func (d *Dialer) dial(ctx context.Context, addr string, e *entry) (*quic.Conn, e
 	if orphan != nil {
 		orphan.CloseWithError(0, "")
 	}
+	if release != nil {
+		release()
+	}
+	if c != nil {
+		// Forget the connection once it is gone, and the socket with the
+		// last one. (No goroutine until then.)
+		context.AfterFunc(c.Context(), func() { d.drop(addr, c) })
+	}
 	return c, err
+}
+
+// drop forgets c, a connection to addr that is gone, and releases the
+// socket if it was the last one.
+func (d *Dialer) drop(addr string, c *quic.Conn) {
+	d.mu.Lock()
+	var release func()
+	if e := d.conns[addr]; e != nil && e.conn == c {
+		delete(d.conns, addr)
+		release = d.releaseLocked()
+	}
+	d.mu.Unlock()
+	if release != nil {
+		release()
+	}
+}
+
+// releaseLocked takes the socket and its transport from the Dialer when it
+// has no connection left and no dial in progress, and returns the function
+// that closes them (to call without d.mu), or nil.
+func (d *Dialer) releaseLocked() func() {
+	if d.tr == nil || len(d.conns) > 0 || d.dialing > 0 {
+		return nil
+	}
+	tr, udp := d.tr, d.udp
+	d.tr, d.udp = nil, nil
+	return func() {
+		tr.Close()
+		udp.Close()
+	}
 }
 
 // handshake resolves addr and dials a QUIC connection to it.
@@ -308,13 +354,10 @@ func (d *Dialer) transport() (*quic.Transport, error) {
 
 // forget drops c, a dead connection to addr, from the Dialer.
 func (d *Dialer) forget(addr string, c *quic.Conn) {
-	d.mu.Lock()
-	if e := d.conns[addr]; e != nil && e.conn == c {
-		delete(d.conns, addr)
-	}
-	d.mu.Unlock()
-	// c is dead or dying; this only makes sure it ends.
+	// c is dead or dying; this only makes sure it ends. Its end drops it
+	// from the Dialer.
 	c.CloseWithError(0, "")
+	d.drop(addr, c)
 }
 
 // resolve splits addr and resolves its host, preferring IPv4 as

@@ -625,3 +625,32 @@ func TestDialHostname(t *testing.T) {
 	require.Equal(t, srv.addr, c.RemoteAddr().String())
 	require.Equal(t, "localhost", c.(*tetherquic.Conn).ConnectionState().TLS.ServerName)
 }
+
+// TestDialerReleasesSocket: once its connections are gone, a Dialer holds no
+// socket and no goroutine, even unclosed; its next Dial makes a new socket.
+func TestDialerReleasesSocket(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	defer goleak.VerifyNone(t, before)
+	o := serverOpts{}
+	srv := newServer(t, o)
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig()}
+	c, err := d.Dial(context.Background(), srv.addr)
+	require.NoError(t, err)
+	qc := c.(*tetherquic.Conn).QUICConn()
+	srv.closeConns()
+	closed(t, qc.Context().Done(), "client's connection closed")
+	c.Close()
+	srv.crash()
+	// goleak polls until the Dialer's goroutines are gone, or fails.
+	require.NoError(t, goleak.Find(before), "goroutines left")
+
+	srv = srv.restart(o)
+	c, err = d.Dial(context.Background(), srv.addr)
+	require.NoError(t, err)
+	_, err = c.Write([]byte("x"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c, make([]byte, 1))
+	require.NoError(t, err)
+	require.NoError(t, d.Close())
+	srv.crash()
+}
