@@ -265,14 +265,17 @@ func (b *bench) allocsOf(tr *transport, ops int) error {
 }
 
 // nopConn reads and writes nothing, instantly: a Tether over it costs only
-// what the Tether adds.
+// what the Tether adds. Its addresses are allocated once, as a real
+// connection's are when it is made.
 type nopConn struct{}
+
+var nopAddr net.Addr = &net.TCPAddr{}
 
 func (nopConn) Read(p []byte) (int, error)       { return len(p), nil }
 func (nopConn) Write(p []byte) (int, error)      { return len(p), nil }
 func (nopConn) Close() error                     { return nil }
-func (nopConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
-func (nopConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (nopConn) LocalAddr() net.Addr              { return nopAddr }
+func (nopConn) RemoteAddr() net.Addr             { return nopAddr }
 func (nopConn) SetDeadline(time.Time) error      { return nil }
 func (nopConn) SetReadDeadline(time.Time) error  { return nil }
 func (nopConn) SetWriteDeadline(time.Time) error { return nil }

@@ -158,8 +158,8 @@ func TestRun(t *testing.T) {
 		t.Fatalf("parseTable: %v\n%s", err, out.String())
 	}
 	// throughput 4 cases, allocs 4 rows, reconnect 1, idle 2 per
-	// transport; allocs and idle over mem too.
-	if want := 2*(4+4+1+2) + 4 + 2; len(rows) != want {
+	// transport, and idle tcp heap/deadline-ctx; allocs and idle over mem too.
+	if want := 2*(4+4+1+2) + 1 + 4 + 2; len(rows) != want {
 		t.Errorf("%d rows, want %d:\n%s", len(rows), want, out.String())
 	}
 	for _, name := range []string{"summary.csv", "throughput.csv", "reconnect.csv", "idle.csv", "reconnect.svg", "throughput.svg"} {

@@ -63,6 +63,9 @@ func (b *bench) runIdle() error {
 		return err
 	}
 	b.addIdle("mem", n, [2]int64{0, h}, [2]int{0, g})
+	if err := b.idleProfile("mem"); err != nil {
+		return err
+	}
 	for _, c := range keep {
 		c.Close()
 	}
@@ -85,23 +88,34 @@ func (b *bench) idleOf(tr *transport, n int) error {
 	defer s.close()
 	d, release := tr.dialer()
 	defer release()
-	conns := make([]net.Conn, 0, 2*n)
+	// Over TCP, a third set of Tethers is dialed with a ctx that has a
+	// deadline, which a Tether keeps (for its values): what that costs.
+	nDeadline := 0
+	if tr.name == "tcp" {
+		nDeadline = min(n, 1000)
+	}
+	conns := make([]net.Conn, 0, 2*n+nDeadline)
 	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
-	peers := make([]*peer, 0, 2*n)
-	s.reserve(2 * n)
+	peers := make([]*peer, 0, 2*n+nDeadline)
+	s.reserve(2*n + nDeadline)
 	mk := func(via string) func() (net.Conn, error) {
 		return func() (net.Conn, error) {
 			var (
 				c   net.Conn
 				err error
 			)
-			if via == "raw" {
+			switch via {
+			case "raw":
 				c, err = dialRaw(tr, d, s.addr)
-			} else {
+			case "tether":
+				// Dial's ctx has no deadline: the dialers bound each
+				// attempt themselves.
+				c, err = dialTetherCtx(context.Background(), tr, d, s.addr, nil)
+			default:
 				c, err = dialTether(tr, d, s.addr, nil)
 			}
 			if err != nil {
@@ -125,6 +139,20 @@ func (b *bench) idleOf(tr *transport, n int) error {
 		return fmt.Errorf("tether: %w", err)
 	}
 	b.addIdle(tr.name, n, [2]int64{hRaw, hTether}, [2]int{gRaw, gTether})
+	if err := b.idleProfile(tr.name); err != nil {
+		return err
+	}
+	if nDeadline > 0 {
+		h, _, err := measureIdle(nDeadline, mk("tether-deadline-ctx"), &conns)
+		if err != nil {
+			return fmt.Errorf("tether with a deadline ctx: %w", err)
+		}
+		nan := math.NaN()
+		b.idle = append(b.idle, idleResult{Transport: tr.name, Via: "tether-deadline-ctx", N: nDeadline, HeapBytes: h})
+		b.rows = append(b.rows, row{Part: "idle", Transport: tr.name, Case: "heap/deadline-ctx", Unit: "B/conn",
+			Raw: float64(hRaw) / float64(n), Wrapped: float64(h) / float64(nDeadline),
+			Ratio: nan, SpreadLo: nan, SpreadHi: nan})
+	}
 	runtime.KeepAlive(peers)
 	return nil
 }
@@ -145,4 +173,14 @@ func (b *bench) addIdle(transport string, n int, heap [2]int64, gor [2]int) {
 			Raw: float64(gor[0]) / fn, Wrapped: float64(gor[1]) / fn, Ratio: nan, SpreadLo: nan, SpreadHi: nan,
 			Target: target{Kind: maxDelta, Limit: 0}},
 	)
+}
+
+// idleProfile writes, with -memprofile, a heap profile while the idle
+// connections of transport are alive: FILE.idle-TRANSPORT (its inuse_space
+// shows what each keeps).
+func (b *bench) idleProfile(transport string) error {
+	if b.cfg.memProfile == "" {
+		return nil
+	}
+	return writeHeapProfile(b.cfg.memProfile + ".idle-" + transport)
 }

@@ -121,14 +121,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	runTime := fs.Duration("runtime", 0, "about how long one throughput run lasts (default 100ms, quick 10ms)")
 	samples := fs.Int("samples", 0, "reconnects per case and contender (default 400, quick 30)")
 	allocOps := fs.Int("allocops", 0, "operations per allocation count (default 20000, quick 2000)")
-	idleN := fs.Int("idle", 0, "idle connections per transport (default 4000, quick 300)")
+	idleN := fs.Int("idle", 0, "idle connections per transport (default 3000, quick 300)")
 	stormN := fs.Int("storm-tethers", 0, "Tethers in the storm (default 1000, quick 200; try 10000)")
 	stormDown := fs.Duration("storm-down", 0, "how long the storm's server stays down (default 1s, quick 250ms)")
 	csvDir := fs.String("csv", "", "write the raw CSV files into `DIR`")
 	svgDir := fs.String("svg", "", "write the SVG charts into `DIR`")
 	strict := fs.Bool("strict", false, "exit 1 when a target is missed")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `file`")
-	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to `file`")
+	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to `file` (and, for part idle, file.idle-TRANSPORT while the connections are alive; for part storm, file.storm-before and file.storm-after)")
 	memRate := fs.Int("memprofilerate", 0, "runtime.MemProfileRate for -memprofile (1 records every allocation)")
 	serve := fs.String("serve-storm", "", "internal: serve the storm on `addr` (the child process)")
 	if err := fs.Parse(args); err != nil {
@@ -147,7 +147,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	cfg := config{mode: "full", runs: 15, runTime: 100 * time.Millisecond, samples: 400, allocOps: 20000,
-		idleN: 4000, stormN: 1000, stormDown: time.Second, stormTimeout: 2 * time.Minute,
+		idleN: 3000, stormN: 1000, stormDown: time.Second, stormTimeout: 2 * time.Minute,
 		csvDir: *csvDir, svgDir: *svgDir, strict: *strict,
 		cpuProfile: *cpuProfile, memProfile: *memProfile, memRate: *memRate}
 	if *quick {

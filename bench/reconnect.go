@@ -124,19 +124,39 @@ func expectedKind(transport string, rc reconnectCase) string {
 	return ""
 }
 
-// sample ends the connection of the server's end p, once cl is blocked in
-// Read, and returns the time from then until cl read the first byte of the
-// new connection, and the server's end of the new connection.
-func sample(s *server, p *peer, cl client, endConn bool) (time.Duration, *peer, error) {
-	type result struct {
-		t   time.Time
-		err error
-	}
-	res := make(chan result, 1)
+// A driver runs a client's next in a goroutine of its own for all the
+// samples, as an application's reader goroutine would: a fresh goroutine per
+// sample would make the raw re-dial pay for growing its stack every time.
+type driver struct {
+	cl   client
+	go_  chan struct{}
+	done chan result
+}
+
+type result struct {
+	t   time.Time
+	err error
+}
+
+func newDriver(cl client) *driver {
+	d := &driver{cl: cl, go_: make(chan struct{}), done: make(chan result, 1)}
 	go func() {
-		t, err := cl.next()
-		res <- result{t, err}
+		for range d.go_ {
+			t, err := cl.next()
+			d.done <- result{t, err}
+		}
 	}()
+	return d
+}
+
+func (d *driver) stop() { close(d.go_) }
+
+// sample ends the connection of the server's end p, once the driver's
+// client is blocked in Read, and returns the time from then until the client
+// read the first byte of the new connection, and the server's end of the new
+// connection.
+func sample(s *server, p *peer, d *driver, endConn bool) (time.Duration, *peer, error) {
+	d.go_ <- struct{}{}
 	time.Sleep(settle)
 	s.forget(p)
 	t0 := time.Now()
@@ -147,7 +167,7 @@ func sample(s *server, p *peer, cl client, endConn bool) (time.Duration, *peer, 
 	}
 	var r result
 	select {
-	case r = <-res:
+	case r = <-d.done:
 	case <-time.After(setupTimeout):
 		return 0, nil, errors.New("no new connection in time")
 	}
@@ -209,6 +229,9 @@ func (b *bench) reconnectOf(tr *transport, rc reconnectCase) error {
 	}
 
 	clients := []client{raw, tt}
+	drivers := []*driver{newDriver(raw), newDriver(tt)}
+	defer drivers[0].stop()
+	defer drivers[1].stop()
 	peers := []*peer{rawPeer, ttPeer}
 	names := []string{"raw", "tether"}
 	micros := [][]float64{nil, nil}
@@ -217,7 +240,7 @@ func (b *bench) reconnectOf(tr *transport, rc reconnectCase) error {
 	for i := range b.cfg.samples + warmup {
 		for k := range 2 {
 			j := (i + k) % 2
-			d, np, err := sample(s, peers[j], clients[j], rc.conn)
+			d, np, err := sample(s, peers[j], drivers[j], rc.conn)
 			if err != nil {
 				return fmt.Errorf("%s sample %d: %w", names[j], i, err)
 			}

@@ -224,6 +224,9 @@ func (b *bench) runStorm() error {
 	// that their loss starts the default policy at attempt 0.
 	time.Sleep(tether.DefaultStabilityPeriod + 200*time.Millisecond)
 	heapBefore, gBefore := liveHeap(), runtime.NumGoroutine()
+	if err := b.stormProfile("before"); err != nil {
+		return err
+	}
 
 	log.mu.Lock()
 	log.origin = time.Now()
@@ -244,6 +247,9 @@ func (b *bench) runStorm() error {
 	// Let the reconnect goroutines end before counting.
 	time.Sleep(500 * time.Millisecond)
 	heapAfter, gAfter := liveHeap(), runtime.NumGoroutine()
+	if err := b.stormProfile("after"); err != nil {
+		return err
+	}
 
 	log.mu.Lock()
 	defer log.mu.Unlock()
@@ -314,4 +320,13 @@ func stormRows(r stormResult) []row {
 		mk("goroutines-before", "count", float64(r.GoroutinesPre)),
 		mk("goroutines-after", "count", float64(r.GoroutinesPost)),
 	}
+}
+
+// stormProfile writes, with -memprofile, a heap profile before the storm or
+// after it: FILE.storm-before and FILE.storm-after, for pprof -diff_base.
+func (b *bench) stormProfile(when string) error {
+	if b.cfg.memProfile == "" {
+		return nil
+	}
+	return writeHeapProfile(b.cfg.memProfile + ".storm-" + when)
 }

@@ -377,10 +377,15 @@ var reconnectAtOnce = tether.DisconnectHandlerFunc(func(context.Context, *tether
 })
 
 // dialTether dials a Tether with d, h and the transport's OnConnect hello,
-// and reads the greeting through it.
+// and reads the greeting through it. Dial's ctx has a deadline.
 func dialTether(tr *transport, d tether.Dialer, addr string, h tether.DisconnectHandler) (*tether.Tether, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
+	return dialTetherCtx(ctx, tr, d, addr, h)
+}
+
+// dialTetherCtx is dialTether with Dial's ctx.
+func dialTetherCtx(ctx context.Context, tr *transport, d tether.Dialer, addr string, h tether.DisconnectHandler) (*tether.Tether, error) {
 	var opts []tether.Option
 	if tr.clientFirst {
 		opts = append(opts, tether.WithOnConnect(func(_ context.Context, c net.Conn) error { return hello(c) }))
