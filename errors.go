@@ -52,8 +52,9 @@ func Permanent(err error) error {
 //     x509.UnknownAuthorityError, x509.HostnameError,
 //     x509.CertificateInvalidError),
 //   - a TLS alert from the peer that says the configurations do not match:
-//     bad or unknown certificate, protocol version, no application protocol,
-//     insufficient security,
+//     handshake failure, bad or unknown certificate, protocol version, no
+//     application protocol, insufficient security (tls.AlertError; the tls
+//     dialer adds it to the chain of crypto/tls's remote-error alerts),
 //   - an address that cannot be parsed (*net.AddrError, such as a missing
 //     port),
 //   - context.Canceled (a cancelled Dial).
@@ -95,7 +96,8 @@ func IsPermanent(err error) bool {
 // configurations do not match (RFC 8446 section 6.2).
 func permanentAlert(a tls.AlertError) bool {
 	switch a {
-	case 42, // bad_certificate
+	case 40, // handshake_failure: no shared parameters, or a client certificate required
+		42,  // bad_certificate
 		43,  // unsupported_certificate
 		44,  // certificate_revoked
 		45,  // certificate_expired

@@ -35,11 +35,12 @@ type Tether struct {
 	cur        atomic.Pointer[link] // never nil once the Tether is returned
 	closed     atomic.Bool
 	halfClosed atomic.Bool
-	// dlNano holds the user's deadlines (UnixNano; 0: none) for the hot
-	// paths, which note them before each raw operation: a timeout is the
-	// user's when the deadline in force when the operation began has passed,
-	// even if another goroutine moved it since.
+	// dlNano holds the user's deadlines (UnixNano; 0: none), and dlSeq
+	// counts their changes: odd while setDeadline is applying one. Each raw
+	// operation notes dlSeq when it begins, to tell whether the deadline
+	// moved under it (see userTimeout).
 	dlNano [2]atomic.Int64
+	dlSeq  [2]atomic.Uint64
 
 	rsem, wsem sem // serialise Reads and Writes, separately
 
@@ -47,7 +48,7 @@ type Tether struct {
 	// handles it first. Guarded by rsem.
 	rpend     error
 	rpendLink *link
-	rpendDL   int64
+	rpendSeq  uint64
 
 	mu           sync.Mutex
 	addr         string        // the address of the next dial
@@ -195,9 +196,9 @@ func (t *Tether) Read(p []byte) (int, error) {
 	}
 	defer t.rsem.unlock()
 	if t.rpend != nil {
-		c, err, dl0 := t.rpendLink, t.rpend, t.rpendDL
+		c, err, seq0 := t.rpendLink, t.rpend, t.rpendSeq
 		t.rpend, t.rpendLink = nil, nil
-		if err := t.recover(c, err, dirRead, dl0); err != nil {
+		if err := t.recover(c, err, dirRead, seq0); err != nil {
 			return 0, err
 		}
 	}
@@ -209,24 +210,24 @@ func (t *Tether) Read(p []byte) (int, error) {
 			}
 			continue
 		}
-		dl0 := t.dlNano[dirRead].Load()
+		seq0 := t.dlSeq[dirRead].Load()
 		if t.cfg.readIdle > 0 {
-			t.armWatchdog(c.conn, time.Now(), dl0)
+			t.armWatchdog(c.conn, time.Now(), t.dlNano[dirRead].Load())
 		}
 		n, err := c.conn.Read(p)
 		if err == nil {
 			return n, nil
 		}
 		if t.cfg.readIdle > 0 {
-			err = t.watchdogErr(err, dl0)
+			err = t.watchdogErr(err, seq0)
 		}
 		if n > 0 {
-			if !t.userTimeout(err, dirRead, dl0) {
-				t.rpend, t.rpendLink, t.rpendDL = err, c, dl0
+			if !t.userTimeout(err, dirRead, seq0) {
+				t.rpend, t.rpendLink, t.rpendSeq = err, c, seq0
 			}
 			return n, nil
 		}
-		if err := t.recover(c, err, dirRead, dl0); err != nil {
+		if err := t.recover(c, err, dirRead, seq0); err != nil {
 			return 0, err
 		}
 	}
@@ -260,7 +261,7 @@ func (t *Tether) Write(p []byte) (int, error) {
 			}
 			continue
 		}
-		dl0 := t.dlNano[dirWrite].Load()
+		seq0 := t.dlSeq[dirWrite].Load()
 		m, err := c.conn.Write(p[n:])
 		n += m
 		if err == nil {
@@ -269,7 +270,7 @@ func (t *Tether) Write(p []byte) (int, error) {
 			}
 			return n, nil
 		}
-		o, started, e := t.fail(c, err, dirWrite, dl0)
+		o, started, e := t.fail(c, err, dirWrite, seq0)
 		if e == nil && t.cfg.dropUnwritten && (started || n > 0) {
 			// This Write met the loss, or left part of its bytes on the
 			// dead connection: it drops the rest. A Write that merely
@@ -297,9 +298,9 @@ func (t *Tether) armWatchdog(c net.Conn, now time.Time, u int64) {
 }
 
 // watchdogErr names a read timeout that is not the user's as the watchdog's.
-func (t *Tether) watchdogErr(err error, dl0 int64) error {
+func (t *Tether) watchdogErr(err error, seq0 uint64) error {
 	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() || t.userTimeout(err, dirRead, dl0) {
+	if !errors.As(err, &ne) || !ne.Timeout() || t.userTimeout(err, dirRead, seq0) {
 		return err
 	}
 	return fmt.Errorf("%w (%v): %w", ErrIdleTimeout, t.cfg.readIdle, err)
@@ -307,8 +308,8 @@ func (t *Tether) watchdogErr(err error, dl0 int64) error {
 
 // recover handles err, met on link c: it returns nil when the operation
 // should go on with the current link, or the error the operation returns.
-func (t *Tether) recover(c *link, err error, dir direction, dl0 int64) error {
-	o, _, e := t.fail(c, err, dir, dl0)
+func (t *Tether) recover(c *link, err error, dir direction, seq0 uint64) error {
+	o, _, e := t.fail(c, err, dir, seq0)
 	if o != nil {
 		return t.await(o, dir, err)
 	}
@@ -318,12 +319,12 @@ func (t *Tether) recover(c *link, err error, dir direction, dl0 int64) error {
 // fail decides about err, met by an operation on link c. It returns the
 // error the operation returns, or the outage to wait for (started reports
 // whether this call started it), or neither when a newer link is already
-// there. dl0 is the user's deadline when the operation began.
-func (t *Tether) fail(c *link, err error, dir direction, dl0 int64) (o *outage, started bool, _ error) {
+// there. seq0 is dlSeq[dir] when the operation began.
+func (t *Tether) fail(c *link, err error, dir direction, seq0 uint64) (o *outage, started bool, _ error) {
 	if t.closed.Load() {
 		return nil, false, net.ErrClosed
 	}
-	if t.userTimeout(err, dir, dl0) {
+	if t.userTimeout(err, dir, seq0) {
 		return nil, false, err
 	}
 	if t.halfClosed.Load() {
@@ -448,20 +449,22 @@ func (t *Tether) lockSlow(s *sem, dir direction) error {
 }
 
 // userTimeout reports whether err is a timeout because of the user's
-// deadline for dir: the deadline in force when the operation began (dl0,
-// UnixNano) or the current one has passed, or the user moved the deadline
-// while the operation ran (then the timeout may be the moved deadline's, and
-// a false disconnect would cost a reconnect where a false timeout costs one
-// error: a dead connection fails the next operation again). Any other
-// timeout (a dead peer, a QUIC idle timeout, the watchdog) is a disconnect.
-func (t *Tether) userTimeout(err error, dir direction, dl0 int64) bool {
+// deadline for dir: the deadline has passed, or the user moved it while the
+// operation ran (seq0 is dlSeq[dir] when it began). A moved deadline may be
+// the one that fired, and a false disconnect would cost a reconnect where a
+// false timeout costs one error (a dead connection fails the next operation
+// again). Any other timeout (a dead peer, a QUIC idle timeout, the watchdog)
+// is a disconnect.
+func (t *Tether) userTimeout(err error, dir direction, seq0 uint64) bool {
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		return false
 	}
-	now := time.Now().UnixNano()
+	if seq0&1 == 1 || t.dlSeq[dir].Load() != seq0 {
+		return true
+	}
 	dl := t.dlNano[dir].Load()
-	return dl != dl0 || (dl0 != 0 && now >= dl0)
+	return dl != 0 && time.Now().UnixNano() >= dl
 }
 
 // endErrLocked is the error an operation returns once the Tether ended.
@@ -882,6 +885,8 @@ func (t *Tether) setDeadline(tm time.Time, dir direction) error {
 		close(*changed)
 		*changed = nil
 	}
+	t.dlSeq[dir].Add(1) // odd: operations that begin now cannot trust the connection's deadline
+	defer t.dlSeq[dir].Add(1)
 	t.dlNano[dir].Store(unixNano(tm))
 	c := t.cur.Load()
 	if c.conn == nil {
