@@ -1,53 +1,69 @@
 // Command bench measures what a Tether costs against the raw connection it
 // wraps, in the same run, and prints a table of the results.
 //
-//	cd bench && go run .              # the whole suite (a few minutes)
+//	cd bench && go run .              # the whole suite (a minute or two)
 //	cd bench && go run . -quick       # a few seconds: what CI runs
 //	cd bench && go run . -parts reconnect -transports tcp,tls
 //	cd bench && go run . -csv ../docs/perf -svg ../docs/perf
 //
 // # Parts
 //
-//   - throughput: bytes per second through the raw connection and through a
-//     Tether over the same transport, writing and reading, with 1 KiB and
-//     32 KiB client buffers; each run moves the same number of bytes (about
-//     -runtime's worth), runs alternate raw/Tether, and the ratio is the
-//     median of the ratios of each alternated pair. Target: ratio >= 0.95.
-//   - allocs: heap allocations per healthy Read and Write of 1 KiB, raw and
-//     through a Tether (the smallest of several counts, since background
-//     goroutines can only add to a count), and over a connection that does
-//     nothing ("mem"), which isolates the Tether. Target: the Tether adds 0.
+//   - throughput: bytes per second of Write (the server's end drains) and of
+//     Read (the server's end writes without pause), with 1 KiB and 32 KiB
+//     client buffers, through a Tether and through the very connection under
+//     it (Tether.Conn). The two take turns, a batch of about 32 KiB of calls
+//     each in an order drawn afresh every cycle, for -runtime per round; each
+//     round gives a ratio of their throughputs, and the row shows the median
+//     of -runs rounds and their interquartile range. Interleaving is what
+//     makes a 1 % difference visible: over loopback the peer's wake-ups swing
+//     the throughput of consecutive runs by several times. Target: >= 0.95.
+//   - allocs: heap allocations per healthy Read and Write of 1 KiB, counted
+//     process-wide (raw and through a Tether; informative, since the
+//     connection and the server's end allocate too), and the Tether's own,
+//     exactly, from a memory profile that records every allocation (case
+//     ".../own"). "mem" is a connection that does nothing. Target: own = 0.
 //   - reconnect: from the moment the server ends a connection to the moment
 //     the client has read the first byte of the new one, with a handler that
-//     reconnects at once (Event.Delay 0), against a raw re-dial of the same
-//     Dialer, alternately. Cases: tcp and unix "close"; tls "resumed" (a
+//     reconnects at once (Event.Delay 0), against a raw re-dial with the same
+//     kind of Dialer, alternately; both read from a long-lived goroutine, as
+//     an application does. Cases: tcp and unix "close"; tls "resumed" (a
 //     session ticket) and "full" (a server without tickets); quic "stream"
 //     (the server ends the stream: a new stream on the live connection) and
 //     "redial" (the server closes the QUIC connection: a resumed handshake).
-//     Target: a median at most 25 us above the raw re-dial over TCP.
+//     Each reconnect is checked to be of its case's kind. Target: a median
+//     at most 25 us above the raw re-dial over TCP.
 //   - idle: the live heap and the goroutines that thousands of idle
-//     connections keep, raw and as Tethers (the server's ends count in
-//     both); "mem" is a Tether over a connection that does nothing. Target:
-//     at most 512 B and 0 goroutines per Tether beyond its connection.
+//     connections keep, raw and as Tethers (the server's ends count in both,
+//     alike); "mem" is a Tether over a connection that does nothing, and
+//     "heap/deadline-ctx" Tethers whose Dial ctx had a deadline (a Tether
+//     keeps Dial's ctx for its values). Target: at most 512 B and 0
+//     goroutines per Tether beyond its connection.
 //   - storm: Tethers with the default policy against a TCP server process
-//     that is killed and restarted on the same port: the time until all are
-//     back, the dials per second, the heap and goroutines before and after.
+//     (this program, run with -serve-storm) that is killed and restarted on
+//     the same port after -storm-down: the time until all are back, the
+//     dials per second, the heap and goroutines before and after.
 //   - peer: write throughput of go-kit's util/conn.Manager beside a Tether
-//     and the raw connection, over TCP.
+//     and the raw connection, all three on the same TCP connection, in turn
+//     as above. The Manager is write-only and fails writes while it is
+//     disconnected, so only healthy writes are compared.
 //
 // # Output
 //
 // The table goes to standard output, progress to standard error. Its format
-// is stable: see writeTable. Columns: part, transport, case, unit, raw (the
-// raw connection), wrapped (the Tether; for part peer, the library the case
-// names), ratio (wrapped/raw, or the median of the ratios of alternated
-// pairs), delta (wrapped minus raw, in unit), spread (the interquartile range
-// of the ratios of alternated pairs), target, met. "-" means not applicable;
-// "us" is microseconds, "MB/s" 10^6 bytes per second.
+// is stable (see writeTable): "#" lines, a header line, then one row per
+// measurement, fields separated by spaces. Columns: part, transport, case,
+// unit, raw (the raw connection), wrapped (the Tether; for part peer, the
+// library the case names), ratio (wrapped/raw, or the median of the ratios
+// of the rounds), delta (wrapped minus raw, in unit), spread (the
+// interquartile range of the ratios of the rounds or of alternated pairs),
+// target, met. "-" means not applicable; "us" is microseconds, "MB/s" 10^6
+// bytes per second. Columns are only ever appended; a change of layout
+// changes the first line ("# tether-bench v1").
 //
-// -csv DIR writes summary.csv (the table), throughput.csv, reconnect.csv,
-// allocs and idle figures (idle.csv) and storm.csv (the timeline); -svg DIR
-// writes reconnect.svg, storm.svg and throughput.svg.
+// -csv DIR writes summary.csv (the table), throughput.csv (every round),
+// reconnect.csv (every sample), idle.csv and storm.csv (the timeline);
+// -svg DIR writes reconnect.svg, storm.svg and throughput.svg. -cpuprofile
+// and -memprofile (with -memprofilerate) profile the run.
 //
 // Everything runs on loopback (127.0.0.1 and Unix sockets), and every wait
 // is bounded. The exit status is 1 when a part fails, and with -strict also
@@ -117,7 +133,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	quick := fs.Bool("quick", false, "a few seconds: fewer and shorter runs, smaller counts (CI)")
 	partsFlag := fs.String("parts", strings.Join(parts, ","), "the parts to run, comma-separated: "+strings.Join(parts, ","))
 	trFlag := fs.String("transports", "", "the transports to measure, comma-separated (default all: "+strings.Join(transportNames(), ",")+")")
-	runs := fs.Int("runs", 0, "alternated rounds per throughput case (default 15, quick 5)")
+	runs := fs.Int("runs", 0, "rounds per throughput case (default 20, quick 5)")
 	runTime := fs.Duration("runtime", 0, "about how long one throughput run lasts (default 100ms, quick 10ms)")
 	samples := fs.Int("samples", 0, "reconnects per case and contender (default 400, quick 30)")
 	allocOps := fs.Int("allocops", 0, "operations per allocation count (default 20000, quick 2000)")
@@ -146,7 +162,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	cfg := config{mode: "full", runs: 15, runTime: 100 * time.Millisecond, samples: 400, allocOps: 20000,
+	cfg := config{mode: "full", runs: 20, runTime: 100 * time.Millisecond, samples: 400, allocOps: 20000,
 		idleN: 3000, stormN: 1000, stormDown: time.Second, stormTimeout: 2 * time.Minute,
 		csvDir: *csvDir, svgDir: *svgDir, strict: *strict,
 		cpuProfile: *cpuProfile, memProfile: *memProfile, memRate: *memRate}

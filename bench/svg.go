@@ -109,6 +109,17 @@ func (c *canvas) text(x, y float64, anchor string, size float64, fill, s string)
 	c.b.WriteString("</text>\n")
 }
 
+// vtext writes s centred on (x, y), rotated to read upwards.
+func (c *canvas) vtext(x, y, size float64, fill, s string) {
+	if !finite(x, y) {
+		return
+	}
+	fmt.Fprintf(&c.b, `<text x="%s" y="%s" text-anchor="middle" font-size="%s" fill="%s" transform="rotate(-90 %s %s)">`,
+		num(x), num(y), num(size), fill, num(x), num(y))
+	xml.EscapeText(&c.b, []byte(s))
+	c.b.WriteString("</text>\n")
+}
+
 func (c *canvas) writeTo(w io.Writer) error {
 	c.b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, c.b.String())
@@ -197,7 +208,7 @@ func reconnectChart(w io.Writer, samples []reconnectSample) error {
 	hi = math.Pow(10, math.Ceil(math.Log10(hi)))
 
 	const (
-		left, right, top, rowH, gap = 170.0, 90.0, 56.0, 16.0, 14.0
+		left, right, top, rowH, gap = 180.0, 90.0, 56.0, 16.0, 14.0
 		width                       = 860.0
 	)
 	vias := []string{"raw", "tether"}
@@ -217,7 +228,7 @@ func reconnectChart(w io.Writer, samples []reconnectSample) error {
 	c.text(left+plotW/2, bottom+32, "middle", 11, colText, "us")
 	y := top
 	for _, k := range keys {
-		c.text(left-10, y+rowH+4, "end", 12, colText, k.tr+" "+k.cas)
+		c.text(12, y+rowH+4, "start", 12, colText, k.tr+" "+k.cas)
 		for _, via := range vias {
 			s, ok := sums[k][via]
 			if !ok {
@@ -229,7 +240,7 @@ func reconnectChart(w io.Writer, samples []reconnectSample) error {
 				col = colTether
 			}
 			mid := y + rowH/2
-			c.text(left-90, mid+4, "start", 10, col, via)
+			c.text(left-8, mid+4, "end", 10, col, via)
 			c.line(x(s.P05), mid, x(s.P95), mid, col, 1.2, false)
 			c.line(x(s.P05), mid-4, x(s.P05), mid+4, col, 1.2, false)
 			c.line(x(s.P95), mid-4, x(s.P95), mid+4, col, 1.2, false)
@@ -314,8 +325,8 @@ func stormChart(w io.Writer, s *stormResult) error {
 	}
 	c.line(left, top+plotH, left+plotW, top+plotH, colText, 1, false)
 	c.text(left+plotW/2, height-12, "middle", 11, colText, "seconds since the server was killed")
-	c.text(16, top+plotH/2, "middle", 11, colTether, "dials/s")
-	c.text(width-14, top+plotH/2, "middle", 11, colPeer, "connected")
+	c.vtext(18, top+plotH/2, 11, colTether, "dials per second")
+	c.vtext(width-12, top+plotH/2, 11, colPeer, "Tethers connected")
 	return c.writeTo(w)
 }
 
