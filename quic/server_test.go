@@ -35,7 +35,6 @@ type testServer struct {
 
 	conns   atomic.Int32 // connections accepted
 	streams atomic.Int32 // streams accepted
-	hellos  atomic.Int32 // ClientHellos seen
 
 	mu       sync.Mutex
 	accepted []*quic.Conn
@@ -86,8 +85,6 @@ func newServer(tb testing.TB, o serverOpts) *testServer {
 	tb.Cleanup(s.crash)
 	return s
 }
-
-func (s *testServer) countHello() { s.hellos.Add(1) }
 
 func (s *testServer) acceptLoop() {
 	for {
@@ -200,6 +197,14 @@ func fastConfig() *quic.Config {
 		KeepAlivePeriod:      200 * time.Millisecond,
 		HandshakeIdleTimeout: time.Second,
 	}
+}
+
+// heldConfig is fastConfig for tests that hold the server in its handshake:
+// the client waits for its answer as long as the test waits for anything.
+func heldConfig() *quic.Config {
+	c := fastConfig()
+	c.HandshakeIdleTimeout = wait
+	return c
 }
 
 func clientTLS() *tls.Config { return testcert.Get().ClientConfig(alpn) }

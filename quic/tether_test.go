@@ -189,7 +189,7 @@ func TestZeroRTT(t *testing.T) {
 			<-*g
 		}
 	}})
-	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig(), Enable0RTT: true}
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig(), Enable0RTT: true}
 	tt, rec := dialTether(t, d, srv.addr)
 	r := startReader(tt)
 	send(t, tt, "one")
@@ -231,7 +231,7 @@ func TestZeroRTTRejected(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			key := newResetKey(t)
 			srv := newServer(t, serverOpts{allow0RTT: true, resetKey: key})
-			d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig(), Enable0RTT: true}
+			d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig(), Enable0RTT: true}
 			tt, rec := dialTether(t, d, srv.addr)
 			r := startReader(tt)
 			send(t, tt, "one")
@@ -278,7 +278,7 @@ func TestZeroRTTRejected(t *testing.T) {
 func TestZeroRTTHandshakeFailure(t *testing.T) {
 	o := serverOpts{allow0RTT: true, resetKey: newResetKey(t), tls: testcert.Get().ServerConfig(alpn)}
 	srv := newServer(t, o)
-	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig(), Enable0RTT: true}
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig(), Enable0RTT: true}
 	tt, rec := dialTether(t, d, srv.addr)
 	r := startReader(tt)
 	send(t, tt, "one")
@@ -561,7 +561,7 @@ func TestConcurrentDials(t *testing.T) {
 		hello <- struct{}{}
 		<-gate
 	}})
-	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig()}
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig()}
 	defer d.Close()
 
 	// A first Dial, cancelled while the server holds its handshake.
