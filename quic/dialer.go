@@ -33,12 +33,6 @@ const (
 	DefaultTimeout = 5 * time.Second
 )
 
-// DefaultKeepAlivePeriod returns the keep-alive period the Dialer uses when
-// Config.KeepAlivePeriod is zero: half the idle timeout, so that a quiet
-// connection stays up and a dead one is noticed within about the idle
-// timeout.
-func DefaultKeepAlivePeriod(idle time.Duration) time.Duration { return idle / 2 }
-
 var (
 	// ErrDialerClosed is wrapped by the errors of Dial after Close. It is
 	// permanent (tether.IsPermanent reports true), so a Tether using a
@@ -90,15 +84,16 @@ type Dialer struct {
 	// Config configures QUIC; nil is the zero Config. It is copied at the
 	// first Dial and never changed. Its zero fields take the Dialer's
 	// defaults: MaxIdleTimeout DefaultMaxIdleTimeout, HandshakeIdleTimeout
-	// DefaultHandshakeIdleTimeout, KeepAlivePeriod
-	// DefaultKeepAlivePeriod(idle timeout) (a negative KeepAlivePeriod turns
+	// DefaultHandshakeIdleTimeout, KeepAlivePeriod half the idle timeout (so
+	// that a quiet connection stays up; a negative KeepAlivePeriod turns
 	// keep-alives off), TokenStore an LRU store (so that a redial skips
-	// address validation); other fields take quic-go's defaults.
+	// address validation). Its other fields take quic-go's defaults.
 	Config *quic.Config
 
 	// Timeout bounds each Dial, whether it opens a new stream on a live
-	// connection or makes a new connection. 0 means DefaultTimeout; a
-	// negative Timeout is an error.
+	// connection or makes a new connection: a dial to an address where no
+	// server answers fails at the sooner of Timeout and the handshake idle
+	// timeout. 0 means DefaultTimeout; a negative Timeout is an error.
 	Timeout time.Duration
 
 	// Enable0RTT makes redials that resume a TLS session send the first
@@ -437,7 +432,7 @@ func configWithDefaults(c *quic.Config) *quic.Config {
 	}
 	switch {
 	case c.KeepAlivePeriod == 0:
-		c.KeepAlivePeriod = DefaultKeepAlivePeriod(c.MaxIdleTimeout)
+		c.KeepAlivePeriod = c.MaxIdleTimeout / 2
 	case c.KeepAlivePeriod < 0:
 		c.KeepAlivePeriod = 0 // quic-go: no keep-alives
 	}
