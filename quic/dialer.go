@@ -486,6 +486,9 @@ func (d *Dialer) Close() error {
 // dialError wraps err, the failure of a dial to addr, and marks it permanent
 // when a retry cannot mend it.
 func dialError(addr string, err error) error {
+	if err == ErrDialerClosed {
+		return tether.Permanent(err) // says all there is to say
+	}
 	werr := fmt.Errorf("tether/quic: dial %s: %w", addr, err)
 	if permanent(err) {
 		return tether.Permanent(werr)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +41,11 @@ func TestClassify(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := dialError("127.0.0.1:1", tc.err)
-			require.True(t, strings.HasPrefix(err.Error(), "tether/quic: dial 127.0.0.1:1: "), "dialError(%v) = %q", tc.err, err)
+			want := "tether/quic: dial 127.0.0.1:1: " + tc.err.Error()
+			if tc.err == ErrDialerClosed {
+				want = "tether/quic: Dialer closed"
+			}
+			require.Equal(t, want, err.Error(), "dialError(%v)", tc.err)
 			require.ErrorIs(t, err, tc.err)
 			require.Equal(t, tc.permanent, tether.IsPermanent(err), "IsPermanent(dialError(%v))", tc.err)
 			if !tc.permanent {
