@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/netdial"
 )
 
 // DefaultTimeout bounds each dial of a Unix Dialer whose Timeout is 0.
@@ -56,17 +57,9 @@ func (d *Unix) Dial(ctx context.Context, path string) (net.Conn, error) {
 	if d == nil {
 		d = new(Unix) // a nil *Unix acts as the zero value
 	}
-	var nd net.Dialer
-	if d.NetDialer != nil {
-		nd = *d.NetDialer
-	}
-	switch {
-	case d.Timeout < 0:
-		return nil, tether.Permanent(errNegativeTimeout)
-	case d.Timeout > 0:
-		nd.Timeout = d.Timeout
-	case nd.Timeout == 0:
-		nd.Timeout = DefaultTimeout
+	nd, err := netdial.Dialer(d.NetDialer, d.Timeout, DefaultTimeout, errNegativeTimeout)
+	if err != nil {
+		return nil, err
 	}
 	c, err := nd.DialContext(ctx, "unix", path)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/netdial"
 )
 
 // DefaultTimeout bounds each dial attempt of a Dialer whose Timeout is 0.
@@ -71,17 +72,9 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 
 // netDialer returns the net.Dialer for one dial.
 func (d *Dialer) netDialer() (*net.Dialer, error) {
-	var nd net.Dialer
-	if d.NetDialer != nil {
-		nd = *d.NetDialer
-	}
-	switch {
-	case d.Timeout < 0:
-		return nil, tether.Permanent(errNegativeTimeout)
-	case d.Timeout > 0:
-		nd.Timeout = d.Timeout
-	case nd.Timeout == 0:
-		nd.Timeout = DefaultTimeout
+	nd, err := netdial.Dialer(d.NetDialer, d.Timeout, DefaultTimeout, errNegativeTimeout)
+	if err != nil {
+		return nil, err
 	}
 	if d.NoKeepAlive {
 		nd.KeepAlive = -1
@@ -109,7 +102,18 @@ func (d *Dialer) netDialer() (*net.Dialer, error) {
 			return setUserTimeout(c, ms)
 		}
 	}
-	return &nd, nil
+	return nd, nil
+}
+
+// AttemptTimeout returns the timeout of each dial attempt: Timeout, or else
+// NetDialer's own, or else DefaultTimeout; 0 when Timeout is negative (Dial
+// then fails). Dialers that build on this one (package tls) bound their whole
+// attempt, handshake included, by it.
+func (d *Dialer) AttemptTimeout() time.Duration {
+	if d == nil {
+		return DefaultTimeout
+	}
+	return netdial.Timeout(d.NetDialer, d.Timeout, DefaultTimeout)
 }
 
 // Dial returns a Tether over TCP to addr with a zero Dialer: the one-line

@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/tcp"
@@ -58,7 +57,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if nd == nil {
 		nd = new(tcp.Dialer)
 	}
-	if timeout := attemptTimeout(nd); timeout > 0 {
+	if timeout := nd.AttemptTimeout(); timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -73,20 +72,6 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		return nil, handshakeError(err)
 	}
 	return c, nil
-}
-
-// attemptTimeout is the timeout of one attempt with nd, as package tcp
-// reckons it; 0 when nd's is invalid (nd.Dial then says so).
-func attemptTimeout(nd *tcp.Dialer) time.Duration {
-	switch {
-	case nd.Timeout > 0:
-		return nd.Timeout
-	case nd.Timeout < 0:
-		return 0
-	case nd.NetDialer != nil && nd.NetDialer.Timeout > 0:
-		return nd.NetDialer.Timeout
-	}
-	return tcp.DefaultTimeout
 }
 
 // configFor returns the configuration of a dial to addr.
