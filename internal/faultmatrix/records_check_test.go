@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether/internal/faultproxy"
 )
 
 // The checkers must see every violation and accept every legal loss: these
@@ -132,4 +134,14 @@ func TestTetherReader(t *testing.T) {
 		r.feed(b2[20:], 1, 2)
 		require.Len(t, c.violations, 1)
 	})
+}
+
+// The fuzz seeds of FuzzFaultSchedule cover every fault.
+func TestFuzzSeedsCoverFaults(t *testing.T) {
+	all := faultproxy.AllFaults()
+	for i, want := range all {
+		b := byte((2*i + 1) * 256 / (2 * len(all)))
+		steps := faultproxy.DecodeSchedule([]byte{b, 0, 0, 0}, fuzzSchedule)
+		require.Equal(t, want, steps[0].Fault)
+	}
 }
