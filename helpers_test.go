@@ -22,6 +22,9 @@ type pipeDialer struct {
 	dials []dialRecord
 	fail  func(n int, addr string) error
 	hold  chan struct{} // when non-nil, dials block until it is closed or ctx ends
+	// wrap, when set, replaces the client end of dial n: a test's conn
+	// that misbehaves. Set it before the first dial.
+	wrap func(n int, c net.Conn) net.Conn
 }
 
 type dialRecord struct {
@@ -53,6 +56,9 @@ func (p *pipeDialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	}
 	c, s := net.Pipe()
 	p.servers <- s
+	if p.wrap != nil {
+		return p.wrap(n, c), nil
+	}
 	return c, nil
 }
 

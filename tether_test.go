@@ -97,18 +97,15 @@ func TestStaleErrorTriggersNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pd := newPipeDialer()
 		stuck := &stuckConn{release: make(chan error)}
-		first := true
-		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
-			c, err := pd.Dial(ctx, addr)
-			if first {
-				first = false
+		pd.wrap = func(n int, c net.Conn) net.Conn {
+			if n == 0 {
 				stuck.Conn = c
-				return stuck, nil
+				return stuck
 			}
-			return c, err
-		})
+			return c
+		}
 		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
+		tt, err := tether.Dial(t.Context(), pd, "a", r)
 		require.NoError(t, err)
 		defer tt.Close()
 		s1 := pd.server(t)
@@ -290,17 +287,14 @@ func (c *scriptConn) Read(p []byte) (int, error) {
 func TestReadBytesWithError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pd := newPipeDialer()
-		n := 0
-		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
-			c, err := pd.Dial(ctx, addr)
-			n++
-			if n == 1 {
-				return &scriptConn{Conn: c, reads: []result{{s: "abc", err: io.EOF}}}, err
+		pd.wrap = func(n int, c net.Conn) net.Conn {
+			if n == 0 {
+				return &scriptConn{Conn: c, reads: []result{{s: "abc", err: io.EOF}}}
 			}
-			return c, err
-		})
+			return c
+		}
 		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
+		tt, err := tether.Dial(t.Context(), pd, "a", r)
 		require.NoError(t, err)
 		defer tt.Close()
 		buf := make([]byte, 10)
@@ -487,17 +481,14 @@ func (c timeoutConn) Read([]byte) (int, error) { return 0, os.ErrDeadlineExceede
 func TestTimeoutWithoutDeadlineIsDisconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pd := newPipeDialer()
-		n := 0
-		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
-			c, err := pd.Dial(ctx, addr)
-			n++
-			if n == 1 {
-				return timeoutConn{c}, err
+		pd.wrap = func(n int, c net.Conn) net.Conn {
+			if n == 0 {
+				return timeoutConn{c}
 			}
-			return c, err
-		})
+			return c
+		}
 		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
+		tt, err := tether.Dial(t.Context(), pd, "a", r)
 		require.NoError(t, err)
 		defer tt.Close()
 		got := readAsync(tt, 2)
@@ -767,17 +758,16 @@ func TestIgnoreKeepsConnection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pd := newPipeDialer()
 		glitch := errors.New("glitch")
-		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
-			c, err := pd.Dial(ctx, addr)
-			return &scriptConn{Conn: c, reads: []result{{err: glitch}}}, err
-		})
+		pd.wrap = func(_ int, c net.Conn) net.Conn {
+			return &scriptConn{Conn: c, reads: []result{{err: glitch}}}
+		}
 		r := &recorder{decide: func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
 				return tether.Ignore
 			}
 			return tether.Reconnect
 		}}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
+		tt, err := tether.Dial(t.Context(), pd, "a", r)
 		require.NoError(t, err)
 		defer tt.Close()
 		_, err = tt.Read(make([]byte, 1))
@@ -1054,23 +1044,20 @@ func TestNoWriteToLostConnectionDuringHandler(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pd := newPipeDialer()
 		first := &halfOpenConn{}
-		n := 0
-		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
-			c, err := pd.Dial(ctx, addr)
-			n++
-			if n == 1 {
+		pd.wrap = func(n int, c net.Conn) net.Conn {
+			if n == 0 {
 				first.Conn = c
-				return first, err
+				return first
 			}
-			return c, err
-		})
+			return c
+		}
 		slow := &recorder{decide: func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
 				time.Sleep(10 * time.Second) // a slow resolver
 			}
 			return tether.Reconnect
 		}}
-		tt, err := tether.Dial(t.Context(), d, "a", slow)
+		tt, err := tether.Dial(t.Context(), pd, "a", slow)
 		require.NoError(t, err)
 		defer tt.Close()
 		got := readAsync(tt, 1) // meets EOF: the handler starts
@@ -1101,10 +1088,9 @@ func TestIgnorePutsConnectionBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pd := newPipeDialer()
 		glitch := errors.New("glitch")
-		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
-			c, err := pd.Dial(ctx, addr)
-			return &scriptConn{Conn: c, reads: []result{{err: glitch}}}, err
-		})
+		pd.wrap = func(_ int, c net.Conn) net.Conn {
+			return &scriptConn{Conn: c, reads: []result{{err: glitch}}}
+		}
 		r := &recorder{decide: func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
 				time.Sleep(time.Second)
@@ -1112,7 +1098,7 @@ func TestIgnorePutsConnectionBack(t *testing.T) {
 			}
 			return tether.Reconnect
 		}}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
+		tt, err := tether.Dial(t.Context(), pd, "a", r)
 		require.NoError(t, err)
 		defer tt.Close()
 		s := pd.server(t)
