@@ -235,10 +235,11 @@ func (b *bench) runStorm() error {
 	srv.kill()
 	time.Sleep(b.cfg.stormDown)
 	restart := time.Since(log.origin).Seconds()
-	srv, err = startStormServer(srv.addr)
+	next, err := startStormServer(srv.addr)
 	if err != nil {
 		return fmt.Errorf("storm: restart: %w", err)
 	}
+	srv = next
 	deadline := time.Now().Add(b.cfg.stormTimeout)
 	for log.reconnected.Load() < int64(n) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
