@@ -15,7 +15,6 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/faultproxy"
-	"github.com/io-tether/tether/tcp"
 )
 
 // TestIntegritySoak streams records both ways through a Tether while the
@@ -23,10 +22,14 @@ import (
 // and checks the integrity invariant (see checkIntegrity). It prints a
 // summary.
 func TestIntegritySoak(t *testing.T) {
-	steps := faultproxy.Schedule(*soakSeed, 100000, soakSchedule)
-	sum := runIntegrity(t, integrityConfig{seed: *soakSeed, steps: steps, duration: *soakFor})
-	t.Log(sum)
-	fmt.Println(sum) // the summary, also without -v
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			steps := faultproxy.Schedule(*soakSeed, 100000, soakSchedule)
+			sum := runIntegrity(t, integrityConfig{tr: tr, seed: *soakSeed, steps: steps, duration: *soakFor})
+			t.Log(sum)
+			fmt.Println(sum) // the summary, also without -v
+		})
+	}
 }
 
 // soakSchedule bounds the soak's faults: each lasts up to a second, with up
@@ -55,6 +58,7 @@ const (
 )
 
 type integrityConfig struct {
+	tr       transport
 	seed     uint64
 	steps    []faultproxy.Step
 	duration time.Duration // 0: play every step
@@ -62,6 +66,7 @@ type integrityConfig struct {
 
 // summary is what one run did.
 type summary struct {
+	transport               string
 	seed                    uint64
 	duration                time.Duration
 	faults                  map[faultproxy.Fault]int
@@ -85,7 +90,7 @@ type dirSummary struct {
 
 func (s summary) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "integrity soak: seed %d, %v of faults (%d steps:", s.seed, s.duration.Round(time.Millisecond), s.steps)
+	fmt.Fprintf(&b, "integrity soak over %s: seed %d, %v of faults (%d steps:", s.transport, s.seed, s.duration.Round(time.Millisecond), s.steps)
 	for f := faultproxy.Fault(0); f < 20; f++ {
 		if n := s.faults[f]; n > 0 {
 			fmt.Fprintf(&b, " %v %d", f, n)
@@ -120,10 +125,10 @@ type soakServer struct {
 	closed  bool
 }
 
-func startSoakServer(t *testing.T, recv *checker, send *sender) *soakServer {
+func startSoakServer(t *testing.T, tr transport, recv *checker, send *sender) *soakServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	s := &soakServer{ln: ln, recv: recv, send: send, changed: make(chan struct{})}
+	s := &soakServer{ln: tr.listen(ln), recv: recv, send: send, changed: make(chan struct{})}
 	s.wg.Add(1)
 	go s.serve()
 	return s
@@ -151,7 +156,13 @@ func (s *soakServer) serve() {
 		s.changed = make(chan struct{})
 		s.mu.Unlock()
 		if old != nil {
-			old.Close() // the new connection takes over
+			// The new connection takes over; the old one ends at once
+			// (for TLS, without a close_notify that could wait on a
+			// full buffer).
+			if nc, ok := old.(interface{ NetConn() net.Conn }); ok {
+				nc.NetConn().Close()
+			}
+			old.Close()
 		}
 		s.wg.Add(1)
 		go s.read(c, id)
@@ -253,7 +264,11 @@ func (s *soakServer) close() {
 func runIntegrity(t *testing.T, cfg integrityConfig) summary {
 	c2s, s2c := newChecker("client→server", streamC2S), newChecker("server→client", streamS2C)
 	csend, ssend := newSender(), newSender()
-	srv := startSoakServer(t, c2s, ssend)
+	tr := cfg.tr
+	if tr.name == "" {
+		tr = transports[0]
+	}
+	srv := startSoakServer(t, tr, c2s, ssend)
 	defer srv.close()
 	p, err := faultproxy.New(srv.ln.Addr().String(), cfg.seed)
 	require.NoError(t, err)
@@ -262,7 +277,7 @@ func runIntegrity(t *testing.T, cfg integrityConfig) summary {
 	rec := newRecorder()
 	p.SetSocketBuffers(sockBuf)
 	ctx, cancel := context.WithTimeout(context.Background(), long)
-	tt, err := tether.Dial(ctx, &tcp.Dialer{Timeout: dialTimeout}, p.Addr(),
+	tt, err := tether.Dial(ctx, tr.dialer(dialTimeout), p.Addr(),
 		tether.Chain(fastPolicy(), rec.middleware),
 		tether.WithDropUnwritten(), tether.WithReadIdleTimeout(idleTimeout),
 		tether.WithOnConnect(setBuffers))
@@ -371,7 +386,7 @@ func runIntegrity(t *testing.T, cfg integrityConfig) summary {
 	bound := lossBound()
 	deaths := int64(rec.count(tether.Disconnected))
 	sum := summary{
-		seed: cfg.seed, duration: faulted, faults: faults, steps: played,
+		transport: tr.name, seed: cfg.seed, duration: faulted, faults: faults, steps: played,
 		reconnects: rec.count(tether.Reconnected), unreach: rec.count(tether.Unreachable),
 		recovery: recovery, proxy: p.Stats(), lossBound: bound,
 	}
@@ -463,13 +478,18 @@ func checkIntegrity(t *testing.T, c *checker, s *sender, maxLoss *int64) dirSumm
 // it accepted and had not delivered, which on this path are at most what the
 // buffers hold: the sender's send buffer, the proxy's receive buffer, read
 // buffer (32 KiB) and send buffer, and the receiver's receive buffer (the
-// kernel doubles each sockBuf), and the record that was being read.
+// kernel doubles each sockBuf), the record that was being read, and over
+// TLS a record (16 KiB and its overhead) buffered at each end.
 func lossBound() int64 {
-	return 4*2*sockBuf + 32<<10 + maxRecord
+	return 4*2*sockBuf + 32<<10 + maxRecord + 2*(16<<10+256)
 }
 
-// setBuffers sets the socket buffers of a TCP connection to sockBuf.
+// setBuffers sets the socket buffers of a TCP connection, or of the one
+// under a TLS connection, to sockBuf.
 func setBuffers(_ context.Context, c net.Conn) error {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = nc.NetConn()
+	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetReadBuffer(sockBuf)
 		tc.SetWriteBuffer(sockBuf)
