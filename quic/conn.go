@@ -54,7 +54,8 @@ func (o Origin) String() string {
 // for each connection of a Tether. Its addresses are those of the QUIC
 // connection, its deadlines those of the stream; Close ends both directions
 // of the stream (the QUIC connection stays up for the Dialer's other
-// streams), and CloseWrite sends a FIN.
+// streams), and CloseWrite sends a FIN. As with any net.Conn, its methods may
+// be called concurrently: a Read, a Write and a Close at once.
 //
 // A Tether's Conn method and the Event.Conn of Connected and Reconnected
 // events return it, for its Origin or TLS state:
