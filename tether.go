@@ -297,10 +297,11 @@ func (t *Tether) armWatchdog(c net.Conn, now time.Time, u int64) {
 	c.SetReadDeadline(dl)
 }
 
-// watchdogErr names a read timeout that is not the user's as the watchdog's.
+// watchdogErr names a deadline error that is not the user's as the
+// watchdog's. Other timeouts (a QUIC idle timeout, TCP's ETIMEDOUT) are the
+// connection's own and keep their error.
 func (t *Tether) watchdogErr(err error, seq0 uint64) error {
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() || t.userTimeout(err, dirRead, seq0) {
+	if !errors.Is(err, os.ErrDeadlineExceeded) || t.userTimeout(err, dirRead, seq0) {
 		return err
 	}
 	return fmt.Errorf("%w (%v): %w", ErrIdleTimeout, t.cfg.readIdle, err)

@@ -1,6 +1,7 @@
 package tether_test
 
 import (
+	"net"
 	"os"
 	"testing"
 	"testing/synctest"
@@ -73,4 +74,40 @@ func TestReadIdleTimeout(t *testing.T) {
 func TestReadIdleTimeoutNegative(t *testing.T) {
 	_, err := tether.Dial(t.Context(), newPipeDialer(), "a", nil, tether.WithReadIdleTimeout(-1))
 	require.EqualError(t, err, "tether: negative read idle timeout")
+}
+
+// connTimeoutConn fails Reads with a timeout of the connection's own (a
+// dead peer), not a deadline.
+type connTimeoutConn struct{ net.Conn }
+
+type deadPeerError struct{}
+
+func (deadPeerError) Error() string { return "timeout: no recent network activity" }
+func (deadPeerError) Timeout() bool { return true }
+
+func (connTimeoutConn) Read([]byte) (int, error) { return 0, deadPeerError{} }
+
+// The watchdog claims only its own deadline: a connection's own timeout
+// keeps its error.
+func TestReadIdleTimeoutKeepsOtherTimeouts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		d.wrap = func(n int, c net.Conn) net.Conn {
+			if n == 0 {
+				return connTimeoutConn{c}
+			}
+			return c
+		}
+		r := &recorder{}
+		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithReadIdleTimeout(time.Hour))
+		require.NoError(t, err)
+		defer tt.Close()
+		got := readAsync(tt, 1)
+		d.server(t)
+		go d.server(t).Write([]byte("x"))
+		require.NoError(t, (<-got).err)
+		ev := r.all()[1]
+		require.Equal(t, tether.Disconnected, ev.Kind)
+		require.Equal(t, deadPeerError{}, ev.Err)
+	})
 }
