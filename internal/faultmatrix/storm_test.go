@@ -1,10 +1,16 @@
 package faultmatrix
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net"
+	"os"
+	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,10 +29,9 @@ import (
 // is lost), and once they are closed no goroutine is left.
 func TestStorm(t *testing.T) {
 	n := *stormN
-	raiseFileLimit(t, 2*n+1000) // a client and a server socket per Tether
+	raiseFileLimit(t, n+1000) // a socket per Tether; the server has its own process
 
-	tr := transports[0] // tcp, straight to the server: the storm is the server's
-	srv := startServer(t, tr, echo)
+	srv := startRemoteServer(t)
 
 	var (
 		mu         sync.Mutex
@@ -130,9 +135,7 @@ func TestStorm(t *testing.T) {
 	failed = 0
 	restart = time.Now()
 	mu.Unlock()
-	srv.stop()
-	down := time.Since(restart)
-	require.NoError(t, srv.start())
+	down := srv.restart(t)
 	waitN(t, second, n, "greetings from the restarted server")
 	back := time.Since(restart)
 
@@ -167,8 +170,91 @@ func TestStorm(t *testing.T) {
 		require.NoError(t, tt.Close())
 	}
 	readers.Wait()
-	srv.stop()
+	srv.stop(t)
 	goleak.VerifyNone(t)
+}
+
+// The storm's server runs in a child process (this test binary, which
+// TestMain turns into the server when stormServerEnv is set), so that the
+// Tethers' sockets and the server's do not share one file limit.
+const stormServerEnv = "FAULTMATRIX_STORM_SERVER"
+
+type remoteServer struct {
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Scanner
+	addr string
+}
+
+func startRemoteServer(t *testing.T) *remoteServer {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), stormServerEnv+"=1")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	r := &remoteServer{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	r.addr = r.line(t)
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *remoteServer) line(t *testing.T) string {
+	t.Helper()
+	if !r.out.Scan() {
+		t.Fatalf("the storm server exited: %v", r.out.Err())
+	}
+	return r.out.Text()
+}
+
+// restart stops the server and starts it again on the same port, and
+// returns how long that took.
+func (r *remoteServer) restart(t *testing.T) time.Duration {
+	t.Helper()
+	_, err := io.WriteString(r.in, "restart\n")
+	require.NoError(t, err)
+	d, err := time.ParseDuration(strings.TrimPrefix(r.line(t), "restarted "))
+	require.NoError(t, err)
+	return d
+}
+
+func (r *remoteServer) stop(t *testing.T) {
+	if r.in == nil {
+		return
+	}
+	r.in.Close()
+	r.in = nil
+	require.NoError(t, r.cmd.Wait())
+}
+
+// serveStorm is the storm server's process: it prints its address, restarts
+// at each "restart" line on stdin (printing "restarted <duration>"), and
+// exits at the end of stdin.
+func serveStorm() int {
+	s := &server{tr: transports[0], handle: echo, addr: "127.0.0.1:0", conns: map[net.Conn]struct{}{}}
+	if err := s.start(); err != nil {
+		fmt.Fprintln(os.Stderr, "storm server:", err)
+		return 1
+	}
+	fmt.Println(s.addr)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if in.Text() != "restart" {
+			continue
+		}
+		start := time.Now()
+		s.stop()
+		if err := s.start(); err != nil {
+			fmt.Fprintln(os.Stderr, "storm server:", err)
+			return 1
+		}
+		fmt.Println("restarted", time.Since(start))
+	}
+	s.stop()
+	return 0
 }
 
 // waitN receives n values from ch, for up to long plus a millisecond per
