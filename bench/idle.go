@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"runtime"
+	"time"
 
 	"github.com/io-tether/tether"
 )
@@ -24,13 +25,24 @@ type idleResult struct {
 	Goroutines     int
 }
 
-// liveHeap returns the bytes of live heap objects, after a full collection.
+// liveHeap returns the bytes of live heap objects, after full collections,
+// once two readings in a row agree (goroutines of an earlier part that are
+// still tearing down, finalizers, would otherwise free memory in the middle
+// of a measurement).
 func liveHeap() int64 {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc)
+	prev := int64(-1)
+	for range 10 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		h := int64(m.HeapAlloc)
+		if prev >= 0 && max(h-prev, prev-h) < 4<<10 {
+			return h
+		}
+		prev = h
+		time.Sleep(20 * time.Millisecond)
+	}
+	return prev
 }
 
 // measureIdle makes n connections with mk, keeps them, and returns the heap

@@ -353,7 +353,7 @@ func throughputChart(w io.Writer, rows []row) error {
 	plotW := width - left - right
 	x := func(v float64) float64 { return left + (v-lo)/(hi-lo)*plotW }
 	c.text(width/2, 22, "middle", 15, colText, "Throughput through the wrapper / raw connection, same run")
-	c.text(width/2, 40, "middle", 12, colText, "median of the ratios of alternated runs; bar: interquartile range; dashed: the 0.95 target")
+	c.text(width/2, 40, "middle", 12, colText, "median of the ratios of the rounds (calls interleaved in batches); bar: interquartile range; dashed: the 0.95 target")
 	bottom := height - 40
 	for _, t := range linTicks(lo, hi, 6) {
 		c.line(x(t), top-6, x(t), bottom, colGrid, 1, false)
