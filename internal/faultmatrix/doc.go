@@ -10,16 +10,29 @@
 // per-attempt timeout, a name that stops resolving and comes back, and Close
 // during each. Then:
 //
-//   - TestStorm: many Tethers reconnect after a server restart; all come
-//     back, no goroutine is left, and the dials are spread by the default
-//     policy's jitter. -storm=N sets how many (1000 by default).
+//   - TestStorm: many Tethers reconnect after their server (a child
+//     process) restarts on the same port; all come back, no goroutine is
+//     left, and the default policy's jitter spreads the redials. -storm=N
+//     sets how many (1000 by default; above 8000, run without -race, which
+//     allows 8128 goroutines).
 //   - TestIntegritySoak: sequence-numbered, checksummed records flow both
-//     ways through a Tether while the proxy injects random faults from a
-//     seed; no record is corrupted, reordered or duplicated, every record
-//     reported written arrives or was in flight on a connection that died,
-//     and the stream recovers. -soak=60s runs it longer; -seed picks the
-//     faults.
-//   - FuzzFaultSchedule and FuzzConcurrentOps: fuzz targets for the
-//     integrity invariant under a fault schedule, and for concurrent
-//     Read/Write/SetDeadline/Close sequences over tethertest.Dialer.
+//     ways through a Tether (WithDropUnwritten, WithReadIdleTimeout) while
+//     the proxy injects random faults drawn from -seed; no record is
+//     corrupted, reordered or duplicated, every record reported written
+//     arrives or was in flight on a connection that died (those are counted
+//     and bounded by what the connection's buffers hold), and the streams
+//     recover. -soak=60s runs it longer; it prints a summary.
+//   - FuzzFaultSchedule: the integrity invariant under a fault schedule
+//     decoded from the input.
+//   - FuzzConcurrentOps: Read, Write, SetDeadline and Close from three
+//     goroutines, with faults in between, over tethertest.Dialer in
+//     testing/synctest: no panic, no deadlock, no leak.
+//
+// For example:
+//
+//	go test -race ./internal/faultmatrix
+//	go test -run TestIntegritySoak -v ./internal/faultmatrix -soak=60s -seed=7
+//	go test -run TestStorm -v ./internal/faultmatrix -storm=10000
+//	go test -run '^$' -fuzz '^FuzzFaultSchedule$' -fuzztime 30s -fuzzminimizetime 1x ./internal/faultmatrix
+//	go test -run '^$' -fuzz '^FuzzConcurrentOps$' -fuzztime 30s ./internal/faultmatrix
 package faultmatrix
