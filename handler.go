@@ -49,7 +49,8 @@ func (a Action) String() string {
 // per Tether, from the goroutine that runs the Tether's reconnect (or from
 // Dial's). It may run any blocking code: ask a service, send on a channel,
 // sleep. It should return when ctx is done: during Dial, ctx is Dial's; after
-// it, ctx is the Tether's own, done when the Tether is closed or gives up.
+// it, ctx belongs to the reconnect in progress and is done when the Tether is
+// closed or gives up (and once that reconnect is over: do not keep it).
 // One handler value may serve many Tethers at once, so it must be safe for
 // concurrent use. It must not call Read, Write or CloseWrite on the Tether it
 // is handling (they would wait for the handler); Close is fine.

@@ -63,11 +63,11 @@ type config struct {
 	stability        time.Duration
 	onConnect        func(ctx context.Context, c net.Conn) error
 	onConnectTimeout time.Duration
-	dropUnwritten    bool
-	propagation      Propagation
-	noInitialRetry   bool
 	readIdle         time.Duration
 	err              error // the first bad option
+	propagation      Propagation
+	dropUnwritten    bool
+	noInitialRetry   bool
 }
 
 func newConfig(opts []Option) config {

@@ -28,10 +28,6 @@ type Tether struct {
 	h   DisconnectHandler
 	cfg config
 
-	ctx    context.Context // the handler's ctx after Dial: done on Close or give-up
-	cancel context.CancelFunc
-	done   chan struct{} // closed on Close or give-up
-
 	cur        atomic.Pointer[link] // never nil once the Tether is returned
 	closed     atomic.Bool
 	halfClosed atomic.Bool
@@ -46,11 +42,12 @@ type Tether struct {
 
 	// rpend is an error met by a Read that returned bytes: the next Read
 	// handles it first. Guarded by rsem.
-	rpend     error
-	rpendLink *link
-	rpendSeq  uint64
+	rpend *pendingErr
 
-	mu           sync.Mutex
+	mu sync.Mutex
+	// done is closed on Close or give-up; it is made when first needed, so
+	// that an idle Tether costs less memory.
+	done         chan struct{}
 	addr         string        // the address of the next dial
 	outage       *outage       // the reconnect in progress, if any
 	err          error         // why the Tether ended: nil while alive
@@ -60,7 +57,14 @@ type Tether struct {
 	failures     int           // failed dials since the last stable connection
 	total        int           // failed dials over the Tether's life
 	since        time.Time     // when the current outage began
-	pending      net.Conn      // a new connection in OnConnect, for Close to find
+}
+
+// pendingErr is an error met by a Read that returned bytes, on link c, with
+// the deadline counter seq0 noted when that Read began.
+type pendingErr struct {
+	err  error
+	c    *link
+	seq0 uint64
 }
 
 // link is one connection of a Tether, immutable once published. A down link
@@ -89,9 +93,12 @@ func (l *link) down() *link {
 // closed.
 type outage struct {
 	done    chan struct{}
-	down    *link // the down link that stands for the lost one, if any
-	ignored bool  // Ignore on Disconnected: each operation gets its own error
-	err     error // the error for waiting operations (Ignore on Unreachable)
+	ctx     context.Context // the handler's and the dials' ctx: Close cancels it
+	cancel  context.CancelFunc
+	down    *link    // the down link that stands for the lost one, if any
+	pending net.Conn // a new connection in OnConnect, for Close to find
+	ignored bool     // Ignore on Disconnected: each operation gets its own error
+	err     error    // the error for waiting operations (Ignore on Unreachable)
 }
 
 type direction int
@@ -119,8 +126,8 @@ var (
 // for as long as it likes: with context.Background() and a server that never
 // comes up, Dial with the default policy retries for ever. Bound it with a
 // ctx deadline, a middleware such as MaxAttempts, or WithNoInitialRetry.
-// As with net.Dialer, once Dial has returned ctx no longer matters, but its
-// values are kept for the handler's ctx.
+// As with net.Dialer, once Dial has returned ctx no longer matters: the
+// handler then gets the Tether's own ctx, done when the Tether ends.
 func Dial(ctx context.Context, d Dialer, addr string, h DisconnectHandler, opts ...Option) (*Tether, error) {
 	t, err := newTether(ctx, d, addr, h, opts)
 	if err != nil {
@@ -129,7 +136,6 @@ func Dial(ctx context.Context, d Dialer, addr string, h DisconnectHandler, opts 
 	ev := Event{Addr: addr}
 	l, err, out := t.connect(ctx, &ev, time.Now(), true)
 	if out != connected {
-		t.cancel()
 		return nil, err
 	}
 	t.install(l)
@@ -173,10 +179,7 @@ func newTether(ctx context.Context, d Dialer, addr string, h DisconnectHandler, 
 	if h == nil {
 		h = DefaultHandler()
 	}
-	t := &Tether{d: d, h: h, cfg: cfg, addr: addr, done: make(chan struct{})}
-	t.ctx, t.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	t.rsem.init()
-	t.wsem.init()
+	t := &Tether{d: d, h: h, cfg: cfg, addr: addr}
 	return t, nil
 }
 
@@ -195,10 +198,9 @@ func (t *Tether) Read(p []byte) (int, error) {
 		}
 	}
 	defer t.rsem.unlock()
-	if t.rpend != nil {
-		c, err, seq0 := t.rpendLink, t.rpend, t.rpendSeq
-		t.rpend, t.rpendLink = nil, nil
-		if err := t.recover(c, err, dirRead, seq0); err != nil {
+	if p := t.rpend; p != nil {
+		t.rpend = nil
+		if err := t.recover(p.c, p.err, dirRead, p.seq0); err != nil {
 			return 0, err
 		}
 	}
@@ -223,7 +225,7 @@ func (t *Tether) Read(p []byte) (int, error) {
 		}
 		if n > 0 {
 			if !t.userTimeout(err, dirRead, seq0) {
-				t.rpend, t.rpendLink, t.rpendSeq = err, c, seq0
+				t.rpend = &pendingErr{err, c, seq0}
 			}
 			return n, nil
 		}
@@ -407,7 +409,7 @@ func (t *Tether) block(dir direction, ch <-chan struct{}) error {
 		if *changed == nil {
 			*changed = make(chan struct{})
 		}
-		ch2 := *changed
+		ch2, done := *changed, t.doneLocked()
 		t.mu.Unlock()
 
 		var (
@@ -426,7 +428,7 @@ func (t *Tether) block(dir direction, ch <-chan struct{}) error {
 		case <-ch:
 			stopTimer(timer)
 			return nil
-		case <-t.done:
+		case <-done:
 			// loop: the check above returns the reason
 		case <-timeout:
 			return os.ErrDeadlineExceeded
@@ -439,10 +441,18 @@ func (t *Tether) block(dir direction, ch <-chan struct{}) error {
 // lockSlow acquires s when tryLock failed, honouring the deadline of dir and
 // the end of the Tether.
 func (t *Tether) lockSlow(s *sem, dir direction) error {
+	t.mu.Lock()
+	if s.wake == nil {
+		s.wake = make(chan struct{}, 1) // made when first needed: most Tethers never wait
+	}
+	wake := s.wake
+	t.mu.Unlock()
+	// unlock reads s.wake only after it sees this waiter: the write above
+	// happens before.
 	s.waiters.Add(1)
 	defer s.waiters.Add(-1)
 	for !s.tryLock() {
-		if err := t.block(dir, s.wake); err != nil {
+		if err := t.block(dir, wake); err != nil {
 			return err
 		}
 	}
@@ -482,6 +492,9 @@ func (t *Tether) endErrLocked(dir direction) error {
 // connection would swallow a Write's bytes).
 func (t *Tether) startLocked(lost *link, cause error) *outage {
 	o := &outage{done: make(chan struct{})}
+	// Each outage has a ctx of its own, dropped when it ends, so that a
+	// healthy Tether keeps none (nor what dials leave in one).
+	o.ctx, o.cancel = context.WithCancel(context.Background())
 	if lost != nil {
 		o.down = lost.down()
 		t.cur.Store(o.down)
@@ -499,9 +512,10 @@ func (t *Tether) run(o *outage, lost *link, cause error) {
 		t.mu.Lock()
 		t.outage = nil
 		t.mu.Unlock()
+		o.cancel()
 		close(o.done)
 	}()
-	ctx := t.ctx
+	ctx := o.ctx
 	var ev Event
 	now := time.Now()
 	t.mu.Lock()
@@ -655,7 +669,10 @@ func (t *Tether) dialOnce(ctx context.Context, addr string) (net.Conn, error) {
 		conn.Close()
 		return nil, net.ErrClosed
 	}
-	t.pending = conn
+	o := t.outage // nil inside Dial, where Close cannot happen
+	if o != nil {
+		o.pending = conn
+	}
 	t.mu.Unlock()
 
 	octx, cancel := context.WithTimeout(ctx, t.cfg.onConnectTimeout)
@@ -664,9 +681,11 @@ func (t *Tether) dialOnce(ctx context.Context, addr string) (net.Conn, error) {
 	err = t.cfg.onConnect(octx, conn)
 	cancel()
 
-	t.mu.Lock()
-	t.pending = nil
-	t.mu.Unlock()
+	if o != nil {
+		t.mu.Lock()
+		o.pending = nil
+		t.mu.Unlock()
+	}
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("tether: OnConnect: %w", err)
@@ -741,8 +760,7 @@ func (t *Tether) end(cause, ioErr error) {
 	if c != nil {
 		t.cur.Store(c.down())
 	}
-	close(t.done)
-	t.cancel()
+	t.stopLocked()
 	t.mu.Unlock()
 	if c != nil && c.conn != nil {
 		c.conn.Close()
@@ -763,13 +781,15 @@ func (t *Tether) Close() error {
 	t.closed.Store(true)
 	if t.err == nil {
 		t.err = net.ErrClosed
-		close(t.done)
+		t.stopLocked()
 	}
 	t.rerr, t.werr = net.ErrClosed, net.ErrClosed
-	t.cancel()
 	c := t.cur.Load()
 	t.cur.Store(c.down())
-	p := t.pending
+	var p net.Conn
+	if t.outage != nil {
+		p = t.outage.pending
+	}
 	t.mu.Unlock()
 	if c.conn != nil {
 		c.conn.Close()
@@ -812,7 +832,40 @@ func (t *Tether) CloseWrite() error {
 
 // Done returns a channel that is closed once the Tether is closed or its
 // handler gave up.
-func (t *Tether) Done() <-chan struct{} { return t.done }
+func (t *Tether) Done() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.doneLocked()
+}
+
+// closedChan is the Done channel of a Tether that ended before anyone asked
+// for it.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// doneLocked returns t.done, made when first needed.
+func (t *Tether) doneLocked() chan struct{} {
+	if t.done == nil {
+		if t.err != nil {
+			return closedChan
+		}
+		t.done = make(chan struct{})
+	}
+	return t.done
+}
+
+// stopLocked closes Done and cancels the outage's ctx, once t.err is set.
+func (t *Tether) stopLocked() {
+	if t.done != nil {
+		close(t.done)
+	}
+	if t.outage != nil {
+		t.outage.cancel()
+	}
+}
 
 // Err returns nil while the Tether is alive; then why it ended: the cause of
 // the give-up (Event.Err), or net.ErrClosed after Close.
@@ -947,10 +1000,8 @@ func stopErr(ctx context.Context, last error) error {
 type sem struct {
 	state   atomic.Int32
 	waiters atomic.Int32
-	wake    chan struct{}
+	wake    chan struct{} // made by the first waiter, under Tether.mu
 }
-
-func (s *sem) init() { s.wake = make(chan struct{}, 1) }
 
 func (s *sem) tryLock() bool { return s.state.CompareAndSwap(0, 1) }
 
