@@ -48,8 +48,9 @@
 //
 // # What a reconnect cannot save
 //
-// Bytes that a connection accepted but that never reached the peer are lost
-// with the connection: a Write into a socket whose peer just closed usually
+// Bytes that a connection accepted but that never reached the peer's
+// application are lost with the connection (a reset also discards what the
+// peer's kernel had received but not yet delivered): a Write into a socket whose peer just closed usually
 // succeeds (the peer answers with a reset), and the kernel's send buffer of a
 // dead connection is gone. Protocols that need every byte acknowledge them
 // above the Tether.
@@ -62,7 +63,8 @@
 //
 // Resending the remainder of a half-written frame on a new connection, or
 // splicing bytes read from two connections, corrupts a framed protocol. Such
-// protocols compare [Tether.Generation] around their reads, run a
+// protocols read with [Tether.ReadGeneration] and compare the generations of
+// the reads that make up a frame, run a
 // per-connection handshake in [WithOnConnect], and use [WithDropUnwritten] so
 // that half a frame never reaches a new connection.
 package tether

@@ -108,10 +108,10 @@ func ExampleWithOnConnect_resubscribe() {
 	// client: news: two
 }
 
-// A framed protocol compares Generation around its reads: the bytes of one
-// Read come from one connection, so a frame begun on a lost connection is
-// discarded instead of being spliced with bytes of the next one.
-func ExampleTether_Generation() {
+// A framed protocol reads with ReadGeneration: the bytes of one Read come
+// from one connection, so a frame begun on a lost connection is discarded
+// instead of being spliced with bytes of the next one.
+func ExampleTether_ReadGeneration() {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()
 	go func() {
@@ -134,17 +134,18 @@ func ExampleTether_Generation() {
 	}
 	defer t.Close()
 	frame, chunk := make([]byte, 0, 5), make([]byte, 5)
-	gen := t.Generation()
+	var gen uint64
 	for len(frame) < 5 {
-		n, err := t.Read(chunk[:5-len(frame)])
+		n, g, err := t.ReadGeneration(chunk[:5-len(frame)])
 		if err != nil {
 			fmt.Println(err)
 			return
 		}
-		if g := t.Generation(); g != gen {
+		if len(frame) > 0 && g != gen {
 			fmt.Printf("discarded %q from connection %d\n", frame, gen)
-			frame, gen = frame[:0], g
+			frame = frame[:0]
 		}
+		gen = g
 		frame = append(frame, chunk[:n]...)
 	}
 	fmt.Printf("frame %q from connection %d\n", frame, gen)

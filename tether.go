@@ -192,23 +192,43 @@ func newTether(ctx context.Context, d Dialer, addr string, h DisconnectHandler, 
 // with the peer's clean EOF (or under PropagateNone), and otherwise an error
 // that wraps ErrGaveUp and the cause. After Close it returns net.ErrClosed.
 func (t *Tether) Read(p []byte) (int, error) {
+	n, _, err := t.read(p)
+	return n, err
+}
+
+// ReadGeneration reads as Read does, and also returns the generation of the
+// connection the bytes came from (see Generation; 0 with an error). The bytes
+// of one Read always come from one connection, so a framed protocol that
+// compares the generations of its reads never splices a frame from two
+// connections. Comparing Generation() around a Read is not enough when
+// another goroutine (a writer) can reconnect the Tether meanwhile.
+func (t *Tether) ReadGeneration(p []byte) (n int, gen uint64, err error) {
+	n, c, err := t.read(p)
+	if c != nil {
+		gen = c.gen
+	}
+	return n, gen, err
+}
+
+// read is Read, returning the link that served the bytes.
+func (t *Tether) read(p []byte) (int, *link, error) {
 	if !t.rsem.tryLock() {
 		if err := t.lockSlow(&t.rsem, dirRead); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 	}
 	defer t.rsem.unlock()
 	if p := t.rpend; p != nil {
 		t.rpend = nil
 		if err := t.recover(p.c, p.err, dirRead, p.seq0); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 	}
 	for {
 		c := t.cur.Load()
 		if c.conn == nil {
 			if err := t.awaitLink(c, dirRead); err != nil {
-				return 0, err
+				return 0, nil, err
 			}
 			continue
 		}
@@ -218,7 +238,7 @@ func (t *Tether) Read(p []byte) (int, error) {
 		}
 		n, err := c.conn.Read(p)
 		if err == nil {
-			return n, nil
+			return n, c, nil
 		}
 		if t.cfg.readIdle > 0 {
 			err = t.watchdogErr(err, seq0)
@@ -227,10 +247,10 @@ func (t *Tether) Read(p []byte) (int, error) {
 			if !t.userTimeout(err, dirRead, seq0) {
 				t.rpend = &pendingErr{err, c, seq0}
 			}
-			return n, nil
+			return n, c, nil
 		}
 		if err := t.recover(c, err, dirRead, seq0); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 	}
 }
@@ -877,8 +897,9 @@ func (t *Tether) Err() error {
 
 // Generation returns the number of the current connection: 1 for the first,
 // incremented by each reconnect (during an outage, the lost connection's).
-// Framed protocols compare it around a Read to see whether two reads came
-// from the same connection.
+// To know which connection the bytes of a Read came from, use
+// ReadGeneration: a writer may reconnect the Tether between a Read and a
+// call to Generation.
 func (t *Tether) Generation() uint64 { return t.cur.Load().gen }
 
 // Conn returns the current underlying connection, for its TLS state or peer

@@ -1121,3 +1121,40 @@ func TestIgnorePutsConnectionBack(t *testing.T) {
 		require.Equal(t, 1, pd.numDials())
 	})
 }
+
+// ReadGeneration names the connection that served the bytes, even when a
+// writer reconnects the Tether before the reader looks.
+func TestReadGeneration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		tt, err := tether.Dial(t.Context(), d, "a", nil)
+		require.NoError(t, err)
+		defer tt.Close()
+		s1 := d.server(t)
+		go s1.Write([]byte("one"))
+		buf := make([]byte, 3)
+		n, gen, err := tt.ReadGeneration(buf)
+		require.NoError(t, err)
+		require.Equal(t, "one", string(buf[:n]))
+		require.Equal(t, uint64(1), gen)
+
+		s1.Close()
+		got := make(chan result, 1)
+		go func() {
+			n, gen, err := tt.ReadGeneration(buf)
+			got <- result{s: string(buf[:n]), n: int(gen), err: err}
+		}()
+		s2 := d.server(t)
+		go s2.Write([]byte("two"))
+		r := <-got
+		require.NoError(t, r.err)
+		require.Equal(t, "two", r.s)
+		require.Equal(t, 2, r.n, "the generation of the bytes' connection")
+
+		tt.Close()
+		n, gen, err = tt.ReadGeneration(buf)
+		require.ErrorIs(t, err, net.ErrClosed)
+		require.Zero(t, n)
+		require.Zero(t, gen)
+	})
+}
