@@ -1,0 +1,471 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// listen serves cfg.addr: one peer at a time, the newest connection
+// replacing the current one. It copies stdin to the current connection and
+// every connection to stdout, and returns once stdin has ended and the
+// current peer has finished.
+func listen(ctx context.Context, cfg config, stdin io.Reader, stdout, stderr io.Writer) error {
+	addr := listenAddr(cfg.addr)
+	var (
+		ln  listener
+		err error
+	)
+	if !cfg.tls && !cfg.quic {
+		ln, err = listenTCP(addr)
+	} else {
+		var tc *tls.Config
+		if tc, err = serverTLS(cfg, stderr); err != nil {
+			return err
+		}
+		if cfg.quic {
+			ln, err = listenQUIC(addr, tc)
+		} else {
+			ln, err = listenTLS(addr, tc)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "tcat: listening on %s (%s)\n", ln.Addr(), proto(cfg))
+	err = serve(ctx, ln, stdin, stdout, stderr, cfg.verbose)
+	if ql, ok := ln.(*quicListener); ok && err == nil {
+		// Closing a QUIC connection at once could lose the FIN just
+		// sent (the peer's stream then ends in error, not EOF): the
+		// peer closes it once it has read everything.
+		ql.drain(closeGrace)
+	}
+	ln.Close()
+	return err
+}
+
+// closeGrace bounds how long the listen mode waits at the end for the peer
+// to close a QUIC connection.
+const closeGrace = 2 * time.Second
+
+// A listener accepts net.Conns; for QUIC, each is a stream.
+type listener interface {
+	Accept() (net.Conn, error)
+	Close() error
+	Addr() string
+}
+
+// serve runs the listen mode's loop over ln.
+func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.Writer, verbose bool) error {
+	stop := make(chan struct{})
+	defer close(stop)
+	accepted := make(chan net.Conn)
+	acceptErr := make(chan error, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				acceptErr <- err
+				return
+			}
+			select {
+			case accepted <- c:
+			case <-stop:
+				c.Close()
+				return
+			}
+		}
+	}()
+	chunks := readChunks(stdin, stop)
+	out := &lockedWriter{w: stdout} // a replaced connection's copy may still write
+
+	type ended struct {
+		c   net.Conn
+		err error
+	}
+	readDone := make(chan ended)
+	var (
+		cur       net.Conn // the current connection, if any
+		peerDone  bool     // cur's peer has finished sending
+		stdinDone bool
+	)
+	drop := func() {
+		cur.Close()
+		cur = nil
+	}
+	for {
+		var in <-chan []byte // stdin is read only for a connection
+		if cur != nil && !stdinDone {
+			in = chunks
+		}
+		select {
+		case c := <-accepted:
+			if cur != nil {
+				logf(stderr, verbose, "connection from %v replaced", cur.RemoteAddr())
+				drop()
+			}
+			logf(stderr, verbose, "connection from %v", c.RemoteAddr())
+			cur, peerDone = c, false
+			go func() {
+				_, err := io.Copy(out, c)
+				select {
+				case readDone <- ended{c, err}:
+				case <-stop:
+				}
+			}()
+			if stdinDone {
+				closeWrite(cur)
+			}
+		case b, ok := <-in:
+			if !ok {
+				stdinDone = true
+				closeWrite(cur)
+				if peerDone {
+					drop()
+					return nil
+				}
+				continue
+			}
+			if _, err := cur.Write(b); err != nil {
+				logf(stderr, verbose, "connection from %v: %v", cur.RemoteAddr(), err)
+				drop()
+			}
+		case e := <-readDone:
+			if e.c != cur {
+				continue // a connection already replaced
+			}
+			if e.err != nil {
+				logf(stderr, verbose, "connection from %v: %v", cur.RemoteAddr(), e.err)
+				drop()
+				continue
+			}
+			logf(stderr, verbose, "connection from %v: the peer has finished", cur.RemoteAddr())
+			peerDone = true
+			if stdinDone {
+				drop()
+				return nil
+			}
+		case err := <-acceptErr:
+			return err
+		case <-ctx.Done():
+			if cur != nil {
+				drop()
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// closeWrite shuts down the writing side of c.
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
+
+// readChunks reads r in a goroutine and sends what it reads on the channel
+// it returns, which it closes at the end of r or once stop is closed.
+func readChunks(r io.Reader, stop <-chan struct{}) <-chan []byte {
+	ch := make(chan []byte)
+	go func() {
+		defer close(ch)
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := r.Read(buf)
+			if n > 0 {
+				select {
+				case ch <- buf[:n]:
+				case <-stop:
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// lockedWriter serialises the Writes of several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// Write writes p to the underlying Writer, one call at a time.
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// netListener is a net.Listener as a listener.
+type netListener struct{ net.Listener }
+
+// Addr returns the address listened on.
+func (l netListener) Addr() string { return l.Listener.Addr().String() }
+
+// listenTCP listens on addr over TCP.
+func listenTCP(addr string) (listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return netListener{ln}, nil
+}
+
+// listenTLS listens on addr over TLS.
+func listenTLS(addr string, tc *tls.Config) (listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return netListener{tls.NewListener(ln, tc)}, nil
+}
+
+// serverTLS returns the listen mode's TLS configuration, with a
+// self-signed certificate: the one in cfg.ca if the file exists, else a new
+// one, written there (with its key) when cfg.ca is set.
+func serverTLS(cfg config, stderr io.Writer) (*tls.Config, error) {
+	var (
+		cert tls.Certificate
+		err  error
+	)
+	dial := "dial with -" + proto(cfg)
+	if pemBytes, rerr := os.ReadFile(cfg.ca); cfg.ca != "" && rerr == nil {
+		if cert, err = tls.X509KeyPair(pemBytes, pemBytes); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.ca, err)
+		}
+		fmt.Fprintf(stderr, "tcat: certificate from %s: %s -ca %s\n", cfg.ca, dial, cfg.ca)
+	} else {
+		host, _, _ := net.SplitHostPort(listenAddr(cfg.addr))
+		var certPEM, keyPEM []byte
+		if cert, certPEM, keyPEM, err = selfSigned(host); err != nil {
+			return nil, err
+		}
+		if cfg.ca != "" {
+			if err := os.WriteFile(cfg.ca, append(certPEM, keyPEM...), 0o600); err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(stderr, "tcat: self-signed certificate written to %s: %s -ca %s\n", cfg.ca, dial, cfg.ca)
+		} else {
+			sum := sha256.Sum256(cert.Certificate[0])
+			fmt.Fprintf(stderr, "tcat: self-signed certificate (SHA-256 %x...): %s -insecure\n", sum[:8], dial)
+		}
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}}
+	if cfg.alpn != "" {
+		tc.NextProtos = []string{cfg.alpn}
+	}
+	return tc, nil
+}
+
+// selfSigned makes a self-signed certificate, valid for a week, for
+// localhost, the loopback addresses and host; it returns it with its
+// certificate and its key in PEM.
+func selfSigned(host string) (cert tls.Certificate, certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return cert, nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return cert, nil, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "tcat"},
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(7 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		if !ip.IsUnspecified() && !ip.IsLoopback() {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		}
+	} else if host != "" && host != "localhost" {
+		tmpl.DNSNames = append(tmpl.DNSNames, host)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return cert, nil, nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return cert, nil, nil, err
+	}
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, certPEM, keyPEM, nil
+}
+
+// A quicListener accepts the streams of the QUIC connections it accepts,
+// each as a net.Conn.
+type quicListener struct {
+	udp     *net.UDPConn
+	tr      *quic.Transport
+	ln      *quic.Listener
+	streams chan net.Conn
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[*quic.Conn]struct{}
+}
+
+// listenQUIC listens on addr over QUIC.
+func listenQUIC(addr string, tc *tls.Config) (*quicListener, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	udp, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, err
+	}
+	tr := &quic.Transport{Conn: udp}
+	ln, err := tr.Listen(tc, nil)
+	if err != nil {
+		udp.Close()
+		return nil, err
+	}
+	l := &quicListener{udp: udp, tr: tr, ln: ln, streams: make(chan net.Conn),
+		conns: make(map[*quic.Conn]struct{})}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.wg.Go(l.acceptConns)
+	return l, nil
+}
+
+// acceptConns accepts QUIC connections until the listener is closed.
+func (l *quicListener) acceptConns() {
+	for {
+		c, err := l.ln.Accept(l.ctx)
+		if err != nil {
+			return
+		}
+		l.mu.Lock()
+		l.conns[c] = struct{}{}
+		l.mu.Unlock()
+		l.wg.Go(func() { l.acceptStreams(c) })
+	}
+}
+
+// acceptStreams hands the streams of c to Accept until c or the listener
+// is closed.
+func (l *quicListener) acceptStreams(c *quic.Conn) {
+	defer func() {
+		l.mu.Lock()
+		delete(l.conns, c)
+		l.mu.Unlock()
+	}()
+	for {
+		st, err := c.AcceptStream(l.ctx)
+		if err != nil {
+			return
+		}
+		select {
+		case l.streams <- &streamConn{Stream: st, conn: c}:
+		case <-l.ctx.Done():
+			st.CancelRead(0)
+			st.CancelWrite(0)
+			return
+		}
+	}
+}
+
+// Accept returns the next stream.
+func (l *quicListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.streams:
+		return c, nil
+	case <-l.ctx.Done():
+		return nil, net.ErrClosed
+	}
+}
+
+// Addr returns the UDP address listened on.
+func (l *quicListener) Addr() string { return l.udp.LocalAddr().String() }
+
+// Kill closes every QUIC connection, telling the peers.
+func (l *quicListener) Kill() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		c.CloseWithError(0, "tcat: closing")
+	}
+}
+
+// drain waits until the peers have closed every QUIC connection, or for
+// grace at most.
+func (l *quicListener) drain(grace time.Duration) {
+	l.mu.Lock()
+	conns := make([]*quic.Conn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	for _, c := range conns {
+		select {
+		case <-c.Context().Done():
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+// Close closes the connections, telling the peers, and stops listening.
+func (l *quicListener) Close() error {
+	l.Kill()
+	l.cancel()
+	l.ln.Close()
+	l.tr.Close()
+	err := l.udp.Close()
+	l.wg.Wait()
+	return err
+}
+
+// A streamConn is a QUIC stream as a net.Conn.
+type streamConn struct {
+	*quic.Stream
+	conn *quic.Conn
+}
+
+// LocalAddr returns the QUIC connection's local address.
+func (s *streamConn) LocalAddr() net.Addr { return s.conn.LocalAddr() }
+
+// RemoteAddr returns the QUIC connection's remote address.
+func (s *streamConn) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+
+// CloseWrite sends a FIN.
+func (s *streamConn) CloseWrite() error { return s.Stream.Close() }
+
+// Close stops reading and sends a FIN after what was written.
+func (s *streamConn) Close() error {
+	s.Stream.CancelRead(0)
+	return s.Stream.Close()
+}

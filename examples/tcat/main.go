@@ -1,0 +1,302 @@
+// Command tcat is a reconnecting netcat: it copies stdin to a connection and
+// the connection to stdout, over TCP, TLS or a QUIC stream, through a Tether
+// that reconnects whenever the connection fails, so that it survives server
+// restarts.
+//
+//	go run ./examples/tcat [-tls | -quic] [-alpn P] [-ca FILE | -insecure] [-w 1m] [-v] host:port
+//	go run ./examples/tcat -l [-tls | -quic] [-alpn P] [-ca FILE] [-v] [host]:port
+//
+// When stdin ends, tcat shuts down its side of the connection (CloseWrite)
+// and copies to stdout until the peer has finished too, then exits; if the
+// connection is replaced after that, the new one is shut down for writing
+// as well. A peer that finishes (closes) while stdin is still open is taken
+// for a lost connection: tcat reconnects. -v logs every event of the Tether and its decision to stderr
+// (middleware.Logging); -w bounds how long the connection may stay down,
+// the first dial included (0: for ever). The policy is
+//
+//	tether.Chain(nil,
+//		middleware.Logging(logger), // with -v
+//		middleware.Notify(events),  // to shut down new connections after stdin ended
+//		middleware.MaxDowntime(w),
+//		middleware.Backoff(middleware.BackoffConfig{BaseDelay: 100 * time.Millisecond, MaxDelay: 5 * time.Second}),
+//	)
+//
+// and the default policy inside gives up at once on permanent errors, such
+// as a certificate that does not verify. -tls and -quic verify the server's
+// certificate against the system's roots, or the PEM certificates in -ca
+// FILE; -insecure skips the verification. QUIC needs an ALPN protocol:
+// -alpn, "tcat" by default. A QUIC stream exists for the server only once
+// the client writes on it, so over QUIC a server that speaks first hears
+// of the client when it sends its first bytes.
+//
+// With -l, tcat listens instead, on 127.0.0.1 when the address has no host
+// (say 0.0.0.0:PORT or [::]:PORT for every interface). It serves one peer at
+// a time, and a new connection replaces the current one: that is how a
+// reconnecting peer comes back. With -tls or -quic it uses a self-signed
+// certificate for localhost, the loopback addresses and the listening host:
+// with -ca FILE, the one in FILE, made and written there (with its key,
+// mode 0600) if FILE does not exist, so that a restarted listener keeps it;
+// without, a new one, which clients accept only with -insecure.
+//
+// Two terminals:
+//
+//	go run ./examples/tcat -l -tls -ca /tmp/tcat.pem :9000
+//	go run ./examples/tcat -tls -ca /tmp/tcat.pem -v 127.0.0.1:9000
+//
+// What is typed in one appears in the other. Stop the listener (Ctrl-C) and
+// start it again: the client reconnects and the conversation goes on. The
+// client learns of a stopped listener at once (its reader sees the
+// connection end), so nothing typed meanwhile is lost; bytes written into a
+// connection that died unnoticed (a crashed host, a lost network) would be.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/middleware"
+	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/io-tether/tether/tcp"
+	tethertls "github.com/io-tether/tether/tls"
+)
+
+// errUsage is returned by run for a bad command line.
+var errUsage = errors.New("usage")
+
+// defaultALPN is the ALPN protocol of -quic when -alpn is not given.
+const defaultALPN = "tcat"
+
+// main runs tcat with the command line; it exits 130 when interrupted.
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second interrupt kills at once
+	}()
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case errors.Is(err, context.Canceled):
+		os.Exit(130) // interrupted, as a shell reports it
+	default:
+		fmt.Fprintln(os.Stderr, "tcat:", err)
+		os.Exit(1)
+	}
+}
+
+// config is the command line.
+type config struct {
+	listen   bool
+	tls      bool
+	quic     bool
+	alpn     string
+	ca       string
+	insecure bool
+	wait     time.Duration
+	verbose  bool
+	addr     string
+}
+
+// parseFlags parses args; errors are reported on stderr.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("tcat", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&c.listen, "l", false, "listen on [host]:port instead of dialing it")
+	fs.BoolVar(&c.tls, "tls", false, "TLS over TCP")
+	fs.BoolVar(&c.quic, "quic", false, "a QUIC stream")
+	fs.StringVar(&c.alpn, "alpn", "", "ALPN `protocol` for -tls or -quic (-quic: \""+defaultALPN+"\" by default)")
+	fs.StringVar(&c.ca, "ca", "", "dialing: trust the PEM certificates in `FILE`; listening: the certificate and key to use, made if FILE does not exist")
+	fs.BoolVar(&c.insecure, "insecure", false, "do not verify the server's certificate")
+	fs.DurationVar(&c.wait, "w", time.Minute, "give up when the connection has been down this long (0: never)")
+	fs.BoolVar(&c.verbose, "v", false, "log connections and the Tether's events to stderr")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: tcat [-tls | -quic] [flags] host:port\n"+
+			"       tcat -l [-tls | -quic] [flags] [host]:port\n\n"+
+			"Copies stdin to the connection and the connection to stdout, reconnecting as needed.\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, errUsage
+	}
+	var bad string
+	switch {
+	case fs.NArg() != 1:
+		bad = "want one address"
+	case c.tls && c.quic:
+		bad = "-tls and -quic exclude each other"
+	case (c.alpn != "" || c.ca != "" || c.insecure) && !c.tls && !c.quic:
+		bad = "-alpn, -ca and -insecure need -tls or -quic"
+	case c.listen && c.insecure:
+		bad = "-insecure is for dialing"
+	case c.wait < 0:
+		bad = "-w must not be negative"
+	}
+	if bad == "" {
+		c.addr = fs.Arg(0)
+		if _, _, err := net.SplitHostPort(c.addr); err != nil {
+			bad = err.Error()
+		}
+	}
+	if bad != "" {
+		fmt.Fprintln(stderr, "tcat:", bad)
+		fs.Usage()
+		return c, errUsage
+	}
+	if c.quic && c.alpn == "" {
+		c.alpn = defaultALPN
+	}
+	return c, nil
+}
+
+// run runs tcat with the command line args: it copies stdin to the
+// connection and the connection to stdout, and logs to stderr. It returns
+// ctx's error when ctx ends first.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.listen {
+		return listen(ctx, cfg, stdin, stdout, stderr)
+	}
+	return connect(ctx, cfg, stdin, stdout, stderr)
+}
+
+// connect dials cfg.addr with a Tether and copies until the exchange is
+// over: stdin has ended and the peer has finished.
+func connect(ctx context.Context, cfg config, stdin io.Reader, stdout, stderr io.Writer) error {
+	tc, err := clientTLS(cfg)
+	if err != nil {
+		return err
+	}
+	events := make(chan tether.Event, 16)
+	var mw []tether.Middleware
+	if cfg.verbose {
+		mw = append(mw, middleware.Logging(slog.New(slog.NewTextHandler(stderr, nil))))
+	}
+	mw = append(mw, middleware.Notify(events))
+	if cfg.wait > 0 {
+		mw = append(mw, middleware.MaxDowntime(cfg.wait))
+	}
+	mw = append(mw, middleware.Backoff(middleware.BackoffConfig{
+		BaseDelay: 100 * time.Millisecond,
+		MaxDelay:  5 * time.Second,
+	}))
+	h := tether.Chain(nil, mw...)
+
+	var t *tether.Tether
+	switch {
+	case cfg.quic:
+		t, err = tetherquic.Dial(ctx, cfg.addr, tc, h)
+	case cfg.tls:
+		t, err = tethertls.Dial(ctx, cfg.addr, tc, h)
+	default:
+		t, err = tcp.Dial(ctx, cfg.addr, h)
+	}
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+
+	var stdinDone atomic.Bool
+	go func() {
+		if _, err := io.Copy(t, stdin); err != nil && t.Err() != nil {
+			return // the Tether ended: the copy to stdout says why
+		}
+		stdinDone.Store(true)
+		t.CloseWrite()
+	}()
+	go func() {
+		// A connection that replaces a half-closed one is half-closed
+		// too, so that the peer finishes; CloseWrite waits for it to be
+		// in place. Interruption closes the Tether.
+		for {
+			select {
+			case ev := <-events:
+				if ev.Kind == tether.Reconnected && stdinDone.Load() {
+					t.CloseWrite()
+				}
+			case <-ctx.Done():
+				t.Close()
+				return
+			case <-t.Done():
+				return
+			}
+		}
+	}()
+	_, err = io.Copy(stdout, t)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// clientTLS returns the TLS configuration of -tls and -quic, or nil.
+func clientTLS(cfg config) (*tls.Config, error) {
+	if !cfg.tls && !cfg.quic {
+		return nil, nil
+	}
+	tc := &tls.Config{InsecureSkipVerify: cfg.insecure}
+	if cfg.alpn != "" {
+		tc.NextProtos = []string{cfg.alpn}
+	}
+	if cfg.ca != "" {
+		pem, err := os.ReadFile(cfg.ca)
+		if err != nil {
+			return nil, err
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificate", cfg.ca)
+		}
+	}
+	return tc, nil
+}
+
+// listenAddr returns addr with 127.0.0.1 for an empty host.
+func listenAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host != "" {
+		return addr
+	}
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
+// proto names the transport of cfg.
+func proto(cfg config) string {
+	switch {
+	case cfg.quic:
+		return "quic"
+	case cfg.tls:
+		return "tls"
+	}
+	return "tcp"
+}
+
+// logf writes a line to w when verbose.
+func logf(w io.Writer, verbose bool, format string, args ...any) {
+	if verbose {
+		fmt.Fprintf(w, "tcat: "+strings.TrimSuffix(format, "\n")+"\n", args...)
+	}
+}

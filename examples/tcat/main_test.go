@@ -1,0 +1,329 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/io-tether/tether/internal/transporttest"
+	"github.com/stretchr/testify/require"
+)
+
+// wait bounds each wait of the tests: generous, for a loaded machine.
+const wait = 20 * time.Second
+
+// A proc is tcat running in a goroutine, with pipes for its stdin, stdout
+// and stderr.
+type proc struct {
+	stdin          *io.PipeWriter
+	stdout, stderr *lines
+	done           chan error
+	cancel         context.CancelFunc
+}
+
+// start runs tcat with args.
+func start(t *testing.T, args ...string) *proc {
+	ctx, cancel := context.WithCancel(context.Background())
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	errR, errW := io.Pipe()
+	p := &proc{stdin: inW, stdout: readLines(outR), stderr: readLines(errR), done: make(chan error, 1), cancel: cancel}
+	go func() {
+		err := run(ctx, args, inR, outW, errW)
+		inR.Close() // the test's Writes fail rather than block
+		outW.Close()
+		errW.Close()
+		p.done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		inW.Close()
+		select {
+		case <-p.done:
+		case <-time.After(wait):
+			t.Errorf("tcat %q did not end", args)
+		}
+	})
+	return p
+}
+
+// write writes s to the proc's stdin.
+func (p *proc) write(t *testing.T, s string) {
+	t.Helper()
+	_, err := io.WriteString(p.stdin, s)
+	require.NoError(t, err)
+}
+
+// end waits for the proc to return, and returns its error.
+func (p *proc) end(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		return err
+	case <-time.After(wait):
+		t.Fatalf("tcat did not end within %v", wait)
+		return nil
+	}
+}
+
+// lines collects the lines of a reader, for the test to wait for.
+type lines struct {
+	mu      sync.Mutex
+	all     []string
+	next    int // the first line not yet consumed by expect
+	eof     bool
+	changed chan struct{}
+}
+
+// readLines collects the lines of r in a goroutine.
+func readLines(r io.Reader) *lines {
+	l := &lines{changed: make(chan struct{}, 1)}
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			l.mu.Lock()
+			l.all = append(l.all, sc.Text())
+			l.mu.Unlock()
+			l.signal()
+		}
+		io.Copy(io.Discard, r)
+		l.mu.Lock()
+		l.eof = true
+		l.mu.Unlock()
+		l.signal()
+	}()
+	return l
+}
+
+// signal wakes an expect that waits, if any.
+func (l *lines) signal() {
+	select {
+	case l.changed <- struct{}{}:
+	default:
+	}
+}
+
+// expect consumes lines up to the first that matches re, and returns its
+// submatches.
+func (l *lines) expect(t *testing.T, re string) []string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	timeout := time.After(wait)
+	for {
+		l.mu.Lock()
+		for l.next < len(l.all) {
+			s := l.all[l.next]
+			l.next++
+			if m := rx.FindStringSubmatch(s); m != nil {
+				l.mu.Unlock()
+				return m
+			}
+		}
+		eof, all := l.eof, strings.Join(l.all, "\n")
+		l.mu.Unlock()
+		if eof {
+			t.Fatalf("no line matches %q before the end; lines:\n%s", re, all)
+		}
+		select {
+		case <-l.changed:
+		case <-timeout:
+			t.Fatalf("no line matches %q within %v; lines:\n%s", re, wait, all)
+		}
+	}
+}
+
+// rest returns every line, once the reader has ended.
+func (l *lines) rest(t *testing.T) []string {
+	t.Helper()
+	timeout := time.After(wait)
+	for {
+		l.mu.Lock()
+		if l.eof {
+			defer l.mu.Unlock()
+			return l.all
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.changed:
+		case <-timeout:
+			t.Fatalf("output not closed within %v", wait)
+		}
+	}
+}
+
+// certs makes a self-signed certificate for the servers of a test, and
+// writes it to a file for tcat's -ca.
+func certs(t *testing.T) (server *tls.Config, caFile string) {
+	cert, certPEM, _, err := selfSigned("")
+	require.NoError(t, err)
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, certPEM, 0o600))
+	return &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{defaultALPN}}, caFile
+}
+
+// transports returns the transports of the tests, with the flags that make
+// tcat dial each.
+func transports(t *testing.T) []struct {
+	tr   transporttest.Transport
+	args []string
+} {
+	tc, caFile := certs(t)
+	listenWith := func(f func(addr string) (listener, error)) func(testing.TB, string) (transporttest.Listener, error) {
+		return func(_ testing.TB, addr string) (transporttest.Listener, error) {
+			if addr == "" {
+				addr = "127.0.0.1:0"
+			}
+			return f(addr)
+		}
+	}
+	return []struct {
+		tr   transporttest.Transport
+		args []string
+	}{
+		{transporttest.Transport{Name: "tcp", Listen: transporttest.ListenTCP}, nil},
+		{transporttest.Transport{Name: "tls", Listen: listenWith(func(addr string) (listener, error) {
+			return listenTLS(addr, tc)
+		})}, []string{"-tls", "-ca", caFile}},
+		{transporttest.Transport{Name: "quic", Listen: listenWith(func(addr string) (listener, error) {
+			return listenQUIC(addr, tc)
+		})}, []string{"-quic", "-ca", caFile}},
+	}
+}
+
+// TestConnect: tcat against an echo server that restarts, over each
+// transport; the exchange goes on across the restart, and ends cleanly when
+// stdin ends.
+func TestConnect(t *testing.T) {
+	for _, tt := range transports(t) {
+		t.Run(tt.tr.Name, func(t *testing.T) {
+			srv := transporttest.StartServer(t, tt.tr, transporttest.Echo)
+			p := start(t, append(tt.args, "-v", srv.Addr())...)
+			p.stderr.expect(t, `msg="tether connected"`)
+			p.write(t, "one\n")
+			p.stdout.expect(t, "^one$")
+
+			srv.Stop()
+			srv.Restart()
+			// The reader sees the connection end and the Tether
+			// reconnects; what is written next goes to the new one.
+			p.stderr.expect(t, `msg="tether disconnected"`)
+			p.stderr.expect(t, `msg="tether reconnected"`)
+			p.write(t, "two\n")
+			p.stdout.expect(t, "^two$")
+
+			// The end of stdin half-closes the connection; the echo
+			// server finishes, and tcat with it.
+			require.NoError(t, p.stdin.Close())
+			require.NoError(t, p.end(t))
+			require.Equal(t, []string{"one", "two"}, p.stdout.rest(t))
+		})
+	}
+}
+
+// TestListen is the two-terminal session of the package doc, over each
+// transport: a listener and a client talk, the listener restarts, and
+// they talk on.
+func TestListen(t *testing.T) {
+	for _, tt := range transports(t) {
+		t.Run(tt.tr.Name, func(t *testing.T) {
+			lflags := []string{"-v", "-l"}
+			cflags := []string{"-v"}
+			ca := filepath.Join(t.TempDir(), "tcat.pem")
+			if tt.tr.Name != "tcp" {
+				// The listener makes its certificate and key, and
+				// keeps them there for its restart.
+				lflags = append(lflags, "-"+tt.tr.Name, "-ca", ca)
+				cflags = append(cflags, "-"+tt.tr.Name, "-ca", ca)
+			}
+			l := start(t, append(lflags, "127.0.0.1:0")...)
+			addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(`+tt.tr.Name+`\)$`)[1]
+			if tt.tr.Name != "tcp" {
+				fi, err := os.Stat(ca)
+				require.NoError(t, err)
+				require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "the file holds a private key")
+			}
+			c := start(t, append(cflags, addr)...)
+			c.write(t, "ping\n")
+			l.stdout.expect(t, "^ping$")
+			l.write(t, "pong\n")
+			c.stdout.expect(t, "^pong$")
+
+			// The listener stops (it tells the client), and another
+			// starts on the same address.
+			l.cancel()
+			require.ErrorIs(t, l.end(t), context.Canceled)
+			c.stderr.expect(t, `msg="tether disconnected"`)
+			l = start(t, append(lflags, addr)...)
+			if tt.tr.Name != "tcp" {
+				l.stderr.expect(t, `^tcat: certificate from \S+: dial with -`+tt.tr.Name+` -ca `)
+			}
+			c.stderr.expect(t, `msg="tether reconnected"`)
+			c.write(t, "ping again\n")
+			l.stdout.expect(t, "^ping again$")
+			l.write(t, "pong again\n")
+			c.stdout.expect(t, "^pong again$")
+
+			// Both ends of stdin: both exit.
+			require.NoError(t, c.stdin.Close())
+			l.stderr.expect(t, `the peer has finished$`)
+			require.NoError(t, l.stdin.Close())
+			require.NoError(t, l.end(t))
+			require.NoError(t, c.end(t))
+			require.Equal(t, []string{"pong", "pong again"}, c.stdout.rest(t))
+			require.Equal(t, []string{"ping again"}, l.stdout.rest(t))
+		})
+	}
+}
+
+// TestListenInsecure: a TLS listener without -ca makes a certificate that
+// a client accepts with -insecure.
+func TestListenInsecure(t *testing.T) {
+	l := start(t, "-v", "-l", "-tls", "127.0.0.1:0")
+	l.stderr.expect(t, `^tcat: self-signed certificate \(SHA-256 [0-9a-f]{16}\.\.\.\): dial with -tls -insecure$`)
+	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tls\)$`)[1]
+	c := start(t, "-tls", "-insecure", addr)
+	c.write(t, "hello\n")
+	l.stdout.expect(t, "^hello$")
+	// The client finishes first: a peer that finishes while stdin is
+	// open is a lost connection to tcat, which reconnects.
+	require.NoError(t, c.stdin.Close())
+	l.stderr.expect(t, `the peer has finished$`)
+	require.NoError(t, l.stdin.Close())
+	require.NoError(t, c.end(t))
+	require.NoError(t, l.end(t))
+}
+
+// TestUntrusted: a server whose certificate does not verify is a
+// permanent error; tcat gives up at once.
+func TestUntrusted(t *testing.T) {
+	tc, _ := certs(t)
+	_, otherCA := certs(t)
+	srv := transporttest.StartServer(t, transporttest.Transport{Name: "tls",
+		Listen: func(_ testing.TB, addr string) (transporttest.Listener, error) {
+			return listenTLS("127.0.0.1:0", tc)
+		}}, transporttest.Echo)
+	p := start(t, "-tls", "-ca", otherCA, srv.Addr())
+	require.ErrorContains(t, p.end(t), "certificate signed by unknown authority")
+}
+
+// TestUsage: a bad command line is a usage error, reported on stderr.
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{}, {"a:1", "b:2"}, {"-tls", "-quic", "a:1"}, {"-ca", "x", "a:1"}, {"-l", "-tls", "-insecure", ":1"},
+		{"-w", "-1s", "a:1"}, {"nohostport"}, {"-nosuchflag", "a:1"},
+	} {
+		var stderr strings.Builder
+		err := run(context.Background(), args, strings.NewReader(""), io.Discard, &stderr)
+		require.ErrorIs(t, err, errUsage, "run(%q)", args)
+		require.Contains(t, stderr.String(), "usage: tcat", "run(%q)", args)
+	}
+}
