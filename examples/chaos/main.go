@@ -23,8 +23,9 @@
 // once nothing has come back for the idle timeout (the echo makes a
 // heartbeat); and tether.WithDropUnwritten, so that the rest of a record
 // that a dying connection took only in part is dropped, never sent at the
-// start of the next connection. The reader notes Tether.Generation around
-// each Read, so that an incomplete record from a connection that died is
+// start of the next connection. The reader reads with
+// Tether.ReadGeneration, which tells the connection each Read's bytes came
+// from, so that an incomplete record from a connection that died is
 // discarded, never spliced with the next connection's bytes.
 //
 // A status line (records sent and verified, reconnects, the connection's
@@ -408,18 +409,18 @@ func (c *client) write(ctx context.Context) {
 	}
 }
 
-// read feeds what the Tether reads to the verifier, with the Generations
-// around each Read, until the Tether is closed.
+// read feeds what the Tether reads to the verifier, with the generation
+// of the connection that each Read's bytes came from, until the Tether is
+// closed. (Generation() before and after a Read would only bound it: the
+// writer may reconnect the Tether meanwhile.)
 func (c *client) read() {
 	buf := make([]byte, 32<<10)
 	for {
-		g0 := c.t.Generation()
-		n, err := c.t.Read(buf)
-		g1 := c.t.Generation()
-		c.ver.feed(buf[:n], g0, g1)
+		n, gen, err := c.t.ReadGeneration(buf)
 		if err != nil {
 			return
 		}
+		c.ver.feed(buf[:n], gen, gen)
 	}
 }
 
@@ -524,7 +525,7 @@ func (c *client) report() error {
 	fmt.Fprintf(tw, "  verified\t%d\tcame back intact and in order\n", v.verified)
 	fmt.Fprintf(tw, "  lost in flight\t%d\twith connections that died (%d dropped by Write)\n",
 		tl.lostSent+tl.lostDropped, tl.lostDropped)
-	fmt.Fprintf(tw, "  cut by a reconnect\t%d\tincomplete, discarded (seen by Generation)\n", v.cut)
+	fmt.Fprintf(tw, "  cut by a reconnect\t%d\tincomplete, discarded (seen by ReadGeneration)\n", v.cut)
 	fmt.Fprintf(tw, "  reconnects\t%d\t%s; down %v in all, %v at most\n",
 		c.reconnects, plural(c.failed, "failed dial"), round(c.downTotal), round(c.downMax))
 	fmt.Fprintf(tw, "  corrupted\t%d\n", v.corrupted)

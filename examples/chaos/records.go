@@ -84,9 +84,10 @@ func clip(b []byte) []byte {
 }
 
 // A verifier checks the records that come back, in the order the reader
-// gets them. It takes the bytes of each Read with the Tether's Generation
-// before (g0) and after (g1) the Read: they came from the connection whose
-// generation is within [g0, g1]. A record may be lost only where a
+// gets them. It takes the bytes of each Read with bounds of the generation
+// of the connection they came from, g0 <= generation <= g1: both are the
+// generation itself with Tether.ReadGeneration, and Generation() before and
+// after a Read bound it. A record may be lost only where a
 // connection may have ended (the Generations say so): records missing
 // between two records of one connection, a record cut short within one
 // connection, or a record that is corrupted, reordered or duplicated
