@@ -88,9 +88,9 @@ func Example() {
 	}
 	fmt.Println(string(buf), len(events), "events")
 	// Output:
-	// level=INFO msg="tether connected" action=reconnect event.kind=connected event.addr=127.0.0.1:7001 event.attempt=0 event.total=0 event.generation=1
+	// level=INFO msg="tether connected" action=accept event.kind=connected event.addr=127.0.0.1:7001 event.attempt=0 event.total=0 event.generation=1
 	// level=INFO msg="tether disconnected" action=reconnect event.kind=disconnected event.err=EOF event.addr=127.0.0.1:7002 event.dialed=127.0.0.1:7001 event.attempt=1 event.total=1 event.generation=1
-	// level=INFO msg="tether reconnected" action=reconnect event.kind=reconnected event.addr=127.0.0.1:7002 event.attempt=1 event.total=1 event.generation=2
+	// level=INFO msg="tether reconnected" action=accept event.kind=reconnected event.addr=127.0.0.1:7002 event.attempt=1 event.total=1 event.generation=2
 	// foobar 3 events
 }
 

@@ -15,8 +15,9 @@ import (
 // the next dial. Put it outermost.
 //
 // The record's message is "tether " and the event's kind ("tether
-// disconnected"); its attributes are the action ("reconnect", "give-up",
-// "ignore"), the event as a group (its kind, cause, address, attempts,
+// disconnected"); its attributes are the decision (the action's name,
+// "reconnect", "give-up" or "ignore", except on Connected and Reconnected,
+// where it is "accept" or "reject"), the event as a group (its kind, cause, address, attempts,
 // generation, delay, uptime and dial time; see tether.Event.LogValue), the
 // outage so far for every event but Connected, and the original cause when
 // the handlers replaced it on giving up. Its level is
@@ -37,12 +38,12 @@ func Logging(l *slog.Logger) tether.Middleware {
 		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 			cause := ev.Err
 			a := next.HandleDisconnect(ctx, ev)
-			level := logLevel(a)
+			level := logLevel(ev.Kind, a)
 			if !l.Enabled(ctx, level) {
 				return a
 			}
 			attrs := make([]slog.Attr, 0, 4)
-			attrs = append(attrs, slog.String("action", a.String()), slog.Any("event", *ev))
+			attrs = append(attrs, slog.String("action", decision(ev.Kind, a)), slog.Any("event", *ev))
 			if ev.Kind != tether.Connected {
 				attrs = append(attrs, slog.Duration("outage", ev.Outage(time.Now())))
 			}
@@ -55,15 +56,29 @@ func Logging(l *slog.Logger) tether.Middleware {
 	}
 }
 
-func logLevel(a tether.Action) slog.Level {
-	switch a {
-	case tether.GiveUp:
+func logLevel(k tether.EventKind, a tether.Action) slog.Level {
+	switch {
+	case a == tether.GiveUp:
 		return slog.LevelError
-	case tether.Ignore:
+	case a == tether.Ignore && !newConn(k):
 		return slog.LevelWarn
 	}
 	return slog.LevelInfo
 }
+
+// decision names what a does on an event of kind k: on a new connection,
+// every action but GiveUp accepts it.
+func decision(k tether.EventKind, a tether.Action) string {
+	if !newConn(k) {
+		return a.String()
+	}
+	if a == tether.GiveUp {
+		return "reject"
+	}
+	return "accept"
+}
+
+func newConn(k tether.EventKind) bool { return k == tether.Connected || k == tether.Reconnected }
 
 // sameError reports whether a and b are the same error value, without the
 // panic that == causes on two errors of one uncomparable type.

@@ -74,7 +74,7 @@ func TestLoggingRecords(t *testing.T) {
 		{
 			name: "connected", ev: tether.Event{Kind: tether.Connected, Addr: addrA, Dialed: addrA, Generation: 1},
 			next: tether.Reconnect, level: slog.LevelInfo, msg: "tether connected",
-			attrs: map[string]string{"action": "reconnect", "event.kind": "connected", "event.addr": addrA, "event.generation": "1"},
+			attrs: map[string]string{"action": "accept", "event.kind": "connected", "event.addr": addrA, "event.generation": "1"},
 		},
 		{
 			name: "disconnected, reconnect", ev: tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA, Dialed: addrA, Uptime: time.Minute},
@@ -102,7 +102,7 @@ func TestLoggingRecords(t *testing.T) {
 		{
 			name: "rejected", ev: tether.Event{Kind: tether.Reconnected, Addr: addrA, Attempt: 1},
 			next: tether.GiveUp, level: slog.LevelError, msg: "tether reconnected",
-			attrs: map[string]string{"action": "give-up", "event.kind": "reconnected"},
+			attrs: map[string]string{"action": "reject", "event.kind": "reconnected"},
 		},
 	}
 	for _, tt := range tests {
@@ -178,7 +178,7 @@ func TestLoggingTether(t *testing.T) {
 			msgs = append(msgs, r.level.String()+" "+r.msg+" "+r.attrs["action"])
 		}
 		require.Equal(t, []string{
-			"INFO tether connected reconnect",
+			"INFO tether connected accept",
 			"INFO tether disconnected reconnect",
 			"INFO tether unreachable reconnect",
 			"ERROR tether unreachable give-up",

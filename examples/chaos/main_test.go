@@ -52,7 +52,7 @@ func TestRun(t *testing.T) {
 
 	log, err := os.ReadFile(logFile)
 	require.NoError(t, err)
-	require.Contains(t, string(log), `msg="tether reconnected" action=reconnect`)
+	require.Contains(t, string(log), `msg="tether reconnected" action=accept`)
 }
 
 // TestReportFails: the verdict fails on a record missing with no
