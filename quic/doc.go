@@ -88,4 +88,11 @@
 // Read and Write return quic-go's errors unchanged, io.EOF included, except a
 // handshake failure after a 0-RTT Dial returned, which is marked permanent
 // too.
+//
+// A server that closes a stream (FIN) and then its connection at once may
+// make the client read an *quic.ApplicationError instead of io.EOF: quic-go
+// reports the connection's end before a FIN it has not yet delivered (or
+// sent). A Tether then sees a lost connection, not the end of the exchange,
+// and reconnects. Servers should let the client close the connection, or
+// wait for it a moment, after their last stream's FIN.
 package quic
