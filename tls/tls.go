@@ -110,16 +110,7 @@ func handshakeError(err error) error {
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "remote error" {
 		if v := reflect.ValueOf(oe.Err); v.Kind() == reflect.Uint8 && v.Type().PkgPath() == "crypto/tls" {
-			a := tls.AlertError(v.Uint())
-			err = fmt.Errorf("%w%.0w", err, a)
-			if a == alertHandshakeFailure {
-				// The server found no parameters it accepts: no common
-				// cipher suite or curve, or (TLS 1.2) no client
-				// certificate where it requires one. tether.IsPermanent
-				// does not count this alert among the mismatches.
-				err = tether.Permanent(err)
-			}
-			return err
+			return fmt.Errorf("%w%.0w", err, tls.AlertError(v.Uint()))
 		}
 	}
 	// The mismatches the client itself finds are plain errors of crypto/tls,
@@ -132,9 +123,6 @@ func handshakeError(err error) error {
 	}
 	return err
 }
-
-// alertHandshakeFailure is the handshake_failure alert (RFC 8446, 6.2).
-const alertHandshakeFailure tls.AlertError = 40
 
 // localMismatches are the beginnings of crypto/tls's messages for a
 // handshake that fails, on the client's side, because the two sides'
