@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"reflect"
 )
 
 var (
@@ -53,8 +54,9 @@ func Permanent(err error) error {
 //     x509.CertificateInvalidError),
 //   - a TLS alert from the peer that says the configurations do not match:
 //     handshake failure, bad or unknown certificate, protocol version, no
-//     application protocol, insufficient security (tls.AlertError; the tls
-//     dialer adds it to the chain of crypto/tls's remote-error alerts),
+//     application protocol, insufficient security, certificate required
+//     (a tls.AlertError in the chain, or the "remote error" *net.OpError of
+//     crypto/tls, as a Read after the handshake may return it),
 //   - an address that cannot be parsed (*net.AddrError, such as a missing
 //     port),
 //   - context.Canceled (a cancelled Dial).
@@ -89,7 +91,24 @@ func IsPermanent(err error) bool {
 	case errors.As(err, &alrt):
 		return permanentAlert(alrt)
 	}
-	return false
+	return permanentAlert(remoteAlert(err))
+}
+
+// remoteAlert returns the TLS alert that a peer sent, as crypto/tls reports
+// it: a *net.OpError "remote error" whose Err is of an unexported uint8 type
+// of crypto/tls. It returns 0 (close_notify, never permanent) for any other
+// error. A TLS 1.3 server that rejects the client's certificate says so in
+// this form at the client's first Read, after the handshake.
+func remoteAlert(err error) tls.AlertError {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "remote error" || oe.Err == nil {
+		return 0
+	}
+	v := reflect.ValueOf(oe.Err)
+	if v.Kind() != reflect.Uint8 || v.Type().PkgPath() != "crypto/tls" {
+		return 0
+	}
+	return tls.AlertError(v.Uint())
 }
 
 // permanentAlert reports whether a TLS alert says that the two sides'

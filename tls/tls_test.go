@@ -395,3 +395,22 @@ func TestErrorsKeepMessages(t *testing.T) {
 	require.EqualError(t, err, "remote error: tls: no application protocol", "the message of a wrapped alert")
 	require.True(t, errors.Is(err, tls.AlertError(120)))
 }
+
+// TestClientCertificateRejectedAfterHandshake: a TLS 1.3 server that
+// requires a client certificate says so only after the client's handshake
+// is over, in an alert the client reads on the connection. That is a
+// permanent failure too: the default policy gives up on it at once.
+func TestClientCertificateRejectedAfterHandshake(t *testing.T) {
+	pair := testcert.Get()
+	sc := pair.ServerConfig()
+	sc.ClientAuth = tls.RequireAndVerifyClientCert
+	srv := transporttest.StartServer(t, plainTCP, tlsServer(sc, nil))
+	tt, err := tether.Dial(dialCtx(t), &tethertls.Dialer{Config: pair.ClientConfig()}, srv.Addr(), nil)
+	require.NoError(t, err, "the client's side of a TLS 1.3 handshake completes")
+	defer tt.Close()
+	require.NoError(t, tt.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err = tt.Read(make([]byte, 1))
+	require.ErrorIs(t, err, tether.ErrGaveUp)
+	require.True(t, tether.IsPermanent(tt.Err()), "tether.IsPermanent(%v) = false, want true", tt.Err())
+	require.Equal(t, 1, srv.Accepted(), "connections accepted: no reconnect")
+}
