@@ -24,6 +24,17 @@
 // ever on transient errors, and give up at once on the permanent ones that
 // [IsPermanent] recognises.
 //
+// # Middleware, dialers and tests
+//
+// The policies live in package [github.com/io-tether/tether/middleware]
+// (Logging, Backoff, Failover, Notify, MaxDowntime, CircuitBreaker, ...);
+// the dialers in [github.com/io-tether/tether/tcp],
+// [github.com/io-tether/tether/tls], [github.com/io-tether/tether/quic] and
+// [github.com/io-tether/tether/dialers]. Package
+// [github.com/io-tether/tether/tethertest] has an in-memory Dialer whose
+// connections break on command, for tests of code that uses a Tether, and a
+// conformance check for middleware.
+//
 // # Counting attempts
 //
 // Event.Attempt counts failed dials since the last stable connection; a

@@ -1,18 +1,3 @@
-// Package dialers has the tether.Dialers that are not TCP, TLS or QUIC, and
-// the combinators that make one Dialer from another:
-//
-//   - [Unix] dials Unix domain sockets;
-//   - [FromFunc] adapts the ecosystem's dial functions,
-//     func(ctx, network, addr string) (net.Conn, error), such as
-//     net.Dialer.DialContext, http.Transport.DialContext or a proxy
-//     dialer's DialContext;
-//   - [Timeout] bounds each attempt of any Dialer.
-//
-// They compose:
-//
-//	// socks is a proxy.ContextDialer of golang.org/x/net/proxy
-//	d := dialers.Timeout(dialers.FromFunc("tcp", socks.DialContext), 5*time.Second)
-//	t, err := tether.Dial(ctx, d, "db.internal:5432", nil)
 package dialers
 
 import (

@@ -1,9 +1,3 @@
-// Package tcp is the TCP Dialer of package tether: net.Dialer underneath,
-// with keep-alive on, a timeout for each dial attempt, TCP_USER_TIMEOUT as an
-// option, and the address resolved again at every dial so that a DNS change is
-// followed.
-//
-//	t, err := tcp.Dial(ctx, "db.internal:5432", nil) // the default policy
 package tcp
 
 import (

@@ -1,0 +1,31 @@
+// Package dialers has the tether.Dialers that are not TCP, TLS or QUIC, and
+// the combinators that make one Dialer from another:
+//
+//   - [Unix] dials Unix domain sockets;
+//   - [FromFunc] adapts the ecosystem's dial functions,
+//     func(ctx, network, addr string) (net.Conn, error), such as
+//     net.Dialer.DialContext, http.Transport.DialContext or a proxy
+//     dialer's DialContext;
+//   - [Timeout] bounds each attempt of any Dialer.
+//
+// They compose:
+//
+//	// socks is a proxy.ContextDialer of golang.org/x/net/proxy
+//	d := dialers.Timeout(dialers.FromFunc("tcp", socks.DialContext), 5*time.Second)
+//	t, err := tether.Dial(ctx, d, "db.internal:5432", nil)
+//
+// # Unix sockets
+//
+// A server that restarts removes its socket file and makes it again: in
+// between, a dial fails with "no such file or directory", and before the
+// server listens with "connection refused". Both are transient for
+// [github.com/io-tether/tether.IsPermanent], so the default policy waits for
+// the server.
+//
+// # Timeouts per attempt
+//
+// [Timeout] gives each attempt of any Dialer its own deadline, and returns at
+// that deadline even when the Dialer ignores its ctx. Dials that do not fail
+// fast need it: a QUIC dial to a dead port, a SYN that a firewall drops, a
+// proxy that hangs.
+package dialers
