@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/sessioncache"
 	"github.com/quic-go/quic-go"
 )
 
@@ -319,11 +320,19 @@ func (d *Dialer) handshake(ctx context.Context, addr string) (*quic.Transport, *
 		tc = tc.Clone() // cheap next to a handshake; shares the session cache
 		tc.ServerName = host
 	}
+	guard := sessioncache.Note(tc.ClientSessionCache, tc.ServerName)
 	var c *quic.Conn
 	if d.Enable0RTT {
 		c, err = tr.DialEarly(ctx, raddr, tc, d.conf)
 	} else {
 		c, err = tr.Dial(ctx, raddr, tc, d.conf)
+	}
+	var te *quic.TransportError
+	if err != nil && !(errors.As(err, &te) && te.ErrorCode.IsCryptoError()) {
+		// No TLS alert: the server did not answer (it is down, the attempt
+		// timed out). crypto/tls dropped the session it offered; keep it
+		// for the redial that succeeds.
+		guard.Restore()
 	}
 	return tr, c, err
 }

@@ -23,7 +23,9 @@
 //     connection, with no handshake and no round trip;
 //   - the connection (*quic.IdleTimeoutError, *quic.ApplicationError,
 //     *quic.StatelessResetError, ...): a new connection that resumes the TLS
-//     session (the Dialer keeps a session cache), one round trip;
+//     session (the Dialer keeps a session cache, and keeps the session
+//     through redials that time out while the server is down), one round
+//     trip;
 //   - with [Dialer.Enable0RTT], that resumed connection carries the first
 //     bytes in 0-RTT, with no round trip before them; see the caution below.
 //

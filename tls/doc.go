@@ -22,6 +22,9 @@
 // reconnect after the first connection resumes the session, provided the
 // server issues tickets (TLS 1.3 servers send them just after the handshake:
 // they reach the cache once the client has read from the connection).
+// crypto/tls drops the session it offered when a handshake fails; when the
+// server did not answer (it went away mid handshake, the attempt timed out)
+// the Dialer puts it back, so that the reconnect that succeeds still resumes.
 //
 // # Errors
 //

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/sessioncache"
 	"github.com/io-tether/tether/tcp"
 )
 
@@ -66,10 +67,18 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	guard := sessioncache.Note(config.ClientSessionCache, config.ServerName)
 	c := tls.Client(raw, config)
 	if err := c.HandshakeContext(ctx); err != nil {
 		raw.Close()
-		return nil, handshakeError(err)
+		err = handshakeError(err)
+		var alert tls.AlertError
+		if !errors.As(err, &alert) && !tether.IsPermanent(err) {
+			// The server did not answer (it went away, the attempt timed
+			// out): keep the session for the next dial.
+			guard.Restore()
+		}
+		return nil, err
 	}
 	return c, nil
 }

@@ -414,3 +414,36 @@ func TestClientCertificateRejectedAfterHandshake(t *testing.T) {
 	require.True(t, tether.IsPermanent(tt.Err()), "tether.IsPermanent(%v) = false, want true", tt.Err())
 	require.Equal(t, 1, srv.Accepted(), "connections accepted: no reconnect")
 }
+
+// TestResumptionAfterFailedHandshake: a handshake that fails midway (the
+// server went away) does not cost the next dial its resumption, though
+// crypto/tls drops the session it offered.
+func TestResumptionAfterFailedHandshake(t *testing.T) {
+	pair := testcert.Get()
+	sc := pair.ServerConfig() // one config: one set of session ticket keys
+	resumed := make(chan bool, 3)
+	srv := transporttest.StartServer(t, plainTCP, func(ctx context.Context, c net.Conn, n int) {
+		if n == 2 { // read the ClientHello, then go away
+			c.Read(make([]byte, 512))
+			return
+		}
+		s := tls.Server(c, sc)
+		if err := s.HandshakeContext(ctx); err != nil {
+			return
+		}
+		resumed <- s.ConnectionState().DidResume
+		io.WriteString(s, "hi")
+	})
+	rec := transporttest.NewRecorder(nil)
+	tt, err := tether.Dial(dialCtx(t), &tethertls.Dialer{Config: &tls.Config{RootCAs: pair.CA}}, srv.Addr(), rec)
+	require.NoError(t, err)
+	defer tt.Close()
+	require.NoError(t, tt.SetReadDeadline(time.Now().Add(10*time.Second)))
+	buf := make([]byte, 4)
+	_, err = io.ReadFull(tt, buf)
+	require.NoError(t, err, "io.ReadFull across the reconnect")
+	require.Equal(t, "hihi", string(buf))
+	require.Equal(t, 1, rec.Count(tether.Unreachable), "the failed handshake; events: %v", rec.Kinds())
+	require.False(t, <-resumed, "DidResume on the first connection")
+	require.True(t, <-resumed, "DidResume after the failed handshake")
+}

@@ -22,6 +22,10 @@
 //     arrives or was in flight on a connection that died (those are counted
 //     and bounded by what the connection's buffers hold), and the streams
 //     recover. -soak=60s runs it longer; it prints a summary.
+//   - Over quic (quic_test.go), a Tether over tetherquic reaches a quic-go
+//     server through internal/udprelay: crash and restart with and without
+//     the same stateless reset key, 100 % loss longer and shorter than the
+//     idle timeout, 30 % loss, a stream reset, and Close during each.
 //   - FuzzFaultSchedule: the integrity invariant under a fault schedule
 //     decoded from the input.
 //   - FuzzConcurrentOps: Read, Write, SetDeadline and Close from three
