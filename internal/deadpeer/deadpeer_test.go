@@ -16,6 +16,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/testcert"
+	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tcp"
 	tethertls "github.com/io-tether/tether/tls"
 )
@@ -163,7 +164,7 @@ func testDeadPeer(t *testing.T, ns *netns, tr transport, m mechanism, ln net.Lis
 	rec := newRecorder()
 	ctx, cancel := context.WithTimeout(context.Background(), long)
 	defer cancel()
-	tt, err := tether.Dial(ctx, tr.dialer(&nd), addr, tether.Chain(fastPolicy(), rec.middleware), m.opts...)
+	tt, err := tether.Dial(ctx, tr.dialer(&nd), addr, tether.Chain(transporttest.QuickBackoff(), rec.middleware), m.opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { tt.Close() })
 	r := startReader(tt)

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/transporttest"
 )
 
 func TestMain(m *testing.M) {
@@ -191,31 +192,7 @@ func (r *recorder) wait(t *testing.T, kind tether.EventKind, n int) (tether.Even
 func (r *recorder) summary() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var s []string
-	for _, e := range r.evs {
-		k := e.Kind.String()
-		if e.Err != nil {
-			k += "(" + e.Err.Error() + ")"
-		}
-		s = append(s, k)
-	}
-	return s
-}
-
-// fastPolicy is the default policy's logic with short delays: give up on
-// permanent errors, otherwise reconnect after 20 ms doubling per attempt, up
-// to 300 ms.
-func fastPolicy() tether.DisconnectHandler {
-	return tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
-		switch ev.Kind {
-		case tether.Disconnected, tether.Unreachable:
-			if tether.IsPermanent(ev.Err) {
-				return tether.GiveUp
-			}
-			ev.Delay = min(20*time.Millisecond<<min(ev.Attempt, 8), 300*time.Millisecond)
-		}
-		return tether.Reconnect
-	})
+	return transporttest.Describe(r.evs)
 }
 
 // reader reads a Tether in a goroutine until it fails, keeping what it read

@@ -20,6 +20,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/faultproxy"
+	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tcp"
 )
 
@@ -305,33 +306,7 @@ func (r *recorder) waitAny(t testing.TB, n int, kinds ...tether.EventKind) (teth
 	}
 }
 
-func kindsOf(evs []tether.Event) []string {
-	var ks []string
-	for _, e := range evs {
-		s := e.Kind.String()
-		if e.Err != nil {
-			s += "(" + e.Err.Error() + ")"
-		}
-		ks = append(ks, s)
-	}
-	return ks
-}
-
-// fastPolicy is the default policy's logic with short delays, so that the
-// tests take little time: give up on permanent errors, otherwise reconnect
-// after 20 ms doubling per attempt, up to 300 ms.
-func fastPolicy() tether.DisconnectHandler {
-	return tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
-		switch ev.Kind {
-		case tether.Disconnected, tether.Unreachable:
-			if tether.IsPermanent(ev.Err) {
-				return tether.GiveUp
-			}
-			ev.Delay = min(20*time.Millisecond<<min(ev.Attempt, 8), 300*time.Millisecond)
-		}
-		return tether.Reconnect
-	})
-}
+func kindsOf(evs []tether.Event) []string { return transporttest.Describe(evs) }
 
 // env is one Tether through the fault proxy to a server.
 type env struct {
@@ -355,7 +330,7 @@ type env struct {
 
 type envConfig struct {
 	handle  func(net.Conn)
-	policy  tether.DisconnectHandler // nil: fastPolicy; use tether.DefaultHandler() for the default
+	policy  tether.DisconnectHandler // nil: transporttest.QuickBackoff; use tether.DefaultHandler() for the default
 	timeout time.Duration            // per dial attempt; 0: 5 s
 	opts    []tether.Option
 }
@@ -386,7 +361,7 @@ func newEnv(t *testing.T, tr transport, cfg envConfig) *env {
 	})
 	policy := cfg.policy
 	if policy == nil {
-		policy = fastPolicy()
+		policy = transporttest.QuickBackoff()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), long)
 	defer cancel()

@@ -21,6 +21,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/testcert"
+	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/internal/udprelay"
 	tetherquic "github.com/io-tether/tether/quic"
 )
@@ -293,7 +294,7 @@ type quicEnv struct {
 type quicEnvConfig struct {
 	idle   time.Duration            // the client's MaxIdleTimeout; 0: 2 s
 	key    *quic.StatelessResetKey  // the server's first StatelessResetKey
-	policy tether.DisconnectHandler // nil: fastPolicy
+	policy tether.DisconnectHandler // nil: transporttest.QuickBackoff
 }
 
 // newQUICEnv starts a server, a relay in front of it and a Tether through
@@ -325,7 +326,7 @@ func newQUICEnv(t *testing.T, cfg quicEnvConfig) *quicEnv {
 	})
 	policy := cfg.policy
 	if policy == nil {
-		policy = fastPolicy()
+		policy = transporttest.QuickBackoff()
 	}
 	hello := tether.WithOnConnect(func(_ context.Context, c net.Conn) error {
 		_, err := c.Write([]byte("hi\n"))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/faultproxy"
+	"github.com/io-tether/tether/internal/transporttest"
 )
 
 // TestIntegritySoak streams records both ways through a Tether while the
@@ -278,7 +279,7 @@ func runIntegrity(t *testing.T, cfg integrityConfig) summary {
 	p.SetSocketBuffers(sockBuf)
 	ctx, cancel := context.WithTimeout(context.Background(), long)
 	tt, err := tether.Dial(ctx, tr.dialer(dialTimeout), p.Addr(),
-		tether.Chain(fastPolicy(), rec.middleware),
+		tether.Chain(transporttest.QuickBackoff(), rec.middleware),
 		tether.WithDropUnwritten(), tether.WithReadIdleTimeout(idleTimeout),
 		tether.WithOnConnect(setBuffers))
 	cancel()

@@ -116,3 +116,33 @@ func (r *Recorder) WaitFor(t testing.TB, kind tether.EventKind, n int) tether.Ev
 		}
 	}
 }
+
+// QuickBackoff returns the default policy's logic with short delays, for
+// tests that break connections many times: give up on permanent errors,
+// otherwise reconnect after 20 ms, doubling per attempt up to 300 ms.
+func QuickBackoff() tether.DisconnectHandler {
+	return tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+		switch ev.Kind {
+		case tether.Disconnected, tether.Unreachable:
+			if tether.IsPermanent(ev.Err) {
+				return tether.GiveUp
+			}
+			ev.Delay = min(20*time.Millisecond<<min(ev.Attempt, 8), 300*time.Millisecond)
+		}
+		return tether.Reconnect
+	})
+}
+
+// Describe lists events as their kinds, each with its error when it has
+// one, for failure messages.
+func Describe(evs []tether.Event) []string {
+	var s []string
+	for _, e := range evs {
+		k := e.Kind.String()
+		if e.Err != nil {
+			k += "(" + e.Err.Error() + ")"
+		}
+		s = append(s, k)
+	}
+	return s
+}
