@@ -1122,8 +1122,8 @@ func TestIgnorePutsConnectionBack(t *testing.T) {
 	})
 }
 
-// ReadGeneration names the connection that served the bytes, even when a
-// writer reconnects the Tether before the reader looks.
+// ReadGeneration names the connection that served the bytes, and returns 0
+// with an error.
 func TestReadGeneration(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := newPipeDialer()
