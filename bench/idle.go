@@ -101,7 +101,7 @@ func (b *bench) idleOf(tr *transport, n int) error {
 	d, release := tr.dialer()
 	defer release()
 	// Over TCP, a third set of Tethers is dialed with a ctx that has a
-	// deadline, which a Tether keeps (for its values): what that costs.
+	// deadline: once Dial returns, the Tether must not keep it.
 	nDeadline := 0
 	if tr.name == "tcp" {
 		nDeadline = min(n, 1000)

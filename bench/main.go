@@ -35,8 +35,8 @@
 //   - idle: the live heap and the goroutines that thousands of idle
 //     connections keep, raw and as Tethers (the server's ends count in both,
 //     alike); "mem" is a Tether over a connection that does nothing, and
-//     "heap/deadline-ctx" Tethers whose Dial ctx had a deadline (a Tether
-//     keeps Dial's ctx for its values). Target: at most 512 B and 0
+//     "heap/deadline-ctx" Tethers whose Dial ctx had a deadline (which
+//     the Tether must not keep once Dial returns). Target: at most 512 B and 0
 //     goroutines per Tether beyond its connection.
 //   - storm: Tethers with the default policy against a TCP server process
 //     (this program, run with -serve-storm) that is killed and restarted on

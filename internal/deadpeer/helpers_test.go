@@ -82,21 +82,8 @@ func (s *server) stop() {
 	s.wg.Wait()
 }
 
-// echo writes back what it reads.
-func echo(c net.Conn) {
-	buf := make([]byte, 4096)
-	for {
-		n, err := c.Read(buf)
-		if n > 0 {
-			if _, err := c.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
+// echo writes back what it reads (see transporttest.EchoConn).
+func echo(c net.Conn) { transporttest.EchoConn(c) }
 
 // ticker returns a handler that writes "tick\n" every d (a heartbeat) and
 // drops what it reads.

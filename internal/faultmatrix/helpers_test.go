@@ -183,23 +183,8 @@ func (s *server) closeLocked() int {
 	return n
 }
 
-// echo is a handler that echoes. It copies through a buffer: io.Copy
-// between two TCP connections would splice through a pipe, which costs two
-// more file descriptors per connection (too many for TestStorm).
-func echo(c net.Conn) {
-	buf := make([]byte, 4096)
-	for {
-		n, err := c.Read(buf)
-		if n > 0 {
-			if _, err := c.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
+// echo writes back what it reads (see transporttest.EchoConn).
+func echo(c net.Conn) { transporttest.EchoConn(c) }
 
 // ticker returns a handler that writes "tick\n" every d, and reads and drops
 // what the client sends.
