@@ -1,0 +1,359 @@
+package tether
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// outage is one reconnect sequence. Its results are written before done is
+// closed.
+type outage struct {
+	done    chan struct{}
+	ctx     context.Context // the handler's and the dials' ctx: Close cancels it
+	cancel  context.CancelFunc
+	down    *link    // the down link that stands for the lost one, if any
+	pending net.Conn // a new connection in OnConnect, for Close to find
+	ignored bool     // Ignore on Disconnected: each operation gets its own error
+	err     error    // the error for waiting operations (Ignore on Unreachable)
+}
+
+// awaitLink waits for a connection when the current link c is down.
+func (t *Tether) awaitLink(c *link, dir direction) error {
+	t.mu.Lock()
+	if t.err != nil {
+		defer t.mu.Unlock()
+		return t.endErrLocked(dir)
+	}
+	if t.cur.Load() != c {
+		t.mu.Unlock()
+		return nil
+	}
+	o := t.outage
+	if o == nil {
+		// The last outage ended without a connection (Ignore on
+		// Unreachable): this operation dials again.
+		o = t.startLocked(nil, nil)
+	}
+	t.mu.Unlock()
+	return t.await(o, dir, nil)
+}
+
+// await waits for the outcome of o; own is the error the operation met.
+func (t *Tether) await(o *outage, dir direction, own error) error {
+	if err := t.block(dir, o.done); err != nil {
+		return err
+	}
+	switch {
+	case o.ignored && own != nil:
+		return own
+	case o.ignored:
+		return nil // it waited on a connection put back: go on with it
+	case o.err != nil:
+		return o.err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
+		return t.endErrLocked(dir)
+	}
+	return nil
+}
+
+// startLocked starts the reconnect for the loss of lost (nil: a dial after an
+// ignored Unreachable). It takes the link down at once, so that no operation
+// uses the failed connection while the handler decides (a half-closed TCP
+// connection would swallow a Write's bytes).
+func (t *Tether) startLocked(lost *link, cause error) *outage {
+	o := &outage{done: make(chan struct{})}
+	// Each outage has a ctx of its own, dropped when it ends, so that a
+	// healthy Tether keeps none (nor what dials leave in one).
+	o.ctx, o.cancel = context.WithCancel(context.Background())
+	if lost != nil {
+		o.down = lost.down()
+		t.cur.Store(o.down)
+	}
+	t.outage = o
+	go t.run(o, lost, cause)
+	return o
+}
+
+// run is the goroutine of one outage: the Disconnected event, then dials until
+// a connection is accepted, the handler gives up or ignores, or the Tether is
+// closed.
+func (t *Tether) run(o *outage, lost *link, cause error) {
+	defer func() {
+		t.mu.Lock()
+		t.outage = nil
+		t.mu.Unlock()
+		o.cancel()
+		close(o.done)
+	}()
+	ctx := o.ctx
+	var ev Event
+	now := time.Now()
+	t.mu.Lock()
+	if lost != nil {
+		uptime := now.Sub(lost.up)
+		if uptime >= t.cfg.stability {
+			t.failures = 0
+		} else {
+			t.failures++
+			t.total++
+		}
+		t.since = now
+		ev = Event{Kind: Disconnected, Err: cause, Addr: t.addr, Attempt: t.failures, Dialed: lost.addr,
+			Total: t.total, Uptime: uptime, Since: now, Generation: lost.gen}
+	} else {
+		ev.Addr = t.addr
+	}
+	since := t.since
+	t.mu.Unlock()
+
+	if lost != nil {
+		switch t.handle(ctx, &ev) {
+		case Ignore:
+			// Put the connection back: operations that waited meanwhile
+			// go on with it.
+			t.mu.Lock()
+			if t.err == nil && t.cur.Load() == o.down {
+				t.cur.Store(lost)
+			}
+			t.mu.Unlock()
+			o.ignored, o.err = true, cause
+			return
+		case GiveUp:
+			t.end(orErr(ev.Err, cause), cause)
+			return
+		}
+		// Close the lost connection so that operations blocked on it wake
+		// (and wait for the new one).
+		lost.conn.Close()
+	}
+	l, err, out := t.connect(ctx, &ev, since, false)
+	switch out {
+	case connected:
+		t.install(l)
+	case gaveUp:
+		t.end(err, orErr(cause, err))
+	case ignored:
+		o.err = err
+	}
+}
+
+func orErr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+type outcome int
+
+const (
+	connected outcome = iota // a connection was accepted
+	gaveUp                   // err is the cause
+	ignored                  // err is the dial error
+	stopped                  // ctx is done
+)
+
+// connect dials until a connection is accepted, the handler gives up or
+// ignores a failed dial, or ctx is done. ev is the event that led here: its
+// Addr and Delay apply to the first dial.
+func (t *Tether) connect(ctx context.Context, ev *Event, since time.Time, first bool) (*link, error, outcome) {
+	var last error
+	for {
+		if ev.Delay > 0 && !sleep(ctx, ev.Delay) {
+			return nil, stopErr(ctx, last), stopped
+		}
+		if ctx.Err() != nil {
+			return nil, stopErr(ctx, last), stopped
+		}
+		addr := ev.Addr
+		start := time.Now()
+		conn, err := t.dialOnce(ctx, addr)
+		dialTime := time.Since(start)
+		if ctx.Err() != nil {
+			if conn != nil {
+				conn.Close()
+			}
+			return nil, stopErr(ctx, orErr(err, last)), stopped
+		}
+		if err != nil {
+			last = err
+			if first && t.cfg.noInitialRetry {
+				return nil, err, gaveUp
+			}
+			t.mu.Lock()
+			t.failures++
+			t.total++
+			*ev = Event{Kind: Unreachable, Err: err, Addr: addr, Dialed: addr, Attempt: t.failures,
+				Total: t.total, Since: since, Generation: t.cur.Load().genOrZero(), DialTime: dialTime}
+			t.mu.Unlock()
+			switch t.handle(ctx, ev) {
+			case GiveUp:
+				return nil, orErr(ev.Err, err), gaveUp
+			case Ignore:
+				return nil, err, ignored
+			}
+			continue
+		}
+		kind := Reconnected
+		if first {
+			kind = Connected
+		}
+		t.mu.Lock()
+		*ev = Event{Kind: kind, Addr: addr, Dialed: addr, Attempt: t.failures, Total: t.total,
+			Since: since, Generation: t.cur.Load().genOrZero() + 1, DialTime: dialTime, Conn: conn}
+		t.mu.Unlock()
+		if t.handle(ctx, ev) == GiveUp {
+			conn.Close()
+			return nil, orErr(ev.Err, ErrRejected), gaveUp
+		}
+		if ctx.Err() != nil {
+			conn.Close()
+			return nil, stopErr(ctx, nil), stopped
+		}
+		return newLink(conn, ev.Generation, addr), nil, connected
+	}
+}
+
+// dialOnce dials addr and runs the OnConnect hook on the new connection.
+func (t *Tether) dialOnce(ctx context.Context, addr string) (net.Conn, error) {
+	conn, err := t.d.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	if conn == nil {
+		return nil, errNilDialed
+	}
+	if t.cfg.onConnect == nil {
+		return conn, nil
+	}
+	t.mu.Lock()
+	if t.closed.Load() {
+		t.mu.Unlock()
+		conn.Close()
+		return nil, net.ErrClosed
+	}
+	o := t.outage // nil inside Dial, where Close cannot happen
+	if o != nil {
+		o.pending = conn
+	}
+	t.mu.Unlock()
+
+	octx, cancel := context.WithTimeout(ctx, t.cfg.onConnectTimeout)
+	dl, _ := octx.Deadline()
+	conn.SetDeadline(dl)
+	err = t.cfg.onConnect(octx, conn)
+	cancel()
+
+	if o != nil {
+		t.mu.Lock()
+		o.pending = nil
+		t.mu.Unlock()
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("tether: OnConnect: %w", err)
+	}
+	return conn, nil
+}
+
+// handle asks the handler about ev and records the address it chose.
+func (t *Tether) handle(ctx context.Context, ev *Event) Action {
+	a := t.h.HandleDisconnect(ctx, ev)
+	switch a {
+	case Reconnect, GiveUp, Ignore:
+	default:
+		ev.Err = fmt.Errorf("tether: handler returned an unknown Action %d", int(a))
+		a = GiveUp
+	}
+	if ev.Delay < 0 {
+		ev.Delay = 0
+	}
+	if ev.Addr == "" && a != GiveUp {
+		ev.Err, a = errEmptyNext, GiveUp
+	}
+	if ev.Addr != "" {
+		t.mu.Lock()
+		t.addr = ev.Addr
+		t.mu.Unlock()
+	}
+	return a
+}
+
+// install makes l the current link, with the user's deadlines, unless the
+// Tether ended meanwhile.
+func (t *Tether) install(l *link) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
+		l.conn.Close()
+		return
+	}
+	l.conn.SetReadDeadline(t.rdl)
+	l.conn.SetWriteDeadline(t.wdl)
+	t.halfClosed.Store(false) // CloseWrite applied to the connection replaced
+	t.cur.Store(l)
+}
+
+// end gives up for good: cause is what Err reports, ioErr the I/O error that
+// began the outage (for PropagateIO).
+func (t *Tether) end(cause, ioErr error) {
+	t.mu.Lock()
+	if t.err != nil {
+		t.mu.Unlock()
+		return
+	}
+	t.err = cause
+	var e error
+	switch t.cfg.propagation {
+	case PropagateCause:
+		e = cause
+	case PropagateIO:
+		e = orErr(ioErr, cause)
+	}
+	switch e {
+	case nil:
+		t.rerr, t.werr = io.EOF, ErrGaveUp
+	case io.EOF:
+		t.rerr, t.werr = io.EOF, fmt.Errorf("%w: %w", ErrGaveUp, ErrPeerClosed)
+	default:
+		t.rerr = fmt.Errorf("%w: %w", ErrGaveUp, e)
+		t.werr = t.rerr
+	}
+	c := t.cur.Load()
+	if c != nil {
+		t.cur.Store(c.down())
+	}
+	t.stopLocked()
+	t.mu.Unlock()
+	if c != nil && c.conn != nil {
+		c.conn.Close()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func stopErr(ctx context.Context, last error) error {
+	err := context.Cause(ctx)
+	if err == nil {
+		err = net.ErrClosed
+	}
+	if last != nil {
+		return fmt.Errorf("tether: %w (last dial error: %w)", err, last)
+	}
+	return err
+}
