@@ -8,24 +8,62 @@ import (
 	"time"
 )
 
-// armWatchdog sets c's read deadline to the sooner of now plus the read idle
-// timeout and the user's read deadline.
-func (t *Tether) armWatchdog(c net.Conn, now time.Time, u int64) {
-	dl := now.Add(t.cfg.readIdle)
-	if u != 0 && u < dl.UnixNano() {
-		dl = time.Unix(0, u)
-	}
-	c.SetReadDeadline(dl)
+// watchdog is the read watchdog (WithReadIdleTimeout). It measures the
+// silence of a connection: the time spent waiting in Read without a byte
+// arriving, added up over consecutive Read calls since the last byte that
+// connection delivered. Time when no Read is pending does not count (unread
+// bytes may be sitting in the socket), and the user's read deadlines, however
+// short, never restart it: an application that polls with short deadlines
+// still has a dead peer detected.
+type watchdog struct {
+	d time.Duration
+	// Guarded by the read lock (rsem):
+	gen   uint64        // the link whose silence spent measures
+	spent time.Duration // silence waited in Read on it since its last byte
+	// at is the watchdog's own deadline for the pending Read, so that
+	// setDeadline can keep it; guarded by Tether.mu.
+	at time.Time
 }
 
-// watchdogErr names a deadline error that is not the user's as the
-// watchdog's. Other timeouts (a QUIC idle timeout, TCP's ETIMEDOUT) are the
-// connection's own and keep their error.
-func (t *Tether) watchdogErr(err error, seq0 uint64) error {
-	if !errors.Is(err, os.ErrDeadlineExceeded) || t.userTimeout(err, dirRead, seq0) {
+// arm sets the read deadline of c, the link a Read is about to use, to the
+// sooner of the end of the silence allowed and the user's read deadline; it
+// returns when the Read begins.
+func (w *watchdog) arm(t *Tether, c *link) time.Time {
+	if w.gen != c.gen {
+		w.gen, w.spent = c.gen, 0
+	}
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// Under mu, so that a deadline the user sets concurrently is never
+	// overwritten by an older one.
+	w.at = now.Add(w.d - w.spent)
+	c.conn.SetReadDeadline(sooner(w.at, t.dl[dirRead]))
+	return now
+}
+
+// done accounts for a Read that began at start and returned n, err; it
+// names a deadline error that is not the user's as the watchdog's. Other
+// timeouts (a QUIC idle timeout, TCP's ETIMEDOUT) are the connection's own
+// and keep their error.
+func (w *watchdog) done(t *Tether, start time.Time, n int, err error, seq0 uint64) error {
+	if n > 0 {
+		w.spent = 0
+	} else {
+		w.spent += time.Since(start)
+	}
+	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || t.userTimeout(err, dirRead, seq0) {
 		return err
 	}
-	return fmt.Errorf("%w (%v): %w", ErrIdleTimeout, t.cfg.readIdle, err)
+	return fmt.Errorf("%w (%v): %w", ErrIdleTimeout, w.d, err)
+}
+
+// sooner returns the sooner of two deadlines, where the zero time is none.
+func sooner(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // block waits until ch is closed, the Tether ends, or the deadline of dir
@@ -37,14 +75,11 @@ func (t *Tether) block(dir direction, ch <-chan struct{}) error {
 			defer t.mu.Unlock()
 			return t.endErrLocked(dir)
 		}
-		dl, changed := t.rdl, &t.rdlCh
-		if dir == dirWrite {
-			dl, changed = t.wdl, &t.wdlCh
+		dl := t.dl[dir]
+		if t.dlCh[dir] == nil {
+			t.dlCh[dir] = make(chan struct{})
 		}
-		if *changed == nil {
-			*changed = make(chan struct{})
-		}
-		ch2, done := *changed, t.doneLocked()
+		ch2, done := t.dlCh[dir], t.doneLocked()
 		t.mu.Unlock()
 
 		var (
@@ -75,7 +110,10 @@ func (t *Tether) block(dir direction, ch <-chan struct{}) error {
 
 // userTimeout reports whether err is a timeout because of the user's
 // deadline for dir: the deadline has passed, or the user moved it while the
-// operation ran (seq0 is dlSeq[dir] when it began). A moved deadline may be
+// operation ran (seq0 is dlSeq[dir] when it began; the counter and the
+// deadline are read together under mu, where setDeadline changes both, so
+// that a deadline moved between the two reads is never missed). A moved
+// deadline may be
 // the one that fired, and a false disconnect would cost a reconnect where a
 // false timeout costs one error (a dead connection fails the next operation
 // again). Any other timeout (a dead peer, a QUIC idle timeout, the watchdog)
@@ -85,11 +123,14 @@ func (t *Tether) userTimeout(err error, dir direction, seq0 uint64) bool {
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		return false
 	}
-	if seq0&1 == 1 || t.dlSeq[dir].Load() != seq0 {
+	if seq0&1 == 1 {
 		return true
 	}
-	dl := t.dlNano[dir].Load()
-	return dl != 0 && time.Now().UnixNano() >= dl
+	t.mu.Lock()
+	moved := t.dlSeq[dir].Load() != seq0
+	dl := t.dl[dir]
+	t.mu.Unlock()
+	return moved || (!dl.IsZero() && !time.Now().Before(dl))
 }
 
 // SetDeadline sets the read and write deadlines, as net.Conn does. Deadlines
@@ -116,46 +157,38 @@ func (t *Tether) SetWriteDeadline(tm time.Time) error {
 }
 
 func (t *Tether) setDeadline(tm time.Time, dir direction) error {
+	if !t.valid() {
+		return errZero
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed.Load() {
 		return net.ErrClosed
 	}
-	dl, changed := &t.rdl, &t.rdlCh
-	if dir == dirWrite {
-		dl, changed = &t.wdl, &t.wdlCh
-	}
-	*dl = tm
-	if *changed != nil {
-		close(*changed)
-		*changed = nil
+	// The time.Time itself is kept, so that every deadline keeps its
+	// meaning: time.Unix(0, 0) is long past, not "none", and a deadline past
+	// the year 2262 does not overflow.
+	t.dl[dir] = tm
+	if ch := t.dlCh[dir]; ch != nil {
+		close(ch)
+		t.dlCh[dir] = nil
 	}
 	t.dlSeq[dir].Add(1) // odd: operations that begin now cannot trust the connection's deadline
 	defer t.dlSeq[dir].Add(1)
-	t.dlNano[dir].Store(unixNano(tm))
 	c := t.cur.Load()
 	if c.conn == nil {
 		return nil
 	}
 	// An error from a dead connection does not matter: the next one gets
 	// the deadline.
-	if dir == dirRead {
-		if t.cfg.readIdle > 0 {
-			t.armWatchdog(c.conn, time.Now(), unixNano(tm)) // a Read may be waiting
-		} else {
-			c.conn.SetReadDeadline(tm)
-		}
-	} else {
+	if dir == dirWrite {
 		c.conn.SetWriteDeadline(tm)
+	} else if t.wd != nil {
+		c.conn.SetReadDeadline(sooner(t.wd.at, tm)) // a Read may be waiting
+	} else {
+		c.conn.SetReadDeadline(tm)
 	}
 	return nil
-}
-
-func unixNano(tm time.Time) int64 {
-	if tm.IsZero() {
-		return 0
-	}
-	return tm.UnixNano()
 }
 
 func stopTimer(t *time.Timer) {

@@ -3,7 +3,6 @@ package tether
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"time"
 )
@@ -45,6 +44,9 @@ func (t *Tether) ReadGeneration(p []byte) (n int, gen uint64, err error) {
 
 // read is Read, returning the link that served the bytes.
 func (t *Tether) read(p []byte) (int, *link, error) {
+	if !t.valid() {
+		return 0, nil, errZero
+	}
 	if !t.rsem.tryLock() {
 		if err := t.lockSlow(&t.rsem, dirRead); err != nil {
 			return 0, nil, err
@@ -65,16 +67,20 @@ func (t *Tether) read(p []byte) (int, *link, error) {
 			}
 			continue
 		}
+		if t.cfg.boundary && c.gen != t.seen[dirRead] {
+			return 0, nil, t.boundary(c, dirRead, 0)
+		}
 		seq0 := t.dlSeq[dirRead].Load()
-		if t.cfg.readIdle > 0 {
-			t.armWatchdog(c.conn, time.Now(), t.dlNano[dirRead].Load())
+		var start time.Time
+		if t.wd != nil {
+			start = t.wd.arm(t, c)
 		}
 		n, err := c.conn.Read(p)
+		if t.wd != nil {
+			err = t.wd.done(t, start, n, err, seq0)
+		}
 		if err == nil {
 			return n, c, nil
-		}
-		if t.cfg.readIdle > 0 {
-			err = t.watchdogErr(err, seq0)
 		}
 		if n > 0 {
 			if !t.userTimeout(err, dirRead, seq0) {
@@ -89,10 +95,13 @@ func (t *Tether) read(p []byte) (int, *link, error) {
 }
 
 // Write writes p to the current connection and returns len(p), nil, or an
-// error. When the connection fails, the bytes it did not accept go to the
-// next connection, before any later Write's bytes; under WithDropUnwritten
-// they are dropped and Write returns at once with an error wrapping
-// ErrDropped.
+// error. What happens to a Write that a lost connection failed depends on
+// the write policy (WithWritePolicy): by default (WriteWhole) a Write of
+// which the lost connection accepted nothing goes whole to the next
+// connection, and a Write cut in the middle returns the count the lost
+// connection accepted and an error matching ErrDropped, its rest sent
+// nowhere. With WithReconnectBoundary a failed Write returns, once the new
+// connection is up, an error matching ErrReconnected (and ErrDropped).
 //
 // A connection that the peer closed cleanly often accepts one more Write
 // (the peer's kernel answers it with a reset): those bytes are lost, and only
@@ -101,6 +110,9 @@ func (t *Tether) read(p []byte) (int, *link, error) {
 // After the handler gave up, Write returns an error wrapping ErrGaveUp (never
 // io.EOF). After Close it returns net.ErrClosed.
 func (t *Tether) Write(p []byte) (int, error) {
+	if !t.valid() {
+		return 0, errZero
+	}
 	if !t.wsem.tryLock() {
 		if err := t.lockSlow(&t.wsem, dirWrite); err != nil {
 			return 0, err
@@ -108,6 +120,7 @@ func (t *Tether) Write(p []byte) (int, error) {
 	}
 	defer t.wsem.unlock()
 	n := 0
+	dropped := 0 // bytes of p that a failed connection left: the boundary reports them
 	for {
 		c := t.cur.Load()
 		if c.conn == nil {
@@ -115,6 +128,9 @@ func (t *Tether) Write(p []byte) (int, error) {
 				return n, err
 			}
 			continue
+		}
+		if t.cfg.boundary && (c.gen != t.seen[dirWrite] || dropped > 0) {
+			return n, t.boundary(c, dirWrite, dropped)
 		}
 		seq0 := t.dlSeq[dirWrite].Load()
 		m, err := c.conn.Write(p[n:])
@@ -125,27 +141,39 @@ func (t *Tether) Write(p []byte) (int, error) {
 			}
 			return n, nil
 		}
-		o, started, e := t.fail(c, err, dirWrite, seq0)
-		if e == nil && t.cfg.dropUnwritten && (started || n > 0) {
-			// This Write met the loss, or left part of its bytes on the
-			// dead connection: it drops the rest. A Write that merely
-			// found the loss already being handled waits, as later
-			// Writes do.
-			return n, fmt.Errorf("%w (%d of %d bytes): %w", ErrDropped, len(p)-n, len(p), err)
-		}
-		if o != nil {
-			e = t.await(o, dirWrite, err)
-		}
+		o, e := t.fail(c, err, dirWrite, seq0)
 		if e != nil {
 			return n, e
 		}
+		switch {
+		case t.cfg.boundary:
+			// Wait for the new connection, to report the boundary
+			// with its generation; the failed bytes go nowhere.
+			dropped = len(p) - n
+		case t.cfg.writePolicy == WriteDrop, t.cfg.writePolicy == WriteWhole && n > 0:
+			// The reconnect goes on; this Write reports its loss now.
+			return n, fmt.Errorf("%w (%d of %d bytes): %w", ErrDropped, len(p)-n, len(p), err)
+		}
+		if o != nil {
+			if e := t.await(o, dirWrite, err); e != nil {
+				return n, e
+			}
+		}
 	}
+}
+
+// boundary reports the reconnect boundary to an operation of dir that finds
+// the up link c newer than the last one dir used.
+func (t *Tether) boundary(c *link, dir direction, dropped int) error {
+	old := t.seen[dir]
+	t.seen[dir] = c.gen
+	return &ReconnectedError{Old: old, New: c.gen, Dropped: dropped}
 }
 
 // recover handles err, met on link c: it returns nil when the operation
 // should go on with the current link, or the error the operation returns.
 func (t *Tether) recover(c *link, err error, dir direction, seq0 uint64) error {
-	o, _, e := t.fail(c, err, dir, seq0)
+	o, e := t.fail(c, err, dir, seq0)
 	if o != nil {
 		return t.await(o, dir, err)
 	}
@@ -153,44 +181,46 @@ func (t *Tether) recover(c *link, err error, dir direction, seq0 uint64) error {
 }
 
 // fail decides about err, met by an operation on link c. It returns the
-// error the operation returns, or the outage to wait for (started reports
-// whether this call started it), or neither when a newer link is already
-// there. seq0 is dlSeq[dir] when the operation began.
-func (t *Tether) fail(c *link, err error, dir direction, seq0 uint64) (o *outage, started bool, _ error) {
+// error the operation returns, or the outage to wait for, or neither when a
+// newer link is already there. seq0 is dlSeq[dir] when the operation began.
+func (t *Tether) fail(c *link, err error, dir direction, seq0 uint64) (*outage, error) {
 	if t.closed.Load() {
-		return nil, false, net.ErrClosed
+		return nil, net.ErrClosed
 	}
 	if t.userTimeout(err, dir, seq0) {
-		return nil, false, err
-	}
-	if t.halfClosed.Load() {
-		// After CloseWrite the exchange is ending: the peer's EOF is
-		// final, and a Write fails on the half-closed connection.
-		if dir == dirWrite || err == io.EOF {
-			return nil, false, err
-		}
+		return nil, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.err != nil {
-		return nil, false, t.endErrLocked(dir)
+		return nil, t.endErrLocked(dir)
+	}
+	if t.halfClosed.Load() == c.gen {
+		// After CloseWrite the exchange is ending: the request went on
+		// this connection, and a new one would never carry it. Its loss,
+		// or the peer's clean EOF, is final.
+		return nil, err
 	}
 	if t.cur.Load() != c {
-		return nil, false, nil // stale: an error of a connection already replaced
+		return nil, nil // stale: an error of a connection already replaced
 	}
 	if t.outage != nil {
-		return t.outage, false, nil
+		return t.outage, nil
 	}
-	return t.startLocked(c, err), true, nil
+	return t.startLocked(c, err), nil
 }
 
 // CloseWrite shuts down the writing side of the current connection, when it
 // supports it (*net.TCPConn, *tls.Conn, a QUIC stream; otherwise it returns an
 // error wrapping errors.ErrUnsupported). It never triggers a reconnect, and
-// after it the peer's clean EOF is final: Read returns io.EOF. CloseWrite
-// applies to the current connection only; a connection that later fails with
-// another error is still replaced.
+// after it the connection's end is final: the peer's clean EOF is returned
+// as io.EOF, and a loss of the connection as its error, without a reconnect
+// (the request that CloseWrite ended went on this connection; a new one
+// would never carry it).
 func (t *Tether) CloseWrite() error {
+	if !t.valid() {
+		return errZero
+	}
 	if !t.wsem.tryLock() {
 		if err := t.lockSlow(&t.wsem, dirWrite); err != nil {
 			return err
@@ -209,7 +239,21 @@ func (t *Tether) CloseWrite() error {
 		if !ok {
 			return fmt.Errorf("tether: CloseWrite on %T: %w", c.conn, errors.ErrUnsupported)
 		}
-		t.halfClosed.Store(true)
+		// Mark c under mu, where fail decides about losses: either a
+		// loss of c already started a reconnect (c is no longer current:
+		// wait for the next connection), or every later loss of c is
+		// final.
+		t.mu.Lock()
+		if t.err != nil {
+			defer t.mu.Unlock()
+			return t.endErrLocked(dirWrite)
+		}
+		if t.cur.Load() != c {
+			t.mu.Unlock()
+			continue
+		}
+		t.halfClosed.Store(c.gen)
+		t.mu.Unlock()
 		return cw.CloseWrite()
 	}
 }

@@ -2,7 +2,9 @@ package tether
 
 import (
 	"context"
+	"errors"
 	"net"
+	"strconv"
 	"time"
 )
 
@@ -66,7 +68,8 @@ type config struct {
 	readIdle         time.Duration
 	err              error // the first bad option
 	propagation      Propagation
-	dropUnwritten    bool
+	writePolicy      WritePolicy
+	boundary         bool
 	noInitialRetry   bool
 }
 
@@ -85,13 +88,9 @@ func newConfig(opts []Option) config {
 
 func (c *config) fail(msg string) {
 	if c.err == nil {
-		c.err = errorString("tether: " + msg)
+		c.err = errors.New("tether: " + msg)
 	}
 }
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
 
 // WithStabilityPeriod sets how long a connection must stay up to count as
 // stable (default DefaultStabilityPeriod). The loss of a stable connection
@@ -135,14 +134,71 @@ func WithOnConnectTimeout(d time.Duration) Option {
 	})
 }
 
-// WithDropUnwritten makes a Write that fails drop the bytes the connection did
-// not accept, instead of sending them on the next connection (io-tether's
-// keep_data_on_failed_write = false). The Write returns at once with the count
-// the connection accepted and an error wrapping ErrDropped and the cause;
-// the reconnect goes on, and later Writes go to the new connection. Framed
-// protocols use it so that half a frame never reaches a new connection.
-func WithDropUnwritten() Option {
-	return optionFunc(func(c *config) { c.dropUnwritten = true })
+// WritePolicy says what happens to a Write that a lost connection cut
+// short or failed (WithWritePolicy).
+type WritePolicy int
+
+const (
+	// WriteWhole, the default, sends a Write of which the failed connection
+	// accepted nothing whole to the next connection, and reports a Write cut
+	// in the middle: it returns the count the lost connection accepted and
+	// an error matching ErrDropped, and its rest goes to no connection. A
+	// framed or request/response protocol never sees half a message on a
+	// new connection, and its client learns which message was cut.
+	WriteWhole WritePolicy = iota
+	// WriteResume sends the rest of a cut Write to the next connection,
+	// before any later Write: for unframed byte streams (a netcat, a log
+	// shipper), where a gap is tolerable and a resent tail is not harmful.
+	WriteResume
+	// WriteDrop sends no failed Write to another connection: a Write whose
+	// connection failed under it returns at once with the count accepted
+	// and an error matching ErrDropped, while the reconnect goes on; Writes
+	// made during an outage wait for the next connection. For protocols
+	// that resend by themselves (package session does).
+	WriteDrop
+)
+
+// String returns the lowercase name of p ("whole", "resume", "drop").
+func (p WritePolicy) String() string {
+	switch p {
+	case WriteWhole:
+		return "whole"
+	case WriteResume:
+		return "resume"
+	case WriteDrop:
+		return "drop"
+	}
+	return "write-policy(" + strconv.Itoa(int(p)) + ")"
+}
+
+// WithWritePolicy sets what happens to a Write that a lost connection cut
+// short or failed (default WriteWhole). An unknown policy is an error from
+// Dial.
+func WithWritePolicy(p WritePolicy) Option {
+	return optionFunc(func(c *config) {
+		if p < WriteWhole || p > WriteDrop {
+			c.fail("unknown WritePolicy")
+			return
+		}
+		c.writePolicy = p
+	})
+}
+
+// WithReconnectBoundary makes every reconnect visible to the operations,
+// for framed and request/response protocols: after a reconnect, the first
+// Read and the first Write (each direction once) return 0 and a
+// *ReconnectedError that matches ErrReconnected and carries the old and new
+// generations. So does an operation that was blocked on the lost connection
+// (a Read waiting for a reply) or cut by it (a half-written Write returns
+// its count, and its error also matches ErrDropped). The new connection is
+// already up, OnConnect done; the call itself reads and sends nothing. A
+// codec resets its framing on it, and a client resends or fails its
+// outstanding requests instead of waiting for ever for replies that died
+// with the connection. The first connection raises no boundary. With the
+// boundary no failed Write goes to another connection, whatever the write
+// policy.
+func WithReconnectBoundary() Option {
+	return optionFunc(func(c *config) { c.boundary = true })
 }
 
 // WithErrorPropagation sets which error operations return after the handler

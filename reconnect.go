@@ -2,6 +2,7 @@ package tether
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,7 +16,8 @@ type outage struct {
 	ctx     context.Context // the handler's and the dials' ctx: Close cancels it
 	cancel  context.CancelFunc
 	down    *link    // the down link that stands for the lost one, if any
-	pending net.Conn // a new connection in OnConnect, for Close to find
+	lost    net.Conn // the lost connection until it is closed or put back, for Close to find
+	pending net.Conn // a new connection not yet installed, for Close to find
 	ignored bool     // Ignore on Disconnected: each operation gets its own error
 	err     error    // the error for waiting operations (Ignore on Unreachable)
 }
@@ -73,6 +75,7 @@ func (t *Tether) startLocked(lost *link, cause error) *outage {
 	o.ctx, o.cancel = context.WithCancel(context.Background())
 	if lost != nil {
 		o.down = lost.down()
+		o.lost = lost.conn
 		t.cur.Store(o.down)
 	}
 	t.outage = o
@@ -117,20 +120,29 @@ func (t *Tether) run(o *outage, lost *link, cause error) {
 		case Ignore:
 			// Put the connection back: operations that waited meanwhile
 			// go on with it.
+			// (If the Tether ended meanwhile, Close or the give-up
+			// closed it.)
 			t.mu.Lock()
 			if t.err == nil && t.cur.Load() == o.down {
 				t.cur.Store(lost)
+				o.lost = nil
 			}
 			t.mu.Unlock()
 			o.ignored, o.err = true, cause
 			return
 		case GiveUp:
-			t.end(orErr(ev.Err, cause), cause)
+			t.end(orErr(ev.Err, cause), cause) // closes the lost connection
 			return
 		}
 		// Close the lost connection so that operations blocked on it wake
 		// (and wait for the new one).
-		lost.conn.Close()
+		t.mu.Lock()
+		c := o.lost
+		o.lost = nil
+		t.mu.Unlock()
+		if c != nil {
+			c.Close()
+		}
 	}
 	l, err, out := t.connect(ctx, &ev, since, false)
 	switch out {
@@ -205,18 +217,21 @@ func (t *Tether) connect(ctx context.Context, ev *Event, since time.Time, first 
 			kind = Connected
 		}
 		t.mu.Lock()
+		gen := t.cur.Load().genOrZero() + 1 // the handler may change the Event, not this
 		*ev = Event{Kind: kind, Addr: addr, Dialed: addr, Attempt: t.failures, Total: t.total,
-			Since: since, Generation: t.cur.Load().genOrZero() + 1, DialTime: dialTime, Conn: conn}
+			Since: since, Generation: gen, DialTime: dialTime, Conn: conn}
 		t.mu.Unlock()
 		if t.handle(ctx, ev) == GiveUp {
+			t.setPending(nil)
 			conn.Close()
 			return nil, orErr(ev.Err, ErrRejected), gaveUp
 		}
 		if ctx.Err() != nil {
+			t.setPending(nil)
 			conn.Close()
 			return nil, stopErr(ctx, nil), stopped
 		}
-		return newLink(conn, ev.Generation, addr), nil, connected
+		return newLink(conn, gen, addr), nil, connected
 	}
 }
 
@@ -229,37 +244,41 @@ func (t *Tether) dialOnce(ctx context.Context, addr string) (net.Conn, error) {
 	if conn == nil {
 		return nil, errNilDialed
 	}
-	if t.cfg.onConnect == nil {
-		return conn, nil
-	}
-	t.mu.Lock()
-	if t.closed.Load() {
-		t.mu.Unlock()
+	// From here until it is installed or closed, Close finds the new
+	// connection (during OnConnect and the Connected or Reconnected event).
+	if !t.setPending(conn) {
 		conn.Close()
 		return nil, net.ErrClosed
 	}
-	o := t.outage // nil inside Dial, where Close cannot happen
-	if o != nil {
-		o.pending = conn
+	if t.cfg.onConnect == nil {
+		return conn, nil
 	}
-	t.mu.Unlock()
-
 	octx, cancel := context.WithTimeout(ctx, t.cfg.onConnectTimeout)
 	dl, _ := octx.Deadline()
 	conn.SetDeadline(dl)
 	err = t.cfg.onConnect(octx, conn)
 	cancel()
-
-	if o != nil {
-		t.mu.Lock()
-		o.pending = nil
-		t.mu.Unlock()
-	}
 	if err != nil {
+		t.setPending(nil)
 		conn.Close()
 		return nil, fmt.Errorf("tether: OnConnect: %w", err)
 	}
 	return conn, nil
+}
+
+// setPending records c as the outage's new connection, for Close to find
+// (nil: none). It reports false when the Tether is closed, where c must not
+// be used. Inside Dial there is no outage, and Close cannot happen.
+func (t *Tether) setPending(c net.Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() {
+		return false
+	}
+	if t.outage != nil {
+		t.outage.pending = c
+	}
+	return true
 }
 
 // handle asks the handler about ev and records the address it chose.
@@ -290,13 +309,15 @@ func (t *Tether) handle(ctx context.Context, ev *Event) Action {
 func (t *Tether) install(l *link) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.outage != nil {
+		t.outage.pending = nil
+	}
 	if t.err != nil {
 		l.conn.Close()
 		return
 	}
-	l.conn.SetReadDeadline(t.rdl)
-	l.conn.SetWriteDeadline(t.wdl)
-	t.halfClosed.Store(false) // CloseWrite applied to the connection replaced
+	l.conn.SetReadDeadline(t.dl[dirRead])
+	l.conn.SetWriteDeadline(t.dl[dirWrite])
 	t.cur.Store(l)
 }
 
@@ -316,24 +337,27 @@ func (t *Tether) end(cause, ioErr error) {
 	case PropagateIO:
 		e = orErr(ioErr, cause)
 	}
-	switch e {
-	case nil:
+	switch {
+	case e == nil:
 		t.rerr, t.werr = io.EOF, ErrGaveUp
-	case io.EOF:
+	case e == io.EOF:
 		t.rerr, t.werr = io.EOF, fmt.Errorf("%w: %w", ErrGaveUp, ErrPeerClosed)
+	case errors.Is(e, io.EOF):
+		// The peer closed cleanly and a middleware gave up with an
+		// error of its own around the EOF: Read still says io.EOF, so
+		// that io.ReadAll and io.Copy end normally.
+		t.rerr, t.werr = io.EOF, fmt.Errorf("%w: %w: %w", ErrGaveUp, ErrPeerClosed, e)
 	default:
 		t.rerr = fmt.Errorf("%w: %w", ErrGaveUp, e)
 		t.werr = t.rerr
 	}
-	c := t.cur.Load()
-	if c != nil {
-		t.cur.Store(c.down())
+	var conns [3]net.Conn
+	if t.cur.Load() != nil { // nil inside Dial
+		conns = t.takeDownLocked()
 	}
 	t.stopLocked()
 	t.mu.Unlock()
-	if c != nil && c.conn != nil {
-		c.conn.Close()
-	}
+	closeAll(conns)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -25,35 +25,42 @@ type Tether struct {
 	h   DisconnectHandler
 	cfg config
 
-	cur        atomic.Pointer[link] // never nil once the Tether is returned
-	closed     atomic.Bool
-	halfClosed atomic.Bool
-	// dlNano holds the user's deadlines (UnixNano; 0: none), and dlSeq
-	// counts their changes: odd while setDeadline is applying one. Each raw
-	// operation notes dlSeq when it begins, to tell whether the deadline
-	// moved under it (see userTimeout).
-	dlNano [2]atomic.Int64
-	dlSeq  [2]atomic.Uint64
+	cur    atomic.Pointer[link] // never nil once the Tether is returned
+	closed atomic.Bool
+	// halfClosed is the generation of the connection whose writing side
+	// CloseWrite shut (0: none): a loss of that connection is final.
+	halfClosed atomic.Uint64
+	// dlSeq counts the changes of each user deadline: odd while
+	// setDeadline is applying one. Each raw operation notes it when it
+	// begins, to tell whether the deadline moved under it (see
+	// userTimeout). The deadlines themselves are dl, under mu.
+	dlSeq [2]atomic.Uint64
 
 	rsem, wsem sem // serialise Reads and Writes, separately
 
 	// rpend is an error met by a Read that returned bytes: the next Read
 	// handles it first. Guarded by rsem.
 	rpend *pendingErr
+	// seen is, per direction, the generation of the connection its last
+	// operation used, for WithReconnectBoundary. Guarded by the
+	// direction's lock (rsem, wsem).
+	seen [2]uint64
+	// wd is the read watchdog (WithReadIdleTimeout), nil when off.
+	wd *watchdog
 
 	mu sync.Mutex
 	// done is closed on Close or give-up; it is made when first needed, so
 	// that an idle Tether costs less memory.
-	done         chan struct{}
-	addr         string        // the address of the next dial
-	outage       *outage       // the reconnect in progress, if any
-	err          error         // why the Tether ended: nil while alive
-	rerr, werr   error         // what Read and Write return once it ended
-	rdl, wdl     time.Time     // the user's deadlines
-	rdlCh, wdlCh chan struct{} // closed when a deadline changes; made by waiters
-	failures     int           // failed dials since the last stable connection
-	total        int           // failed dials over the Tether's life
-	since        time.Time     // when the current outage began
+	done       chan struct{}
+	addr       string           // the address of the next dial
+	outage     *outage          // the reconnect in progress, if any
+	err        error            // why the Tether ended: nil while alive
+	rerr, werr error            // what Read and Write return once it ended
+	dl         [2]time.Time     // the user's deadlines, per direction
+	dlCh       [2]chan struct{} // closed when a deadline changes; made by waiters
+	failures   int              // failed dials since the last stable connection
+	total      int              // failed dials over the Tether's life
+	since      time.Time        // when the current outage began
 }
 
 // link is one connection of a Tether, immutable once published. A down link
@@ -92,6 +99,7 @@ var (
 	errNilConn    = errors.New("tether: nil net.Conn")
 	errEmptyNext  = errors.New("tether: handler set an empty address")
 	errNilDialed  = errors.New("tether: Dialer returned a nil net.Conn and no error")
+	errZero       = errors.New("tether: nil or zero Tether: make one with Dial or New")
 )
 
 // Dial connects to addr with d and returns a Tether that reconnects as h
@@ -157,6 +165,10 @@ func newTether(ctx context.Context, d Dialer, addr string, h DisconnectHandler, 
 		h = DefaultHandler()
 	}
 	t := &Tether{d: d, h: h, cfg: cfg, addr: addr}
+	t.seen = [2]uint64{1, 1} // the first connection raises no boundary
+	if cfg.readIdle > 0 {
+		t.wd = &watchdog{d: cfg.readIdle}
+	}
 	return t, nil
 }
 
@@ -181,6 +193,9 @@ func (l *link) genOrZero() uint64 {
 // handler that ignores its ctx. A second Close returns net.ErrClosed; Close
 // after a give-up returns nil and Err keeps the cause.
 func (t *Tether) Close() error {
+	if !t.valid() {
+		return errZero
+	}
 	t.mu.Lock()
 	if t.closed.Load() {
 		t.mu.Unlock()
@@ -192,25 +207,57 @@ func (t *Tether) Close() error {
 		t.stopLocked()
 	}
 	t.rerr, t.werr = net.ErrClosed, net.ErrClosed
+	conns := t.takeDownLocked()
+	t.mu.Unlock()
+	closeAll(conns)
+	return nil
+}
+
+// takeDownLocked takes the current link down, once t.err is set, and
+// returns every connection the Tether holds, for the caller to close outside
+// mu: the current one, and during an outage the lost one (a handler may
+// still be deciding about it, and operations may be blocked on it) and a new
+// one not yet installed.
+func (t *Tether) takeDownLocked() [3]net.Conn {
 	c := t.cur.Load()
 	t.cur.Store(c.down())
-	var p net.Conn
-	if t.outage != nil {
-		p = t.outage.pending
+	conns := [3]net.Conn{c.conn}
+	if o := t.outage; o != nil {
+		conns[1], conns[2] = o.lost, o.pending
+		o.lost, o.pending = nil, nil
 	}
-	t.mu.Unlock()
-	if c.conn != nil {
-		c.conn.Close()
+	return conns
+}
+
+func closeAll(conns [3]net.Conn) {
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
+		}
 	}
-	if p != nil {
-		p.Close()
+}
+
+// valid reports whether t was made by Dial or New: every method of a nil or
+// zero Tether returns an error (or a zero value) instead of panicking.
+func (t *Tether) valid() bool { return t != nil && t.d != nil }
+
+// link returns the current link, or an empty down link for a nil or zero
+// Tether.
+func (t *Tether) link() *link {
+	if t != nil {
+		if c := t.cur.Load(); c != nil {
+			return c
+		}
 	}
-	return nil
+	return &link{}
 }
 
 // Done returns a channel that is closed once the Tether is closed or its
 // handler gave up.
 func (t *Tether) Done() <-chan struct{} {
+	if !t.valid() {
+		return closedChan
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.doneLocked()
@@ -248,6 +295,9 @@ func (t *Tether) stopLocked() {
 // Err returns nil while the Tether is alive; then why it ended: the cause of
 // the give-up (Event.Err), or net.ErrClosed after Close.
 func (t *Tether) Err() error {
+	if !t.valid() {
+		return errZero
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.err
@@ -258,15 +308,18 @@ func (t *Tether) Err() error {
 // To know which connection the bytes of a Read came from, use
 // ReadGeneration: a writer may reconnect the Tether between a Read and a
 // call to Generation.
-func (t *Tether) Generation() uint64 { return t.cur.Load().gen }
+func (t *Tether) Generation() uint64 { return t.link().gen }
 
 // Conn returns the current underlying connection, for its TLS state or peer
 // certificates, or nil during an outage and after the end. It is valid until
 // the next reconnect; reading from or writing to it bypasses the Tether.
-func (t *Tether) Conn() net.Conn { return t.cur.Load().conn }
+func (t *Tether) Conn() net.Conn { return t.link().conn }
 
 // Addr returns the address of the next dial (the handler may have changed it).
 func (t *Tether) Addr() string {
+	if !t.valid() {
+		return ""
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.addr
@@ -274,8 +327,8 @@ func (t *Tether) Addr() string {
 
 // LocalAddr returns the local address of the current connection, or of the
 // last one during an outage.
-func (t *Tether) LocalAddr() net.Addr { return t.cur.Load().laddr }
+func (t *Tether) LocalAddr() net.Addr { return t.link().laddr }
 
 // RemoteAddr returns the remote address of the current connection, or of the
 // last one during an outage.
-func (t *Tether) RemoteAddr() net.Addr { return t.cur.Load().raddr }
+func (t *Tether) RemoteAddr() net.Addr { return t.link().raddr }

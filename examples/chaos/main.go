@@ -21,9 +21,9 @@
 // and the options a framed protocol needs: tether.WithReadIdleTimeout, so
 // that a blackholed connection, which never fails by itself, counts as lost
 // once nothing has come back for the idle timeout (the echo makes a
-// heartbeat); and tether.WithDropUnwritten, so that the rest of a record
-// that a dying connection took only in part is dropped, never sent at the
-// start of the next connection. The reader reads with
+// heartbeat). The default write policy (tether.WriteWhole) drops the rest
+// of a record that a dying connection took only in part, and says so, so
+// that it is never sent at the start of the next connection. The reader reads with
 // Tether.ReadGeneration, which tells the connection each Read's bytes came
 // from, so that an incomplete record from a connection that died is
 // discarded, never spliced with the next connection's bytes.
@@ -193,7 +193,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	t, err := tether.Dial(dctx, &tcp.Dialer{Timeout: time.Second}, proxy.Addr(), h,
-		tether.WithReadIdleTimeout(cfg.idle), tether.WithDropUnwritten())
+		tether.WithReadIdleTimeout(cfg.idle))
 	cancel()
 	if err != nil {
 		return err

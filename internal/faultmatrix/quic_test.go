@@ -334,7 +334,7 @@ func newQUICEnv(t *testing.T, cfg quicEnvConfig) *quicEnv {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), long)
 	defer cancel()
-	tt, err := tether.Dial(ctx, d, r.Addr(), tether.Chain(policy, e.rec.middleware), hello, tether.WithDropUnwritten())
+	tt, err := tether.Dial(ctx, d, r.Addr(), tether.Chain(policy, e.rec.middleware), hello, tether.WithWritePolicy(tether.WriteDrop))
 	require.NoError(t, err)
 	e.tt = tt
 	t.Cleanup(func() {
