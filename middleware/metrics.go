@@ -71,7 +71,9 @@ func Metrics(r MetricsRecorder) tether.Middleware {
 // use. The JSON object holds:
 //
 //   - "events": a count per event kind ("disconnected", ...),
-//   - "actions": a count per action taken ("reconnect", "give-up", "ignore"),
+//   - "actions": a count per decision taken (see Decision: "reconnect",
+//     "give-up", "ignore" on a failure; "accept" or "reject" on a new
+//     connection),
 //   - "dials_failed": the count of failed dials,
 //   - "dial_seconds": a histogram of dial durations,
 //   - "outage_seconds": a histogram of outage durations,
@@ -106,7 +108,7 @@ func (m *ExpvarMetrics) init() {
 func (m *ExpvarMetrics) CountEvent(kind tether.EventKind, a tether.Action) {
 	m.init()
 	m.events.Add(kind.String(), 1)
-	m.actions.Add(a.String(), 1)
+	m.actions.Add(Decision(kind, a), 1)
 }
 
 // ObserveDial implements MetricsRecorder.
