@@ -24,6 +24,14 @@ var (
 	// the lost connection, with WithReconnectBoundary. The error is a
 	// *ReconnectedError.
 	ErrReconnected = errors.New("tether: reconnected")
+	// ErrForcedReconnect is the Event.Err of the Disconnected event that
+	// Tether.Reconnect causes.
+	ErrForcedReconnect = errors.New("tether: reconnect forced by Reconnect")
+	// ErrBufferFull is matched by the error of a Write that WithFailFast
+	// made fail at once: the Tether was not Ready and the Write did not fit
+	// whole in what was left of the write buffer (WithWriteBuffer). It wrote
+	// nothing.
+	ErrBufferFull = errors.New("tether: write buffer full while not connected")
 	// ErrRejected is the cause reported when a handler returns GiveUp on
 	// Connected or Reconnected without setting Event.Err.
 	ErrRejected = errors.New("tether: handler rejected the connection")

@@ -124,6 +124,11 @@ func (t *Tether) Write(p []byte) (int, error) {
 	for {
 		c := t.cur.Load()
 		if c.conn == nil {
+			if n == 0 && (t.cfg.buffer > 0 || t.cfg.failFast) {
+				if handled, n, err := t.buffer(c, p); handled {
+					return n, err
+				}
+			}
 			if err := t.awaitLink(c, dirWrite); err != nil {
 				return n, err
 			}
@@ -154,11 +159,12 @@ func (t *Tether) Write(p []byte) (int, error) {
 			// The reconnect goes on; this Write reports its loss now.
 			return n, fmt.Errorf("%w (%d of %d bytes): %w", ErrDropped, len(p)-n, len(p), err)
 		}
-		if o != nil {
+		if o != nil && (n > 0 || t.cfg.buffer == 0 && !t.cfg.failFast) {
 			if e := t.await(o, dirWrite, err); e != nil {
 				return n, e
 			}
 		}
+		// Else, with a buffer, the untouched Write goes to it.
 	}
 }
 

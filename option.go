@@ -70,6 +70,9 @@ type config struct {
 	propagation      Propagation
 	writePolicy      WritePolicy
 	boundary         bool
+	lazy             bool
+	buffer           int // the write buffer's size; 0: none
+	failFast         bool
 	noInitialRetry   bool
 }
 
@@ -82,6 +85,9 @@ func newConfig(opts []Option) config {
 		if o != nil {
 			o.apply(&c)
 		}
+	}
+	if c.boundary && c.buffer > 0 {
+		c.fail("WithReconnectBoundary and WithWriteBuffer do not go together: a buffered Write returns before its connection is known")
 	}
 	return c
 }
@@ -199,6 +205,55 @@ func WithWritePolicy(p WritePolicy) Option {
 // policy.
 func WithReconnectBoundary() Option {
 	return optionFunc(func(c *config) { c.boundary = true })
+}
+
+// WithLazy makes Dial return at once, in state Idle, after checking its
+// arguments: the first Read, Write or Connect dials, and the operations
+// wait for the connection as they do during an outage (bounded by their
+// deadlines and Close). The first connection is reported as Connected. Lazy
+// dials run on the Tether's own context, never on Dial's (which callers
+// often cancel as soon as Dial returns). For a client that starts before
+// its server.
+func WithLazy() Option {
+	return optionFunc(func(c *config) { c.lazy = true })
+}
+
+// WithWriteBuffer gives the Tether a buffer of n bytes for Writes made while
+// it is not Ready (during an outage, or before a lazy Tether's first
+// connection): a Write that fits whole in what is left of the buffer is
+// copied and returns len(p), nil at once, and the buffer goes first, in
+// order, to the next connection, before any later Write. A Write that does
+// not fit waits for a connection as without a buffer (or fails at once,
+// with WithFailFast). For producers that must not block during an outage
+// (nats.go's ReconnectBufSize).
+//
+// A buffered Write has returned, so a failure of what it wrote cannot be
+// reported to it: the buffer keeps Writes whole, and if a connection dies
+// while the buffer is being written to it, the write policy applies to the
+// Write being written (by default, the rest of a cut one is dropped) and
+// the rest of the buffer goes to the next connection. Dropped counts the
+// bytes so lost, and those never sent when the Tether is closed or gives
+// up; Buffered counts those waiting. The buffer is allocated when first
+// used; the healthy path does not touch it. A negative n is an error from
+// Dial, and so is a buffer with WithReconnectBoundary: they are for
+// different protocols (fire-and-forget against framed request/response).
+func WithWriteBuffer(n int) Option {
+	return optionFunc(func(c *config) {
+		if n < 0 {
+			c.fail("negative write buffer size")
+			return
+		}
+		c.buffer = n
+	})
+}
+
+// WithFailFast makes a Write that cannot go out now return at once instead
+// of waiting for a connection: while the Tether is not Ready, a Write that
+// does not fit whole in what is left of the write buffer (WithWriteBuffer;
+// without one, every Write) returns 0 and an error matching ErrBufferFull,
+// and writes nothing. Reads still wait.
+func WithFailFast() Option {
+	return optionFunc(func(c *config) { c.failFast = true })
 }
 
 // WithErrorPropagation sets which error operations return after the handler

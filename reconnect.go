@@ -15,11 +15,12 @@ type outage struct {
 	done    chan struct{}
 	ctx     context.Context // the handler's and the dials' ctx: Close cancels it
 	cancel  context.CancelFunc
-	down    *link    // the down link that stands for the lost one, if any
-	lost    net.Conn // the lost connection until it is closed or put back, for Close to find
-	pending net.Conn // a new connection not yet installed, for Close to find
-	ignored bool     // Ignore on Disconnected: each operation gets its own error
-	err     error    // the error for waiting operations (Ignore on Unreachable)
+	down    *link         // the down link that stands for the lost one, if any
+	lost    net.Conn      // the lost connection until it is closed or put back, for Close to find
+	pending net.Conn      // a new connection not yet installed, for Close to find
+	reset   chan struct{} // ResetBackoff's token: cut the delay short
+	ignored bool          // Ignore on Disconnected: each operation gets its own error
+	err     error         // the error for waiting operations (Ignore on Unreachable)
 }
 
 // awaitLink waits for a connection when the current link c is down.
@@ -69,7 +70,7 @@ func (t *Tether) await(o *outage, dir direction, own error) error {
 // uses the failed connection while the handler decides (a half-closed TCP
 // connection would swallow a Write's bytes).
 func (t *Tether) startLocked(lost *link, cause error) *outage {
-	o := &outage{done: make(chan struct{})}
+	o := &outage{done: make(chan struct{}), reset: make(chan struct{}, 1)}
 	// Each outage has a ctx of its own, dropped when it ends, so that a
 	// healthy Tether keeps none (nor what dials leave in one).
 	o.ctx, o.cancel = context.WithCancel(context.Background())
@@ -79,6 +80,7 @@ func (t *Tether) startLocked(lost *link, cause error) *outage {
 		t.cur.Store(o.down)
 	}
 	t.outage = o
+	t.setStateLocked(Connecting)
 	go t.run(o, lost, cause)
 	return o
 }
@@ -100,9 +102,10 @@ func (t *Tether) run(o *outage, lost *link, cause error) {
 	t.mu.Lock()
 	if lost != nil {
 		uptime := now.Sub(lost.up)
-		if uptime >= t.cfg.stability {
+		switch {
+		case uptime >= t.cfg.stability:
 			t.failures = 0
-		} else {
+		case cause != ErrForcedReconnect: // Reconnect is the user's choice, not a failure
 			t.failures++
 			t.total++
 		}
@@ -113,23 +116,30 @@ func (t *Tether) run(o *outage, lost *link, cause error) {
 		ev.Addr = t.addr
 	}
 	since := t.since
+	first := t.cur.Load().gen == 0 // a lazy Tether's first dial
 	t.mu.Unlock()
 
 	if lost != nil {
 		switch t.handle(ctx, &ev) {
 		case Ignore:
 			// Put the connection back: operations that waited meanwhile
-			// go on with it.
-			// (If the Tether ended meanwhile, Close or the give-up
-			// closed it.)
+			// go on with it, after the Writes buffered meanwhile. (If the
+			// Tether ended meanwhile, Close or the give-up closed it.)
 			t.mu.Lock()
-			if t.err == nil && t.cur.Load() == o.down {
-				t.cur.Store(lost)
+			keep := t.err == nil && t.cur.Load() == o.down
+			if keep {
 				o.lost = nil
 			}
 			t.mu.Unlock()
-			o.ignored, o.err = true, cause
-			return
+			if !keep || t.install(lost) == nil {
+				o.ignored, o.err = true, cause
+				return
+			}
+			// The kept connection failed the buffer: it is lost after
+			// all, and the handler's Ignore applied to the first error.
+			t.mu.Lock()
+			o.lost = lost.conn
+			t.mu.Unlock()
 		case GiveUp:
 			t.end(orErr(ev.Err, cause), cause) // closes the lost connection
 			return
@@ -144,14 +154,14 @@ func (t *Tether) run(o *outage, lost *link, cause error) {
 			c.Close()
 		}
 	}
-	l, err, out := t.connect(ctx, &ev, since, false)
-	switch out {
-	case connected:
-		t.install(l)
+	switch out, err := t.connect(ctx, &ev, since, first); out {
 	case gaveUp:
 		t.end(err, orErr(cause, err))
 	case ignored:
 		o.err = err
+		t.mu.Lock()
+		t.setStateLocked(Idle) // down: the next operation, or Connect, dials
+		t.mu.Unlock()
 	}
 }
 
@@ -171,17 +181,19 @@ const (
 	stopped                  // ctx is done
 )
 
-// connect dials until a connection is accepted, the handler gives up or
-// ignores a failed dial, or ctx is done. ev is the event that led here: its
-// Addr and Delay apply to the first dial.
-func (t *Tether) connect(ctx context.Context, ev *Event, since time.Time, first bool) (*link, error, outcome) {
+// connect dials until a connection is accepted and installed, the handler
+// gives up or ignores a failed dial, or ctx is done; it returns the outcome
+// and its error (the cause of a give-up, the dial error of an Ignore). ev is
+// the event that led here: its Addr and Delay apply to the first dial. first
+// says that a connection would be the Tether's first (Connected).
+func (t *Tether) connect(ctx context.Context, ev *Event, since time.Time, first bool) (outcome, error) {
 	var last error
 	for {
-		if ev.Delay > 0 && !sleep(ctx, ev.Delay) {
-			return nil, stopErr(ctx, last), stopped
+		if ev.Delay > 0 && !t.wait(ctx, ev.Delay) {
+			return stopped, stopErr(ctx, last)
 		}
 		if ctx.Err() != nil {
-			return nil, stopErr(ctx, last), stopped
+			return stopped, stopErr(ctx, last)
 		}
 		addr := ev.Addr
 		start := time.Now()
@@ -191,48 +203,84 @@ func (t *Tether) connect(ctx context.Context, ev *Event, since time.Time, first 
 			if conn != nil {
 				conn.Close()
 			}
-			return nil, stopErr(ctx, orErr(err, last)), stopped
+			return stopped, stopErr(ctx, orErr(err, last))
 		}
-		if err != nil {
-			last = err
-			if first && t.cfg.noInitialRetry {
-				return nil, err, gaveUp
+		if err == nil {
+			kind := Reconnected
+			if first {
+				kind = Connected
 			}
 			t.mu.Lock()
-			t.failures++
-			t.total++
-			*ev = Event{Kind: Unreachable, Err: err, Addr: addr, Dialed: addr, Attempt: t.failures,
-				Total: t.total, Since: since, Generation: t.cur.Load().genOrZero(), DialTime: dialTime}
+			gen := t.cur.Load().genOrZero() + 1 // the handler may change the Event, not this
+			*ev = Event{Kind: kind, Addr: addr, Dialed: addr, Attempt: t.failures, Total: t.total,
+				Since: since, Generation: gen, DialTime: dialTime, Conn: conn}
 			t.mu.Unlock()
-			switch t.handle(ctx, ev) {
-			case GiveUp:
-				return nil, orErr(ev.Err, err), gaveUp
-			case Ignore:
-				return nil, err, ignored
+			if t.handle(ctx, ev) == GiveUp {
+				t.setPending(nil)
+				conn.Close()
+				return gaveUp, orErr(ev.Err, ErrRejected)
 			}
-			continue
+			if ctx.Err() != nil {
+				t.setPending(nil)
+				conn.Close()
+				return stopped, stopErr(ctx, nil)
+			}
+			if err = t.install(newLink(conn, gen, addr)); err == nil {
+				return connected, nil
+			}
+			// The write buffer could not be written to the new
+			// connection: it failed before any use, as a dial.
+			t.setPending(nil)
+			conn.Close()
+			if ctx.Err() != nil {
+				return stopped, stopErr(ctx, err)
+			}
 		}
-		kind := Reconnected
-		if first {
-			kind = Connected
+		last = err
+		if first && t.cfg.noInitialRetry {
+			return gaveUp, err
 		}
 		t.mu.Lock()
-		gen := t.cur.Load().genOrZero() + 1 // the handler may change the Event, not this
-		*ev = Event{Kind: kind, Addr: addr, Dialed: addr, Attempt: t.failures, Total: t.total,
-			Since: since, Generation: gen, DialTime: dialTime, Conn: conn}
+		t.failures++
+		t.total++
+		*ev = Event{Kind: Unreachable, Err: err, Addr: addr, Dialed: addr, Attempt: t.failures,
+			Total: t.total, Since: since, Generation: t.cur.Load().genOrZero(), DialTime: dialTime}
 		t.mu.Unlock()
-		if t.handle(ctx, ev) == GiveUp {
-			t.setPending(nil)
-			conn.Close()
-			return nil, orErr(ev.Err, ErrRejected), gaveUp
+		switch t.handle(ctx, ev) {
+		case GiveUp:
+			return gaveUp, orErr(ev.Err, err)
+		case Ignore:
+			return ignored, err
 		}
-		if ctx.Err() != nil {
-			t.setPending(nil)
-			conn.Close()
-			return nil, stopErr(ctx, nil), stopped
-		}
-		return newLink(conn, gen, addr), nil, connected
 	}
+}
+
+// wait waits out a handler's delay in TransientFailure, until it is over,
+// ResetBackoff cuts it short, or ctx is done (false).
+func (t *Tether) wait(ctx context.Context, d time.Duration) bool {
+	var reset chan struct{}
+	t.mu.Lock()
+	if o := t.outage; o != nil { // nil inside Dial
+		reset = o.reset
+	}
+	t.setStateLocked(TransientFailure)
+	t.mu.Unlock()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-reset:
+	case <-ctx.Done():
+		return false
+	}
+	t.mu.Lock()
+	t.setStateLocked(Connecting)
+	select {
+	case <-reset: // a token that came as the delay ended is spent
+	default:
+	}
+	t.mu.Unlock()
+	return true
 }
 
 // dialOnce dials addr and runs the OnConnect hook on the new connection.
@@ -305,20 +353,42 @@ func (t *Tether) handle(ctx context.Context, ev *Event) Action {
 }
 
 // install makes l the current link, with the user's deadlines, unless the
-// Tether ended meanwhile.
-func (t *Tether) install(l *link) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.outage != nil {
-		t.outage.pending = nil
+// Tether ended meanwhile; the write buffer goes to it first. It returns the
+// error of writing the buffer, for which l is not installed.
+func (t *Tether) install(l *link) error {
+	for {
+		t.mu.Lock()
+		if t.err != nil {
+			if t.outage != nil {
+				t.outage.pending = nil
+			}
+			t.mu.Unlock()
+			l.conn.Close()
+			return nil
+		}
+		if t.buf == nil || t.buf.empty() {
+			// Installed under the same lock that saw the buffer empty:
+			// no Write can slip into the buffer after it was flushed.
+			if t.outage != nil {
+				t.outage.pending = nil
+			}
+			l.conn.SetReadDeadline(t.dl[dirRead])
+			l.conn.SetWriteDeadline(t.dl[dirWrite])
+			t.cur.Store(l)
+			t.setStateLocked(Ready)
+			t.mu.Unlock()
+			return nil
+		}
+		seg := t.buf.first()
+		t.mu.Unlock()
+		n, err := l.conn.Write(seg)
+		t.mu.Lock()
+		t.buf.wrote(n, err, t.cfg.writePolicy)
+		t.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("tether: writing the write buffer: %w", err)
+		}
 	}
-	if t.err != nil {
-		l.conn.Close()
-		return
-	}
-	l.conn.SetReadDeadline(t.dl[dirRead])
-	l.conn.SetWriteDeadline(t.dl[dirWrite])
-	t.cur.Store(l)
 }
 
 // end gives up for good: cause is what Err reports, ioErr the I/O error that
@@ -330,6 +400,9 @@ func (t *Tether) end(cause, ioErr error) {
 		return
 	}
 	t.err = cause
+	if n := t.buf.size(); n > 0 {
+		t.err = fmt.Errorf("%w (%d buffered bytes never sent)", cause, n)
+	}
 	var e error
 	switch t.cfg.propagation {
 	case PropagateCause:
@@ -356,19 +429,9 @@ func (t *Tether) end(cause, ioErr error) {
 		conns = t.takeDownLocked()
 	}
 	t.stopLocked()
+	t.setStateLocked(Shutdown)
 	t.mu.Unlock()
 	closeAll(conns)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 func stopErr(ctx context.Context, last error) error {

@@ -47,6 +47,8 @@ type Tether struct {
 	seen [2]uint64
 	// wd is the read watchdog (WithReadIdleTimeout), nil when off.
 	wd *watchdog
+	// state is the State, written under mu by setStateLocked alone.
+	state atomic.Int32
 
 	mu sync.Mutex
 	// done is closed on Close or give-up; it is made when first needed, so
@@ -58,6 +60,8 @@ type Tether struct {
 	rerr, werr error            // what Read and Write return once it ended
 	dl         [2]time.Time     // the user's deadlines, per direction
 	dlCh       [2]chan struct{} // closed when a deadline changes; made by waiters
+	stateCh    chan struct{}    // closed on the next change of state; made by waiters
+	buf        *writeBuffer     // WithWriteBuffer's, made when first used
 	failures   int              // failed dials since the last stable connection
 	total      int              // failed dials over the Tether's life
 	since      time.Time        // when the current outage began
@@ -118,12 +122,15 @@ func Dial(ctx context.Context, d Dialer, addr string, h DisconnectHandler, opts 
 	if err != nil {
 		return nil, err
 	}
+	if t.cfg.lazy {
+		t.state.Store(int32(Idle))
+		t.cur.Store(&link{}) // down, generation 0: the first dial sends Connected
+		return t, nil
+	}
 	ev := Event{Addr: addr}
-	l, err, out := t.connect(ctx, &ev, time.Now(), true)
-	if out != connected {
+	if out, err := t.connect(ctx, &ev, time.Now(), true); out != connected {
 		return nil, err
 	}
-	t.install(l)
 	return t, nil
 }
 
@@ -165,6 +172,7 @@ func newTether(ctx context.Context, d Dialer, addr string, h DisconnectHandler, 
 		h = DefaultHandler()
 	}
 	t := &Tether{d: d, h: h, cfg: cfg, addr: addr}
+	t.state.Store(int32(Connecting))
 	t.seen = [2]uint64{1, 1} // the first connection raises no boundary
 	if cfg.readIdle > 0 {
 		t.wd = &watchdog{d: cfg.readIdle}
@@ -207,6 +215,7 @@ func (t *Tether) Close() error {
 		t.stopLocked()
 	}
 	t.rerr, t.werr = net.ErrClosed, net.ErrClosed
+	t.setStateLocked(Shutdown)
 	conns := t.takeDownLocked()
 	t.mu.Unlock()
 	closeAll(conns)

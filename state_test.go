@@ -1,0 +1,349 @@
+package tether_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+)
+
+// stateRecorder is a handler that records, with each event, the state the
+// Tether is in while the handler decides. The Tether is set after Dial.
+type stateRecorder struct {
+	recorder
+	t      *tether.Tether
+	states []tether.State
+}
+
+func (r *stateRecorder) HandleDisconnect(ctx context.Context, ev *tether.Event) tether.Action {
+	r.mu.Lock()
+	if r.t != nil {
+		r.states = append(r.states, r.t.State())
+	}
+	r.mu.Unlock()
+	return r.recorder.HandleDisconnect(ctx, ev)
+}
+
+func (r *stateRecorder) snapshot() []tether.State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]tether.State(nil), r.states...)
+}
+
+func (r *stateRecorder) watch(t *tether.Tether) {
+	r.mu.Lock()
+	r.t = t
+	r.mu.Unlock()
+}
+
+// A lost connection goes Ready → Connecting (the handler decides) →
+// TransientFailure (its delay) → Connecting (the dial) → Ready.
+func TestStatesThroughAnOutage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &stateRecorder{}
+		r.decide = func(ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Disconnected {
+				ev.Delay = time.Second
+			}
+			return tether.Reconnect
+		}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		r.watch(tt)
+		require.Equal(t, tether.Ready, tt.State())
+
+		dialing := make(chan tether.State, 1)
+		d.setFail(func(n int, _ string) error {
+			if n == 1 {
+				dialing <- tt.State()
+			}
+			return nil
+		})
+		d.server(t).Close()
+		go tt.Read(make([]byte, 1))
+		synctest.Wait()
+		require.Equal(t, tether.TransientFailure, tt.State())
+		require.Equal(t, []tether.State{tether.Connecting}, r.snapshot(), "while the handler decides")
+		time.Sleep(time.Second)
+		synctest.Wait()
+		require.Equal(t, tether.Ready, tt.State())
+		require.Equal(t, []tether.State{tether.Connecting, tether.Connecting}, r.snapshot())
+		require.Equal(t, tether.Connecting, <-dialing, "while dialing")
+		d.server(t)
+	})
+}
+
+// WaitForStateChange returns at once when the state is not from, waits for
+// the change when it is, and returns false when ctx ends first.
+func TestWaitForStateChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		tt, err := tether.Dial(t.Context(), d, "a", nil)
+		require.NoError(t, err)
+		defer tt.Close()
+		require.True(t, tt.WaitForStateChange(t.Context(), tether.Idle))
+
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		start := time.Now()
+		require.False(t, tt.WaitForStateChange(ctx, tether.Ready))
+		require.Equal(t, time.Minute, time.Since(start))
+
+		changed := make(chan bool, 3)
+		for range 3 { // any number of waiters
+			go func() { changed <- tt.WaitForStateChange(t.Context(), tether.Ready) }()
+		}
+		synctest.Wait()
+		require.Empty(t, changed)
+		tt.Close()
+		for range 3 {
+			require.True(t, <-changed)
+		}
+		require.Equal(t, tether.Shutdown, tt.State())
+	})
+}
+
+// Close and a give-up lead to Shutdown, which is final.
+func TestStateShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{decide: giveUpOn(tether.Disconnected)}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		d.server(t).Close()
+		tt.Read(make([]byte, 1))
+		require.Equal(t, tether.Shutdown, tt.State())
+		tt.Connect()
+		tt.Reconnect()
+		tt.ResetBackoff()
+		require.Equal(t, tether.Shutdown, tt.State())
+	})
+}
+
+// Ignore on Unreachable leaves the Tether Idle: down, and the next
+// operation, or Connect, dials (Connecting). Ignore on Disconnected keeps
+// the connection: Ready.
+func TestStatesOnIgnore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Unreachable {
+				return tether.Ignore
+			}
+			return tether.Reconnect
+		}}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		d.setFail(func(int, string) error { return errRefused })
+		d.server(t).Close()
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, errRefused)
+		require.Equal(t, tether.Idle, tt.State())
+
+		d.setFail(nil)
+		tt.Connect()
+		require.Equal(t, tether.Connecting, tt.State())
+		require.True(t, tt.WaitForStateChange(t.Context(), tether.Connecting))
+		require.Equal(t, tether.Ready, tt.State())
+		d.server(t)
+	})
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		d.wrap = func(n int, c net.Conn) net.Conn {
+			return &scriptConn{Conn: c, reads: []result{{err: os.ErrPermission}}}
+		}
+		r := &stateRecorder{}
+		r.decide = func(ev *tether.Event) tether.Action { return tether.Ignore }
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		r.watch(tt)
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, os.ErrPermission)
+		require.Equal(t, []tether.State{tether.Connecting}, r.snapshot())
+		require.Equal(t, tether.Ready, tt.State())
+	})
+}
+
+// WithLazy: Dial returns at once in Idle without dialing; the first Read
+// (or Write, or Connect) dials, and the connection is Connected.
+func TestLazy(t *testing.T) {
+	for name, start := range map[string]func(tt *tether.Tether){
+		"read":    func(tt *tether.Tether) { go tt.Read(make([]byte, 1)) },
+		"write":   func(tt *tether.Tether) { go tt.Write([]byte("x")) },
+		"connect": func(tt *tether.Tether) { tt.Connect() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				d := newPipeDialer()
+				r := &recorder{}
+				ctx, cancel := context.WithCancel(t.Context())
+				tt, err := tether.Dial(ctx, d, "a", r, tether.WithLazy())
+				cancel() // lazy dials do not run on Dial's ctx
+				require.NoError(t, err)
+				defer tt.Close()
+				time.Sleep(time.Hour)
+				require.Equal(t, tether.Idle, tt.State())
+				require.Equal(t, 0, d.numDials())
+				tt.ResetBackoff()
+				tt.Reconnect()
+				require.Equal(t, tether.Idle, tt.State(), "ResetBackoff and Reconnect do not dial")
+
+				start(tt)
+				d.server(t)
+				synctest.Wait()
+				require.Equal(t, tether.Ready, tt.State())
+				require.Equal(t, []tether.EventKind{tether.Connected}, r.kinds())
+				require.Equal(t, uint64(1), tt.Generation())
+				tt.Connect() // a no-op now
+				synctest.Wait()
+				require.Equal(t, 1, d.numDials())
+			})
+		})
+	}
+}
+
+// A lazy Tether's operations wait as during an outage: bounded by their
+// deadline and by Close.
+func TestLazyOperationsWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		d.setFail(func(int, string) error { return errRefused })
+		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithLazy())
+		require.NoError(t, err)
+		require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Second)))
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		got := make(chan error, 1)
+		go func() {
+			_, err := tt.Write([]byte("x"))
+			got <- err
+		}()
+		synctest.Wait()
+		tt.Close()
+		require.ErrorIs(t, <-got, net.ErrClosed)
+	})
+}
+
+// ResetBackoff cuts the delay of a TransientFailure Tether short and dials
+// now; anywhere else it does nothing.
+func TestResetBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
+				ev.Delay = time.Hour
+			}
+			return tether.Reconnect
+		}}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		tt.ResetBackoff() // Ready: nothing to cut
+		d.setFail(func(n int, _ string) error {
+			if n == 1 {
+				return errRefused
+			}
+			return nil
+		})
+		d.server(t).Close()
+		go tt.Read(make([]byte, 1))
+		synctest.Wait()
+		require.Equal(t, tether.TransientFailure, tt.State())
+		start := time.Now()
+		tt.ResetBackoff()
+		synctest.Wait()
+		require.Equal(t, 2, d.numDials(), "the dial after the reset")
+		require.Equal(t, tether.TransientFailure, tt.State(), "the dial failed: the next delay")
+		time.Sleep(time.Minute)
+		tt.ResetBackoff()
+		synctest.Wait()
+		require.Equal(t, tether.Ready, tt.State())
+		require.Equal(t, time.Minute, time.Since(start), "no delay was waited")
+		d.server(t)
+	})
+}
+
+// Reconnect drops a Ready connection and reconnects as after a loss: a
+// Disconnected event with ErrForcedReconnect, not counted as a failed
+// attempt however young the connection; the boundary is raised.
+func TestForcedReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{}
+		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithStabilityPeriod(time.Hour),
+			tether.WithReconnectBoundary())
+		require.NoError(t, err)
+		defer tt.Close()
+		s1 := d.server(t)
+		got := make(chan result, 1)
+		go func() {
+			n, err := tt.Read(make([]byte, 1))
+			got <- result{n: n, err: err}
+		}()
+		synctest.Wait()
+		tt.Reconnect()
+		d.server(t)
+		res := <-got
+		require.ErrorIs(t, res.err, tether.ErrReconnected, "the Read blocked on the old connection")
+		require.True(t, peerSeesClose(s1))
+		evs := r.all()
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
+		require.ErrorIs(t, evs[1].Err, tether.ErrForcedReconnect)
+		require.Equal(t, 0, evs[1].Attempt)
+		require.Equal(t, 0, evs[2].Attempt)
+		require.Equal(t, 0, evs[2].Total)
+		require.Equal(t, tether.Ready, tt.State())
+		require.Equal(t, uint64(2), tt.Generation())
+	})
+}
+
+// Every method of a nil or zero Tether is safe: Shutdown, no-op controls.
+func TestNilTetherStates(t *testing.T) {
+	for _, tt := range []*tether.Tether{nil, new(tether.Tether)} {
+		require.Equal(t, tether.Shutdown, tt.State())
+		tt.Connect()
+		tt.ResetBackoff()
+		tt.Reconnect()
+		require.True(t, tt.WaitForStateChange(t.Context(), tether.Ready))
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		require.False(t, tt.WaitForStateChange(ctx, tether.Shutdown))
+		require.Zero(t, tt.Buffered())
+		require.Zero(t, tt.Dropped())
+	}
+}
+
+func TestStateStrings(t *testing.T) {
+	for s, want := range map[tether.State]string{
+		tether.Idle: "idle", tether.Connecting: "connecting", tether.Ready: "ready",
+		tether.TransientFailure: "transient-failure", tether.Shutdown: "shutdown", tether.State(9): "state(9)",
+	} {
+		require.Equal(t, want, s.String())
+	}
+	for p, want := range map[tether.WritePolicy]string{
+		tether.WriteWhole: "whole", tether.WriteResume: "resume", tether.WriteDrop: "drop",
+	} {
+		require.Equal(t, want, p.String())
+	}
+}
+
+// readString reads exactly len(want) bytes from s.
+func readString(t *testing.T, s net.Conn, n int) string {
+	t.Helper()
+	buf := make([]byte, n)
+	_, err := io.ReadFull(s, buf)
+	require.NoError(t, err)
+	return string(buf)
+}
