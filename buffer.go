@@ -20,7 +20,7 @@ func (b *writeBuffer) size() int {
 	return len(b.data) - b.head
 }
 
-func (b *writeBuffer) empty() bool { return len(b.segs) == 0 }
+func (b *writeBuffer) empty() bool { return b == nil || len(b.segs) == 0 }
 
 // add buffers the Write p.
 func (b *writeBuffer) add(p []byte) {
@@ -37,7 +37,8 @@ func (b *writeBuffer) first() []byte {
 // and returned err; on a failure, the write policy says what becomes of
 // the rest of that Write: it stays first (WriteResume, and WriteWhole when
 // the connection took none of it) or is dropped.
-func (b *writeBuffer) wrote(n int, err error, p WritePolicy) {
+func (b *writeBuffer) wrote(n int, err error, policy uint8) {
+	p := WritePolicy(policy)
 	b.head += n
 	b.segs[0] -= n
 	if err != nil && (p == WriteDrop || (p == WriteWhole && n > 0)) {
@@ -66,18 +67,19 @@ func (t *Tether) buffer(c *link, p []byte) (handled bool, n int, err error) {
 	case t.cur.Load() != c:
 		return false, 0, nil // a connection came meanwhile
 	}
-	if len(p) <= t.cfg.buffer-t.buf.size() {
-		if t.buf == nil {
-			t.buf = &writeBuffer{}
+	if len(p) <= t.cfg.buffer-t.bufLocked().size() {
+		x := t.extraLocked()
+		if x.buf == nil {
+			x.buf = &writeBuffer{}
 		}
-		t.buf.add(p)
+		x.buf.add(p)
 		if t.outage == nil {
 			t.startLocked(nil, nil) // Idle: the buffer dials
 		}
 		return true, len(p), nil
 	}
 	if t.cfg.failFast {
-		return true, 0, fmt.Errorf("%w (%d bytes, %d of %d free)", ErrBufferFull, len(p), t.cfg.buffer-t.buf.size(), t.cfg.buffer)
+		return true, 0, fmt.Errorf("%w (%d bytes, %d of %d free)", ErrBufferFull, len(p), t.cfg.buffer-t.bufLocked().size(), t.cfg.buffer)
 	}
 	return false, 0, nil
 }
@@ -91,7 +93,7 @@ func (t *Tether) Buffered() int {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.buf.size()
+	return t.bufLocked().size()
 }
 
 // Dropped returns the count of bytes that buffered Writes reported as
@@ -105,12 +107,13 @@ func (t *Tether) Dropped() int64 {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.buf == nil {
+	b := t.bufLocked()
+	if b == nil {
 		return 0
 	}
-	n := t.buf.dropped
+	n := b.dropped
 	if t.err != nil {
-		n += int64(t.buf.size())
+		n += int64(b.size())
 	}
 	return n
 }

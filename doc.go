@@ -35,6 +35,31 @@
 // connections break on command, for tests of code that uses a Tether, and a
 // conformance check for middleware.
 //
+// # States
+//
+// A Tether is in one [State] at a time; [Tether.State] reads it and
+// [Tether.WaitForStateChange] waits for it to change:
+//
+//	            ┌──────────── Read, Write, Connect ────────────┐
+//	            │                                              ▼
+//	WithLazy ► Idle ◄──── Ignore on Unreachable ──────── Connecting ◄── Dial
+//	                                                     │  ▲   │  ▲
+//	            ┌───────── a Delay to wait ──────────────┘  │   │  │ loss, watchdog,
+//	            ▼                                           │   │  │ Reconnect
+//	     TransientFailure ──── delay over, ResetBackoff ────┘   │  │
+//	                                           accepted, kept  ▼  │
+//	                                                           Ready
+//
+//	Close, or a give-up, from any state ──► Shutdown (final)
+//
+// Connecting covers the handler's decision, the dial and OnConnect. States
+// reflect what the Tether has seen: with nobody reading or writing, a dead
+// connection is noticed by the next operation or the read watchdog.
+// [Tether.Connect] dials an Idle Tether, [Tether.ResetBackoff] cuts a delay
+// short, and [Tether.Reconnect] drops a Ready connection for a new one.
+// [WithLazy] makes Dial return at once, Idle; [WithWriteBuffer] lets Writes
+// made while not Ready return at once, buffered for the next connection.
+//
 // # Counting attempts
 //
 // Event.Attempt counts failed dials since the last stable connection; a

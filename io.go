@@ -67,7 +67,7 @@ func (t *Tether) read(p []byte) (int, *link, error) {
 			}
 			continue
 		}
-		if t.cfg.boundary && c.gen != t.seen[dirRead] {
+		if t.cfg.boundary && c.gen != t.x.seen[dirRead] {
 			return 0, nil, t.boundary(c, dirRead, 0)
 		}
 		seq0 := t.dlSeq[dirRead].Load()
@@ -134,7 +134,7 @@ func (t *Tether) Write(p []byte) (int, error) {
 			}
 			continue
 		}
-		if t.cfg.boundary && (c.gen != t.seen[dirWrite] || dropped > 0) {
+		if t.cfg.boundary && (c.gen != t.x.seen[dirWrite] || dropped > 0) {
 			return n, t.boundary(c, dirWrite, dropped)
 		}
 		seq0 := t.dlSeq[dirWrite].Load()
@@ -155,7 +155,7 @@ func (t *Tether) Write(p []byte) (int, error) {
 			// Wait for the new connection, to report the boundary
 			// with its generation; the failed bytes go nowhere.
 			dropped = len(p) - n
-		case t.cfg.writePolicy == WriteDrop, t.cfg.writePolicy == WriteWhole && n > 0:
+		case t.cfg.writePolicy == uint8(WriteDrop), t.cfg.writePolicy == uint8(WriteWhole) && n > 0:
 			// The reconnect goes on; this Write reports its loss now.
 			return n, fmt.Errorf("%w (%d of %d bytes): %w", ErrDropped, len(p)-n, len(p), err)
 		}
@@ -171,8 +171,8 @@ func (t *Tether) Write(p []byte) (int, error) {
 // boundary reports the reconnect boundary to an operation of dir that finds
 // the up link c newer than the last one dir used.
 func (t *Tether) boundary(c *link, dir direction, dropped int) error {
-	old := t.seen[dir]
-	t.seen[dir] = c.gen
+	old := t.x.seen[dir]
+	t.x.seen[dir] = c.gen
 	return &ReconnectedError{Old: old, New: c.gen, Dropped: dropped}
 }
 

@@ -67,11 +67,11 @@ type config struct {
 	onConnectTimeout time.Duration
 	readIdle         time.Duration
 	err              error // the first bad option
-	propagation      Propagation
-	writePolicy      WritePolicy
+	buffer           int   // the write buffer's size; 0: none
+	propagation      uint8 // a Propagation; small types keep an idle Tether small
+	writePolicy      uint8 // a WritePolicy
 	boundary         bool
 	lazy             bool
-	buffer           int // the write buffer's size; 0: none
 	failFast         bool
 	noInitialRetry   bool
 }
@@ -186,7 +186,7 @@ func WithWritePolicy(p WritePolicy) Option {
 			c.fail("unknown WritePolicy")
 			return
 		}
-		c.writePolicy = p
+		c.writePolicy = uint8(p)
 	})
 }
 
@@ -264,7 +264,7 @@ func WithErrorPropagation(p Propagation) Option {
 			c.fail("unknown Propagation")
 			return
 		}
-		c.propagation = p
+		c.propagation = uint8(p)
 	})
 }
 

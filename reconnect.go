@@ -366,7 +366,8 @@ func (t *Tether) install(l *link) error {
 			l.conn.Close()
 			return nil
 		}
-		if t.buf == nil || t.buf.empty() {
+		b := t.bufLocked()
+		if b.empty() {
 			// Installed under the same lock that saw the buffer empty:
 			// no Write can slip into the buffer after it was flushed.
 			if t.outage != nil {
@@ -379,11 +380,11 @@ func (t *Tether) install(l *link) error {
 			t.mu.Unlock()
 			return nil
 		}
-		seg := t.buf.first()
+		seg := b.first()
 		t.mu.Unlock()
 		n, err := l.conn.Write(seg)
 		t.mu.Lock()
-		t.buf.wrote(n, err, t.cfg.writePolicy)
+		b.wrote(n, err, t.cfg.writePolicy)
 		t.mu.Unlock()
 		if err != nil {
 			return fmt.Errorf("tether: writing the write buffer: %w", err)
@@ -400,11 +401,11 @@ func (t *Tether) end(cause, ioErr error) {
 		return
 	}
 	t.err = cause
-	if n := t.buf.size(); n > 0 {
+	if n := t.bufLocked().size(); n > 0 {
 		t.err = fmt.Errorf("%w (%d buffered bytes never sent)", cause, n)
 	}
 	var e error
-	switch t.cfg.propagation {
+	switch Propagation(t.cfg.propagation) {
 	case PropagateCause:
 		e = cause
 	case PropagateIO:

@@ -76,9 +76,9 @@ func (t *Tether) setStateLocked(to State) {
 		return
 	}
 	t.state.Store(int32(to))
-	if t.stateCh != nil {
-		close(t.stateCh)
-		t.stateCh = nil
+	if t.x != nil && t.x.stateCh != nil {
+		close(t.x.stateCh)
+		t.x.stateCh = nil
 	}
 }
 
@@ -110,10 +110,11 @@ func (t *Tether) WaitForStateChange(ctx context.Context, from State) bool {
 			t.mu.Unlock()
 			return true
 		}
-		if t.stateCh == nil {
-			t.stateCh = make(chan struct{})
+		x := t.extraLocked()
+		if x.stateCh == nil {
+			x.stateCh = make(chan struct{})
 		}
-		ch := t.stateCh
+		ch := x.stateCh
 		t.mu.Unlock()
 		select {
 		case <-ch:

@@ -27,6 +27,8 @@ type Tether struct {
 
 	cur    atomic.Pointer[link] // never nil once the Tether is returned
 	closed atomic.Bool
+	// state is the State, written under mu by setStateLocked alone.
+	state atomic.Int32
 	// halfClosed is the generation of the connection whose writing side
 	// CloseWrite shut (0: none): a loss of that connection is final.
 	halfClosed atomic.Uint64
@@ -41,27 +43,17 @@ type Tether struct {
 	// rpend is an error met by a Read that returned bytes: the next Read
 	// handles it first. Guarded by rsem.
 	rpend *pendingErr
-	// seen is, per direction, the generation of the connection its last
-	// operation used, for WithReconnectBoundary. Guarded by the
-	// direction's lock (rsem, wsem).
-	seen [2]uint64
 	// wd is the read watchdog (WithReadIdleTimeout), nil when off.
 	wd *watchdog
-	// state is the State, written under mu by setStateLocked alone.
-	state atomic.Int32
 
-	mu sync.Mutex
-	// done is closed on Close or give-up; it is made when first needed, so
-	// that an idle Tether costs less memory.
-	done       chan struct{}
+	mu         sync.Mutex
+	x          *extra           // what most Tethers never need, made when first needed
 	addr       string           // the address of the next dial
 	outage     *outage          // the reconnect in progress, if any
 	err        error            // why the Tether ended: nil while alive
 	rerr, werr error            // what Read and Write return once it ended
 	dl         [2]time.Time     // the user's deadlines, per direction
 	dlCh       [2]chan struct{} // closed when a deadline changes; made by waiters
-	stateCh    chan struct{}    // closed on the next change of state; made by waiters
-	buf        *writeBuffer     // WithWriteBuffer's, made when first used
 	failures   int              // failed dials since the last stable connection
 	total      int              // failed dials over the Tether's life
 	since      time.Time        // when the current outage began
@@ -173,7 +165,9 @@ func newTether(ctx context.Context, d Dialer, addr string, h DisconnectHandler, 
 	}
 	t := &Tether{d: d, h: h, cfg: cfg, addr: addr}
 	t.state.Store(int32(Connecting))
-	t.seen = [2]uint64{1, 1} // the first connection raises no boundary
+	if cfg.boundary {
+		t.x = &extra{seen: [2]uint64{1, 1}} // the first connection raises no boundary
+	}
 	if cfg.readIdle > 0 {
 		t.wd = &watchdog{d: cfg.readIdle}
 	}
@@ -280,21 +274,50 @@ var closedChan = func() chan struct{} {
 	return c
 }()
 
-// doneLocked returns t.done, made when first needed.
+// doneLocked returns the Done channel, made when first needed.
 func (t *Tether) doneLocked() chan struct{} {
-	if t.done == nil {
+	if t.x == nil || t.x.done == nil {
 		if t.err != nil {
 			return closedChan
 		}
-		t.done = make(chan struct{})
+		t.extraLocked().done = make(chan struct{})
 	}
-	return t.done
+	return t.x.done
+}
+
+// extra holds the fields that most Tethers never need, out of line so that
+// an idle Tether costs less memory. Its fields are guarded by mu, but seen,
+// which the direction locks guard.
+type extra struct {
+	done    chan struct{} // closed on Close or give-up
+	stateCh chan struct{} // closed on the next change of state; made by waiters
+	buf     *writeBuffer  // WithWriteBuffer's, made when first used
+	// seen is, per direction, the generation of the connection its last
+	// operation used, for WithReconnectBoundary; x is made with it in
+	// newTether.
+	seen [2]uint64
+}
+
+// extraLocked returns t.x, made when first needed.
+func (t *Tether) extraLocked() *extra {
+	if t.x == nil {
+		t.x = &extra{}
+	}
+	return t.x
+}
+
+// bufLocked returns the write buffer, or nil.
+func (t *Tether) bufLocked() *writeBuffer {
+	if t.x == nil {
+		return nil
+	}
+	return t.x.buf
 }
 
 // stopLocked closes Done and cancels the outage's ctx, once t.err is set.
 func (t *Tether) stopLocked() {
-	if t.done != nil {
-		close(t.done)
+	if t.x != nil && t.x.done != nil {
+		close(t.x.done)
 	}
 	if t.outage != nil {
 		t.outage.cancel()
