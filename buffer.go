@@ -73,7 +73,7 @@ func (t *Tether) buffer(c *link, p []byte) (handled bool, n int, err error) {
 			x.buf = &writeBuffer{}
 		}
 		x.buf.add(p)
-		if t.outage == nil {
+		if t.rec == nil {
 			t.startLocked(nil, nil) // Idle: the buffer dials
 		}
 		return true, len(p), nil

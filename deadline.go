@@ -17,7 +17,7 @@ import (
 // still has a dead peer detected.
 type watchdog struct {
 	d time.Duration
-	// Guarded by the read lock (rsem):
+	// Guarded by the read lock:
 	gen   uint64        // the link whose silence spent measures
 	spent time.Duration // silence waited in Read on it since its last byte
 	// at is the watchdog's own deadline for the pending Read, so that
@@ -38,7 +38,7 @@ func (w *watchdog) arm(t *Tether, c *link) time.Time {
 	// Under mu, so that a deadline the user sets concurrently is never
 	// overwritten by an older one.
 	w.at = now.Add(w.d - w.spent)
-	c.conn.SetReadDeadline(sooner(w.at, t.dl[dirRead]))
+	c.conn.SetReadDeadline(sooner(w.at, t.half[dirRead].dl))
 	return now
 }
 
@@ -75,11 +75,11 @@ func (t *Tether) block(dir direction, ch <-chan struct{}) error {
 			defer t.mu.Unlock()
 			return t.endErrLocked(dir)
 		}
-		dl := t.dl[dir]
-		if t.dlCh[dir] == nil {
-			t.dlCh[dir] = make(chan struct{})
+		dl := t.half[dir].dl
+		if t.half[dir].dlCh == nil {
+			t.half[dir].dlCh = make(chan struct{})
 		}
-		ch2, done := t.dlCh[dir], t.doneLocked()
+		ch2, done := t.half[dir].dlCh, t.doneLocked()
 		t.mu.Unlock()
 
 		var (
@@ -127,8 +127,8 @@ func (t *Tether) userTimeout(err error, dir direction, seq0 uint64) bool {
 		return true
 	}
 	t.mu.Lock()
-	moved := t.dlSeq[dir].Load() != seq0
-	dl := t.dl[dir]
+	moved := t.half[dir].seq.Load() != seq0
+	dl := t.half[dir].dl
 	t.mu.Unlock()
 	return moved || (!dl.IsZero() && !time.Now().Before(dl))
 }
@@ -168,13 +168,13 @@ func (t *Tether) setDeadline(tm time.Time, dir direction) error {
 	// The time.Time itself is kept, so that every deadline keeps its
 	// meaning: time.Unix(0, 0) is long past, not "none", and a deadline past
 	// the year 2262 does not overflow.
-	t.dl[dir] = tm
-	if ch := t.dlCh[dir]; ch != nil {
+	t.half[dir].dl = tm
+	if ch := t.half[dir].dlCh; ch != nil {
 		close(ch)
-		t.dlCh[dir] = nil
+		t.half[dir].dlCh = nil
 	}
-	t.dlSeq[dir].Add(1) // odd: operations that begin now cannot trust the connection's deadline
-	defer t.dlSeq[dir].Add(1)
+	t.half[dir].seq.Add(1) // odd: operations that begin now cannot trust the connection's deadline
+	defer t.half[dir].seq.Add(1)
 	c := t.cur.Load()
 	if c.conn == nil {
 		return nil

@@ -47,15 +47,15 @@ func (t *Tether) read(p []byte) (int, *link, error) {
 	if !t.valid() {
 		return 0, nil, errZero
 	}
-	if !t.rsem.tryLock() {
-		if err := t.lockSlow(&t.rsem, dirRead); err != nil {
+	if !t.half[dirRead].lock.tryLock() {
+		if err := t.lockSlow(dirRead); err != nil {
 			return 0, nil, err
 		}
 	}
-	defer t.rsem.unlock()
-	if p := t.rpend; p != nil {
-		t.rpend = nil
-		if err := t.recover(p.c, p.err, dirRead, p.seq0); err != nil {
+	defer t.unlock(dirRead)
+	if p := t.half[dirRead].pend; p != nil {
+		t.half[dirRead].pend = nil
+		if err := t.onError(p.c, p.err, dirRead, p.seq0); err != nil {
 			return 0, nil, err
 		}
 	}
@@ -70,7 +70,7 @@ func (t *Tether) read(p []byte) (int, *link, error) {
 		if t.cfg.boundary && c.gen != t.x.seen[dirRead] {
 			return 0, nil, t.boundary(c, dirRead, 0)
 		}
-		seq0 := t.dlSeq[dirRead].Load()
+		seq0 := t.half[dirRead].seq.Load()
 		var start time.Time
 		if t.wd != nil {
 			start = t.wd.arm(t, c)
@@ -84,11 +84,11 @@ func (t *Tether) read(p []byte) (int, *link, error) {
 		}
 		if n > 0 {
 			if !t.userTimeout(err, dirRead, seq0) {
-				t.rpend = &pendingErr{err, c, seq0}
+				t.half[dirRead].pend = &pendingErr{err, c, seq0}
 			}
 			return n, c, nil
 		}
-		if err := t.recover(c, err, dirRead, seq0); err != nil {
+		if err := t.onError(c, err, dirRead, seq0); err != nil {
 			return 0, nil, err
 		}
 	}
@@ -113,12 +113,12 @@ func (t *Tether) Write(p []byte) (int, error) {
 	if !t.valid() {
 		return 0, errZero
 	}
-	if !t.wsem.tryLock() {
-		if err := t.lockSlow(&t.wsem, dirWrite); err != nil {
+	if !t.half[dirWrite].lock.tryLock() {
+		if err := t.lockSlow(dirWrite); err != nil {
 			return 0, err
 		}
 	}
-	defer t.wsem.unlock()
+	defer t.unlock(dirWrite)
 	n := 0
 	dropped := 0 // bytes of p that a failed connection left: the boundary reports them
 	for {
@@ -137,7 +137,7 @@ func (t *Tether) Write(p []byte) (int, error) {
 		if t.cfg.boundary && (c.gen != t.x.seen[dirWrite] || dropped > 0) {
 			return n, t.boundary(c, dirWrite, dropped)
 		}
-		seq0 := t.dlSeq[dirWrite].Load()
+		seq0 := t.half[dirWrite].seq.Load()
 		m, err := c.conn.Write(p[n:])
 		n += m
 		if err == nil {
@@ -176,9 +176,9 @@ func (t *Tether) boundary(c *link, dir direction, dropped int) error {
 	return &ReconnectedError{Old: old, New: c.gen, Dropped: dropped}
 }
 
-// recover handles err, met on link c: it returns nil when the operation
+// onError handles err, met on link c: it returns nil when the operation
 // should go on with the current link, or the error the operation returns.
-func (t *Tether) recover(c *link, err error, dir direction, seq0 uint64) error {
+func (t *Tether) onError(c *link, err error, dir direction, seq0 uint64) error {
 	o, e := t.fail(c, err, dir, seq0)
 	if o != nil {
 		return t.await(o, dir, err)
@@ -189,7 +189,7 @@ func (t *Tether) recover(c *link, err error, dir direction, seq0 uint64) error {
 // fail decides about err, met by an operation on link c. It returns the
 // error the operation returns, or the outage to wait for, or neither when a
 // newer link is already there. seq0 is dlSeq[dir] when the operation began.
-func (t *Tether) fail(c *link, err error, dir direction, seq0 uint64) (*outage, error) {
+func (t *Tether) fail(c *link, err error, dir direction, seq0 uint64) (*recovery, error) {
 	if t.closed.Load() {
 		return nil, net.ErrClosed
 	}
@@ -210,8 +210,8 @@ func (t *Tether) fail(c *link, err error, dir direction, seq0 uint64) (*outage, 
 	if t.cur.Load() != c {
 		return nil, nil // stale: an error of a connection already replaced
 	}
-	if t.outage != nil {
-		return t.outage, nil
+	if t.rec != nil {
+		return t.rec, nil
 	}
 	return t.startLocked(c, err), nil
 }
@@ -227,12 +227,12 @@ func (t *Tether) CloseWrite() error {
 	if !t.valid() {
 		return errZero
 	}
-	if !t.wsem.tryLock() {
-		if err := t.lockSlow(&t.wsem, dirWrite); err != nil {
+	if !t.half[dirWrite].lock.tryLock() {
+		if err := t.lockSlow(dirWrite); err != nil {
 			return err
 		}
 	}
-	defer t.wsem.unlock()
+	defer t.unlock(dirWrite)
 	for {
 		c := t.cur.Load()
 		if c.conn == nil {

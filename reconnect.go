@@ -9,9 +9,10 @@ import (
 	"time"
 )
 
-// outage is one reconnect sequence. Its results are written before done is
+// recovery is one reconnect sequence, from a loss (or a dial from Idle) to
+// its outcome. Its results are written before done is
 // closed.
-type outage struct {
+type recovery struct {
 	done    chan struct{}
 	ctx     context.Context // the handler's and the dials' ctx: Close cancels it
 	cancel  context.CancelFunc
@@ -34,7 +35,7 @@ func (t *Tether) awaitLink(c *link, dir direction) error {
 		t.mu.Unlock()
 		return nil
 	}
-	o := t.outage
+	o := t.rec
 	if o == nil {
 		// The last outage ended without a connection (Ignore on
 		// Unreachable): this operation dials again.
@@ -45,7 +46,7 @@ func (t *Tether) awaitLink(c *link, dir direction) error {
 }
 
 // await waits for the outcome of o; own is the error the operation met.
-func (t *Tether) await(o *outage, dir direction, own error) error {
+func (t *Tether) await(o *recovery, dir direction, own error) error {
 	if err := t.block(dir, o.done); err != nil {
 		return err
 	}
@@ -69,8 +70,8 @@ func (t *Tether) await(o *outage, dir direction, own error) error {
 // ignored Unreachable). It takes the link down at once, so that no operation
 // uses the failed connection while the handler decides (a half-closed TCP
 // connection would swallow a Write's bytes).
-func (t *Tether) startLocked(lost *link, cause error) *outage {
-	o := &outage{done: make(chan struct{}), reset: make(chan struct{}, 1)}
+func (t *Tether) startLocked(lost *link, cause error) *recovery {
+	o := &recovery{done: make(chan struct{}), reset: make(chan struct{}, 1)}
 	// Each outage has a ctx of its own, dropped when it ends, so that a
 	// healthy Tether keeps none (nor what dials leave in one).
 	o.ctx, o.cancel = context.WithCancel(context.Background())
@@ -79,7 +80,7 @@ func (t *Tether) startLocked(lost *link, cause error) *outage {
 		o.lost = lost.conn
 		t.cur.Store(o.down)
 	}
-	t.outage = o
+	t.rec = o
 	t.setStateLocked(Connecting)
 	go t.run(o, lost, cause)
 	return o
@@ -88,10 +89,10 @@ func (t *Tether) startLocked(lost *link, cause error) *outage {
 // run is the goroutine of one outage: the Disconnected event, then dials until
 // a connection is accepted, the handler gives up or ignores, or the Tether is
 // closed.
-func (t *Tether) run(o *outage, lost *link, cause error) {
+func (t *Tether) run(o *recovery, lost *link, cause error) {
 	defer func() {
 		t.mu.Lock()
-		t.outage = nil
+		t.rec = nil
 		t.mu.Unlock()
 		o.cancel()
 		close(o.done)
@@ -260,7 +261,7 @@ func (t *Tether) connect(ctx context.Context, ev *Event, since time.Time, first 
 func (t *Tether) wait(ctx context.Context, d time.Duration) bool {
 	var reset chan struct{}
 	t.mu.Lock()
-	if o := t.outage; o != nil { // nil inside Dial
+	if o := t.rec; o != nil { // nil inside Dial
 		reset = o.reset
 	}
 	t.setStateLocked(TransientFailure)
@@ -323,8 +324,8 @@ func (t *Tether) setPending(c net.Conn) bool {
 	if t.closed.Load() {
 		return false
 	}
-	if t.outage != nil {
-		t.outage.pending = c
+	if t.rec != nil {
+		t.rec.pending = c
 	}
 	return true
 }
@@ -359,8 +360,8 @@ func (t *Tether) install(l *link) error {
 	for {
 		t.mu.Lock()
 		if t.err != nil {
-			if t.outage != nil {
-				t.outage.pending = nil
+			if t.rec != nil {
+				t.rec.pending = nil
 			}
 			t.mu.Unlock()
 			l.conn.Close()
@@ -370,11 +371,11 @@ func (t *Tether) install(l *link) error {
 		if b.empty() {
 			// Installed under the same lock that saw the buffer empty:
 			// no Write can slip into the buffer after it was flushed.
-			if t.outage != nil {
-				t.outage.pending = nil
+			if t.rec != nil {
+				t.rec.pending = nil
 			}
-			l.conn.SetReadDeadline(t.dl[dirRead])
-			l.conn.SetWriteDeadline(t.dl[dirWrite])
+			l.conn.SetReadDeadline(t.half[dirRead].dl)
+			l.conn.SetWriteDeadline(t.half[dirWrite].dl)
 			t.cur.Store(l)
 			t.setStateLocked(Ready)
 			t.mu.Unlock()

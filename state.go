@@ -133,7 +133,7 @@ func (t *Tether) Connect() {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.err == nil && t.outage == nil && t.cur.Load().conn == nil {
+	if t.err == nil && t.rec == nil && t.cur.Load().conn == nil {
 		t.startLocked(nil, nil)
 	}
 }
@@ -148,7 +148,7 @@ func (t *Tether) ResetBackoff() {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if o := t.outage; o != nil && State(t.state.Load()) == TransientFailure {
+	if o := t.rec; o != nil && State(t.state.Load()) == TransientFailure {
 		select {
 		case o.reset <- struct{}{}:
 		default:
@@ -169,7 +169,7 @@ func (t *Tether) Reconnect() {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c := t.cur.Load(); t.err == nil && t.outage == nil && c.conn != nil {
+	if c := t.cur.Load(); t.err == nil && t.rec == nil && c.conn != nil {
 		t.startLocked(c, ErrForcedReconnect)
 	}
 }

@@ -32,31 +32,36 @@ type Tether struct {
 	// halfClosed is the generation of the connection whose writing side
 	// CloseWrite shut (0: none): a loss of that connection is final.
 	halfClosed atomic.Uint64
-	// dlSeq counts the changes of each user deadline: odd while
-	// setDeadline is applying one. Each raw operation notes it when it
-	// begins, to tell whether the deadline moved under it (see
-	// userTimeout). The deadlines themselves are dl, under mu.
-	dlSeq [2]atomic.Uint64
-
-	rsem, wsem sem // serialise Reads and Writes, separately
-
-	// rpend is an error met by a Read that returned bytes: the next Read
-	// handles it first. Guarded by rsem.
-	rpend *pendingErr
+	// half holds what is per direction (dirRead, dirWrite).
+	half [2]half
 	// wd is the read watchdog (WithReadIdleTimeout), nil when off.
 	wd *watchdog
 
 	mu         sync.Mutex
-	x          *extra           // what most Tethers never need, made when first needed
-	addr       string           // the address of the next dial
-	outage     *outage          // the reconnect in progress, if any
-	err        error            // why the Tether ended: nil while alive
-	rerr, werr error            // what Read and Write return once it ended
-	dl         [2]time.Time     // the user's deadlines, per direction
-	dlCh       [2]chan struct{} // closed when a deadline changes; made by waiters
-	failures   int              // failed dials since the last stable connection
-	total      int              // failed dials over the Tether's life
-	since      time.Time        // when the current outage began
+	x          *extra    // what most Tethers never need, made when first needed
+	addr       string    // the address of the next dial
+	rec        *recovery // the reconnect in progress, if any
+	err        error     // why the Tether ended: nil while alive
+	rerr, werr error     // what Read and Write return once it ended
+	failures   int       // failed dials since the last stable connection
+	total      int       // failed dials over the Tether's life
+	since      time.Time // when the current outage began
+}
+
+// half is what a Tether keeps per direction, reads or writes.
+type half struct {
+	lock opLock // serialises the operations of the direction
+	// seq counts the changes of the user's deadline: odd while
+	// setDeadline is applying one. Each raw operation notes it when it
+	// begins, to tell whether the deadline moved under it (see
+	// userTimeout).
+	seq atomic.Uint64
+	// pend is an error met by a Read that returned bytes: the next Read
+	// handles it first (reads only). Guarded by lock.
+	pend *pendingErr
+	// Guarded by Tether.mu:
+	dl   time.Time     // the user's deadline
+	dlCh chan struct{} // closed when dl changes; made by waiters
 }
 
 // link is one connection of a Tether, immutable once published. A down link
@@ -225,7 +230,7 @@ func (t *Tether) takeDownLocked() [3]net.Conn {
 	c := t.cur.Load()
 	t.cur.Store(c.down())
 	conns := [3]net.Conn{c.conn}
-	if o := t.outage; o != nil {
+	if o := t.rec; o != nil {
 		conns[1], conns[2] = o.lost, o.pending
 		o.lost, o.pending = nil, nil
 	}
@@ -319,8 +324,8 @@ func (t *Tether) stopLocked() {
 	if t.x != nil && t.x.done != nil {
 		close(t.x.done)
 	}
-	if t.outage != nil {
-		t.outage.cancel()
+	if t.rec != nil {
+		t.rec.cancel()
 	}
 }
 
