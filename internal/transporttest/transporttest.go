@@ -104,6 +104,7 @@ func Run(t *testing.T, tr Transport) {
 		{"Deadlines", testDeadlines},
 		{"CloseDuringReconnect", testCloseDuringReconnect},
 		{"GiveUp", testGiveUp},
+		{"States", testStates},
 		{"NetConn", testNetConn},
 	}
 	for _, tc := range tests {
