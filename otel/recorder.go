@@ -132,9 +132,8 @@ type Recorder struct {
 var _ middleware.MetricsRecorder = (*Recorder)(nil)
 
 // New returns a Recorder whose instruments come from mp's Meter named
-// ScopeName. A nil mp is the global MeterProvider (otel.GetMeterProvider),
-// which forwards to the provider that otel.SetMeterProvider installs, even
-// later. Several Recorders on one provider share the instruments.
+// ScopeName. A nil mp is the global MeterProvider, otel.GetMeterProvider().
+// Several Recorders on one provider share the instruments.
 //
 // New fails if an option is bad or mp cannot make an instrument.
 func New(mp metric.MeterProvider, opts ...Option) (*Recorder, error) {
