@@ -41,7 +41,8 @@
 // What each instrument measures, as middleware.Metrics reports it:
 // tether.events counts every event, and tether.decisions the action the
 // handlers inside Metrics took on it (a reconnect is an event of kind
-// reconnected). tether.dial.duration records each dial, OnConnect
+// reconnected; on connected and reconnected events the action reconnect
+// means the connection was accepted). tether.dial.duration records each dial, OnConnect
 // included; tether.dial.failures counts the failed ones. An outage lasts
 // from the loss of a connection (or the start of Dial) to a reconnect that
 // the handlers accept or a give-up; tether.connection.duration records how

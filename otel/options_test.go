@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/middleware"
@@ -166,4 +167,33 @@ func TestConcurrent(t *testing.T) {
 	require.Contains(t, got, "tether.events {event} {tether.event.kind=reconnected} 800")
 	require.Contains(t, got, "tether.decisions {decision} {tether.action=reconnect} 800")
 	require.Contains(t, got, "tether.dial.duration s {} count=800 sum=0.8 buckets=[0.001:800]")
+}
+
+// TestBuckets checks the bucket bounds that the package documentation
+// lists.
+func TestBuckets(t *testing.T) {
+	rec, reader := newRecorder(t)
+	ev := &tether.Event{Kind: tether.Disconnected, Err: io.EOF, Dialed: "a:1"}
+	rec.ObserveDial(ev, time.Second, true)
+	rec.ObserveOutage(ev, time.Second, true)
+	rec.ObserveConnection(ev, time.Second)
+	durations := []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+	lifetimes := []float64{0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600}
+	want := map[string][]float64{
+		"tether.dial.duration":       durations,
+		"tether.outage.duration":     durations,
+		"tether.connection.duration": lifetimes,
+	}
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	got := map[string][]float64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			h, ok := m.Data.(metricdata.Histogram[float64])
+			require.True(t, ok, "%s: %T", m.Name, m.Data)
+			require.Len(t, h.DataPoints, 1, m.Name)
+			got[m.Name] = h.DataPoints[0].Bounds
+		}
+	}
+	require.Equal(t, want, got)
 }
