@@ -187,7 +187,7 @@ func (r *Recorder) CountEvent(ev *tether.Event, a tether.Action) {
 	ctx := context.Background()
 	attrs := r.attrs(ev, EventKindKey.String(ev.Kind.String()))
 	r.events.Add(ctx, 1, metric.WithAttributes(attrs...))
-	attrs[len(attrs)-1] = ActionKey.String(a.String())
+	attrs[len(attrs)-1] = ActionKey.String(a.String()) // WithAttributes copied attrs
 	r.decisions.Add(ctx, 1, metric.WithAttributes(attrs...))
 }
 
