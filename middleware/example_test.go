@@ -275,19 +275,30 @@ func ExampleCircuitBreaker() {
 // printRecorder is a MetricsRecorder that prints what it is given.
 type printRecorder struct{}
 
-func (printRecorder) CountEvent(k tether.EventKind, a tether.Action) { fmt.Println("event:", k, a) }
-func (printRecorder) ObserveDial(d time.Duration, ok bool)           { fmt.Println("dial:", d, ok) }
-func (printRecorder) ObserveOutage(d time.Duration, recovered bool) {
+func (printRecorder) CountEvent(ev *tether.Event, a tether.Action) {
+	fmt.Println("event:", ev.Kind, a)
+}
+func (printRecorder) ObserveDial(ev *tether.Event, d time.Duration, ok bool) {
+	fmt.Println("dial:", ev.Dialed, d, ok)
+}
+func (printRecorder) ObserveOutage(_ *tether.Event, d time.Duration, recovered bool) {
 	fmt.Println("outage:", d.Round(time.Second), recovered)
+}
+func (printRecorder) ObserveConnection(ev *tether.Event, lifetime time.Duration) {
+	fmt.Println("connection:", ev.Dialed, lifetime, ev.Err)
 }
 
 func ExampleMetrics() {
 	h := tether.Chain(nil, middleware.Metrics(printRecorder{}))
-	ev := tether.Event{Kind: tether.Reconnected, Addr: "127.0.0.1:7001", DialTime: 3 * time.Millisecond, Since: time.Now().Add(-42 * time.Second)}
+	ev := tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: "127.0.0.1:7001", Dialed: "127.0.0.1:7001", Uptime: time.Hour}
+	h.HandleDisconnect(context.Background(), &ev)
+	ev = tether.Event{Kind: tether.Reconnected, Addr: "127.0.0.1:7001", Dialed: "127.0.0.1:7001", DialTime: 3 * time.Millisecond, Since: time.Now().Add(-42 * time.Second)}
 	h.HandleDisconnect(context.Background(), &ev)
 	// Output:
+	// event: disconnected reconnect
+	// connection: 127.0.0.1:7001 1h0m0s EOF
 	// event: reconnected reconnect
-	// dial: 3ms true
+	// dial: 127.0.0.1:7001 3ms true
 	// outage: 42s true
 }
 
