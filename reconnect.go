@@ -112,9 +112,9 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 		}
 		t.since = now
 		ev = Event{Kind: Disconnected, Err: cause, Addr: t.addr, Attempt: t.failures, Dialed: lost.addr,
-			Total: t.total, Uptime: uptime, Since: now, Generation: lost.gen}
+			Total: t.total, Uptime: uptime, Since: now, Generation: lost.gen, State: Connecting}
 	} else {
-		ev.Addr = t.addr
+		ev.Addr, ev.State = t.addr, Connecting
 	}
 	since := t.since
 	first := t.cur.Load().gen == 0 // a lazy Tether's first dial
@@ -214,7 +214,7 @@ func (t *Tether) connect(ctx context.Context, ev *Event, since time.Time, first 
 			t.mu.Lock()
 			gen := t.cur.Load().genOrZero() + 1 // the handler may change the Event, not this
 			*ev = Event{Kind: kind, Addr: addr, Dialed: addr, Attempt: t.failures, Total: t.total,
-				Since: since, Generation: gen, DialTime: dialTime, Conn: conn}
+				Since: since, Generation: gen, DialTime: dialTime, Conn: conn, State: Connecting}
 			t.mu.Unlock()
 			if t.handle(ctx, ev) == GiveUp {
 				t.setPending(nil)
@@ -245,7 +245,7 @@ func (t *Tether) connect(ctx context.Context, ev *Event, since time.Time, first 
 		t.failures++
 		t.total++
 		*ev = Event{Kind: Unreachable, Err: err, Addr: addr, Dialed: addr, Attempt: t.failures,
-			Total: t.total, Since: since, Generation: t.cur.Load().genOrZero(), DialTime: dialTime}
+			Total: t.total, Since: since, Generation: t.cur.Load().genOrZero(), DialTime: dialTime, State: Connecting}
 		t.mu.Unlock()
 		switch t.handle(ctx, ev) {
 		case GiveUp:

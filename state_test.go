@@ -347,3 +347,29 @@ func readString(t *testing.T, s net.Conn, n int) string {
 	require.NoError(t, err)
 	return string(buf)
 }
+
+// NextState names the state each decision leads to, as the Tether enters it.
+func TestEventNextState(t *testing.T) {
+	for _, tc := range []struct {
+		kind  tether.EventKind
+		delay time.Duration
+		a     tether.Action
+		want  tether.State
+	}{
+		{tether.Connected, 0, tether.Reconnect, tether.Ready},
+		{tether.Connected, 0, tether.Ignore, tether.Ready},
+		{tether.Connected, 0, tether.GiveUp, tether.Shutdown},
+		{tether.Reconnected, time.Second, tether.Reconnect, tether.Ready},
+		{tether.Disconnected, 0, tether.Reconnect, tether.Connecting},
+		{tether.Disconnected, time.Second, tether.Reconnect, tether.TransientFailure},
+		{tether.Disconnected, 0, tether.Ignore, tether.Ready},
+		{tether.Disconnected, 0, tether.GiveUp, tether.Shutdown},
+		{tether.Unreachable, 0, tether.Reconnect, tether.Connecting},
+		{tether.Unreachable, time.Second, tether.Reconnect, tether.TransientFailure},
+		{tether.Unreachable, 0, tether.Ignore, tether.Idle},
+		{tether.Unreachable, time.Second, tether.GiveUp, tether.Shutdown},
+	} {
+		ev := tether.Event{Kind: tc.kind, Delay: tc.delay}
+		require.Equal(t, tc.want, ev.NextState(tc.a), "Event{%v, Delay %v}.NextState(%v)", tc.kind, tc.delay, tc.a)
+	}
+}

@@ -124,7 +124,7 @@ func Dial(ctx context.Context, d Dialer, addr string, h DisconnectHandler, opts 
 		t.cur.Store(&link{}) // down, generation 0: the first dial sends Connected
 		return t, nil
 	}
-	ev := Event{Addr: addr}
+	ev := Event{Addr: addr, State: Connecting}
 	if out, err := t.connect(ctx, &ev, time.Now(), true); out != connected {
 		return nil, err
 	}

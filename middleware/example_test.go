@@ -88,9 +88,9 @@ func Example() {
 	}
 	fmt.Println(string(buf), len(events), "events")
 	// Output:
-	// level=INFO msg="tether connected" action=accept event.kind=connected event.addr=127.0.0.1:7001 event.attempt=0 event.total=0 event.generation=1
-	// level=INFO msg="tether disconnected" action=reconnect event.kind=disconnected event.err=EOF event.addr=127.0.0.1:7002 event.dialed=127.0.0.1:7001 event.attempt=1 event.total=1 event.generation=1
-	// level=INFO msg="tether reconnected" action=accept event.kind=reconnected event.addr=127.0.0.1:7002 event.attempt=1 event.total=1 event.generation=2
+	// level=INFO msg="tether connected" action=accept state=ready event.kind=connected event.addr=127.0.0.1:7001 event.attempt=0 event.total=0 event.generation=1
+	// level=INFO msg="tether disconnected" action=reconnect state=transient-failure event.kind=disconnected event.err=EOF event.addr=127.0.0.1:7002 event.dialed=127.0.0.1:7001 event.attempt=1 event.total=1 event.generation=1
+	// level=INFO msg="tether reconnected" action=accept state=ready event.kind=reconnected event.addr=127.0.0.1:7002 event.attempt=1 event.total=1 event.generation=2
 	// foobar 3 events
 }
 
@@ -105,8 +105,8 @@ func ExampleLogging() {
 		Dialed: "127.0.0.1:7001", Attempt: 3, Total: 3, Generation: 1}
 	h.HandleDisconnect(context.Background(), &ev)
 	// Output:
-	// level=INFO msg="tether unreachable" action=reconnect event.kind=unreachable event.err="connection refused" event.addr=127.0.0.1:7001 event.attempt=2 event.total=2 event.generation=1
-	// level=ERROR msg="tether unreachable" action=give-up event.kind=unreachable event.err="tether/middleware: too many failed dials (3 in a row): connection refused" event.addr=127.0.0.1:7001 event.attempt=3 event.total=3 event.generation=1 cause="connection refused"
+	// level=INFO msg="tether unreachable" action=reconnect state=transient-failure event.kind=unreachable event.err="connection refused" event.addr=127.0.0.1:7001 event.attempt=2 event.total=2 event.generation=1
+	// level=ERROR msg="tether unreachable" action=give-up state=shutdown event.kind=unreachable event.err="tether/middleware: too many failed dials (3 in a row): connection refused" event.addr=127.0.0.1:7001 event.attempt=3 event.total=3 event.generation=1 cause="connection refused"
 }
 
 func ExampleBackoff() {

@@ -43,7 +43,8 @@ func Logging(l *slog.Logger) tether.Middleware {
 				return a
 			}
 			attrs := make([]slog.Attr, 0, 4)
-			attrs = append(attrs, slog.String("action", Decision(ev.Kind, a)), slog.Any("event", *ev))
+			attrs = append(attrs, slog.String("action", Decision(ev.Kind, a)),
+				slog.String("state", ev.NextState(a).String()), slog.Any("event", *ev))
 			if ev.Kind != tether.Connected {
 				attrs = append(attrs, slog.Duration("outage", ev.Outage(time.Now())))
 			}
