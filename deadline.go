@@ -110,14 +110,13 @@ func (t *Tether) block(dir direction, ch <-chan struct{}) error {
 
 // userTimeout reports whether err is a timeout because of the user's
 // deadline for dir: the deadline has passed, or the user moved it while the
-// operation ran (seq0 is dlSeq[dir] when it began; the counter and the
+// operation ran (seq0 is half[dir].seq when it began; the counter and the
 // deadline are read together under mu, where setDeadline changes both, so
 // that a deadline moved between the two reads is never missed). A moved
-// deadline may be
-// the one that fired, and a false disconnect would cost a reconnect where a
-// false timeout costs one error (a dead connection fails the next operation
-// again). Any other timeout (a dead peer, a QUIC idle timeout, the watchdog)
-// is a disconnect.
+// deadline may be the one that fired, and a false disconnect would cost a
+// reconnect where a false timeout costs one error (a dead connection fails
+// the next operation again). Any other timeout (a dead peer, a QUIC idle
+// timeout, the watchdog) is a disconnect.
 func (t *Tether) userTimeout(err error, dir direction, seq0 uint64) bool {
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {

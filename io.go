@@ -188,7 +188,7 @@ func (t *Tether) onError(c *link, err error, dir direction, seq0 uint64) error {
 
 // fail decides about err, met by an operation on link c. It returns the
 // error the operation returns, or the outage to wait for, or neither when a
-// newer link is already there. seq0 is dlSeq[dir] when the operation began.
+// newer link is already there. seq0 is half[dir].seq when the operation began.
 func (t *Tether) fail(c *link, err error, dir direction, seq0 uint64) (*recovery, error) {
 	if t.closed.Load() {
 		return nil, net.ErrClosed
