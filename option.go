@@ -21,12 +21,12 @@ const (
 // An Option configures a Tether in Dial or New. Options are made by the
 // With... functions of this package.
 type Option interface {
-	apply(*config)
+	apply(*options)
 }
 
-type optionFunc func(*config)
+type optionFunc func(*options)
 
-func (f optionFunc) apply(c *config) { f(c) }
+func (f optionFunc) apply(o *options) { f(o) }
 
 // Propagation says which error the operations of a Tether return after its
 // handler gave up (io-tether's ErrorPropagation). Whatever it says, Err
@@ -66,8 +66,8 @@ type config struct {
 	onConnect        func(ctx context.Context, c net.Conn) error
 	onConnectTimeout time.Duration
 	readIdle         time.Duration
-	err              error // the first bad option
 	buffer           int   // the write buffer's size; 0: none
+	observe          func(from, to State, in time.Duration)
 	propagation      uint8 // a Propagation; small types keep an idle Tether small
 	writePolicy      uint8 // a WritePolicy
 	boundary         bool
@@ -76,11 +76,20 @@ type config struct {
 	noInitialRetry   bool
 }
 
-func newConfig(opts []Option) config {
-	c := config{
+// options is a config being built, with the first bad option's error,
+// which the Tether does not keep.
+type options struct {
+	config
+	err error
+}
+
+// newConfig applies opts to the defaults; it returns the error of the
+// first bad option.
+func newConfig(opts []Option) (config, error) {
+	c := options{config: config{
 		stability:        DefaultStabilityPeriod,
 		onConnectTimeout: DefaultOnConnectTimeout,
-	}
+	}}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&c)
@@ -89,10 +98,10 @@ func newConfig(opts []Option) config {
 	if c.boundary && c.buffer > 0 {
 		c.fail("WithReconnectBoundary and WithWriteBuffer do not go together: a buffered Write returns before its connection is known")
 	}
-	return c
+	return c.config, c.err
 }
 
-func (c *config) fail(msg string) {
+func (c *options) fail(msg string) {
 	if c.err == nil {
 		c.err = errors.New("tether: " + msg)
 	}
@@ -105,7 +114,7 @@ func (c *config) fail(msg string) {
 // at once. A negative d is an error from Dial; 0 makes every connection
 // stable.
 func WithStabilityPeriod(d time.Duration) Option {
-	return optionFunc(func(c *config) {
+	return optionFunc(func(c *options) {
 		if d < 0 {
 			c.fail("negative stability period")
 			return
@@ -124,14 +133,14 @@ func WithStabilityPeriod(d time.Duration) Option {
 //
 // Deadlines that f sets on c are replaced by the Tether's afterwards.
 func WithOnConnect(f func(ctx context.Context, c net.Conn) error) Option {
-	return optionFunc(func(c *config) { c.onConnect = f })
+	return optionFunc(func(c *options) { c.onConnect = f })
 }
 
 // WithOnConnectTimeout bounds each run of the OnConnect hook (default
 // DefaultOnConnectTimeout); the hook's ctx ends then, and the connection's
 // deadlines are set to it. A d of 0 or less is an error from Dial.
 func WithOnConnectTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) {
+	return optionFunc(func(c *options) {
 		if d <= 0 {
 			c.fail("OnConnect timeout must be positive")
 			return
@@ -181,7 +190,7 @@ func (p WritePolicy) String() string {
 // short or failed (default WriteWhole). An unknown policy is an error from
 // Dial.
 func WithWritePolicy(p WritePolicy) Option {
-	return optionFunc(func(c *config) {
+	return optionFunc(func(c *options) {
 		if p < WriteWhole || p > WriteDrop {
 			c.fail("unknown WritePolicy")
 			return
@@ -204,7 +213,7 @@ func WithWritePolicy(p WritePolicy) Option {
 // boundary no failed Write goes to another connection, whatever the write
 // policy.
 func WithReconnectBoundary() Option {
-	return optionFunc(func(c *config) { c.boundary = true })
+	return optionFunc(func(c *options) { c.boundary = true })
 }
 
 // WithLazy makes Dial return at once, in state Idle, after checking its
@@ -215,7 +224,7 @@ func WithReconnectBoundary() Option {
 // often cancel as soon as Dial returns). For a client that starts before
 // its server.
 func WithLazy() Option {
-	return optionFunc(func(c *config) { c.lazy = true })
+	return optionFunc(func(c *options) { c.lazy = true })
 }
 
 // WithWriteBuffer gives the Tether a buffer of n bytes for Writes made while
@@ -238,7 +247,7 @@ func WithLazy() Option {
 // Dial, and so is a buffer with WithReconnectBoundary: they are for
 // different protocols (fire-and-forget against framed request/response).
 func WithWriteBuffer(n int) Option {
-	return optionFunc(func(c *config) {
+	return optionFunc(func(c *options) {
 		if n < 0 {
 			c.fail("negative write buffer size")
 			return
@@ -253,13 +262,32 @@ func WithWriteBuffer(n int) Option {
 // without one, every Write) returns 0 and an error matching ErrBufferFull,
 // and writes nothing. Reads still wait.
 func WithFailFast() Option {
-	return optionFunc(func(c *config) { c.failFast = true })
+	return optionFunc(func(c *options) { c.failFast = true })
+}
+
+// WithStateObserver sets f to be told of every change of the Tether's state
+// (see State): the state it left, the state it entered, and how long it was
+// in the one it left. For metrics: a count of Tethers per state, the time
+// spent in each (package otel's Recorder and middleware.ExpvarMetrics give
+// one). f is first called as the Tether is made, with from and to both its
+// first state (Connecting, or Idle with WithLazy) and in 0, and last when it
+// enters Shutdown. Calls for one Tether come one at a time, in order; f
+// runs while the Tether holds its lock, so it must return quickly and must
+// not call the Tether's methods. A nil f is an error from Dial.
+func WithStateObserver(f func(from, to State, in time.Duration)) Option {
+	return optionFunc(func(c *options) {
+		if f == nil {
+			c.fail("nil state observer")
+			return
+		}
+		c.observe = f
+	})
 }
 
 // WithErrorPropagation sets which error operations return after the handler
 // gave up (default PropagateCause).
 func WithErrorPropagation(p Propagation) Option {
-	return optionFunc(func(c *config) {
+	return optionFunc(func(c *options) {
 		if p < PropagateCause || p > PropagateNone {
 			c.fail("unknown Propagation")
 			return
@@ -272,7 +300,7 @@ func WithErrorPropagation(p Propagation) Option {
 // asking the handler (io-tether's connect_without_retry). Reconnects after the
 // first connection still follow the handler.
 func WithNoInitialRetry() Option {
-	return optionFunc(func(c *config) { c.noInitialRetry = true })
+	return optionFunc(func(c *options) { c.noInitialRetry = true })
 }
 
 // WithReadIdleTimeout sets a watchdog on reads: a Read that receives nothing
@@ -286,7 +314,7 @@ func WithNoInitialRetry() Option {
 // it is sooner. A d of 0 (the default) turns it off; a negative d is an
 // error from Dial.
 func WithReadIdleTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) {
+	return optionFunc(func(c *options) {
 		if d < 0 {
 			c.fail("negative read idle timeout")
 			return

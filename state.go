@@ -3,6 +3,7 @@ package tether
 import (
 	"context"
 	"strconv"
+	"time"
 )
 
 // State is where a Tether stands in its life. A Tether is in exactly one
@@ -76,6 +77,11 @@ func (t *Tether) setStateLocked(to State) {
 		return
 	}
 	t.state.Store(int32(to))
+	if f := t.cfg.observe; f != nil {
+		now := time.Now()
+		f(from, to, now.Sub(t.x.stateSince))
+		t.x.stateSince = now
+	}
 	if t.x != nil && t.x.stateCh != nil {
 		close(t.x.stateCh)
 		t.x.stateCh = nil

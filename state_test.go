@@ -373,3 +373,45 @@ func TestEventNextState(t *testing.T) {
 		require.Equal(t, tc.want, ev.NextState(tc.a), "Event{%v, Delay %v}.NextState(%v)", tc.kind, tc.delay, tc.a)
 	}
 }
+
+type stateChange struct {
+	from, to tether.State
+	in       time.Duration
+}
+
+// WithStateObserver is told of every change, in order, with the time spent
+// in the state left; first of the initial state, last of Shutdown.
+func TestStateObserver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var changes []stateChange // one call at a time per Tether
+		d := newPipeDialer()
+		r := delayed(3 * time.Second)
+		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithStateObserver(func(from, to tether.State, in time.Duration) {
+			changes = append(changes, stateChange{from, to, in})
+		}))
+		require.NoError(t, err)
+		time.Sleep(10 * time.Second)
+		d.server(t).Close()
+		go tt.Read(make([]byte, 1))
+		d.server(t)
+		synctest.Wait()
+		tt.Close()
+		require.Equal(t, []stateChange{
+			{tether.Connecting, tether.Connecting, 0},
+			{tether.Connecting, tether.Ready, 0},
+			{tether.Ready, tether.Connecting, 10 * time.Second},
+			{tether.Connecting, tether.TransientFailure, 0},
+			{tether.TransientFailure, tether.Connecting, 3 * time.Second},
+			{tether.Connecting, tether.Ready, 0},
+			{tether.Ready, tether.Shutdown, 0},
+		}, changes)
+	})
+	var first []tether.State
+	tt, err := tether.Dial(t.Context(), newPipeDialer(), "a", nil, tether.WithLazy(),
+		tether.WithStateObserver(func(from, to tether.State, _ time.Duration) { first = append(first, from, to) }))
+	require.NoError(t, err)
+	tt.Close()
+	require.Equal(t, []tether.State{tether.Idle, tether.Idle, tether.Idle, tether.Shutdown}, first)
+	_, err = tether.Dial(t.Context(), newPipeDialer(), "a", nil, tether.WithStateObserver(nil))
+	require.ErrorContains(t, err, "nil state observer")
+}

@@ -120,7 +120,6 @@ func Dial(ctx context.Context, d Dialer, addr string, h DisconnectHandler, opts 
 		return nil, err
 	}
 	if t.cfg.lazy {
-		t.state.Store(int32(Idle))
 		t.cur.Store(&link{}) // down, generation 0: the first dial sends Connected
 		return t, nil
 	}
@@ -161,9 +160,9 @@ func newTether(ctx context.Context, d Dialer, addr string, h DisconnectHandler, 
 	if f, ok := h.(DisconnectHandlerFunc); ok && f == nil {
 		return nil, errNilHandlerFunc
 	}
-	cfg := newConfig(opts)
-	if cfg.err != nil {
-		return nil, cfg.err
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
 	}
 	if h == nil {
 		h = DefaultHandler()
@@ -172,6 +171,15 @@ func newTether(ctx context.Context, d Dialer, addr string, h DisconnectHandler, 
 	t.state.Store(int32(Connecting))
 	if cfg.boundary {
 		t.x = &extra{seen: [2]uint64{1, 1}} // the first connection raises no boundary
+	}
+	if cfg.lazy {
+		t.state.Store(int32(Idle))
+	}
+	if cfg.observe != nil {
+		x := t.extraLocked() // no other goroutine has t yet
+		x.stateSince = time.Now()
+		s := State(t.state.Load())
+		cfg.observe(s, s, 0)
 	}
 	if cfg.readIdle > 0 {
 		t.wd = &watchdog{d: cfg.readIdle}
@@ -301,6 +309,9 @@ type extra struct {
 	// operation used, for WithReconnectBoundary; x is made with it in
 	// newTether.
 	seen [2]uint64
+	// stateSince is when the Tether entered its state, for the state
+	// observer (WithStateObserver).
+	stateSince time.Time
 }
 
 // extraLocked returns t.x, made when first needed.

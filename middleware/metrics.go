@@ -92,7 +92,10 @@ func Metrics(r MetricsRecorder) tether.Middleware {
 //   - "outage_seconds": a histogram of outage durations,
 //   - "outages_recovered": the count of outages that ended in a reconnect,
 //   - "connection_seconds": a histogram of the lifetimes of lost
-//     connections.
+//     connections,
+//   - "state_seconds": a histogram per state ("idle", "connecting",
+//     "ready", "transient-failure") of the time spent in it, from the
+//     Tethers given StateObserver's option.
 //
 // A histogram is an object with "count", "sum" (seconds) and "buckets", a
 // cumulative count per upper bound in seconds ("0.001", ..., "3600",
@@ -106,6 +109,8 @@ type ExpvarMetrics struct {
 	recovered expvar.Int
 	dials     histogram
 	outages   histogram
+	states    expvar.Map
+	inState   [tether.Shutdown]histogram // the time spent in each state but Shutdown
 	conns     histogram
 }
 
@@ -117,6 +122,10 @@ func (m *ExpvarMetrics) init() {
 		m.m.Set("dial_seconds", &m.dials)
 		m.m.Set("outage_seconds", &m.outages)
 		m.m.Set("outages_recovered", &m.recovered)
+		m.m.Set("state_seconds", &m.states)
+		for s := range m.inState {
+			m.states.Set(tether.State(s).String(), &m.inState[s])
+		}
 		m.m.Set("connection_seconds", &m.conns)
 	})
 }
@@ -150,6 +159,19 @@ func (m *ExpvarMetrics) ObserveOutage(_ *tether.Event, d time.Duration, recovere
 func (m *ExpvarMetrics) ObserveConnection(_ *tether.Event, lifetime time.Duration) {
 	m.init()
 	m.conns.observe(lifetime)
+}
+
+// StateObserver returns an option for tether.Dial (tether.WithStateObserver)
+// that records, in "state_seconds", a histogram per state of the time the
+// Tether spent in it, measured when it leaves the state: what Metrics, which
+// sees only events, cannot (the end of a backoff delay, Close).
+func (m *ExpvarMetrics) StateObserver() tether.Option {
+	return tether.WithStateObserver(func(from, to tether.State, in time.Duration) {
+		if from != to && from >= 0 && int(from) < len(m.inState) {
+			m.init()
+			m.inState[from].observe(in)
+		}
+	})
 }
 
 // String implements expvar.Var: the numbers as a JSON object.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"expvar"
 	"io"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -199,5 +200,28 @@ func TestMetricsTether(t *testing.T) {
 		require.Regexp(t, `^outage (2\.99|3\.00)\d*s recovered reconnected$`, got[10], "about 0 + 1 s + 2 s")
 		require.Len(t, got, 11)
 		n.closeAll()
+	})
+}
+
+// ExpvarMetrics.StateObserver records the time a Tether spent in each
+// state, as it leaves it.
+func TestExpvarMetricsStates(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var m middleware.ExpvarMetrics
+		n := newFakeNet()
+		n.up(addrA, func(c net.Conn) {})
+		tn, err := tether.Dial(t.Context(), n, addrA, nil, m.StateObserver())
+		require.NoError(t, err)
+		time.Sleep(time.Minute)
+		tn.Close()
+		var got struct {
+			States map[string]histogramJSON `json:"state_seconds"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(m.String()), &got), "JSON: %s", m.String())
+		require.Equal(t, int64(1), got.States["connecting"].Count)
+		require.Equal(t, int64(1), got.States["ready"].Count)
+		require.InDelta(t, 60, got.States["ready"].Sum, 1e-9)
+		require.Zero(t, got.States["idle"].Count)
+		require.Zero(t, got.States["transient-failure"].Count)
 	})
 }

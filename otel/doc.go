@@ -26,6 +26,8 @@
 //	tether.dial.duration        histogram  s           error.type, on failed dials only
 //	tether.outage.duration      histogram  s           tether.outage.recovered (bool); error.type, on a give-up with a cause
 //	tether.connection.duration  histogram  s           error.type: why the connection was lost
+//	tether.count                up-down    {tether}    tether.state: Tethers in each state (StateObserver)
+//	tether.state.duration       histogram  s           tether.state: time spent in a state, when left (StateObserver)
 //
 // The common attributes, on every measurement:
 //
@@ -55,6 +57,10 @@
 // day (0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 h, 6 h,
 // 12 h, 24 h). An SDK View changes them.
 //
-// The number of Tethers in each state is not measured: middleware.Metrics
-// sees events, and some changes of state, such as Close, reach no handler.
+// tether.count and tether.state.duration come from the option that
+// [Recorder.StateObserver] returns, given to each Tether: middleware.Metrics
+// sees events only, and some changes of state, such as Close or the end of
+// a backoff delay, reach no handler. They carry the transport attribute and
+// tether.state (idle, connecting, ready, transient-failure), not the
+// address; a closed Tether leaves the count.
 package tetherotel

@@ -28,6 +28,9 @@ const (
 	dialName        = "tether.dial.duration"
 	outageName      = "tether.outage.duration"
 	connectionName  = "tether.connection.duration"
+	countName       = "tether.count"
+	stateName       = "tether.state.duration"
+	tetherUnit      = "{tether}"
 	secondsUnit     = "s"
 	eventUnit       = "{event}"
 	decisionUnit    = "{decision}"
@@ -52,6 +55,8 @@ const (
 	// ServerPortKey is the port of the address dialed, when it has a
 	// numeric one.
 	ServerPortKey = attribute.Key("server.port")
+	// StateKey is a Tether's state (tether.State.String).
+	StateKey = attribute.Key("tether.state")
 	// ErrorTypeKey classifies an error (see ErrorType), as in
 	// OpenTelemetry's semantic conventions.
 	ErrorTypeKey = attribute.Key("error.type")
@@ -126,6 +131,8 @@ type Recorder struct {
 	dials      metric.Float64Histogram
 	outages    metric.Float64Histogram
 	lifetimes  metric.Float64Histogram
+	count      metric.Int64UpDownCounter
+	states     metric.Float64Histogram
 	registered bool
 }
 
@@ -155,7 +162,7 @@ func New(mp metric.MeterProvider, opts ...Option) (*Recorder, error) {
 		r.common = []attribute.KeyValue{TransportKey.String(c.transport)}
 	}
 
-	var errs [6]error
+	var errs [8]error
 	r.events, errs[0] = m.Int64Counter(eventsName, metric.WithUnit(eventUnit),
 		metric.WithDescription("Events of the Tethers: connected, disconnected, unreachable, reconnected."))
 	r.decisions, errs[1] = m.Int64Counter(decisionsName, metric.WithUnit(decisionUnit),
@@ -170,6 +177,11 @@ func New(mp metric.MeterProvider, opts ...Option) (*Recorder, error) {
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	r.lifetimes, errs[5] = m.Float64Histogram(connectionName, metric.WithUnit(secondsUnit),
 		metric.WithDescription("Lifetime of the lost connections, from their acceptance to their loss."),
+		metric.WithExplicitBucketBoundaries(lifetimeBuckets...))
+	r.count, errs[6] = m.Int64UpDownCounter(countName, metric.WithUnit(tetherUnit),
+		metric.WithDescription("Tethers in each state (tether.state), from the Tethers given the Recorder's StateObserver; closed ones are not counted."))
+	r.states, errs[7] = m.Float64Histogram(stateName, metric.WithUnit(secondsUnit),
+		metric.WithDescription("Time the Tethers spent in each state (tether.state) before they left it."),
 		metric.WithExplicitBucketBoundaries(lifetimeBuckets...))
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, fmt.Errorf("tether/otel: %w", err)
@@ -267,4 +279,33 @@ func appendAddress(attrs []attribute.KeyValue, addr string) []attribute.KeyValue
 		attrs = append(attrs, ServerPortKey.Int(int(p)))
 	}
 	return attrs
+}
+
+// StateObserver returns an option for tether.Dial (tether.WithStateObserver)
+// that records the Tether's states on r: tether.count counts the Tethers in
+// each state (a closed one leaves the count), and tether.state.duration the
+// time spent in each state, measured when the Tether leaves it. Unlike
+// middleware.Metrics, which sees only events, it sees every change: the end
+// of a backoff delay, Close. Both carry r's transport attribute and
+// tether.state; the address is not known to a state change.
+//
+//	rec, _ := tetherotel.New(nil, tetherotel.WithTransport("tcp"))
+//	t, err := tcp.Dial(ctx, addr, tether.Chain(nil, middleware.Metrics(rec)), rec.StateObserver())
+func (r *Recorder) StateObserver() tether.Option {
+	return tether.WithStateObserver(func(from, to tether.State, in time.Duration) {
+		if r == nil || !r.registered {
+			return
+		}
+		ctx := context.Background()
+		attrs := make([]attribute.KeyValue, 0, len(r.common)+1)
+		attrs = append(append(attrs, r.common...), StateKey.String(from.String()))
+		if from != to {
+			r.count.Add(ctx, -1, metric.WithAttributes(attrs...))
+			r.states.Record(ctx, in.Seconds(), metric.WithAttributes(attrs...))
+		}
+		if to != tether.Shutdown {
+			attrs[len(attrs)-1] = StateKey.String(to.String()) // WithAttributes copied attrs
+			r.count.Add(ctx, 1, metric.WithAttributes(attrs...))
+		}
+	})
 }

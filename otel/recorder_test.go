@@ -153,7 +153,7 @@ func collect(t *testing.T, reader sdkmetric.Reader) []string {
 			prefix := m.Name + " " + m.Unit + " "
 			switch data := m.Data.(type) {
 			case metricdata.Sum[int64]:
-				require.True(t, data.IsMonotonic, m.Name)
+				require.Equal(t, m.Name != "tether.count", data.IsMonotonic, m.Name)
 				require.Equal(t, metricdata.CumulativeTemporality, data.Temporality, m.Name)
 				for _, p := range data.DataPoints {
 					lines = append(lines, prefix+attrString(p.Attributes)+" "+strconv.FormatInt(p.Value, 10))
@@ -191,4 +191,51 @@ func attrString(s attribute.Set) string {
 		parts = append(parts, string(kv.Key)+"="+kv.Value.Emit())
 	}
 	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// StateObserver counts the Tethers in each state and records the time they
+// spent in each, Close included, which no handler sees.
+func TestStateObserver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		defer mp.Shutdown(context.Background())
+		rec, err := tetherotel.New(mp, tetherotel.WithTransport("pipe"))
+		require.NoError(t, err)
+
+		var d tethertest.Dialer
+		delay := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Disconnected {
+				ev.Delay = time.Minute
+			}
+			return tether.Reconnect
+		})
+		a, err := tether.Dial(t.Context(), slowDialer(&d), "server:7000", delay, rec.StateObserver())
+		require.NoError(t, err)
+		defer a.Close()
+		b, err := tether.Dial(t.Context(), slowDialer(&d), "server:7000", delay, rec.StateObserver())
+		require.NoError(t, err)
+		c, err := tether.Dial(t.Context(), &d, "server:7000", nil, tether.WithLazy(), rec.StateObserver())
+		require.NoError(t, err)
+		defer c.Close()
+		sa, err := d.Accept(t.Context())
+		require.NoError(t, err)
+		time.Sleep(10 * time.Second)
+		sa.Reset()
+		go a.Read(make([]byte, 1)) // notices the loss: a minute's delay
+		synctest.Wait()
+		require.NoError(t, b.Close()) // after 10 s Ready
+		// a is in its delay, b closed, c lazy. Connecting was left three
+		// times: after a's and b's dials in Dial (20 ms each), and after
+		// the decision on a's loss (at once). a was Ready from 0.02 s to
+		// 10.04 s, b from 0.04 s to 10.04 s.
+		require.Equal(t, []string{
+			"tether.count {tether} {tether.state=connecting,tether.transport=pipe} 0",
+			"tether.count {tether} {tether.state=idle,tether.transport=pipe} 1",
+			"tether.count {tether} {tether.state=ready,tether.transport=pipe} 0",
+			"tether.count {tether} {tether.state=transient-failure,tether.transport=pipe} 1",
+			"tether.state.duration s {tether.state=connecting,tether.transport=pipe} count=3 sum=0.04 buckets=[0.01:1 0.1:2]",
+			"tether.state.duration s {tether.state=ready,tether.transport=pipe} count=2 sum=20.02 buckets=[10:1 30:1]",
+		}, collect(t, reader))
+	})
 }
