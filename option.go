@@ -66,7 +66,7 @@ type config struct {
 	onConnect        func(ctx context.Context, c net.Conn) error
 	onConnectTimeout time.Duration
 	readIdle         time.Duration
-	buffer           int   // the write buffer's size; 0: none
+	buffer           int // the write buffer's size; 0: none
 	observe          func(from, to State, in time.Duration)
 	propagation      uint8 // a Propagation; small types keep an idle Tether small
 	writePolicy      uint8 // a WritePolicy
