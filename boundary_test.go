@@ -18,10 +18,7 @@ import (
 // no connection; the next Write goes whole to the new one.
 func TestWriteWholeReportsCutWrite(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithStabilityPeriod(0))
-		require.NoError(t, err)
-		defer tt.Close()
+		tt, d := dialPipe(t, nil, tether.WithStabilityPeriod(0))
 		s1 := d.server(t)
 
 		wrote := make(chan result, 1)
@@ -29,7 +26,7 @@ func TestWriteWholeReportsCutWrite(t *testing.T) {
 			n, err := tt.Write([]byte("SET k hello"))
 			wrote <- result{n: n, err: err}
 		}()
-		_, err = io.ReadFull(s1, make([]byte, 6)) // "SET k " taken, then the loss
+		_, err := io.ReadFull(s1, make([]byte, 6)) // "SET k " taken, then the loss
 		require.NoError(t, err)
 		synctest.Wait()
 		s1.Close()
@@ -55,10 +52,7 @@ func TestWriteWholeReportsCutWrite(t *testing.T) {
 // whole to the next connection, and returns len(p), nil.
 func TestWriteWholeUntouchedWriteGoesWhole(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		tt, err := tether.Dial(t.Context(), d, "a", nil)
-		require.NoError(t, err)
-		defer tt.Close()
+		tt, d := dialPipe(t, nil)
 		s1 := d.server(t)
 
 		wrote := make(chan result, 1)
@@ -70,7 +64,7 @@ func TestWriteWholeUntouchedWriteGoesWhole(t *testing.T) {
 		s1.Close()
 		s2 := d.server(t)
 		buf := make([]byte, 5)
-		_, err = io.ReadFull(s2, buf)
+		_, err := io.ReadFull(s2, buf)
 		require.NoError(t, err)
 		require.Equal(t, "hello", string(buf))
 		w := <-wrote
@@ -90,11 +84,8 @@ func TestWritePolicyBad(t *testing.T) {
 // after the reconnect does too, and both then go on normally.
 func TestReconnectBoundary(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
 		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithReconnectBoundary())
-		require.NoError(t, err)
-		defer tt.Close()
+		tt, d := dialPipe(t, r, tether.WithReconnectBoundary())
 		s1 := d.server(t)
 
 		// Request, reply: no boundary on the first connection.
@@ -214,11 +205,8 @@ func TestReconnectBoundaryCoalesces(t *testing.T) {
 // error.
 func TestReconnectBoundaryGiveUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
 		r := &recorder{decide: giveUpOn(tether.Unreachable)}
-		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithReconnectBoundary())
-		require.NoError(t, err)
-		defer tt.Close()
+		tt, d := dialPipe(t, r, tether.WithReconnectBoundary())
 		s1 := d.server(t)
 		d.setFail(func(int, string) error { return errRefused })
 

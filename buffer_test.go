@@ -36,10 +36,7 @@ func delayed(d time.Duration) *recorder {
 // Write that did not fit and waited.
 func TestWriteBuffer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		tt, err := tether.Dial(t.Context(), d, "a", delayed(time.Second), tether.WithWriteBuffer(10))
-		require.NoError(t, err)
-		defer tt.Close()
+		tt, d := dialPipe(t, delayed(time.Second), tether.WithWriteBuffer(10))
 		startOutage(t, tt, d.server(t))
 
 		start := time.Now()
@@ -75,10 +72,7 @@ func TestFailFast(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				d := newPipeDialer()
-				tt, err := tether.Dial(t.Context(), d, "a", delayed(time.Second), opts...)
-				require.NoError(t, err)
-				defer tt.Close()
+				tt, d := dialPipe(t, delayed(time.Second), opts...)
 				startOutage(t, tt, d.server(t))
 				n, err := tt.Write([]byte("12345"))
 				require.ErrorIs(t, err, tether.ErrBufferFull)
@@ -99,11 +93,9 @@ func TestFailFast(t *testing.T) {
 // cause.
 func TestWriteBufferUnsent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		tt, err := tether.Dial(t.Context(), d, "a", delayed(time.Hour), tether.WithWriteBuffer(100))
-		require.NoError(t, err)
+		tt, d := dialPipe(t, delayed(time.Hour), tether.WithWriteBuffer(100))
 		startOutage(t, tt, d.server(t))
-		_, err = tt.Write([]byte("lost"))
+		_, err := tt.Write([]byte("lost"))
 		require.NoError(t, err)
 		require.NoError(t, tt.Close())
 		require.Equal(t, 4, tt.Buffered())
@@ -111,18 +103,15 @@ func TestWriteBufferUnsent(t *testing.T) {
 		require.Equal(t, net.ErrClosed, tt.Err())
 	})
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
 		r := &recorder{decide: giveUpOn(tether.Unreachable)}
-		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithWriteBuffer(100))
-		require.NoError(t, err)
-		defer tt.Close()
+		tt, d := dialPipe(t, r, tether.WithWriteBuffer(100))
 		d.setFail(func(int, string) error { return errRefused })
 		hold := make(chan struct{})
 		d.hold = hold
 		d.server(t).Close()
 		go tt.Read(make([]byte, 1))
 		synctest.Wait()
-		_, err = tt.Write([]byte("never sent"))
+		_, err := tt.Write([]byte("never sent"))
 		require.NoError(t, err)
 		close(hold)
 		<-tt.Done()
@@ -138,11 +127,8 @@ func TestWriteBufferUnsent(t *testing.T) {
 // counted), and the rest of the buffer goes to the next connection.
 func TestWriteBufferFlushCut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
 		r := delayed(time.Second)
-		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithWriteBuffer(100))
-		require.NoError(t, err)
-		defer tt.Close()
+		tt, d := dialPipe(t, r, tether.WithWriteBuffer(100))
 		startOutage(t, tt, d.server(t))
 		for _, w := range []string{"first ", "second "} {
 			_, err := tt.Write([]byte(w))
@@ -163,10 +149,7 @@ func TestWriteBufferFlushCut(t *testing.T) {
 // A lazy Tether's first Write, with a buffer, is buffered and dials.
 func TestLazyWriteBuffer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithLazy(), tether.WithWriteBuffer(1<<10))
-		require.NoError(t, err)
-		defer tt.Close()
+		tt, d := dialPipe(t, nil, tether.WithLazy(), tether.WithWriteBuffer(1<<10))
 		n, err := tt.Write([]byte("hello"))
 		require.NoError(t, err)
 		require.Equal(t, 5, n)

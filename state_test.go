@@ -86,10 +86,7 @@ func TestStatesThroughAnOutage(t *testing.T) {
 // the change when it is, and returns false when ctx ends first.
 func TestWaitForStateChange(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		tt, err := tether.Dial(t.Context(), d, "a", nil)
-		require.NoError(t, err)
-		defer tt.Close()
+		tt, _ := dialPipe(t, nil)
 		require.True(t, tt.WaitForStateChange(t.Context(), tether.Idle))
 
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -115,11 +112,8 @@ func TestWaitForStateChange(t *testing.T) {
 // Close and a give-up lead to Shutdown, which is final.
 func TestStateShutdown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
 		r := &recorder{decide: giveUpOn(tether.Disconnected)}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
+		tt, d := dialPipe(t, r)
 		d.server(t).Close()
 		tt.Read(make([]byte, 1))
 		require.Equal(t, tether.Shutdown, tt.State())
