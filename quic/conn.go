@@ -78,9 +78,10 @@ func (o Origin) String() string {
 // and tells the server to stop sending (STOP_SENDING). It resets the stream
 // instead (RESET_STREAM and STOP_SENDING, with Dialer.StreamErrorCode) when
 // the Conn is abandoned: a Write is in progress or was cut, a Read or Write
-// failed, or the stream never carried a byte. A Tether closes its Conn
-// after a failure, so the server never takes the end of an abandoned stream
-// for the end of a request.
+// failed, or the stream never carried a byte; and, with
+// Dialer.ResetOnClose, whenever CloseWrite did not end the stream. A Tether
+// closes its Conn after a failure, so the server never takes the end of an
+// abandoned stream for the end of a request.
 //
 // # Introspection
 //
@@ -102,10 +103,13 @@ type Conn struct {
 	fresh   bool // the Dial that made this Conn dialed qc
 	code    quic.StreamErrorCode
 	timeout time.Duration
-	str     atomic.Pointer[quic.Stream] // nil until the first Write
-	closed  atomic.Bool
-	ctx     context.Context // done on Close: ends an opening or a replay
-	cancel  context.CancelFunc
+	// resetOnClose: Close resets a stream that CloseWrite did not end
+	// (Dialer.ResetOnClose).
+	resetOnClose bool
+	str          atomic.Pointer[quic.Stream] // nil until the first Write
+	closed       atomic.Bool
+	ctx          context.Context // done on Close: ends an opening or a replay
+	cancel       context.CancelFunc
 
 	omu   sync.Mutex    // serialises the opening of the stream
 	ready chan struct{} // closed once str is set
@@ -142,7 +146,7 @@ type Conn struct {
 
 func newConn(q *qconn, fresh bool) *Conn {
 	c := &Conn{q: q, qc: q.qc, fresh: fresh, code: q.d.StreamErrorCode, timeout: q.d.timeout,
-		ready: make(chan struct{})}
+		resetOnClose: q.d.ResetOnClose, ready: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -545,7 +549,7 @@ func (c *Conn) Close() error {
 // for an abandoned one.
 func (c *Conn) end(s *quic.Stream) {
 	switch {
-	case c.writing.Load() > 0, c.failed.Load(), !c.wrote.Load() && !c.finished.Load():
+	case c.writing.Load() > 0, c.failed.Load(), !c.finished.Load() && (!c.wrote.Load() || c.resetOnClose):
 		s.CancelWrite(c.code) // also unblocks a Write
 	case !c.finished.Load():
 		// An error says that the send side was canceled already (the

@@ -134,6 +134,15 @@ type Dialer struct {
 	// default is 0.
 	StreamErrorCode quic.StreamErrorCode
 
+	// ResetOnClose makes Close reset a stream that CloseWrite did not end,
+	// instead of sending a FIN after the bytes written. Set it for framed
+	// request/response protocols (HTTP/3 and the like), where a FIN after
+	// part of a request is an error, so that a Tether closed in the middle
+	// of a request cancels it; leave it off for byte streams, where Close
+	// delivers what was written, as on TCP. Either way a stream that never
+	// carried a byte, or that failed, is reset (see Conn).
+	ResetOnClose bool
+
 	// ConnErrorCode is the application error code of the
 	// CONNECTION_CLOSE frame with which the Dialer closes a connection: on
 	// Close, and when it retires a connection that stopped hearing from its
