@@ -15,31 +15,37 @@ import (
 // many it has received; a timer samples that count every half keep-alive
 // interval, so heard is known to within that. A live connection hears at
 // least once per keep-alive interval (the server acknowledges the PING), so
-// one that has heard nothing for two intervals and a few round trips is
-// taken for dead: no new stream goes on it, and the Dialer dials a new
-// connection.
+// one that has heard nothing for two intervals and a few round trips, while
+// it sent at least two packets (keep-alives, retransmissions) that went
+// unanswered, is taken for dead: no new stream goes on it, and the Dialer
+// dials a new connection. (The packets sent keep a process that was not
+// scheduled for a while, as on a loaded machine, from taking its own
+// silence for the server's.)
 type qconn struct {
 	qc   *quic.Conn
 	d    *Dialer
 	addr string
 	ka   time.Duration // the keep-alive interval in effect; 0: none (no sampling)
 
-	mu      sync.Mutex
-	refs    int  // Conns handed out and not closed
-	retired bool // no new stream goes on it; closed with its last Conn
-	count   uint64
-	sampled time.Time   // when count was read
-	heard   time.Time   // a time before which the last packet was not received
-	doubt   bool        // a Conn timed out: the next stream needs a packet received since
-	doubtAt uint64      // count when the doubt arose
-	timer   *time.Timer // the sampler; nil once the connection is gone
-	stopped bool
+	mu       sync.Mutex
+	refs     int         // Conns handed out and not closed
+	retired  bool        // no new stream goes on it; closed with its last Conn
+	count    uint64      // packets received
+	sent     uint64      // packets sent
+	sampled  time.Time   // when count was read
+	heard    time.Time   // a time before which the last packet was not received
+	sentThen uint64      // packets sent when a change of count was seen
+	doubt    bool        // a Conn timed out: the next stream needs a packet received since
+	doubtAt  uint64      // count when the doubt arose
+	timer    *time.Timer // the sampler; nil once the connection is gone
+	stopped  bool
 }
 
 func newQConn(d *Dialer, addr string, qc *quic.Conn) *qconn {
 	now := time.Now()
-	q := &qconn{qc: qc, d: d, addr: addr, ka: d.keepAlive,
-		count: qc.ConnectionStats().PacketsReceived, sampled: now, heard: now}
+	st := qc.ConnectionStats()
+	q := &qconn{qc: qc, d: d, addr: addr, ka: d.keepAlive, count: st.PacketsReceived,
+		sent: st.PacketsSent, sentThen: st.PacketsSent, sampled: now, heard: now}
 	if q.ka > 0 {
 		q.mu.Lock()
 		q.timer = time.AfterFunc(q.ka/2, q.sample)
@@ -65,10 +71,13 @@ func (q *qconn) sample() {
 // readLocked reads the packet count at now: when it moved since the last
 // read, a packet arrived after that read.
 func (q *qconn) readLocked(now time.Time) {
-	if n := q.qc.ConnectionStats().PacketsReceived; n != q.count {
-		q.count = n
+	st := q.qc.ConnectionStats()
+	if st.PacketsReceived != q.count {
+		q.count = st.PacketsReceived
 		q.heard = q.sampled
+		q.sentThen = st.PacketsSent
 	}
+	q.sent = st.PacketsSent
 	q.sampled = now
 }
 
@@ -107,7 +116,7 @@ func (q *qconn) acquire(now time.Time) bool {
 	switch {
 	case q.doubt && q.count == q.doubtAt:
 		dead = true // nothing since a stream on it timed out
-	case q.ka > 0 && now.Sub(q.heard) > q.quiet():
+	case q.ka > 0 && now.Sub(q.heard) > q.quiet() && q.sent-q.sentThen >= 2:
 		dead = true // not even the keep-alives are answered
 	}
 	q.doubt = false
