@@ -73,8 +73,8 @@
 // per request on a shared Dialer: write the request, CloseWrite, read the
 // response to io.EOF (after CloseWrite the server's FIN ends the exchange,
 // it is not a loss), and Close. Each request costs a new stream on the
-// shared connection, no handshake: 1,650 requests a second in a row against
-// Debian's ngtcp2 server on loopback. A request whose connection died fails
+// shared connection, no handshake: about 4,000 requests a second in a row
+// (3,800 to 4,950 in three runs) against Debian's ngtcp2 server on loopback. A request whose connection died fails
 // with the connection's error; the next request's Dial redials. See the
 // request/response example.
 //
