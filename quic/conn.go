@@ -62,7 +62,10 @@ func (o Origin) String() string {
 // # The stream's life
 //
 // A QUIC stream exists for the server only once the client sends on it, so
-// a Conn opens its stream at its first Write (or CloseWrite), not in Dial:
+// a Conn opens its stream at its first Write (or CloseWrite), not in Dial
+// (except on a connection still in its 0-RTT handshake, where Dial opens it
+// when the server allows one: quic-go cannot open a stream safely while
+// that handshake completes):
 //
 //   - a Conn that never writes opens no stream, and its Close sends
 //     nothing. (An opened stream that is then closed empty would reach the
@@ -176,12 +179,12 @@ func (c *Conn) stream() (*quic.Stream, error) {
 	if s := c.str.Load(); s != nil {
 		return s, nil
 	}
-	return c.open()
+	return c.open(true)
 }
 
 // open opens the stream: at once when the server allows one more, or once
-// it does, within the write deadline and until Close.
-func (c *Conn) open() (*quic.Stream, error) {
+// it does (unless wait is false), within the write deadline and until Close.
+func (c *Conn) open(wait bool) (*quic.Stream, error) {
 	c.omu.Lock()
 	defer c.omu.Unlock()
 	if s := c.str.Load(); s != nil {
@@ -191,7 +194,7 @@ func (c *Conn) open() (*quic.Stream, error) {
 		return nil, net.ErrClosed
 	}
 	s, err := c.qc.OpenStream()
-	if err != nil {
+	if err != nil && wait {
 		s, err = c.openSync()
 	}
 	if err != nil {

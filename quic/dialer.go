@@ -213,7 +213,17 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, dialError(addr, err)
 	}
-	return newConn(q, fresh), nil
+	c := newConn(q, fresh)
+	if !handshakeDone(q.qc) {
+		// A 0-RTT connection: open the stream now, as the dial returns,
+		// and not at the first Write, which may come as the handshake
+		// completes: quic-go v0.65 reads the server's transport
+		// parameters in OpenStream without synchronising with the
+		// handshake that writes them. (When the server allows no stream
+		// yet, the first Write waits for one as usual.)
+		c.open(false)
+	}
+	return c, nil
 }
 
 // conn returns a live QUIC connection to addr, taken for a new Conn,

@@ -52,8 +52,9 @@
 //
 // # The stream's life
 //
-// A [Conn] opens its stream at its first Write, because a QUIC stream exists
-// for the server only once the client sends on it: a Tether that never
+// A [Conn] opens its stream at its first Write (on a connection in its
+// 0-RTT handshake, at Dial), because a QUIC stream exists for the server
+// only once the client sends on it: a Tether that never
 // writes costs the server nothing, and a Dial never waits for the server to
 // allow one more stream (the first Write does, within its deadline: a busy
 // connection is not an unreachable server). Close ends a stream that
