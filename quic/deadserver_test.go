@@ -67,6 +67,7 @@ func TestSmallWritesDeadServer(t *testing.T) {
 	}
 	lost := written - before
 	t.Logf("dead server noticed after %v; %d lines written after its death, every one lost (Write returned nil)", noticed, lost)
-	require.Less(t, noticed, tetherquic.DefaultMaxIdleTimeout+tetherquic.DefaultKeepAlivePeriod+time.Second)
+	// Seconds of slack for a busy machine's late timers.
+	require.Less(t, noticed, tetherquic.DefaultMaxIdleTimeout+tetherquic.DefaultKeepAlivePeriod+3*time.Second)
 	require.Positive(t, lost)
 }
