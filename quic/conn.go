@@ -124,9 +124,9 @@ type Conn struct {
 
 	// What the stream carried, for Close: wrote, a byte; finished, our FIN
 	// (CloseWrite); failed, an error other than io.EOF and a deadline;
-	// timedOut, a deadline error (the server may be gone: the Dialer then
-	// checks that the connection hears from it before it puts a new stream
-	// on it).
+	// timedOut, a deadline error with no byte read since (the server may be
+	// gone: the Dialer then checks that the connection hears from it before
+	// it puts a new stream on it).
 	wrote, finished, failed, timedOut atomic.Bool
 
 	// early is set while 0-RTT data written on the stream may still be
@@ -372,6 +372,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		n, err := s.Read(p)
 		if err == nil {
+			if c.timedOut.Load() {
+				c.timedOut.Store(false) // the server spoke since
+			}
 			return n, nil
 		}
 		if !errors.Is(err, quic.Err0RTTRejected) {

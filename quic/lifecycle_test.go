@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -167,4 +168,28 @@ func TestWatchdogRedials(t *testing.T) {
 	for _, ev := range rec.drain() {
 		require.NotEqual(t, tether.Disconnected, ev.Kind, "another loss: %v", ev.Err)
 	}
+}
+
+// TestPollingKeepsConnection: a read deadline that passes (polling) is no
+// sign of a dead server once bytes are read again: the next Tether's stream
+// goes on the same connection.
+func TestPollingKeepsConnection(t *testing.T) {
+	srv := newServer(t, serverOpts{})
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: steadyConfig()}
+	tt, _ := dialTether(t, d, srv.addr)
+	send(t, tt, "x")
+	buf := make([]byte, 1)
+	_, err := tt.Read(buf) // the echo
+	require.NoError(t, err)
+	require.NoError(t, tt.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
+	_, err = tt.Read(buf)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "a poll with nothing to read")
+	require.NoError(t, tt.SetReadDeadline(time.Time{}))
+	send(t, tt, "y")
+	_, err = tt.Read(buf)
+	require.NoError(t, err)
+	require.NoError(t, tt.Close())
+
+	next, _ := dialTether(t, d, srv.addr)
+	require.Equal(t, tetherquic.NewStream, origin(t, next))
 }
