@@ -75,9 +75,10 @@
 // response to io.EOF (after CloseWrite the server's FIN ends the exchange,
 // it is not a loss), and Close. Each request costs a new stream on the
 // shared connection, no handshake: about 4,000 requests a second in a row
-// (3,800 to 4,950 in three runs) against Debian's ngtcp2 server on loopback. A request whose connection died fails
-// with the connection's error; the next request's Dial redials. See the
-// request/response example.
+// (3,800 to 4,950 in three runs) against Debian's ngtcp2 server on
+// loopback. A request whose connection died is lost with it: give each
+// request a deadline, as the request/response example does; the next
+// request's Dial redials.
 //
 // A Tether reused across such requests without CloseWrite sees each
 // server's FIN as a lost connection and reconnects on a new stream; since
