@@ -343,7 +343,7 @@ func (c *Conn) finish(err error) {
 		return
 	}
 	if tr != nil {
-		tr.Close()
+		closeHard(tr)
 	}
 	c.l.remove(c)
 }
@@ -451,3 +451,13 @@ func (c *Conn) setStateLocked(s tether.State) {
 // events, generation and current connection. Reading from or writing to it
 // bypasses the session and corrupts it.
 func (c *Conn) Tether() *tether.Tether { return c.t }
+
+// closeHard closes c at once: a TLS connection's Close first sends a
+// close_notify, which waits (up to 5 s) on a full send buffer, so the
+// connection under it goes first.
+func closeHard(c net.Conn) {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		nc.NetConn().Close()
+	}
+	c.Close()
+}

@@ -322,6 +322,6 @@ func (c *Conn) dropTransport(epoch uint64) {
 		return
 	}
 	if conn := c.t.Conn(); conn != nil {
-		conn.Close() // the Tether's reader fails, and the Tether reconnects
+		closeHard(conn) // the Tether's reader fails, and the Tether reconnects
 	}
 }

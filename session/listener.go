@@ -134,7 +134,7 @@ func (l *Listener) Close() error {
 		ss = append(ss, c)
 	}
 	for raw := range l.handshakes {
-		raw.Close()
+		closeHard(raw)
 	}
 	l.mu.Unlock()
 	err := l.inner.Close()
@@ -398,7 +398,7 @@ func (l *Listener) resume(raw net.Conn, h *hello, exp []byte) (byte, error) {
 	c.detachLocked()
 	c.mu.Unlock()
 	if old != nil {
-		old.Close()
+		closeHard(old)
 	}
 	if oldDone != nil {
 		<-oldDone
@@ -480,7 +480,7 @@ func (c *Conn) detach(epoch uint64) {
 	tr := c.tr
 	c.detachLocked()
 	c.mu.Unlock()
-	tr.Close()
+	closeHard(tr)
 }
 
 // expire ends a session that stayed detached for its lifetime.
