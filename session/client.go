@@ -149,7 +149,7 @@ func (c *Conn) onConnect(ctx context.Context, raw net.Conn) error {
 		flags = flagExporter
 	}
 	c.mu.Lock()
-	resume, closed := c.key != nil, c.closed || c.ended
+	resume, closed := c.key != nil, c.ended
 	c.mu.Unlock()
 	if closed {
 		return net.ErrClosed
