@@ -273,11 +273,16 @@ func (c *Conn) Close() error {
 		c.kickLocked()
 		deadline := time.Now().Add(c.cfg.linger)
 		c.waitLocked(deadline, func() bool { return c.finAcked || c.ended })
-		if c.finAcked && !c.ended {
+		if !c.finAcked && !c.ended {
+			err = fmt.Errorf("%w (%d bytes unacknowledged)", errLingered, c.sWritten-c.sAcked)
+		}
+		if !c.ended && c.writerLocked() != nil {
+			// Tell the peer the session is over, so that it need not wait
+			// for a resume: a courtesy (the peer would learn it when the
+			// client resumes, or the detached lifetime ends), so wait
+			// for it only briefly.
 			c.closeSend = closeNormal
 			c.kickLocked()
-			// The close frame is a courtesy (the peer learns otherwise
-			// when it resumes): wait for it only briefly.
 			c.mu.Unlock()
 			t := time.NewTimer(max(time.Until(deadline), 100*time.Millisecond))
 			select {
@@ -287,8 +292,6 @@ func (c *Conn) Close() error {
 			}
 			t.Stop()
 			c.mu.Lock()
-		} else if !c.finAcked && !c.ended {
-			err = fmt.Errorf("%w (%d bytes unacknowledged)", errLingered, c.sWritten-c.sAcked)
 		}
 	}
 	c.mu.Unlock()

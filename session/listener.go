@@ -242,6 +242,13 @@ func (l *Listener) handshake(raw net.Conn) {
 	if err := readPreface(raw, roleClient); err != nil {
 		if errors.Is(err, ErrNotSession) || errors.Is(err, errVersion) {
 			l.reject(raw, rejectVersion)
+			// Drain what the client sent before the end, so that it gets
+			// a clean EOF after the reject rather than a reset.
+			if cw, ok := raw.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+				raw.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+				io.Copy(io.Discard, io.LimitReader(raw, 64<<10))
+			}
 		}
 		l.logf("tether/session: handshake failed", "remote", raw.RemoteAddr(), "err", err)
 		return
