@@ -145,7 +145,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	defer c.rmu.Unlock()
 	for {
 		dl := c.rdl.wait()
-		if dl != nil && isClosed(dl) {
+		if isClosed(dl) {
 			return 0, os.ErrDeadlineExceeded
 		}
 		c.mu.Lock()
@@ -192,7 +192,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	n := 0
 	for {
 		dl := c.wdl.wait()
-		if dl != nil && isClosed(dl) {
+		if isClosed(dl) {
 			return n, os.ErrDeadlineExceeded
 		}
 		c.mu.Lock()

@@ -39,11 +39,14 @@ func (d *deadline) set(t time.Time) {
 	close(d.cancel)
 }
 
-// wait returns a channel closed once the deadline has passed (nil: no
-// deadline, a channel that never fires).
+// wait returns a channel closed once the deadline has passed, including a
+// deadline set after the call.
 func (d *deadline) wait() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.cancel == nil {
+		d.cancel = make(chan struct{})
+	}
 	return d.cancel
 }
 
