@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/io-tether/tether/internal/faultproxy"
 	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/stretchr/testify/require"
 )
@@ -326,4 +327,40 @@ func TestUsage(t *testing.T) {
 		require.ErrorIs(t, err, errUsage, "run(%q)", args)
 		require.Contains(t, stderr.String(), "usage: tcat", "run(%q)", args)
 	}
+}
+
+// TestListenPeerLost: the listener's peer is lost with a clean close (FIN)
+// while its stdin is open, and the chunks the listener writes before the
+// client comes back reach the client on its next connection, in order:
+// the first went into the dead connection (TCP took it), the second
+// failed. Before the fix, the listener took the EOF for the peer's end
+// and lost both.
+func TestListenPeerLost(t *testing.T) {
+	l := start(t, "-v", "-l", "127.0.0.1:0")
+	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+	p, err := faultproxy.New(addr, 1)
+	require.NoError(t, err)
+	defer p.Close()
+	c := start(t, "-v", p.Addr())
+	c.write(t, "ping\n")
+	l.stdout.expect(t, "^ping$")
+
+	require.NoError(t, p.SetMode(faultproxy.ModeRefuse)) // the client cannot come back yet
+	p.CloseAll()
+	l.stderr.expect(t, `the peer has finished$`)
+	l.write(t, "one\n")
+	time.Sleep(100 * time.Millisecond) // the dead peer's reset comes back
+	l.write(t, "two\n")
+	l.stderr.expect(t, `connection from \S+: .*(reset|broken pipe)`)
+	require.NoError(t, p.SetMode(faultproxy.ModeForward))
+	c.stderr.expect(t, `msg="tether reconnected"`)
+	l.write(t, "three\n")
+	c.stdout.expect(t, "^three$")
+
+	require.NoError(t, c.stdin.Close())
+	l.stderr.expect(t, `the peer has finished$`)
+	require.NoError(t, l.stdin.Close())
+	require.NoError(t, l.end(t))
+	require.NoError(t, c.end(t))
+	require.Equal(t, []string{"one", "two", "three"}, c.stdout.rest(t))
 }

@@ -103,6 +103,15 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 		cur       net.Conn // the current connection, if any
 		peerDone  bool     // cur's peer has finished sending
 		stdinDone bool
+		// unsure holds the chunks that may not have reached the peer:
+		// those written after its EOF (a lost peer's connection takes
+		// the first Write) and the one whose Write failed. They go first
+		// to the next connection: a peer whose EOF was the end of its
+		// stdin (a half-close) never reconnects (after CloseWrite a loss
+		// is final for a Tether), so a next connection means the EOF was
+		// a loss.
+		unsure     [][]byte
+		unsureSize int
 	)
 	drop := func() {
 		cur.Close()
@@ -128,6 +137,18 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 				case <-stop:
 				}
 			}()
+			for len(unsure) > 0 {
+				if _, err := cur.Write(unsure[0]); err != nil {
+					logf(stderr, verbose, "connection from %v: %v", cur.RemoteAddr(), err)
+					drop()
+					break
+				}
+				unsureSize -= len(unsure[0])
+				unsure = unsure[1:]
+			}
+			if cur == nil {
+				continue
+			}
 			if stdinDone {
 				closeWrite(cur)
 			}
@@ -141,8 +162,16 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 				}
 				continue
 			}
+			if peerDone && unsureSize < maxUnsure {
+				unsure = append(unsure, b)
+				unsureSize += len(b)
+			}
 			if _, err := cur.Write(b); err != nil {
 				logf(stderr, verbose, "connection from %v: %v", cur.RemoteAddr(), err)
+				if !peerDone {
+					unsure = append(unsure, b)
+					unsureSize += len(b)
+				}
 				drop()
 			}
 		case e := <-readDone:
@@ -170,6 +199,10 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 		}
 	}
 }
+
+// maxUnsure bounds the chunks kept after a peer's EOF: a peer that took
+// this much after its EOF is reading (a lost one fails the second Write).
+const maxUnsure = 1 << 20
 
 // closeWrite shuts down the writing side of c.
 func closeWrite(c net.Conn) {

@@ -3,8 +3,8 @@
 // that reconnects whenever the connection fails, so that it survives server
 // restarts.
 //
-//	go run ./examples/tcat [-tls | -quic] [-alpn P] [-ca FILE | -insecure] [-w 1m] [-v] host:port
-//	go run ./examples/tcat -l [-tls | -quic] [-alpn P] [-ca FILE] [-v] [host]:port
+//	go run ./cmd/tcat [-tls | -quic] [-alpn P] [-ca FILE | -insecure] [-w 1m] [-v] host:port
+//	go run ./cmd/tcat -l [-tls | -quic] [-alpn P] [-ca FILE] [-v] [host]:port
 //
 // When stdin ends, tcat shuts down its side of the connection (CloseWrite)
 // and copies to stdout until the peer has finished too, then exits; if the
@@ -40,8 +40,8 @@
 //
 // Two terminals:
 //
-//	go run ./examples/tcat -l -tls -ca /tmp/tcat.pem :9000
-//	go run ./examples/tcat -tls -ca /tmp/tcat.pem -v 127.0.0.1:9000
+//	go run ./cmd/tcat -l -tls -ca /tmp/tcat.pem :9000
+//	go run ./cmd/tcat -tls -ca /tmp/tcat.pem -v 127.0.0.1:9000
 //
 // What is typed in one appears in the other. Stop the listener (Ctrl-C) and
 // start it again: the client reconnects and the conversation goes on. The
