@@ -48,7 +48,11 @@ func listen(ctx context.Context, cfg config, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	fmt.Fprintf(stderr, "tcat: listening on %s (%s)\n", ln.Addr(), proto(cfg))
-	err = serve(ctx, ln, stdin, stdout, stderr, cfg.verbose)
+	if cfg.session {
+		err = serveSessions(ctx, cfg, ln, stdin, stdout, stderr)
+	} else {
+		err = serve(ctx, ln, stdin, stdout, stderr, cfg.verbose)
+	}
 	if ql, ok := ln.(*quicListener); ok && err == nil {
 		// Closing a QUIC connection at once could lose the FIN just
 		// sent (the peer's stream then ends in error, not EOF): the
