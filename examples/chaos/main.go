@@ -254,11 +254,11 @@ type client struct {
 	t       conn
 	readGen func([]byte) (n int, gen uint64, err error)
 	cfg     config
-	led   *ledger
-	ver   *verifier
-	proxy *faultproxy.Proxy
-	disp  *display
-	start time.Time
+	led     *ledger
+	ver     *verifier
+	proxy   *faultproxy.Proxy
+	disp    *display
+	start   time.Time
 
 	// Kept by the main loop, from the Tether's events.
 	up         bool
