@@ -321,7 +321,10 @@ func (c *Conn) dropTransport(epoch uint64) {
 		c.detach(epoch)
 		return
 	}
-	if conn := c.t.Conn(); conn != nil {
+	c.mu.Lock()
+	current := c.epoch == epoch
+	c.mu.Unlock()
+	if conn := c.t.Conn(); current && conn != nil {
 		closeHard(conn) // the Tether's reader fails, and the Tether reconnects
 	}
 }

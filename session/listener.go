@@ -223,7 +223,14 @@ func (l *Listener) serve() {
 // handshake runs the server's side of one handshake on raw.
 func (l *Listener) handshake(raw net.Conn) {
 	defer l.wg.Done()
-	defer func() { <-l.hs }()
+	released := false
+	release := func() { // the handshake's slot, once
+		if !released {
+			released = true
+			<-l.hs
+		}
+	}
+	defer release()
 	raw.SetDeadline(time.Now().Add(l.cfg.handshakeTimeout))
 	kept := false
 	defer func() {
@@ -280,9 +287,12 @@ func (l *Listener) handshake(raw net.Conn) {
 		l.logf("tether/session: handshake failed", "remote", raw.RemoteAddr(), "err", errExporter)
 		return
 	}
-	var code byte
+	var (
+		code byte
+		c    *Conn
+	)
 	if h.typ == msgNew {
-		code, err = l.open(raw, &h, exp)
+		c, code, err = l.open(raw, &h, exp)
 	} else {
 		code, err = l.resume(raw, &h, exp)
 	}
@@ -294,6 +304,17 @@ func (l *Listener) handshake(raw net.Conn) {
 		return
 	}
 	kept = true
+	if c == nil {
+		return
+	}
+	// A new session waits for Accept without its handshake's slot, so
+	// that resumes go on while the application is slow to accept.
+	release()
+	l.track(raw, false)
+	select {
+	case l.acceptq <- c:
+	case <-l.done: // Close ends it
+	}
 }
 
 // track adds raw to the handshakes in progress (false: the Listener is
@@ -318,21 +339,21 @@ func (l *Listener) reject(raw net.Conn, code byte) {
 }
 
 // open creates a new session. It returns a reject code with an error.
-func (l *Listener) open(raw net.Conn, h *hello, exp []byte) (byte, error) {
+func (l *Listener) open(raw net.Conn, h *hello, exp []byte) (*Conn, byte, error) {
 	priv, err := newKeyPair()
 	if err != nil {
-		return rejectBusy, err
+		return nil, rejectBusy, err
 	}
 	shared, err := sharedSecret(priv, h.pub)
 	if err != nil {
-		return rejectBad, protoErr("client's key: %v", err)
+		return nil, rejectBad, protoErr("client's key: %v", err)
 	}
 	r := reply{typ: msgAccept, window: uint32(l.cfg.bufSize), lifetime: uint32(l.cfg.lifetime / time.Millisecond)}
 	copy(r.pub[:], priv.PublicKey().Bytes())
 	rand.Read(r.id[:])
 	key, err := deriveKey(shared, exp, h.pub[:], r.pub[:], r.id)
 	if err != nil {
-		return rejectBusy, err
+		return nil, rejectBusy, err
 	}
 	r.mac = acceptMAC(key, h.pub[:], r.pub[:], r.id)
 
@@ -343,34 +364,30 @@ func (l *Listener) open(raw net.Conn, h *hello, exp []byte) (byte, error) {
 	switch {
 	case l.closed:
 		l.mu.Unlock()
-		return rejectShutdown, errShutdown
+		return nil, rejectShutdown, errShutdown
 	case len(l.sessions) >= l.cfg.maxSessions:
 		l.mu.Unlock()
-		return rejectBusy, errBusy
+		return nil, rejectBusy, errBusy
 	}
 	l.sessions[c.id] = c
 	l.mu.Unlock()
 
 	if _, err := raw.Write(r.append(make([]byte, 0, acceptLen))); err != nil {
 		l.remove(c)
-		return 0, err
+		return nil, 0, err
 	}
 	raw.SetDeadline(time.Time{})
 	c.mu.Lock()
 	if c.ended { // the Listener closed meanwhile
 		c.mu.Unlock()
-		return 0, errShutdown
+		return nil, 0, errShutdown
 	}
 	c.wg.Add(1)
 	go c.sendLoop()
 	c.attachLocked(raw, time.Now())
 	c.mu.Unlock()
 	l.logf("tether/session: new session", "remote", raw.RemoteAddr(), "id", c.id[:])
-	select {
-	case l.acceptq <- c:
-	case <-l.done: // Close ends it
-	}
-	return 0, nil
+	return c, 0, nil
 }
 
 // resume joins raw to the session it names. It returns a reject code with
