@@ -13,6 +13,7 @@ import (
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/session"
+	tetherquic "github.com/io-tether/tether/quic"
 	tethertcp "github.com/io-tether/tether/tcp"
 	tethertls "github.com/io-tether/tether/tls"
 )
@@ -21,7 +22,7 @@ import (
 type transport struct {
 	name   string
 	listen func(t testing.TB) net.Listener
-	dialer func() tether.Dialer
+	dialer func() (d tether.Dialer, closeDialer func())
 }
 
 var transports = []transport{
@@ -32,7 +33,7 @@ var transports = []transport{
 			require.NoError(t, err)
 			return ln
 		},
-		dialer: func() tether.Dialer { return &tethertcp.Dialer{} },
+		dialer: func() (tether.Dialer, func()) { return &tethertcp.Dialer{}, func() {} },
 	},
 	{
 		name: "tls",
@@ -41,7 +42,21 @@ var transports = []transport{
 			require.NoError(t, err)
 			return tls.NewListener(ln, testcert.Get().ServerConfig())
 		},
-		dialer: func() tether.Dialer { return &tethertls.Dialer{Config: testcert.Get().ClientConfig()} },
+		dialer: func() (tether.Dialer, func()) {
+			return &tethertls.Dialer{Config: testcert.Get().ClientConfig()}, func() {}
+		},
+	},
+	{
+		name: "quic",
+		listen: func(t testing.TB) net.Listener {
+			ln, err := tetherquic.Listen("127.0.0.1:0", testcert.Get().ServerConfig("tether-test"), nil)
+			require.NoError(t, err)
+			return ln
+		},
+		dialer: func() (tether.Dialer, func()) {
+			d := &tetherquic.Dialer{TLSConfig: testcert.Get().ClientConfig("tether-test")}
+			return d, func() { d.Close() }
+		},
 	},
 }
 

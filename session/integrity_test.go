@@ -18,9 +18,12 @@ import (
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/faultproxy"
 	"github.com/io-tether/tether/internal/testcert"
+	"github.com/io-tether/tether/internal/udprelay"
+	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/session"
 	tethertcp "github.com/io-tether/tether/tcp"
 	tethertls "github.com/io-tether/tether/tls"
+	"github.com/quic-go/quic-go"
 )
 
 var (
@@ -103,6 +106,9 @@ func proxiedDialer(tr transport, timeout time.Duration) tether.Dialer {
 // corrupted.
 func TestIntegritySoak(t *testing.T) {
 	for _, tr := range transports {
+		if tr.name == "quic" {
+			continue // TestIntegritySoakQUIC: the fault proxy is TCP
+		}
 		t.Run(tr.name, func(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			sum := runSoak(t, tr, *soakSeed, *soakFor)
@@ -117,6 +123,16 @@ type dirResult struct {
 	werr, rerr        error
 }
 
+// faultPath is what a soak runs through: the address the client dials,
+// its dialer, and the faults, played until ctx ends.
+type faultPath struct {
+	addr   string
+	dialer tether.Dialer
+	play   func(ctx context.Context) (faults string, err error)
+	stats  func() string
+	dialed func(c *session.Conn) // if not nil, told the client's end
+}
+
 func runSoak(t *testing.T, tr transport, seed uint64, d time.Duration) string {
 	opts := []session.Option{session.WithKeepAlive(200*time.Millisecond, 300*time.Millisecond), session.WithBufferSize(256 << 10)}
 	sl := session.NewListener(tr.listen(t), opts...)
@@ -125,7 +141,26 @@ func runSoak(t *testing.T, tr transport, seed uint64, d time.Duration) string {
 	require.NoError(t, err)
 	defer p.Close()
 	p.SetSocketBuffers(64 << 10)
+	path := faultPath{
+		addr:   p.Addr(),
+		dialer: proxiedDialer(tr, 300*time.Millisecond),
+		play: func(ctx context.Context) (string, error) {
+			steps := faultproxy.Schedule(seed, 100000, faultproxy.ScheduleConfig{MaxFor: 700 * time.Millisecond, MaxGap: 300 * time.Millisecond})
+			faults := map[faultproxy.Fault]int{}
+			err := p.Run(ctx, steps, func(s faultproxy.Step) { faults[s.Fault]++ })
+			return fmt.Sprint(faults), err
+		},
+		stats: func() string {
+			st := p.Stats()
+			return fmt.Sprintf("proxy: %d connections, %d resets, %d closes, %d cut", st.Accepted, st.Resets, st.Closes, st.Cuts)
+		},
+	}
+	return soak(t, tr.name, sl, path, seed, d, opts)
+}
 
+// soak streams both ways through a session over path while its faults
+// play for d, then checks written = received, byte for byte.
+func soak(t *testing.T, name string, sl *session.Listener, path faultPath, seed uint64, d time.Duration, opts []session.Option) string {
 	var reconnects atomic.Int64
 	h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 		if ev.Kind == tether.Reconnected {
@@ -135,8 +170,11 @@ func runSoak(t *testing.T, tr transport, seed uint64, d time.Duration) string {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := session.Dial(ctx, proxiedDialer(tr, 300*time.Millisecond), p.Addr(), h, opts...)
+	c, err := session.Dial(ctx, path.dialer, path.addr, h, opts...)
 	require.NoError(t, err)
+	if path.dialed != nil {
+		path.dialed(c)
+	}
 	s, err := sl.AcceptSession()
 	require.NoError(t, err)
 
@@ -156,10 +194,8 @@ func runSoak(t *testing.T, tr transport, seed uint64, d time.Duration) string {
 	go func() { defer wg.Done(); up.received, up.rerr = readStream(s, c2s) }()
 	go func() { defer wg.Done(); down.received, down.rerr = readStream(c, s2c) }()
 
-	steps := faultproxy.Schedule(seed, 100000, faultproxy.ScheduleConfig{MaxFor: 700 * time.Millisecond, MaxGap: 300 * time.Millisecond})
-	faults := map[faultproxy.Fault]int{}
 	fctx, fcancel := context.WithTimeout(context.Background(), d)
-	err = p.Run(fctx, steps, func(s faultproxy.Step) { faults[s.Fault]++ })
+	faults, err := path.play(fctx)
 	fcancel()
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		require.NoError(t, err)
@@ -180,7 +216,74 @@ func runSoak(t *testing.T, tr transport, seed uint64, d time.Duration) string {
 	require.Equal(t, down.written, down.received, "server→client: written = received")
 	require.NoError(t, c.Close())
 	require.NoError(t, s.Close())
-	st := p.Stats()
-	return fmt.Sprintf("session integrity soak over %s: seed %d, %v of faults %v, %d reconnects; client→server %d bytes written, %d received; server→client %d written, %d received; lost in flight 0, corrupted 0; proxy: %d connections, %d resets, %d closes",
-		tr.name, seed, d, faults, reconnects.Load(), up.written, up.received, down.written, down.received, st.Accepted, st.Resets, st.Closes)
+	return fmt.Sprintf("session integrity soak over %s: seed %d, %v of faults %s, %d reconnects; client→server %d bytes written, %d received; server→client %d written, %d received; lost in flight 0, corrupted 0; %s",
+		name, seed, d, faults, reconnects.Load(), up.written, up.received, down.written, down.received, path.stats())
+}
+
+// TestIntegritySoakQUIC is the soak over QUIC streams, through a UDP relay
+// that loses every datagram for a while (longer or shorter than the
+// keep-alive), or 30 % of them, and with streams reset by the client.
+func TestIntegritySoakQUIC(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	tr := transports[2]
+	opts := []session.Option{session.WithKeepAlive(200*time.Millisecond, 300*time.Millisecond),
+		session.WithBufferSize(256 << 10), session.WithHandshakeTimeout(2 * time.Second)}
+	sl := session.NewListener(tr.listen(t), opts...)
+	defer sl.Close()
+	r, err := udprelay.New(sl.Addr().String(), *soakSeed)
+	require.NoError(t, err)
+	defer r.Close()
+	d := &tetherquic.Dialer{TLSConfig: testcert.Get().ClientConfig("tether-test"),
+		Config: &quic.Config{MaxIdleTimeout: 2 * time.Second, HandshakeIdleTimeout: time.Second}}
+	defer d.Close()
+	var conn atomic.Pointer[session.Conn]
+	rnd := rand.New(rand.NewPCG(*soakSeed, 3))
+	path := faultPath{
+		addr:   r.Addr(),
+		dialer: d,
+		play: func(ctx context.Context) (string, error) {
+			counts := map[string]int{}
+			for ctx.Err() == nil {
+				var ended <-chan struct{}
+				switch k := rnd.IntN(3); k {
+				case 0:
+					counts["blackout"]++
+					ended, err = r.LoseFor(udprelay.Both(1), time.Duration(100+rnd.IntN(1400))*time.Millisecond)
+				case 1:
+					counts["30% loss"]++
+					ended, err = r.LoseFor(udprelay.Both(0.3), time.Second)
+				case 2:
+					counts["stream reset"]++
+					if c := conn.Load(); c != nil {
+						if sc := c.Tether().Conn(); sc != nil {
+							sc.Close()
+						}
+					}
+				}
+				if err != nil {
+					return "", err
+				}
+				if ended != nil {
+					select {
+					case <-ended:
+					case <-ctx.Done():
+					}
+				}
+				select {
+				case <-time.After(300 * time.Millisecond):
+				case <-ctx.Done():
+				}
+			}
+			r.Heal()
+			return fmt.Sprint(counts), nil
+		},
+		stats: func() string {
+			st := r.Stats()
+			return fmt.Sprintf("relay: %+v", st)
+		},
+		dialed: func(c *session.Conn) { conn.Store(c) },
+	}
+	sum := soak(t, "quic", sl, path, *soakSeed, *soakFor, opts)
+	t.Log(sum)
+	fmt.Println(sum)
 }
