@@ -12,8 +12,8 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/testcert"
-	"github.com/io-tether/tether/session"
 	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/io-tether/tether/session"
 	tethertcp "github.com/io-tether/tether/tcp"
 	tethertls "github.com/io-tether/tether/tls"
 )
