@@ -59,10 +59,10 @@ func Dial(ctx context.Context, d tether.Dialer, addr string, h tether.Disconnect
 	c.mu.Lock()
 	c.t = t
 	c.laddr, c.raddr = t.LocalAddr(), t.RemoteAddr()
-	c.mu.Unlock()
-	c.wg.Add(2)
-	go c.sendLoop()
+	c.startLocked()
+	c.wg.Add(1)
 	go c.readLoop()
+	c.mu.Unlock()
 	return c, nil
 }
 

@@ -59,8 +59,10 @@ type Conn struct {
 	blocked bool          // the sender's write failed in this epoch: wait for the next
 	attempt uint64        // client: the last resume attempt; server: the last accepted
 	expiry  *time.Timer   // server: the detached-lifetime timer
-	laddr   net.Addr      // server: the last transport's addresses
-	raddr   net.Addr
+	// watchdog runs the liveness check (watch).
+	watchdog *time.Timer
+	laddr    net.Addr // server: the last transport's addresses
+	raddr    net.Addr
 	// The stream this end sends: the buffer holds [sAcked, sWritten).
 	snd       ring
 	sAcked    uint64
@@ -336,6 +338,9 @@ func (c *Conn) finish(err error) {
 	c.tr = nil
 	if c.expiry != nil {
 		c.expiry.Stop()
+	}
+	if c.watchdog != nil {
+		c.watchdog.Stop()
 	}
 	c.snd.release()
 	c.mu.Unlock()

@@ -2,10 +2,10 @@ package session
 
 import (
 	"io"
-
-	"github.com/io-tether/tether"
 	"sync"
 	"time"
+
+	"github.com/io-tether/tether"
 )
 
 // The engine of a session, common to both ends: the frame handlers (run by
@@ -189,19 +189,20 @@ func (c *Conn) batchLocked(b []byte, now time.Time) []byte {
 	return b
 }
 
-// nextWakeLocked returns how long the sender may sleep: until an ack is
-// due or the liveness check; 0 for no timer.
+// nextWakeLocked returns how long the sender may sleep: until an ack or a
+// ping is due.
 func (c *Conn) nextWakeLocked(now time.Time) time.Duration {
 	var d time.Duration
 	if !c.ackDue.IsZero() {
 		d = max(c.ackDue.Sub(now), time.Millisecond)
 	}
-	at := c.lastRecv.Add(c.cfg.keepAlive)
-	if c.pinged {
-		at = at.Add(c.cfg.keepAliveTimeout)
+	if !c.pinged {
+		if k := max(c.lastRecv.Add(c.cfg.keepAlive).Sub(now), time.Millisecond); d == 0 || k < d {
+			d = k
+		}
 	}
-	if k := max(at.Sub(now), time.Millisecond); d == 0 || k < d {
-		d = k
+	if d == 0 {
+		d = time.Hour // woken by swake
 	}
 	return d
 }
@@ -240,7 +241,6 @@ func (c *Conn) sendLoop() {
 			w     io.Writer
 			b     []byte
 			epoch uint64
-			kill  bool
 		)
 		for {
 			if c.ended {
@@ -250,13 +250,6 @@ func (c *Conn) sendLoop() {
 			now := time.Now()
 			w, epoch = c.writerLocked(), c.epoch
 			if w != nil {
-				if c.pinged && now.Sub(c.lastRecv) >= c.cfg.keepAlive+c.cfg.keepAliveTimeout {
-					// The peer stayed silent through a ping and the
-					// timeout: drop the transport (the client resumes).
-					kill = true
-					c.lastRecv, c.pinged = now, false
-					break
-				}
 				if bp == nil {
 					bp = batchPool.Get().(*[]byte)
 				}
@@ -283,10 +276,6 @@ func (c *Conn) sendLoop() {
 		closing := c.closing
 		c.closing = false
 		c.mu.Unlock()
-		if kill {
-			c.dropTransport(epoch)
-			continue
-		}
 		_, err := w.Write(b)
 		if closing {
 			c.mu.Lock()
@@ -312,6 +301,41 @@ func (c *Conn) sendFailed(epoch uint64) {
 		c.blocked = true
 	}
 	c.mu.Unlock()
+}
+
+// watch is the liveness check, a timer of its own (the sender may be
+// stuck in a Write to a dead peer): a transport on which nothing arrived
+// for the keep-alive interval and its timeout (this end pings after the
+// interval, and the peer answers any ping) is dead, and dropped; the
+// client reconnects and resumes.
+func (c *Conn) watch() {
+	limit := c.cfg.keepAlive + c.cfg.keepAliveTimeout
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	silent := now.Sub(c.lastRecv)
+	kill := c.writerLocked() != nil && silent >= limit
+	epoch := c.epoch
+	next := limit - silent
+	if kill {
+		c.lastRecv, c.pinged = now, false
+		next = limit
+	}
+	c.watchdog.Reset(max(next, time.Millisecond))
+	c.mu.Unlock()
+	if kill {
+		c.dropTransport(epoch)
+	}
+}
+
+// startLocked starts the sender and the liveness check.
+func (c *Conn) startLocked() {
+	c.wg.Add(1)
+	go c.sendLoop()
+	c.watchdog = time.AfterFunc(c.cfg.keepAlive+c.cfg.keepAliveTimeout, c.watch)
 }
 
 // dropTransport drops the transport of epoch, found dead by the liveness

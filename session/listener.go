@@ -382,8 +382,7 @@ func (l *Listener) open(raw net.Conn, h *hello, exp []byte) (*Conn, byte, error)
 		c.mu.Unlock()
 		return nil, 0, errShutdown
 	}
-	c.wg.Add(1)
-	go c.sendLoop()
+	c.startLocked()
 	c.attachLocked(raw, time.Now())
 	c.mu.Unlock()
 	l.logf("tether/session: new session", "remote", raw.RemoteAddr(), "id", c.id[:])
