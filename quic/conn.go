@@ -700,3 +700,17 @@ func (c *Conn) ConnectionState() quic.ConnectionState {
 	}
 	return c.qc.ConnectionState()
 }
+
+// ExportKeyingMaterial exports keying material from the QUIC connection's
+// TLS session (RFC 8446, section 7.5), as tls.ConnectionState does. It
+// fails while the handshake is not complete (after a 0-RTT Dial).
+func (c *Conn) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
+	if c == nil || c.qc == nil {
+		return nil, errNilConn
+	}
+	if !handshakeDone(c.qc) {
+		return nil, errors.New("tether/quic: handshake not complete")
+	}
+	cs := c.qc.ConnectionState().TLS
+	return cs.ExportKeyingMaterial(label, context, length)
+}

@@ -4,7 +4,7 @@
 // schedule; the client checks that every record that comes back is intact,
 // in order and not duplicated.
 //
-//	go run ./examples/chaos [-d 15s] [-rate 500] [-idle 250ms] [-log FILE | -v] [-upstream ADDR]
+//	go run ./examples/chaos [-d 15s] [-rate 500] [-idle 250ms] [-log FILE | -v] [-upstream ADDR | -session]
 //
 // Everything runs on 127.0.0.1: an echo server, the fault proxy in front of
 // it (internal/faultproxy), and the client, a Tether over TCP with the
@@ -45,6 +45,14 @@
 // blackhole from 53 % to 67 %, then calm until the end. -upstream puts the
 // fault proxy in front of another echo server (anything that writes back
 // what it reads) instead of the embedded one.
+//
+// -session runs the same faults through a session (package session): the
+// echo server is a session.Listener, and the client a session.Dial over the
+// same dialer and policy, whose keep-alive (a ping after half the idle
+// timeout, and the other half to answer) replaces the read watchdog. Each
+// end keeps what it sent until the other acknowledges it and replays the
+// rest after a reconnect, so the summary shows 0 lost in flight, and the
+// verdict requires it.
 package main
 
 import (
@@ -66,6 +74,7 @@ import (
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/faultproxy"
 	"github.com/io-tether/tether/middleware"
+	"github.com/io-tether/tether/session"
 	"github.com/io-tether/tether/tcp"
 )
 
@@ -109,6 +118,7 @@ type config struct {
 	logFile  string
 	verbose  bool
 	upstream string
+	session  bool
 }
 
 // parseFlags parses args; errors are reported on stderr.
@@ -122,6 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.logFile, "log", "", "write the Logging middleware's records to `FILE`")
 	fs.BoolVar(&c.verbose, "v", false, "write the Logging middleware's records to stderr")
 	fs.StringVar(&c.upstream, "upstream", "", "put the fault proxy in front of the echo server at `ADDR` instead of an embedded one")
+	fs.BoolVar(&c.session, "session", false, "stream through a session (package session), which loses nothing")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: chaos [flags]\n\nStreams checksummed records through a Tether while a proxy breaks its connections.")
 		fs.PrintDefaults()
@@ -144,6 +155,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		bad = "-idle must be positive"
 	case c.logFile != "" && c.verbose:
 		bad = "-log and -v exclude each other"
+	case c.session && c.upstream != "":
+		bad = "-session and -upstream exclude each other (-session runs its own session echo server)"
 	}
 	if bad != "" {
 		fmt.Fprintln(stderr, "chaos:", bad)
@@ -166,7 +179,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	upstream := cfg.upstream
 	if upstream == "" {
-		srv, err := startEcho("127.0.0.1:0")
+		srv, err := startEcho("127.0.0.1:0", cfg.session)
 		if err != nil {
 			return err
 		}
@@ -192,22 +205,45 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		middleware.Backoff(middleware.BackoffConfig{BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second}),
 	)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	t, err := tether.Dial(dctx, &tcp.Dialer{Timeout: time.Second}, proxy.Addr(), h,
-		tether.WithReadIdleTimeout(cfg.idle))
-	cancel()
-	if err != nil {
-		return err
+	var (
+		t       conn
+		readGen func([]byte) (int, uint64, error)
+		via     = "Tether"
+	)
+	if cfg.session {
+		s, err := session.Dial(dctx, &tcp.Dialer{Timeout: time.Second}, proxy.Addr(), h,
+			session.WithKeepAlive(cfg.idle/2, cfg.idle/2))
+		cancel()
+		if err != nil {
+			return err
+		}
+		// One stream across connections: its bytes have one generation.
+		t, readGen, via = s, func(p []byte) (int, uint64, error) {
+			n, err := s.Read(p)
+			return n, 1, err
+		}, "session"
+	} else {
+		tt, err := tether.Dial(dctx, &tcp.Dialer{Timeout: time.Second}, proxy.Addr(), h,
+			tether.WithReadIdleTimeout(cfg.idle))
+		cancel()
+		if err != nil {
+			return err
+		}
+		t, readGen = tt, tt.ReadGeneration
 	}
 	defer t.Close()
 
 	where := "embedded echo server " + upstream
-	if cfg.upstream != "" {
+	switch {
+	case cfg.upstream != "":
 		where = "echo server " + upstream
+	case cfg.session:
+		where = "embedded session echo server " + upstream
 	}
-	disp.printf("chaos: records -> Tether -> fault proxy %s -> %s\n", proxy.Addr(), where)
+	disp.printf("chaos: records -> %s -> fault proxy %s -> %s\n", via, proxy.Addr(), where)
 	disp.printf("       %d records/s for %v; Ctrl-C ends it early\n", cfg.rate, cfg.d)
 
-	c := &client{t: t, cfg: cfg, led: newLedger(), proxy: proxy, disp: disp, start: start}
+	c := &client{t: t, readGen: readGen, cfg: cfg, led: newLedger(), proxy: proxy, disp: disp, start: start}
 	c.ver = newVerifier(seed, func(seq uint64) error { return c.led.verify(seq, time.Now()) })
 	return c.run(ctx, events)
 }
@@ -215,13 +251,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // A client runs the Tether's writer and reader, injects the faults and
 // reports.
 type client struct {
-	t     *tether.Tether
-	cfg   config
-	led   *ledger
-	ver   *verifier
-	proxy *faultproxy.Proxy
-	disp  *display
-	start time.Time
+	t       conn
+	readGen func([]byte) (n int, gen uint64, err error)
+	cfg     config
+	led     *ledger
+	ver     *verifier
+	proxy   *faultproxy.Proxy
+	disp    *display
+	start   time.Time
 
 	// Kept by the main loop, from the Tether's events.
 	up         bool
@@ -235,6 +272,12 @@ type client struct {
 	faults     []*faultRun
 	active     *faultRun // the fault in force, if it lasts
 	recovery   *mark     // the first record written after the last fault ended
+}
+
+// conn is what the client writes to: a Tether, or a session.
+type conn interface {
+	io.WriteCloser
+	SetWriteDeadline(time.Time) error
 }
 
 // A faultSpec is one fault of the schedule, at a fraction of the run.
@@ -416,7 +459,7 @@ func (c *client) write(ctx context.Context) {
 func (c *client) read() {
 	buf := make([]byte, 32<<10)
 	for {
-		n, gen, err := c.t.ReadGeneration(buf)
+		n, gen, err := c.readGen(buf)
 		if err != nil {
 			return
 		}
@@ -519,7 +562,11 @@ func (c *client) report() error {
 	v, tl := c.ver, c.led.tally()
 	w := c.disp.w
 	elapsed := time.Since(c.start)
-	fmt.Fprintf(w, "\nsummary: %.1fs at %d records/s, read idle timeout %v\n", elapsed.Seconds(), c.cfg.rate, c.cfg.idle)
+	if c.cfg.session {
+		fmt.Fprintf(w, "\nsummary: %.1fs at %d records/s through a session, keep-alive %v\n", elapsed.Seconds(), c.cfg.rate, c.cfg.idle)
+	} else {
+		fmt.Fprintf(w, "\nsummary: %.1fs at %d records/s, read idle timeout %v\n", elapsed.Seconds(), c.cfg.rate, c.cfg.idle)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  records sent\t%d\tWrite returned nil\n", tl.sent)
 	fmt.Fprintf(tw, "  verified\t%d\tcame back intact and in order\n", v.verified)
@@ -556,7 +603,15 @@ func (c *client) report() error {
 	fmt.Fprintln(w)
 
 	recovered := !c.led.backAt(c.recovery).IsZero()
-	if v.failures() == 0 && recovered {
+	lost := tl.lostSent + tl.lostDropped
+	if c.cfg.session && v.failures() == 0 && recovered && lost == 0 && v.cut == 0 {
+		fmt.Fprintf(w, "verdict: PASS\n"+
+			"  no record corrupted, reordered, duplicated or missing;\n"+
+			"  0 lost in flight: the session replayed what each dead connection had taken;\n"+
+			"  the stream recovered after every fault\n")
+		return nil
+	}
+	if !c.cfg.session && v.failures() == 0 && recovered {
 		fmt.Fprintf(w, "verdict: PASS\n"+
 			"  no record corrupted, reordered or duplicated, none missing without a reconnect;\n"+
 			"  %d lost in flight with connections that died, which no reconnect can save;\n"+
@@ -569,6 +624,12 @@ func (c *client) report() error {
 	}
 	if !recovered {
 		why = append(why, "the stream did not recover after the last fault")
+	}
+	if c.cfg.session && lost > 0 {
+		why = append(why, fmt.Sprintf("%d records lost in flight through a session, which must lose none", lost))
+	}
+	if c.cfg.session && v.cut > 0 {
+		why = append(why, fmt.Sprintf("%d records cut by a reconnect through a session, which must cut none", v.cut))
 	}
 	fmt.Fprintf(w, "verdict: FAIL\n  %s\n", strings.Join(why, ";\n  "))
 	for _, s := range v.violations {
@@ -592,6 +653,10 @@ func describe(err error) string {
 		return "connection refused"
 	case errors.Is(err, syscall.EPIPE):
 		return "broken pipe"
+	case errors.Is(err, net.ErrClosed):
+		// A session closes a transport that stayed silent through its
+		// keep-alive.
+		return "keep-alive timeout"
 	}
 	return err.Error()
 }
@@ -749,7 +814,8 @@ type writerFunc func(p []byte) (int, error)
 // Write calls f(p).
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-// An echoServer writes back what it reads, on each connection.
+// An echoServer writes back what it reads, on each connection (or, over
+// a session.Listener, on each session).
 type echoServer struct {
 	ln net.Listener
 	wg sync.WaitGroup
@@ -758,11 +824,14 @@ type echoServer struct {
 	conns map[net.Conn]struct{}
 }
 
-// startEcho starts an echoServer on addr.
-func startEcho(addr string) (*echoServer, error) {
+// startEcho starts an echoServer on addr, of sessions with sessions.
+func startEcho(addr string, sessions bool) (*echoServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if sessions {
+		ln = session.NewListener(ln)
 	}
 	s := &echoServer{ln: ln, conns: make(map[net.Conn]struct{})}
 	s.wg.Go(s.serve)

@@ -55,6 +55,30 @@ func TestRun(t *testing.T) {
 	require.Contains(t, string(log), `msg="tether reconnected" action=accept`)
 }
 
+// TestRunSession runs the demo through a session: the same faults, and
+// nothing lost in flight.
+func TestRunSession(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var stdout, stderr strings.Builder
+	err := run(ctx, []string{"-d", "4s", "-session"}, &stdout, &stderr)
+	out := stdout.String()
+	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", out, stderr.String())
+	require.Empty(t, stderr.String())
+	require.Contains(t, out, "records -> session -> fault proxy")
+	require.Contains(t, out, "\nverdict: PASS\n")
+	require.Contains(t, out, "\n  0 lost in flight: the session replayed")
+	for _, row := range []string{"lost in flight", "cut by a reconnect", "corrupted", "reordered", "duplicated", "missing, no reconnect"} {
+		require.Regexp(t, `(?m)^  `+row+` +0\b`, out)
+	}
+	m := regexp.MustCompile(`(?m)^  records sent +(\d+) `).FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	require.Regexp(t, `(?m)^  verified +`+m[1]+` `, out, "every record sent came back")
+	m = regexp.MustCompile(`(?m)^  reconnects +(\d+) `).FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	require.NotContains(t, []string{"0", "1", "2"}, m[1], "a drop, a reset and a refusal need 3 reconnects at least")
+}
+
 // TestReportFails: the verdict fails on a record missing with no
 // reconnect, and on a stream that never came back.
 func TestReportFails(t *testing.T) {
@@ -89,7 +113,7 @@ func TestReportFails(t *testing.T) {
 
 // TestUsage: a bad command line is a usage error, reported on stderr.
 func TestUsage(t *testing.T) {
-	for _, args := range [][]string{{"-d", "0"}, {"-rate", "0"}, {"-v", "-log", "x"}, {"extra"}, {"-nosuchflag"}} {
+	for _, args := range [][]string{{"-d", "0"}, {"-rate", "0"}, {"-v", "-log", "x"}, {"extra"}, {"-nosuchflag"}, {"-session", "-upstream", "127.0.0.1:1"}} {
 		var stderr strings.Builder
 		err := run(context.Background(), args, &strings.Builder{}, &stderr)
 		require.ErrorIs(t, err, errUsage, "run(%q)", args)

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/io-tether/tether/internal/faultproxy"
 	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/stretchr/testify/require"
 )
@@ -326,4 +329,128 @@ func TestUsage(t *testing.T) {
 		require.ErrorIs(t, err, errUsage, "run(%q)", args)
 		require.Contains(t, stderr.String(), "usage: tcat", "run(%q)", args)
 	}
+}
+
+// TestListenPeerLost: the listener's peer is lost with a clean close (FIN)
+// while its stdin is open, and the chunks the listener writes before the
+// client comes back reach the client on its next connection, in order:
+// the first went into the dead connection (TCP took it), the second
+// failed. Before the fix, the listener took the EOF for the peer's end
+// and lost both.
+func TestListenPeerLost(t *testing.T) {
+	l := start(t, "-v", "-l", "127.0.0.1:0")
+	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+	p, err := faultproxy.New(addr, 1)
+	require.NoError(t, err)
+	defer p.Close()
+	c := start(t, "-v", p.Addr())
+	c.write(t, "ping\n")
+	l.stdout.expect(t, "^ping$")
+
+	require.NoError(t, p.SetMode(faultproxy.ModeRefuse)) // the client cannot come back yet
+	p.CloseAll()
+	l.stderr.expect(t, `the peer has finished$`)
+	l.write(t, "one\n")
+	time.Sleep(100 * time.Millisecond) // the dead peer's reset comes back
+	l.write(t, "two\n")
+	l.stderr.expect(t, `connection from \S+: .*(reset|broken pipe)`)
+	require.NoError(t, p.SetMode(faultproxy.ModeForward))
+	c.stderr.expect(t, `msg="tether reconnected"`)
+	l.write(t, "three\n")
+	c.stdout.expect(t, "^three$")
+
+	require.NoError(t, c.stdin.Close())
+	l.stderr.expect(t, `the peer has finished$`)
+	require.NoError(t, l.stdin.Close())
+	require.NoError(t, l.end(t))
+	require.NoError(t, c.end(t))
+	require.Equal(t, []string{"one", "two", "three"}, c.stdout.rest(t))
+}
+
+// TestSession: tcat -session on both ends, through a proxy that resets the
+// connection again and again while lines flow both ways: every line
+// arrives, once, in order.
+func TestSession(t *testing.T) {
+	for _, tt := range transports(t) {
+		if tt.tr.Name == "quic" {
+			continue // the fault proxy is TCP
+		}
+		t.Run(tt.tr.Name, func(t *testing.T) {
+			ca := filepath.Join(t.TempDir(), "tcat.pem")
+			lflags := []string{"-v", "-l", "-session"}
+			cflags := []string{"-v", "-session"}
+			if tt.tr.Name != "tcp" {
+				lflags = append(lflags, "-"+tt.tr.Name, "-ca", ca)
+				cflags = append(cflags, "-"+tt.tr.Name, "-ca", ca)
+			}
+			l := start(t, append(lflags, "127.0.0.1:0")...)
+			addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(`+tt.tr.Name+`\)$`)[1]
+			p, err := faultproxy.New(addr, 1)
+			require.NoError(t, err)
+			defer p.Close()
+			c := start(t, append(cflags, p.Addr())...)
+
+			var want []string
+			for i := range 200 {
+				up, down := fmt.Sprintf("up %d", i), fmt.Sprintf("down %d", i)
+				c.write(t, up+"\n")
+				l.write(t, down+"\n")
+				want = append(want, up)
+				if i%40 == 20 {
+					require.Equal(t, 1, p.ResetAll())
+					c.stderr.expect(t, `msg="tether reconnected"`)
+				}
+			}
+			l.stdout.expect(t, "^up 199$")
+			c.stdout.expect(t, "^down 199$")
+
+			require.NoError(t, c.stdin.Close())
+			require.NoError(t, l.stdin.Close())
+			require.NoError(t, l.end(t))
+			require.NoError(t, c.end(t))
+			require.Equal(t, want, l.stdout.rest(t))
+			for i, line := range c.stdout.rest(t) {
+				require.Equal(t, fmt.Sprintf("down %d", i), line)
+			}
+		})
+	}
+}
+
+// TestSessionRelay: the relay pair carries a TCP service (an echo server)
+// over a session, and a client of the service keeps its connection through
+// resets between the two relays.
+func TestSessionRelay(t *testing.T) {
+	srv := transporttest.StartServer(t, transporttest.Transport{Name: "tcp", Listen: transporttest.ListenTCP}, transporttest.Echo)
+	l := start(t, "-v", "-l", "-session", "-to", srv.Addr(), "127.0.0.1:0")
+	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+	p, err := faultproxy.New(addr, 1)
+	require.NoError(t, err)
+	defer p.Close()
+	c := start(t, "-v", "-session", "-L", "127.0.0.1:0", p.Addr())
+	local := c.stderr.expect(t, `^tcat: relaying (\S+) to \S+ over sessions \(tcp\)$`)[1]
+
+	conn, err := net.Dial("tcp", local)
+	require.NoError(t, err)
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(wait))
+	r := bufio.NewReader(conn)
+	for i := range 50 {
+		line := fmt.Sprintf("line %d\n", i)
+		_, err := io.WriteString(conn, line)
+		require.NoError(t, err)
+		if i%10 == 5 {
+			require.Equal(t, 1, p.ResetAll())
+			c.stderr.expect(t, `msg="tether reconnected"`)
+		}
+		got, err := r.ReadString('\n')
+		require.NoError(t, err)
+		require.Equal(t, line, got)
+	}
+	// The end of the client's stream goes through to the server, whose
+	// end comes back.
+	require.NoError(t, conn.(*net.TCPConn).CloseWrite())
+	_, err = r.ReadString('\n')
+	require.ErrorIs(t, err, io.EOF)
+	l.stderr.expect(t, `session from \S+: ended$`)
+	c.stderr.expect(t, `connection from \S+: ended$`)
 }

@@ -48,7 +48,11 @@ func listen(ctx context.Context, cfg config, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	fmt.Fprintf(stderr, "tcat: listening on %s (%s)\n", ln.Addr(), proto(cfg))
-	err = serve(ctx, ln, stdin, stdout, stderr, cfg.verbose)
+	if cfg.session {
+		err = serveSessions(ctx, cfg, ln, stdin, stdout, stderr)
+	} else {
+		err = serve(ctx, ln, stdin, stdout, stderr, cfg.verbose)
+	}
 	if ql, ok := ln.(*quicListener); ok && err == nil {
 		// Closing a QUIC connection at once could lose the FIN just
 		// sent (the peer's stream then ends in error, not EOF): the
@@ -103,6 +107,15 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 		cur       net.Conn // the current connection, if any
 		peerDone  bool     // cur's peer has finished sending
 		stdinDone bool
+		// unsure holds the chunks that may not have reached the peer:
+		// those written after its EOF (a lost peer's connection takes
+		// the first Write) and the one whose Write failed. They go first
+		// to the next connection: a peer whose EOF was the end of its
+		// stdin (a half-close) never reconnects (after CloseWrite a loss
+		// is final for a Tether), so a next connection means the EOF was
+		// a loss.
+		unsure     [][]byte
+		unsureSize int
 	)
 	drop := func() {
 		cur.Close()
@@ -128,6 +141,18 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 				case <-stop:
 				}
 			}()
+			for len(unsure) > 0 {
+				if _, err := cur.Write(unsure[0]); err != nil {
+					logf(stderr, verbose, "connection from %v: %v", cur.RemoteAddr(), err)
+					drop()
+					break
+				}
+				unsureSize -= len(unsure[0])
+				unsure = unsure[1:]
+			}
+			if cur == nil {
+				continue
+			}
 			if stdinDone {
 				closeWrite(cur)
 			}
@@ -141,8 +166,16 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 				}
 				continue
 			}
+			if peerDone && unsureSize < maxUnsure {
+				unsure = append(unsure, b)
+				unsureSize += len(b)
+			}
 			if _, err := cur.Write(b); err != nil {
 				logf(stderr, verbose, "connection from %v: %v", cur.RemoteAddr(), err)
+				if !peerDone {
+					unsure = append(unsure, b)
+					unsureSize += len(b)
+				}
 				drop()
 			}
 		case e := <-readDone:
@@ -170,6 +203,10 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 		}
 	}
 }
+
+// maxUnsure bounds the chunks kept after a peer's EOF: a peer that took
+// this much after its EOF is reading (a lost one fails the second Write).
+const maxUnsure = 1 << 20
 
 // closeWrite shuts down the writing side of c.
 func closeWrite(c net.Conn) {

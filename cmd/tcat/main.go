@@ -3,8 +3,10 @@
 // that reconnects whenever the connection fails, so that it survives server
 // restarts.
 //
-//	go run ./examples/tcat [-tls | -quic] [-alpn P] [-ca FILE | -insecure] [-w 1m] [-v] host:port
-//	go run ./examples/tcat -l [-tls | -quic] [-alpn P] [-ca FILE] [-v] [host]:port
+//	go install github.com/io-tether/tether/cmd/tcat@latest
+//
+//	tcat [-tls | -quic] [-alpn P] [-ca FILE | -insecure] [-w 1m] [-v] [-session [-L host:port]] host:port
+//	tcat -l [-tls | -quic] [-alpn P] [-ca FILE] [-v] [-session [-to host:port]] [host]:port
 //
 // When stdin ends, tcat shuts down its side of the connection (CloseWrite)
 // and copies to stdout until the peer has finished too, then exits; if the
@@ -40,14 +42,38 @@
 //
 // Two terminals:
 //
-//	go run ./examples/tcat -l -tls -ca /tmp/tcat.pem :9000
-//	go run ./examples/tcat -tls -ca /tmp/tcat.pem -v 127.0.0.1:9000
+//	go run ./cmd/tcat -l -tls -ca /tmp/tcat.pem :9000
+//	go run ./cmd/tcat -tls -ca /tmp/tcat.pem -v 127.0.0.1:9000
 //
 // What is typed in one appears in the other. Stop the listener (Ctrl-C) and
 // start it again: the client reconnects and the conversation goes on. The
 // client learns of a stopped listener at once (its reader sees the
 // connection end), so nothing typed meanwhile is lost; bytes written into a
 // connection that died unnoticed (a crashed host, a lost network) would be.
+//
+// # Sessions
+//
+// With -session on both ends, the bytes travel in a session (package
+// session): each end keeps what it sent until the other acknowledges it,
+// and after a reconnect the two replay what the other missed, so nothing
+// is lost, duplicated or reordered, across cable pulls and connections
+// killed on the server's side:
+//
+//	tar c dir | tcat -session host:9000
+//	tcat -l -session :9000 </dev/null | tar x
+//
+// The listener serves one session (later ones are refused) and exits when
+// both directions have ended.
+//
+// The relay pair carries any TCP service over sessions, as Eternal
+// Terminal's tunnel does; each connection accepted on -L is a session of
+// its own, relayed by the listener to -to:
+//
+//	tcat -l -session :9000 -to 127.0.0.1:6379      # beside the server
+//	tcat -session -L 127.0.0.1:6380 host:9000      # beside the client
+//
+// redis-cli -p 6380 then keeps its connection through network faults
+// between the two.
 package main
 
 import (
@@ -111,6 +137,9 @@ type config struct {
 	insecure bool
 	wait     time.Duration
 	verbose  bool
+	session  bool   // a session (package session) over the connection
+	local    string // -L: relay the connections accepted here
+	to       string // -to: relay each session to this address
 	addr     string
 }
 
@@ -127,9 +156,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.insecure, "insecure", false, "do not verify the server's certificate")
 	fs.DurationVar(&c.wait, "w", time.Minute, "give up when the connection has been down this long (0: never)")
 	fs.BoolVar(&c.verbose, "v", false, "log connections and the Tether's events to stderr")
+	fs.BoolVar(&c.session, "session", false, "a lossless session (both ends must say -session)")
+	fs.StringVar(&c.local, "L", "", "with -session: relay each TCP connection accepted on `host:port` over a session of its own")
+	fs.StringVar(&c.to, "to", "", "with -l -session: relay each session to the TCP server at `host:port`")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "usage: tcat [-tls | -quic] [flags] host:port\n"+
-			"       tcat -l [-tls | -quic] [flags] [host]:port\n\n"+
+		fmt.Fprint(fs.Output(), "usage: tcat [-tls | -quic] [-session [-L host:port]] [flags] host:port\n"+
+			"       tcat -l [-tls | -quic] [-session [-to host:port]] [flags] [host]:port\n\n"+
 			"Copies stdin to the connection and the connection to stdout, reconnecting as needed.\n")
 		fs.PrintDefaults()
 	}
@@ -151,6 +183,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		bad = "-insecure is for dialing"
 	case c.wait < 0:
 		bad = "-w must not be negative"
+	case c.local != "" && (!c.session || c.listen):
+		bad = "-L needs -session, and is for dialing"
+	case c.to != "" && (!c.session || !c.listen):
+		bad = "-to needs -l and -session"
+	}
+	for _, a := range []string{c.local, c.to} {
+		if _, _, err := net.SplitHostPort(a); a != "" && err != nil && bad == "" {
+			bad = err.Error()
+		}
 	}
 	if bad == "" {
 		c.addr = fs.Arg(0)
@@ -177,10 +218,33 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	if cfg.listen {
+	switch {
+	case cfg.listen:
 		return listen(ctx, cfg, stdin, stdout, stderr)
+	case cfg.session:
+		return connectSession(ctx, cfg, stdin, stdout, stderr)
 	}
 	return connect(ctx, cfg, stdin, stdout, stderr)
+}
+
+// policy returns the handler of tcat's Tethers, with events sent to
+// events when it is not nil.
+func policy(cfg config, stderr io.Writer, events chan<- tether.Event) tether.DisconnectHandler {
+	var mw []tether.Middleware
+	if cfg.verbose {
+		mw = append(mw, middleware.Logging(slog.New(slog.NewTextHandler(stderr, nil))))
+	}
+	if events != nil {
+		mw = append(mw, middleware.Notify(events))
+	}
+	if cfg.wait > 0 {
+		mw = append(mw, middleware.MaxDowntime(cfg.wait))
+	}
+	mw = append(mw, middleware.Backoff(middleware.BackoffConfig{
+		BaseDelay: 100 * time.Millisecond,
+		MaxDelay:  5 * time.Second,
+	}))
+	return tether.Chain(nil, mw...)
 }
 
 // connect dials cfg.addr with a Tether and copies until the exchange is
@@ -191,19 +255,7 @@ func connect(ctx context.Context, cfg config, stdin io.Reader, stdout, stderr io
 		return err
 	}
 	events := make(chan tether.Event, 16)
-	var mw []tether.Middleware
-	if cfg.verbose {
-		mw = append(mw, middleware.Logging(slog.New(slog.NewTextHandler(stderr, nil))))
-	}
-	mw = append(mw, middleware.Notify(events))
-	if cfg.wait > 0 {
-		mw = append(mw, middleware.MaxDowntime(cfg.wait))
-	}
-	mw = append(mw, middleware.Backoff(middleware.BackoffConfig{
-		BaseDelay: 100 * time.Millisecond,
-		MaxDelay:  5 * time.Second,
-	}))
-	h := tether.Chain(nil, mw...)
+	h := policy(cfg, stderr, events)
 
 	// A netcat carries an unframed byte stream: the rest of a Write cut by
 	// a loss goes to the next connection rather than being dropped.

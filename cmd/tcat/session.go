@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+
+	"github.com/io-tether/tether"
+	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/io-tether/tether/session"
+	"github.com/io-tether/tether/tcp"
+	tethertls "github.com/io-tether/tether/tls"
+)
+
+// The -session modes: a session (package session) carries the bytes, so
+// that nothing is lost, duplicated or reordered across reconnects, and
+// both ends must run tcat -session.
+
+// dialer returns the dialer of cfg's transport.
+func dialer(cfg config) (tether.Dialer, error) {
+	tc, err := clientTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.quic:
+		return &tetherquic.Dialer{TLSConfig: tc}, nil
+	case cfg.tls:
+		return &tethertls.Dialer{Config: tc}, nil
+	}
+	return &tcp.Dialer{}, nil
+}
+
+// connectSession dials a session to cfg.addr and copies stdin to it and it
+// to stdout until both have ended; with -L, it relays instead.
+func connectSession(ctx context.Context, cfg config, stdin io.Reader, stdout, stderr io.Writer) error {
+	d, err := dialer(cfg)
+	if err != nil {
+		return err
+	}
+	if c, ok := d.(*tetherquic.Dialer); ok {
+		defer c.Close()
+	}
+	if cfg.local != "" {
+		return relayLocal(ctx, cfg, d, stderr)
+	}
+	c, err := session.Dial(ctx, d, cfg.addr, policy(cfg, stderr, nil))
+	if err != nil {
+		return err
+	}
+	logf(stderr, cfg.verbose, "session to %s", cfg.addr)
+	return pipe(ctx, c, stdin, stdout)
+}
+
+// pipe copies stdin to c and c to stdout until both have ended (c's end is
+// the peer's CloseWrite or Close), then closes c, which waits for the peer
+// to acknowledge every byte.
+func pipe(ctx context.Context, c *session.Conn, stdin io.Reader, stdout io.Writer) error {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(c, stdin)
+		if err == nil {
+			err = c.CloseWrite()
+		}
+		wrote <- err
+	}()
+	_, rerr := io.Copy(stdout, c)
+	var werr error
+	if rerr == nil {
+		// The peer has finished; wait for stdin to end, unless the peer
+		// closed the whole session (then Writes fail).
+		werr = <-wrote
+	}
+	cerr := c.Close()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	switch {
+	case rerr != nil:
+		return rerr
+	case werr != nil && !errors.Is(werr, session.ErrPeerClosed):
+		return werr
+	}
+	if errors.Is(cerr, net.ErrClosed) {
+		cerr = nil
+	}
+	return cerr
+}
+
+// serveSessions is the listen mode with -session: it serves the first
+// session as a pipe with stdin and stdout (later ones are refused), or with -to relays each session to a TCP server.
+func serveSessions(ctx context.Context, cfg config, ln listener, stdin io.Reader, stdout, stderr io.Writer) error {
+	sl := session.NewListener(netListenerOf(ln))
+	defer sl.Close()
+	stop := context.AfterFunc(ctx, func() { sl.Close() })
+	defer stop()
+	if cfg.to != "" {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		for {
+			c, err := sl.AcceptSession()
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return err
+			}
+			logf(stderr, cfg.verbose, "session from %v: relayed to %s", c.RemoteAddr(), cfg.to)
+			wg.Go(func() {
+				var d net.Dialer
+				t, err := d.DialContext(ctx, "tcp", cfg.to)
+				if err != nil {
+					logf(stderr, cfg.verbose, "session from %v: %v", c.RemoteAddr(), err)
+					c.Close()
+					return
+				}
+				relay(c, t.(*net.TCPConn))
+				logf(stderr, cfg.verbose, "session from %v: ended", c.RemoteAddr())
+			})
+		}
+	}
+	c, err := sl.AcceptSession()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	logf(stderr, cfg.verbose, "session from %v", c.RemoteAddr())
+	// Later sessions are refused: this is one pipe.
+	go func() {
+		for {
+			o, err := sl.Accept()
+			if err != nil {
+				return
+			}
+			o.Close()
+		}
+	}()
+	return pipe(ctx, c, stdin, stdout)
+}
+
+// relayLocal accepts TCP connections on cfg.local and relays each over a
+// session of its own to cfg.addr, until ctx ends.
+func relayLocal(ctx context.Context, cfg config, d tether.Dialer, stderr io.Writer) error {
+	ln, err := net.Listen("tcp", listenAddr(cfg.local))
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	fmt.Fprintf(stderr, "tcat: relaying %s to %s over sessions (%s)\n", ln.Addr(), cfg.addr, proto(cfg))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		lc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		wg.Go(func() {
+			c, err := session.Dial(ctx, d, cfg.addr, policy(cfg, stderr, nil))
+			if err != nil {
+				logf(stderr, cfg.verbose, "connection from %v: %v", lc.RemoteAddr(), err)
+				lc.Close()
+				return
+			}
+			logf(stderr, cfg.verbose, "connection from %v: session to %s", lc.RemoteAddr(), cfg.addr)
+			stop := context.AfterFunc(ctx, func() { c.Close(); lc.Close() })
+			defer stop()
+			relay(c, lc.(*net.TCPConn))
+			logf(stderr, cfg.verbose, "connection from %v: ended", lc.RemoteAddr())
+		})
+	}
+}
+
+// relay copies between a session and a TCP connection, both ways, passing
+// each end of stream on as a half-close, until both directions are done;
+// then it closes both.
+func relay(c *session.Conn, t *net.TCPConn) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := io.Copy(t, c); err != nil {
+			t.Close() // the session was lost: end the TCP connection
+			return
+		}
+		t.CloseWrite()
+	})
+	wg.Go(func() {
+		if _, err := io.Copy(c, t); err != nil {
+			c.Close() // the server's side broke: end the session
+			return
+		}
+		c.CloseWrite()
+	})
+	wg.Wait()
+	t.Close()
+	c.Close()
+}
+
+// netListenerOf returns ln as a net.Listener, for session.NewListener.
+func netListenerOf(ln listener) net.Listener {
+	if nl, ok := ln.(netListener); ok {
+		return nl.Listener
+	}
+	return addrListener{ln}
+}
+
+// addrListener is a listener (QUIC streams) as a net.Listener.
+type addrListener struct{ listener }
+
+// Addr returns the address listened on.
+func (l addrListener) Addr() net.Addr { return stringAddr(l.listener.Addr()) }
+
+type stringAddr string
+
+func (a stringAddr) Network() string { return "udp" }
+func (a stringAddr) String() string  { return string(a) }

@@ -1,0 +1,200 @@
+package session
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/io-tether/tether"
+	tethertcp "github.com/io-tether/tether/tcp"
+)
+
+// pair is a session over loopback TCP: the client's and the server's end.
+type pair struct {
+	sl   *Listener
+	c, s *Conn
+}
+
+func newPair(t *testing.T, opts ...Option) *pair {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	sl := NewListener(ln, opts...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, &tethertcp.Dialer{}, sl.Addr().String(), nil)
+	require.NoError(t, err)
+	s, err := sl.AcceptSession()
+	require.NoError(t, err)
+	return &pair{sl, c, s}
+}
+
+func (p *pair) close(t *testing.T) {
+	p.c.Close()
+	p.s.Close()
+	require.NoError(t, p.sl.Close())
+}
+
+// roundTrip checks that the session carries bytes both ways.
+func (p *pair) roundTrip(t *testing.T, msg string) {
+	t.Helper()
+	for _, d := range [][2]*Conn{{p.c, p.s}, {p.s, p.c}} {
+		_, err := d[0].Write([]byte(msg))
+		require.NoError(t, err)
+		got := make([]byte, len(msg))
+		d[1].SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = io.ReadFull(d[1], got)
+		require.NoError(t, err)
+		require.Equal(t, msg, string(got))
+	}
+}
+
+// resumeBytes returns a client's preface and resume message for p's
+// session, MACed with its key unless forge.
+func (p *pair) resumeBytes(attempt, recv uint64, forge bool) []byte {
+	p.c.mu.Lock()
+	h := hello{typ: msgResume, id: p.c.id, attempt: attempt, recv: recv}
+	key := p.c.key
+	p.c.mu.Unlock()
+	h.nonce[0] = byte(attempt)
+	h.mac = resumeMAC(key, &h, nil)
+	if forge {
+		h.mac[7] ^= 0x20
+	}
+	return h.append(putPreface(nil, roleClient))
+}
+
+// send writes b on a new connection to the listener and returns the
+// server's reply (after its preface) and the connection.
+func send(t *testing.T, addr string, b []byte) (reply, net.Conn) {
+	t.Helper()
+	raw, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	raw.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = raw.Write(b)
+	require.NoError(t, err)
+	require.NoError(t, readPreface(raw, roleServer))
+	buf := make([]byte, 1, acceptLen)
+	_, err = io.ReadFull(raw, buf)
+	require.NoError(t, err)
+	n := replyLen(buf[0])
+	require.NotZero(t, n, "reply type %#x", buf[0])
+	buf = buf[:n]
+	_, err = io.ReadFull(raw, buf[1:])
+	require.NoError(t, err)
+	r, err := decodeReply(buf)
+	require.NoError(t, err)
+	return r, raw
+}
+
+func TestForgedResume(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := newPair(t)
+	defer p.close(t)
+	p.roundTrip(t, "before")
+	addr := p.sl.Addr().String()
+
+	// A bad MAC and an unknown id get the same answer.
+	forged, raw := send(t, addr, p.resumeBytes(100, 0, true))
+	raw.Close()
+	unknown := p.resumeBytes(100, 0, false)
+	unknown[prefaceLen+2] ^= 1 // the id
+	gotUnknown, raw := send(t, addr, unknown)
+	raw.Close()
+	require.Equal(t, reply{typ: msgReject, code: rejectLost}, forged)
+	require.Equal(t, forged, gotUnknown)
+
+	// The session was not disturbed.
+	require.Equal(t, tether.Ready, p.s.State())
+	p.roundTrip(t, "after")
+}
+
+func TestReplayedResume(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := newPair(t)
+	defer p.close(t)
+	addr := p.sl.Addr().String()
+
+	// A resume that the server accepts, as an eavesdropper records it...
+	rec := p.resumeBytes(7, 0, false)
+	r, first := send(t, addr, rec)
+	require.Equal(t, byte(msgResumed), r.typ)
+	first.Close()
+	// ...cannot be played again: its attempt counter is not above the last.
+	r, raw := send(t, addr, rec)
+	raw.Close()
+	require.Equal(t, reply{typ: msgReject, code: rejectStale}, r)
+
+	// The client resumes with a higher attempt of its own, and goes on.
+	p.c.mu.Lock()
+	p.c.attempt = 7
+	p.c.mu.Unlock()
+	p.roundTrip(t, "after the replay")
+}
+
+func TestConcurrentResumes(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := newPair(t)
+	defer p.close(t)
+	addr := p.sl.Addr().String()
+	// Many resumes of one session at once: they serialise, and the one
+	// with the highest attempt holds the session in the end, whatever the
+	// order they ran in.
+	var wg sync.WaitGroup
+	replies := make([]reply, 20)
+	conns := make([]net.Conn, 20)
+	for i := range replies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			raw, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			conns[i] = raw
+			raw.SetDeadline(time.Now().Add(5 * time.Second))
+			raw.Write(p.resumeBytes(uint64(10+i), 0, false))
+			if err := readPreface(raw, roleServer); err != nil {
+				t.Error(err)
+				return
+			}
+			b := make([]byte, 1, acceptLen)
+			io.ReadFull(raw, b)
+			b = b[:replyLen(b[0])]
+			io.ReadFull(raw, b[1:])
+			replies[i], _ = decodeReply(b)
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	require.Equal(t, byte(msgResumed), replies[len(replies)-1].typ, "the highest attempt must win")
+	p.s.mu.Lock()
+	require.Equal(t, uint64(10+len(replies)-1), p.s.attempt)
+	tr := p.s.tr
+	p.s.mu.Unlock()
+	require.NotNil(t, tr)
+	require.Equal(t, conns[len(conns)-1].LocalAddr().String(), tr.RemoteAddr().String())
+	for i, r := range replies {
+		require.Contains(t, []byte{msgResumed, msgReject}, r.typ, "reply %d", i)
+		if r.typ == msgReject {
+			require.Equal(t, byte(rejectStale), r.code)
+		}
+	}
+	// The client, whose transport was taken over, resumes above them all.
+	p.c.mu.Lock()
+	p.c.attempt = 100
+	p.c.mu.Unlock()
+	p.roundTrip(t, "after the resumes")
+}

@@ -1,0 +1,364 @@
+package session
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/io-tether/tether"
+)
+
+// Dial opens a new session with the server at addr, over connections that
+// d makes, and returns the client's end once the server accepted it. The
+// session runs over a Tether (tether.Dial) whose handler h decides about
+// reconnects, as for any Tether: a nil h is tether.DefaultHandler(), and
+// middleware apply. After each reconnect the session resumes: the two ends
+// prove they hold the session's key and replay what the other has not
+// received.
+//
+// A lost session (the server forgot it, or ended it) and a server that
+// does not speak tether-session end the session whatever h says: no retry
+// can mend them. Dial returns an error matching ErrNotSession for the
+// latter.
+//
+// Options: WithTether passes options to the Tether; WithBufferSize,
+// WithLinger, WithKeepAlive and WithHandshakeTimeout apply to the client;
+// listener options are an error.
+func Dial(ctx context.Context, d tether.Dialer, addr string, h tether.DisconnectHandler, opts ...Option) (*Conn, error) {
+	cfg := newConfig(opts)
+	if cfg.err == nil && cfg.serverOnly {
+		cfg.fail("a listener option given to Dial")
+	}
+	if cfg.err != nil {
+		return nil, cfg.err
+	}
+	if f, ok := h.(tether.DisconnectHandlerFunc); ok && f == nil {
+		return nil, errors.New("tether/session: nil DisconnectHandlerFunc")
+	}
+	if h == nil {
+		h = tether.DefaultHandler()
+	}
+	if err := checkTetherOptions(cfg.tetherOpts); err != nil {
+		return nil, err
+	}
+	c := newConn(cfg, true)
+	topts := append(cfg.tetherOpts[:len(cfg.tetherOpts):len(cfg.tetherOpts)],
+		tether.WithOnConnect(c.onConnect),
+		tether.WithOnConnectTimeout(cfg.handshakeTimeout),
+		tether.WithWritePolicy(tether.WriteDrop),
+	)
+	t, err := tether.Dial(ctx, d, addr, &handler{c: c, next: h}, topts...)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.t = t
+	c.laddr, c.raddr = t.LocalAddr(), t.RemoteAddr()
+	c.startLocked()
+	c.wg.Add(1)
+	go c.readLoop()
+	c.mu.Unlock()
+	return c, nil
+}
+
+var errProbe = errors.New("probe")
+
+// checkTetherOptions fails when opts set an OnConnect hook, which the
+// session owns. It cannot see inside a tether.Option, so it dials once,
+// over a connection that fails every operation, with a hook of its own
+// first: if the hook does not run, opts replaced it.
+func checkTetherOptions(opts []tether.Option) error {
+	if len(opts) == 0 {
+		return nil
+	}
+	ran, dialed := false, false
+	all := []tether.Option{tether.WithOnConnect(func(context.Context, net.Conn) error {
+		ran = true
+		return errProbe
+	})}
+	all = append(all, opts...)
+	all = append(all, tether.WithNoInitialRetry())
+	d := tether.DialerFunc(func(context.Context, string) (net.Conn, error) {
+		dialed = true
+		a, b := net.Pipe()
+		b.Close()
+		return a, nil
+	})
+	t, err := tether.Dial(context.Background(), d, "probe", nil, all...)
+	if t != nil {
+		t.Close()
+	}
+	switch {
+	case !dialed:
+		return fmt.Errorf("tether/session: WithTether: %w", err)
+	case !ran:
+		return errors.New("tether/session: WithTether: the session owns the Tether's OnConnect hook (its handshake)")
+	}
+	return nil
+}
+
+// handler wraps the user's handler: it ends the session on errors no
+// retry mends, turns Ignore into Reconnect (a session cannot go on with a
+// failed transport), and follows the state.
+type handler struct {
+	c    *Conn
+	next tether.DisconnectHandler
+}
+
+func (h *handler) HandleDisconnect(ctx context.Context, ev *tether.Event) tether.Action {
+	c := h.c
+	if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
+		c.setState(tether.Connecting)
+	}
+	if ev.Kind == tether.Unreachable && fatal(ev.Err) {
+		err := ev.Err
+		h.next.HandleDisconnect(ctx, ev) // for its logs and counts: the decision is made
+		ev.Err, ev.Delay = err, 0
+		return tether.GiveUp
+	}
+	a := h.next.HandleDisconnect(ctx, ev)
+	switch {
+	case a == tether.Ignore:
+		a = tether.Reconnect
+	case a == tether.GiveUp:
+		return a
+	}
+	switch {
+	case ev.Kind == tether.Connected || ev.Kind == tether.Reconnected:
+		c.setState(tether.Ready)
+	case ev.Delay > 0:
+		c.setState(tether.TransientFailure)
+	}
+	return a
+}
+
+// onConnect is the Tether's OnConnect hook: the handshake on every new
+// transport connection.
+func (c *Conn) onConnect(ctx context.Context, raw net.Conn) error {
+	exp, err := exporter(raw)
+	if err != nil {
+		return err
+	}
+	var flags byte
+	if exp != nil {
+		flags = flagExporter
+	}
+	c.mu.Lock()
+	resume, closed := c.key != nil, c.ended
+	c.mu.Unlock()
+	if closed {
+		return net.ErrClosed
+	}
+	if resume {
+		return c.resume(raw, flags, exp)
+	}
+	return c.open(raw, flags, exp)
+}
+
+// open runs the handshake of a new session.
+func (c *Conn) open(raw net.Conn, flags byte, exp []byte) error {
+	priv, err := newKeyPair()
+	if err != nil {
+		return err
+	}
+	h := hello{typ: msgNew, flags: flags, window: uint32(c.cfg.bufSize)}
+	copy(h.pub[:], priv.PublicKey().Bytes())
+	r, err := exchange(raw, &h)
+	if err != nil {
+		return err
+	}
+	if r.typ != msgAccept {
+		return protoErr("unexpected reply %#x to a new session", r.typ)
+	}
+	shared, err := sharedSecret(priv, r.pub)
+	if err != nil {
+		return protoErr("server's key: %v", err)
+	}
+	key, err := deriveKey(shared, exp, h.pub[:], r.pub[:], r.id)
+	if err != nil {
+		return err
+	}
+	if want := acceptMAC(key, h.pub[:], r.pub[:], r.id); !hmac.Equal(want[:], r.mac[:]) {
+		if exp != nil {
+			return errExporter
+		}
+		return protoErr("server's key confirmation does not match")
+	}
+	c.mu.Lock()
+	c.id, c.key = r.id, key
+	c.peerLimit = uint64(r.window)
+	c.epoch = 1
+	c.lastRecv = time.Now()
+	c.mu.Unlock()
+	return nil
+}
+
+// resume runs the handshake that resumes the session on a new transport.
+func (c *Conn) resume(raw net.Conn, flags byte, exp []byte) error {
+	c.mu.Lock()
+	c.attempt++
+	h := hello{typ: msgResume, flags: flags, id: c.id, attempt: c.attempt, recv: c.rRecv}
+	key := c.key
+	c.mu.Unlock()
+	rand.Read(h.nonce[:])
+	h.mac = resumeMAC(key, &h, exp)
+	r, err := exchange(raw, &h)
+	if err != nil {
+		return err
+	}
+	if r.typ != msgResumed {
+		return protoErr("unexpected reply %#x to a resume", r.typ)
+	}
+	if want := resumedMAC(key, &h, r.recv, exp); !hmac.Equal(want[:], r.mac[:]) {
+		return errBadReply
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r.recv < c.sAcked || r.recv > c.sWritten {
+		return lost(protoErr("server received %d bytes of %d written, %d acknowledged", r.recv, c.sWritten, c.sAcked))
+	}
+	c.resumedLocked(r.recv, time.Now())
+	return nil
+}
+
+// exchange sends the client's preface and h, and reads the server's
+// preface and reply; a reject becomes its error.
+func exchange(raw net.Conn, h *hello) (reply, error) {
+	b := make([]byte, 0, prefaceLen+resumeLen)
+	b = putPreface(b, roleClient)
+	b = h.append(b)
+	if _, err := raw.Write(b); err != nil {
+		return reply{}, err
+	}
+	if err := readPreface(raw, roleServer); err != nil {
+		return reply{}, err
+	}
+	var buf [acceptLen]byte
+	if _, err := io.ReadFull(raw, buf[:1]); err != nil {
+		return reply{}, err
+	}
+	n := replyLen(buf[0])
+	if n == 0 {
+		return reply{}, protoErr("unknown handshake reply %#x", buf[0])
+	}
+	if _, err := io.ReadFull(raw, buf[1:n]); err != nil {
+		return reply{}, err
+	}
+	r, err := decodeReply(buf[:n])
+	if err != nil {
+		return r, err
+	}
+	if r.typ == msgReject {
+		return r, rejectErr(r.code)
+	}
+	return r, nil
+}
+
+// rejectErr is the client's error for a server's reject code.
+func rejectErr(code byte) error {
+	switch code {
+	case rejectLost:
+		return lost(nil)
+	case rejectBusy:
+		return errBusy
+	case rejectVersion:
+		return errVersion
+	case rejectBad:
+		return errExporter
+	case rejectStale:
+		return errStale
+	case rejectShutdown:
+		return lost(errShutdown)
+	}
+	return protoErr("unknown reject code %d", code)
+}
+
+// readPreface reads the peer's preface, failing at the first byte that
+// differs from the magic (a plain server's greeting fails at once).
+func readPreface(r io.Reader, role byte) error {
+	var p [prefaceLen]byte
+	n := 0
+	for n < prefaceLen {
+		m, err := r.Read(p[n:])
+		for i := n; i < n+m && i < len(magic); i++ {
+			if p[i] != magic[i] {
+				return ErrNotSession
+			}
+		}
+		n += m
+		if err != nil && n < prefaceLen {
+			if err == io.EOF {
+				if n > 0 {
+					return ErrNotSession
+				}
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return checkPreface(p[:], role)
+}
+
+// readLoop is the client's transport reader: it reads the Tether and
+// feeds the frames to the session.
+func (c *Conn) readLoop() {
+	defer c.wg.Done()
+	buf := make([]byte, readBufMin)
+	var (
+		dec decoder
+		gen uint64
+	)
+	for {
+		n, g, err := c.t.ReadGeneration(buf)
+		if n > 0 {
+			if g != gen {
+				dec.reset() // a partial frame of the lost connection
+				gen = g
+			}
+			c.mu.Lock()
+			if c.ended {
+				c.mu.Unlock()
+				return
+			}
+			ferr := c.feedLocked(&dec, buf[:n], time.Now())
+			reason := c.closeRecv
+			c.mu.Unlock()
+			if ferr != nil {
+				c.finish(lost(ferr))
+				return
+			}
+			if reason >= 0 {
+				c.finish(closeErr(reason))
+				return
+			}
+			if n == len(buf) && len(buf) < readBufMax {
+				buf = make([]byte, 2*len(buf))
+			}
+		}
+		if err != nil {
+			if terr := c.t.Err(); terr != nil {
+				c.finish(c.endOf(terr))
+				return
+			}
+		}
+	}
+}
+
+// endOf is the session's end after its Tether ended with err.
+func (c *Conn) endOf(err error) error {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	switch {
+	case closed:
+		return net.ErrClosed
+	case errors.Is(err, ErrSessionLost):
+		return err
+	}
+	return lost(err)
+}

@@ -1,0 +1,471 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/io-tether/tether"
+)
+
+// Protocol constants that are not options.
+const (
+	// ackThreshold: a receiver acknowledges at the latest once this many
+	// bytes are unacknowledged, or its read position moved this far.
+	ackThreshold = 64 << 10
+	// ackDelay: and at the latest this long after the first unacknowledged
+	// byte.
+	ackDelay = 100 * time.Millisecond
+	// batchSize is the sender's write buffer: one full data frame and the
+	// control frames that go before it.
+	batchSize = maxPayload + dataHdrLen + 64
+	// readBufMin and readBufMax bound a transport reader's buffer, which
+	// grows while reads fill it.
+	readBufMin = 2 << 10
+	readBufMax = 64 << 10
+)
+
+// A Conn is one end of a session: a net.Conn whose byte stream survives
+// the loss of its transport connections, with nothing lost, duplicated or
+// reordered. Dial returns the client's end; Listener.Accept the server's.
+//
+// Write copies into the send buffer and returns; it blocks only while the
+// buffer is full (see WithBufferSize), until the peer acknowledges bytes,
+// its deadline passes, or Close. Reads and Writes may run concurrently, as
+// on any net.Conn. Deadlines apply to the session, whatever happens to its
+// transports.
+type Conn struct {
+	cfg    *config
+	client bool
+	t      *tether.Tether // client: the transport
+	l      *Listener      // server: the owner
+
+	id  [16]byte
+	key []byte
+
+	rmu, wmu sync.Mutex // serialise Reads, and Writes with CloseWrite
+	resumeMu sync.Mutex // server: serialises resumes
+	wg       sync.WaitGroup
+
+	mu sync.Mutex
+	// The transport.
+	epoch   uint64        // counts handshakes: a resume starts a new epoch
+	tr      net.Conn      // server: the current transport; nil while detached
+	trDone  chan struct{} // server: closed once tr's reader has stopped
+	blocked bool          // the sender's write failed in this epoch: wait for the next
+	attempt uint64        // client: the last resume attempt; server: the last accepted
+	expiry  *time.Timer   // server: the detached-lifetime timer
+	// watchdog runs the liveness check (watch).
+	watchdog *time.Timer
+	laddr    net.Addr // server: the last transport's addresses
+	raddr    net.Addr
+	// The stream this end sends: the buffer holds [sAcked, sWritten).
+	snd       ring
+	sAcked    uint64
+	sWritten  uint64
+	sSent     uint64 // the next byte to send in this epoch
+	peerLimit uint64 // the peer lets this end send up to here
+	finWant   bool   // CloseWrite or Close: a final frame after the last byte
+	finSent   bool   // in this epoch
+	finAcked  bool
+	// The stream this end receives: the buffer holds what the reader has
+	// not read, [rRecv-rcv.n, rRecv).
+	rcv        ring
+	rRecv      uint64
+	finAt      uint64 // the peer's final position, once finKnown
+	finKnown   bool
+	ackedRecv  uint64 // what the last ack said
+	ackedLimit uint64
+	ackFinSent bool
+	ackDue     time.Time // when an ack is due for bytes received (zero: none)
+	ackNow     bool
+	now        time.Time // the time of the bytes being fed
+	// Liveness.
+	lastRecv time.Time
+	pinged   bool
+	pongWant bool
+	pongVal  uint64
+	pingVal  uint64
+	// The end.
+	idle        bool // the sender waits
+	closeSend   int  // a close reason to send, or -1
+	closeSentCh chan struct{}
+	closing     bool // the batch being written holds the close frame
+	closeRecv   int  // a close reason received, or -1
+	closed      bool
+	ended       bool
+	endErr      error
+	state       tether.State
+	stateCh     chan struct{}
+
+	rdl, wdl            deadline
+	rwake, wwake, swake chan struct{} // capacity 1: a pending wake-up
+	done                chan struct{} // closed when the session ended
+}
+
+func newConn(cfg *config, client bool) *Conn {
+	return &Conn{
+		cfg:         cfg,
+		client:      client,
+		closeSend:   -1,
+		closeRecv:   -1,
+		closeSentCh: make(chan struct{}),
+		state:       tether.Connecting,
+		stateCh:     make(chan struct{}),
+		rwake:       make(chan struct{}, 1),
+		wwake:       make(chan struct{}, 1),
+		swake:       make(chan struct{}, 1),
+		done:        make(chan struct{}),
+	}
+}
+
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// kickLocked wakes the sender if it waits.
+func (c *Conn) kickLocked() {
+	if c.idle {
+		wake(c.swake)
+	}
+}
+
+// Read reads bytes of the peer's stream. It returns io.EOF once the peer's
+// final frame (CloseWrite or Close) and every byte before it have been
+// read. When the session was lost, Read first returns every byte received
+// before the loss, then an error matching ErrSessionLost. After Close it
+// returns net.ErrClosed.
+func (c *Conn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	for {
+		dl := c.rdl.wait()
+		if isClosed(dl) {
+			return 0, os.ErrDeadlineExceeded
+		}
+		c.mu.Lock()
+		switch {
+		case c.closed:
+			c.mu.Unlock()
+			return 0, net.ErrClosed
+		case len(p) == 0:
+			c.mu.Unlock()
+			return 0, nil
+		case c.rcv.n > 0:
+			n := c.rcv.read(p)
+			if c.limitLocked()-c.ackedLimit >= c.ackStep() {
+				c.kickLocked()
+			}
+			c.mu.Unlock()
+			return n, nil
+		case c.finKnown && c.rRecv == c.finAt:
+			c.mu.Unlock()
+			return 0, io.EOF
+		case c.ended:
+			err := c.endErr
+			c.mu.Unlock()
+			return 0, err
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.rwake:
+		case <-dl:
+		case <-c.done:
+		}
+	}
+}
+
+// Write copies p into the send buffer. It blocks while the buffer is full
+// (until the peer acknowledges bytes, the write deadline passes, or Close),
+// and returns len(p), nil once all of p is buffered: the session then sends
+// it, across reconnects if need be. A Write after CloseWrite, after the
+// peer closed the session (ErrPeerClosed), or after it was lost
+// (ErrSessionLost) fails; after Close it returns net.ErrClosed.
+func (c *Conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	n := 0
+	for {
+		dl := c.wdl.wait()
+		if isClosed(dl) {
+			return n, os.ErrDeadlineExceeded
+		}
+		c.mu.Lock()
+		if err := c.writeErrLocked(); err != nil {
+			c.mu.Unlock()
+			return n, err
+		}
+		if n == len(p) {
+			c.mu.Unlock()
+			return n, nil
+		}
+		if room := c.cfg.bufSize - c.snd.n; room > 0 {
+			k := min(room, len(p)-n)
+			c.snd.write(p[n : n+k])
+			c.sWritten += uint64(k)
+			n += k
+			c.kickLocked()
+			c.mu.Unlock()
+			continue
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.wwake:
+		case <-dl:
+		case <-c.done:
+		}
+	}
+}
+
+func (c *Conn) writeErrLocked() error {
+	switch {
+	case c.closed:
+		return net.ErrClosed
+	case c.ended:
+		return c.endErr
+	case c.finWant:
+		return fmt.Errorf("tether/session: write after CloseWrite: %w", net.ErrClosed)
+	}
+	return nil
+}
+
+// CloseWrite sends the peer a final frame after every byte written: the
+// peer's Reads return io.EOF once they have read them all. This end can
+// still read. It returns at once; Close waits for the acknowledgement.
+func (c *Conn) CloseWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.writeErrLocked(); err != nil {
+		return err
+	}
+	c.finWant = true
+	c.kickLocked()
+	return nil
+}
+
+// Close ends the session: it sends every byte written and a final frame,
+// waits (at most the linger time, WithLinger) until the peer has
+// acknowledged them all, across reconnects if need be, then tells the peer
+// that the session is over and closes the transport. The peer reads every
+// byte, then io.EOF. Close returns an error when the linger time passed
+// before the peer acknowledged everything (those bytes may never arrive).
+// Blocked and later operations return net.ErrClosed; a second Close returns
+// net.ErrClosed.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return net.ErrClosed
+	}
+	c.closed = true
+	wake(c.rwake)
+	wake(c.wwake)
+	var err error
+	if !c.ended {
+		c.finWant = true
+		c.kickLocked()
+		deadline := time.Now().Add(c.cfg.linger)
+		c.waitLocked(deadline, func() bool { return c.finAcked || c.ended })
+		if !c.finAcked && !c.ended {
+			err = fmt.Errorf("%w (%d bytes unacknowledged)", errLingered, c.sWritten-c.sAcked)
+		}
+		if !c.ended && c.writerLocked() != nil {
+			// Tell the peer the session is over, so that it need not wait
+			// for a resume: a courtesy (the peer would learn it when the
+			// client resumes, or the detached lifetime ends), so wait
+			// for it only briefly.
+			c.closeSend = closeNormal
+			c.kickLocked()
+			c.mu.Unlock()
+			t := time.NewTimer(max(time.Until(deadline), 100*time.Millisecond))
+			select {
+			case <-c.closeSentCh:
+			case <-c.done:
+			case <-t.C:
+			}
+			t.Stop()
+			c.mu.Lock()
+		}
+	}
+	c.mu.Unlock()
+	c.finish(net.ErrClosed)
+	c.wg.Wait()
+	return err
+}
+
+// waitLocked waits, with c.mu held around it, until cond holds or deadline
+// passes. Whatever changes cond wakes wwake.
+func (c *Conn) waitLocked(deadline time.Time, cond func() bool) {
+	for !cond() {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return
+		}
+		c.mu.Unlock()
+		t := time.NewTimer(d)
+		select {
+		case <-c.wwake:
+		case <-c.done:
+		case <-t.C:
+		}
+		t.Stop()
+		c.mu.Lock()
+	}
+}
+
+// finish ends the session with err (what operations return after
+// draining) and tears its transport down. It is idempotent.
+func (c *Conn) finish(err error) {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.ended = true
+	c.endErr = err
+	close(c.done)
+	c.setStateLocked(tether.Shutdown)
+	tr := c.tr
+	c.tr = nil
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	if c.watchdog != nil {
+		c.watchdog.Stop()
+	}
+	c.snd.release()
+	c.mu.Unlock()
+	if c.client {
+		if c.t != nil {
+			c.t.Close()
+		}
+		return
+	}
+	if tr != nil {
+		closeHard(tr)
+	}
+	c.l.remove(c)
+}
+
+// LocalAddr returns the local address of the current transport, or of the
+// last one.
+func (c *Conn) LocalAddr() net.Addr {
+	if c.client {
+		return c.t.LocalAddr()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.laddr
+}
+
+// RemoteAddr returns the remote address of the current transport, or of
+// the last one.
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.client {
+		return c.t.RemoteAddr()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.raddr
+}
+
+// SetDeadline sets the read and write deadlines of the session, as
+// net.Conn does; they do not depend on the transport.
+func (c *Conn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// SetReadDeadline sets the deadline for Read calls, pending ones included.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.isClosed() {
+		return net.ErrClosed
+	}
+	c.rdl.set(t)
+	return nil
+}
+
+// SetWriteDeadline sets the deadline for Write calls, pending ones
+// included.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if c.isClosed() {
+		return net.ErrClosed
+	}
+	c.wdl.set(t)
+	return nil
+}
+
+func (c *Conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// State returns where the session stands: Ready while a transport is up,
+// Connecting or TransientFailure while the client reconnects (on the
+// server: while it waits for the client to resume), Shutdown once the
+// session ended. It is final.
+func (c *Conn) State() tether.State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// WaitForStateChange returns true at once if the state is not from;
+// otherwise it waits until the state changes (true) or ctx ends (false).
+func (c *Conn) WaitForStateChange(ctx context.Context, from tether.State) bool {
+	c.mu.Lock()
+	if c.state != from {
+		c.mu.Unlock()
+		return true
+	}
+	ch := c.stateCh
+	c.mu.Unlock()
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (c *Conn) setState(s tether.State) {
+	c.mu.Lock()
+	c.setStateLocked(s)
+	c.mu.Unlock()
+}
+
+func (c *Conn) setStateLocked(s tether.State) {
+	if c.state == s || c.state == tether.Shutdown {
+		return
+	}
+	c.state = s
+	close(c.stateCh)
+	c.stateCh = make(chan struct{})
+}
+
+// Tether returns the client's Tether (nil on the server's end), for its
+// events, generation and current connection. Reading from or writing to it
+// bypasses the session and corrupts it.
+func (c *Conn) Tether() *tether.Tether { return c.t }
+
+// closeHard closes c at once: a TLS connection's Close first sends a
+// close_notify, which waits (up to 5 s) on a full send buffer, so the
+// connection under it goes first.
+func closeHard(c net.Conn) {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		nc.NetConn().Close()
+	}
+	c.Close()
+}

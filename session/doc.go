@@ -1,0 +1,95 @@
+// Package session gives a stream that loses nothing across reconnects,
+// when both ends run this library.
+//
+// A [tether.Tether] alone cannot save the bytes a dead connection had
+// accepted: the kernel took them, the peer never got them. A session can.
+// Each end keeps what it sent until the peer acknowledges it, and after a
+// reconnect the two ends tell each other how far they got and send the
+// rest again. The stream survives any number of reconnects with no byte
+// lost, duplicated or reordered.
+//
+// # Use
+//
+// The client dials as it would a Tether, with any dialer and handler of
+// package tether (tcp, tls, unix, quic; middleware.Backoff, Logging, ...):
+//
+//	c, err := session.Dial(ctx, &tcp.Dialer{}, "db.example:7000", nil)
+//	// c is a net.Conn: write and read as usual; reconnects are invisible.
+//
+// The server wraps a listener:
+//
+//	ln, err := net.Listen("tcp", ":7000")
+//	sl := session.NewListener(ln)
+//	for {
+//		c, err := sl.Accept() // one net.Conn per session; resumes never reach Accept
+//		...
+//	}
+//
+// Over TLS the server wraps a tls.NewListener; over QUIC, a listener of
+// QUIC streams. Conn.CloseWrite sends the end of the stream (the peer reads
+// io.EOF after every byte); Conn.Close sends what is buffered and waits,
+// at most the linger time, for the peer to acknowledge it all.
+//
+// # How it works
+//
+// The client is a Tether whose OnConnect hook runs the session's
+// handshake on every new connection: a new session the first time (an
+// X25519 exchange gives both ends a key that never crosses the wire), a
+// resume afterwards (the session id, an attempt counter, the count of
+// bytes received, a nonce, and an HMAC over them; the server answers with
+// its own count and a MAC). The Tether drops a failed Write instead of
+// resending it (the session replays, from the position the peer gave).
+// One goroutine per session writes frames, and one reads them: data with
+// its stream position, acknowledgements, pings, the end. PROTOCOL.md is
+// the wire format.
+//
+// # Limits
+//
+// Write copies into a send buffer (WithBufferSize, 4 MiB by default,
+// allocated as it fills) and returns; when the buffer is full it blocks
+// until the peer acknowledges bytes, its deadline passes, or Close. The
+// receiving end lets its peer send at most its buffer size ahead of what
+// its reader has read, so a peer that never reads costs at most the two
+// buffers. A Listener caps its sessions (WithMaxSessions) and its
+// handshakes in progress (WithMaxHandshakes), bounds each handshake in
+// time (WithHandshakeTimeout: a connection that sends nothing costs a
+// goroutine for at most that long), and forgets a session whose client
+// has been away for its detached lifetime (WithDetachedLifetime).
+// A ping after an idle interval, and a timeout (WithKeepAlive), tell a
+// dead transport from a quiet one, a frozen peer included.
+//
+// # Failure
+//
+// When the server forgot the session (a restart, the detached lifetime
+// passed) or ended it (Listener.Close), the client's Reads return every
+// byte received before, then an error matching ErrSessionLost; Writes
+// fail at once. The client never starts a new stream silently. A lost
+// session and a server that does not speak the protocol (ErrNotSession)
+// end the session whatever the handler says: no retry can mend them.
+//
+// # Security
+//
+// The session id is random, every resume is authenticated, and a recorded
+// resume cannot be played again (its attempt counter is spent; on TLS and
+// QUIC the handshake also binds the key and each resume to the connection
+// through its TLS exporter, so a resume is valid on its own connection
+// only).
+//
+// What the protocol does not protect against: on plain TCP, an active
+// man-in-the-middle. Nothing but the handshake is authenticated there,
+// and nothing is encrypted: an attacker on the path can read and change
+// the stream, inject frames, or run the key exchange with each end in
+// turn and hijack the session, as with any plain TCP stream. A passive
+// eavesdropper cannot resume the session (it lacks the key), but can read
+// it. Use TLS (package tls of this module, and tls.NewListener on the
+// server) for anything that crosses a network you do not control.
+//
+// # State
+//
+// Conn.State follows the values of tether.State: Ready while a transport
+// is up, Connecting or TransientFailure while the client reconnects (on
+// the server: while it waits for the client to resume), Shutdown at the
+// end. Until package tether tracks the state of a Tether itself, the
+// client's follows the events of its handler: a delay set by the handler
+// shows as TransientFailure until the next event.
+package session

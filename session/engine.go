@@ -1,0 +1,354 @@
+package session
+
+import (
+	"io"
+	"sync"
+	"time"
+
+	"github.com/io-tether/tether"
+)
+
+// The engine of a session, common to both ends: the frame handlers (run by
+// a transport's reader, under c.mu), the sender goroutine, and what a
+// handshake changes.
+
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, batchSize); return &b }}
+
+// limitLocked is how far this end lets the peer send: what the reader has
+// read plus the buffer.
+func (c *Conn) limitLocked() uint64 {
+	return c.rRecv - uint64(c.rcv.n) + uint64(c.cfg.bufSize)
+}
+
+// ackStep is how far the limit moves before this end says so.
+func (c *Conn) ackStep() uint64 { return uint64(min(ackThreshold, c.cfg.bufSize/2)) }
+
+// feedLocked decodes bytes read from the transport at time now.
+func (c *Conn) feedLocked(d *decoder, p []byte, now time.Time) error {
+	c.now = now
+	c.lastRecv = now
+	c.pinged = false
+	return d.feed(p, c)
+}
+
+func (c *Conn) onData(off uint64, p []byte) error {
+	end := off + uint64(len(p))
+	if off > c.rRecv || end <= c.rRecv {
+		// Bytes this end has, or bytes ahead of them: a frame sent before
+		// a resume that reached the new transport. The peer sends them
+		// again in order.
+		return nil
+	}
+	if c.finKnown && end > c.finAt {
+		return protoErr("data beyond the final frame")
+	}
+	if end > c.limitLocked() {
+		return protoErr("the peer sent beyond the window")
+	}
+	c.rcv.write(p[c.rRecv-off:])
+	c.rRecv = end
+	if c.ackDue.IsZero() {
+		c.ackDue = c.now.Add(ackDelay)
+	}
+	if c.rRecv-c.ackedRecv >= ackThreshold {
+		c.kickLocked()
+	}
+	wake(c.rwake)
+	return nil
+}
+
+func (c *Conn) onAck(flags byte, recv, limit uint64) error {
+	if recv > c.sWritten {
+		return protoErr("ack of bytes never written")
+	}
+	if recv > c.sAcked {
+		c.ackToLocked(recv)
+	}
+	if limit > c.peerLimit {
+		c.peerLimit = limit
+		if c.sSent < c.sWritten {
+			c.kickLocked()
+		}
+	}
+	if flags&ackFin != 0 {
+		if !c.finWant || recv != c.sWritten {
+			return protoErr("ack of a final frame never sent")
+		}
+		c.finAcked = true
+		wake(c.wwake)
+	}
+	return nil
+}
+
+// ackToLocked drops what the peer has received, up to recv.
+func (c *Conn) ackToLocked(recv uint64) {
+	c.snd.discard(int(recv - c.sAcked))
+	c.sAcked = recv
+	if c.sSent < recv {
+		c.sSent = recv
+	}
+	wake(c.wwake)
+}
+
+func (c *Conn) onPing(v uint64) {
+	c.pongWant, c.pongVal = true, v
+	c.ackNow = true
+	c.kickLocked()
+}
+
+func (c *Conn) onPong(uint64) {} // any frame proves the peer alive (feedLocked)
+
+func (c *Conn) onFin(off uint64) error {
+	if (c.finKnown && off != c.finAt) || off < c.rRecv {
+		return protoErr("final frame at %d, with %d bytes received", off, c.rRecv)
+	}
+	c.finKnown, c.finAt = true, off
+	c.ackFinSent = false // the peer sent it again: its ack may have been lost
+	c.ackNow = true
+	c.kickLocked()
+	wake(c.rwake)
+	return nil
+}
+
+func (c *Conn) onClose(reason byte) error {
+	c.closeRecv = int(reason)
+	return nil
+}
+
+// closeErr is what operations return after the peer sent a close frame.
+func closeErr(reason int) error {
+	if reason == closeNormal {
+		return ErrPeerClosed
+	}
+	return lost(errShutdown)
+}
+
+// resumedLocked applies a handshake's outcome: the peer has received
+// every byte before peerRecv, and a new epoch begins on a new transport.
+func (c *Conn) resumedLocked(peerRecv uint64, now time.Time) {
+	if peerRecv > c.sAcked {
+		c.ackToLocked(peerRecv)
+	}
+	c.sSent = peerRecv
+	c.epoch++
+	c.blocked = false
+	c.finSent = false
+	c.pinged = false
+	c.lastRecv = now
+	c.ackNow = true
+	c.setStateLocked(tether.Ready)
+	c.kickLocked()
+}
+
+// batchLocked appends to b the frames due at now.
+func (c *Conn) batchLocked(b []byte, now time.Time) []byte {
+	if c.pongWant {
+		b = appendU64Frame(b, framePong, c.pongVal)
+		c.pongWant = false
+	}
+	limit := c.limitLocked()
+	finAck := c.finKnown && c.rRecv == c.finAt && !c.ackFinSent
+	if c.ackNow || finAck || c.rRecv-c.ackedRecv >= ackThreshold || limit-c.ackedLimit >= c.ackStep() ||
+		(!c.ackDue.IsZero() && !now.Before(c.ackDue)) {
+		var flags byte
+		if c.finKnown && c.rRecv == c.finAt {
+			flags = ackFin
+			c.ackFinSent = true
+		}
+		b = appendAck(b, flags, c.rRecv, limit)
+		c.ackedRecv, c.ackedLimit = c.rRecv, limit
+		c.ackNow, c.ackDue = false, time.Time{}
+	}
+	if !c.pinged && now.Sub(c.lastRecv) >= c.cfg.keepAlive {
+		c.pingVal++
+		b = appendU64Frame(b, framePing, c.pingVal)
+		c.pinged = true
+		// An idle session keeps no buffers.
+		c.snd.release()
+		c.rcv.release()
+	}
+	for end := min(c.sWritten, c.peerLimit); c.sSent < end; {
+		room := cap(b) - len(b) - dataHdrLen
+		if room <= 0 {
+			break
+		}
+		n := int(min(end-c.sSent, uint64(maxPayload), uint64(room)))
+		b = appendDataHdr(b, c.sSent, n)
+		c.snd.peek(int(c.sSent-c.sAcked), b[len(b):len(b)+n])
+		b = b[:len(b)+n]
+		c.sSent += uint64(n)
+	}
+	if c.finWant && !c.finSent && c.sSent == c.sWritten && cap(b)-len(b) >= finLen {
+		b = appendU64Frame(b, frameFin, c.sWritten)
+		c.finSent = true
+	}
+	if c.closeSend >= 0 && cap(b)-len(b) >= closeLen {
+		b = appendClose(b, byte(c.closeSend))
+		c.closing = true
+	}
+	return b
+}
+
+// nextWakeLocked returns how long the sender may sleep: until an ack or a
+// ping is due.
+func (c *Conn) nextWakeLocked(now time.Time) time.Duration {
+	var d time.Duration
+	if !c.ackDue.IsZero() {
+		d = max(c.ackDue.Sub(now), time.Millisecond)
+	}
+	if !c.pinged {
+		if k := max(c.lastRecv.Add(c.cfg.keepAlive).Sub(now), time.Millisecond); d == 0 || k < d {
+			d = k
+		}
+	}
+	if d == 0 {
+		d = time.Hour // woken by swake
+	}
+	return d
+}
+
+// writerLocked returns where the sender writes in this epoch, or nil
+// while there is no transport.
+func (c *Conn) writerLocked() io.Writer {
+	if c.client {
+		if c.blocked || c.t == nil {
+			return nil
+		}
+		return c.t
+	}
+	if c.tr == nil {
+		return nil
+	}
+	return c.tr
+}
+
+// sendLoop is the sender goroutine: it alone writes frames to the
+// transport, so that each frame goes out whole in one Write.
+func (c *Conn) sendLoop() {
+	defer c.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			batchPool.Put(bp)
+		}
+	}()
+	for {
+		c.mu.Lock()
+		var (
+			w     io.Writer
+			b     []byte
+			epoch uint64
+		)
+		for {
+			if c.ended {
+				c.mu.Unlock()
+				return
+			}
+			now := time.Now()
+			w, epoch = c.writerLocked(), c.epoch
+			if w != nil {
+				if bp == nil {
+					bp = batchPool.Get().(*[]byte)
+				}
+				if b = c.batchLocked((*bp)[:0], now); len(b) > 0 {
+					break
+				}
+			}
+			if bp != nil {
+				batchPool.Put(bp)
+				bp = nil
+			}
+			timer.Reset(c.nextWakeLocked(now))
+			c.idle = true
+			c.mu.Unlock()
+			select {
+			case <-c.swake:
+			case <-timer.C:
+			case <-c.done:
+			}
+			timer.Stop()
+			c.mu.Lock()
+			c.idle = false
+		}
+		closing := c.closing
+		c.closing = false
+		c.mu.Unlock()
+		_, err := w.Write(b)
+		if closing {
+			c.mu.Lock()
+			c.closeSend = -1
+			close(c.closeSentCh)
+			c.mu.Unlock()
+		}
+		if err != nil {
+			c.sendFailed(epoch)
+		}
+	}
+}
+
+// sendFailed handles a failed write in epoch.
+func (c *Conn) sendFailed(epoch uint64) {
+	if !c.client {
+		c.detach(epoch)
+		return
+	}
+	// The Tether reconnects; the next handshake starts a new epoch.
+	c.mu.Lock()
+	if c.epoch == epoch {
+		c.blocked = true
+	}
+	c.mu.Unlock()
+}
+
+// watch is the liveness check, a timer of its own (the sender may be
+// stuck in a Write to a dead peer): a transport on which nothing arrived
+// for the keep-alive interval and its timeout (this end pings after the
+// interval, and the peer answers any ping) is dead, and dropped; the
+// client reconnects and resumes.
+func (c *Conn) watch() {
+	limit := c.cfg.keepAlive + c.cfg.keepAliveTimeout
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	silent := now.Sub(c.lastRecv)
+	kill := c.writerLocked() != nil && silent >= limit
+	epoch := c.epoch
+	next := limit - silent
+	if kill {
+		c.lastRecv, c.pinged = now, false
+		next = limit
+	}
+	c.watchdog.Reset(max(next, time.Millisecond))
+	c.mu.Unlock()
+	if kill {
+		c.dropTransport(epoch)
+	}
+}
+
+// startLocked starts the sender and the liveness check.
+func (c *Conn) startLocked() {
+	c.wg.Add(1)
+	go c.sendLoop()
+	c.watchdog = time.AfterFunc(c.cfg.keepAlive+c.cfg.keepAliveTimeout, c.watch)
+}
+
+// dropTransport drops the transport of epoch, found dead by the liveness
+// check.
+func (c *Conn) dropTransport(epoch uint64) {
+	if !c.client {
+		c.detach(epoch)
+		return
+	}
+	c.mu.Lock()
+	current := c.epoch == epoch
+	c.mu.Unlock()
+	if conn := c.t.Conn(); current && conn != nil {
+		closeHard(conn) // the Tether's reader fails, and the Tether reconnects
+	}
+}

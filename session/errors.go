@@ -1,0 +1,64 @@
+package session
+
+import (
+	"errors"
+
+	"github.com/io-tether/tether"
+)
+
+var (
+	// ErrSessionLost is matched by the errors of operations on a session
+	// that can go on no more: the server forgot it (a restart, the
+	// detached-session lifetime passed), ended it (Listener.Close), or the
+	// client's handler gave up reconnecting. Read returns it once every
+	// byte received before the loss has been read; Write at once.
+	ErrSessionLost = errors.New("tether/session: session lost")
+
+	// ErrPeerClosed is matched by the error of a Write after the peer
+	// closed the session (its Close): nobody will read those bytes.
+	ErrPeerClosed = errors.New("tether/session: peer closed the session")
+
+	// ErrNotSession is matched by the error of a Dial whose server does
+	// not speak tether-session (its preface does not match): a plain
+	// server, say. It is permanent: no handler retries it.
+	ErrNotSession = tether.Permanent(errors.New("tether/session: peer does not speak tether-session (preface mismatch)"))
+
+	errVersion  = tether.Permanent(errors.New("tether/session: unsupported protocol version"))
+	errBusy     = errors.New("tether/session: server has too many sessions")
+	errShutdown = errors.New("tether/session: server is shutting down")
+	errStale    = errors.New("tether/session: resume superseded by a later attempt")
+	errBadReply = errors.New("tether/session: server's resume reply failed authentication")
+	errExporter = tether.Permanent(errors.New("tether/session: the two ends disagree on binding the TLS exporter (is TLS terminated in between?)"))
+	errExpired  = errors.New("tether/session: detached session expired")
+	errLingered = errors.New("tether/session: closed before the peer acknowledged every byte")
+)
+
+// lostError is ErrSessionLost with its cause; it is permanent for the
+// Tether's classifier, so that no handler retries it.
+type lostError struct{ cause error }
+
+func (e *lostError) Error() string {
+	if e.cause == nil {
+		return ErrSessionLost.Error()
+	}
+	return ErrSessionLost.Error() + ": " + e.cause.Error()
+}
+
+func (e *lostError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{ErrSessionLost}
+	}
+	return []error{ErrSessionLost, e.cause}
+}
+
+// Permanent tells tether.IsPermanent that no retry mends a lost session.
+func (e *lostError) Permanent() bool { return true }
+
+func lost(cause error) error { return &lostError{cause} }
+
+// fatal reports whether err ends a session whatever the handler says: a
+// lost session, or a peer that does not speak the protocol.
+func fatal(err error) bool {
+	return errors.Is(err, ErrSessionLost) || errors.Is(err, ErrNotSession) ||
+		errors.Is(err, errVersion) || errors.Is(err, errExporter) || errors.Is(err, errProtocol)
+}

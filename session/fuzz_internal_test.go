@@ -1,0 +1,107 @@
+package session
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+)
+
+// recorder is a frameHandler that describes what it receives, data
+// payloads merged by position.
+type recorder struct {
+	out  bytes.Buffer
+	next uint64 // the position after the last data piece
+}
+
+func (r *recorder) onData(off uint64, p []byte) error {
+	if off != r.next || r.out.Len() == 0 {
+		fmt.Fprintf(&r.out, "\ndata@%d:", off)
+	}
+	r.out.Write(p)
+	r.next = off + uint64(len(p))
+	return nil
+}
+
+func (r *recorder) onAck(flags byte, recv, limit uint64) error {
+	fmt.Fprintf(&r.out, "\nack %d %d %d", flags, recv, limit)
+	r.next = ^uint64(0)
+	return nil
+}
+func (r *recorder) onPing(v uint64) { fmt.Fprintf(&r.out, "\nping %d", v); r.next = ^uint64(0) }
+func (r *recorder) onPong(v uint64) { fmt.Fprintf(&r.out, "\npong %d", v); r.next = ^uint64(0) }
+func (r *recorder) onFin(o uint64) error {
+	fmt.Fprintf(&r.out, "\nfin %d", o)
+	r.next = ^uint64(0)
+	return nil
+}
+func (r *recorder) onClose(b byte) error {
+	fmt.Fprintf(&r.out, "\nclose %d", b)
+	r.next = ^uint64(0)
+	return nil
+}
+
+// FuzzFrames feeds arbitrary bytes to the frame decoder, whole and in
+// pieces of sizes drawn from the input: it never panics, and the pieces
+// decode to what the whole does, error included.
+func FuzzFrames(f *testing.F) {
+	var b []byte
+	b = appendDataHdr(b, 0, 5)
+	b = append(b, "hello"...)
+	b = appendAck(b, ackFin, 5, 1<<20)
+	b = appendU64Frame(b, framePing, 7)
+	b = appendU64Frame(b, framePong, 7)
+	b = appendU64Frame(b, frameFin, 5)
+	b = appendClose(b, closeNormal)
+	f.Add(b, uint8(3))
+	f.Add([]byte{frameData, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1}, uint8(1))
+	f.Add([]byte{0xff}, uint8(0))
+	f.Fuzz(func(t *testing.T, in []byte, step uint8) {
+		var whole, pieces recorder
+		var d1, d2 decoder
+		err1 := d1.feed(in, &whole)
+		var err2 error
+		n := int(step%17) + 1
+		for p := in; len(p) > 0 && err2 == nil; {
+			k := min(n, len(p))
+			err2 = d2.feed(p[:k], &pieces)
+			p = p[k:]
+		}
+		if (err1 == nil) != (err2 == nil) {
+			t.Fatalf("whole: %v, in pieces of %d: %v", err1, n, err2)
+		}
+		if err1 == nil && whole.out.String() != pieces.out.String() {
+			t.Fatalf("whole:%s\npieces of %d:%s", whole.out.String(), n, pieces.out.String())
+		}
+	})
+}
+
+// FuzzHandshake decodes arbitrary client and server handshake messages
+// and prefaces: no panic, and what decodes encodes back to the same bytes.
+func FuzzHandshake(f *testing.F) {
+	h := hello{typ: msgNew, flags: flagExporter, window: 1 << 20}
+	f.Add(h.append(nil))
+	h = hello{typ: msgResume, attempt: 3, recv: 99}
+	f.Add(h.append(nil))
+	r := reply{typ: msgAccept, window: 1 << 20, lifetime: 1000}
+	f.Add(r.append(nil))
+	r = reply{typ: msgResumed, recv: 5}
+	f.Add(r.append(nil))
+	f.Add(putPreface(nil, roleClient))
+	f.Add([]byte{msgReject, rejectLost})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if h, err := decodeHello(in); err == nil {
+			if out := h.append(nil); !bytes.Equal(out, in) {
+				t.Fatalf("hello %x re-encodes to %x", in, out)
+			}
+		}
+		if r, err := decodeReply(in); err == nil {
+			if out := r.append(nil); !bytes.Equal(out, in) {
+				t.Fatalf("reply %x re-encodes to %x", in, out)
+			}
+		}
+		if len(in) >= prefaceLen {
+			checkPreface(in[:prefaceLen], roleServer)
+		}
+		readPreface(bytes.NewReader(in), roleClient)
+	})
+}

@@ -1,0 +1,90 @@
+package session_test
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/testcert"
+	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/io-tether/tether/session"
+	tethertcp "github.com/io-tether/tether/tcp"
+	tethertls "github.com/io-tether/tether/tls"
+)
+
+// transport is one kind of transport connection for sessions.
+type transport struct {
+	name   string
+	listen func(t testing.TB) net.Listener
+	dialer func() (d tether.Dialer, closeDialer func())
+}
+
+var transports = []transport{
+	{
+		name: "tcp",
+		listen: func(t testing.TB) net.Listener {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			return ln
+		},
+		dialer: func() (tether.Dialer, func()) { return &tethertcp.Dialer{}, func() {} },
+	},
+	{
+		name: "tls",
+		listen: func(t testing.TB) net.Listener {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			return tls.NewListener(ln, testcert.Get().ServerConfig())
+		},
+		dialer: func() (tether.Dialer, func()) {
+			return &tethertls.Dialer{Config: testcert.Get().ClientConfig()}, func() {}
+		},
+	},
+	{
+		name: "quic",
+		listen: func(t testing.TB) net.Listener {
+			ln, err := tetherquic.Listen("127.0.0.1:0", testcert.Get().ServerConfig("tether-test"), nil)
+			require.NoError(t, err)
+			return ln
+		},
+		dialer: func() (tether.Dialer, func()) {
+			d := &tetherquic.Dialer{TLSConfig: testcert.Get().ClientConfig("tether-test")}
+			return d, func() { d.Close() }
+		},
+	},
+}
+
+// quick is a handler that reconnects at once, then with short delays, and
+// gives up on permanent errors.
+func quick() tether.DisconnectHandler {
+	return tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+		if tether.IsPermanent(ev.Err) {
+			return tether.GiveUp
+		}
+		if ev.Attempt > 0 {
+			ev.Delay = time.Duration(min(ev.Attempt, 20)) * 5 * time.Millisecond
+		}
+		return tether.Reconnect
+	})
+}
+
+// echo serves every session of sl with an echo, closing each when its
+// peer finished.
+func echo(sl *session.Listener) {
+	for {
+		c, err := sl.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			io.Copy(c, c)
+			c.Close()
+		}()
+	}
+}

@@ -1,0 +1,289 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/faultproxy"
+	"github.com/io-tether/tether/internal/testcert"
+	"github.com/io-tether/tether/internal/udprelay"
+	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/io-tether/tether/session"
+	tethertcp "github.com/io-tether/tether/tcp"
+	tethertls "github.com/io-tether/tether/tls"
+	"github.com/quic-go/quic-go"
+)
+
+var (
+	soakFor  = flag.Duration("soak", 3*time.Second, "how long TestIntegritySoak injects faults")
+	soakSeed = flag.Uint64("seed", 1, "the seed of TestIntegritySoak's faults and data")
+)
+
+// stream is a deterministic byte stream: the writer writes it, the
+// reader checks each byte against it, so that a byte lost, duplicated,
+// reordered or corrupted shows as a mismatch at its position.
+type stream struct{ seed uint64 }
+
+// fill writes into p the bytes of the stream from position off.
+func (s stream) fill(p []byte, off uint64) {
+	for i := range p {
+		x := (off + uint64(i)) * 0x9e3779b97f4a7c15
+		x ^= s.seed
+		x ^= x >> 29
+		p[i] = byte(x * 0xbf58476d1ce4e5b9 >> 56)
+	}
+}
+
+// writeStream writes the stream in writes of random sizes until stop,
+// then CloseWrite; it returns the count written.
+func writeStream(c *session.Conn, s stream, r *rand.Rand, stop <-chan struct{}, max int) (uint64, error) {
+	buf := make([]byte, max)
+	var off uint64
+	for {
+		select {
+		case <-stop:
+			return off, c.CloseWrite()
+		default:
+		}
+		n := 1 + r.IntN(max)
+		s.fill(buf[:n], off)
+		m, err := c.Write(buf[:n])
+		off += uint64(m)
+		if err != nil {
+			return off, err
+		}
+	}
+}
+
+// readStream reads until EOF and checks every byte; it returns the count.
+func readStream(c *session.Conn, s stream) (uint64, error) {
+	buf := make([]byte, 40<<10)
+	want := make([]byte, len(buf))
+	var off uint64
+	for {
+		n, err := c.Read(buf)
+		s.fill(want[:n], off)
+		for i := 0; i < n; i++ {
+			if buf[i] != want[i] {
+				return off, fmt.Errorf("byte %d is %#x, want %#x", off+uint64(i), buf[i], want[i])
+			}
+		}
+		off += uint64(n)
+		if err == io.EOF {
+			return off, nil
+		}
+		if err != nil {
+			return off, err
+		}
+	}
+}
+
+// proxied returns dialers that reach addr through the proxy.
+func proxiedDialer(tr transport, timeout time.Duration) tether.Dialer {
+	switch tr.name {
+	case "tls":
+		return &tethertls.Dialer{Config: testcert.Get().ClientConfig(), NetDialer: &tethertcp.Dialer{Timeout: timeout}}
+	}
+	return &tethertcp.Dialer{Timeout: timeout}
+}
+
+// TestIntegritySoak streams bytes both ways through a session while the
+// fault proxy injects every kind of fault, drawn from -seed, for -soak;
+// then both ends finish, and each checks that what it received is what
+// the other wrote, byte for byte: nothing lost, duplicated, reordered or
+// corrupted.
+func TestIntegritySoak(t *testing.T) {
+	for _, tr := range transports {
+		if tr.name == "quic" {
+			continue // TestIntegritySoakQUIC: the fault proxy is TCP
+		}
+		t.Run(tr.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			sum := runSoak(t, tr, *soakSeed, *soakFor)
+			t.Log(sum)
+			fmt.Println(sum)
+		})
+	}
+}
+
+type dirResult struct {
+	written, received uint64
+	werr, rerr        error
+}
+
+// faultPath is what a soak runs through: the address the client dials,
+// its dialer, and the faults, played until ctx ends.
+type faultPath struct {
+	addr   string
+	dialer tether.Dialer
+	play   func(ctx context.Context) (faults string, err error)
+	stats  func() string
+	dialed func(c *session.Conn) // if not nil, told the client's end
+}
+
+func runSoak(t *testing.T, tr transport, seed uint64, d time.Duration) string {
+	opts := []session.Option{session.WithKeepAlive(200*time.Millisecond, 300*time.Millisecond), session.WithBufferSize(256 << 10)}
+	sl := session.NewListener(tr.listen(t), opts...)
+	defer sl.Close()
+	p, err := faultproxy.New(sl.Addr().String(), seed)
+	require.NoError(t, err)
+	defer p.Close()
+	p.SetSocketBuffers(64 << 10)
+	path := faultPath{
+		addr:   p.Addr(),
+		dialer: proxiedDialer(tr, 300*time.Millisecond),
+		play: func(ctx context.Context) (string, error) {
+			steps := faultproxy.Schedule(seed, 100000, faultproxy.ScheduleConfig{MaxFor: 700 * time.Millisecond, MaxGap: 300 * time.Millisecond})
+			faults := map[faultproxy.Fault]int{}
+			err := p.Run(ctx, steps, func(s faultproxy.Step) { faults[s.Fault]++ })
+			return fmt.Sprint(faults), err
+		},
+		stats: func() string {
+			st := p.Stats()
+			return fmt.Sprintf("proxy: %d connections, %d resets, %d closes, %d cut", st.Accepted, st.Resets, st.Closes, st.Cuts)
+		},
+	}
+	return soak(t, tr.name, sl, path, seed, d, opts)
+}
+
+// soak streams both ways through a session over path while its faults
+// play for d, then checks written = received, byte for byte.
+func soak(t *testing.T, name string, sl *session.Listener, path faultPath, seed uint64, d time.Duration, opts []session.Option) string {
+	var reconnects atomic.Int64
+	h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+		if ev.Kind == tether.Reconnected {
+			reconnects.Add(1)
+		}
+		return quick().HandleDisconnect(ctx, ev)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := session.Dial(ctx, path.dialer, path.addr, h, opts...)
+	require.NoError(t, err)
+	if path.dialed != nil {
+		path.dialed(c)
+	}
+	s, err := sl.AcceptSession()
+	require.NoError(t, err)
+
+	c2s, s2c := stream{seed ^ 0xc25}, stream{seed ^ 0x52c}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var up, down dirResult
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		up.written, up.werr = writeStream(c, c2s, rand.New(rand.NewPCG(seed, 1)), stop, 48<<10)
+	}()
+	go func() {
+		defer wg.Done()
+		down.written, down.werr = writeStream(s, s2c, rand.New(rand.NewPCG(seed, 2)), stop, 48<<10)
+	}()
+	go func() { defer wg.Done(); up.received, up.rerr = readStream(s, c2s) }()
+	go func() { defer wg.Done(); down.received, down.rerr = readStream(c, s2c) }()
+
+	fctx, fcancel := context.WithTimeout(context.Background(), d)
+	faults, err := path.play(fctx)
+	fcancel()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		require.NoError(t, err)
+	}
+	close(stop)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the streams did not finish within 30 s after the faults (c2s %+v, s2c %+v)", up, down)
+	}
+	require.NoError(t, up.werr, "client write")
+	require.NoError(t, down.werr, "server write")
+	require.NoError(t, up.rerr, "server read")
+	require.NoError(t, down.rerr, "client read")
+	require.Equal(t, up.written, up.received, "client→server: written = received")
+	require.Equal(t, down.written, down.received, "server→client: written = received")
+	require.NoError(t, c.Close())
+	require.NoError(t, s.Close())
+	return fmt.Sprintf("session integrity soak over %s: seed %d, %v of faults %s, %d reconnects; client→server %d bytes written, %d received; server→client %d written, %d received; lost in flight 0, corrupted 0; %s",
+		name, seed, d, faults, reconnects.Load(), up.written, up.received, down.written, down.received, path.stats())
+}
+
+// TestIntegritySoakQUIC is the soak over QUIC streams, through a UDP relay
+// that loses every datagram for a while (longer or shorter than the
+// keep-alive), or 30 % of them, and with streams reset by the client.
+func TestIntegritySoakQUIC(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	tr := transports[2]
+	opts := []session.Option{session.WithKeepAlive(200*time.Millisecond, 300*time.Millisecond),
+		session.WithBufferSize(256 << 10), session.WithHandshakeTimeout(2 * time.Second)}
+	sl := session.NewListener(tr.listen(t), opts...)
+	defer sl.Close()
+	r, err := udprelay.New(sl.Addr().String(), *soakSeed)
+	require.NoError(t, err)
+	defer r.Close()
+	d := &tetherquic.Dialer{TLSConfig: testcert.Get().ClientConfig("tether-test"),
+		Config: &quic.Config{MaxIdleTimeout: 2 * time.Second, HandshakeIdleTimeout: time.Second}}
+	defer d.Close()
+	var conn atomic.Pointer[session.Conn]
+	rnd := rand.New(rand.NewPCG(*soakSeed, 3))
+	path := faultPath{
+		addr:   r.Addr(),
+		dialer: d,
+		play: func(ctx context.Context) (string, error) {
+			counts := map[string]int{}
+			for ctx.Err() == nil {
+				var ended <-chan struct{}
+				switch k := rnd.IntN(3); k {
+				case 0:
+					counts["blackout"]++
+					ended, err = r.LoseFor(udprelay.Both(1), time.Duration(100+rnd.IntN(1400))*time.Millisecond)
+				case 1:
+					counts["30% loss"]++
+					ended, err = r.LoseFor(udprelay.Both(0.3), time.Second)
+				case 2:
+					counts["stream reset"]++
+					if c := conn.Load(); c != nil {
+						if sc := c.Tether().Conn(); sc != nil {
+							sc.Close()
+						}
+					}
+				}
+				if err != nil {
+					return "", err
+				}
+				if ended != nil {
+					select {
+					case <-ended:
+					case <-ctx.Done():
+					}
+				}
+				select {
+				case <-time.After(300 * time.Millisecond):
+				case <-ctx.Done():
+				}
+			}
+			r.Heal()
+			return fmt.Sprint(counts), nil
+		},
+		stats: func() string {
+			st := r.Stats()
+			return fmt.Sprintf("relay: %+v", st)
+		},
+		dialed: func(c *session.Conn) { conn.Store(c) },
+	}
+	sum := soak(t, "quic", sl, path, *soakSeed, *soakFor, opts)
+	t.Log(sum)
+	fmt.Println(sum)
+}

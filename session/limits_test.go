@@ -1,0 +1,277 @@
+package session_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/session"
+	tethertcp "github.com/io-tether/tether/tcp"
+)
+
+func listen(t *testing.T) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	return ln
+}
+
+// 1,000 connections that never say a word cost at most the handshake cap
+// in goroutines, each for at most the handshake timeout, and a client that
+// behaves still gets through.
+func TestHalfOpenFlood(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	const capHS = 32
+	sl := session.NewListener(listen(t), session.WithMaxHandshakes(capHS), session.WithHandshakeTimeout(500*time.Millisecond))
+	defer sl.Close()
+	go echo(sl)
+	addr := sl.Addr().String()
+
+	base := runtime.NumGoroutine()
+	var ms0 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms0)
+	conns := make([]net.Conn, 0, 1000)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	peak := 0
+	for range 1000 {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		conns = append(conns, c)
+		peak = max(peak, runtime.NumGoroutine())
+	}
+	var ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms1)
+	// Each handshake in progress is one goroutine.
+	require.LessOrEqual(t, peak-base, capHS+8, "goroutines during the flood")
+	require.Less(t, int64(ms1.HeapInuse)-int64(ms0.HeapInuse), int64(16<<20), "heap during the flood")
+
+	// A good client, with the flood still open, gets a session.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := session.Dial(ctx, &tethertcp.Dialer{}, addr, quick())
+	require.NoError(t, err)
+	defer c.Close()
+	t.Logf("a good client got through in %v", time.Since(start).Round(time.Millisecond))
+	write(t, c, "ping")
+	got := make([]byte, 4)
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.Equal(t, "ping", string(got))
+}
+
+// A connection that sends nothing is dropped after the handshake timeout.
+func TestHandshakeTimeout(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	sl := session.NewListener(listen(t), session.WithHandshakeTimeout(200*time.Millisecond))
+	defer sl.Close()
+	raw, err := net.Dial("tcp", sl.Addr().String())
+	require.NoError(t, err)
+	defer raw.Close()
+	raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	_, err = io.ReadAll(raw) // the server's preface, then the end
+	require.NoError(t, err)
+	require.Less(t, time.Since(start), 2*time.Second)
+}
+
+// Beyond the session cap a new session is refused, as a transient error:
+// the client's handler decides, and gets through once a session ends.
+func TestMaxSessions(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	sl := session.NewListener(listen(t), session.WithMaxSessions(2), session.WithLinger(0))
+	defer sl.Close()
+	go echo(sl)
+	addr := sl.Addr().String()
+	dial := func(h tether.DisconnectHandler) (*session.Conn, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return session.Dial(ctx, &tethertcp.Dialer{}, addr, h, session.WithLinger(0))
+	}
+	a, err := dial(quick())
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := dial(quick())
+	require.NoError(t, err)
+	_, err = dial(tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+		return tether.GiveUp
+	}))
+	require.ErrorContains(t, err, "too many sessions")
+	require.False(t, tether.IsPermanent(err))
+	b.Close()
+	c, err := dial(quick())
+	require.NoError(t, err)
+	c.Close()
+}
+
+// A peer that never reads: the writer blocks once its buffer and the
+// peer's are full, and memory stays bounded by them.
+func TestPeerNeverReads(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	const buf = 256 << 10
+	sl := session.NewListener(listen(t), session.WithBufferSize(buf))
+	defer sl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := session.Dial(ctx, &tethertcp.Dialer{}, sl.Addr().String(), quick(), session.WithBufferSize(buf), session.WithLinger(0))
+	require.NoError(t, err)
+	s, err := sl.AcceptSession() // and never reads
+	require.NoError(t, err)
+	defer s.Close()
+
+	var ms0, ms1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms0)
+	chunk := make([]byte, 32<<10)
+	total := 0
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(time.Second)))
+	var werr error
+	for werr == nil && total < 64*buf {
+		var n int
+		n, werr = c.Write(chunk)
+		total += n
+	}
+	require.ErrorIs(t, werr, os.ErrDeadlineExceeded, "the writer must block at the bound")
+	// What the peer's buffer took, plus this end's: no more.
+	require.GreaterOrEqual(t, total, buf)
+	require.LessOrEqual(t, total, 2*buf)
+	runtime.ReadMemStats(&ms1)
+	require.Less(t, int64(ms1.HeapInuse)-int64(ms0.HeapInuse), int64(8*buf), "heap while blocked")
+
+	// Close unblocks a blocked Write.
+	require.NoError(t, c.SetWriteDeadline(time.Time{}))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(chunk)
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	c.Close()
+	require.ErrorIs(t, <-errc, net.ErrClosed)
+}
+
+// A session client against a plain server fails at once, permanently,
+// and says why.
+func TestPlainServer(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, tc := range []struct {
+		name  string
+		serve func(c net.Conn)
+	}{
+		{"echo", func(c net.Conn) { io.Copy(c, c) }},
+		{"greeting", func(c net.Conn) { c.Write([]byte("220 ready\r\n")); io.Copy(io.Discard, c) }},
+		{"close", func(c net.Conn) { c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n")) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln := listen(t)
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			defer ln.Close()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					wg.Add(1)
+					go func() { defer wg.Done(); defer c.Close(); tc.serve(c) }()
+				}
+			}()
+			start := time.Now()
+			// The default policy: it retries transient errors for ever.
+			_, err := session.Dial(context.Background(), &tethertcp.Dialer{}, ln.Addr().String(), nil)
+			require.ErrorIs(t, err, session.ErrNotSession)
+			require.True(t, tether.IsPermanent(err))
+			require.ErrorContains(t, err, "does not speak tether-session")
+			require.Less(t, time.Since(start), time.Second)
+		})
+	}
+}
+
+// A plain client against a session server gets the server's preface and
+// the end at once; the server logs why.
+func TestPlainClient(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var log bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &log}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sl := session.NewListener(listen(t), session.WithLogger(logger))
+	defer sl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// A plain Tether, as a client of a plain server would be.
+	tc, err := tethertcp.Dial(ctx, sl.Addr().String(), tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+		if ev.Kind == tether.Connected {
+			return tether.Reconnect // accept it
+		}
+		return tether.GiveUp
+	}))
+	require.NoError(t, err)
+	defer tc.Close()
+	start := time.Now()
+	_, err = tc.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	got, err := io.ReadAll(tc)
+	require.NoError(t, err)
+	require.Less(t, time.Since(start), time.Second)
+	require.True(t, bytes.HasPrefix(got, []byte("tether-session\x01S")), "got %q", got)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return bytes.Contains(log.Bytes(), []byte("does not speak tether-session"))
+	}, 5*time.Second, 10*time.Millisecond, "the server's log says why")
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// Options the session owns, and options for the other end, are errors.
+func TestBadOptions(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx := context.Background()
+	d := &tethertcp.Dialer{}
+	_, err := session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithTether(tether.WithOnConnect(func(context.Context, net.Conn) error { return nil })))
+	require.ErrorContains(t, err, "OnConnect")
+	_, err = session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithMaxSessions(3))
+	require.ErrorContains(t, err, "listener option")
+	_, err = session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithBufferSize(10))
+	require.ErrorContains(t, err, "buffer size")
+	_, err = session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithTether(tether.WithStabilityPeriod(-1)))
+	require.ErrorContains(t, err, "negative stability period")
+	_, err = session.Dial(ctx, nil, "127.0.0.1:1", nil)
+	require.Error(t, err)
+	sl := session.NewListener(listen(t), session.WithTether())
+	_, err = sl.Accept()
+	require.ErrorContains(t, err, "WithTether")
+	require.NoError(t, sl.Close())
+	sl = session.NewListener(nil)
+	_, err = sl.Accept()
+	require.ErrorContains(t, err, "nil net.Listener")
+	require.False(t, errors.Is(err, net.ErrClosed))
+}

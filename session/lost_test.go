@@ -1,0 +1,251 @@
+package session_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/faultproxy"
+	"github.com/io-tether/tether/session"
+	tethertcp "github.com/io-tether/tether/tcp"
+)
+
+// proxiedPair is a session whose client reaches the listener through a
+// fault proxy.
+type proxiedPair struct {
+	ln   net.Listener
+	sl   *session.Listener
+	p    *faultproxy.Proxy
+	c, s *session.Conn
+}
+
+func newProxiedPair(t *testing.T, sopts []session.Option, copts ...session.Option) *proxiedPair {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	sl := session.NewListener(ln, sopts...)
+	p, err := faultproxy.New(ln.Addr().String(), 1)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := session.Dial(ctx, &tethertcp.Dialer{Timeout: time.Second}, p.Addr(), quick(), copts...)
+	require.NoError(t, err)
+	s, err := sl.AcceptSession()
+	require.NoError(t, err)
+	return &proxiedPair{ln, sl, p, c, s}
+}
+
+func (pp *proxiedPair) close() {
+	pp.c.Close()
+	pp.s.Close()
+	pp.sl.Close()
+	pp.p.Close()
+}
+
+// readAll reads c until an error, within 10 s.
+func readAll(t *testing.T, c net.Conn) (string, error) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c)
+	return string(b), err
+}
+
+func write(t *testing.T, c net.Conn, s string) {
+	t.Helper()
+	_, err := c.Write([]byte(s))
+	require.NoError(t, err)
+}
+
+// waitState waits until c is in state s.
+func waitState(t *testing.T, c *session.Conn, s tether.State) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for st := c.State(); st != s; st = c.State() {
+		require.True(t, c.WaitForStateChange(ctx, st), "state %v, want %v", st, s)
+	}
+}
+
+// waitNotReady waits until c has seen its transport fail.
+func waitNotReady(t *testing.T, c *session.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for c.State() == tether.Ready {
+		require.True(t, c.WaitForStateChange(ctx, tether.Ready), "still ready")
+	}
+}
+
+// A server that restarted has forgotten the session: the client reads
+// what it had received, then ErrSessionLost; it does not start a new
+// stream.
+func TestSessionLostAfterRestart(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	pp := newProxiedPair(t, nil)
+	defer pp.close()
+	write(t, pp.s, "received before the crash")
+	waitState(t, pp.c, tether.Ready)
+	// Let the bytes reach the client's buffer (an ack comes back).
+	time.Sleep(200 * time.Millisecond)
+
+	// The crash: the transport dies, the server and its sessions vanish
+	// without a word, and a new server comes up on the same port.
+	require.NoError(t, pp.p.SetMode(faultproxy.ModeRefuse))
+	pp.p.ResetAll()
+	waitState(t, pp.s, tether.Connecting)
+	addr := pp.ln.Addr().String()
+	pp.sl.Close()
+	ln2, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	sl2 := session.NewListener(ln2)
+	defer sl2.Close()
+	require.NoError(t, pp.p.SetMode(faultproxy.ModeForward))
+
+	got, err := readAll(t, pp.c)
+	require.Equal(t, "received before the crash", got)
+	require.ErrorIs(t, err, session.ErrSessionLost)
+	_, err = pp.c.Write([]byte("x"))
+	require.ErrorIs(t, err, session.ErrSessionLost)
+	require.Equal(t, tether.Shutdown, pp.c.State())
+	require.Zero(t, sl2.Len(), "the client must not open a new session")
+}
+
+// A session detached for longer than its lifetime ends on both sides.
+func TestDetachedLifetime(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	pp := newProxiedPair(t, []session.Option{session.WithDetachedLifetime(300 * time.Millisecond)})
+	defer pp.close()
+	write(t, pp.c, "to the server")
+	write(t, pp.s, "to the client")
+	time.Sleep(200 * time.Millisecond)
+	require.NoError(t, pp.p.SetMode(faultproxy.ModeRefuse))
+	pp.p.ResetAll()
+
+	// The server's end: what it received, then ErrSessionLost.
+	got, err := readAll(t, pp.s)
+	require.Equal(t, "to the server", got)
+	require.ErrorIs(t, err, session.ErrSessionLost)
+	require.Zero(t, pp.sl.Len())
+
+	// The client comes back to a server that forgot the session.
+	require.NoError(t, pp.p.SetMode(faultproxy.ModeForward))
+	got, err = readAll(t, pp.c)
+	require.Equal(t, "to the client", got)
+	require.ErrorIs(t, err, session.ErrSessionLost)
+}
+
+// Listener.Close ends every session at once: its clients read what they
+// had received, then ErrSessionLost.
+func TestListenerCloseEndsSessions(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	pp := newProxiedPair(t, nil)
+	defer pp.close()
+	write(t, pp.s, "last words")
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	require.NoError(t, pp.sl.Close())
+	require.Less(t, time.Since(start), time.Second, "Listener.Close must not wait")
+	got, err := readAll(t, pp.c)
+	require.Equal(t, "last words", got)
+	require.ErrorIs(t, err, session.ErrSessionLost)
+	_, err = pp.s.Write([]byte("x"))
+	require.ErrorIs(t, err, session.ErrSessionLost)
+	_, err = pp.sl.Accept()
+	require.ErrorIs(t, err, net.ErrClosed)
+}
+
+// Close sends everything and waits for the acks, across a reconnect.
+func TestCloseLingers(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	pp := newProxiedPair(t, nil)
+	defer pp.close()
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	// Every connection is cut after 1 MiB: the bytes need several.
+	pp.p.SetShape(faultproxy.Shape{CutAfter: 1 << 20})
+	_, err := pp.c.Write(big)
+	require.NoError(t, err)
+	errc := make(chan error, 1)
+	go func() { errc <- pp.c.Close() }()
+	got, err := io.ReadAll(pp.s)
+	require.NoError(t, err)
+	require.Equal(t, len(big), len(got))
+	require.Equal(t, -1, firstDiff(big, got))
+	require.NoError(t, <-errc)
+	require.GreaterOrEqual(t, pp.p.Stats().Cuts, 2)
+}
+
+// Close gives up after the linger time when the peer cannot be reached,
+// and says so.
+func TestCloseLingerTimeout(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	pp := newProxiedPair(t, []session.Option{session.WithLinger(300 * time.Millisecond)}, session.WithLinger(300*time.Millisecond))
+	defer pp.close()
+	require.NoError(t, pp.p.SetMode(faultproxy.ModeRefuse))
+	pp.p.ResetAll()
+	waitNotReady(t, pp.c)
+	write(t, pp.c, "never acknowledged")
+	start := time.Now()
+	err := pp.c.Close()
+	require.ErrorContains(t, err, "unacknowledged")
+	require.Less(t, time.Since(start), 2*time.Second)
+	_, err = pp.c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, net.ErrClosed)
+}
+
+// A peer frozen behind a live connection (the proxy keeps it open and
+// forwards nothing): the keep-alive drops the transport, even while the
+// sender is stuck writing to it, and the session resumes on a new one.
+func TestFrozenPeer(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ka := session.WithKeepAlive(100*time.Millisecond, 200*time.Millisecond)
+	pp := newProxiedPair(t, []session.Option{ka}, ka)
+	defer pp.close()
+	pp.p.SetSocketBuffers(16 << 10)
+	pp.p.ResetAll() // new connections get the small buffers
+	waitState(t, pp.c, tether.Ready)
+
+	big := make([]byte, 12<<20)
+	for i := range big {
+		big[i] = byte(i * 13)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := pp.c.Write(big)
+		if err == nil {
+			err = pp.c.CloseWrite()
+		}
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	require.Equal(t, 1, pp.p.Strand())
+	start := time.Now()
+	got, err := readAll(t, pp.s)
+	t.Logf("the stream went through in %v after the strand", time.Since(start).Round(time.Millisecond))
+	require.NoError(t, err)
+	require.Equal(t, len(big), len(got))
+	if i := firstDiff(big, []byte(got)); i >= 0 {
+		t.Fatalf("byte %d differs: got %#x, want %#x", i, got[i], big[i])
+	}
+	require.NoError(t, <-errc)
+}
+
+// firstDiff returns the index of the first byte where a and b differ, or -1.
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	if len(a) != len(b) {
+		return min(len(a), len(b))
+	}
+	return -1
+}
