@@ -261,7 +261,6 @@ type client struct {
 	start   time.Time
 
 	// Kept by the main loop, from the Tether's events.
-	up         bool
 	gen        uint64
 	cause      error     // of the current outage
 	since      time.Time // when the current outage began
@@ -278,6 +277,7 @@ type client struct {
 type conn interface {
 	io.WriteCloser
 	SetWriteDeadline(time.Time) error
+	State() tether.State
 }
 
 // A faultSpec is one fault of the schedule, at a fraction of the run.
@@ -507,10 +507,10 @@ func (c *client) event(ev tether.Event) {
 	var what string
 	switch ev.Kind {
 	case tether.Connected:
-		c.up, c.gen = true, ev.Generation
+		c.gen = ev.Generation
 		what = fmt.Sprintf("connected to %s (generation %d)", ev.Dialed, ev.Generation)
 	case tether.Disconnected:
-		c.up, c.cause, c.since = false, ev.Err, ev.Since
+		c.cause, c.since = ev.Err, ev.Since
 		if n := len(c.faults); n > 0 && c.faults[n-1].noticed == nil {
 			c.faults[n-1].noticed = ev.Err
 		}
@@ -521,7 +521,7 @@ func (c *client) event(ev tether.Event) {
 		what = fmt.Sprintf("dial failed: %s (attempt %d)", describe(ev.Err), ev.Attempt)
 	case tether.Reconnected:
 		down := ev.Outage(now)
-		c.up, c.gen = true, ev.Generation
+		c.gen = ev.Generation
 		c.reconnects++
 		c.downTotal += down
 		c.downMax = max(c.downMax, down)
@@ -539,10 +539,12 @@ func (c *client) status() string {
 		label = "  " // the last line of the screen: no room to spare
 	}
 	s := fmt.Sprintf("%s%ssent %d  verified %d  reconnects %d  ", c.disp.stamp(now), label, sent, verified, c.reconnects)
-	if c.up {
+	// The state as the Tether (or the session) has it: ready, or down and
+	// connecting, waiting out a delay (transient-failure), ...
+	if st := c.t.State(); st == tether.Ready {
 		s += "up"
 	} else {
-		s += fmt.Sprintf("DOWN %v (%s)", round(now.Sub(c.since)), brief(c.cause))
+		s += fmt.Sprintf("DOWN %v %s (%s)", round(now.Sub(c.since)), st, brief(c.cause))
 	}
 	if c.active != nil && (!c.disp.tty || len(s)+len(c.active.spec.name)+4 <= statusWidth) {
 		s += "  [" + c.active.spec.name + "]"
