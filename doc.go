@@ -66,7 +66,10 @@
 // connection counts as stable once it has been up for the stability period
 // ([WithStabilityPeriod], 1 s by default). A connection that dies sooner
 // counts as a failed dial, so a server that accepts and closes at once makes
-// the count, and the backoff with it, grow.
+// the count, and the backoff with it, grow; but a connection that ended
+// with the peer's clean close after bytes went both ways ended an exchange
+// (a server that answers one request per connection, or per QUIC stream),
+// and resets the count as a stable one does.
 //
 // # Guarantees
 //

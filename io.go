@@ -76,6 +76,9 @@ func (t *Tether) read(p []byte) (int, *link, error) {
 			start = t.wd.arm(t, c)
 		}
 		n, err := c.conn.Read(p)
+		if n > 0 && !c.read.Load() {
+			c.read.Store(true)
+		}
 		if t.wd != nil {
 			err = t.wd.done(t, start, n, err, seq0)
 		}
@@ -139,6 +142,9 @@ func (t *Tether) Write(p []byte) (int, error) {
 		}
 		seq0 := t.half[dirWrite].seq.Load()
 		m, err := c.conn.Write(p[n:])
+		if m > 0 && !c.wrote.Load() {
+			c.wrote.Store(true)
+		}
 		n += m
 		if err == nil {
 			if n < len(p) {

@@ -105,7 +105,11 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 	if lost != nil {
 		uptime := now.Sub(lost.up)
 		switch {
-		case uptime >= t.cfg.stability:
+		case uptime >= t.cfg.stability, cause == io.EOF && lost.read.Load() && lost.wrote.Load():
+			// A stable connection, or one that ended cleanly after
+			// bytes went both ways: the end of an exchange (a server
+			// that answers one request per connection or stream), not
+			// a flap, however soon it came.
 			t.failures = 0
 		case cause != ErrForcedReconnect: // Reconnect is the user's choice, not a failure
 			t.failures++

@@ -409,3 +409,60 @@ func TestStateObserver(t *testing.T) {
 	_, err = tether.Dial(t.Context(), newPipeDialer(), "a", nil, tether.WithStateObserver(nil))
 	require.ErrorContains(t, err, "nil state observer")
 }
+
+// A connection that the peer closed cleanly after bytes went both ways
+// ended an exchange (a server that answers one request per connection): it
+// is no flap, and Attempt stays 0 however short it lived. One that carried
+// bytes one way only still counts.
+func TestCleanEndAfterExchangeIsNoFlap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &recorder{}
+		tt, d := dialPipe(t, r, tether.WithStabilityPeriod(time.Hour))
+		// noticeEnd reads until the close of the current connection is seen
+		// and the Tether has reconnected, then times out on the new one.
+		noticeEnd := func() {
+			require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Second)))
+			_, err := tt.Read(make([]byte, 1))
+			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+			require.NoError(t, tt.SetReadDeadline(time.Time{}))
+		}
+		for i := range 3 {
+			s := d.server(t)
+			go func() {
+				buf := make([]byte, 3)
+				io.ReadFull(s, buf)
+				s.Write([]byte("re:" + string(buf)))
+				s.Close()
+			}()
+			_, err := tt.Write([]byte("req"))
+			require.NoError(t, err, "request %d", i)
+			require.Equal(t, "re:req", string(readN(t, tt, 6)))
+			noticeEnd()
+		}
+		for _, ev := range r.all() {
+			if ev.Kind == tether.Disconnected {
+				require.Zero(t, ev.Attempt, "Disconnected after an exchange")
+			}
+		}
+		// The peer speaks and closes, the client never wrote: a flap.
+		s := d.server(t)
+		go func() {
+			s.Write([]byte("bye"))
+			s.Close()
+		}()
+		require.Equal(t, "bye", string(readN(t, tt, 3)))
+		noticeEnd()
+		evs := r.all()
+		last := evs[len(evs)-2]
+		require.Equal(t, tether.Disconnected, last.Kind)
+		require.Equal(t, 1, last.Attempt)
+	})
+}
+
+func readN(t *testing.T, c net.Conn, n int) []byte {
+	t.Helper()
+	buf := make([]byte, n)
+	_, err := io.ReadFull(c, buf)
+	require.NoError(t, err)
+	return buf
+}

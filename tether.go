@@ -64,15 +64,18 @@ type half struct {
 	dlCh chan struct{} // closed when dl changes; made by waiters
 }
 
-// link is one connection of a Tether, immutable once published. A down link
-// (conn == nil) stands for an outage or the end: it keeps the generation and
-// the addresses of the connection it replaces.
+// link is one connection of a Tether, immutable once published but for
+// read and wrote. A down link (conn == nil) stands for an outage or the end:
+// it keeps the generation and the addresses of the connection it replaces.
 type link struct {
 	conn         net.Conn
 	gen          uint64
 	addr         string // the address dialed
 	up           time.Time
 	laddr, raddr net.Addr
+	// read and wrote record that the connection carried bytes each way: a
+	// clean end after that ends an exchange, and is no flap.
+	read, wrote atomic.Bool
 }
 
 func newLink(c net.Conn, gen uint64, addr string) *link {

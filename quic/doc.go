@@ -80,12 +80,14 @@
 // request a deadline, as the request/response example does; the next
 // request's Dial redials.
 //
-// A Tether reused across such requests without CloseWrite sees each
-// server's FIN as a lost connection and reconnects on a new stream; since
-// that end comes less than the stability period (tether.WithStabilityPeriod)
-// after the stream opened, it counts as a failed attempt, and the default
-// policy's backoff grows from one request to the next. Prefer a Tether per
-// request.
+// A Tether may also be reused across such requests, without CloseWrite: it
+// sees each server's FIN as the end of its stream and reconnects on a new
+// one. The Tether counts a clean end after bytes went both ways as the end
+// of an exchange, not a flap, however soon it came, so the default
+// policy's backoff does not grow from one request to the next
+// (TestReusedTetherCleanEnds). A Tether per request keeps the requests
+// independent (one lost stream costs one request), and is the pattern to
+// prefer.
 //
 // # A stream exists for the server once the client writes
 //
