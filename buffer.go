@@ -67,15 +67,15 @@ func (t *Tether) buffer(c *link, p []byte) (handled bool, n int, err error) {
 	case t.cur.Load() != c:
 		return false, 0, nil // a connection came meanwhile
 	}
+	if t.rec == nil {
+		t.startLocked(nil, nil) // Idle: this Write dials, whether it is buffered, fails fast or waits
+	}
 	if len(p) <= t.cfg.buffer-t.bufLocked().size() {
 		x := t.extraLocked()
 		if x.buf == nil {
 			x.buf = &writeBuffer{}
 		}
 		x.buf.add(p)
-		if t.rec == nil {
-			t.startLocked(nil, nil) // Idle: the buffer dials
-		}
 		return true, len(p), nil
 	}
 	if t.cfg.failFast {

@@ -55,6 +55,7 @@ func (w *watchdog) done(t *Tether, start time.Time, n int, err error, seq0 uint6
 	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || t.userTimeout(err, dirRead, seq0) {
 		return err
 	}
+	w.spent = 0 // the firing uses up the silence: a connection kept (Ignore) starts again
 	return fmt.Errorf("%w (%v): %w", ErrIdleTimeout, w.d, err)
 }
 

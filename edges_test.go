@@ -276,8 +276,8 @@ func TestNilAndZeroTether(t *testing.T) {
 			<-tt.Done()
 			require.Zero(t, tt.Generation())
 			require.Nil(t, tt.Conn())
-			require.Nil(t, tt.LocalAddr())
-			require.Nil(t, tt.RemoteAddr())
+			require.Empty(t, tt.LocalAddr().String())
+			require.Empty(t, tt.RemoteAddr().String())
 			require.Empty(t, tt.Addr())
 		})
 	}

@@ -127,7 +127,7 @@ func (t *Tether) Write(p []byte) (int, error) {
 	for {
 		c := t.cur.Load()
 		if c.conn == nil {
-			if n == 0 && (t.cfg.buffer > 0 || t.cfg.failFast) {
+			if n == 0 && dropped == 0 && (t.cfg.buffer > 0 || t.cfg.failFast) {
 				if handled, n, err := t.buffer(c, p); handled {
 					return n, err
 				}

@@ -309,9 +309,10 @@ func WithNoInitialRetry() Option {
 // vanished without a word (a blackhole, a half-open connection) on a
 // connection where the peer is expected to send at least every d (a
 // heartbeat); TCP keep-alive cannot see such a peer when a proxy or a
-// middlebox still answers for it. It costs a clock read and a deadline update
-// per Read. The user's read deadline still applies and takes precedence when
-// it is sooner. A d of 0 (the default) turns it off; a negative d is an
+// middlebox still answers for it. It costs each Read two clock reads, a
+// deadline update and the Tether's lock, so that a deadline the user sets
+// concurrently is never lost. The user's read deadline still applies and
+// takes precedence when it is sooner. A d of 0 (the default) turns it off; a negative d is an
 // error from Dial.
 func WithReadIdleTimeout(d time.Duration) Option {
 	return optionFunc(func(c *options) {

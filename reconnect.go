@@ -66,6 +66,16 @@ func (t *Tether) await(o *recovery, dir direction, own error) error {
 	return nil
 }
 
+// endLocked marks the recovery o as over, in the same locked section as its
+// final change of state, so that an operation or a control method that sees
+// that state (Ready, Idle) finds no recovery in progress and can start the
+// next one. o.done is closed later, once o's results are written.
+func (t *Tether) endLocked(o *recovery) {
+	if t.rec == o {
+		t.rec = nil
+	}
+}
+
 // startLocked starts the reconnect for the loss of lost (nil: a dial after an
 // ignored Unreachable). It takes the link down at once, so that no operation
 // uses the failed connection while the handler decides (a half-closed TCP
@@ -93,7 +103,7 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 	growStack()
 	defer func() {
 		t.mu.Lock()
-		t.rec = nil
+		t.endLocked(o) // if no final state change did it (a give-up, Close)
 		t.mu.Unlock()
 		o.cancel()
 		close(o.done)
@@ -134,7 +144,7 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 			t.mu.Lock()
 			keep := t.err == nil && t.cur.Load() == o.down
 			if keep {
-				o.lost = nil
+				o.lost, o.pending = nil, lost.conn // Close finds it while the buffer is written
 			}
 			t.mu.Unlock()
 			if !keep || t.install(lost) == nil {
@@ -144,7 +154,7 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 			// The kept connection failed the buffer: it is lost after
 			// all, and the handler's Ignore applied to the first error.
 			t.mu.Lock()
-			o.lost = lost.conn
+			o.lost, o.pending = lost.conn, nil
 			t.mu.Unlock()
 		case GiveUp:
 			t.end(orErr(ev.Err, cause), cause) // closes the lost connection
@@ -167,6 +177,7 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 		o.err = err
 		t.mu.Lock()
 		t.setStateLocked(Idle) // down: the next operation, or Connect, dials
+		t.endLocked(o)
 		t.mu.Unlock()
 	}
 }
@@ -379,10 +390,17 @@ func (t *Tether) install(l *link) error {
 			if t.rec != nil {
 				t.rec.pending = nil
 			}
-			l.conn.SetReadDeadline(t.half[dirRead].dl)
+			dl := t.half[dirRead].dl
+			if t.wd != nil {
+				dl = sooner(t.wd.at, dl) // a Read may be waiting on a kept connection
+			}
+			l.conn.SetReadDeadline(dl)
 			l.conn.SetWriteDeadline(t.half[dirWrite].dl)
 			t.cur.Store(l)
 			t.setStateLocked(Ready)
+			if t.rec != nil {
+				t.endLocked(t.rec)
+			}
 			t.mu.Unlock()
 			return nil
 		}

@@ -190,6 +190,8 @@ func TestLazy(t *testing.T) {
 				time.Sleep(time.Hour)
 				require.Equal(t, tether.Idle, tt.State())
 				require.Equal(t, 0, d.numDials())
+				require.Equal(t, "a", tt.RemoteAddr().String(), "the address to dial, before the first connection")
+				require.Equal(t, "tether", tt.LocalAddr().Network())
 				tt.ResetBackoff()
 				tt.Reconnect()
 				require.Equal(t, tether.Idle, tt.State(), "ResetBackoff and Reconnect do not dial")

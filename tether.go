@@ -377,9 +377,28 @@ func (t *Tether) Addr() string {
 }
 
 // LocalAddr returns the local address of the current connection, or of the
-// last one during an outage.
-func (t *Tether) LocalAddr() net.Addr { return t.link().laddr }
+// last one during an outage. Before the first connection (WithLazy) it is
+// an address of network "tether" with an empty String, never nil.
+func (t *Tether) LocalAddr() net.Addr {
+	if a := t.link().laddr; a != nil {
+		return a
+	}
+	return notDialed("")
+}
 
 // RemoteAddr returns the remote address of the current connection, or of the
-// last one during an outage.
-func (t *Tether) RemoteAddr() net.Addr { return t.link().raddr }
+// last one during an outage. Before the first connection (WithLazy) it is
+// an address of network "tether" whose String is the address to dial, never
+// nil.
+func (t *Tether) RemoteAddr() net.Addr {
+	if a := t.link().raddr; a != nil {
+		return a
+	}
+	return notDialed(t.Addr())
+}
+
+// notDialed is the address of a Tether that has not connected yet.
+type notDialed string
+
+func (a notDialed) Network() string { return "tether" }
+func (a notDialed) String() string  { return string(a) }
