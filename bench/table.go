@@ -35,6 +35,10 @@ type row struct {
 	SpreadLo, SpreadHi float64
 
 	Target target
+	// Unjudged says that the run was too short to judge the target: a
+	// timing figure of quick mode, whose few short runs cannot tell a miss
+	// from noise.
+	Unjudged bool
 }
 
 // Delta is Wrapped minus Raw, or NaN when either is missing.
@@ -67,9 +71,13 @@ func (t target) String() string {
 	return "-"
 }
 
-// Met says whether r meets its target: "yes", "no", or "-" when it has none
-// (or the value it needs was not measured).
+// Met says whether r meets its target: "yes", "no", "-" when it has none
+// (or the value it needs was not measured), or "unjudged" when the run could
+// not resolve it (see Unjudged).
 func (r row) Met() string {
+	if r.Unjudged && r.Target.Kind != noTarget {
+		return "unjudged"
+	}
 	var ok bool
 	switch r.Target.Kind {
 	case minRatio:

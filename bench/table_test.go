@@ -95,6 +95,7 @@ func TestMet(t *testing.T) {
 		{"delta rounds to the limit", row{Unit: "allocs/op", Raw: 0, Wrapped: 0.004, Target: target{Kind: maxDelta, Limit: 0}}, "yes"},
 		{"delta missing", row{Unit: "s", Raw: nan, Wrapped: 1, Target: target{Kind: maxDelta, Limit: 0}}, "-"},
 		{"no target", row{Ratio: 0.1}, "-"},
+		{"unjudged", row{Ratio: 0.5, Target: target{Kind: minRatio, Limit: 0.95}, Unjudged: true}, "unjudged"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.r.Met(); got != tc.want {
