@@ -56,8 +56,8 @@ func TestControlRightAfterTheChange(t *testing.T) {
 				tt, d := dialPipe(t, &recorder{}) // no delay: the default policy's jitter would wait
 				tt.Reconnect()
 				require.True(t, tt.WaitForStateChange(t.Context(), tether.Ready))
-				for tt.State() != tether.Ready {
-					tt.WaitForStateChange(t.Context(), tt.State())
+				for s := tt.State(); s != tether.Ready; s = tt.State() {
+					tt.WaitForStateChange(t.Context(), s)
 				}
 				tt.Reconnect() // Ready: must reconnect
 				synctest.Wait()
@@ -75,8 +75,8 @@ func TestControlRightAfterTheChange(t *testing.T) {
 			return nil
 		})
 		tt.Connect()
-		for tt.State() != tether.Idle {
-			tt.WaitForStateChange(t.Context(), tt.State())
+		for s := tt.State(); s != tether.Idle; s = tt.State() {
+			tt.WaitForStateChange(t.Context(), s)
 		}
 		return tt, d
 	}
