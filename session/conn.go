@@ -59,6 +59,8 @@ type Conn struct {
 	blocked bool          // the sender's write failed in this epoch: wait for the next
 	attempt uint64        // client: the last resume attempt; server: the last accepted
 	expiry  *time.Timer   // server: the detached-lifetime timer
+	// expiryGen counts the expiry timers started.
+	expiryGen uint64
 	// watchdog runs the liveness check (watch).
 	watchdog *time.Timer
 	laddr    net.Addr // server: the last transport's addresses
