@@ -310,8 +310,9 @@ func (c *Conn) readLoop() {
 	defer c.wg.Done()
 	buf := make([]byte, readBufMin)
 	var (
-		dec decoder
-		gen uint64
+		dec   decoder
+		gen   uint64
+		small int
 	)
 	for {
 		n, g, err := c.t.ReadGeneration(buf)
@@ -336,9 +337,7 @@ func (c *Conn) readLoop() {
 				c.finish(closeErr(reason))
 				return
 			}
-			if n == len(buf) && len(buf) < readBufMax {
-				buf = make([]byte, 2*len(buf))
-			}
+			buf = sizeReadBuf(buf, n, &small)
 		}
 		if err != nil {
 			if terr := c.t.Err(); terr != nil {

@@ -352,3 +352,24 @@ func (c *Conn) dropTransport(epoch uint64) {
 		closeHard(conn) // the Tether's reader fails, and the Tether reconnects
 	}
 }
+
+// sizeReadBuf returns the buffer for a transport reader's next read, after
+// one that read n bytes into buf: twice as large when the read filled it
+// (up to readBufMax), back to readBufMin after four reads in a row of
+// control frames only (an idle session keeps no large buffer). small
+// counts those reads.
+func sizeReadBuf(buf []byte, n int, small *int) []byte {
+	switch {
+	case n == len(buf) && len(buf) < readBufMax:
+		*small = 0
+		return make([]byte, 2*len(buf))
+	case n > 64 || len(buf) == readBufMin:
+		*small = 0
+	default:
+		if *small++; *small >= 4 {
+			*small = 0
+			return make([]byte, readBufMin)
+		}
+	}
+	return buf
+}

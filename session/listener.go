@@ -525,7 +525,10 @@ func (c *Conn) serveTransport(raw net.Conn, epoch uint64, done chan struct{}) {
 	defer c.wg.Done()
 	defer close(done)
 	buf := make([]byte, readBufMin)
-	var dec decoder
+	var (
+		dec   decoder
+		small int
+	)
 	for {
 		n, err := raw.Read(buf)
 		if n > 0 {
@@ -546,9 +549,7 @@ func (c *Conn) serveTransport(raw net.Conn, epoch uint64, done chan struct{}) {
 				c.finish(closeErr(reason))
 				return
 			}
-			if n == len(buf) && len(buf) < readBufMax {
-				buf = make([]byte, 2*len(buf))
-			}
+			buf = sizeReadBuf(buf, n, &small)
 		}
 		if err != nil {
 			c.detach(epoch)
