@@ -24,7 +24,10 @@ import (
 // A lost session (the server forgot it, or ended it) and a server that
 // does not speak tether-session end the session whatever h says: no retry
 // can mend them. Dial returns an error matching ErrNotSession for the
-// latter.
+// latter, at once when the server sends anything (a greeting, an echo, an
+// error page); a plain server that waits in silence for its client to
+// speak is only a failed handshake after WithHandshakeTimeout, which the
+// handler sees as a transient error.
 //
 // Options: WithTether passes options to the Tether; WithBufferSize,
 // WithLinger, WithKeepAlive and WithHandshakeTimeout apply to the client;
