@@ -7,15 +7,31 @@ import (
 	"errors"
 	"net"
 	"reflect"
+	"strconv"
 )
 
 var (
 	// ErrGaveUp is wrapped by the errors of operations on a Tether whose
 	// handler gave up. Err reports the cause itself.
 	ErrGaveUp = errors.New("tether: gave up reconnecting")
-	// ErrDropped is wrapped by the error of a Write that, under
-	// WithDropUnwritten, returned without writing all of its bytes.
+	// ErrDropped is matched by the error of a Write whose bytes did not all
+	// reach a connection: a Write cut by a loss (WriteWhole), any Write that
+	// failed (WriteDrop), or one cut or failed with WithReconnectBoundary.
+	// The count it returns is what the lost connection accepted.
 	ErrDropped = errors.New("tether: unwritten bytes dropped")
+	// ErrReconnected is matched by the error of the first Read and the
+	// first Write after a reconnect, and of operations blocked on or cut by
+	// the lost connection, with WithReconnectBoundary. The error is a
+	// *ReconnectedError.
+	ErrReconnected = errors.New("tether: reconnected")
+	// ErrForcedReconnect is the Event.Err of the Disconnected event that
+	// Tether.Reconnect causes.
+	ErrForcedReconnect = errors.New("tether: reconnect forced by Reconnect")
+	// ErrBufferFull is matched by the error of a Write that WithFailFast
+	// made fail at once: the Tether was not Ready and the Write did not fit
+	// whole in what was left of the write buffer (WithWriteBuffer). It wrote
+	// nothing.
+	ErrBufferFull = errors.New("tether: write buffer full while not connected")
 	// ErrRejected is the cause reported when a handler returns GiveUp on
 	// Connected or Reconnected without setting Event.Err.
 	ErrRejected = errors.New("tether: handler rejected the connection")
@@ -26,6 +42,34 @@ var (
 	// read watchdog (WithReadIdleTimeout) reported.
 	ErrIdleTimeout = errors.New("tether: nothing received within the read idle timeout")
 )
+
+// ReconnectedError is the error of an operation that met a reconnect
+// boundary (WithReconnectBoundary): the connection of generation Old was
+// replaced by New (see Tether.Generation; several reconnects in a row
+// count as one boundary). It matches ErrReconnected, and also ErrDropped
+// when Dropped is not 0.
+type ReconnectedError struct {
+	Old, New uint64
+	// Dropped is the count of bytes of a Write that the lost connection
+	// cut or failed and that no connection got; 0 for a Read, and for a
+	// Write that met only the boundary.
+	Dropped int
+}
+
+// Error returns a description of the boundary.
+func (e *ReconnectedError) Error() string {
+	s := "tether: reconnected (connection " + strconv.FormatUint(e.Old, 10) + " replaced by " + strconv.FormatUint(e.New, 10) + ")"
+	if e.Dropped > 0 {
+		s += ": " + strconv.Itoa(e.Dropped) + " unwritten bytes dropped"
+	}
+	return s
+}
+
+// Is reports whether target is ErrReconnected, or ErrDropped when bytes
+// were dropped.
+func (e *ReconnectedError) Is(target error) bool {
+	return target == ErrReconnected || (target == ErrDropped && e.Dropped > 0)
+}
 
 // permanentError marks an error as permanent for IsPermanent.
 type permanentError struct{ err error }
@@ -57,6 +101,8 @@ func Permanent(err error) error {
 //     application protocol, insufficient security, certificate required
 //     (a tls.AlertError in the chain, or the "remote error" *net.OpError of
 //     crypto/tls, as a Read after the handshake may return it),
+//   - a first record that is not TLS (tls.RecordHeaderError: a plaintext
+//     server on the port),
 //   - an address that cannot be parsed (*net.AddrError, such as a missing
 //     port),
 //   - context.Canceled (a cancelled Dial).
@@ -82,11 +128,16 @@ func IsPermanent(err error) bool {
 		ci   x509.CertificateInvalidError
 		ae   *net.AddrError
 		alrt tls.AlertError
+		rhe  tls.RecordHeaderError
 	)
 	switch {
 	case errors.As(err, &cve), errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
 		return true
 	case errors.As(err, &ae):
+		return true
+	case errors.As(err, &rhe):
+		// The peer does not speak TLS (a plaintext server on a TLS
+		// port): a retry meets the same server.
 		return true
 	case errors.As(err, &alrt):
 		return permanentAlert(alrt)

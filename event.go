@@ -89,6 +89,31 @@ type Event struct {
 	// or peer certificates; nil otherwise. The handler must not read from or
 	// write to it.
 	Conn net.Conn
+	// State is the Tether's state: Connecting while the handlers decide;
+	// on the copies that Notify sends after their decision, the state the
+	// Tether enters on it (see NextState). A change to it has no effect.
+	State State
+}
+
+// NextState returns the state a Tether enters when its handler answers a to
+// e: Ready for a connection accepted or kept, Connecting for a dial now,
+// TransientFailure for a dial after e.Delay, Idle after Ignore on
+// Unreachable, Shutdown after GiveUp. Middleware that act after next use it
+// to report the outcome of a decision.
+func (e *Event) NextState(a Action) State {
+	switch {
+	case a == GiveUp:
+		return Shutdown
+	case e.Kind == Connected || e.Kind == Reconnected:
+		return Ready
+	case a == Ignore && e.Kind == Unreachable:
+		return Idle
+	case a == Ignore:
+		return Ready
+	case e.Delay > 0:
+		return TransientFailure
+	}
+	return Connecting
 }
 
 // Outage returns how long the current outage has lasted at now: now.Sub(Since),

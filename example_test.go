@@ -36,8 +36,12 @@ func Example_seed() {
 
 	reasons := make(chan string, 10)
 	h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
-		if ev.Kind != tether.Disconnected {
+		switch ev.Kind {
+		case tether.Unreachable:
+			ev.Delay = 500 * time.Millisecond // a dial failed: never redial in a tight loop
 			return tether.Reconnect
+		case tether.Connected, tether.Reconnected:
+			return tether.Reconnect // accept the new connection
 		}
 		reasons <- ev.Err.Error()    // report the reason
 		ev.Addr = l2.Addr().String() // retry on the second server

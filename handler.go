@@ -58,6 +58,11 @@ func (a Action) String() string {
 // The handler may change ev.Addr (the address of the next dial), ev.Delay (how
 // long the Tether waits before that dial) and, when it returns GiveUp, ev.Err
 // (the error reported). ev is valid only during the call.
+//
+// A handler that returns Reconnect on Unreachable without a delay (ev.Delay,
+// or a wait of its own) dials in a tight loop while the server is down:
+// tens of thousands of dials a second. Set a delay, or wrap the handler in
+// middleware.Backoff, as the default policy does.
 type DisconnectHandler interface {
 	HandleDisconnect(ctx context.Context, ev *Event) Action
 }

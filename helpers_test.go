@@ -174,3 +174,16 @@ func tetherGoroutines() int {
 		buf = make([]byte, 2*len(buf))
 	}
 }
+
+// dialPipe dials a Tether over a new pipeDialer, with h (nil: the default
+// policy) and opts, and closes it when the test ends.
+func dialPipe(t *testing.T, h tether.DisconnectHandler, opts ...tether.Option) (*tether.Tether, *pipeDialer) {
+	t.Helper()
+	d := newPipeDialer()
+	tt, err := tether.Dial(t.Context(), d, "a", h, opts...)
+	if err != nil {
+		t.Fatalf("tether.Dial over pipes: %v", err)
+	}
+	t.Cleanup(func() { tt.Close() })
+	return tt, d
+}

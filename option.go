@@ -2,7 +2,9 @@ package tether
 
 import (
 	"context"
+	"errors"
 	"net"
+	"strconv"
 	"time"
 )
 
@@ -19,12 +21,12 @@ const (
 // An Option configures a Tether in Dial or New. Options are made by the
 // With... functions of this package.
 type Option interface {
-	apply(*config)
+	apply(*options)
 }
 
-type optionFunc func(*config)
+type optionFunc func(*options)
 
-func (f optionFunc) apply(c *config) { f(c) }
+func (f optionFunc) apply(o *options) { f(o) }
 
 // Propagation says which error the operations of a Tether return after its
 // handler gave up (io-tether's ErrorPropagation). Whatever it says, Err
@@ -64,34 +66,46 @@ type config struct {
 	onConnect        func(ctx context.Context, c net.Conn) error
 	onConnectTimeout time.Duration
 	readIdle         time.Duration
-	err              error // the first bad option
-	propagation      Propagation
-	dropUnwritten    bool
+	buffer           int // the write buffer's size; 0: none
+	observe          func(from, to State, in time.Duration)
+	propagation      uint8 // a Propagation; small types keep an idle Tether small
+	writePolicy      uint8 // a WritePolicy
+	boundary         bool
+	lazy             bool
+	failFast         bool
 	noInitialRetry   bool
 }
 
-func newConfig(opts []Option) config {
-	c := config{
+// options is a config being built, with the first bad option's error,
+// which the Tether does not keep.
+type options struct {
+	config
+	err error
+}
+
+// newConfig applies opts to the defaults; it returns the error of the
+// first bad option.
+func newConfig(opts []Option) (config, error) {
+	c := options{config: config{
 		stability:        DefaultStabilityPeriod,
 		onConnectTimeout: DefaultOnConnectTimeout,
-	}
+	}}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&c)
 		}
 	}
-	return c
+	if c.boundary && c.buffer > 0 {
+		c.fail("WithReconnectBoundary and WithWriteBuffer do not go together: a buffered Write returns before its connection is known")
+	}
+	return c.config, c.err
 }
 
-func (c *config) fail(msg string) {
+func (c *options) fail(msg string) {
 	if c.err == nil {
-		c.err = errorString("tether: " + msg)
+		c.err = errors.New("tether: " + msg)
 	}
 }
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
 
 // WithStabilityPeriod sets how long a connection must stay up to count as
 // stable (default DefaultStabilityPeriod). The loss of a stable connection
@@ -100,7 +114,7 @@ func (e errorString) Error() string { return string(e) }
 // at once. A negative d is an error from Dial; 0 makes every connection
 // stable.
 func WithStabilityPeriod(d time.Duration) Option {
-	return optionFunc(func(c *config) {
+	return optionFunc(func(c *options) {
 		if d < 0 {
 			c.fail("negative stability period")
 			return
@@ -119,14 +133,14 @@ func WithStabilityPeriod(d time.Duration) Option {
 //
 // Deadlines that f sets on c are replaced by the Tether's afterwards.
 func WithOnConnect(f func(ctx context.Context, c net.Conn) error) Option {
-	return optionFunc(func(c *config) { c.onConnect = f })
+	return optionFunc(func(c *options) { c.onConnect = f })
 }
 
 // WithOnConnectTimeout bounds each run of the OnConnect hook (default
 // DefaultOnConnectTimeout); the hook's ctx ends then, and the connection's
 // deadlines are set to it. A d of 0 or less is an error from Dial.
 func WithOnConnectTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) {
+	return optionFunc(func(c *options) {
 		if d <= 0 {
 			c.fail("OnConnect timeout must be positive")
 			return
@@ -135,25 +149,150 @@ func WithOnConnectTimeout(d time.Duration) Option {
 	})
 }
 
-// WithDropUnwritten makes a Write that fails drop the bytes the connection did
-// not accept, instead of sending them on the next connection (io-tether's
-// keep_data_on_failed_write = false). The Write returns at once with the count
-// the connection accepted and an error wrapping ErrDropped and the cause;
-// the reconnect goes on, and later Writes go to the new connection. Framed
-// protocols use it so that half a frame never reaches a new connection.
-func WithDropUnwritten() Option {
-	return optionFunc(func(c *config) { c.dropUnwritten = true })
+// WritePolicy says what happens to a Write that a lost connection cut
+// short or failed (WithWritePolicy).
+type WritePolicy int
+
+const (
+	// WriteWhole, the default, sends a Write of which the failed connection
+	// accepted nothing whole to the next connection, and reports a Write cut
+	// in the middle: it returns the count the lost connection accepted and
+	// an error matching ErrDropped, and its rest goes to no connection. A
+	// framed or request/response protocol never sees half a message on a
+	// new connection, and its client learns which message was cut.
+	WriteWhole WritePolicy = iota
+	// WriteResume sends the rest of a cut Write to the next connection,
+	// before any later Write: for unframed byte streams (a netcat, a log
+	// shipper), where a gap is tolerable and a resent tail is not harmful.
+	WriteResume
+	// WriteDrop sends no failed Write to another connection: a Write whose
+	// connection failed under it returns at once with the count accepted
+	// and an error matching ErrDropped, while the reconnect goes on; Writes
+	// made during an outage wait for the next connection. For protocols
+	// that resend by themselves (package session does).
+	WriteDrop
+)
+
+// String returns the lowercase name of p ("whole", "resume", "drop").
+func (p WritePolicy) String() string {
+	switch p {
+	case WriteWhole:
+		return "whole"
+	case WriteResume:
+		return "resume"
+	case WriteDrop:
+		return "drop"
+	}
+	return "write-policy(" + strconv.Itoa(int(p)) + ")"
+}
+
+// WithWritePolicy sets what happens to a Write that a lost connection cut
+// short or failed (default WriteWhole). An unknown policy is an error from
+// Dial.
+func WithWritePolicy(p WritePolicy) Option {
+	return optionFunc(func(c *options) {
+		if p < WriteWhole || p > WriteDrop {
+			c.fail("unknown WritePolicy")
+			return
+		}
+		c.writePolicy = uint8(p)
+	})
+}
+
+// WithReconnectBoundary makes every reconnect visible to the operations,
+// for framed and request/response protocols: after a reconnect, the first
+// Read and the first Write (each direction once) return 0 and a
+// *ReconnectedError that matches ErrReconnected and carries the old and new
+// generations. So does an operation that was blocked on the lost connection
+// (a Read waiting for a reply) or cut by it (a half-written Write returns
+// its count, and its error also matches ErrDropped). The new connection is
+// already up, OnConnect done; the call itself reads and sends nothing. A
+// codec resets its framing on it, and a client resends or fails its
+// outstanding requests instead of waiting for ever for replies that died
+// with the connection. The first connection raises no boundary. With the
+// boundary no failed Write goes to another connection, whatever the write
+// policy.
+func WithReconnectBoundary() Option {
+	return optionFunc(func(c *options) { c.boundary = true })
+}
+
+// WithLazy makes Dial return at once, in state Idle, after checking its
+// arguments: the first Read, Write or Connect dials, and the operations
+// wait for the connection as they do during an outage (bounded by their
+// deadlines and Close). The first connection is reported as Connected. Lazy
+// dials run on the Tether's own context, never on Dial's (which callers
+// often cancel as soon as Dial returns). For a client that starts before
+// its server.
+func WithLazy() Option {
+	return optionFunc(func(c *options) { c.lazy = true })
+}
+
+// WithWriteBuffer gives the Tether a buffer of n bytes for Writes made while
+// it is not Ready (during an outage, or before a lazy Tether's first
+// connection): a Write that fits whole in what is left of the buffer is
+// copied and returns len(p), nil at once, and the buffer goes first, in
+// order, to the next connection, before any later Write. A Write that does
+// not fit waits for a connection as without a buffer (or fails at once,
+// with WithFailFast). For producers that must not block during an outage
+// (nats.go's ReconnectBufSize).
+//
+// A buffered Write has returned, so a failure of what it wrote cannot be
+// reported to it: the buffer keeps Writes whole, and if a connection dies
+// while the buffer is being written to it, the write policy applies to the
+// Write being written (by default, the rest of a cut one is dropped) and
+// the rest of the buffer goes to the next connection. Dropped counts the
+// bytes so lost, and those never sent when the Tether is closed or gives
+// up; Buffered counts those waiting. The buffer is allocated when first
+// used; the healthy path does not touch it. A negative n is an error from
+// Dial, and so is a buffer with WithReconnectBoundary: they are for
+// different protocols (fire-and-forget against framed request/response).
+func WithWriteBuffer(n int) Option {
+	return optionFunc(func(c *options) {
+		if n < 0 {
+			c.fail("negative write buffer size")
+			return
+		}
+		c.buffer = n
+	})
+}
+
+// WithFailFast makes a Write that cannot go out now return at once instead
+// of waiting for a connection: while the Tether is not Ready, a Write that
+// does not fit whole in what is left of the write buffer (WithWriteBuffer;
+// without one, every Write) returns 0 and an error matching ErrBufferFull,
+// and writes nothing. Reads still wait.
+func WithFailFast() Option {
+	return optionFunc(func(c *options) { c.failFast = true })
+}
+
+// WithStateObserver sets f to be told of every change of the Tether's state
+// (see State): the state it left, the state it entered, and how long it was
+// in the one it left. For metrics: a count of Tethers per state, the time
+// spent in each (package otel's Recorder and middleware.ExpvarMetrics give
+// one). f is first called as the Tether is made, with from and to both its
+// first state (Connecting, or Idle with WithLazy) and in 0, and last when it
+// enters Shutdown. Calls for one Tether come one at a time, in order; f
+// runs while the Tether holds its lock, so it must return quickly and must
+// not call the Tether's methods. A nil f is an error from Dial.
+func WithStateObserver(f func(from, to State, in time.Duration)) Option {
+	return optionFunc(func(c *options) {
+		if f == nil {
+			c.fail("nil state observer")
+			return
+		}
+		c.observe = f
+	})
 }
 
 // WithErrorPropagation sets which error operations return after the handler
 // gave up (default PropagateCause).
 func WithErrorPropagation(p Propagation) Option {
-	return optionFunc(func(c *config) {
+	return optionFunc(func(c *options) {
 		if p < PropagateCause || p > PropagateNone {
 			c.fail("unknown Propagation")
 			return
 		}
-		c.propagation = p
+		c.propagation = uint8(p)
 	})
 }
 
@@ -161,7 +300,7 @@ func WithErrorPropagation(p Propagation) Option {
 // asking the handler (io-tether's connect_without_retry). Reconnects after the
 // first connection still follow the handler.
 func WithNoInitialRetry() Option {
-	return optionFunc(func(c *config) { c.noInitialRetry = true })
+	return optionFunc(func(c *options) { c.noInitialRetry = true })
 }
 
 // WithReadIdleTimeout sets a watchdog on reads: a Read that receives nothing
@@ -175,7 +314,7 @@ func WithNoInitialRetry() Option {
 // it is sooner. A d of 0 (the default) turns it off; a negative d is an
 // error from Dial.
 func WithReadIdleTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) {
+	return optionFunc(func(c *options) {
 		if d < 0 {
 			c.fail("negative read idle timeout")
 			return

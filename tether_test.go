@@ -189,13 +189,13 @@ func TestFullDuplex(t *testing.T) {
 	})
 }
 
-// Semantics 4: the bytes a failed connection did not accept go first to the
-// next one, before a later Write's bytes.
-func TestWriteRemainderGoesFirst(t *testing.T) {
+// Semantics 4: with WriteResume, the bytes a failed connection did not
+// accept go first to the next one, before a later Write's bytes.
+func TestWriteResumeRemainderGoesFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := newPipeDialer()
 		tt, err := tether.Dial(t.Context(), d, "a", nil,
-			tether.WithStabilityPeriod(0))
+			tether.WithStabilityPeriod(0), tether.WithWritePolicy(tether.WriteResume))
 		require.NoError(t, err)
 		defer tt.Close()
 		s1 := d.server(t)
@@ -229,12 +229,12 @@ func TestWriteRemainderGoesFirst(t *testing.T) {
 	})
 }
 
-// Semantics 4: with WithDropUnwritten the Write returns at once with the
-// count accepted and ErrDropped; later Writes go to the new connection.
-func TestDropUnwritten(t *testing.T) {
+// Semantics 4: with WriteDrop the Write returns at once with the count
+// accepted and ErrDropped; later Writes go to the new connection.
+func TestWriteDrop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := newPipeDialer()
-		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithDropUnwritten())
+		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithWritePolicy(tether.WriteDrop))
 		require.NoError(t, err)
 		defer tt.Close()
 		s1 := d.server(t)

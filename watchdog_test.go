@@ -60,14 +60,98 @@ func TestReadIdleTimeout(t *testing.T) {
 		require.Equal(t, 2*time.Second, time.Since(start))
 		require.Len(t, r.kinds(), 3)
 
-		// A later user deadline does not hide the watchdog.
+		// A later user deadline does not hide the watchdog, and the 2 s
+		// of silence already waited count: it fires 3 s later.
 		require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Hour)))
 		start = time.Now()
 		got = readAsync(tt, 1)
 		s3 := d.server(t)
-		require.Equal(t, 5*time.Second, time.Since(start))
+		require.Equal(t, 3*time.Second, time.Since(start))
 		go s3.Write([]byte("y"))
 		require.NoError(t, (<-got).err)
+	})
+}
+
+// The watchdog measures the connection's silence across Read calls: an
+// application that polls with read deadlines far shorter than the idle
+// timeout does not defeat it (it used to restart at every Read, so a frozen
+// peer was never detected).
+func TestReadIdleTimeoutWithPolling(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{}
+		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithReadIdleTimeout(2*time.Second))
+		require.NoError(t, err)
+		defer tt.Close()
+		s1 := d.server(t)
+
+		// Bytes every second keep it alive, polled every 100 ms.
+		go func() {
+			for range 5 {
+				time.Sleep(time.Second)
+				s1.Write([]byte("h"))
+			}
+		}()
+		buf := make([]byte, 1)
+		start := time.Now()
+		timeouts := 0
+		for got := 0; got < 5; {
+			require.NoError(t, tt.SetReadDeadline(time.Now().Add(100*time.Millisecond)))
+			n, err := tt.Read(buf)
+			if err != nil {
+				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+				timeouts++
+				continue
+			}
+			got += n
+		}
+		require.Equal(t, 5*time.Second, time.Since(start))
+		require.Equal(t, []tether.EventKind{tether.Connected}, r.kinds())
+		require.Greater(t, timeouts, 40)
+
+		// Then the peer freezes. The poller sees only its own timeouts,
+		// until 2 s of silence have passed in its Reads: a disconnect.
+		start = time.Now()
+		polls := 0
+		for len(r.kinds()) < 2 {
+			require.NoError(t, tt.SetReadDeadline(time.Now().Add(100*time.Millisecond)))
+			_, err := tt.Read(buf)
+			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+			polls++
+			require.Less(t, polls, 100, "the watchdog never fired")
+		}
+		evs := r.all()
+		require.Equal(t, tether.Disconnected, evs[1].Kind)
+		require.ErrorIs(t, evs[1].Err, tether.ErrIdleTimeout)
+		require.Equal(t, 2*time.Second, evs[1].Since.Sub(start), "the loss is noticed after 2 s of silence")
+		d.server(t)
+	})
+}
+
+// Time when no Read is pending is not silence: bytes may be waiting unread.
+func TestReadIdleTimeoutCountsOnlyReads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{}
+		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithReadIdleTimeout(2*time.Second))
+		require.NoError(t, err)
+		defer tt.Close()
+		s1 := d.server(t)
+
+		buf := make([]byte, 1)
+		require.NoError(t, tt.SetReadDeadline(time.Now().Add(1500*time.Millisecond)))
+		_, err = tt.Read(buf)
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		time.Sleep(time.Minute) // nobody reads
+		require.NoError(t, tt.SetReadDeadline(time.Time{}))
+		start := time.Now()
+		got := readAsync(tt, 1)
+		d.server(t)
+		require.Equal(t, 500*time.Millisecond, time.Since(start), "1.5 s + 0.5 s of silence in Reads")
+		_ = s1
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
+		tt.Close()
+		<-got
 	})
 }
 

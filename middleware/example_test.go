@@ -88,9 +88,9 @@ func Example() {
 	}
 	fmt.Println(string(buf), len(events), "events")
 	// Output:
-	// level=INFO msg="tether connected" action=accept event.kind=connected event.addr=127.0.0.1:7001 event.attempt=0 event.total=0 event.generation=1
-	// level=INFO msg="tether disconnected" action=reconnect event.kind=disconnected event.err=EOF event.addr=127.0.0.1:7002 event.dialed=127.0.0.1:7001 event.attempt=1 event.total=1 event.generation=1
-	// level=INFO msg="tether reconnected" action=accept event.kind=reconnected event.addr=127.0.0.1:7002 event.attempt=1 event.total=1 event.generation=2
+	// level=INFO msg="tether connected" action=accept state=ready event.kind=connected event.addr=127.0.0.1:7001 event.attempt=0 event.total=0 event.generation=1
+	// level=INFO msg="tether disconnected" action=reconnect state=transient-failure event.kind=disconnected event.err=EOF event.addr=127.0.0.1:7002 event.dialed=127.0.0.1:7001 event.attempt=1 event.total=1 event.generation=1
+	// level=INFO msg="tether reconnected" action=accept state=ready event.kind=reconnected event.addr=127.0.0.1:7002 event.attempt=1 event.total=1 event.generation=2
 	// foobar 3 events
 }
 
@@ -105,8 +105,8 @@ func ExampleLogging() {
 		Dialed: "127.0.0.1:7001", Attempt: 3, Total: 3, Generation: 1}
 	h.HandleDisconnect(context.Background(), &ev)
 	// Output:
-	// level=INFO msg="tether unreachable" action=reconnect event.kind=unreachable event.err="connection refused" event.addr=127.0.0.1:7001 event.attempt=2 event.total=2 event.generation=1
-	// level=ERROR msg="tether unreachable" action=give-up event.kind=unreachable event.err="tether/middleware: too many failed dials (3 in a row): connection refused" event.addr=127.0.0.1:7001 event.attempt=3 event.total=3 event.generation=1 cause="connection refused"
+	// level=INFO msg="tether unreachable" action=reconnect state=transient-failure event.kind=unreachable event.err="connection refused" event.addr=127.0.0.1:7001 event.attempt=2 event.total=2 event.generation=1
+	// level=ERROR msg="tether unreachable" action=give-up state=shutdown event.kind=unreachable event.err="tether/middleware: too many failed dials (3 in a row): connection refused" event.addr=127.0.0.1:7001 event.attempt=3 event.total=3 event.generation=1 cause="connection refused"
 }
 
 func ExampleBackoff() {
@@ -275,19 +275,30 @@ func ExampleCircuitBreaker() {
 // printRecorder is a MetricsRecorder that prints what it is given.
 type printRecorder struct{}
 
-func (printRecorder) CountEvent(k tether.EventKind, a tether.Action) { fmt.Println("event:", k, a) }
-func (printRecorder) ObserveDial(d time.Duration, ok bool)           { fmt.Println("dial:", d, ok) }
-func (printRecorder) ObserveOutage(d time.Duration, recovered bool) {
+func (printRecorder) CountEvent(ev *tether.Event, a tether.Action) {
+	fmt.Println("event:", ev.Kind, a)
+}
+func (printRecorder) ObserveDial(ev *tether.Event, d time.Duration, ok bool) {
+	fmt.Println("dial:", ev.Dialed, d, ok)
+}
+func (printRecorder) ObserveOutage(_ *tether.Event, d time.Duration, recovered bool) {
 	fmt.Println("outage:", d.Round(time.Second), recovered)
+}
+func (printRecorder) ObserveConnection(ev *tether.Event, lifetime time.Duration) {
+	fmt.Println("connection:", ev.Dialed, lifetime, ev.Err)
 }
 
 func ExampleMetrics() {
 	h := tether.Chain(nil, middleware.Metrics(printRecorder{}))
-	ev := tether.Event{Kind: tether.Reconnected, Addr: "127.0.0.1:7001", DialTime: 3 * time.Millisecond, Since: time.Now().Add(-42 * time.Second)}
+	ev := tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: "127.0.0.1:7001", Dialed: "127.0.0.1:7001", Uptime: time.Hour}
+	h.HandleDisconnect(context.Background(), &ev)
+	ev = tether.Event{Kind: tether.Reconnected, Addr: "127.0.0.1:7001", Dialed: "127.0.0.1:7001", DialTime: 3 * time.Millisecond, Since: time.Now().Add(-42 * time.Second)}
 	h.HandleDisconnect(context.Background(), &ev)
 	// Output:
+	// event: disconnected reconnect
+	// connection: 127.0.0.1:7001 1h0m0s EOF
 	// event: reconnected reconnect
-	// dial: 3ms true
+	// dial: 127.0.0.1:7001 3ms true
 	// outage: 42s true
 }
 

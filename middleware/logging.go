@@ -43,7 +43,8 @@ func Logging(l *slog.Logger) tether.Middleware {
 				return a
 			}
 			attrs := make([]slog.Attr, 0, 4)
-			attrs = append(attrs, slog.String("action", decision(ev.Kind, a)), slog.Any("event", *ev))
+			attrs = append(attrs, slog.String("action", Decision(ev.Kind, a)),
+				slog.String("state", ev.NextState(a).String()), slog.Any("event", *ev))
 			if ev.Kind != tether.Connected {
 				attrs = append(attrs, slog.Duration("outage", ev.Outage(time.Now())))
 			}
@@ -66,9 +67,11 @@ func logLevel(k tether.EventKind, a tether.Action) slog.Level {
 	return slog.LevelInfo
 }
 
-// decision names what a does on an event of kind k: on a new connection,
-// every action but GiveUp accepts it.
-func decision(k tether.EventKind, a tether.Action) string {
+// Decision names what action a does on an event of kind k, as Logging and
+// ExpvarMetrics report it: on Connected and Reconnected, "accept" (every
+// action but GiveUp accepts the new connection) or "reject"; on the other
+// events, the action's name ("reconnect", "give-up", "ignore").
+func Decision(k tether.EventKind, a tether.Action) string {
 	if !newConn(k) {
 		return a.String()
 	}

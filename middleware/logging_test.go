@@ -74,35 +74,35 @@ func TestLoggingRecords(t *testing.T) {
 		{
 			name: "connected", ev: tether.Event{Kind: tether.Connected, Addr: addrA, Dialed: addrA, Generation: 1},
 			next: tether.Reconnect, level: slog.LevelInfo, msg: "tether connected",
-			attrs: map[string]string{"action": "accept", "event.kind": "connected", "event.addr": addrA, "event.generation": "1"},
+			attrs: map[string]string{"action": "accept", "state": "ready", "event.kind": "connected", "event.addr": addrA, "event.generation": "1"},
 		},
 		{
 			name: "disconnected, reconnect", ev: tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA, Dialed: addrA, Uptime: time.Minute},
 			next: tether.Reconnect, change: func(ev *tether.Event) { ev.Delay, ev.Addr = 1600*time.Millisecond, addrB },
 			level: slog.LevelInfo, msg: "tether disconnected",
-			attrs: map[string]string{"action": "reconnect", "event.kind": "disconnected", "event.err": "EOF",
+			attrs: map[string]string{"action": "reconnect", "state": "transient-failure", "event.kind": "disconnected", "event.err": "EOF",
 				"event.addr": addrB, "event.dialed": addrA, "event.delay": "1.6s", "event.uptime": "1m0s", "outage": "0s"},
 		},
 		{
 			name: "unreachable, reconnect", ev: tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, Dialed: addrA, Attempt: 2},
 			next: tether.Reconnect, level: slog.LevelInfo, msg: "tether unreachable",
-			attrs: map[string]string{"action": "reconnect", "event.attempt": "2", "event.err": errRefused.Error()},
+			attrs: map[string]string{"action": "reconnect", "state": "connecting", "event.attempt": "2", "event.err": errRefused.Error()},
 		},
 		{
 			name: "ignore", ev: tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA},
 			next: tether.Ignore, level: slog.LevelWarn, msg: "tether disconnected",
-			attrs: map[string]string{"action": "ignore"},
+			attrs: map[string]string{"action": "ignore", "state": "ready"},
 		},
 		{
 			name: "give-up with a new cause", ev: tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, Attempt: 9},
 			next: tether.GiveUp, change: func(ev *tether.Event) { ev.Err = errAuth },
 			level: slog.LevelError, msg: "tether unreachable",
-			attrs: map[string]string{"action": "give-up", "event.err": "auth failed", "cause": errRefused.Error()},
+			attrs: map[string]string{"action": "give-up", "state": "shutdown", "event.err": "auth failed", "cause": errRefused.Error()},
 		},
 		{
 			name: "rejected", ev: tether.Event{Kind: tether.Reconnected, Addr: addrA, Attempt: 1},
 			next: tether.GiveUp, level: slog.LevelError, msg: "tether reconnected",
-			attrs: map[string]string{"action": "reject", "event.kind": "reconnected"},
+			attrs: map[string]string{"action": "reject", "state": "shutdown", "event.kind": "reconnected"},
 		},
 	}
 	for _, tt := range tests {

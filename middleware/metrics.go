@@ -12,30 +12,41 @@ import (
 )
 
 // A MetricsRecorder receives the measurements of Metrics. Back it with
-// expvar (ExpvarMetrics), Prometheus, OpenTelemetry or anything else. Its
-// methods are called from the handlers of many Tethers at once, so they must
-// be safe for concurrent use, and they should return quickly: they run
-// inside a reconnect.
+// expvar (ExpvarMetrics), Prometheus, OpenTelemetry (the module
+// github.com/io-tether/tether/otel) or anything else. Its methods are called
+// from the handlers of many Tethers at once, so they must be safe for
+// concurrent use, and they should return quickly: they run inside a
+// reconnect.
+//
+// Each method gets the event that the measurement comes from, for what a
+// recorder may label it with (Event.Dialed, the address dialed or lost;
+// Event.Err, the cause). The *Event is valid only during the call, and the
+// recorder must not change it.
 type MetricsRecorder interface {
-	// CountEvent counts one event of kind, and the action that the handlers
-	// inside Metrics took on it.
-	CountEvent(kind tether.EventKind, action tether.Action)
-	// ObserveDial records how long one dial took (OnConnect included) and
-	// whether it succeeded: for each Unreachable (failed), Connected and
-	// Reconnected (succeeded) event.
-	ObserveDial(d time.Duration, ok bool)
+	// CountEvent counts ev, and the action that the handlers inside
+	// Metrics took on it.
+	CountEvent(ev *tether.Event, action tether.Action)
+	// ObserveDial records how long the dial that ev reports took (d,
+	// OnConnect included) and whether it succeeded: for each Unreachable
+	// (failed), Connected and Reconnected (succeeded) event.
+	ObserveDial(ev *tether.Event, d time.Duration, ok bool)
 	// ObserveOutage records how long an outage lasted, from the loss of a
-	// connection (or the start of Dial) to its end: a reconnect the handlers
-	// accepted (recovered) or a give-up (not recovered). An outage that
-	// Close ends is not observed.
-	ObserveOutage(d time.Duration, recovered bool)
+	// connection (or the start of Dial) to its end: a reconnect the
+	// handlers accepted (recovered) or a give-up (not recovered). ev is
+	// the event that ended it. An outage that Close ends is not observed.
+	ObserveOutage(ev *tether.Event, d time.Duration, recovered bool)
+	// ObserveConnection records how long a connection lived, from its
+	// acceptance to its loss: for each Disconnected event (ev.Err is why it
+	// ended). A connection that Close ends is not observed.
+	ObserveConnection(ev *tether.Event, lifetime time.Duration)
 }
 
 // Metrics returns a Middleware that reports every event to r: a count per
-// event kind and action, the duration of each dial, and the duration of
-// each outage once it ends. It acts after next, so it sees the decision;
-// put it near the outside of the chain, inside Logging. The first connection
-// of Dial is not an outage, but a give-up inside Dial is.
+// event kind and action, the duration of each dial, the lifetime of each
+// lost connection, and the duration of each outage once it ends. It acts
+// after next, so it sees the decision; put it near the outside of the chain,
+// inside Logging. The first connection of Dial is not an outage, but a
+// give-up inside Dial is.
 //
 // Metrics keeps no state of its own; one value serves any number of Tethers,
 // which then share r. A nil r: the Middleware gives up on its first event
@@ -47,18 +58,20 @@ func Metrics(r MetricsRecorder) tether.Middleware {
 	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
 		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 			a := next.HandleDisconnect(ctx, ev)
-			r.CountEvent(ev.Kind, a)
+			r.CountEvent(ev, a)
 			switch ev.Kind {
+			case tether.Disconnected:
+				r.ObserveConnection(ev, ev.Uptime)
 			case tether.Unreachable:
-				r.ObserveDial(ev.DialTime, false)
+				r.ObserveDial(ev, ev.DialTime, false)
 			case tether.Connected, tether.Reconnected:
-				r.ObserveDial(ev.DialTime, true)
+				r.ObserveDial(ev, ev.DialTime, true)
 			}
 			switch {
 			case ev.Kind == tether.Reconnected && a != tether.GiveUp:
-				r.ObserveOutage(ev.Outage(time.Now()), true)
+				r.ObserveOutage(ev, ev.Outage(time.Now()), true)
 			case a == tether.GiveUp:
-				r.ObserveOutage(ev.Outage(time.Now()), false)
+				r.ObserveOutage(ev, ev.Outage(time.Now()), false)
 			}
 			return a
 		})
@@ -71,11 +84,18 @@ func Metrics(r MetricsRecorder) tether.Middleware {
 // use. The JSON object holds:
 //
 //   - "events": a count per event kind ("disconnected", ...),
-//   - "actions": a count per action taken ("reconnect", "give-up", "ignore"),
+//   - "actions": a count per decision taken (see Decision: "reconnect",
+//     "give-up", "ignore" on a failure; "accept" or "reject" on a new
+//     connection),
 //   - "dials_failed": the count of failed dials,
 //   - "dial_seconds": a histogram of dial durations,
 //   - "outage_seconds": a histogram of outage durations,
-//   - "outages_recovered": the count of outages that ended in a reconnect.
+//   - "outages_recovered": the count of outages that ended in a reconnect,
+//   - "connection_seconds": a histogram of the lifetimes of lost
+//     connections,
+//   - "state_seconds": a histogram per state ("idle", "connecting",
+//     "ready", "transient-failure") of the time spent in it, from the
+//     Tethers given StateObserver's option.
 //
 // A histogram is an object with "count", "sum" (seconds) and "buckets", a
 // cumulative count per upper bound in seconds ("0.001", ..., "3600",
@@ -89,6 +109,9 @@ type ExpvarMetrics struct {
 	recovered expvar.Int
 	dials     histogram
 	outages   histogram
+	states    expvar.Map
+	inState   [tether.Shutdown]histogram // the time spent in each state but Shutdown
+	conns     histogram
 }
 
 func (m *ExpvarMetrics) init() {
@@ -99,18 +122,23 @@ func (m *ExpvarMetrics) init() {
 		m.m.Set("dial_seconds", &m.dials)
 		m.m.Set("outage_seconds", &m.outages)
 		m.m.Set("outages_recovered", &m.recovered)
+		m.m.Set("state_seconds", &m.states)
+		for s := range m.inState {
+			m.states.Set(tether.State(s).String(), &m.inState[s])
+		}
+		m.m.Set("connection_seconds", &m.conns)
 	})
 }
 
 // CountEvent implements MetricsRecorder.
-func (m *ExpvarMetrics) CountEvent(kind tether.EventKind, a tether.Action) {
+func (m *ExpvarMetrics) CountEvent(ev *tether.Event, a tether.Action) {
 	m.init()
-	m.events.Add(kind.String(), 1)
-	m.actions.Add(a.String(), 1)
+	m.events.Add(ev.Kind.String(), 1)
+	m.actions.Add(Decision(ev.Kind, a), 1)
 }
 
 // ObserveDial implements MetricsRecorder.
-func (m *ExpvarMetrics) ObserveDial(d time.Duration, ok bool) {
+func (m *ExpvarMetrics) ObserveDial(_ *tether.Event, d time.Duration, ok bool) {
 	m.init()
 	if !ok {
 		m.failed.Add(1)
@@ -119,12 +147,31 @@ func (m *ExpvarMetrics) ObserveDial(d time.Duration, ok bool) {
 }
 
 // ObserveOutage implements MetricsRecorder.
-func (m *ExpvarMetrics) ObserveOutage(d time.Duration, recovered bool) {
+func (m *ExpvarMetrics) ObserveOutage(_ *tether.Event, d time.Duration, recovered bool) {
 	m.init()
 	if recovered {
 		m.recovered.Add(1)
 	}
 	m.outages.observe(d)
+}
+
+// ObserveConnection implements MetricsRecorder.
+func (m *ExpvarMetrics) ObserveConnection(_ *tether.Event, lifetime time.Duration) {
+	m.init()
+	m.conns.observe(lifetime)
+}
+
+// StateObserver returns an option for tether.Dial (tether.WithStateObserver)
+// that records, in "state_seconds", a histogram per state of the time the
+// Tether spent in it, measured when it leaves the state: what Metrics, which
+// sees only events, cannot (the end of a backoff delay, Close).
+func (m *ExpvarMetrics) StateObserver() tether.Option {
+	return tether.WithStateObserver(func(from, to tether.State, in time.Duration) {
+		if from != to && from >= 0 && int(from) < len(m.inState) {
+			m.init()
+			m.inState[from].observe(in)
+		}
+	})
 }
 
 // String implements expvar.Var: the numbers as a JSON object.
@@ -134,7 +181,8 @@ func (m *ExpvarMetrics) String() string {
 }
 
 // histogramBounds are the upper bounds of the histogram buckets, from a
-// millisecond (a dial on a LAN) to an hour (a long outage).
+// millisecond (a dial on a LAN) to an hour (a long outage; connections that
+// live longer fall in +Inf).
 var histogramBounds = [...]time.Duration{
 	time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond,
 	100 * time.Millisecond, 500 * time.Millisecond, time.Second, 5 * time.Second,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"expvar"
 	"io"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -30,14 +31,17 @@ func (c *calls) add(s string) {
 	c.mu.Unlock()
 }
 
-func (c *calls) CountEvent(k tether.EventKind, a tether.Action) {
-	c.add("event " + k.String() + " " + a.String())
+func (c *calls) CountEvent(ev *tether.Event, a tether.Action) {
+	c.add("event " + ev.Kind.String() + " " + a.String())
 }
-func (c *calls) ObserveDial(d time.Duration, ok bool) {
-	c.add("dial " + d.String() + map[bool]string{true: " ok", false: " failed"}[ok])
+func (c *calls) ObserveDial(ev *tether.Event, d time.Duration, ok bool) {
+	c.add("dial " + d.String() + map[bool]string{true: " ok", false: " failed"}[ok] + " " + ev.Dialed)
 }
-func (c *calls) ObserveOutage(d time.Duration, recovered bool) {
-	c.add("outage " + d.String() + map[bool]string{true: " recovered", false: " lost"}[recovered])
+func (c *calls) ObserveOutage(ev *tether.Event, d time.Duration, recovered bool) {
+	c.add("outage " + d.String() + map[bool]string{true: " recovered", false: " lost"}[recovered] + " " + ev.Kind.String())
+}
+func (c *calls) ObserveConnection(ev *tether.Event, lifetime time.Duration) {
+	c.add("connection " + lifetime.String() + " " + ev.Dialed)
 }
 
 func (c *calls) all() []string {
@@ -55,18 +59,20 @@ func TestMetricsCalls(t *testing.T) {
 			next tether.Action
 			want []string
 		}{
-			{"connected", tether.Event{Kind: tether.Connected, Addr: addrA, DialTime: 3 * time.Millisecond, Since: now.Add(-time.Second)}, tether.Reconnect,
-				[]string{"event connected reconnect", "dial 3ms ok"}},
-			{"disconnected", tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA, Since: now}, tether.Reconnect,
-				[]string{"event disconnected reconnect"}},
-			{"unreachable", tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, DialTime: time.Millisecond, Since: now.Add(-time.Second)}, tether.Reconnect,
-				[]string{"event unreachable reconnect", "dial 1ms failed"}},
-			{"reconnected", tether.Event{Kind: tether.Reconnected, Addr: addrA, DialTime: 2 * time.Millisecond, Since: now.Add(-5 * time.Second)}, tether.Reconnect,
-				[]string{"event reconnected reconnect", "dial 2ms ok", "outage 5s recovered"}},
-			{"give-up", tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, DialTime: time.Millisecond, Since: now.Add(-time.Minute)}, tether.GiveUp,
-				[]string{"event unreachable give-up", "dial 1ms failed", "outage 1m0s lost"}},
-			{"rejected", tether.Event{Kind: tether.Reconnected, Addr: addrA, DialTime: time.Millisecond, Since: now.Add(-time.Minute)}, tether.GiveUp,
-				[]string{"event reconnected give-up", "dial 1ms ok", "outage 1m0s lost"}},
+			{"connected", tether.Event{Kind: tether.Connected, Addr: addrA, Dialed: addrA, DialTime: 3 * time.Millisecond, Since: now.Add(-time.Second)}, tether.Reconnect,
+				[]string{"event connected reconnect", "dial 3ms ok " + addrA}},
+			{"disconnected", tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrB, Dialed: addrA, Uptime: 7 * time.Second, Since: now}, tether.Reconnect,
+				[]string{"event disconnected reconnect", "connection 7s " + addrA}},
+			{"lost-give-up", tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA, Dialed: addrA, Uptime: time.Minute, Since: now}, tether.GiveUp,
+				[]string{"event disconnected give-up", "connection 1m0s " + addrA, "outage 0s lost disconnected"}},
+			{"unreachable", tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, Dialed: addrA, DialTime: time.Millisecond, Since: now.Add(-time.Second)}, tether.Reconnect,
+				[]string{"event unreachable reconnect", "dial 1ms failed " + addrA}},
+			{"reconnected", tether.Event{Kind: tether.Reconnected, Addr: addrA, Dialed: addrA, DialTime: 2 * time.Millisecond, Since: now.Add(-5 * time.Second)}, tether.Reconnect,
+				[]string{"event reconnected reconnect", "dial 2ms ok " + addrA, "outage 5s recovered reconnected"}},
+			{"give-up", tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, Dialed: addrA, DialTime: time.Millisecond, Since: now.Add(-time.Minute)}, tether.GiveUp,
+				[]string{"event unreachable give-up", "dial 1ms failed " + addrA, "outage 1m0s lost unreachable"}},
+			{"rejected", tether.Event{Kind: tether.Reconnected, Addr: addrA, Dialed: addrA, DialTime: time.Millisecond, Since: now.Add(-time.Minute)}, tether.GiveUp,
+				[]string{"event reconnected give-up", "dial 1ms ok " + addrA, "outage 1m0s lost reconnected"}},
 		}
 		for _, tt := range tests {
 			c := &calls{}
@@ -79,12 +85,13 @@ func TestMetricsCalls(t *testing.T) {
 
 // expvarJSON is the JSON that ExpvarMetrics publishes.
 type expvarJSON struct {
-	Events           map[string]int64 `json:"events"`
-	Actions          map[string]int64 `json:"actions"`
-	DialsFailed      int64            `json:"dials_failed"`
-	OutagesRecovered int64            `json:"outages_recovered"`
-	DialSeconds      histogramJSON    `json:"dial_seconds"`
-	OutageSeconds    histogramJSON    `json:"outage_seconds"`
+	Events            map[string]int64 `json:"events"`
+	Actions           map[string]int64 `json:"actions"`
+	DialsFailed       int64            `json:"dials_failed"`
+	OutagesRecovered  int64            `json:"outages_recovered"`
+	DialSeconds       histogramJSON    `json:"dial_seconds"`
+	OutageSeconds     histogramJSON    `json:"outage_seconds"`
+	ConnectionSeconds histogramJSON    `json:"connection_seconds"`
 }
 
 type histogramJSON struct {
@@ -102,18 +109,24 @@ func TestExpvarMetrics(t *testing.T) {
 	require.Zero(t, empty.DialSeconds.Count)
 	require.Equal(t, int64(0), empty.DialSeconds.Buckets["+Inf"])
 
-	m.CountEvent(tether.Unreachable, tether.Reconnect)
-	m.CountEvent(tether.Unreachable, tether.GiveUp)
-	m.CountEvent(tether.Reconnected, tether.Reconnect)
-	m.ObserveDial(2*time.Millisecond, false)
-	m.ObserveDial(700*time.Millisecond, true)
-	m.ObserveOutage(90*time.Second, true)
-	m.ObserveOutage(2*time.Hour, false)
+	unreachable := &tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, Dialed: addrA}
+	reconnected := &tether.Event{Kind: tether.Reconnected, Addr: addrA, Dialed: addrA}
+	disconnected := &tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA, Dialed: addrA}
+	m.CountEvent(unreachable, tether.Reconnect)
+	m.CountEvent(unreachable, tether.GiveUp)
+	m.CountEvent(reconnected, tether.Reconnect)
+	m.ObserveDial(unreachable, 2*time.Millisecond, false)
+	m.ObserveDial(reconnected, 700*time.Millisecond, true)
+	m.ObserveOutage(reconnected, 90*time.Second, true)
+	m.ObserveOutage(unreachable, 2*time.Hour, false)
+	m.ObserveConnection(disconnected, 20*time.Second)
 
 	var got expvarJSON
 	require.NoError(t, json.Unmarshal([]byte(m.String()), &got), "JSON: %s", m.String())
 	require.Equal(t, map[string]int64{"unreachable": 2, "reconnected": 1}, got.Events)
-	require.Equal(t, map[string]int64{"reconnect": 2, "give-up": 1}, got.Actions)
+	// An accepted connection is an "accept", as Logging says, not a
+	// "reconnect".
+	require.Equal(t, map[string]int64{"reconnect": 1, "give-up": 1, "accept": 1}, got.Actions)
 	require.Equal(t, int64(1), got.DialsFailed)
 	require.Equal(t, int64(1), got.OutagesRecovered)
 
@@ -126,6 +139,11 @@ func TestExpvarMetrics(t *testing.T) {
 		require.Equal(t, want, got.OutageSeconds.Buckets[le], "outage bucket le=%s", le)
 	}
 	require.Len(t, got.OutageSeconds.Buckets, 16)
+	require.Equal(t, int64(1), got.ConnectionSeconds.Count)
+	require.InDelta(t, 20, got.ConnectionSeconds.Sum, 1e-9)
+	for le, want := range map[string]int64{"10": 0, "30": 1, "+Inf": 1} {
+		require.Equal(t, want, got.ConnectionSeconds.Buckets[le], "connection bucket le=%s", le)
+	}
 
 	// It is an expvar.Var, to publish.
 	// Each run needs its own name: expvar.Publish panics on a reused one.
@@ -172,15 +190,38 @@ func TestMetricsTether(t *testing.T) {
 		<-done
 		got := c.all()
 		require.Equal(t, []string{
-			"event connected reconnect", "dial 0s ok",
-			"event disconnected reconnect",
-			"event unreachable reconnect", "dial 0s failed",
-			"event unreachable reconnect", "dial 0s failed",
-		}, got[:7])
-		require.Equal(t, "event reconnected reconnect", got[7])
-		require.Equal(t, "dial 0s ok", got[8])
-		require.Regexp(t, `^outage (2\.99|3\.00)\d*s recovered$`, got[9], "about 0 + 1 s + 2 s")
-		require.Len(t, got, 10)
+			"event connected reconnect", "dial 0s ok " + addrA,
+			"event disconnected reconnect", "connection 10s " + addrA,
+			"event unreachable reconnect", "dial 0s failed " + addrA,
+			"event unreachable reconnect", "dial 0s failed " + addrA,
+		}, got[:8])
+		require.Equal(t, "event reconnected reconnect", got[8])
+		require.Equal(t, "dial 0s ok "+addrA, got[9])
+		require.Regexp(t, `^outage (2\.99|3\.00)\d*s recovered reconnected$`, got[10], "about 0 + 1 s + 2 s")
+		require.Len(t, got, 11)
 		n.closeAll()
+	})
+}
+
+// ExpvarMetrics.StateObserver records the time a Tether spent in each
+// state, as it leaves it.
+func TestExpvarMetricsStates(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var m middleware.ExpvarMetrics
+		n := newFakeNet()
+		n.up(addrA, func(c net.Conn) {})
+		tn, err := tether.Dial(t.Context(), n, addrA, nil, m.StateObserver())
+		require.NoError(t, err)
+		time.Sleep(time.Minute)
+		tn.Close()
+		var got struct {
+			States map[string]histogramJSON `json:"state_seconds"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(m.String()), &got), "JSON: %s", m.String())
+		require.Equal(t, int64(1), got.States["connecting"].Count)
+		require.Equal(t, int64(1), got.States["ready"].Count)
+		require.InDelta(t, 60, got.States["ready"].Sum, 1e-9)
+		require.Zero(t, got.States["idle"].Count)
+		require.Zero(t, got.States["transient-failure"].Count)
 	})
 }

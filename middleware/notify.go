@@ -7,18 +7,20 @@ import (
 	"github.com/io-tether/tether"
 )
 
-// Notify returns a Middleware that sends a copy of every event to ch, then
-// passes the event to next, unchanged.
+// Notify returns a Middleware that passes every event to next, then sends
+// to ch a copy of the event as next left it, with the decision: the next
+// dial's Addr and Delay as the handlers inside set them, and in State the
+// state the Tether enters (Event.NextState), so that a consumer can print
+// "retrying in 1.2s on backup:7000" or "gave up" from the copies alone.
 //
 // Notify never blocks a reconnect: it does not wait to send on ch, and drops
 // the copy when ch is not ready. The caller must ensure that ch has room for
 // the events it expects, as with os/signal.Notify: for a consumer that keeps
 // up, a buffer of a few events is enough; NotifyDropped counts what was
-// dropped. The copy is the event as the Tether reported it, sent before next
-// decides (and perhaps waits), so the consumer learns of a disconnect at
-// once; it shares Event.Conn with the Tether, and the consumer must not read
-// from or write to it. Put it outside the policies, so that it gets every
-// event, those they decide on without asking next included.
+// dropped. The copy is sent once next has decided (a handler inside that
+// blocks delays it); it shares Event.Conn with the Tether, and the consumer
+// must not read from or write to it. Put it outside the policies, so that it
+// gets every event, those they decide on without asking next included.
 //
 // Notify keeps no state; one value may serve many Tethers, which then share
 // ch. A nil ch: the Middleware gives up on its first event with an error that
@@ -43,14 +45,17 @@ func notify(name string, ch chan<- tether.Event, dropped *atomic.Uint64) tether.
 	}
 	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
 		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+			a := next.HandleDisconnect(ctx, ev)
+			e := *ev
+			e.State = ev.NextState(a)
 			select {
-			case ch <- *ev:
+			case ch <- e:
 			default:
 				if dropped != nil {
 					dropped.Add(1)
 				}
 			}
-			return next.HandleDisconnect(ctx, ev)
+			return a
 		})
 	}
 }

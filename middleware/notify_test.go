@@ -14,7 +14,9 @@ import (
 	"github.com/io-tether/tether/middleware"
 )
 
-func TestNotifySendsCopiesBeforeNext(t *testing.T) {
+// Notify's copies carry the decision: the address and delay that next set,
+// and the state the Tether enters.
+func TestNotifySendsCopiesAfterNext(t *testing.T) {
 	ch := make(chan tether.Event, 10)
 	n := &next{change: func(ev *tether.Event) { ev.Addr, ev.Delay = addrB, time.Second }}
 	h := middleware.Notify(ch)(n)
@@ -28,9 +30,15 @@ func TestNotifySendsCopiesBeforeNext(t *testing.T) {
 		a, got := handle(h, ev)
 		require.Equal(t, tether.Reconnect, a)
 		require.Equal(t, addrB, got.Addr, "next's change is kept")
+		want := ev
+		want.Addr, want.Delay = addrB, time.Second
+		want.State = tether.TransientFailure
+		if ev.Kind == tether.Connected || ev.Kind == tether.Reconnected {
+			want.State = tether.Ready
+		}
 		select {
 		case c := <-ch:
-			require.Equal(t, ev, c, "the copy is the event as the Tether reported it, before next changed it")
+			require.Equal(t, want, c, "the copy is the event as next left it, with the state it leads to")
 		default:
 			t.Fatalf("no copy of %v", ev.Kind)
 		}

@@ -3,7 +3,9 @@ package quic
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -52,10 +54,39 @@ func (o Origin) String() string {
 
 // A Conn is one bidirectional QUIC stream as a net.Conn: what a Dialer returns
 // for each connection of a Tether. Its addresses are those of the QUIC
-// connection, its deadlines those of the stream; Close ends both directions
-// of the stream (the QUIC connection stays up for the Dialer's other
-// streams), and CloseWrite sends a FIN. As with any net.Conn, its methods may
-// be called concurrently: a Read, a Write and a Close at once.
+// connection, its deadlines those of the stream; CloseWrite sends a FIN, and
+// Close ends the stream (the QUIC connection stays up for the Dialer's other
+// streams). As with any net.Conn, its methods may be called concurrently: a
+// Read, a Write and a Close at once.
+//
+// # The stream's life
+//
+// A QUIC stream exists for the server only once the client sends on it, so
+// a Conn opens its stream at its first Write (or CloseWrite), not in Dial
+// (except on a connection still in its 0-RTT handshake, where Dial opens it
+// when the server allows one: quic-go cannot open a stream safely while
+// that handshake completes):
+//
+//   - a Conn that never writes opens no stream, and its Close sends
+//     nothing. (An opened stream that is then closed empty would reach the
+//     server as a bare FIN, which an HTTP/3 server takes for a broken
+//     request and answers by closing the whole connection.)
+//   - when the server allows no more streams for now, the first Write waits
+//     for it to allow one, within the write deadline and until Close: a
+//     healthy connection that is busy is not an unreachable server.
+//   - a Read before the first Write waits for it (within the read deadline
+//     and until Close): the server cannot send on a stream it has not seen.
+//
+// Close ends a stream that carried bytes with a FIN after them, as TCP does,
+// and tells the server to stop sending (STOP_SENDING). It resets the stream
+// instead (RESET_STREAM and STOP_SENDING, with Dialer.StreamErrorCode) when
+// the Conn is abandoned: a Write is in progress or was cut, a Read or Write
+// failed, or the stream never carried a byte; and, with
+// Dialer.ResetOnClose, whenever CloseWrite did not end the stream. A Tether
+// closes its Conn after a failure, so the server never takes the end of an
+// abandoned stream for the end of a request.
+//
+// # Introspection
 //
 // A Tether's Conn method and the Event.Conn of Connected and Reconnected
 // events return it, for its Origin or TLS state:
@@ -67,41 +98,70 @@ func (o Origin) String() string {
 // While 0-RTT data may still be rejected, a Conn keeps a copy of the bytes
 // written, and on a rejection writes them again on a fresh stream before
 // going on.
+//
+// The zero Conn (or a nil one) is not usable: its methods return an error.
 type Conn struct {
-	qc     *quic.Conn
-	fresh  bool // the Dial that made this Conn dialed qc
-	str    atomic.Pointer[quic.Stream]
-	closed atomic.Bool
+	q       *qconn // the Dialer's record of qc; nil for a stream the peer opened
+	qc      *quic.Conn
+	fresh   bool // the Dial that made this Conn dialed qc
+	code    quic.StreamErrorCode
+	timeout time.Duration
+	// resetOnClose: Close resets a stream that CloseWrite did not end
+	// (Dialer.ResetOnClose).
+	resetOnClose bool
+	str          atomic.Pointer[quic.Stream] // nil until the first Write
+	closed       atomic.Bool
+	ctx          context.Context // done on Close: ends an opening or a replay
+	cancel       context.CancelFunc
+
+	omu   sync.Mutex    // serialises the opening of the stream
+	ready chan struct{} // closed once str is set
 
 	// writing counts Writes in progress, so that Close does not call
 	// Stream.Close concurrently with Stream.Write (quic-go forbids it): a
 	// Close that finds one resets the send side instead.
 	writing atomic.Int32
 
+	// What the stream carried, for Close: wrote, a byte; finished, our FIN
+	// (CloseWrite); failed, an error other than io.EOF and a deadline;
+	// timedOut, a deadline error with no byte read since (the server may be
+	// gone: the Dialer then checks that the connection hears from it before
+	// it puts a new stream on it).
+	wrote, finished, failed, timedOut atomic.Bool
+
 	// early is set while 0-RTT data written on the stream may still be
-	// rejected; it is never set again once cleared.
-	early atomic.Bool
+	// rejected; it is never set again once cleared. replayable says that
+	// the stream was opened before the handshake completed (so it has 0-RTT
+	// data of its own to resend); written before str is published.
+	early      atomic.Bool
+	replayable bool
 
 	// wmu serialises Writes, CloseWrite and the replay after a 0-RTT
 	// rejection; it is taken only while early.
-	wmu     sync.Mutex
-	sent    []byte // bytes written while early: resent on rejection
-	fin     bool   // CloseWrite was called while early
-	timeout time.Duration
-	ctx     context.Context // done on Close: ends a replay (early Conns only)
-	cancel  context.CancelFunc
+	wmu  sync.Mutex
+	sent []byte // bytes written while early: resent on rejection
+	fin  bool   // CloseWrite was called while early
 
-	dlmu     sync.Mutex // the deadlines, for a replacement stream
-	rdl, wdl time.Time
+	dlmu         sync.Mutex // the deadlines, for the stream to come or a replacement
+	rdl, wdl     time.Time
+	rdlCh, wdlCh chan struct{} // closed when a deadline changes; made by a waiter
 }
 
-func newConn(qc *quic.Conn, s *quic.Stream, fresh bool, timeout time.Duration) *Conn {
-	c := &Conn{qc: qc, fresh: fresh, timeout: timeout}
+func newConn(q *qconn, fresh bool) *Conn {
+	c := &Conn{q: q, qc: q.qc, fresh: fresh, code: q.d.StreamErrorCode, timeout: q.d.timeout,
+		resetOnClose: q.d.ResetOnClose, ready: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
+}
+
+// newPeerConn returns s, a stream the peer opened on qc, as a Conn. The
+// stream exists for both sides: Close ends it with a FIN.
+func newPeerConn(qc *quic.Conn, s *quic.Stream) *Conn {
+	c := &Conn{qc: qc, ready: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.wrote.Store(true)
 	c.str.Store(s)
-	if !handshakeDone(qc) {
-		c.early.Store(true)
-		c.ctx, c.cancel = context.WithCancel(context.Background())
-	}
+	close(c.ready)
 	return c
 }
 
@@ -114,26 +174,215 @@ func handshakeDone(qc *quic.Conn) bool {
 	}
 }
 
+// stream returns the Conn's stream, opening it if need be.
+func (c *Conn) stream() (*quic.Stream, error) {
+	if s := c.str.Load(); s != nil {
+		return s, nil
+	}
+	return c.open(true)
+}
+
+// open opens the stream: at once when the server allows one more, or once
+// it does (unless wait is false), within the write deadline and until Close.
+func (c *Conn) open(wait bool) (*quic.Stream, error) {
+	c.omu.Lock()
+	defer c.omu.Unlock()
+	if s := c.str.Load(); s != nil {
+		return s, nil
+	}
+	if c.closed.Load() {
+		return nil, net.ErrClosed
+	}
+	s, err := c.qc.OpenStream()
+	if err != nil && wait {
+		s, err = c.openSync()
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.dlmu.Lock()
+	if !c.rdl.IsZero() {
+		s.SetReadDeadline(c.rdl)
+	}
+	if !c.wdl.IsZero() {
+		s.SetWriteDeadline(c.wdl)
+	}
+	if !handshakeDone(c.qc) {
+		c.early.Store(true)
+		c.replayable = true
+	}
+	c.str.Store(s)
+	c.dlmu.Unlock()
+	close(c.ready)
+	if c.closed.Load() {
+		// Close may have missed s.
+		s.CancelWrite(c.code)
+		s.CancelRead(c.code)
+		return nil, net.ErrClosed
+	}
+	return s, nil
+}
+
+// errDeadlineMoved cancels a wait for a stream when the write deadline
+// changes: the wait starts again with the new one.
+var errDeadlineMoved = errors.New("tether/quic: write deadline moved")
+
+// openSync waits for the server to allow a new stream (or for the 0-RTT
+// handshake to settle), within the write deadline and until Close.
+func (c *Conn) openSync() (*quic.Stream, error) {
+	for {
+		c.dlmu.Lock()
+		dl := c.wdl
+		if c.wdlCh == nil {
+			c.wdlCh = make(chan struct{})
+		}
+		moved := c.wdlCh
+		c.dlmu.Unlock()
+		if !dl.IsZero() && !time.Now().Before(dl) {
+			return nil, os.ErrDeadlineExceeded
+		}
+
+		ctx, cancel := context.WithCancelCause(c.ctx)
+		if !dl.IsZero() {
+			var cancelT context.CancelFunc
+			ctx, cancelT = context.WithDeadlineCause(ctx, dl, os.ErrDeadlineExceeded)
+			defer cancelT()
+		}
+		stop := make(chan struct{})
+		go func() {
+			select {
+			case <-moved:
+				cancel(errDeadlineMoved)
+			case <-stop:
+			}
+		}()
+		s, err := c.qc.OpenStreamSync(ctx)
+		if errors.Is(err, quic.Err0RTTRejected) {
+			// quic-go refuses new streams until NextConnection.
+			if _, err = c.qc.NextConnection(ctx); err == nil {
+				s, err = c.qc.OpenStreamSync(ctx)
+			}
+		}
+		close(stop)
+		cause := context.Cause(ctx)
+		cancel(nil)
+		switch {
+		case err == nil:
+			return s, nil
+		case c.closed.Load():
+			return nil, net.ErrClosed
+		case cause == errDeadlineMoved:
+			continue
+		case cause == os.ErrDeadlineExceeded:
+			return nil, os.ErrDeadlineExceeded
+		}
+		return nil, err
+	}
+}
+
+// awaitStream waits for the first Write to open the stream, within the read
+// deadline, until Close, and while the connection lives.
+func (c *Conn) awaitStream() error {
+	for {
+		c.dlmu.Lock()
+		dl := c.rdl
+		if c.rdlCh == nil {
+			c.rdlCh = make(chan struct{})
+		}
+		moved := c.rdlCh
+		c.dlmu.Unlock()
+		var timeout <-chan time.Time
+		if !dl.IsZero() {
+			d := time.Until(dl)
+			if d <= 0 {
+				return os.ErrDeadlineExceeded
+			}
+			timer := time.NewTimer(d)
+			defer timer.Stop()
+			timeout = timer.C
+		}
+		select {
+		case <-c.ready:
+			return nil
+		case <-c.ctx.Done():
+			return net.ErrClosed
+		case <-c.qc.Context().Done():
+			// The connection is gone: its error, as a Read on the stream
+			// would have returned it.
+			return ioError(context.Cause(c.qc.Context()))
+		case <-timeout:
+			return os.ErrDeadlineExceeded
+		case <-moved:
+		}
+	}
+}
+
+// note records what err, returned by a Read or a Write, says about the
+// stream, and returns it.
+func (c *Conn) note(err error) error {
+	switch {
+	case err == io.EOF:
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.timedOut.Store(true)
+	default:
+		c.failed.Store(true)
+		if c.q != nil && connGone(err) {
+			// quic-go ends the connection's Context only after its
+			// streams have failed: until then, the Dialer must learn it
+			// from here, or it would hand out a stream on it.
+			c.q.retire()
+		}
+	}
+	return err
+}
+
+// connGone reports whether err says that the QUIC connection is gone (not
+// only the stream).
+func connGone(err error) bool {
+	var (
+		ae *quic.ApplicationError
+		ie *quic.IdleTimeoutError
+		re *quic.StatelessResetError
+		te *quic.TransportError
+		he *quic.HandshakeTimeoutError
+		ve *quic.VersionNegotiationError
+	)
+	return errors.As(err, &ae) || errors.As(err, &ie) || errors.As(err, &re) ||
+		errors.As(err, &te) || errors.As(err, &he) || errors.As(err, &ve)
+}
+
 // Read reads from the stream. It returns io.EOF after the peer's FIN, and
 // the quic-go error otherwise: a *quic.StreamError when the peer reset the
 // stream, the connection's error (*quic.IdleTimeoutError,
 // *quic.ApplicationError, ...) when the connection is gone. A handshake that
 // fails after a 0-RTT Dial returned (the server no longer trusts the session,
 // or speaks no common ALPN protocol) is marked permanent, as a Dial error
-// would be.
+// would be. Before the first Write, Read waits for it.
 func (c *Conn) Read(p []byte) (int, error) {
+	if c == nil || c.qc == nil {
+		return 0, errNilConn
+	}
 	for {
 		s := c.str.Load()
+		if s == nil {
+			if err := c.awaitStream(); err != nil {
+				return 0, c.note(err)
+			}
+			continue
+		}
 		n, err := s.Read(p)
 		if err == nil {
+			if c.timedOut.Load() {
+				c.timedOut.Store(false) // the server spoke since
+			}
 			return n, nil
 		}
 		if !errors.Is(err, quic.Err0RTTRejected) {
-			return n, ioError(err)
+			return n, c.note(ioError(err))
 		}
 		// The server never saw this stream: nothing was read from it.
 		if err := c.replayFrom(s); err != nil {
-			return 0, ioError(err)
+			return 0, c.note(ioError(err))
 		}
 	}
 }
@@ -147,21 +396,41 @@ func ioError(err error) error {
 	return err
 }
 
-// Write writes p to the stream.
+// Write writes p to the stream, opening it first if this is the first
+// Write.
 func (c *Conn) Write(p []byte) (int, error) {
+	if c == nil || c.qc == nil {
+		return 0, errNilConn
+	}
 	c.writing.Add(1)
 	defer c.writing.Add(-1)
 	if c.closed.Load() {
 		return 0, net.ErrClosed
 	}
-	if c.early.Load() {
-		return c.writeEarly(p)
-	}
-	n, err := c.str.Load().Write(p)
+	s, err := c.stream()
 	if err != nil {
-		err = ioError(err)
+		return 0, c.note(ioError(err))
 	}
-	return n, err
+	if c.early.Load() {
+		n, err := c.writeEarly(p)
+		c.noteWrite(n)
+		if err != nil {
+			return n, c.note(err)
+		}
+		return n, nil
+	}
+	n, err := s.Write(p)
+	c.noteWrite(n)
+	if err != nil {
+		return n, c.note(ioError(err))
+	}
+	return n, nil
+}
+
+func (c *Conn) noteWrite(n int) {
+	if n > 0 && !c.wrote.Load() {
+		c.wrote.Store(true)
+	}
 }
 
 // writeEarly writes p while 0-RTT data may be rejected: it keeps a copy, and
@@ -221,7 +490,7 @@ func (c *Conn) replayLocked(old *quic.Stream) error {
 	if c.closed.Load() {
 		return net.ErrClosed
 	}
-	if c.ctx == nil {
+	if !c.replayable {
 		// Opened after the handshake: no 0-RTT data of its own to resend.
 		return quic.Err0RTTRejected
 	}
@@ -247,8 +516,8 @@ func (c *Conn) replayLocked(old *quic.Stream) error {
 	c.early.Store(false)
 	if c.closed.Load() {
 		// Close may have closed old and not s.
-		s.CancelRead(0)
-		s.CancelWrite(0)
+		s.CancelRead(c.code)
+		s.CancelWrite(c.code)
 		return net.ErrClosed
 	}
 	sent := c.sent
@@ -262,73 +531,134 @@ func (c *Conn) replayLocked(old *quic.Stream) error {
 	return nil
 }
 
-// Close ends both directions of the stream: it sends a FIN after the bytes
-// written (or resets the send side, if a Write is in progress) and tells
-// the peer to stop sending. The QUIC connection stays up. A second Close
-// returns net.ErrClosed.
+// Close ends the stream (see Conn for how) and releases the Conn's hold on
+// the QUIC connection, which stays up. A second Close returns
+// net.ErrClosed.
 func (c *Conn) Close() error {
+	if c == nil || c.qc == nil {
+		return errNilConn
+	}
 	if c.closed.Swap(true) {
 		return net.ErrClosed
 	}
-	if c.cancel != nil {
-		c.cancel()
+	c.cancel()
+	if s := c.str.Load(); s != nil {
+		c.end(s)
 	}
-	s := c.str.Load()
-	s.CancelRead(0)
-	if c.writing.Load() > 0 {
-		s.CancelWrite(0) // unblocks the Write
-		return nil
+	if c.q != nil {
+		c.q.release(c.timedOut.Load())
 	}
-	// An error says that the send side was canceled already (the peer
-	// asked us to stop sending): for a net.Conn, that is closed all the
-	// same.
-	s.Close()
 	return nil
 }
 
+// end ends s for Close: a FIN after what a healthy stream carried, a reset
+// for an abandoned one.
+func (c *Conn) end(s *quic.Stream) {
+	switch {
+	case c.writing.Load() > 0, c.failed.Load(), !c.finished.Load() && (!c.wrote.Load() || c.resetOnClose):
+		s.CancelWrite(c.code) // also unblocks a Write
+	case !c.finished.Load():
+		// An error says that the send side was canceled already (the
+		// peer asked us to stop sending): for a net.Conn, that is closed
+		// all the same.
+		s.Close()
+	}
+	s.CancelRead(c.code) // nothing is sent once the peer's FIN was read
+}
+
 // CloseWrite sends a FIN after the bytes written: the peer reads io.EOF.
-// Reading goes on.
+// Reading goes on. On a Conn that has not written yet, it opens the stream
+// and sends a bare FIN, which the caller asked for.
 func (c *Conn) CloseWrite() error {
+	if c == nil || c.qc == nil {
+		return errNilConn
+	}
+	if c.closed.Load() {
+		return net.ErrClosed
+	}
+	s, err := c.stream()
+	if err != nil {
+		return c.note(ioError(err))
+	}
+	c.finished.Store(true)
 	if c.early.Load() {
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
 		c.fin = true
+		s = c.str.Load() // a replay may have replaced it
 	}
-	return c.str.Load().Close()
+	return s.Close()
 }
 
 // LocalAddr returns the local address of the QUIC connection.
-func (c *Conn) LocalAddr() net.Addr { return c.qc.LocalAddr() }
+func (c *Conn) LocalAddr() net.Addr {
+	if c == nil || c.qc == nil {
+		return nil
+	}
+	return c.qc.LocalAddr()
+}
 
 // RemoteAddr returns the remote address of the QUIC connection.
-func (c *Conn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
+func (c *Conn) RemoteAddr() net.Addr {
+	if c == nil || c.qc == nil {
+		return nil
+	}
+	return c.qc.RemoteAddr()
+}
 
 // SetDeadline sets the stream's read and write deadlines.
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.SetReadDeadline(t)
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
 	return c.SetWriteDeadline(t)
 }
 
-// SetReadDeadline sets the stream's read deadline.
+// SetReadDeadline sets the stream's read deadline (which applies too to a
+// Read waiting for the first Write).
 func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c == nil || c.qc == nil {
+		return errNilConn
+	}
 	c.dlmu.Lock()
 	defer c.dlmu.Unlock()
 	c.rdl = t
-	return c.str.Load().SetReadDeadline(t)
+	if c.rdlCh != nil {
+		close(c.rdlCh)
+		c.rdlCh = nil
+	}
+	if s := c.str.Load(); s != nil {
+		return s.SetReadDeadline(t)
+	}
+	return nil
 }
 
-// SetWriteDeadline sets the stream's write deadline.
+// SetWriteDeadline sets the stream's write deadline (which applies too to
+// the first Write's wait for the server to allow a new stream).
 func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if c == nil || c.qc == nil {
+		return errNilConn
+	}
 	c.dlmu.Lock()
 	defer c.dlmu.Unlock()
 	c.wdl = t
-	return c.str.Load().SetWriteDeadline(t)
+	if c.wdlCh != nil {
+		close(c.wdlCh)
+		c.wdlCh = nil
+	}
+	if s := c.str.Load(); s != nil {
+		return s.SetWriteDeadline(t)
+	}
+	return nil
 }
 
-// Origin says how the stream came to be: on a live connection, or with a new
-// connection after a full, resumed or 0-RTT handshake.
+// Origin says how the Conn came to be: on a live connection, or with a new
+// connection after a full, resumed or 0-RTT handshake. It is 0 for the zero
+// Conn.
 func (c *Conn) Origin() Origin {
 	switch {
+	case c == nil || c.qc == nil:
+		return 0
 	case !c.fresh:
 		return NewStream
 	case !handshakeDone(c.qc):
@@ -344,21 +674,40 @@ func (c *Conn) Origin() Origin {
 	return FullHandshake
 }
 
-// Stream returns the QUIC stream. It is replaced only when the server rejects
-// 0-RTT data.
-func (c *Conn) Stream() *quic.Stream { return c.str.Load() }
+// Stream returns the QUIC stream, or nil before the first Write opened it.
+// It is replaced only when the server rejects 0-RTT data.
+func (c *Conn) Stream() *quic.Stream {
+	if c == nil {
+		return nil
+	}
+	return c.str.Load()
+}
 
 // QUICConn returns the QUIC connection that carries the stream, shared with
-// the other streams of the Dialer to the same address.
-func (c *Conn) QUICConn() *quic.Conn { return c.qc }
+// the other streams of the Dialer to the same address (nil for the zero
+// Conn).
+func (c *Conn) QUICConn() *quic.Conn {
+	if c == nil {
+		return nil
+	}
+	return c.qc
+}
 
 // ConnectionState returns the state of the QUIC connection (TLS included).
-func (c *Conn) ConnectionState() quic.ConnectionState { return c.qc.ConnectionState() }
+func (c *Conn) ConnectionState() quic.ConnectionState {
+	if c == nil || c.qc == nil {
+		return quic.ConnectionState{}
+	}
+	return c.qc.ConnectionState()
+}
 
 // ExportKeyingMaterial exports keying material from the QUIC connection's
 // TLS session (RFC 8446, section 7.5), as tls.ConnectionState does. It
 // fails while the handshake is not complete (after a 0-RTT Dial).
 func (c *Conn) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
+	if c == nil || c.qc == nil {
+		return nil, errNilConn
+	}
 	if !handshakeDone(c.qc) {
 		return nil, errors.New("tether/quic: handshake not complete")
 	}

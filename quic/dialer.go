@@ -22,15 +22,27 @@ import (
 const (
 	// DefaultMaxIdleTimeout is the idle timeout the Dialer asks for: a
 	// connection that receives nothing for this long is gone, and the
-	// Tether reconnects. The peer may ask for less.
-	DefaultMaxIdleTimeout = 10 * time.Second
+	// Tether reconnects. The peer may ask for less. quic-go counts it from
+	// the last packet received or, when later, from the first packet sent
+	// after it that needs an answer: a server that vanished is noticed
+	// between DefaultMaxIdleTimeout and DefaultMaxIdleTimeout plus
+	// DefaultKeepAlivePeriod after its last packet (5.0 to 6.0 s; measured
+	// against a SIGKILLed ngtcp2 server, see the package documentation).
+	DefaultMaxIdleTimeout = 5 * time.Second
+	// DefaultKeepAlivePeriod is how often a connection that has heard
+	// nothing sends a PING (at most every half idle timeout). A second is
+	// short enough to keep alive a connection to a server whose own idle
+	// timeout is as short as 2 s (quic-go reads a peer's idle timeout
+	// below 5 s as 5 s, so it cannot adapt to one), and it lets the Dialer
+	// tell within about 2.5 s that a connection no longer hears from its
+	// server.
+	DefaultKeepAlivePeriod = time.Second
 	// DefaultHandshakeIdleTimeout bounds the wait for the server's first
 	// answer. A dial to an address where no QUIC server listens fails only
 	// then: QUIC has no "connection refused".
 	DefaultHandshakeIdleTimeout = 3 * time.Second
-	// DefaultTimeout bounds each Dial: the handshake (which may take up to
-	// twice the handshake idle timeout), or the wait for a new stream on a
-	// live connection.
+	// DefaultTimeout bounds each Dial that makes a new connection (the
+	// handshake may take up to twice the handshake idle timeout).
 	DefaultTimeout = 5 * time.Second
 )
 
@@ -43,6 +55,8 @@ var (
 	errNoTLSConfig     = errors.New("tether/quic: Dialer has no TLSConfig")
 	errNoNextProtos    = errors.New("tether/quic: TLSConfig.NextProtos is empty (QUIC requires ALPN)")
 	errNegativeTimeout = errors.New("tether/quic: negative Timeout")
+	errNilDialer       = errors.New("tether/quic: nil *Dialer")
+	errNilConn         = errors.New("tether/quic: Conn not made by a Dialer")
 	errDialTimeout     = timeoutError("tether/quic: dial attempt timed out")
 )
 
@@ -71,6 +85,8 @@ func (e timeoutError) Temporary() bool { return false }
 // goroutines that serve it, live only while it has a connection or a dial in
 // progress: once its connections are gone (closed by the servers, timed
 // out), so is the socket, and the next Dial makes a new one.
+//
+// A nil *Dialer returns an error from Dial and Close.
 type Dialer struct {
 	// TLSConfig configures TLS for every connection. It must be non-nil
 	// and set NextProtos (QUIC requires ALPN, and the server must offer a
@@ -85,16 +101,19 @@ type Dialer struct {
 	// Config configures QUIC; nil is the zero Config. It is copied at the
 	// first Dial and never changed. Its zero fields take the Dialer's
 	// defaults: MaxIdleTimeout DefaultMaxIdleTimeout, HandshakeIdleTimeout
-	// DefaultHandshakeIdleTimeout, KeepAlivePeriod half the idle timeout (so
-	// that a quiet connection stays up; a negative KeepAlivePeriod turns
-	// keep-alives off), TokenStore an LRU store (so that a redial skips
-	// address validation). Its other fields take quic-go's defaults.
+	// DefaultHandshakeIdleTimeout, KeepAlivePeriod DefaultKeepAlivePeriod
+	// or half the idle timeout, whichever is shorter (a negative
+	// KeepAlivePeriod turns keep-alives off, and with them the Dialer's
+	// check that a connection still hears from its server), TokenStore an
+	// LRU store (so that a redial skips address validation). Its other
+	// fields take quic-go's defaults.
 	Config *quic.Config
 
-	// Timeout bounds each Dial, whether it opens a new stream on a live
-	// connection or makes a new connection: a dial to an address where no
-	// server answers fails at the sooner of Timeout and the handshake idle
-	// timeout. 0 means DefaultTimeout; a negative Timeout is an error.
+	// Timeout bounds each Dial that makes a new connection: a dial to an
+	// address where no server answers fails at the sooner of Timeout and
+	// the handshake idle timeout. 0 means DefaultTimeout; a negative
+	// Timeout is an error. (A Dial on a live connection returns at once:
+	// the stream opens at the first Write.)
 	Timeout time.Duration
 
 	// Enable0RTT makes redials that resume a TLS session send the first
@@ -108,47 +127,78 @@ type Dialer struct {
 	// on a fresh stream once the handshake completes, unseen by the Tether.
 	Enable0RTT bool
 
-	mu      sync.Mutex
-	inited  bool
-	initErr error // a bad configuration, returned by every Dial
-	closed  bool
-	ctx     context.Context // done on Close: aborts the dials in progress
-	cancel  context.CancelFunc
-	tls     *tls.Config
-	conf    *quic.Config
-	timeout time.Duration
-	tr      *quic.Transport // nil while the Dialer has no connection and no dial
-	udp     *net.UDPConn    // tr's socket
-	conns   map[string]*entry
-	dialing int            // dials in progress
-	wg      sync.WaitGroup // the dials in progress, for Close
+	// StreamErrorCode is the application error code of the RESET_STREAM
+	// and STOP_SENDING frames with which a Conn ends a stream it abandons
+	// (see Conn.Close). Application protocols define their own codes:
+	// HTTP/3's H3_NO_ERROR is 0x100 and H3_REQUEST_CANCELLED 0x10c. The
+	// default is 0.
+	StreamErrorCode quic.StreamErrorCode
+
+	// ResetOnClose makes Close reset a stream that CloseWrite did not end,
+	// instead of sending a FIN after the bytes written. Set it for framed
+	// request/response protocols (HTTP/3 and the like), where a FIN after
+	// part of a request is an error, so that a Tether closed in the middle
+	// of a request cancels it; leave it off for byte streams, where Close
+	// delivers what was written, as on TCP. Either way a stream that never
+	// carried a byte, or that failed, is reset (see Conn).
+	ResetOnClose bool
+
+	// ConnErrorCode is the application error code of the
+	// CONNECTION_CLOSE frame with which the Dialer closes a connection: on
+	// Close, and when it retires a connection that stopped hearing from its
+	// server. HTTP/3's H3_NO_ERROR is 0x100. The default is 0.
+	ConnErrorCode quic.ApplicationErrorCode
+
+	mu        sync.Mutex
+	inited    bool
+	initErr   error // a bad configuration, returned by every Dial
+	closed    bool
+	ctx       context.Context // done on Close: aborts the dials in progress
+	cancel    context.CancelFunc
+	tls       *tls.Config
+	conf      *quic.Config
+	timeout   time.Duration
+	keepAlive time.Duration       // the keep-alive interval in effect; 0: none
+	tr        *quic.Transport     // nil while the Dialer has no connection and no dial
+	udp       *net.UDPConn        // tr's socket
+	conns     map[string]*entry   // the connection new streams to each address go on
+	live      map[*qconn]struct{} // every connection not yet gone, retired ones included
+	dialing   int                 // dials in progress
+	wg        sync.WaitGroup      // the dials in progress, for Close
 }
 
 // entry is the QUIC connection of one address, or the dial making it. conn
 // and err are written before done is closed.
 type entry struct {
 	done chan struct{}
-	conn *quic.Conn // nil while dialing, and if the dial failed
+	conn *qconn // nil while dialing, and if the dial failed
 	err  error
 	// abandoned reports that the dial failed because its caller's ctx
 	// ended: the Dials that waited for it dial again.
 	abandoned bool
 }
 
-// Dial opens a bidirectional stream to addr ("host:port") and returns it as a
-// net.Conn (a *Conn). When the Dialer holds a live QUIC connection to addr, it
-// opens the stream on it without a handshake; otherwise it dials a new
-// connection, resuming the TLS session when it can (and with 0-RTT when
-// Enable0RTT is set), and concurrent Dials to the same address share that
-// dial. The host is resolved again at each new connection.
+// Dial returns a net.Conn (a *Conn) for a new bidirectional stream to addr
+// ("host:port"). When the Dialer holds a live QUIC connection to addr that
+// still hears from its server, the Conn goes on it, without a handshake;
+// otherwise Dial dials a new connection, resuming the TLS session when it
+// can (and with 0-RTT when Enable0RTT is set), and concurrent Dials to the
+// same address share that dial. The host is resolved again at each new
+// connection.
+//
+// The stream itself opens at the Conn's first Write (see Conn): Dial never
+// waits for the server to allow one more stream.
 //
 // Errors that a retry cannot mend are marked permanent for
 // tether.IsPermanent: a bad configuration, ErrDialerClosed, an address
 // without a port, a TLS failure (certificate verification, no common ALPN
 // protocol), no common QUIC version. Everything else, a server that does not
 // answer in time included, is transient. ctx bounds the Dial only; the
-// stream and its connection outlive it.
+// Conn and its connection outlive it.
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	if d == nil {
+		return nil, tether.Permanent(errNilDialer)
+	}
 	if err := d.init(); err != nil {
 		return nil, err
 	}
@@ -159,44 +209,26 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	ctx, cancelT := context.WithTimeoutCause(ctx, d.timeout, errDialTimeout)
 	defer cancelT()
 
-	for {
-		qc, fresh, err := d.conn(ctx, addr)
-		if err != nil {
-			return nil, dialError(addr, err)
-		}
-		s, err := openStream(ctx, qc)
-		if err == nil {
-			return newConn(qc, s, fresh, d.timeout), nil
-		}
-		if ctx.Err() != nil {
-			return nil, dialError(addr, context.Cause(ctx))
-		}
-		// The connection died between its check and the new stream (its
-		// Context ends only once its close is complete): forget it and
-		// dial a new one, unless it was new already.
-		d.forget(addr, qc)
-		if fresh {
-			return nil, dialError(addr, err)
-		}
+	q, fresh, err := d.conn(ctx, addr)
+	if err != nil {
+		return nil, dialError(addr, err)
 	}
+	c := newConn(q, fresh)
+	if !handshakeDone(q.qc) {
+		// A 0-RTT connection: open the stream now, as the dial returns,
+		// and not at the first Write, which may come as the handshake
+		// completes: quic-go v0.65 reads the server's transport
+		// parameters in OpenStream without synchronising with the
+		// handshake that writes them. (When the server allows no stream
+		// yet, the first Write waits for one as usual.)
+		c.open(false)
+	}
+	return c, nil
 }
 
-// openStream opens a stream on c, which may have just seen its 0-RTT data
-// rejected: quic-go then refuses new streams until NextConnection.
-func openStream(ctx context.Context, c *quic.Conn) (*quic.Stream, error) {
-	s, err := c.OpenStreamSync(ctx)
-	if errors.Is(err, quic.Err0RTTRejected) {
-		if _, err = c.NextConnection(ctx); err != nil {
-			return nil, err
-		}
-		s, err = c.OpenStreamSync(ctx)
-	}
-	return s, err
-}
-
-// conn returns a live QUIC connection to addr, dialing one if need be; fresh
-// reports that this call dialed it.
-func (d *Dialer) conn(ctx context.Context, addr string) (c *quic.Conn, fresh bool, err error) {
+// conn returns a live QUIC connection to addr, taken for a new Conn,
+// dialing one if need be; fresh reports that this call dialed it.
+func (d *Dialer) conn(ctx context.Context, addr string) (q *qconn, fresh bool, err error) {
 	for {
 		d.mu.Lock()
 		if d.closed {
@@ -210,8 +242,8 @@ func (d *Dialer) conn(ctx context.Context, addr string) (c *quic.Conn, fresh boo
 			d.dialing++
 			d.wg.Add(1)
 			d.mu.Unlock()
-			c, err := d.dial(ctx, addr, e)
-			return c, err == nil, err
+			q, err := d.dial(ctx, addr, e)
+			return q, err == nil, err
 		}
 		d.mu.Unlock()
 
@@ -222,20 +254,23 @@ func (d *Dialer) conn(ctx context.Context, addr string) (c *quic.Conn, fresh boo
 		}
 		switch {
 		case e.conn != nil:
-			// Context is done once the connection is gone (idle timeout,
-			// close by either side, stateless reset).
-			if e.conn.Context().Err() == nil {
+			// acquire refuses a connection that is gone (its Context is
+			// done once it closed: idle timeout, close by either side,
+			// stateless reset) or no longer hears from its server (it
+			// retires it): the loop then dials a new one.
+			if e.conn.acquire(time.Now()) {
 				return e.conn, false, nil
 			}
-			d.forget(addr, e.conn)
+			d.unlist(e.conn)
 		case !e.abandoned:
 			return nil, false, e.err // the dial this call waited for failed
 		}
 	}
 }
 
-// dial makes a new QUIC connection to addr for entry e, and settles e.
-func (d *Dialer) dial(ctx context.Context, addr string, e *entry) (*quic.Conn, error) {
+// dial makes a new QUIC connection to addr for entry e, and settles e. The
+// connection it returns is taken for a Conn.
+func (d *Dialer) dial(ctx context.Context, addr string, e *entry) (*qconn, error) {
 	defer d.wg.Done()
 	tr, c, err := d.handshake(ctx, addr)
 
@@ -251,7 +286,13 @@ func (d *Dialer) dial(ctx context.Context, addr string, e *entry) (*quic.Conn, e
 		d.tr = nil
 		d.udp.Close()
 	}
-	e.conn, e.err = c, err
+	var q *qconn
+	if c != nil {
+		q = newQConn(d, addr, c)
+		q.refs = 1 // for the Conn of this Dial
+		d.live[q] = struct{}{}
+	}
+	e.conn, e.err = q, err
 	e.abandoned = err != nil && ctx.Err() != nil
 	var release func()
 	if err != nil && d.conns[addr] == e {
@@ -262,28 +303,38 @@ func (d *Dialer) dial(ctx context.Context, addr string, e *entry) (*quic.Conn, e
 	d.mu.Unlock()
 
 	if orphan != nil {
-		orphan.CloseWithError(0, "")
+		orphan.CloseWithError(d.ConnErrorCode, "")
 	}
 	if release != nil {
 		release()
 	}
-	if c != nil {
+	if q != nil {
 		// Forget the connection once it is gone, and the socket with the
 		// last one. (No goroutine until then.)
-		context.AfterFunc(c.Context(), func() { d.drop(addr, c) })
+		context.AfterFunc(c.Context(), func() { d.drop(q) })
 	}
-	return c, err
+	return q, err
 }
 
-// drop forgets c, a connection to addr that is gone, and releases the
-// socket if it was the last one.
-func (d *Dialer) drop(addr string, c *quic.Conn) {
+// unlist stops new streams to q's address from going on q.
+func (d *Dialer) unlist(q *qconn) {
 	d.mu.Lock()
-	var release func()
-	if e := d.conns[addr]; e != nil && e.conn == c {
-		delete(d.conns, addr)
-		release = d.releaseLocked()
+	defer d.mu.Unlock()
+	if e := d.conns[q.addr]; e != nil && e.conn == q {
+		delete(d.conns, q.addr)
 	}
+}
+
+// drop forgets q, a connection that is gone, and releases the socket if it
+// was the last one.
+func (d *Dialer) drop(q *qconn) {
+	q.stop()
+	d.mu.Lock()
+	if e := d.conns[q.addr]; e != nil && e.conn == q {
+		delete(d.conns, q.addr)
+	}
+	delete(d.live, q)
+	release := d.releaseLocked()
 	d.mu.Unlock()
 	if release != nil {
 		release()
@@ -294,7 +345,7 @@ func (d *Dialer) drop(addr string, c *quic.Conn) {
 // has no connection left and no dial in progress, and returns the function
 // that closes them (to call without d.mu), or nil.
 func (d *Dialer) releaseLocked() func() {
-	if d.tr == nil || len(d.conns) > 0 || d.dialing > 0 {
+	if d.tr == nil || len(d.live) > 0 || d.dialing > 0 {
 		return nil
 	}
 	tr, udp := d.tr, d.udp
@@ -356,14 +407,6 @@ func (d *Dialer) transport() (*quic.Transport, error) {
 	return d.tr, nil
 }
 
-// forget drops c, a dead connection to addr, from the Dialer.
-func (d *Dialer) forget(addr string, c *quic.Conn) {
-	// c is dead or dying; this only makes sure it ends. Its end drops it
-	// from the Dialer.
-	c.CloseWithError(0, "")
-	d.drop(addr, c)
-}
-
 // resolve splits addr and resolves its host, preferring IPv4 as
 // net.ResolveUDPAddr does.
 func resolve(ctx context.Context, addr string) (string, *net.UDPAddr, error) {
@@ -388,6 +431,8 @@ func resolve(ctx context.Context, addr string) (string, *net.UDPAddr, error) {
 	}
 	return host, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip.Unmap(), uint16(p))), nil
 }
+
+// init checks the configuration and fills the defaults, once.
 
 // init checks the configuration and fills the defaults, once.
 func (d *Dialer) init() error {
@@ -417,12 +462,17 @@ func (d *Dialer) init() error {
 		d.tls.ClientSessionCache = tls.NewLRUClientSessionCache(0)
 	}
 	d.conf = configWithDefaults(d.Config)
+	if d.conf.KeepAlivePeriod > 0 {
+		// quic-go's interval: the period, at most half the idle timeout.
+		d.keepAlive = min(d.conf.KeepAlivePeriod, d.conf.MaxIdleTimeout/2)
+	}
 	d.timeout = d.Timeout
 	if d.timeout == 0 {
 		d.timeout = DefaultTimeout
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.conns = make(map[string]*entry)
+	d.live = make(map[*qconn]struct{})
 	return nil
 }
 
@@ -441,7 +491,7 @@ func configWithDefaults(c *quic.Config) *quic.Config {
 	}
 	switch {
 	case c.KeepAlivePeriod == 0:
-		c.KeepAlivePeriod = c.MaxIdleTimeout / 2
+		c.KeepAlivePeriod = min(DefaultKeepAlivePeriod, c.MaxIdleTimeout/2)
 	case c.KeepAlivePeriod < 0:
 		c.KeepAlivePeriod = 0 // quic-go: no keep-alives
 	}
@@ -452,11 +502,14 @@ func configWithDefaults(c *quic.Config) *quic.Config {
 }
 
 // Close closes the QUIC connections of the Dialer, telling each server
-// (application error code 0), and its UDP socket, and aborts the dials in
+// (with ConnErrorCode), and its UDP socket, and aborts the dials in
 // progress; it returns once they have ended. The streams of the Tethers
 // using the Dialer fail, and their redials fail with ErrDialerClosed, which
 // is permanent: with the default policy they give up. Close is idempotent.
 func (d *Dialer) Close() error {
+	if d == nil {
+		return errNilDialer
+	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -471,19 +524,18 @@ func (d *Dialer) Close() error {
 	d.wg.Wait() // no dial adds a connection after this
 
 	d.mu.Lock()
-	conns := make([]*quic.Conn, 0, len(d.conns))
-	for _, e := range d.conns {
-		if e.conn != nil {
-			conns = append(conns, e.conn)
-		}
+	conns := make([]*qconn, 0, len(d.live))
+	for q := range d.live {
+		conns = append(conns, q)
 	}
 	d.conns = nil
 	tr, udp := d.tr, d.udp
 	d.tr, d.udp = nil, nil
 	d.mu.Unlock()
 
-	for _, c := range conns {
-		c.CloseWithError(0, "")
+	for _, q := range conns {
+		q.stop()
+		q.close()
 	}
 	if tr != nil {
 		tr.Close() // waits for its goroutines; the socket is ours to close

@@ -62,7 +62,7 @@ func TestConfigDefaults(t *testing.T) {
 	c := configWithDefaults(nil)
 	require.Equal(t, DefaultMaxIdleTimeout, c.MaxIdleTimeout)
 	require.Equal(t, DefaultHandshakeIdleTimeout, c.HandshakeIdleTimeout)
-	require.Equal(t, DefaultMaxIdleTimeout/2, c.KeepAlivePeriod)
+	require.Equal(t, DefaultKeepAlivePeriod, c.KeepAlivePeriod)
 	require.LessOrEqual(t, c.KeepAlivePeriod, c.MaxIdleTimeout/2)
 	require.NotNil(t, c.TokenStore)
 
@@ -71,8 +71,10 @@ func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, &quic.Config{MaxIdleTimeout: 4 * time.Second, HandshakeIdleTimeout: time.Second, MaxIncomingStreams: 7}, user, "the user's Config changed")
 	require.Equal(t, 4*time.Second, c.MaxIdleTimeout)
 	require.Equal(t, time.Second, c.HandshakeIdleTimeout)
-	require.Equal(t, 2*time.Second, c.KeepAlivePeriod)
+	require.Equal(t, DefaultKeepAlivePeriod, c.KeepAlivePeriod)
 	require.EqualValues(t, 7, c.MaxIncomingStreams)
+	c = configWithDefaults(&quic.Config{MaxIdleTimeout: time.Second})
+	require.Equal(t, time.Second/2, c.KeepAlivePeriod, "at most half the idle timeout")
 
 	c = configWithDefaults(&quic.Config{KeepAlivePeriod: -1})
 	require.Zero(t, c.KeepAlivePeriod, "a negative KeepAlivePeriod turns keep-alives off")

@@ -77,6 +77,62 @@ func ExampleDialer() {
 	// new-stream
 }
 
+// Request/response over streams, as HTTP/3 does it: one Tether per request
+// on a shared Dialer. The request ends with CloseWrite (the server reads it
+// to its end), and the response with the server's FIN, which after
+// CloseWrite is the end of the exchange (io.EOF), not a lost connection.
+// Each request after the first costs a new stream, no handshake; a request
+// whose connection died fails, and the next one redials.
+func Example_requestResponse() {
+	addr, stop := startExampleServer("rr", func(st *quic.Stream) {
+		req, err := io.ReadAll(st) // to the client's FIN
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(st, "re: %s", req)
+		st.Close()
+	})
+	defer stop()
+
+	d := &tetherquic.Dialer{
+		TLSConfig: testcert.Get().ClientConfig("rr"),
+		// A Tether closed in the middle of a request resets its stream
+		// rather than ending half a request with a FIN.
+		ResetOnClose: true,
+	}
+	defer d.Close()
+
+	do := func(req string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		t, err := tether.Dial(ctx, d, addr, nil)
+		if err != nil {
+			return "", err
+		}
+		defer t.Close()
+		t.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(t, req); err != nil {
+			return "", err
+		}
+		if err := t.CloseWrite(); err != nil {
+			return "", err
+		}
+		resp, err := io.ReadAll(t)
+		return string(resp), err
+	}
+	for _, req := range []string{"one", "two", "three"} {
+		resp, err := do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(resp)
+	}
+	// Output:
+	// re: one
+	// re: two
+	// re: three
+}
+
 // startExampleServer serves each stream with serve on 127.0.0.1, with the
 // ALPN protocol proto.
 func startExampleServer(proto string, serve func(*quic.Stream)) (addr string, stop func()) {

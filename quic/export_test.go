@@ -8,4 +8,4 @@ import (
 
 // NewServerConn returns a server's stream as a net.Conn, for tests that serve
 // the streams of a quic-go Listener as net.Conns.
-func NewServerConn(qc *quic.Conn, s *quic.Stream) net.Conn { return newConn(qc, s, false, 0) }
+func NewServerConn(qc *quic.Conn, s *quic.Stream) net.Conn { return newPeerConn(qc, s) }

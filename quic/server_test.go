@@ -199,6 +199,13 @@ func fastConfig() *quic.Config {
 	}
 }
 
+// steadyConfig is a client Config whose timers are far longer than anything
+// a test waits for: a test that does not test them cannot be failed by a
+// machine too busy to run the client or the server for a second.
+func steadyConfig() *quic.Config {
+	return &quic.Config{MaxIdleTimeout: time.Minute, HandshakeIdleTimeout: wait}
+}
+
 // heldConfig is fastConfig for tests that hold the server in its handshake:
 // the client waits for its answer as long as the test waits for anything.
 func heldConfig() *quic.Config {

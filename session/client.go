@@ -53,7 +53,7 @@ func Dial(ctx context.Context, d tether.Dialer, addr string, h tether.Disconnect
 	topts := append(cfg.tetherOpts[:len(cfg.tetherOpts):len(cfg.tetherOpts)],
 		tether.WithOnConnect(c.onConnect),
 		tether.WithOnConnectTimeout(cfg.handshakeTimeout),
-		tether.WithDropUnwritten(),
+		tether.WithWritePolicy(tether.WriteDrop),
 	)
 	t, err := tether.Dial(ctx, d, addr, &handler{c: c, next: h}, topts...)
 	if err != nil {

@@ -226,6 +226,19 @@ func TestPermanentErrors(t *testing.T) {
 		server: fakeServerHello(tls.VersionTLS12, "bogus"),
 		client: clientConfig(func(c *tls.Config) { c.NextProtos = []string{"h2"} }),
 	}, {
+		// The commonest TLS misconfiguration: a plaintext server on the
+		// port ("first record does not look like a TLS handshake").
+		name: "PlaintextServer",
+		server: func(ctx context.Context, c net.Conn, n int) {
+			c.Write([]byte("-ERR unknown command\r\n"))
+			io.Copy(io.Discard, c)
+		},
+		client: clientConfig(func(*tls.Config) {}),
+		check: func(t *testing.T, err error) {
+			var rhe tls.RecordHeaderError
+			require.ErrorAs(t, err, &rhe)
+		},
+	}, {
 		name:   "MinVersionAboveMax",
 		server: tlsServer(pair.ServerConfig(), nil),
 		client: clientConfig(func(c *tls.Config) { c.MinVersion, c.MaxVersion = tls.VersionTLS13, tls.VersionTLS12 }),

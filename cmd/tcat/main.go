@@ -257,14 +257,17 @@ func connect(ctx context.Context, cfg config, stdin io.Reader, stdout, stderr io
 	events := make(chan tether.Event, 16)
 	h := policy(cfg, stderr, events)
 
+	// A netcat carries an unframed byte stream: the rest of a Write cut by
+	// a loss goes to the next connection rather than being dropped.
+	resume := tether.WithWritePolicy(tether.WriteResume)
 	var t *tether.Tether
 	switch {
 	case cfg.quic:
-		t, err = tetherquic.Dial(ctx, cfg.addr, tc, h)
+		t, err = tetherquic.Dial(ctx, cfg.addr, tc, h, resume)
 	case cfg.tls:
-		t, err = tethertls.Dial(ctx, cfg.addr, tc, h)
+		t, err = tethertls.Dial(ctx, cfg.addr, tc, h, resume)
 	default:
-		t, err = tcp.Dial(ctx, cfg.addr, h)
+		t, err = tcp.Dial(ctx, cfg.addr, h, resume)
 	}
 	if err != nil {
 		return err

@@ -21,9 +21,9 @@
 // and the options a framed protocol needs: tether.WithReadIdleTimeout, so
 // that a blackholed connection, which never fails by itself, counts as lost
 // once nothing has come back for the idle timeout (the echo makes a
-// heartbeat); and tether.WithDropUnwritten, so that the rest of a record
-// that a dying connection took only in part is dropped, never sent at the
-// start of the next connection. The reader reads with
+// heartbeat). The default write policy (tether.WriteWhole) drops the rest
+// of a record that a dying connection took only in part, and says so, so
+// that it is never sent at the start of the next connection. The reader reads with
 // Tether.ReadGeneration, which tells the connection each Read's bytes came
 // from, so that an incomplete record from a connection that died is
 // discarded, never spliced with the next connection's bytes.
@@ -224,7 +224,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}, "session"
 	} else {
 		tt, err := tether.Dial(dctx, &tcp.Dialer{Timeout: time.Second}, proxy.Addr(), h,
-			tether.WithReadIdleTimeout(cfg.idle), tether.WithDropUnwritten())
+			tether.WithReadIdleTimeout(cfg.idle))
 		cancel()
 		if err != nil {
 			return err
@@ -261,7 +261,6 @@ type client struct {
 	start   time.Time
 
 	// Kept by the main loop, from the Tether's events.
-	up         bool
 	gen        uint64
 	cause      error     // of the current outage
 	since      time.Time // when the current outage began
@@ -278,6 +277,7 @@ type client struct {
 type conn interface {
 	io.WriteCloser
 	SetWriteDeadline(time.Time) error
+	State() tether.State
 }
 
 // A faultSpec is one fault of the schedule, at a fraction of the run.
@@ -507,10 +507,10 @@ func (c *client) event(ev tether.Event) {
 	var what string
 	switch ev.Kind {
 	case tether.Connected:
-		c.up, c.gen = true, ev.Generation
+		c.gen = ev.Generation
 		what = fmt.Sprintf("connected to %s (generation %d)", ev.Dialed, ev.Generation)
 	case tether.Disconnected:
-		c.up, c.cause, c.since = false, ev.Err, ev.Since
+		c.cause, c.since = ev.Err, ev.Since
 		if n := len(c.faults); n > 0 && c.faults[n-1].noticed == nil {
 			c.faults[n-1].noticed = ev.Err
 		}
@@ -521,7 +521,7 @@ func (c *client) event(ev tether.Event) {
 		what = fmt.Sprintf("dial failed: %s (attempt %d)", describe(ev.Err), ev.Attempt)
 	case tether.Reconnected:
 		down := ev.Outage(now)
-		c.up, c.gen = true, ev.Generation
+		c.gen = ev.Generation
 		c.reconnects++
 		c.downTotal += down
 		c.downMax = max(c.downMax, down)
@@ -539,10 +539,12 @@ func (c *client) status() string {
 		label = "  " // the last line of the screen: no room to spare
 	}
 	s := fmt.Sprintf("%s%ssent %d  verified %d  reconnects %d  ", c.disp.stamp(now), label, sent, verified, c.reconnects)
-	if c.up {
+	// The state as the Tether (or the session) has it: ready, or down and
+	// connecting, waiting out a delay (transient-failure), ...
+	if st := c.t.State(); st == tether.Ready {
 		s += "up"
 	} else {
-		s += fmt.Sprintf("DOWN %v (%s)", round(now.Sub(c.since)), brief(c.cause))
+		s += fmt.Sprintf("DOWN %v %s (%s)", round(now.Sub(c.since)), st, brief(c.cause))
 	}
 	if c.active != nil && (!c.disp.tty || len(s)+len(c.active.spec.name)+4 <= statusWidth) {
 		s += "  [" + c.active.spec.name + "]"

@@ -83,7 +83,7 @@ func TestVerifier(t *testing.T) {
 		// A Read that raced a reconnect (g0 < g1) may still continue the
 		// record of the connection before.
 		{"a record continued across a racing reconnect", []read{{str(0) + str(1) + h2a, 1, 1}, {h2b + str(3), 1, 2}}, 4, 0, 0, 0, 0, 0},
-		// Without WithDropUnwritten, the rest of a record half taken by a
+		// With WriteResume, the rest of a record half taken by a
 		// dead connection would begin the next one: spliced, it fails.
 		{"the rest of a record at the start of a connection", []read{{str(0) + str(1), 1, 1}, {h2b + str(3), 2, 2}}, 3, 0, 1, 1, 0, 0},
 		{"a duplicate", []read{{str(0) + str(1), 1, 1}, {str(1), 1, 2}}, 2, 0, 0, 0, 0, 1},

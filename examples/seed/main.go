@@ -45,8 +45,12 @@ func run(w io.Writer) error {
 	reasons := make(chan string, 10)
 	h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 		fmt.Fprintf(w, "event: %s %s\n", ev.Kind, ev.Dialed)
-		if ev.Kind != tether.Disconnected {
+		switch ev.Kind {
+		case tether.Unreachable:
+			ev.Delay = 500 * time.Millisecond // a dial failed: never redial in a tight loop
 			return tether.Reconnect
+		case tether.Connected, tether.Reconnected:
+			return tether.Reconnect // accept the new connection
 		}
 		reasons <- ev.Err.Error()
 		ev.Addr = l2.Addr().String()

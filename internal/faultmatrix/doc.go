@@ -16,7 +16,7 @@
 //     sets how many (1000 by default; above 8000, run without -race, which
 //     allows 8128 goroutines).
 //   - TestIntegritySoak: sequence-numbered, checksummed records flow both
-//     ways through a Tether (WithDropUnwritten, WithReadIdleTimeout) while
+//     ways through a Tether (WriteDrop, WithReadIdleTimeout) while
 //     the proxy injects random faults drawn from -seed; no record is
 //     corrupted, reordered or duplicated, every record reported written
 //     arrives or was in flight on a connection that died (those are counted

@@ -55,7 +55,7 @@ var fuzzSchedule = faultproxy.ScheduleConfig{
 // that every operation returns (by its deadline, or at the latest when the
 // Tether is closed), that each result keeps the io contracts and the
 // Tether's transparency (no error but a deadline, Close, or a drop under
-// WithDropUnwritten), and that no goroutine is left.
+// WriteDrop), and that no goroutine is left.
 func FuzzConcurrentOps(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 12, 13, 6, 0, 1, 11})
 	f.Add([]byte{1, 12 * 3, 1, 0, 6, 1, 0, 7, 1, 0, 8, 13})
@@ -79,7 +79,7 @@ func runOps(t *testing.T, flags byte, ops []byte) {
 	var d tethertest.Dialer
 	var opts []tether.Option
 	if flags&1 != 0 {
-		opts = append(opts, tether.WithDropUnwritten())
+		opts = append(opts, tether.WithWritePolicy(tether.WriteDrop))
 	}
 	if flags&2 != 0 {
 		opts = append(opts, tether.WithReadIdleTimeout(5*time.Second))

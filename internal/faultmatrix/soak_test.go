@@ -280,7 +280,7 @@ func runIntegrity(t *testing.T, cfg integrityConfig) summary {
 	ctx, cancel := context.WithTimeout(context.Background(), long)
 	tt, err := tether.Dial(ctx, tr.dialer(dialTimeout), p.Addr(),
 		tether.Chain(transporttest.QuickBackoff(), rec.middleware),
-		tether.WithDropUnwritten(), tether.WithReadIdleTimeout(idleTimeout),
+		tether.WithWritePolicy(tether.WriteDrop), tether.WithReadIdleTimeout(idleTimeout),
 		tether.WithOnConnect(setBuffers))
 	cancel()
 	require.NoError(t, err)

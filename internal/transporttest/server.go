@@ -162,12 +162,15 @@ func (s *Server) KillConns() {
 	}
 	ln := s.ln
 	s.mu.Unlock()
+	// Kill first: a QUIC server that ended its streams (FIN) before it
+	// closed their connections would let a client see the FIN, redial a
+	// new stream on the doomed connection, and lose that one too.
+	if k, ok := ln.(Killer); ok {
+		k.Kill()
+	}
 	for c, cancel := range conns {
 		c.Close()
 		cancel()
-	}
-	if k, ok := ln.(Killer); ok {
-		k.Kill()
 	}
 }
 

@@ -35,7 +35,8 @@ type Listener interface {
 // A Killer is a Listener that can break its connections harder than by
 // closing each net.Conn that Accept returned: a QUIC listener whose net.Conns
 // are streams closes their QUIC connections. [Server.KillConns] calls Kill
-// after closing the connections.
+// before closing the connections, so that their clients see the connection
+// die, not first a clean end of the stream.
 type Killer interface {
 	Kill()
 }
@@ -104,6 +105,7 @@ func Run(t *testing.T, tr Transport) {
 		{"Deadlines", testDeadlines},
 		{"CloseDuringReconnect", testCloseDuringReconnect},
 		{"GiveUp", testGiveUp},
+		{"States", testStates},
 		{"NetConn", testNetConn},
 	}
 	for _, tc := range tests {

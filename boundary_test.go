@@ -1,0 +1,251 @@
+package tether_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"testing/synctest"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+)
+
+// Semantics 4: by default a Write cut in the middle by a loss returns the
+// count the lost connection accepted and ErrDropped, and its rest goes to
+// no connection; the next Write goes whole to the new one.
+func TestWriteWholeReportsCutWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt, d := dialPipe(t, nil, tether.WithStabilityPeriod(0))
+		s1 := d.server(t)
+
+		wrote := make(chan result, 1)
+		go func() {
+			n, err := tt.Write([]byte("SET k hello"))
+			wrote <- result{n: n, err: err}
+		}()
+		_, err := io.ReadFull(s1, make([]byte, 6)) // "SET k " taken, then the loss
+		require.NoError(t, err)
+		synctest.Wait()
+		s1.Close()
+		w := <-wrote
+		require.Equal(t, 6, w.n)
+		require.ErrorIs(t, w.err, tether.ErrDropped)
+		require.NotErrorIs(t, w.err, tether.ErrReconnected)
+
+		go func() {
+			n, err := tt.Write([]byte("PING"))
+			wrote <- result{n: n, err: err}
+		}()
+		s2 := d.server(t)
+		buf := make([]byte, 4)
+		_, err = io.ReadFull(s2, buf)
+		require.NoError(t, err)
+		require.Equal(t, "PING", string(buf), "the cut Write's rest never reaches the new connection")
+		require.NoError(t, (<-wrote).err)
+	})
+}
+
+// Semantics 4: a Write of which the failed connection accepted nothing goes
+// whole to the next connection, and returns len(p), nil.
+func TestWriteWholeUntouchedWriteGoesWhole(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt, d := dialPipe(t, nil)
+		s1 := d.server(t)
+
+		wrote := make(chan result, 1)
+		go func() {
+			n, err := tt.Write([]byte("hello"))
+			wrote <- result{n: n, err: err}
+		}()
+		synctest.Wait() // blocked: the peer reads nothing
+		s1.Close()
+		s2 := d.server(t)
+		buf := make([]byte, 5)
+		_, err := io.ReadFull(s2, buf)
+		require.NoError(t, err)
+		require.Equal(t, "hello", string(buf))
+		w := <-wrote
+		require.NoError(t, w.err)
+		require.Equal(t, 5, w.n)
+	})
+}
+
+func TestWritePolicyBad(t *testing.T) {
+	_, err := tether.Dial(t.Context(), newPipeDialer(), "a", nil, tether.WithWritePolicy(tether.WritePolicy(7)))
+	require.ErrorContains(t, err, "unknown WritePolicy")
+}
+
+// Semantics 13: a Read waiting for a reply that died with its connection
+// returns ErrReconnected once the new connection is up, instead of waiting
+// for ever on a connection that never got the request; the first Write
+// after the reconnect does too, and both then go on normally.
+func TestReconnectBoundary(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &recorder{}
+		tt, d := dialPipe(t, r, tether.WithReconnectBoundary())
+		s1 := d.server(t)
+
+		// Request, reply: no boundary on the first connection.
+		go s1.Write([]byte("pong"))
+		buf := make([]byte, 4)
+		n, err := tt.Read(buf)
+		require.NoError(t, err)
+		require.Equal(t, "pong", string(buf[:n]))
+
+		// The next request dies with the connection.
+		got := make(chan result, 1)
+		go func() {
+			n, err := tt.Read(buf)
+			got <- result{n: n, err: err}
+		}()
+		synctest.Wait()
+		s1.Close()
+		s2 := d.server(t)
+		res := <-got
+		require.Equal(t, 0, res.n)
+		require.ErrorIs(t, res.err, tether.ErrReconnected)
+		var re *tether.ReconnectedError
+		require.ErrorAs(t, res.err, &re)
+		require.Equal(t, tether.ReconnectedError{Old: 1, New: 2}, *re)
+		require.NotErrorIs(t, res.err, tether.ErrDropped)
+
+		// The first Write after it meets the boundary too, and sends nothing.
+		n, err = tt.Write([]byte("ping"))
+		require.Equal(t, 0, n)
+		require.ErrorAs(t, err, &re)
+		require.Equal(t, tether.ReconnectedError{Old: 1, New: 2}, *re)
+
+		// Then both directions work on the new connection, once each.
+		go s2.Write([]byte("pong"))
+		n, err = tt.Read(buf)
+		require.NoError(t, err)
+		require.Equal(t, "pong", string(buf[:n]))
+		go func() {
+			n, err := tt.Write([]byte("ping"))
+			got <- result{n: n, err: err}
+		}()
+		_, err = io.ReadFull(s2, buf)
+		require.NoError(t, err)
+		require.Equal(t, "ping", string(buf))
+		require.NoError(t, (<-got).err)
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
+	})
+}
+
+// Semantics 13 with 4: a Write cut by a loss returns, once the new
+// connection is up, its count and an error matching both ErrReconnected and
+// ErrDropped; it uses up the write side's boundary.
+func TestReconnectBoundaryCutWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithReconnectBoundary(),
+			tether.WithWritePolicy(tether.WriteResume)) // the boundary wins over resume
+		require.NoError(t, err)
+		defer tt.Close()
+		s1 := d.server(t)
+
+		wrote := make(chan result, 1)
+		go func() {
+			n, err := tt.Write([]byte("hello"))
+			wrote <- result{n: n, err: err}
+		}()
+		_, err = io.ReadFull(s1, make([]byte, 2))
+		require.NoError(t, err)
+		synctest.Wait()
+		s1.Close()
+		s2 := d.server(t)
+		w := <-wrote
+		require.Equal(t, 2, w.n)
+		require.ErrorIs(t, w.err, tether.ErrReconnected)
+		require.ErrorIs(t, w.err, tether.ErrDropped)
+		var re *tether.ReconnectedError
+		require.ErrorAs(t, w.err, &re)
+		require.Equal(t, tether.ReconnectedError{Old: 1, New: 2, Dropped: 3}, *re)
+
+		go func() {
+			n, err := tt.Write([]byte("world"))
+			wrote <- result{n: n, err: err}
+		}()
+		buf := make([]byte, 5)
+		_, err = io.ReadFull(s2, buf)
+		require.NoError(t, err)
+		require.Equal(t, "world", string(buf), "no boundary left, and no rest of the cut Write")
+		require.NoError(t, (<-wrote).err)
+	})
+}
+
+// Several reconnects before the next operation make one boundary, from the
+// last generation the direction used to the current one.
+func TestReconnectBoundaryCoalesces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithReconnectBoundary(),
+			tether.WithStabilityPeriod(0))
+		require.NoError(t, err)
+		defer tt.Close()
+		d.server(t).Close()
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, tether.ErrReconnected)
+		d.server(t).Close()
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, tether.ErrReconnected)
+		d.server(t)
+
+		_, err = tt.Write([]byte("x"))
+		var re *tether.ReconnectedError
+		require.ErrorAs(t, err, &re)
+		require.Equal(t, tether.ReconnectedError{Old: 1, New: 3}, *re)
+	})
+}
+
+// A give-up while a cut Write waits for the boundary returns the give-up's
+// error.
+func TestReconnectBoundaryGiveUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &recorder{decide: giveUpOn(tether.Unreachable)}
+		tt, d := dialPipe(t, r, tether.WithReconnectBoundary())
+		s1 := d.server(t)
+		d.setFail(func(int, string) error { return errRefused })
+
+		got := make(chan result, 1)
+		go func() {
+			n, err := tt.Read(make([]byte, 1))
+			got <- result{n: n, err: err}
+		}()
+		synctest.Wait()
+		s1.Close()
+		res := <-got
+		require.ErrorIs(t, res.err, tether.ErrGaveUp)
+		require.NotErrorIs(t, res.err, tether.ErrReconnected)
+	})
+}
+
+// A handler's Ignore on Disconnected keeps the connection: no boundary.
+func TestReconnectBoundaryIgnore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		oops := errors.New("oops")
+		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Disconnected {
+				return tether.Ignore
+			}
+			return tether.Reconnect
+		}}
+		d.wrap = func(n int, c net.Conn) net.Conn {
+			return &scriptConn{Conn: c, reads: []result{{err: oops}}}
+		}
+		tt, err := tether.Dial(context.Background(), d, "a", r, tether.WithReconnectBoundary())
+		require.NoError(t, err)
+		defer tt.Close()
+		s1 := d.server(t)
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, oops)
+		go s1.Write([]byte("x"))
+		n, err := tt.Read(make([]byte, 1))
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+	})
+}

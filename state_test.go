@@ -1,0 +1,468 @@
+package tether_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+)
+
+// stateRecorder is a handler that records, with each event, the state the
+// Tether is in while the handler decides. The Tether is set after Dial.
+type stateRecorder struct {
+	recorder
+	t      *tether.Tether
+	states []tether.State
+}
+
+func (r *stateRecorder) HandleDisconnect(ctx context.Context, ev *tether.Event) tether.Action {
+	r.mu.Lock()
+	if r.t != nil {
+		r.states = append(r.states, r.t.State())
+	}
+	r.mu.Unlock()
+	return r.recorder.HandleDisconnect(ctx, ev)
+}
+
+func (r *stateRecorder) snapshot() []tether.State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]tether.State(nil), r.states...)
+}
+
+func (r *stateRecorder) watch(t *tether.Tether) {
+	r.mu.Lock()
+	r.t = t
+	r.mu.Unlock()
+}
+
+// A lost connection goes Ready → Connecting (the handler decides) →
+// TransientFailure (its delay) → Connecting (the dial) → Ready.
+func TestStatesThroughAnOutage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &stateRecorder{}
+		r.decide = func(ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Disconnected {
+				ev.Delay = time.Second
+			}
+			return tether.Reconnect
+		}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		r.watch(tt)
+		require.Equal(t, tether.Ready, tt.State())
+
+		dialing := make(chan tether.State, 1)
+		d.setFail(func(n int, _ string) error {
+			if n == 1 {
+				dialing <- tt.State()
+			}
+			return nil
+		})
+		d.server(t).Close()
+		go tt.Read(make([]byte, 1))
+		synctest.Wait()
+		require.Equal(t, tether.TransientFailure, tt.State())
+		require.Equal(t, []tether.State{tether.Connecting}, r.snapshot(), "while the handler decides")
+		time.Sleep(time.Second)
+		synctest.Wait()
+		require.Equal(t, tether.Ready, tt.State())
+		require.Equal(t, []tether.State{tether.Connecting, tether.Connecting}, r.snapshot())
+		require.Equal(t, tether.Connecting, <-dialing, "while dialing")
+		d.server(t)
+	})
+}
+
+// WaitForStateChange returns at once when the state is not from, waits for
+// the change when it is, and returns false when ctx ends first.
+func TestWaitForStateChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt, _ := dialPipe(t, nil)
+		require.True(t, tt.WaitForStateChange(t.Context(), tether.Idle))
+
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		start := time.Now()
+		require.False(t, tt.WaitForStateChange(ctx, tether.Ready))
+		require.Equal(t, time.Minute, time.Since(start))
+
+		changed := make(chan bool, 3)
+		for range 3 { // any number of waiters
+			go func() { changed <- tt.WaitForStateChange(t.Context(), tether.Ready) }()
+		}
+		synctest.Wait()
+		require.Empty(t, changed)
+		tt.Close()
+		for range 3 {
+			require.True(t, <-changed)
+		}
+		require.Equal(t, tether.Shutdown, tt.State())
+	})
+}
+
+// Close and a give-up lead to Shutdown, which is final.
+func TestStateShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &recorder{decide: giveUpOn(tether.Disconnected)}
+		tt, d := dialPipe(t, r)
+		d.server(t).Close()
+		tt.Read(make([]byte, 1))
+		require.Equal(t, tether.Shutdown, tt.State())
+		tt.Connect()
+		tt.Reconnect()
+		tt.ResetBackoff()
+		require.Equal(t, tether.Shutdown, tt.State())
+	})
+}
+
+// Ignore on Unreachable leaves the Tether Idle: down, and the next
+// operation, or Connect, dials (Connecting). Ignore on Disconnected keeps
+// the connection: Ready.
+func TestStatesOnIgnore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Unreachable {
+				return tether.Ignore
+			}
+			return tether.Reconnect
+		}}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		d.setFail(func(int, string) error { return errRefused })
+		d.server(t).Close()
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, errRefused)
+		require.Equal(t, tether.Idle, tt.State())
+
+		d.setFail(nil)
+		tt.Connect()
+		require.Equal(t, tether.Connecting, tt.State())
+		require.True(t, tt.WaitForStateChange(t.Context(), tether.Connecting))
+		require.Equal(t, tether.Ready, tt.State())
+		d.server(t)
+	})
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		d.wrap = func(n int, c net.Conn) net.Conn {
+			return &scriptConn{Conn: c, reads: []result{{err: os.ErrPermission}}}
+		}
+		r := &stateRecorder{}
+		r.decide = func(ev *tether.Event) tether.Action { return tether.Ignore }
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		r.watch(tt)
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, os.ErrPermission)
+		require.Equal(t, []tether.State{tether.Connecting}, r.snapshot())
+		require.Equal(t, tether.Ready, tt.State())
+	})
+}
+
+// WithLazy: Dial returns at once in Idle without dialing; the first Read
+// (or Write, or Connect) dials, and the connection is Connected.
+func TestLazy(t *testing.T) {
+	for name, start := range map[string]func(tt *tether.Tether){
+		"read":    func(tt *tether.Tether) { go tt.Read(make([]byte, 1)) },
+		"write":   func(tt *tether.Tether) { go tt.Write([]byte("x")) },
+		"connect": func(tt *tether.Tether) { tt.Connect() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				d := newPipeDialer()
+				r := &recorder{}
+				ctx, cancel := context.WithCancel(t.Context())
+				tt, err := tether.Dial(ctx, d, "a", r, tether.WithLazy())
+				cancel() // lazy dials do not run on Dial's ctx
+				require.NoError(t, err)
+				defer tt.Close()
+				time.Sleep(time.Hour)
+				require.Equal(t, tether.Idle, tt.State())
+				require.Equal(t, 0, d.numDials())
+				tt.ResetBackoff()
+				tt.Reconnect()
+				require.Equal(t, tether.Idle, tt.State(), "ResetBackoff and Reconnect do not dial")
+
+				start(tt)
+				d.server(t)
+				synctest.Wait()
+				require.Equal(t, tether.Ready, tt.State())
+				require.Equal(t, []tether.EventKind{tether.Connected}, r.kinds())
+				require.Equal(t, uint64(1), tt.Generation())
+				tt.Connect() // a no-op now
+				synctest.Wait()
+				require.Equal(t, 1, d.numDials())
+			})
+		})
+	}
+}
+
+// A lazy Tether's operations wait as during an outage: bounded by their
+// deadline and by Close.
+func TestLazyOperationsWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		d.setFail(func(int, string) error { return errRefused })
+		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithLazy())
+		require.NoError(t, err)
+		require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Second)))
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		got := make(chan error, 1)
+		go func() {
+			_, err := tt.Write([]byte("x"))
+			got <- err
+		}()
+		synctest.Wait()
+		tt.Close()
+		require.ErrorIs(t, <-got, net.ErrClosed)
+	})
+}
+
+// ResetBackoff cuts the delay of a TransientFailure Tether short and dials
+// now; anywhere else it does nothing.
+func TestResetBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
+				ev.Delay = time.Hour
+			}
+			return tether.Reconnect
+		}}
+		tt, err := tether.Dial(t.Context(), d, "a", r)
+		require.NoError(t, err)
+		defer tt.Close()
+		tt.ResetBackoff() // Ready: nothing to cut
+		d.setFail(func(n int, _ string) error {
+			if n == 1 {
+				return errRefused
+			}
+			return nil
+		})
+		d.server(t).Close()
+		go tt.Read(make([]byte, 1))
+		synctest.Wait()
+		require.Equal(t, tether.TransientFailure, tt.State())
+		start := time.Now()
+		tt.ResetBackoff()
+		synctest.Wait()
+		require.Equal(t, 2, d.numDials(), "the dial after the reset")
+		require.Equal(t, tether.TransientFailure, tt.State(), "the dial failed: the next delay")
+		time.Sleep(time.Minute)
+		tt.ResetBackoff()
+		synctest.Wait()
+		require.Equal(t, tether.Ready, tt.State())
+		require.Equal(t, time.Minute, time.Since(start), "no delay was waited")
+		d.server(t)
+	})
+}
+
+// Reconnect drops a Ready connection and reconnects as after a loss: a
+// Disconnected event with ErrForcedReconnect, not counted as a failed
+// attempt however young the connection; the boundary is raised.
+func TestForcedReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		r := &recorder{}
+		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithStabilityPeriod(time.Hour),
+			tether.WithReconnectBoundary())
+		require.NoError(t, err)
+		defer tt.Close()
+		s1 := d.server(t)
+		got := make(chan result, 1)
+		go func() {
+			n, err := tt.Read(make([]byte, 1))
+			got <- result{n: n, err: err}
+		}()
+		synctest.Wait()
+		tt.Reconnect()
+		d.server(t)
+		res := <-got
+		require.ErrorIs(t, res.err, tether.ErrReconnected, "the Read blocked on the old connection")
+		require.True(t, peerSeesClose(s1))
+		evs := r.all()
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
+		require.ErrorIs(t, evs[1].Err, tether.ErrForcedReconnect)
+		require.Equal(t, 0, evs[1].Attempt)
+		require.Equal(t, 0, evs[2].Attempt)
+		require.Equal(t, 0, evs[2].Total)
+		require.Equal(t, tether.Ready, tt.State())
+		require.Equal(t, uint64(2), tt.Generation())
+	})
+}
+
+// Every method of a nil or zero Tether is safe: Shutdown, no-op controls.
+func TestNilTetherStates(t *testing.T) {
+	for _, tt := range []*tether.Tether{nil, new(tether.Tether)} {
+		require.Equal(t, tether.Shutdown, tt.State())
+		tt.Connect()
+		tt.ResetBackoff()
+		tt.Reconnect()
+		require.True(t, tt.WaitForStateChange(t.Context(), tether.Ready))
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		require.False(t, tt.WaitForStateChange(ctx, tether.Shutdown))
+		require.Zero(t, tt.Buffered())
+		require.Zero(t, tt.Dropped())
+	}
+}
+
+func TestStateStrings(t *testing.T) {
+	for s, want := range map[tether.State]string{
+		tether.Idle: "idle", tether.Connecting: "connecting", tether.Ready: "ready",
+		tether.TransientFailure: "transient-failure", tether.Shutdown: "shutdown", tether.State(9): "state(9)",
+	} {
+		require.Equal(t, want, s.String())
+	}
+	for p, want := range map[tether.WritePolicy]string{
+		tether.WriteWhole: "whole", tether.WriteResume: "resume", tether.WriteDrop: "drop",
+	} {
+		require.Equal(t, want, p.String())
+	}
+}
+
+// readString reads exactly len(want) bytes from s.
+func readString(t *testing.T, s net.Conn, n int) string {
+	t.Helper()
+	buf := make([]byte, n)
+	_, err := io.ReadFull(s, buf)
+	require.NoError(t, err)
+	return string(buf)
+}
+
+// NextState names the state each decision leads to, as the Tether enters it.
+func TestEventNextState(t *testing.T) {
+	for _, tc := range []struct {
+		kind  tether.EventKind
+		delay time.Duration
+		a     tether.Action
+		want  tether.State
+	}{
+		{tether.Connected, 0, tether.Reconnect, tether.Ready},
+		{tether.Connected, 0, tether.Ignore, tether.Ready},
+		{tether.Connected, 0, tether.GiveUp, tether.Shutdown},
+		{tether.Reconnected, time.Second, tether.Reconnect, tether.Ready},
+		{tether.Disconnected, 0, tether.Reconnect, tether.Connecting},
+		{tether.Disconnected, time.Second, tether.Reconnect, tether.TransientFailure},
+		{tether.Disconnected, 0, tether.Ignore, tether.Ready},
+		{tether.Disconnected, 0, tether.GiveUp, tether.Shutdown},
+		{tether.Unreachable, 0, tether.Reconnect, tether.Connecting},
+		{tether.Unreachable, time.Second, tether.Reconnect, tether.TransientFailure},
+		{tether.Unreachable, 0, tether.Ignore, tether.Idle},
+		{tether.Unreachable, time.Second, tether.GiveUp, tether.Shutdown},
+	} {
+		ev := tether.Event{Kind: tc.kind, Delay: tc.delay}
+		require.Equal(t, tc.want, ev.NextState(tc.a), "Event{%v, Delay %v}.NextState(%v)", tc.kind, tc.delay, tc.a)
+	}
+}
+
+type stateChange struct {
+	from, to tether.State
+	in       time.Duration
+}
+
+// WithStateObserver is told of every change, in order, with the time spent
+// in the state left; first of the initial state, last of Shutdown.
+func TestStateObserver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var changes []stateChange // one call at a time per Tether
+		d := newPipeDialer()
+		r := delayed(3 * time.Second)
+		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithStateObserver(func(from, to tether.State, in time.Duration) {
+			changes = append(changes, stateChange{from, to, in})
+		}))
+		require.NoError(t, err)
+		time.Sleep(10 * time.Second)
+		d.server(t).Close()
+		go tt.Read(make([]byte, 1))
+		d.server(t)
+		synctest.Wait()
+		tt.Close()
+		require.Equal(t, []stateChange{
+			{tether.Connecting, tether.Connecting, 0},
+			{tether.Connecting, tether.Ready, 0},
+			{tether.Ready, tether.Connecting, 10 * time.Second},
+			{tether.Connecting, tether.TransientFailure, 0},
+			{tether.TransientFailure, tether.Connecting, 3 * time.Second},
+			{tether.Connecting, tether.Ready, 0},
+			{tether.Ready, tether.Shutdown, 0},
+		}, changes)
+	})
+	var first []tether.State
+	tt, err := tether.Dial(t.Context(), newPipeDialer(), "a", nil, tether.WithLazy(),
+		tether.WithStateObserver(func(from, to tether.State, _ time.Duration) { first = append(first, from, to) }))
+	require.NoError(t, err)
+	tt.Close()
+	require.Equal(t, []tether.State{tether.Idle, tether.Idle, tether.Idle, tether.Shutdown}, first)
+	_, err = tether.Dial(t.Context(), newPipeDialer(), "a", nil, tether.WithStateObserver(nil))
+	require.ErrorContains(t, err, "nil state observer")
+}
+
+// A connection that the peer closed cleanly after bytes went both ways
+// ended an exchange (a server that answers one request per connection): it
+// is no flap, and Attempt stays 0 however short it lived. One that carried
+// bytes one way only still counts.
+func TestCleanEndAfterExchangeIsNoFlap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &recorder{}
+		tt, d := dialPipe(t, r, tether.WithStabilityPeriod(time.Hour))
+		// noticeEnd reads until the close of the current connection is seen
+		// and the Tether has reconnected, then times out on the new one.
+		noticeEnd := func() {
+			require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Second)))
+			_, err := tt.Read(make([]byte, 1))
+			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+			require.NoError(t, tt.SetReadDeadline(time.Time{}))
+		}
+		for i := range 3 {
+			s := d.server(t)
+			go func() {
+				buf := make([]byte, 3)
+				io.ReadFull(s, buf)
+				s.Write([]byte("re:" + string(buf)))
+				s.Close()
+			}()
+			_, err := tt.Write([]byte("req"))
+			require.NoError(t, err, "request %d", i)
+			require.Equal(t, "re:req", string(readN(t, tt, 6)))
+			noticeEnd()
+		}
+		for _, ev := range r.all() {
+			if ev.Kind == tether.Disconnected {
+				require.Zero(t, ev.Attempt, "Disconnected after an exchange")
+			}
+		}
+		// The peer speaks and closes, the client never wrote: a flap.
+		s := d.server(t)
+		go func() {
+			s.Write([]byte("bye"))
+			s.Close()
+		}()
+		require.Equal(t, "bye", string(readN(t, tt, 3)))
+		noticeEnd()
+		evs := r.all()
+		last := evs[len(evs)-2]
+		require.Equal(t, tether.Disconnected, last.Kind)
+		require.Equal(t, 1, last.Attempt)
+	})
+}
+
+func readN(t *testing.T, c net.Conn, n int) []byte {
+	t.Helper()
+	buf := make([]byte, n)
+	_, err := io.ReadFull(c, buf)
+	require.NoError(t, err)
+	return buf
+}

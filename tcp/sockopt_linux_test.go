@@ -1,0 +1,53 @@
+package tcp_test
+
+import (
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether/tcp"
+)
+
+func sockopt(t *testing.T, c net.Conn, level, opt int) int {
+	t.Helper()
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	require.NoError(t, err)
+	var v int
+	var serr error
+	require.NoError(t, raw.Control(func(fd uintptr) { v, serr = syscall.GetsockoptInt(int(fd), level, opt) }))
+	require.NoError(t, serr)
+	return v
+}
+
+// Keep-alive is on by default, off on request; UserTimeout sets
+// TCP_USER_TIMEOUT; the per-attempt timeout has a default.
+func TestSocketOptions(t *testing.T) {
+	s := startEcho(t, "127.0.0.1:0")
+	addr := s.l.Addr().String()
+	const tcpUserTimeout = 0x12
+
+	c, err := (&tcp.Dialer{}).Dial(t.Context(), addr)
+	require.NoError(t, err)
+	require.Equal(t, 1, sockopt(t, c, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE))
+	require.Equal(t, 0, sockopt(t, c, syscall.IPPROTO_TCP, tcpUserTimeout))
+	c.Close()
+
+	c, err = (&tcp.Dialer{
+		NoKeepAlive: true,
+		UserTimeout: 2 * time.Second,
+	}).Dial(t.Context(), addr)
+	require.NoError(t, err)
+	require.Equal(t, 0, sockopt(t, c, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE))
+	require.Equal(t, 2000, sockopt(t, c, syscall.IPPROTO_TCP, tcpUserTimeout))
+	c.Close()
+
+	c, err = (&tcp.Dialer{KeepAlive: net.KeepAliveConfig{Idle: 7 * time.Second, Interval: 3 * time.Second, Count: 4}}).Dial(t.Context(), addr)
+	require.NoError(t, err)
+	require.Equal(t, 7, sockopt(t, c, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE))
+	require.Equal(t, 3, sockopt(t, c, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL))
+	require.Equal(t, 4, sockopt(t, c, syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT))
+	c.Close()
+}
