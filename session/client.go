@@ -55,7 +55,7 @@ func Dial(ctx context.Context, d tether.Dialer, addr string, h tether.Disconnect
 		tether.WithOnConnectTimeout(cfg.handshakeTimeout),
 		tether.WithWritePolicy(tether.WriteDrop),
 	)
-	t, err := tether.Dial(ctx, d, addr, &handler{c: c, next: h}, topts...)
+	t, err := tether.Dial(ctx, d, addr, &handler{next: h}, topts...)
 	if err != nil {
 		return nil, err
 	}
@@ -106,18 +106,13 @@ func checkTetherOptions(opts []tether.Option) error {
 }
 
 // handler wraps the user's handler: it ends the session on errors no
-// retry mends, turns Ignore into Reconnect (a session cannot go on with a
-// failed transport), and follows the state.
+// retry mends, and turns Ignore into Reconnect (a session cannot go on with
+// a failed transport).
 type handler struct {
-	c    *Conn
 	next tether.DisconnectHandler
 }
 
 func (h *handler) HandleDisconnect(ctx context.Context, ev *tether.Event) tether.Action {
-	c := h.c
-	if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
-		c.setState(tether.Connecting)
-	}
 	if ev.Kind == tether.Unreachable && fatal(ev.Err) {
 		err := ev.Err
 		h.next.HandleDisconnect(ctx, ev) // for its logs and counts: the decision is made
@@ -125,17 +120,8 @@ func (h *handler) HandleDisconnect(ctx context.Context, ev *tether.Event) tether
 		return tether.GiveUp
 	}
 	a := h.next.HandleDisconnect(ctx, ev)
-	switch {
-	case a == tether.Ignore:
+	if a == tether.Ignore {
 		a = tether.Reconnect
-	case a == tether.GiveUp:
-		return a
-	}
-	switch {
-	case ev.Kind == tether.Connected || ev.Kind == tether.Reconnected:
-		c.setState(tether.Ready)
-	case ev.Delay > 0:
-		c.setState(tether.TransientFailure)
 	}
 	return a
 }

@@ -418,9 +418,13 @@ func (c *Conn) isClosed() bool {
 
 // State returns where the session stands: Ready while a transport is up,
 // Connecting or TransientFailure while the client reconnects (on the
-// server: while it waits for the client to resume), Shutdown once the
-// session ended. It is final.
+// server: Connecting while it waits for the client to resume), Shutdown
+// once the session ended. Shutdown is final. The client's state is its
+// Tether's (tether.Tether.State).
 func (c *Conn) State() tether.State {
+	if c.client {
+		return c.t.State()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.state
@@ -429,6 +433,9 @@ func (c *Conn) State() tether.State {
 // WaitForStateChange returns true at once if the state is not from;
 // otherwise it waits until the state changes (true) or ctx ends (false).
 func (c *Conn) WaitForStateChange(ctx context.Context, from tether.State) bool {
+	if c.client {
+		return c.t.WaitForStateChange(ctx, from)
+	}
 	c.mu.Lock()
 	if c.state != from {
 		c.mu.Unlock()
@@ -442,12 +449,6 @@ func (c *Conn) WaitForStateChange(ctx context.Context, from tether.State) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-func (c *Conn) setState(s tether.State) {
-	c.mu.Lock()
-	c.setStateLocked(s)
-	c.mu.Unlock()
 }
 
 func (c *Conn) setStateLocked(s tether.State) {
