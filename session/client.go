@@ -71,36 +71,46 @@ func Dial(ctx context.Context, d tether.Dialer, addr string, h tether.Disconnect
 
 var errProbe = errors.New("probe")
 
-// checkTetherOptions fails when opts set an OnConnect hook, which the
-// session owns. It cannot see inside a tether.Option, so it dials once,
-// over a connection that fails every operation, with a hook of its own
-// first: if the hook does not run, opts replaced it.
+// checkTetherOptions fails when opts set an OnConnect hook or the
+// reconnect boundary, which the session owns (the write policy it sets
+// over whatever opts say). It cannot see inside a tether.Option, so it
+// probes: a dial over a connection that fails every operation, with a hook
+// of its own first (if the hook does not run, opts replaced it), and the
+// options with a write buffer, which tether.Dial refuses beside the
+// boundary.
 func checkTetherOptions(opts []tether.Option) error {
 	if len(opts) == 0 {
 		return nil
 	}
-	ran, dialed := false, false
-	all := []tether.Option{tether.WithOnConnect(func(context.Context, net.Conn) error {
-		ran = true
-		return errProbe
-	})}
-	all = append(all, opts...)
-	all = append(all, tether.WithNoInitialRetry())
-	d := tether.DialerFunc(func(context.Context, string) (net.Conn, error) {
-		dialed = true
-		a, b := net.Pipe()
-		b.Close()
-		return a, nil
-	})
-	t, err := tether.Dial(context.Background(), d, "probe", nil, all...)
-	if t != nil {
-		t.Close()
+	probe := func(first, last []tether.Option) (ran, dialed bool, err error) {
+		all := append([]tether.Option{tether.WithOnConnect(func(context.Context, net.Conn) error {
+			ran = true
+			return errProbe
+		})}, first...)
+		all = append(all, opts...)
+		all = append(all, last...)
+		all = append(all, tether.WithNoInitialRetry())
+		d := tether.DialerFunc(func(context.Context, string) (net.Conn, error) {
+			dialed = true
+			a, b := net.Pipe()
+			b.Close()
+			return a, nil
+		})
+		t, err := tether.Dial(context.Background(), d, "probe", nil, all...)
+		if t != nil {
+			t.Close()
+		}
+		return ran, dialed, err
 	}
+	ran, dialed, err := probe(nil, nil)
 	switch {
 	case !dialed:
 		return fmt.Errorf("tether/session: WithTether: %w", err)
 	case !ran:
 		return errors.New("tether/session: WithTether: the session owns the Tether's OnConnect hook (its handshake)")
+	}
+	if _, dialed, _ := probe(nil, []tether.Option{tether.WithWriteBuffer(1)}); !dialed {
+		return errors.New("tether/session: WithTether: the session owns the reconnect boundary (it replays across reconnects)")
 	}
 	return nil
 }

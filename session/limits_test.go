@@ -258,6 +258,8 @@ func TestBadOptions(t *testing.T) {
 	d := &tethertcp.Dialer{}
 	_, err := session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithTether(tether.WithOnConnect(func(context.Context, net.Conn) error { return nil })))
 	require.ErrorContains(t, err, "OnConnect")
+	_, err = session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithTether(tether.WithReconnectBoundary()))
+	require.ErrorContains(t, err, "reconnect boundary")
 	_, err = session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithMaxSessions(3))
 	require.ErrorContains(t, err, "listener option")
 	_, err = session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithBufferSize(10))
