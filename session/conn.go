@@ -73,9 +73,15 @@ type Conn struct {
 	sWritten  uint64
 	sSent     uint64 // the next byte to send in this epoch
 	peerLimit uint64 // the peer lets this end send up to here
-	finWant   bool   // CloseWrite or Close: a final frame after the last byte
-	finSent   bool   // in this epoch
-	finAcked  bool
+	// copying: the sender copies bytes from copyLow on out of the lock
+	// (spans); acks that would free them are deferred to ackDeferred.
+	copying     bool
+	copyLow     uint64
+	ackDeferred uint64
+	spans       []span
+	finWant     bool // CloseWrite or Close: a final frame after the last byte
+	finSent     bool // in this epoch
+	finAcked    bool
 	// The stream this end receives: the buffer holds what the reader has
 	// not read, [rRecv-rcv.n, rRecv).
 	rcv        ring
