@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"runtime"
@@ -10,8 +11,10 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/session"
 	tethertcp "github.com/io-tether/tether/tcp"
+	tethertls "github.com/io-tether/tether/tls"
 )
 
 // benchPairT is a session over TCP for a test.
@@ -41,24 +44,40 @@ func benchPair(b *testing.B, via string, h tether.DisconnectHandler, opts ...ses
 	if err != nil {
 		b.Fatal(err)
 	}
-	if via == "raw" {
+	if via == "raw" || via == "tls-raw" {
+		if via == "tls-raw" {
+			ln = tls.NewListener(ln, testcert.Get().ServerConfig())
+		}
 		defer ln.Close()
 		acc := make(chan net.Conn, 1)
 		go func() {
 			s, _ := ln.Accept()
+			if tc, ok := s.(*tls.Conn); ok {
+				tc.Handshake() // tls.Dial below waits for it
+			}
 			acc <- s
 		}()
-		c, err := net.Dial("tcp", ln.Addr().String())
+		var c net.Conn
+		if via == "tls-raw" {
+			c, err = tls.Dial("tcp", ln.Addr().String(), testcert.Get().ClientConfig())
+		} else {
+			c, err = net.Dial("tcp", ln.Addr().String())
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
 		s := <-acc
 		return c, s, func() { c.Close(); s.Close() }
 	}
+	var d tether.Dialer = &tethertcp.Dialer{}
+	if via == "tls-session" {
+		ln = tls.NewListener(ln, testcert.Get().ServerConfig())
+		d = &tethertls.Dialer{Config: testcert.Get().ClientConfig()}
+	}
 	sl := session.NewListener(ln, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	sc, err := session.Dial(ctx, &tethertcp.Dialer{}, sl.Addr().String(), h, opts...)
+	sc, err := session.Dial(ctx, d, sl.Addr().String(), h, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,12 +101,12 @@ func drain(s net.Conn, n *atomic.Int64) {
 }
 
 // BenchmarkThroughput writes through a raw TCP connection and through a
-// session over TCP, side by side, at two write sizes; each run ends when
-// the reader has received every byte. The session's figure over the raw
-// one is its throughput ratio.
+// session over TCP, side by side, at two write sizes, and the same over
+// TLS; each run ends when the reader has received every byte. The
+// session's figure over the raw one is its throughput ratio.
 func BenchmarkThroughput(b *testing.B) {
 	for _, size := range []int{32 << 10, 1 << 10} {
-		for _, via := range []string{"raw", "session"} {
+		for _, via := range []string{"raw", "session", "tls-raw", "tls-session"} {
 			b.Run("size="+sizeName(size)+"/via="+via, func(b *testing.B) {
 				c, s, stop := benchPair(b, via, nil)
 				defer stop()

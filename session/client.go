@@ -24,7 +24,10 @@ import (
 // A lost session (the server forgot it, or ended it) and a server that
 // does not speak tether-session end the session whatever h says: no retry
 // can mend them. Dial returns an error matching ErrNotSession for the
-// latter.
+// latter, at once when the server sends anything (a greeting, an echo, an
+// error page); a plain server that waits in silence for its client to
+// speak is only a failed handshake after WithHandshakeTimeout, which the
+// handler sees as a transient error.
 //
 // Options: WithTether passes options to the Tether; WithBufferSize,
 // WithLinger, WithKeepAlive and WithHandshakeTimeout apply to the client;
@@ -52,7 +55,7 @@ func Dial(ctx context.Context, d tether.Dialer, addr string, h tether.Disconnect
 		tether.WithOnConnectTimeout(cfg.handshakeTimeout),
 		tether.WithWritePolicy(tether.WriteDrop),
 	)
-	t, err := tether.Dial(ctx, d, addr, &handler{c: c, next: h}, topts...)
+	t, err := tether.Dial(ctx, d, addr, &handler{next: h}, topts...)
 	if err != nil {
 		return nil, err
 	}
@@ -68,53 +71,58 @@ func Dial(ctx context.Context, d tether.Dialer, addr string, h tether.Disconnect
 
 var errProbe = errors.New("probe")
 
-// checkTetherOptions fails when opts set an OnConnect hook, which the
-// session owns. It cannot see inside a tether.Option, so it dials once,
-// over a connection that fails every operation, with a hook of its own
-// first: if the hook does not run, opts replaced it.
+// checkTetherOptions fails when opts set an OnConnect hook or the
+// reconnect boundary, which the session owns (the write policy it sets
+// over whatever opts say). It cannot see inside a tether.Option, so it
+// probes: a dial over a connection that fails every operation, with a hook
+// of its own first (if the hook does not run, opts replaced it), and the
+// options with a write buffer, which tether.Dial refuses beside the
+// boundary.
 func checkTetherOptions(opts []tether.Option) error {
 	if len(opts) == 0 {
 		return nil
 	}
-	ran, dialed := false, false
-	all := []tether.Option{tether.WithOnConnect(func(context.Context, net.Conn) error {
-		ran = true
-		return errProbe
-	})}
-	all = append(all, opts...)
-	all = append(all, tether.WithNoInitialRetry())
-	d := tether.DialerFunc(func(context.Context, string) (net.Conn, error) {
-		dialed = true
-		a, b := net.Pipe()
-		b.Close()
-		return a, nil
-	})
-	t, err := tether.Dial(context.Background(), d, "probe", nil, all...)
-	if t != nil {
-		t.Close()
+	probe := func(first, last []tether.Option) (ran, dialed bool, err error) {
+		all := append([]tether.Option{tether.WithOnConnect(func(context.Context, net.Conn) error {
+			ran = true
+			return errProbe
+		})}, first...)
+		all = append(all, opts...)
+		all = append(all, last...)
+		all = append(all, tether.WithNoInitialRetry())
+		d := tether.DialerFunc(func(context.Context, string) (net.Conn, error) {
+			dialed = true
+			a, b := net.Pipe()
+			b.Close()
+			return a, nil
+		})
+		t, err := tether.Dial(context.Background(), d, "probe", nil, all...)
+		if t != nil {
+			t.Close()
+		}
+		return ran, dialed, err
 	}
+	ran, dialed, err := probe(nil, nil)
 	switch {
 	case !dialed:
 		return fmt.Errorf("tether/session: WithTether: %w", err)
 	case !ran:
 		return errors.New("tether/session: WithTether: the session owns the Tether's OnConnect hook (its handshake)")
 	}
+	if _, dialed, _ := probe(nil, []tether.Option{tether.WithWriteBuffer(1)}); !dialed {
+		return errors.New("tether/session: WithTether: the session owns the reconnect boundary (it replays across reconnects)")
+	}
 	return nil
 }
 
 // handler wraps the user's handler: it ends the session on errors no
-// retry mends, turns Ignore into Reconnect (a session cannot go on with a
-// failed transport), and follows the state.
+// retry mends, and turns Ignore into Reconnect (a session cannot go on with
+// a failed transport).
 type handler struct {
-	c    *Conn
 	next tether.DisconnectHandler
 }
 
 func (h *handler) HandleDisconnect(ctx context.Context, ev *tether.Event) tether.Action {
-	c := h.c
-	if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
-		c.setState(tether.Connecting)
-	}
 	if ev.Kind == tether.Unreachable && fatal(ev.Err) {
 		err := ev.Err
 		h.next.HandleDisconnect(ctx, ev) // for its logs and counts: the decision is made
@@ -122,17 +130,8 @@ func (h *handler) HandleDisconnect(ctx context.Context, ev *tether.Event) tether
 		return tether.GiveUp
 	}
 	a := h.next.HandleDisconnect(ctx, ev)
-	switch {
-	case a == tether.Ignore:
+	if a == tether.Ignore {
 		a = tether.Reconnect
-	case a == tether.GiveUp:
-		return a
-	}
-	switch {
-	case ev.Kind == tether.Connected || ev.Kind == tether.Reconnected:
-		c.setState(tether.Ready)
-	case ev.Delay > 0:
-		c.setState(tether.TransientFailure)
 	}
 	return a
 }
@@ -310,8 +309,9 @@ func (c *Conn) readLoop() {
 	defer c.wg.Done()
 	buf := make([]byte, readBufMin)
 	var (
-		dec decoder
-		gen uint64
+		dec   decoder
+		gen   uint64
+		small int
 	)
 	for {
 		n, g, err := c.t.ReadGeneration(buf)
@@ -336,9 +336,7 @@ func (c *Conn) readLoop() {
 				c.finish(closeErr(reason))
 				return
 			}
-			if n == len(buf) && len(buf) < readBufMax {
-				buf = make([]byte, 2*len(buf))
-			}
+			buf = sizeReadBuf(buf, n, &small)
 		}
 		if err != nil {
 			if terr := c.t.Err(); terr != nil {

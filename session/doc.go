@@ -86,10 +86,9 @@
 //
 // # State
 //
-// Conn.State follows the values of tether.State: Ready while a transport
-// is up, Connecting or TransientFailure while the client reconnects (on
-// the server: while it waits for the client to resume), Shutdown at the
-// end. Until package tether tracks the state of a Tether itself, the
-// client's follows the events of its handler: a delay set by the handler
-// shows as TransientFailure until the next event.
+// Conn.State tells where a session stands, in the values of tether.State:
+// the client's is its Tether's (Ready, Connecting, TransientFailure,
+// Shutdown); the server's is Ready while a transport is attached,
+// Connecting while it waits for the client to resume, and Shutdown at the
+// end.
 package session

@@ -82,6 +82,12 @@ func (c *Conn) onAck(flags byte, recv, limit uint64) error {
 
 // ackToLocked drops what the peer has received, up to recv.
 func (c *Conn) ackToLocked(recv uint64) {
+	if c.copying && recv > c.copyLow {
+		// The sender is copying bytes from there without the lock: free
+		// them once it is done (a Write could reuse the room meanwhile).
+		c.ackDeferred = max(c.ackDeferred, recv)
+		return
+	}
 	c.snd.discard(int(recv - c.sAcked))
 	c.sAcked = recv
 	if c.sSent < recv {
@@ -174,7 +180,12 @@ func (c *Conn) batchLocked(b []byte, now time.Time) []byte {
 		}
 		n := int(min(end-c.sSent, uint64(maxPayload), uint64(room)))
 		b = appendDataHdr(b, c.sSent, n)
-		c.snd.peek(int(c.sSent-c.sAcked), b[len(b):len(b)+n])
+		// The payload is copied after the lock is released (copySpans):
+		// the bytes from sSent on stay put until the copy is done.
+		if !c.copying {
+			c.copying, c.copyLow = true, c.sSent
+		}
+		c.spans = append(c.spans, span{at: len(b), src: c.snd.buf, i: (c.snd.head + int(c.sSent-c.sAcked)) % len(c.snd.buf), n: n})
 		b = b[:len(b)+n]
 		c.sSent += uint64(n)
 	}
@@ -275,7 +286,18 @@ func (c *Conn) sendLoop() {
 		}
 		closing := c.closing
 		c.closing = false
+		spans := c.spans
 		c.mu.Unlock()
+		if len(spans) > 0 {
+			copySpans(b, spans)
+			c.mu.Lock()
+			c.spans = c.spans[:0]
+			c.copying = false
+			if c.ackDeferred > c.sAcked {
+				c.ackToLocked(c.ackDeferred)
+			}
+			c.mu.Unlock()
+		}
 		_, err := w.Write(b)
 		if closing {
 			c.mu.Lock()
@@ -350,5 +372,44 @@ func (c *Conn) dropTransport(epoch uint64) {
 	c.mu.Unlock()
 	if conn := c.t.Conn(); current && conn != nil {
 		closeHard(conn) // the Tether's reader fails, and the Tether reconnects
+	}
+}
+
+// sizeReadBuf returns the buffer for a transport reader's next read, after
+// one that read n bytes into buf: twice as large when the read filled it
+// (up to readBufMax), back to readBufMin after four reads in a row of
+// control frames only (an idle session keeps no large buffer). small
+// counts those reads.
+func sizeReadBuf(buf []byte, n int, small *int) []byte {
+	switch {
+	case n == len(buf) && len(buf) < readBufMax:
+		*small = 0
+		return make([]byte, 2*len(buf))
+	case n > 64 || len(buf) == readBufMin:
+		*small = 0
+	default:
+		if *small++; *small >= 4 {
+			*small = 0
+			return make([]byte, readBufMin)
+		}
+	}
+	return buf
+}
+
+// A span is a payload to copy from the send buffer into a batch: n bytes
+// of the ring's array src from index i (wrapping) to b[at:].
+type span struct {
+	at   int
+	src  []byte
+	i, n int
+}
+
+// copySpans copies the payloads of a batch, without the lock: the sender
+// alone reads those bytes, Writes only add bytes after them, and acks
+// that would free them wait (ackDeferred).
+func copySpans(b []byte, spans []span) {
+	for _, s := range spans {
+		k := copy(b[s.at:s.at+s.n], s.src[s.i:])
+		copy(b[s.at+k:s.at+s.n], s.src)
 	}
 }

@@ -151,6 +151,7 @@ func TestPeerNeverReads(t *testing.T) {
 	// What the peer's buffer took, plus this end's: no more.
 	require.GreaterOrEqual(t, total, buf)
 	require.LessOrEqual(t, total, 2*buf)
+	runtime.GC() // what stays live: the buffers
 	runtime.ReadMemStats(&ms1)
 	require.Less(t, int64(ms1.HeapInuse)-int64(ms0.HeapInuse), int64(8*buf), "heap while blocked")
 
@@ -258,6 +259,8 @@ func TestBadOptions(t *testing.T) {
 	d := &tethertcp.Dialer{}
 	_, err := session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithTether(tether.WithOnConnect(func(context.Context, net.Conn) error { return nil })))
 	require.ErrorContains(t, err, "OnConnect")
+	_, err = session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithTether(tether.WithReconnectBoundary()))
+	require.ErrorContains(t, err, "reconnect boundary")
 	_, err = session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithMaxSessions(3))
 	require.ErrorContains(t, err, "listener option")
 	_, err = session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithBufferSize(10))

@@ -488,8 +488,10 @@ func (c *Conn) detachLocked() {
 	c.epoch++
 	c.setStateLocked(tether.Connecting)
 	if c.expiry == nil && !c.ended {
-		epoch := c.epoch
-		c.expiry = time.AfterFunc(c.cfg.lifetime, func() { c.expire(epoch) })
+		// The clock runs from the first detach: a failed resume keeps it.
+		c.expiryGen++
+		gen := c.expiryGen
+		c.expiry = time.AfterFunc(c.cfg.lifetime, func() { c.expire(gen) })
 	}
 }
 
@@ -506,10 +508,11 @@ func (c *Conn) detach(epoch uint64) {
 	closeHard(tr)
 }
 
-// expire ends a session that stayed detached for its lifetime.
-func (c *Conn) expire(epoch uint64) {
+// expire ends a session that stayed detached for its lifetime; gen names
+// the timer that fired (an attach may have stopped it too late).
+func (c *Conn) expire(gen uint64) {
 	c.mu.Lock()
-	stale := c.tr != nil || c.expiry == nil
+	stale := c.tr != nil || c.expiry == nil || c.expiryGen != gen
 	c.mu.Unlock()
 	if !stale {
 		c.l.logf("tether/session: detached session expired", "id", c.id[:])
@@ -522,7 +525,10 @@ func (c *Conn) serveTransport(raw net.Conn, epoch uint64, done chan struct{}) {
 	defer c.wg.Done()
 	defer close(done)
 	buf := make([]byte, readBufMin)
-	var dec decoder
+	var (
+		dec   decoder
+		small int
+	)
 	for {
 		n, err := raw.Read(buf)
 		if n > 0 {
@@ -543,9 +549,7 @@ func (c *Conn) serveTransport(raw net.Conn, epoch uint64, done chan struct{}) {
 				c.finish(closeErr(reason))
 				return
 			}
-			if n == len(buf) && len(buf) < readBufMax {
-				buf = make([]byte, 2*len(buf))
-			}
+			buf = sizeReadBuf(buf, n, &small)
 		}
 		if err != nil {
 			c.detach(epoch)

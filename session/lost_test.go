@@ -249,3 +249,61 @@ func firstDiff(a, b []byte) int {
 	}
 	return -1
 }
+
+// The states of both ends through a loss and a resume, and at the end.
+func TestStates(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	pp := newProxiedPair(t, nil)
+	defer pp.close()
+	waitState(t, pp.c, tether.Ready)
+	waitState(t, pp.s, tether.Ready)
+	require.NoError(t, pp.p.SetMode(faultproxy.ModeRefuse))
+	pp.p.ResetAll()
+	waitNotReady(t, pp.c)
+	waitState(t, pp.s, tether.Connecting) // waiting for the client to resume
+	require.NoError(t, pp.p.SetMode(faultproxy.ModeForward))
+	waitState(t, pp.c, tether.Ready)
+	waitState(t, pp.s, tether.Ready)
+	write(t, pp.c, "after")
+	got := make([]byte, 5)
+	_, err := io.ReadFull(pp.s, got)
+	require.NoError(t, err)
+	require.NoError(t, pp.c.Close())
+	require.Equal(t, tether.Shutdown, pp.c.State())
+	waitState(t, pp.s, tether.Shutdown) // the client said the session is over
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.True(t, pp.c.WaitForStateChange(ctx, tether.Ready))
+	require.False(t, pp.c.WaitForStateChange(ctx, tether.Shutdown))
+}
+
+// A new session that the application has not accepted yet still resumes,
+// and does not hold a handshake slot.
+func TestResumeBeforeAccept(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	sl := session.NewListener(ln, session.WithMaxHandshakes(1))
+	defer sl.Close()
+	p, err := faultproxy.New(ln.Addr().String(), 1)
+	require.NoError(t, err)
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := session.Dial(ctx, &tethertcp.Dialer{}, p.Addr(), quick(), session.WithLinger(0))
+	require.NoError(t, err)
+	defer c.Close()
+	write(t, c, "one ")
+	p.ResetAll()
+	waitNotReady(t, c)
+	waitState(t, c, tether.Ready) // resumed, though nobody accepted the session
+	write(t, c, "two")
+	s, err := sl.Accept()
+	require.NoError(t, err)
+	defer s.Close()
+	got := make([]byte, 7)
+	s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.ReadFull(s, got)
+	require.NoError(t, err)
+	require.Equal(t, "one two", string(got))
+}

@@ -89,10 +89,12 @@ func (c *config) fail(msg string) {
 }
 
 // WithTether passes options to the client's Tether (client only). The
-// session owns the Tether's OnConnect hook (it runs the handshake), its
-// OnConnect timeout (WithHandshakeTimeout) and its write policy: Dial fails
-// with a clear error when opts set an OnConnect hook, and sets the others
-// over whatever opts say.
+// session owns the Tether's OnConnect hook (it runs the handshake), the
+// reconnect boundary, its OnConnect timeout (WithHandshakeTimeout) and its
+// write policy (tether.WriteDrop: the session replays, a failed Write goes
+// to no other connection): Dial fails with a clear error when opts set an
+// OnConnect hook or the boundary, and sets the others over whatever opts
+// say.
 func WithTether(opts ...tether.Option) Option {
 	return optionFunc(func(c *config) {
 		c.clientOnly = true
