@@ -54,7 +54,7 @@ func TestControlRightAfterTheChange(t *testing.T) {
 		for range runs {
 			synctest.Test(t, func(t *testing.T) {
 				tt, d := dialPipe(t, &recorder{}) // no delay: the default policy's jitter would wait
-				tt.Reconnect() // Connecting at once; Ready again once the reconnect is over
+				tt.Reconnect()                    // Connecting at once; Ready again once the reconnect is over
 				for s := tt.State(); s != tether.Ready; s = tt.State() {
 					tt.WaitForStateChange(t.Context(), s)
 				}

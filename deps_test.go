@@ -8,8 +8,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The core imports only the standard library (and its own internal
-// packages); only package quic imports quic-go.
+// The core, the dialers but quic, the middleware and sessions import only
+// the standard library (and packages of this module); only package quic
+// imports quic-go.
 func TestDependencies(t *testing.T) {
 	deps := func(pkg string) []string {
 		out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", pkg).CombinedOutput()
@@ -17,7 +18,7 @@ func TestDependencies(t *testing.T) {
 		return strings.Fields(string(out))
 	}
 	const module = "github.com/io-tether/tether"
-	for _, pkg := range []string{module, module + "/tcp", module + "/tls", module + "/dialers", module + "/middleware"} {
+	for _, pkg := range []string{module, module + "/tcp", module + "/tls", module + "/dialers", module + "/middleware", module + "/session"} {
 		for _, d := range deps(pkg) {
 			require.True(t, d == module || strings.HasPrefix(d, module+"/"),
 				"%s depends on %s, outside the standard library", pkg, d)
