@@ -140,6 +140,7 @@ func TestWriteBufferFlushCut(t *testing.T) {
 		s2.Close() // cuts "first " after 3 bytes
 		s3 := d.server(t)
 		require.Equal(t, "second ", readString(t, s3, 7))
+		synctest.Wait() // the flush accounts for its Write once the peer has read it
 		require.Equal(t, int64(3), tt.Dropped(), `"st " dropped`)
 		require.Zero(t, tt.Buffered())
 		require.Equal(t, tether.Unreachable, r.all()[3].Kind, "the buffer's failure counts as a failed dial")
