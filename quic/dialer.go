@@ -125,6 +125,11 @@ type Dialer struct {
 	//
 	// When the server rejects 0-RTT, the bytes written in it are sent again
 	// on a fresh stream once the handshake completes, unseen by the Tether.
+	//
+	// quic-go v0.65 has an open data race of its own here (quic-go issue
+	// 4303): a stream opened during the 0-RTT handshake reads the server's
+	// transport parameters while the handshake writes them. The race
+	// detector may report it in programs that set Enable0RTT.
 	Enable0RTT bool
 
 	// StreamErrorCode is the application error code of the RESET_STREAM

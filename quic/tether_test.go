@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/racebuild"
 	"github.com/io-tether/tether/internal/testcert"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/quic-go/quic-go"
@@ -79,6 +80,9 @@ func TestServerClosedConnection(t *testing.T) {
 		{"0-rtt", true, tetherquic.ZeroRTT},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.early && racebuild.Enabled {
+				t.Skip("quic-go races with itself when a stream opens during a 0-RTT handshake (quic-go issue 4303): .ci/run runs this without -race")
+			}
 			srv := newServer(t, serverOpts{allow0RTT: true})
 			// The server's close is all the test needs: no timer of the
 			// client's may end a connection or a handshake first, however

@@ -7,10 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/io-tether/tether/internal/racebuild"
 	"github.com/stretchr/testify/require"
 )
 
 func TestRun(t *testing.T) {
+	if racebuild.Enabled {
+		t.Skip("quic-go races with itself when a stream opens during a 0-RTT handshake (quic-go issue 4303): .ci/run runs this without -race")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out strings.Builder
