@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	tetherquic "github.com/io-tether/tether/quic"
 )
 
 // listen serves cfg.addr: one peer at a time, the newest connection
@@ -358,16 +360,12 @@ func selfSigned(host string) (cert tls.Certificate, certPEM, keyPEM []byte, err 
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, certPEM, keyPEM, nil
 }
 
-// A quicListener accepts the streams of the QUIC connections it accepts,
-// each as a net.Conn.
+// A quicListener is the quic package's Listener of streams, keeping the
+// QUIC connections of the streams it accepted: drain waits for their peers
+// to close them, and Kill closes them, telling the peers (a server crash in
+// the tests).
 type quicListener struct {
-	udp     *net.UDPConn
-	tr      *quic.Transport
-	ln      *quic.Listener
-	streams chan net.Conn
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	*tetherquic.Listener
 
 	mu    sync.Mutex
 	conns map[*quic.Conn]struct{}
@@ -375,76 +373,33 @@ type quicListener struct {
 
 // listenQUIC listens on addr over QUIC.
 func listenQUIC(addr string, tc *tls.Config) (*quicListener, error) {
-	ua, err := net.ResolveUDPAddr("udp", addr)
+	ln, err := tetherquic.Listen(addr, tc, nil)
 	if err != nil {
 		return nil, err
 	}
-	udp, err := net.ListenUDP("udp", ua)
-	if err != nil {
-		return nil, err
-	}
-	tr := &quic.Transport{Conn: udp}
-	ln, err := tr.Listen(tc, nil)
-	if err != nil {
-		udp.Close()
-		return nil, err
-	}
-	l := &quicListener{udp: udp, tr: tr, ln: ln, streams: make(chan net.Conn),
-		conns: make(map[*quic.Conn]struct{})}
-	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.wg.Go(l.acceptConns)
-	return l, nil
+	return &quicListener{Listener: ln, conns: make(map[*quic.Conn]struct{})}, nil
 }
 
-// acceptConns accepts QUIC connections until the listener is closed.
-func (l *quicListener) acceptConns() {
-	for {
-		c, err := l.ln.Accept(l.ctx)
-		if err != nil {
-			return
-		}
-		l.mu.Lock()
-		l.conns[c] = struct{}{}
-		l.mu.Unlock()
-		l.wg.Go(func() { l.acceptStreams(c) })
-	}
-}
-
-// acceptStreams hands the streams of c to Accept until c or the listener
-// is closed.
-func (l *quicListener) acceptStreams(c *quic.Conn) {
-	defer func() {
-		l.mu.Lock()
-		delete(l.conns, c)
-		l.mu.Unlock()
-	}()
-	for {
-		st, err := c.AcceptStream(l.ctx)
-		if err != nil {
-			return
-		}
-		select {
-		case l.streams <- &streamConn{Stream: st, conn: c}:
-		case <-l.ctx.Done():
-			st.CancelRead(0)
-			st.CancelWrite(0)
-			return
-		}
-	}
-}
-
-// Accept returns the next stream.
+// Accept returns the next stream, and notes its connection.
 func (l *quicListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.streams:
-		return c, nil
-	case <-l.ctx.Done():
-		return nil, net.ErrClosed
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
+	qc := c.(*tetherquic.StreamConn).QUICConn()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for old := range l.conns {
+		if old.Context().Err() != nil {
+			delete(l.conns, old) // gone: forget it
+		}
+	}
+	l.conns[qc] = struct{}{}
+	return c, nil
 }
 
 // Addr returns the UDP address listened on.
-func (l *quicListener) Addr() string { return l.udp.LocalAddr().String() }
+func (l *quicListener) Addr() string { return l.Listener.Addr().String() }
 
 // Kill closes every QUIC connection, telling the peers.
 func (l *quicListener) Kill() {
@@ -473,36 +428,4 @@ func (l *quicListener) drain(grace time.Duration) {
 			return
 		}
 	}
-}
-
-// Close closes the connections, telling the peers, and stops listening.
-func (l *quicListener) Close() error {
-	l.Kill()
-	l.cancel()
-	l.ln.Close()
-	l.tr.Close()
-	err := l.udp.Close()
-	l.wg.Wait()
-	return err
-}
-
-// A streamConn is a QUIC stream as a net.Conn.
-type streamConn struct {
-	*quic.Stream
-	conn *quic.Conn
-}
-
-// LocalAddr returns the QUIC connection's local address.
-func (s *streamConn) LocalAddr() net.Addr { return s.conn.LocalAddr() }
-
-// RemoteAddr returns the QUIC connection's remote address.
-func (s *streamConn) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
-
-// CloseWrite sends a FIN.
-func (s *streamConn) CloseWrite() error { return s.Stream.Close() }
-
-// Close stops reading and sends a FIN after what was written.
-func (s *streamConn) Close() error {
-	s.Stream.CancelRead(0)
-	return s.Stream.Close()
 }
