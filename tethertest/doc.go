@@ -1,6 +1,6 @@
 // Package tethertest helps test code that uses package tether: an in-memory
-// dialer whose connections break on command, and a conformance check for
-// middleware.
+// dialer whose connections break on command, an event recorder, and a
+// conformance check for middleware.
 //
 // # An in-memory dialer
 //
@@ -30,6 +30,17 @@
 //		s.Reset() // the next Read or Write on tt reconnects
 //		...
 //	})
+//
+// # Recording events
+//
+// A [Recorder] is a DisconnectHandler that lets its Next handler decide and
+// keeps each event with the decision. A test waits for an event with
+// [Recorder.WaitFor] and inspects it:
+//
+//	rec := &tethertest.Recorder{Next: middleware.Chain(h, middleware.Backoff{})}
+//	tt, _ := tether.Dial(ctx, &d, "server", rec)
+//	...
+//	ev := rec.WaitFor(t, tether.Reconnected, 1)
 //
 // # Checking a middleware
 //
