@@ -37,7 +37,7 @@
 // keeps each event with the decision. A test waits for an event with
 // [Recorder.WaitFor] and inspects it:
 //
-//	rec := &tethertest.Recorder{Next: middleware.Chain(h, middleware.Backoff{})}
+//	rec := &tethertest.Recorder{Next: tether.DefaultHandler()}
 //	tt, _ := tether.Dial(ctx, &d, "server", rec)
 //	...
 //	ev := rec.WaitFor(t, tether.Reconnected, 1)
