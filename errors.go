@@ -6,8 +6,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
-	"reflect"
 	"strconv"
+
+	"github.com/io-tether/tether/internal/tlsalert"
 )
 
 var (
@@ -142,24 +143,11 @@ func IsPermanent(err error) bool {
 	case errors.As(err, &alrt):
 		return permanentAlert(alrt)
 	}
-	return permanentAlert(remoteAlert(err))
-}
-
-// remoteAlert returns the TLS alert that a peer sent, as crypto/tls reports
-// it: a *net.OpError "remote error" whose Err is of an unexported uint8 type
-// of crypto/tls. It returns 0 (close_notify, never permanent) for any other
-// error. A TLS 1.3 server that rejects the client's certificate says so in
-// this form at the client's first Read, after the handshake.
-func remoteAlert(err error) tls.AlertError {
-	var oe *net.OpError
-	if !errors.As(err, &oe) || oe.Op != "remote error" || oe.Err == nil {
-		return 0
-	}
-	v := reflect.ValueOf(oe.Err)
-	if v.Kind() != reflect.Uint8 || v.Type().PkgPath() != "crypto/tls" {
-		return 0
-	}
-	return tls.AlertError(v.Uint())
+	// A TLS 1.3 server that rejects the client's certificate says so in
+	// crypto/tls's own form at the client's first Read, after the
+	// handshake.
+	alert, _ := tlsalert.Remote(err)
+	return permanentAlert(alert)
 }
 
 // permanentAlert reports whether a TLS alert says that the two sides'
