@@ -8,11 +8,8 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/netdial"
+	"github.com/io-tether/tether/internal/attempt"
 )
-
-// DefaultTimeout bounds each dial of a Unix Dialer whose Timeout is 0.
-const DefaultTimeout = 10 * time.Second
 
 // A Unix dials Unix domain stream sockets for a Tether; the address is the
 // socket's path (on Linux, a name that starts with "@" is in the abstract
@@ -20,13 +17,15 @@ const DefaultTimeout = 10 * time.Second
 // use by many Tethers, as long as its fields are not changed after its
 // first Dial.
 //
-// Its errors are net.Dialer's (a *net.OpError). A socket file with no
-// server behind it (connection refused) and a missing file (no such file or
-// directory) are both transient for tether.IsPermanent: a server that
-// restarts removes its socket and makes it again.
+// Its errors are net.Dialer's, "dial unix PATH: ..." (see the package
+// documentation). A socket file with no server behind it (connection
+// refused) and a missing file (no such file or directory) are both
+// transient for tether.IsPermanent: a server that restarts removes its
+// socket and makes it again.
 type Unix struct {
-	// Timeout bounds each dial. 0 means DefaultTimeout; a negative Timeout
-	// is an error.
+	// Timeout bounds each dial. 0 means NetDialer's Timeout, or
+	// tcp.DefaultTimeout (the default of every dialer of this module) when
+	// that is 0 too; a negative Timeout is an error.
 	Timeout time.Duration
 
 	// NetDialer, if non-nil, is the base for each dial (its LocalAddr,
@@ -35,20 +34,24 @@ type Unix struct {
 	NetDialer *net.Dialer
 }
 
-var errNegativeTimeout = errors.New("tether/dialers: negative Timeout")
+var (
+	errNegativeTimeout = errors.New("tether/dialers: negative Timeout")
+	errNilFunc         = errors.New("tether/dialers: FromFunc with a nil dial function")
+	errNoNetwork       = errors.New("tether/dialers: FromFunc with an empty network")
+	errNilDialer       = errors.New("tether/dialers: Timeout of a nil Dialer")
+)
 
 // Dial connects to the Unix socket at path.
 func (d *Unix) Dial(ctx context.Context, path string) (net.Conn, error) {
 	if d == nil {
 		d = new(Unix) // a nil *Unix acts as the zero value
 	}
-	nd, err := netdial.Dialer(d.NetDialer, d.Timeout, DefaultTimeout, errNegativeTimeout)
-	if err != nil {
-		return nil, err
+	if d.Timeout < 0 {
+		return nil, attempt.Error("unix", path, tether.Permanent(errNegativeTimeout))
 	}
-	c, err := nd.DialContext(ctx, "unix", path)
+	c, err := attempt.NetDialer(d.NetDialer, d.Timeout).DialContext(ctx, "unix", path)
 	if err != nil {
-		return nil, err // never a typed nil in the interface
+		return nil, attempt.Error("unix", path, err) // never a typed nil in the interface
 	}
 	return c, nil
 }
@@ -56,19 +59,21 @@ func (d *Unix) Dial(ctx context.Context, path string) (net.Conn, error) {
 // FromFunc returns a tether.Dialer whose Dial calls dial(ctx, network, addr):
 // the adapter from the ecosystem's dial functions, such as
 // (&net.Dialer{}).DialContext, http.Transport.DialContext, or the
-// DialContext of a proxy dialer. A nil dial or an empty network makes every
-// Dial fail with a permanent error.
+// DialContext of a proxy dialer. Its errors are "dial NETWORK ADDR: ...":
+// dial's own when it returns a *net.OpError of that form (as net.Dialer
+// does), else a *net.OpError that wraps dial's error. A nil dial or an
+// empty network makes every Dial fail with a permanent error.
 func FromFunc(network string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) tether.DialerFunc {
 	return func(ctx context.Context, addr string) (net.Conn, error) {
 		switch {
 		case dial == nil:
-			return nil, tether.Permanent(errors.New("tether/dialers: FromFunc with a nil dial function"))
+			return nil, attempt.Error(network, addr, tether.Permanent(errNilFunc))
 		case network == "":
-			return nil, tether.Permanent(errors.New("tether/dialers: FromFunc with an empty network"))
+			return nil, attempt.Error(network, addr, tether.Permanent(errNoNetwork))
 		}
 		c, err := dial(ctx, network, addr)
 		if err != nil {
-			return nil, err
+			return nil, attempt.Error(network, addr, err)
 		}
 		return c, nil
 	}
@@ -77,8 +82,10 @@ func FromFunc(network string, dial func(ctx context.Context, network, addr strin
 // Timeout returns a tether.Dialer that gives each Dial of d at most timeout:
 // d's ctx ends then, and Timeout's Dial returns then even if d ignores its
 // ctx (a connection that d makes too late is closed). A dial that runs out
-// of time fails with an error that wraps context.DeadlineExceeded, a
-// net.Error whose Timeout is true, transient for tether.IsPermanent.
+// of time fails with "dial ADDR: tether/dialers: no connection within
+// TIMEOUT", a *net.OpError (without the transport, which Timeout does not
+// know) whose Timeout is true and which wraps context.DeadlineExceeded:
+// transient for tether.IsPermanent. d's own errors are passed through.
 //
 // Each attempt needs its own deadline where a dial to a dead peer does not
 // fail fast: QUIC has no "connection refused", and a SYN that a firewall
@@ -90,12 +97,11 @@ func Timeout(d tether.Dialer, timeout time.Duration) tether.DialerFunc {
 	return func(ctx context.Context, addr string) (net.Conn, error) {
 		switch {
 		case d == nil:
-			return nil, tether.Permanent(errors.New("tether/dialers: Timeout of a nil Dialer"))
+			return nil, attempt.Error("", addr, tether.Permanent(errNilDialer))
 		case timeout <= 0:
-			return nil, tether.Permanent(fmt.Errorf("tether/dialers: Timeout of %v, want a positive duration", timeout))
+			return nil, attempt.Error("", addr, tether.Permanent(fmt.Errorf("tether/dialers: Timeout of %v, want a positive duration", timeout)))
 		}
-		cause := fmt.Errorf("tether/dialers: dial %s: no connection within %v: %w", addr, timeout, context.DeadlineExceeded)
-		ctx, cancel := context.WithTimeoutCause(ctx, timeout, cause)
+		ctx, cancel := attempt.WithTimeout(ctx, "tether/dialers", timeout)
 		defer cancel()
 
 		type result struct {
@@ -119,7 +125,7 @@ func Timeout(d tether.Dialer, timeout time.Duration) tether.DialerFunc {
 					r.c.Close()
 				}
 			}()
-			return nil, context.Cause(ctx)
+			return nil, attempt.Error("", addr, context.Cause(ctx))
 		}
 	}
 }

@@ -99,6 +99,6 @@ func ExampleTimeout() {
 	fmt.Println(err)
 	fmt.Println("transient:", !tether.IsPermanent(err), "- deadline exceeded:", errors.Is(err, context.DeadlineExceeded))
 	// Output:
-	// tether/dialers: dial 192.0.2.1:443: no connection within 100ms: context deadline exceeded
+	// dial 192.0.2.1:443: tether/dialers: no connection within 100ms
 	// transient: true - deadline exceeded: true
 }

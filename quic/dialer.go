@@ -4,21 +4,21 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/attempt"
 	"github.com/io-tether/tether/internal/sessioncache"
 	"github.com/quic-go/quic-go"
 )
 
-// Defaults of a Dialer, for the fields of its Config that are zero (and its
-// Timeout). They suit a client that wants to learn of a lost server within
-// seconds; quic-go's own defaults (30 s idle, no keep-alive, 5 s handshake
-// idle timeout) would leave a Tether blind for half a minute.
+// Defaults of a Dialer, for the fields of its Config that are zero. They
+// suit a client that wants to learn of a lost server within seconds;
+// quic-go's own defaults (30 s idle, no keep-alive, 5 s handshake idle
+// timeout) would leave a Tether blind for half a minute.
 const (
 	// DefaultMaxIdleTimeout is the idle timeout the Dialer asks for: a
 	// connection that receives nothing for this long is gone, and the
@@ -41,9 +41,6 @@ const (
 	// answer. A dial to an address where no QUIC server listens fails only
 	// then: QUIC has no "connection refused".
 	DefaultHandshakeIdleTimeout = 3 * time.Second
-	// DefaultTimeout bounds each Dial that makes a new connection (the
-	// handshake may take up to twice the handshake idle timeout).
-	DefaultTimeout = 5 * time.Second
 )
 
 var (
@@ -57,20 +54,7 @@ var (
 	errNegativeTimeout = errors.New("tether/quic: negative Timeout")
 	errNilDialer       = errors.New("tether/quic: nil *Dialer")
 	errNilConn         = errors.New("tether/quic: Conn not made by a Dialer")
-	errDialTimeout     = timeoutError("tether/quic: dial attempt timed out")
 )
-
-// timeoutError is the cause of a dial attempt that ran out of time (Dialer.
-// Timeout): a net.Error that reports Timeout and wraps
-// context.DeadlineExceeded. It is transient.
-type timeoutError string
-
-func (e timeoutError) Error() string { return string(e) }
-func (e timeoutError) Timeout() bool { return true }
-func (e timeoutError) Unwrap() error { return context.DeadlineExceeded }
-
-// Temporary is false: the interface still asks for it.
-func (e timeoutError) Temporary() bool { return false }
 
 // A Dialer opens QUIC streams for Tethers, one bidirectional stream per
 // connection of a Tether. It keeps one QUIC connection per address and opens
@@ -111,8 +95,9 @@ type Dialer struct {
 
 	// Timeout bounds each Dial that makes a new connection: a dial to an
 	// address where no server answers fails at the sooner of Timeout and
-	// the handshake idle timeout. 0 means DefaultTimeout; a negative
-	// Timeout is an error. (A Dial on a live connection returns at once:
+	// the handshake idle timeout. 0 means tcp.DefaultTimeout (10 s, the
+	// default of every dialer of this module); a negative Timeout is an
+	// error. (A Dial on a live connection returns at once:
 	// the stream opens at the first Write.)
 	Timeout time.Duration
 
@@ -194,7 +179,8 @@ type entry struct {
 // The stream itself opens at the Conn's first Write (see Conn): Dial never
 // waits for the server to allow one more stream.
 //
-// Errors that a retry cannot mend are marked permanent for
+// Its errors are "dial quic ADDR: ..." (see the package documentation).
+// Those that a retry cannot mend are marked permanent for
 // tether.IsPermanent: a bad configuration, ErrDialerClosed, an address
 // without a port, a TLS failure (certificate verification, no common ALPN
 // protocol), no common QUIC version. Everything else, a server that does not
@@ -202,16 +188,16 @@ type entry struct {
 // Conn and its connection outlive it.
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if d == nil {
-		return nil, tether.Permanent(errNilDialer)
+		return nil, attempt.Error("quic", addr, tether.Permanent(errNilDialer))
 	}
 	if err := d.init(); err != nil {
-		return nil, err
+		return nil, attempt.Error("quic", addr, err)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := context.AfterFunc(d.ctx, func() { cancel(ErrDialerClosed) })
 	defer stop()
-	ctx, cancelT := context.WithTimeoutCause(ctx, d.timeout, errDialTimeout)
+	ctx, cancelT := attempt.WithTimeout(ctx, "tether/quic", d.timeout)
 	defer cancelT()
 
 	q, fresh, err := d.conn(ctx, addr)
@@ -438,8 +424,6 @@ func resolve(ctx context.Context, addr string) (string, *net.UDPAddr, error) {
 }
 
 // init checks the configuration and fills the defaults, once.
-
-// init checks the configuration and fills the defaults, once.
 func (d *Dialer) init() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -473,7 +457,7 @@ func (d *Dialer) init() error {
 	}
 	d.timeout = d.Timeout
 	if d.timeout == 0 {
-		d.timeout = DefaultTimeout
+		d.timeout = attempt.DefaultTimeout
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.conns = make(map[string]*entry)
@@ -549,17 +533,13 @@ func (d *Dialer) Close() error {
 	return nil
 }
 
-// dialError wraps err, the failure of a dial to addr, and marks it permanent
-// when a retry cannot mend it.
+// dialError returns err, the failure of a dial to addr, as "dial quic ADDR:
+// ...", marked permanent when a retry cannot mend it.
 func dialError(addr string, err error) error {
-	if err == ErrDialerClosed {
-		return tether.Permanent(err) // says all there is to say
-	}
-	werr := fmt.Errorf("tether/quic: dial %s: %w", addr, err)
 	if permanent(err) {
-		return tether.Permanent(werr)
+		err = tether.Permanent(err)
 	}
-	return werr
+	return attempt.Error("quic", addr, err)
 }
 
 // permanent reports whether err, a dial error, will happen again however

@@ -125,8 +125,10 @@
 //
 // The Dialer's defaults are meant for a client that reconnects:
 // [DefaultMaxIdleTimeout] (5 s), [DefaultKeepAlivePeriod] (1 s),
-// [DefaultHandshakeIdleTimeout] (3 s), and [DefaultTimeout] (5 s) for each
-// dial attempt. quic-go counts the idle timeout from the last packet
+// [DefaultHandshakeIdleTimeout] (3 s), and for each dial attempt
+// [github.com/io-tether/tether/tcp.DefaultTimeout] (10 s, the default of
+// every dialer of this module; a dial to a dead address fails sooner, at
+// the handshake idle timeout). quic-go counts the idle timeout from the last packet
 // received or, when later, the first packet sent after it that needs an
 // answer, so a server that vanished is noticed 5 to 6 s after its last
 // packet: a killed ngtcp2 server was noticed after 5.8 s by a Tether waiting
@@ -153,10 +155,18 @@
 //
 // # Errors
 //
-// Dial errors start with "tether/quic: " and wrap quic-go's; those that a
-// retry cannot mend are marked for tether.IsPermanent (see [Dialer.Dial]), so
-// that the default policy gives up on a certificate the client does not trust
-// or an ALPN protocol the server does not speak, and retries everything else.
+// Every error of [Dialer.Dial] is a [*net.OpError] that names the transport
+// and the address, as the errors of every dialer of this module do: "dial
+// quic ADDR: cause", where the cause is quic-go's error ("dial quic
+// 10.0.0.7:4433: timeout: no recent network activity"), the resolver's, or
+// one of this package's ("dial quic 10.0.0.7:4433: tether/quic: Dialer
+// closed"). errors.Is and errors.As reach the cause (*quic.TransportError,
+// *quic.IdleTimeoutError, [ErrDialerClosed], ...). Those that a retry cannot
+// mend are marked for tether.IsPermanent (see [Dialer.Dial]), so that the
+// default policy gives up on a certificate the client does not trust or an
+// ALPN protocol the server does not speak, and retries everything else. An
+// attempt that runs out of its Timeout fails with a net.Error whose Timeout
+// is true.
 // Read and Write return quic-go's errors unchanged, io.EOF included, except a
 // handshake failure after a 0-RTT Dial returned, which is marked permanent
 // too.

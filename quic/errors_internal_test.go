@@ -3,13 +3,13 @@ package quic
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/attempt"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 )
@@ -36,17 +36,17 @@ func TestClassify(t *testing.T) {
 		{"stateless-reset", &quic.StatelessResetError{}, false},
 		{"stream-reset", &quic.StreamError{ErrorCode: 1, Remote: true}, false},
 		{"0-rtt-rejected", quic.Err0RTTRejected, false},
-		{"attempt-timeout", errDialTimeout, false},
+		{"attempt-timeout", &attempt.TimeoutError{Pkg: "tether/quic", After: time.Second}, false},
 		{"eof", io.EOF, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := dialError("127.0.0.1:1", tc.err)
-			want := "tether/quic: dial 127.0.0.1:1: " + tc.err.Error()
-			if tc.err == ErrDialerClosed {
-				want = "tether/quic: Dialer closed"
-			}
-			require.Equal(t, want, err.Error(), "dialError(%v)", tc.err)
+			require.Equal(t, "dial quic 127.0.0.1:1: "+tc.err.Error(), err.Error(), "dialError(%v)", tc.err)
 			require.ErrorIs(t, err, tc.err)
+			var oe *net.OpError
+			require.ErrorAs(t, err, &oe)
+			require.Equal(t, "quic", oe.Net, "the transport of %v", err)
+			require.Equal(t, "127.0.0.1:1", oe.Addr.String(), "the address of %v", err)
 			require.Equal(t, tc.permanent, tether.IsPermanent(err), "IsPermanent(dialError(%v))", tc.err)
 			if !tc.permanent {
 				// Passed through by Read and Write: the default policy
@@ -91,7 +91,7 @@ func TestDialerInit(t *testing.T) {
 	require.NotSame(t, user, d.tls)
 	require.NotNil(t, d.tls.ClientSessionCache)
 	require.Nil(t, user.ClientSessionCache)
-	require.Equal(t, DefaultTimeout, d.timeout)
+	require.Equal(t, attempt.DefaultTimeout, d.timeout)
 
 	cache := tls.NewLRUClientSessionCache(1)
 	d2 := &Dialer{TLSConfig: &tls.Config{NextProtos: []string{"x"}, ClientSessionCache: cache}, Timeout: time.Second}
@@ -120,12 +120,4 @@ func TestOriginString(t *testing.T) {
 	} {
 		require.Equal(t, want, o.String())
 	}
-}
-
-func TestTimeoutError(t *testing.T) {
-	var ne net.Error
-	require.ErrorAs(t, fmt.Errorf("wrapped: %w", errDialTimeout), &ne)
-	require.True(t, ne.Timeout())
-	require.ErrorIs(t, errDialTimeout, context.DeadlineExceeded)
-	require.False(t, tether.IsPermanent(errDialTimeout))
 }

@@ -115,7 +115,8 @@ func TestNgtcp2CloseUnused(t *testing.T) {
 // first request to end: waiting for stream credit is not a failed dial.
 func TestNgtcp2StreamCredit(t *testing.T) {
 	srv := startNgtcp2(t, "--max-streams-bidi=1")
-	d := h3Dialer(&quic.Config{}) // defaults: a 5 s attempt timeout
+	d := h3Dialer(&quic.Config{})
+	d.Timeout = 2 * time.Second // the longest a dial attempt may last
 	t.Cleanup(func() { d.Close() })
 	srv.fetch(t, d, "/small")
 
@@ -139,7 +140,7 @@ func TestNgtcp2StreamCredit(t *testing.T) {
 	select {
 	case r := <-done:
 		t.Fatalf("B's request ended while A held the only stream: %d, %v", r.status, r.err)
-	case <-time.After(tetherquic.DefaultTimeout + time.Second):
+	case <-time.After(d.Timeout + time.Second):
 	}
 	require.NoError(t, a.tt.SetDeadline(time.Now().Add(wait)))
 	require.NoError(t, a.tt.CloseWrite())

@@ -359,7 +359,7 @@ func TestPermanentHandshakeError(t *testing.T) {
 			require.Nil(t, tt)
 			require.Error(t, err)
 			require.True(t, tether.IsPermanent(err), "IsPermanent(%v) = false", err)
-			require.ErrorContains(t, err, "tether/quic: dial "+srv.addr)
+			require.ErrorContains(t, err, "dial quic "+srv.addr+": ")
 			tc.check(t, err)
 			require.Equal(t, 1, dials, "dials before giving up")
 		})
@@ -499,54 +499,55 @@ func TestDialConvenience(t *testing.T) {
 	require.ErrorIs(t, r.end(t), net.ErrClosed)
 }
 
-// TestDialBadInput: configurations and addresses that cannot work are
-// permanent errors, never panics.
-func TestDialBadInput(t *testing.T) {
+// TestDialErrors: every Dial error is "dial quic ADDR: cause", a
+// *net.OpError that reaches its cause. Configurations and addresses that
+// cannot work are permanent, never panics; an address where no server
+// answers fails at the handshake idle timeout or the attempt's, transient.
+func TestDialErrors(t *testing.T) {
 	noALPN := clientTLS()
 	noALPN.NextProtos = nil
+	closedDialer := &tetherquic.Dialer{TLSConfig: clientTLS()}
+	require.NoError(t, closedDialer.Close())
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}) // receives, never answers
+	require.NoError(t, err)
+	defer udp.Close()
+	silent := udp.LocalAddr().String()
+	conf := &quic.Config{HandshakeIdleTimeout: 200 * time.Millisecond}
 	for _, tc := range []struct {
-		name string
-		d    *tetherquic.Dialer
-		addr string
-		want string
+		name      string
+		d         *tetherquic.Dialer
+		addr      string
+		want      string // the message after "dial quic ADDR: "
+		is        error  // the cause, for errors.Is
+		as        any    // a pointer to the type of the cause, for errors.As
+		permanent bool
 	}{
-		{"nil-tls", &tetherquic.Dialer{}, "127.0.0.1:1", "tether/quic: Dialer has no TLSConfig"},
-		{"no-alpn", &tetherquic.Dialer{TLSConfig: noALPN}, "127.0.0.1:1", "tether/quic: TLSConfig.NextProtos is empty"},
-		{"negative-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Timeout: -1}, "127.0.0.1:1", "tether/quic: negative Timeout"},
-		{"missing-port", &tetherquic.Dialer{TLSConfig: clientTLS()}, "127.0.0.1", "tether/quic: dial 127.0.0.1: address 127.0.0.1: missing port"},
+		{"nil-dialer", nil, "127.0.0.1:1", "tether/quic: nil *Dialer", nil, nil, true},
+		{"nil-tls", &tetherquic.Dialer{}, "127.0.0.1:1", "tether/quic: Dialer has no TLSConfig", nil, nil, true},
+		{"no-alpn", &tetherquic.Dialer{TLSConfig: noALPN}, "127.0.0.1:1", "tether/quic: TLSConfig.NextProtos is empty (QUIC requires ALPN)", nil, nil, true},
+		{"negative-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Timeout: -1}, "127.0.0.1:1", "tether/quic: negative Timeout", nil, nil, true},
+		{"closed", closedDialer, "127.0.0.1:1", "tether/quic: Dialer closed", tetherquic.ErrDialerClosed, nil, true},
+		{"missing-port", &tetherquic.Dialer{TLSConfig: clientTLS()}, "127.0.0.1", "address 127.0.0.1: missing port in address", nil, new(*net.AddrError), true},
+		{"handshake-idle-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: conf}, silent, "timeout: no recent network activity", nil, new(*quic.IdleTimeoutError), false},
+		{"attempt-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Timeout: 200 * time.Millisecond}, silent, "tether/quic: no connection within 200ms", context.DeadlineExceeded, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defer tc.d.Close()
 			c, err := tc.d.Dial(context.Background(), tc.addr)
 			require.Nil(t, c)
-			require.ErrorContains(t, err, tc.want)
-			require.True(t, tether.IsPermanent(err), "IsPermanent(%v) = false", err)
-		})
-	}
-}
-
-// TestDialSilentAddress: a dial to a port where no server answers fails
-// after the handshake idle timeout, transient.
-func TestDialSilentAddress(t *testing.T) {
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}) // receives, never answers
-	require.NoError(t, err)
-	defer udp.Close()
-	conf := &quic.Config{HandshakeIdleTimeout: 200 * time.Millisecond}
-	for _, tc := range []struct {
-		name string
-		d    *tetherquic.Dialer
-	}{
-		{"handshake-idle-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: conf}},
-		{"attempt-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Timeout: 200 * time.Millisecond}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			defer tc.d.Close()
-			_, err := tc.d.Dial(context.Background(), udp.LocalAddr().String())
-			require.Error(t, err)
-			require.False(t, tether.IsPermanent(err), "IsPermanent(%v) = true", err)
-			var ne net.Error
-			require.ErrorAs(t, err, &ne)
-			require.True(t, ne.Timeout(), "Timeout() = false for %v", err)
+			require.EqualError(t, err, "dial quic "+tc.addr+": "+tc.want)
+			var oe *net.OpError
+			require.ErrorAs(t, err, &oe)
+			require.Equal(t, "quic", oe.Net)
+			require.Equal(t, tc.addr, oe.Addr.String())
+			if tc.is != nil {
+				require.ErrorIs(t, err, tc.is)
+			}
+			if tc.as != nil {
+				require.ErrorAs(t, err, tc.as)
+			}
+			require.Equal(t, tc.permanent, tether.IsPermanent(err), "IsPermanent(%v)", err)
+			require.Equal(t, !tc.permanent, oe.Timeout(), "Timeout() of %v", err)
 		})
 	}
 }

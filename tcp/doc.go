@@ -24,14 +24,21 @@
 // # Timeouts
 //
 // Each dial attempt, name resolution included, is bounded by
-// [Dialer.Timeout] ([DefaultTimeout], 10 s, when zero): a SYN that a
-// firewall drops waits for the kernel's retries otherwise. The Tether's
-// handler decides what happens after a failed attempt.
+// [Dialer.Timeout] ([DefaultTimeout], 10 s, when zero; the default of every
+// dialer of this module): a SYN that a firewall drops waits for the
+// kernel's retries otherwise. The Tether's handler decides what happens
+// after a failed attempt.
 //
 // # Errors
 //
-// Errors are net.Dialer's ([*net.OpError]), which
-// [github.com/io-tether/tether.IsPermanent] classifies: an address without a
-// port is permanent; refused, reset, unreachable, timeouts and a name that
-// does not resolve now are transient.
+// Every error of [Dialer.Dial] is a [*net.OpError] that names the transport
+// and the address, "dial tcp ADDR: cause", as the errors of every dialer of
+// this module do: net.Dialer's own, with the address it was given where net
+// leaves it out (a name that does not resolve), or one whose cause is a bad
+// configuration ("dial tcp ADDR: tether/tcp: negative Timeout"). errors.Is
+// and errors.As reach the cause (syscall.ECONNREFUSED, a *net.DNSError,
+// ...), and [github.com/io-tether/tether.IsPermanent] classifies it: an
+// address without a port and a bad configuration are permanent; refused,
+// reset, unreachable, timeouts and a name that does not resolve now are
+// transient.
 package tcp

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 
+	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/tcp"
 )
 
@@ -37,9 +39,16 @@ func ExampleDial() {
 }
 
 // A Dialer with a shorter per-attempt timeout and faster keep-alive probes.
+// Its errors name the transport and the address, as net.Dialer's do.
 func ExampleDialer() {
-	d := &tcp.Dialer{Timeout: 3e9}
+	d := &tcp.Dialer{
+		Timeout:   3 * time.Second,
+		KeepAlive: net.KeepAliveConfig{Idle: 5 * time.Second, Interval: 5 * time.Second, Count: 3},
+	}
 	_, err := d.Dial(context.Background(), "127.0.0.1") // no port
 	fmt.Println(err)
-	// Output: dial tcp: address 127.0.0.1: missing port in address
+	fmt.Println("permanent:", tether.IsPermanent(err))
+	// Output:
+	// dial tcp 127.0.0.1: address 127.0.0.1: missing port in address
+	// permanent: true
 }

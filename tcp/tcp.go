@@ -8,18 +8,26 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/netdial"
+	"github.com/io-tether/tether/internal/attempt"
 )
 
-// DefaultTimeout bounds each dial attempt of a Dialer whose Timeout is 0.
-const DefaultTimeout = 10 * time.Second
+// DefaultTimeout bounds each dial attempt of a Dialer whose Timeout is 0
+// (and of a NetDialer whose Timeout is 0). It is the default of every
+// dialer of this module: the tls Dialer (for its TCP dial and handshake
+// together), the quic Dialer and the Unix Dialer of package dialers use it
+// too. Ten seconds leave room for a SYN lost three times (Linux sends it
+// again after 1, 3 and 7 s) or a slow handshake, and spare a Tether the
+// kernel's own give-up (about two minutes on Linux) when a firewall drops
+// its packets.
+const DefaultTimeout = attempt.DefaultTimeout
 
 // A Dialer dials TCP connections for a Tether. The zero value is usable; a
 // Dialer is safe for concurrent use by many Tethers, as long as its fields
 // are not changed after its first Dial.
 type Dialer struct {
 	// Timeout bounds each dial attempt, name resolution included. 0 means
-	// DefaultTimeout; a negative Timeout is an error.
+	// NetDialer's Timeout, or DefaultTimeout when that is 0 too; a negative
+	// Timeout is an error.
 	Timeout time.Duration
 
 	// KeepAlive configures TCP keep-alive probes on each connection. The zero
@@ -39,37 +47,44 @@ type Dialer struct {
 	UserTimeout time.Duration
 
 	// NetDialer, if non-nil, is the base for each dial (its LocalAddr,
-	// Resolver, Control, ...). It is copied, never changed; Timeout,
-	// KeepAlive and UserTimeout above take precedence over its own.
+	// Resolver, Control, ...). It is copied, never changed; Timeout (when
+	// not 0), KeepAlive, NoKeepAlive and UserTimeout above take
+	// precedence over its own.
 	NetDialer *net.Dialer
 }
 
-var errNegativeTimeout = errors.New("tether/tcp: negative Timeout")
+var (
+	errNegativeTimeout     = errors.New("tether/tcp: negative Timeout")
+	errNegativeUserTimeout = errors.New("tether/tcp: negative UserTimeout")
+)
 
 // Dial dials addr ("host:port") over TCP. The host is resolved again at each
-// call. Errors are net.Dialer's (a *net.OpError), which tether.IsPermanent
-// classifies: a missing port is permanent, a refused connection transient.
+// call. Its errors are *net.OpError "dial tcp ADDR: ...", net.Dialer's (see
+// the package documentation).
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if d == nil {
 		d = &Dialer{} // a nil *Dialer behaves as the zero value
 	}
 	nd, err := d.netDialer()
 	if err != nil {
-		return nil, err
+		return nil, attempt.Error("tcp", addr, err)
 	}
 	c, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, err // never a typed nil in the interface
+		return nil, attempt.Error("tcp", addr, err) // never a typed nil in the interface
 	}
 	return c, nil
 }
 
 // netDialer returns the net.Dialer for one dial.
 func (d *Dialer) netDialer() (*net.Dialer, error) {
-	nd, err := netdial.Dialer(d.NetDialer, d.Timeout, DefaultTimeout, errNegativeTimeout)
-	if err != nil {
-		return nil, err
+	switch {
+	case d.Timeout < 0:
+		return nil, tether.Permanent(errNegativeTimeout)
+	case d.UserTimeout < 0:
+		return nil, tether.Permanent(errNegativeUserTimeout)
 	}
+	nd := attempt.NetDialer(d.NetDialer, d.Timeout)
 	if d.NoKeepAlive {
 		nd.KeepAlive = -1
 		nd.KeepAliveConfig = net.KeepAliveConfig{}
@@ -77,9 +92,6 @@ func (d *Dialer) netDialer() (*net.Dialer, error) {
 		ka := d.KeepAlive
 		ka.Enable = true
 		nd.KeepAliveConfig = ka
-	}
-	if d.UserTimeout < 0 {
-		return nil, tether.Permanent(errors.New("tether/tcp: negative UserTimeout"))
 	}
 	if d.UserTimeout > 0 {
 		ms := int(d.UserTimeout / time.Millisecond)
@@ -97,17 +109,6 @@ func (d *Dialer) netDialer() (*net.Dialer, error) {
 		}
 	}
 	return nd, nil
-}
-
-// AttemptTimeout returns the timeout of each dial attempt: Timeout, or else
-// NetDialer's own, or else DefaultTimeout; 0 when Timeout is negative (Dial
-// then fails). Dialers that build on this one (package tls) bound their whole
-// attempt, handshake included, by it.
-func (d *Dialer) AttemptTimeout() time.Duration {
-	if d == nil {
-		return DefaultTimeout
-	}
-	return netdial.Timeout(d.NetDialer, d.Timeout, DefaultTimeout)
 }
 
 // Dial returns a Tether over TCP to addr with a zero Dialer: the one-line

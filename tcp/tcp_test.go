@@ -174,31 +174,48 @@ func TestCloseWrite(t *testing.T) {
 	require.Equal(t, uint64(1), tt.Generation())
 }
 
-func TestMissingPortIsPermanent(t *testing.T) {
-	tt, err := tcp.Dial(t.Context(), "127.0.0.1", nil)
-	require.Nil(t, tt)
-	require.Error(t, err)
-	require.True(t, tether.IsPermanent(err), "IsPermanent(%v)", err)
-}
-
-func TestRefusedIsTransient(t *testing.T) {
-	_, err := (&tcp.Dialer{}).Dial(t.Context(), freePort(t))
-	require.ErrorIs(t, err, syscall.ECONNREFUSED)
-	require.False(t, tether.IsPermanent(err))
-}
-
-func TestBadConfig(t *testing.T) {
-	for name, d := range map[string]*tcp.Dialer{
-		"negative Timeout":     {Timeout: -1},
-		"negative UserTimeout": {UserTimeout: -1},
+// TestDialErrors: every Dial error is "dial tcp ADDR: cause", a
+// *net.OpError that names the address it was given, reaches its cause, and
+// is classified by tether.IsPermanent.
+func TestDialErrors(t *testing.T) {
+	refused := freePort(t)
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	expired, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancel()
+	for _, tc := range []struct {
+		name      string
+		d         *tcp.Dialer
+		ctx       context.Context
+		addr      string
+		want      string // the message after "dial tcp ADDR: "
+		is        error
+		permanent bool
+	}{
+		{"refused", nil, t.Context(), refused, "connect: connection refused", syscall.ECONNREFUSED, false},
+		{"missing port", &tcp.Dialer{}, t.Context(), "127.0.0.1", "address 127.0.0.1: missing port in address", nil, true},
+		{"cancelled", &tcp.Dialer{}, cancelled, refused, "operation was canceled", context.Canceled, true},
+		{"timed out", &tcp.Dialer{}, expired, refused, "i/o timeout", context.DeadlineExceeded, false},
+		{"negative Timeout", &tcp.Dialer{Timeout: -1}, t.Context(), refused, "tether/tcp: negative Timeout", nil, true},
+		{"negative UserTimeout", &tcp.Dialer{UserTimeout: -1}, t.Context(), refused, "tether/tcp: negative UserTimeout", nil, true},
 	} {
-		t.Run(name, func(t *testing.T) {
-			c, err := d.Dial(t.Context(), "127.0.0.1:1")
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tc.d.Dial(tc.ctx, tc.addr)
 			require.Nil(t, c)
-			require.ErrorContains(t, err, "tether/tcp: "+name)
-			require.True(t, tether.IsPermanent(err))
+			require.EqualError(t, err, "dial tcp "+tc.addr+": "+tc.want)
+			var oe *net.OpError
+			require.ErrorAs(t, err, &oe)
+			require.Equal(t, "tcp", oe.Net)
+			require.Equal(t, tc.addr, oe.Addr.String())
+			if tc.is != nil {
+				require.ErrorIs(t, err, tc.is)
+			}
+			require.Equal(t, tc.permanent, tether.IsPermanent(err), "IsPermanent(%v)", err)
 		})
 	}
+	tt, err := tcp.Dial(t.Context(), "127.0.0.1", nil)
+	require.Nil(t, tt)
+	require.True(t, tether.IsPermanent(err), "tcp.Dial without a port: IsPermanent(%v)", err)
 }
 
 // A caller's NetDialer is copied, never changed, and its hooks still run.

@@ -28,10 +28,19 @@
 //
 // # Errors
 //
-// Dial returns the errors of package tcp and of crypto/tls. Those that say
-// the two sides' configurations do not match, which no retry mends, are
-// permanent for [tether.IsPermanent], so that the default policy gives up at
-// once:
+// Every error of [Dialer.Dial] is a [*net.OpError] that names the transport
+// and the address, as the errors of every dialer of this module do. When
+// the TCP dial fails, it is package tcp's, "dial tcp ADDR: ...". When the
+// handshake fails (or the address does not parse), it is "dial tls ADDR:
+// cause", and the cause is crypto/tls's error with its message unchanged,
+// "dial tls 10.0.0.7:5432: tls: failed to verify certificate: ..." say.
+// errors.Is and errors.As reach the cause. Each attempt, TCP dial and
+// handshake together, is bounded by the NetDialer's timeout
+// ([github.com/io-tether/tether/tcp.DefaultTimeout] when it has none).
+//
+// Those errors that say the two sides' configurations do not match, which
+// no retry mends, are permanent for [tether.IsPermanent], so that the
+// default policy gives up at once:
 //
 //   - a certificate that does not verify: a *tls.CertificateVerificationError,
 //     reachable with errors.As;
@@ -47,7 +56,8 @@
 //     wrapped with tether.Permanent.
 //
 // A server that closes the connection during the handshake, refuses it, or
-// does not answer within the timeout is transient.
+// does not answer within the timeout is transient (the timeout is a
+// net.Error whose Timeout is true).
 //
 // An alert that arrives after the handshake is not the Dialer's to
 // classify: it comes in a Read of the Tether. Under TLS 1.3 this is how a

@@ -6,12 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"reflect"
 	"strings"
 	"sync"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/attempt"
 	"github.com/io-tether/tether/internal/sessioncache"
+	"github.com/io-tether/tether/internal/tlsalert"
 	"github.com/io-tether/tether/tcp"
 )
 
@@ -31,7 +32,7 @@ type Dialer struct {
 
 	// NetDialer makes the TCP connection under TLS; nil is a zero
 	// tcp.Dialer: keep-alive on, the address resolved at every dial. Its
-	// timeout (tcp.Dialer.Timeout, or tcp.DefaultTimeout when that is 0)
+	// timeout (its Timeout, or its NetDialer's, or tcp.DefaultTimeout)
 	// bounds each attempt as a whole, the TCP dial and the TLS handshake, as
 	// with tls.DialWithDialer.
 	NetDialer *tcp.Dialer
@@ -52,25 +53,26 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	}
 	config, err := d.configFor(addr)
 	if err != nil {
-		return nil, err
+		return nil, attempt.Error("tls", addr, err)
 	}
 	nd := d.NetDialer
 	if nd == nil {
 		nd = new(tcp.Dialer)
 	}
-	if timeout := nd.AttemptTimeout(); timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
+	ctx, cancel := attempt.WithTimeout(ctx, "tether/tls", attempt.Timeout(nd.Timeout, nd.NetDialer))
+	defer cancel()
 	raw, err := nd.Dial(ctx, addr)
 	if err != nil {
-		return nil, err
+		return nil, err // "dial tcp ADDR: ...": the TCP dial failed
 	}
 	guard := sessioncache.Note(config.ClientSessionCache, config.ServerName)
 	c := tls.Client(raw, config)
 	if err := c.HandshakeContext(ctx); err != nil {
 		raw.Close()
+		var te *attempt.TimeoutError
+		if cause := context.Cause(ctx); errors.Is(err, context.DeadlineExceeded) && errors.As(cause, &te) {
+			err = te // the attempt's timeout, not a deadline of ctx's
+		}
 		err = handshakeError(err)
 		var alert tls.AlertError
 		if !errors.As(err, &alert) && !tether.IsPermanent(err) {
@@ -78,7 +80,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 			// out): keep the session for the next dial.
 			guard.Restore()
 		}
-		return nil, err
+		return nil, attempt.Error("tls", addr, err)
 	}
 	return c, nil
 }
@@ -116,11 +118,8 @@ func handshakeError(err error) error {
 	// unexported type of crypto/tls: add the alert to the chain as the
 	// exported tls.AlertError, leaving the message as it is, and let
 	// tether.IsPermanent judge it.
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Op == "remote error" {
-		if v := reflect.ValueOf(oe.Err); v.Kind() == reflect.Uint8 && v.Type().PkgPath() == "crypto/tls" {
-			return fmt.Errorf("%w%.0w", err, tls.AlertError(v.Uint()))
-		}
+	if alert, ok := tlsalert.Remote(err); ok {
+		return fmt.Errorf("%w%.0w", err, alert)
 	}
 	// The mismatches the client itself finds are plain errors of crypto/tls,
 	// told apart only by their text.

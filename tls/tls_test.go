@@ -3,10 +3,11 @@ package tls_test
 import (
 	"context"
 	"crypto/tls"
-	"errors"
+	"crypto/x509"
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -343,24 +344,63 @@ func TestTransientErrors(t *testing.T) {
 	})
 }
 
-// TestBadConfig: a bad NetDialer or address is a permanent error, and a nil
-// *Dialer no panic.
-func TestBadConfig(t *testing.T) {
-	d := &tethertls.Dialer{NetDialer: &tcp.Dialer{Timeout: -time.Second}}
-	_, err := d.Dial(t.Context(), "127.0.0.1:1")
-	require.Error(t, err, "Dial with a negative timeout")
-	require.True(t, tether.IsPermanent(err), "tether.IsPermanent(%v)", err)
-
-	_, err = (&tethertls.Dialer{}).Dial(t.Context(), "127.0.0.1")
-	require.Error(t, err, "Dial without a port")
-	require.True(t, tether.IsPermanent(err), "tether.IsPermanent(%v)", err)
-
-	// A nil *Dialer is the zero Dialer: the system's roots, which do not
-	// know the test CA.
-	srv := transporttest.StartServer(t, transport(testcert.Get().ServerConfig()), transporttest.Echo)
-	var cve *tls.CertificateVerificationError
-	_, err = (*tethertls.Dialer)(nil).Dial(t.Context(), srv.Addr())
-	require.ErrorAs(t, err, &cve, "Dial of a nil *Dialer")
+// TestDialErrors: every Dial error names the transport and the address as
+// a *net.OpError: package tcp's "dial tcp ADDR: ..." when the TCP dial
+// fails, else "dial tls ADDR: cause" with crypto/tls's message unchanged;
+// errors.Is and errors.As reach the cause.
+func TestDialErrors(t *testing.T) {
+	pair := testcert.Get()
+	good := transporttest.StartServer(t, plainTCP, tlsServer(pair.ServerConfig("h2"), nil))
+	silent := transporttest.StartServer(t, plainTCP, func(ctx context.Context, _ net.Conn, _ int) { <-ctx.Done() })
+	stopped := transporttest.StartServer(t, plainTCP, transporttest.Echo)
+	stopped.Stop()
+	client := &tls.Config{RootCAs: pair.CA}
+	var (
+		cve   *tls.CertificateVerificationError
+		alert tls.AlertError
+		ae    *net.AddrError
+	)
+	for _, tc := range []struct {
+		name      string
+		d         *tethertls.Dialer
+		addr      string
+		want      string // the whole message
+		is        error
+		as        any
+		permanent bool
+	}{
+		{"refused", &tethertls.Dialer{Config: client}, stopped.Addr(),
+			"dial tcp " + stopped.Addr() + ": connect: connection refused", syscall.ECONNREFUSED, nil, false},
+		{"missing port", &tethertls.Dialer{Config: client}, "127.0.0.1",
+			"dial tls 127.0.0.1: address 127.0.0.1: missing port in address", nil, &ae, true},
+		{"negative Timeout", &tethertls.Dialer{NetDialer: &tcp.Dialer{Timeout: -time.Second}}, "127.0.0.1:1",
+			"dial tcp 127.0.0.1:1: tether/tcp: negative Timeout", nil, nil, true},
+		{"unknown authority", &tethertls.Dialer{Config: &tls.Config{RootCAs: x509.NewCertPool()}}, good.Addr(),
+			"dial tls " + good.Addr() + ": tls: failed to verify certificate: x509: certificate signed by unknown authority", nil, &cve, true},
+		{"nil Dialer", nil, good.Addr(), // the system's roots do not know the test CA
+			"dial tls " + good.Addr() + ": tls: failed to verify certificate: x509: certificate signed by unknown authority", nil, &cve, true},
+		{"alert", &tethertls.Dialer{Config: &tls.Config{RootCAs: pair.CA, NextProtos: []string{"x"}}}, good.Addr(),
+			"dial tls " + good.Addr() + ": remote error: tls: no application protocol", tls.AlertError(120), &alert, true},
+		{"handshake timeout", &tethertls.Dialer{Config: client, NetDialer: &tcp.Dialer{Timeout: 100 * time.Millisecond}}, silent.Addr(),
+			"dial tls " + silent.Addr() + ": tether/tls: no connection within 100ms", context.DeadlineExceeded, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tc.d.Dial(t.Context(), tc.addr)
+			require.Nil(t, c)
+			require.EqualError(t, err, tc.want)
+			var oe *net.OpError
+			require.ErrorAs(t, err, &oe)
+			require.Equal(t, tc.addr, oe.Addr.String(), "the address in %v", err)
+			if tc.is != nil {
+				require.ErrorIs(t, err, tc.is)
+			}
+			if tc.as != nil {
+				require.ErrorAs(t, err, tc.as)
+			}
+			require.Equal(t, tc.permanent, tether.IsPermanent(err), "IsPermanent(%v)", err)
+			require.Equal(t, tc.is == context.DeadlineExceeded, oe.Timeout(), "Timeout() of %v", err)
+		})
+	}
 }
 
 // TestCloseDuringHandshake: Close of a Tether whose reconnect is in the
@@ -397,16 +437,6 @@ func TestCloseDuringHandshake(t *testing.T) {
 	require.NoError(t, tt.Close(), "Close during the handshake")
 	require.ErrorIs(t, <-read, net.ErrClosed, "the blocked Read")
 	<-ended // the client closed the connection it was handshaking on
-}
-
-// TestErrorsKeepMessages: the alert added to an error's chain leaves its
-// message as crypto/tls wrote it.
-func TestErrorsKeepMessages(t *testing.T) {
-	srv := transporttest.StartServer(t, plainTCP, tlsServer(testcert.Get().ServerConfig("h2"), nil))
-	d := &tethertls.Dialer{Config: &tls.Config{RootCAs: testcert.Get().CA, NextProtos: []string{"x"}}}
-	_, err := d.Dial(t.Context(), srv.Addr())
-	require.EqualError(t, err, "remote error: tls: no application protocol", "the message of a wrapped alert")
-	require.True(t, errors.Is(err, tls.AlertError(120)))
 }
 
 // TestClientCertificateRejectedAfterHandshake: a TLS 1.3 server that
