@@ -11,7 +11,7 @@
 // NAT entry expired) sends no FIN and no RST: a Tether learns of it only
 // when the kernel gives up on the connection.
 //
-//   - Keep-alive ([Dialer.KeepAlive], on by default) probes a quiet
+//   - Keep-alive ([Dialer.KeepAliveConfig], on by default) probes a quiet
 //     connection and fails it with ETIMEDOUT after Idle + Interval × Count
 //     (15 s + 15 s × 9 by default; set shorter figures for faster detection).
 //   - Keep-alive does not probe while data waits to be acknowledged: a

@@ -42,8 +42,8 @@ func ExampleDial() {
 // Its errors name the transport and the address, as net.Dialer's do.
 func ExampleDialer() {
 	d := &tcp.Dialer{
-		Timeout:   3 * time.Second,
-		KeepAlive: net.KeepAliveConfig{Idle: 5 * time.Second, Interval: 5 * time.Second, Count: 3},
+		Timeout:         3 * time.Second,
+		KeepAliveConfig: net.KeepAliveConfig{Idle: 5 * time.Second, Interval: 5 * time.Second, Count: 3},
 	}
 	_, err := d.Dial(context.Background(), "127.0.0.1") // no port
 	fmt.Println(err)

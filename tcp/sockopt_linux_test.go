@@ -44,7 +44,7 @@ func TestSocketOptions(t *testing.T) {
 	require.Equal(t, 2000, sockopt(t, c, syscall.IPPROTO_TCP, tcpUserTimeout))
 	c.Close()
 
-	c, err = (&tcp.Dialer{KeepAlive: net.KeepAliveConfig{Idle: 7 * time.Second, Interval: 3 * time.Second, Count: 4}}).Dial(t.Context(), addr)
+	c, err = (&tcp.Dialer{KeepAliveConfig: net.KeepAliveConfig{Idle: 7 * time.Second, Interval: 3 * time.Second, Count: 4}}).Dial(t.Context(), addr)
 	require.NoError(t, err)
 	require.Equal(t, 7, sockopt(t, c, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE))
 	require.Equal(t, 3, sockopt(t, c, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL))

@@ -30,12 +30,13 @@ type Dialer struct {
 	// Timeout is an error.
 	Timeout time.Duration
 
-	// KeepAlive configures TCP keep-alive probes on each connection. The zero
-	// value enables them with net.Dialer's defaults (15 s idle, 15 s between
-	// probes, 9 probes); its fields, when set, override those (see
-	// net.KeepAliveConfig). Keep-alive tells a dead peer from a quiet one
-	// only while nothing is being sent: see UserTimeout.
-	KeepAlive net.KeepAliveConfig
+	// KeepAliveConfig configures TCP keep-alive probes on each connection,
+	// as net.Dialer's field of that name does, but the probes are on unless
+	// NoKeepAlive is set, whatever its Enable says: the zero value enables
+	// them with net.Dialer's defaults (15 s idle, 15 s between probes, 9
+	// probes), and its fields, when set, override those. Keep-alive tells a dead peer
+	// from a quiet one only while nothing is being sent: see UserTimeout.
+	KeepAliveConfig net.KeepAliveConfig
 
 	// NoKeepAlive turns keep-alive probes off.
 	NoKeepAlive bool
@@ -48,7 +49,7 @@ type Dialer struct {
 
 	// NetDialer, if non-nil, is the base for each dial (its LocalAddr,
 	// Resolver, Control, ...). It is copied, never changed; Timeout (when
-	// not 0), KeepAlive, NoKeepAlive and UserTimeout above take
+	// not 0), KeepAliveConfig, NoKeepAlive and UserTimeout above take
 	// precedence over its own.
 	NetDialer *net.Dialer
 }
@@ -89,7 +90,7 @@ func (d *Dialer) netDialer() (*net.Dialer, error) {
 		nd.KeepAlive = -1
 		nd.KeepAliveConfig = net.KeepAliveConfig{}
 	} else {
-		ka := d.KeepAlive
+		ka := d.KeepAliveConfig
 		ka.Enable = true
 		nd.KeepAliveConfig = ka
 	}

@@ -72,7 +72,7 @@ var mechanisms = []mechanism{{
 	// second, and gives up after 3 unanswered probes, 4 s after the last
 	// byte received.
 	name: "keepalive",
-	net: tcp.Dialer{KeepAlive: net.KeepAliveConfig{
+	net: tcp.Dialer{KeepAliveConfig: net.KeepAliveConfig{
 		Enable: true, Idle: time.Second, Interval: time.Second, Count: 3}},
 	cause: syscall.ETIMEDOUT,
 	min:   3 * time.Second, // Idle + (Count-1)×Interval: sooner, something else saw it
