@@ -2,6 +2,7 @@ package quic_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -57,13 +58,11 @@ func TestSmallWritesDeadServer(t *testing.T) {
 			t.Fatalf("the loss was not noticed within %v", 3*tetherquic.DefaultMaxIdleTimeout)
 		}
 		write()
-		select {
-		case ev := <-rec.ch:
-			if ev.Kind == tether.Disconnected {
-				noticed = time.Since(crashed)
-			}
-		case <-time.After(every):
+		ctx, cancel := context.WithTimeout(context.Background(), every)
+		if _, err := rec.Wait(ctx, tether.Disconnected, 1); err == nil {
+			noticed = time.Since(crashed)
 		}
+		cancel()
 	}
 	lost := written - before
 	t.Logf("dead server noticed after %v; %d lines written after its death, every one lost (Write returned nil)", noticed, lost)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tethertest"
 	"go.uber.org/goleak"
 )
 
@@ -19,21 +20,10 @@ func TestMain(m *testing.M) {
 // not fail them, and short enough that a hang fails rather than stalls.
 const wait = 10 * time.Second
 
-// recorder is a DisconnectHandler that keeps a copy of every event and
-// reconnects at once (after a short pause when a dial failed), giving up on
-// permanent errors as the default policy does.
-type recorder struct {
-	ch chan tether.Event
-}
-
-func newRecorder() *recorder { return &recorder{ch: make(chan tether.Event, 256)} }
-
-func (r *recorder) HandleDisconnect(_ context.Context, ev *tether.Event) tether.Action {
-	select {
-	case r.ch <- *ev:
-	default:
-		panic("recorder: too many events")
-	}
+// retry is the policy of the tests' Tethers: reconnect at once (after a
+// short pause when a dial failed), and give up on permanent errors as the
+// default policy does.
+var retry = tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
 	switch ev.Kind {
 	case tether.Disconnected, tether.Unreachable:
 		if tether.IsPermanent(ev.Err) {
@@ -44,36 +34,10 @@ func (r *recorder) HandleDisconnect(_ context.Context, ev *tether.Event) tether.
 		}
 	}
 	return tether.Reconnect
-}
+})
 
-// next returns the next event of kind k, skipping the others.
-func (r *recorder) next(t *testing.T, k tether.EventKind) tether.Event {
-	t.Helper()
-	timeout := time.After(wait)
-	for {
-		select {
-		case ev := <-r.ch:
-			if ev.Kind == k {
-				return ev
-			}
-		case <-timeout:
-			t.Fatalf("no %v event within %v", k, wait)
-		}
-	}
-}
-
-// drain returns the events recorded so far.
-func (r *recorder) drain() []tether.Event {
-	var evs []tether.Event
-	for {
-		select {
-		case ev := <-r.ch:
-			evs = append(evs, ev)
-		default:
-			return evs
-		}
-	}
-}
+// newRecorder returns a Recorder that decides with retry.
+func newRecorder() *tethertest.Recorder { return &tethertest.Recorder{Next: retry} }
 
 // reader reads a net.Conn in a goroutine of its own, so that a test can wait
 // for a reconnect while a Read is pending (as a real client does).

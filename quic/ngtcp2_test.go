@@ -21,6 +21,7 @@ import (
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/testcert"
 	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/io-tether/tether/tethertest"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 )
@@ -212,7 +213,7 @@ func h3Dialer(conf *quic.Config) *tetherquic.Dialer {
 // request/response over streams. The Tether is closed after the response.
 type exchange struct {
 	tt  *tether.Tether
-	rec *recorder
+	rec *tethertest.Recorder
 }
 
 // dialExchange dials a Tether for one request through d.

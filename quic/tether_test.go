@@ -13,6 +13,7 @@ import (
 	"github.com/io-tether/tether/internal/racebuild"
 	"github.com/io-tether/tether/internal/testcert"
 	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/io-tether/tether/tethertest"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -20,7 +21,7 @@ import (
 
 // dialTether dials a Tether through d with a recorder, and closes both at
 // the end of the test.
-func dialTether(t *testing.T, d *tetherquic.Dialer, addr string, opts ...tether.Option) (*tether.Tether, *recorder) {
+func dialTether(t *testing.T, d *tetherquic.Dialer, addr string, opts ...tether.Option) (*tether.Tether, *tethertest.Recorder) {
 	t.Helper()
 	rec := newRecorder()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -89,7 +90,7 @@ func TestServerClosedConnection(t *testing.T) {
 			// slowly a busy machine runs the test.
 			d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: steadyConfig(), Enable0RTT: tc.early}
 			tt, rec := dialTether(t, d, srv.addr)
-			rec.next(t, tether.Connected)
+			rec.WaitFor(t, tether.Connected, 1)
 			require.Equal(t, tetherquic.FullHandshake, origin(t, tt))
 			require.False(t, srv.state(t).TLS.DidResume, "first connection: server DidResume")
 			r := startReader(tt)
@@ -97,11 +98,11 @@ func TestServerClosedConnection(t *testing.T) {
 			r.expect(t, "one")
 
 			srv.closeConns()
-			ev := rec.next(t, tether.Disconnected)
+			ev := rec.WaitFor(t, tether.Disconnected, 1)
 			var ae *quic.ApplicationError
 			require.ErrorAs(t, ev.Err, &ae, "Disconnected.Err = %v, want a *quic.ApplicationError", ev.Err)
 			require.True(t, ae.Remote)
-			rec.next(t, tether.Reconnected)
+			rec.WaitFor(t, tether.Reconnected, 1)
 
 			send(t, tt, "two")
 			r.expect(t, "two")
@@ -133,12 +134,12 @@ func TestStreamReset(t *testing.T) {
 	r := startReader(tt)
 	send(t, tt, "reset")
 
-	ev := rec.next(t, tether.Disconnected)
+	ev := rec.WaitFor(t, tether.Disconnected, 1)
 	var se *quic.StreamError
 	require.ErrorAs(t, ev.Err, &se, "Disconnected.Err = %v, want a *quic.StreamError", ev.Err)
 	require.True(t, se.Remote)
 	require.Equal(t, quic.StreamErrorCode(3), se.ErrorCode)
-	require.Equal(t, tetherquic.NewStream, evOrigin(t, rec.next(t, tether.Reconnected)))
+	require.Equal(t, tetherquic.NewStream, evOrigin(t, rec.WaitFor(t, tether.Reconnected, 1)))
 
 	send(t, tt, "after")
 	r.expect(t, "after")
@@ -188,9 +189,9 @@ func TestServerCrash(t *testing.T) {
 			// are lost with the connection, unless the loss was noticed
 			// before the Write.
 			send(t, tt, probe)
-			ev := rec.next(t, tether.Disconnected)
+			ev := rec.WaitFor(t, tether.Disconnected, 1)
 			tc.check(t, ev.Err)
-			rec.next(t, tether.Reconnected)
+			rec.WaitFor(t, tether.Reconnected, 1)
 			send(t, tt, "after")
 			got := r.until(t, "after")
 			require.Contains(t, []string{"after", probe + "after"}, got)
@@ -221,7 +222,7 @@ func TestZeroRTT(t *testing.T) {
 	held.Store(&gate)
 	srv.closeConns()
 	// The server has not answered: what the client writes now is 0-RTT.
-	c := evConn(t, rec.next(t, tether.Reconnected))
+	c := evConn(t, rec.WaitFor(t, tether.Reconnected, 1))
 	require.Equal(t, tetherquic.ZeroRTT, c.Origin())
 	select {
 	case <-c.QUICConn().HandshakeComplete():
@@ -259,8 +260,8 @@ func TestZeroRTTRejected(t *testing.T) {
 
 			gate := make(chan struct{})
 			srv = srv.restart(serverOpts{allow0RTT: true, resetKey: key, onHello: func() { <-gate }})
-			rec.next(t, tether.Disconnected)
-			c := evConn(t, rec.next(t, tether.Reconnected))
+			rec.WaitFor(t, tether.Disconnected, 1)
+			c := evConn(t, rec.WaitFor(t, tether.Reconnected, 1))
 			require.Equal(t, tetherquic.ZeroRTT, c.Origin(), "before the server answers")
 			first := c.Stream()
 			send(t, tt, "two")
@@ -283,9 +284,7 @@ func TestZeroRTTRejected(t *testing.T) {
 				r.expect(t, "four")
 			}
 			require.Equal(t, uint64(2), tt.Generation(), "the Tether saw more than one reconnect")
-			for _, ev := range rec.drain() {
-				require.NotEqual(t, tether.Disconnected, ev.Kind, "unexpected %v: %v", ev.Kind, ev.Err)
-			}
+			require.Equal(t, 1, rec.Count(tether.Disconnected), "events: %v", rec)
 		})
 	}
 }
@@ -308,20 +307,18 @@ func TestZeroRTTHandshakeFailure(t *testing.T) {
 	o.onHello = func() { <-gate }
 	srv.restart(o)
 	send(t, tt, probe) // draws a stateless reset
-	rec.next(t, tether.Disconnected)
-	require.Equal(t, tetherquic.ZeroRTT, evOrigin(t, rec.next(t, tether.Reconnected)), "before the server answers")
+	rec.WaitFor(t, tether.Disconnected, 1)
+	require.Equal(t, tetherquic.ZeroRTT, evOrigin(t, rec.WaitFor(t, tether.Reconnected, 1)), "before the server answers")
 	close(gate)
 
-	ev := rec.next(t, tether.Disconnected)
+	ev := rec.WaitFor(t, tether.Disconnected, 2)
 	require.True(t, tether.IsPermanent(ev.Err), "IsPermanent(%v) = false", ev.Err)
 	var te *quic.TransportError
 	require.ErrorAs(t, ev.Err, &te)
 	require.Equal(t, quic.TransportErrorCode(0x100+120), te.ErrorCode) // no_application_protocol
 	closed(t, tt.Done(), "Done after a permanent error")
 	require.ErrorIs(t, r.end(t), tether.ErrGaveUp)
-	for _, ev := range rec.drain() {
-		require.NotEqual(t, tether.Unreachable, ev.Kind, "redialed after a permanent error: %v", ev.Err)
-	}
+	require.Zero(t, rec.Count(tether.Unreachable), "redialed after a permanent error: %v", rec)
 }
 
 // TestPermanentHandshakeError: a certificate the client does not trust, or
@@ -372,8 +369,8 @@ func TestPermanentHandshakeError(t *testing.T) {
 			o.tls = tc.srv
 			srv.restart(o)
 			send(t, tt, probe) // draws a stateless reset
-			rec.next(t, tether.Disconnected)
-			ev := rec.next(t, tether.Unreachable)
+			rec.WaitFor(t, tether.Disconnected, 1)
+			ev := rec.WaitFor(t, tether.Unreachable, 1)
 			require.True(t, tether.IsPermanent(ev.Err), "IsPermanent(%v) = false", ev.Err)
 			closed(t, tt.Done(), "Done after a permanent error")
 			tc.check(t, tt.Err())
@@ -407,7 +404,7 @@ func TestCloseDuringRedial(t *testing.T) {
 	r := startReader(tt)
 
 	srv.crash() // the client learns of it by its idle timeout (1 s)
-	rec.next(t, tether.Disconnected)
+	rec.WaitFor(t, tether.Disconnected, 1)
 	recv(t, dialing, "redial")
 
 	start := time.Now()

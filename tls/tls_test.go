@@ -17,6 +17,7 @@ import (
 	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest"
 	tethertls "github.com/io-tether/tether/tls"
 )
 
@@ -60,7 +61,7 @@ func TestResumption(t *testing.T) {
 		}
 	})
 	config := &tls.Config{RootCAs: pair.CA}
-	tt, err := tethertls.Dial(dialCtx(t), srv.Addr(), config, transporttest.NewRecorder(nil))
+	tt, err := tethertls.Dial(dialCtx(t), srv.Addr(), config, new(tethertest.Recorder))
 	require.NoError(t, err, "tethertls.Dial")
 	defer tt.Close()
 
@@ -421,7 +422,7 @@ func TestCloseDuringHandshake(t *testing.T) {
 		io.Copy(io.Discard, c)
 		close(ended)
 	})
-	tt, err := tethertls.Dial(dialCtx(t), srv.Addr(), &tls.Config{RootCAs: pair.CA}, transporttest.NewRecorder(nil))
+	tt, err := tethertls.Dial(dialCtx(t), srv.Addr(), &tls.Config{RootCAs: pair.CA}, new(tethertest.Recorder))
 	require.NoError(t, err, "tethertls.Dial")
 	buf := make([]byte, 2)
 	_, err = io.ReadFull(tt, buf)
@@ -477,7 +478,7 @@ func TestResumptionAfterFailedHandshake(t *testing.T) {
 		resumed <- s.ConnectionState().DidResume
 		io.WriteString(s, "hi")
 	})
-	rec := transporttest.NewRecorder(nil)
+	rec := new(tethertest.Recorder)
 	tt, err := tether.Dial(dialCtx(t), &tethertls.Dialer{Config: &tls.Config{RootCAs: pair.CA}}, srv.Addr(), rec)
 	require.NoError(t, err)
 	defer tt.Close()
