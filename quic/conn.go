@@ -154,17 +154,6 @@ func newConn(q *qconn, fresh bool) *Conn {
 	return c
 }
 
-// newPeerConn returns s, a stream the peer opened on qc, as a Conn. The
-// stream exists for both sides: Close ends it with a FIN.
-func newPeerConn(qc *quic.Conn, s *quic.Stream) *Conn {
-	c := &Conn{qc: qc, ready: make(chan struct{})}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wrote.Store(true)
-	c.str.Store(s)
-	close(c.ready)
-	return c
-}
-
 func handshakeDone(qc *quic.Conn) bool {
 	select {
 	case <-qc.HandshakeComplete():

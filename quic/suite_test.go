@@ -40,102 +40,55 @@ func TestSuite(t *testing.T) {
 	})
 }
 
-// streamListener accepts the streams of the QUIC connections to it.
+// streamListener is a tetherquic.Listener as the suite's Listener: it
+// reads the hello byte of each stream before Accept returns the stream, and
+// Kill closes the QUIC connections of the streams it returned.
 type streamListener struct {
-	udp     *net.UDPConn
-	tr      *quic.Transport
-	ctx     context.Context
-	cancel  context.CancelFunc
-	streams chan net.Conn
-	wg      sync.WaitGroup
+	*tetherquic.Listener
 
 	mu    sync.Mutex
-	conns []*quic.Conn
+	conns map[*quic.Conn]struct{}
 }
 
 func listenStreams(_ testing.TB, addr string) (transporttest.Listener, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	ua, err := net.ResolveUDPAddr("udp", addr)
+	ln, err := tetherquic.Listen(addr, testcert.Get().ServerConfig(alpn), nil)
 	if err != nil {
 		return nil, err
 	}
-	udp, err := net.ListenUDP("udp", ua)
-	if err != nil {
-		return nil, err
-	}
-	l := &streamListener{udp: udp, tr: &quic.Transport{Conn: udp}, streams: make(chan net.Conn)}
-	ln, err := l.tr.Listen(testcert.Get().ServerConfig(alpn), nil)
-	if err != nil {
-		udp.Close()
-		return nil, err
-	}
-	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.wg.Go(func() {
-		for {
-			c, err := ln.Accept(l.ctx)
-			if err != nil {
-				return
-			}
-			l.mu.Lock()
-			l.conns = append(l.conns, c)
-			l.mu.Unlock()
-			l.wg.Go(func() { l.serveConn(c) })
-		}
-	})
-	return l, nil
+	return &streamListener{Listener: ln, conns: make(map[*quic.Conn]struct{})}, nil
 }
 
-func (l *streamListener) serveConn(c *quic.Conn) {
-	for {
-		st, err := c.AcceptStream(l.ctx)
-		if err != nil {
-			return
-		}
-		l.wg.Go(func() {
-			sc := tetherquic.NewServerConn(c, st)
-			if _, err := io.ReadFull(sc, make([]byte, 1)); err != nil {
-				sc.Close()
-				return
-			}
-			select {
-			case l.streams <- sc:
-			case <-l.ctx.Done():
-				sc.Close()
-			}
-		})
-	}
-}
-
+// Accept returns the next stream whose hello came. (It comes with the
+// stream's first packet: the suite's Dialer writes it as it dials.)
 func (l *streamListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.streams:
-		return c, nil
-	case <-l.ctx.Done():
-		return nil, net.ErrClosed
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		sc := c.(*tetherquic.StreamConn)
+		if _, err := io.ReadFull(sc, make([]byte, 1)); err != nil {
+			sc.Close()
+			continue
+		}
+		l.mu.Lock()
+		l.conns[sc.QUICConn()] = struct{}{}
+		l.mu.Unlock()
+		return sc, nil
 	}
 }
 
-// Close stops listening and frees the address, without a word to the
-// clients of the connections left (Kill closes them first).
-func (l *streamListener) Close() error {
-	l.cancel()
-	l.tr.Close()
-	l.udp.Close()
-	l.wg.Wait()
-	return nil
-}
-
-func (l *streamListener) Addr() string { return l.udp.LocalAddr().String() }
+func (l *streamListener) Addr() string { return l.Listener.Addr().String() }
 
 // Kill closes the QUIC connections: their clients learn of it at once.
 func (l *streamListener) Kill() {
 	l.mu.Lock()
-	cs := l.conns
-	l.conns = nil
-	l.mu.Unlock()
-	for _, c := range cs {
+	defer l.mu.Unlock()
+	for c := range l.conns {
 		c.CloseWithError(0, "killed")
 	}
+	clear(l.conns)
 }
