@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tcp"
 )
 
@@ -25,8 +26,7 @@ func sockopt(t *testing.T, c net.Conn, level, opt int) int {
 // Keep-alive is on by default, off on request; UserTimeout sets
 // TCP_USER_TIMEOUT; the per-attempt timeout has a default.
 func TestSocketOptions(t *testing.T) {
-	s := startEcho(t, "127.0.0.1:0")
-	addr := s.l.Addr().String()
+	addr := transporttest.StartServer(t, plainTCP, transporttest.Echo).Addr()
 	const tcpUserTimeout = 0x12
 
 	c, err := (&tcp.Dialer{}).Dial(t.Context(), addr)

@@ -2,10 +2,8 @@ package tcp_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -13,150 +11,30 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest"
 )
 
-// freePort returns a loopback address on which nothing listens.
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+// plainTCP is TCP on loopback, for the servers of the tests.
+var plainTCP = transporttest.Transport{Name: "tcp", Listen: transporttest.ListenTCP}
 
-// echoServer echoes on addr until stopped; stop closes the listener and
-// every connection, as a server restart does.
-type echoServer struct {
-	l     net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-	wg    sync.WaitGroup
-}
-
-func startEcho(t *testing.T, addr string) *echoServer {
-	t.Helper()
-	var (
-		l   net.Listener
-		err error
-	)
-	// The port was just ours; the kernel may take a moment to free it.
-	for i := 0; i < 100; i++ {
-		if l, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	require.NoError(t, err)
-	s := &echoServer{l: l}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns = append(s.conns, c)
-			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				c.Write([]byte("hi"))
-				io.Copy(c, c)
-				c.Close()
-			}()
-		}
-	}()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *echoServer) stop() {
-	s.l.Close()
-	s.mu.Lock()
-	for _, c := range s.conns {
-		c.Close()
-	}
-	s.conns = nil
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
-// fast reconnects after 10 ms, for ever, and reports each event.
-func fast(events chan<- tether.EventKind) tether.DisconnectHandler {
-	return tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
-		select {
-		case events <- ev.Kind:
-		default:
-		}
-		ev.Delay = 10 * time.Millisecond
-		return tether.Reconnect
-	})
-}
-
-// greeted reads the server's greeting.
-func greeted(t *testing.T, c net.Conn) {
-	t.Helper()
-	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
-	buf := make([]byte, 2)
-	_, err := io.ReadFull(c, buf)
-	require.NoError(t, err)
-	require.Equal(t, "hi", string(buf))
-}
-
-func echo(t *testing.T, c net.Conn, msg string) {
-	t.Helper()
-	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
-	_, err := c.Write([]byte(msg))
-	require.NoError(t, err)
-	buf := make([]byte, len(msg))
-	_, err = io.ReadFull(c, buf)
-	require.NoError(t, err)
-	require.Equal(t, msg, string(buf))
-}
-
-// Semantics 1 over real sockets: a server restarted on the same port.
-func TestServerRestartSamePort(t *testing.T) {
-	addr := freePort(t)
-	s := startEcho(t, addr)
-	events := make(chan tether.EventKind, 100)
-	tt, err := tcp.Dial(t.Context(), addr, fast(events))
-	require.NoError(t, err)
-	defer tt.Close()
-	greeted(t, tt)
-	echo(t, tt, "before")
-
-	// The Read meets the server's close and waits for the reconnect; the
-	// restarted server greets the new connection. (A Write first would be
-	// accepted by the dead connection and lost: see the package docs.)
-	s.stop()
-	startEcho(t, addr)
-	greeted(t, tt)
-	echo(t, tt, "after")
-	require.Equal(t, uint64(2), tt.Generation())
-	require.Equal(t, tether.Connected, <-events)
-	require.Equal(t, tether.Disconnected, <-events)
+// TestSuite holds the tcp Dialer to the semantics every transport shares.
+func TestSuite(t *testing.T) {
+	tr := plainTCP
+	tr.Dialer = func() tether.Dialer { return &tcp.Dialer{} }
+	transporttest.Run(t, tr)
 }
 
 // Semantics 12 over TCP: CloseWrite passes through, the peer's EOF after it
 // is final, and nothing reconnects.
 func TestCloseWrite(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	srv := transporttest.StartServer(t, plainTCP, func(_ context.Context, c net.Conn, _ int) {
 		req, _ := io.ReadAll(c) // until the client's CloseWrite
 		c.Write(append([]byte("reply to "), req...))
-	}()
-	events := make(chan tether.EventKind, 100)
-	tt, err := tcp.Dial(t.Context(), l.Addr().String(), fast(events))
+	})
+	rec := new(tethertest.Recorder)
+	tt, err := tcp.Dial(t.Context(), srv.Addr(), rec)
 	require.NoError(t, err)
 	defer tt.Close()
 	_, err = tt.Write([]byte("request"))
@@ -169,8 +47,7 @@ func TestCloseWrite(t *testing.T) {
 
 	_, err = tt.Write([]byte("more"))
 	require.Error(t, err, "a Write after CloseWrite fails")
-	require.Equal(t, tether.Connected, <-events)
-	require.Empty(t, events, "no reconnect")
+	require.Equal(t, []tether.EventKind{tether.Connected}, rec.Kinds(), "no reconnect")
 	require.Equal(t, uint64(1), tt.Generation())
 }
 
@@ -178,7 +55,9 @@ func TestCloseWrite(t *testing.T) {
 // *net.OpError that names the address it was given, reaches its cause, and
 // is classified by tether.IsPermanent.
 func TestDialErrors(t *testing.T) {
-	refused := freePort(t)
+	stopped := transporttest.StartServer(t, plainTCP, transporttest.Echo)
+	stopped.Stop()
+	refused := stopped.Addr()
 	cancelled, cancel := context.WithCancel(t.Context())
 	cancel()
 	expired, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
@@ -220,13 +99,13 @@ func TestDialErrors(t *testing.T) {
 
 // A caller's NetDialer is copied, never changed, and its hooks still run.
 func TestNetDialerNotChanged(t *testing.T) {
-	s := startEcho(t, "127.0.0.1:0")
+	srv := transporttest.StartServer(t, plainTCP, transporttest.Echo)
 	var called bool
 	nd := &net.Dialer{Control: func(network, address string, c syscall.RawConn) error {
 		called = true
 		return nil
 	}}
-	c, err := (&tcp.Dialer{NetDialer: nd, UserTimeout: time.Second}).Dial(t.Context(), s.l.Addr().String())
+	c, err := (&tcp.Dialer{NetDialer: nd, UserTimeout: time.Second}).Dial(t.Context(), srv.Addr())
 	require.NoError(t, err)
 	c.Close()
 	require.True(t, called)
@@ -234,19 +113,18 @@ func TestNetDialerNotChanged(t *testing.T) {
 	require.Zero(t, nd.KeepAliveConfig)
 }
 
-// Close during the dial of a server that never answers returns at once.
+// Close during a backoff wait over a real socket returns at once.
 func TestCloseDuringBackoffRealSocket(t *testing.T) {
-	s := startEcho(t, "127.0.0.1:0")
-	addr := s.l.Addr().String()
+	srv := transporttest.StartServer(t, plainTCP, transporttest.Greet("hi"))
 	slow := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
 		ev.Delay = time.Hour
 		return tether.Reconnect
 	})
-	tt, err := tcp.Dial(t.Context(), addr, slow)
+	tt, err := tcp.Dial(t.Context(), srv.Addr(), slow)
 	require.NoError(t, err)
-	greeted(t, tt)
-	require.NoError(t, tt.SetDeadline(time.Time{}))
-	s.stop()
+	_, err = io.ReadFull(tt, make([]byte, 2))
+	require.NoError(t, err, "the greeting")
+	srv.Stop()
 	errc := make(chan error, 1)
 	go func() {
 		_, err := tt.Read(make([]byte, 1))
@@ -258,5 +136,5 @@ func TestCloseDuringBackoffRealSocket(t *testing.T) {
 	require.NoError(t, tt.Close())
 	require.ErrorIs(t, <-errc, net.ErrClosed)
 	require.Less(t, time.Since(start), time.Second, "generous bound; the promise is well under 100 ms")
-	require.True(t, errors.Is(tt.Err(), net.ErrClosed))
+	require.ErrorIs(t, tt.Err(), net.ErrClosed)
 }
