@@ -220,13 +220,7 @@ var errDeadlineMoved = errors.New("tether/quic: write deadline moved")
 // handshake to settle), within the write deadline and until Close.
 func (c *Conn) openSync() (*quic.Stream, error) {
 	for {
-		c.dlmu.Lock()
-		dl := c.wdl
-		if c.wdlCh == nil {
-			c.wdlCh = make(chan struct{})
-		}
-		moved := c.wdlCh
-		c.dlmu.Unlock()
+		dl, moved := c.deadline(false)
 		if !dl.IsZero() && !time.Now().Before(dl) {
 			return nil, os.ErrDeadlineExceeded
 		}
@@ -273,13 +267,7 @@ func (c *Conn) openSync() (*quic.Stream, error) {
 // deadline, until Close, and while the connection lives.
 func (c *Conn) awaitStream() error {
 	for {
-		c.dlmu.Lock()
-		dl := c.rdl
-		if c.rdlCh == nil {
-			c.rdlCh = make(chan struct{})
-		}
-		moved := c.rdlCh
-		c.dlmu.Unlock()
+		dl, moved := c.deadline(true)
 		var timeout <-chan time.Time
 		if !dl.IsZero() {
 			d := time.Until(dl)
@@ -605,40 +593,55 @@ func (c *Conn) SetDeadline(t time.Time) error {
 
 // SetReadDeadline sets the stream's read deadline (which applies too to a
 // Read waiting for the first Write).
-func (c *Conn) SetReadDeadline(t time.Time) error {
-	if c == nil || c.qc == nil {
-		return errNilConn
-	}
-	c.dlmu.Lock()
-	defer c.dlmu.Unlock()
-	c.rdl = t
-	if c.rdlCh != nil {
-		close(c.rdlCh)
-		c.rdlCh = nil
-	}
-	if s := c.str.Load(); s != nil {
-		return s.SetReadDeadline(t)
-	}
-	return nil
-}
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.setDeadline(t, true) }
 
 // SetWriteDeadline sets the stream's write deadline (which applies too to
 // the first Write's wait for the server to allow a new stream).
-func (c *Conn) SetWriteDeadline(t time.Time) error {
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.setDeadline(t, false) }
+
+// setDeadline sets the read or the write deadline: the Conn's own, which
+// wakes what waits on the old one, and the stream's once there is one.
+func (c *Conn) setDeadline(t time.Time, read bool) error {
 	if c == nil || c.qc == nil {
 		return errNilConn
 	}
 	c.dlmu.Lock()
 	defer c.dlmu.Unlock()
-	c.wdl = t
-	if c.wdlCh != nil {
-		close(c.wdlCh)
-		c.wdlCh = nil
+	dl, ch := c.deadlineVars(read)
+	*dl = t
+	if *ch != nil {
+		close(*ch)
+		*ch = nil
 	}
-	if s := c.str.Load(); s != nil {
+	switch s := c.str.Load(); {
+	case s == nil:
+		return nil
+	case read:
+		return s.SetReadDeadline(t)
+	default:
 		return s.SetWriteDeadline(t)
 	}
-	return nil
+}
+
+// deadline returns the read or the write deadline, and a channel closed
+// when it changes.
+func (c *Conn) deadline(read bool) (time.Time, <-chan struct{}) {
+	c.dlmu.Lock()
+	defer c.dlmu.Unlock()
+	dl, ch := c.deadlineVars(read)
+	if *ch == nil {
+		*ch = make(chan struct{})
+	}
+	return *dl, *ch
+}
+
+// deadlineVars returns the fields of the read or the write deadline; c.dlmu
+// guards them.
+func (c *Conn) deadlineVars(read bool) (*time.Time, *chan struct{}) {
+	if read {
+		return &c.rdl, &c.rdlCh
+	}
+	return &c.wdl, &c.wdlCh
 }
 
 // Origin says how the Conn came to be: on a live connection, or with a new

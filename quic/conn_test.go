@@ -61,12 +61,8 @@ func TestConnClose(t *testing.T) {
 	}
 	results := make(chan result, 1)
 	srv := newServer(t, serverOpts{handle: func(s *testServer, c *quic.Conn, st *quic.Stream) {
-		b, err := io.ReadAll(st)
-		var werr error
-		for werr == nil { // until the client's STOP_SENDING arrives
-			_, werr = st.Write(make([]byte, 1024))
-		}
-		results <- result{string(b), err, werr}
+		b, rerr, werr := readThenFlood(st)
+		results <- result{string(b), rerr, werr}
 	}})
 	c := dialConn(t, srv)
 	_, err := c.Write([]byte("bye"))

@@ -3,6 +3,7 @@ package quic_test
 import (
 	"context"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,17 +69,7 @@ func startReader(c net.Conn) *reader {
 // expect waits until the reader has read want, and consumes it.
 func (r *reader) expect(t *testing.T, want string) {
 	t.Helper()
-	timeout := time.After(wait)
-	for len(r.buf) < len(want) {
-		select {
-		case b := <-r.data:
-			r.buf = append(r.buf, b...)
-		case err := <-r.err:
-			t.Fatalf("Read() = %v after %q, want %q", err, r.buf, want)
-		case <-timeout:
-			t.Fatalf("Read: got %q within %v, want %q", r.buf, wait, want)
-		}
-	}
+	r.fill(t, func() bool { return len(r.buf) >= len(want) }, strconv.Quote(want))
 	got := string(r.buf[:len(want)])
 	r.buf = r.buf[len(want):]
 	if got != want {
@@ -90,20 +81,27 @@ func (r *reader) expect(t *testing.T, want string) {
 // consumes all of it.
 func (r *reader) until(t *testing.T, suffix string) string {
 	t.Helper()
+	r.fill(t, func() bool { return strings.HasSuffix(string(r.buf), suffix) }, "a suffix "+strconv.Quote(suffix))
+	got := string(r.buf)
+	r.buf = nil
+	return got
+}
+
+// fill reads into r.buf until enough reports true, failing the test with
+// want in its message if Read fails or it takes too long.
+func (r *reader) fill(t *testing.T, enough func() bool, want string) {
+	t.Helper()
 	timeout := time.After(wait)
-	for !strings.HasSuffix(string(r.buf), suffix) {
+	for !enough() {
 		select {
 		case b := <-r.data:
 			r.buf = append(r.buf, b...)
 		case err := <-r.err:
-			t.Fatalf("Read() = %v after %q, want a suffix %q", err, r.buf, suffix)
+			t.Fatalf("Read() = %v after %q, want %s", err, r.buf, want)
 		case <-timeout:
-			t.Fatalf("Read: got %q within %v, want a suffix %q", r.buf, wait, suffix)
+			t.Fatalf("Read: got %q within %v, want %s", r.buf, wait, want)
 		}
 	}
-	got := string(r.buf)
-	r.buf = nil
-	return got
 }
 
 // end waits for the reader's final error.

@@ -18,8 +18,7 @@ import (
 // stream of the same connection.
 func TestNgtcp2Download(t *testing.T) {
 	srv := startNgtcp2(t)
-	d := h3Dialer(nil)
-	t.Cleanup(func() { d.Close() })
+	d := h3Dialer(t, nil)
 	require.Equal(t, tetherquic.FullHandshake, srv.fetch(t, d, "/blob"))
 	require.Equal(t, tetherquic.NewStream, srv.fetch(t, d, "/small"))
 }
@@ -28,8 +27,7 @@ func TestNgtcp2Download(t *testing.T) {
 // connection: in a row, then 32 at once.
 func TestNgtcp2ManyStreams(t *testing.T) {
 	srv := startNgtcp2(t)
-	d := h3Dialer(nil)
-	t.Cleanup(func() { d.Close() })
+	d := h3Dialer(t, nil)
 	const sequential, concurrent = 200, 32
 	srv.fetch(t, d, "/small")
 	start := time.Now()
@@ -77,20 +75,18 @@ func TestNgtcp2ManyStreams(t *testing.T) {
 // closes the whole connection for either.)
 func TestNgtcp2CloseUnused(t *testing.T) {
 	srv := startNgtcp2(t)
-	d := h3Dialer(nil)
-	t.Cleanup(func() { d.Close() })
+	d := h3Dialer(t, nil)
 
 	// A is mid-request: its HEADERS are sent, its FIN is not.
 	a := dialExchange(t, d, srv.addr())
-	_, err := a.tt.Write(h3Get("localhost", "/small"))
-	require.NoError(t, err)
+	a.send(t, "/small")
 
 	// B never writes; C abandons half a HEADERS frame.
 	b := dialExchange(t, d, srv.addr())
 	require.NoError(t, b.tt.Close())
 	c := dialExchange(t, d, srv.addr())
 	req := h3Get("localhost", "/small")
-	_, err = c.tt.Write(req[:len(req)/2])
+	_, err := c.tt.Write(req[:len(req)/2])
 	require.NoError(t, err)
 	require.NoError(t, c.tt.Close())
 
@@ -113,14 +109,12 @@ func TestNgtcp2CloseUnused(t *testing.T) {
 // first request to end: waiting for stream credit is not a failed dial.
 func TestNgtcp2StreamCredit(t *testing.T) {
 	srv := startNgtcp2(t, "--max-streams-bidi=1")
-	d := h3Dialer(&quic.Config{})
+	d := h3Dialer(t, &quic.Config{})
 	d.Timeout = 2 * time.Second // the longest a dial attempt may last
-	t.Cleanup(func() { d.Close() })
 	srv.fetch(t, d, "/small")
 
 	a := dialExchange(t, d, srv.addr())
-	_, err := a.tt.Write(h3Get("localhost", "/small")) // holds the only stream
-	require.NoError(t, err)
+	a.send(t, "/small") // holds the only stream
 
 	b := dialExchange(t, d, srv.addr())
 	type result struct {
@@ -160,8 +154,7 @@ func TestNgtcp2StreamCredit(t *testing.T) {
 // hears from its server goes on a new connection, not on the dead one.
 func TestNgtcp2Restart(t *testing.T) {
 	srv := startNgtcp2(t)
-	d := h3Dialer(nil)
-	t.Cleanup(func() { d.Close() })
+	d := h3Dialer(t, nil)
 	srv.fetch(t, d, "/small")
 
 	srv.restart()
@@ -182,8 +175,7 @@ func TestNgtcp2Restart(t *testing.T) {
 // requests succeed again.
 func TestNgtcp2RestartFigures(t *testing.T) {
 	srv := startNgtcp2(t)
-	d := h3Dialer(nil)
-	t.Cleanup(func() { d.Close() })
+	d := h3Dialer(t, nil)
 	srv.fetch(t, d, "/small")
 
 	killed := time.Now()
@@ -221,8 +213,7 @@ func TestNgtcp2Resumption(t *testing.T) {
 	// No keep-alives, so that the connection idles out; the client's own
 	// idle timeout matches the server's (quic-go would read the server's
 	// 1 s as 5 s).
-	d := h3Dialer(&quic.Config{MaxIdleTimeout: time.Second, KeepAlivePeriod: -1})
-	t.Cleanup(func() { d.Close() })
+	d := h3Dialer(t, &quic.Config{MaxIdleTimeout: time.Second, KeepAlivePeriod: -1})
 
 	x := dialExchange(t, d, srv.addr())
 	status, _, err := x.get("/small", wait)
@@ -243,8 +234,7 @@ func TestNgtcp2Resumption(t *testing.T) {
 // keep-alives, and a request after a 3 s pause goes through on it.
 func TestNgtcp2ShortIdleTimeout(t *testing.T) {
 	srv := startNgtcp2(t, "--timeout=2s")
-	d := h3Dialer(nil)
-	t.Cleanup(func() { d.Close() })
+	d := h3Dialer(t, nil)
 	srv.fetch(t, d, "/small")
 	time.Sleep(3 * time.Second)
 	require.Equal(t, tetherquic.NewStream, srv.fetch(t, d, "/small"))
@@ -255,13 +245,11 @@ func TestNgtcp2ShortIdleTimeout(t *testing.T) {
 // one keep-alive period).
 func TestNgtcp2DeadServer(t *testing.T) {
 	srv := startNgtcp2(t)
-	d := h3Dialer(nil)
-	t.Cleanup(func() { d.Close() })
+	d := h3Dialer(t, nil)
 	x := dialExchange(t, d, srv.addr())
 	// The request is never ended: the server waits for its FIN, and the
 	// Tether's Read for the response.
-	_, err := x.tt.Write(h3Get("localhost", "/small"))
-	require.NoError(t, err)
+	x.send(t, "/small")
 	r := startReader(x.tt)
 	time.Sleep(200 * time.Millisecond) // the HEADERS are acknowledged
 

@@ -73,11 +73,7 @@ func TestErrorCodes(t *testing.T) {
 	type seen struct{ read, write error }
 	streams := make(chan seen, 1)
 	srv := newServer(t, serverOpts{handle: func(s *testServer, c *quic.Conn, st *quic.Stream) {
-		_, rerr := io.ReadAll(st)
-		var werr error
-		for werr == nil { // until the client's STOP_SENDING arrives
-			_, werr = st.Write(make([]byte, 1024))
-		}
+		_, rerr, werr := readThenFlood(st)
 		streams <- seen{rerr, werr}
 	}})
 	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig(),

@@ -198,15 +198,18 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 	return w.w.Write(p)
 }
 
-// h3Dialer is a Dialer for the server's HTTP/3, with HTTP/3's error codes.
-func h3Dialer(conf *quic.Config) *tetherquic.Dialer {
-	return &tetherquic.Dialer{
+// h3Dialer is a Dialer for the server's HTTP/3, with HTTP/3's error codes,
+// closed at the end of the test.
+func h3Dialer(t *testing.T, conf *quic.Config) *tetherquic.Dialer {
+	d := &tetherquic.Dialer{
 		TLSConfig:       testcert.Get().ClientConfig(h3ALPN),
 		Config:          conf,
 		StreamErrorCode: h3RequestCanceled,
 		ResetOnClose:    true,
 		ConnErrorCode:   h3NoError,
 	}
+	t.Cleanup(func() { d.Close() })
+	return d
 }
 
 // exchange is one HTTP/3 request on a Tether of its own: the pattern for
@@ -226,6 +229,14 @@ func dialExchange(t *testing.T, d *tetherquic.Dialer, addr string) *exchange {
 	require.NoError(t, err)
 	t.Cleanup(func() { tt.Close() })
 	return &exchange{tt: tt, rec: rec}
+}
+
+// send sends the HEADERS of a GET for path, and not the FIN that ends the
+// request.
+func (x *exchange) send(t *testing.T, path string) {
+	t.Helper()
+	_, err := x.tt.Write(h3Get("localhost", path))
+	require.NoError(t, err, "Write of GET %s", path)
 }
 
 // get sends a GET for path, ends the request (FIN), and reads the response

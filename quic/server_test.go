@@ -127,6 +127,16 @@ func (s *testServer) serveConn(c *quic.Conn) {
 	}
 }
 
+// readThenFlood reads st to the client's FIN, then writes to it until the
+// client's STOP_SENDING arrives: what a Conn's Close tells a server.
+func readThenFlood(st *quic.Stream) (read []byte, readErr, writeErr error) {
+	read, readErr = io.ReadAll(st)
+	for writeErr == nil {
+		_, writeErr = st.Write(make([]byte, 1024))
+	}
+	return read, readErr, writeErr
+}
+
 // echo copies st to itself until the client's FIN, then sends its own.
 func echo(st *quic.Stream) {
 	io.Copy(st, st)
