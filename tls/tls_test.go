@@ -47,20 +47,28 @@ func dialCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// startResumptionServer starts a TLS server that reports on resumed
+// whether each connection resumed a session, and greets it with "hi"; then
+// it echoes, except on the first connection when closeFirst is set, which
+// it closes, so that the client reconnects.
+func startResumptionServer(t *testing.T, closeFirst bool) (*transporttest.Server, <-chan bool) {
+	resumed := make(chan bool, 2)
+	srv := transporttest.StartServer(t, transport(testcert.Get().ServerConfig()), func(ctx context.Context, c net.Conn, n int) {
+		resumed <- c.(*tls.Conn).ConnectionState().DidResume
+		io.WriteString(c, "hi")
+		if n > 1 || !closeFirst {
+			transporttest.Echo(ctx, c, n)
+		}
+	})
+	return srv, resumed
+}
+
 // TestResumption checks, from the server's side, that the reconnect
 // resumes the TLS session of the first connection, though the caller's
 // Config has no session cache, and that the caller's Config is unchanged.
 func TestResumption(t *testing.T) {
-	pair := testcert.Get()
-	resumed := make(chan bool, 2)
-	srv := transporttest.StartServer(t, transport(pair.ServerConfig()), func(ctx context.Context, c net.Conn, n int) {
-		resumed <- c.(*tls.Conn).ConnectionState().DidResume
-		io.WriteString(c, "hi")
-		if n > 1 {
-			transporttest.Echo(ctx, c, n)
-		}
-	})
-	config := &tls.Config{RootCAs: pair.CA}
+	srv, resumed := startResumptionServer(t, true)
+	config := &tls.Config{RootCAs: testcert.Get().CA}
 	tt, err := tethertls.Dial(dialCtx(t), srv.Addr(), config, new(tethertest.Recorder))
 	require.NoError(t, err, "tethertls.Dial")
 	defer tt.Close()
@@ -83,15 +91,9 @@ func TestResumption(t *testing.T) {
 // has one, and one Dialer shared by two Tethers lets the second resume the
 // first's session.
 func TestCallersSessionCache(t *testing.T) {
-	pair := testcert.Get()
-	resumed := make(chan bool, 2)
-	srv := transporttest.StartServer(t, transport(pair.ServerConfig()), func(ctx context.Context, c net.Conn, n int) {
-		resumed <- c.(*tls.Conn).ConnectionState().DidResume
-		io.WriteString(c, "hi")
-		transporttest.Echo(ctx, c, n)
-	})
+	srv, resumed := startResumptionServer(t, false)
 	cache := tls.NewLRUClientSessionCache(4)
-	d := &tethertls.Dialer{Config: &tls.Config{RootCAs: pair.CA, ClientSessionCache: cache}}
+	d := &tethertls.Dialer{Config: &tls.Config{RootCAs: testcert.Get().CA, ClientSessionCache: cache}}
 	for i, want := range []bool{false, true} {
 		tt, err := tether.Dial(dialCtx(t), d, srv.Addr(), nil)
 		require.NoError(t, err, "tether.Dial #%d", i+1)
