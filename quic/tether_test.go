@@ -37,6 +37,17 @@ func dialTether(t *testing.T, d *tetherquic.Dialer, addr string, opts ...tether.
 	return tt, rec
 }
 
+// dialEchoed dials a Tether as dialTether does, starts its reader, and
+// checks that the echo server sends back a first message.
+func dialEchoed(t *testing.T, d *tetherquic.Dialer, addr string) (*tether.Tether, *tethertest.Recorder, *reader) {
+	t.Helper()
+	tt, rec := dialTether(t, d, addr)
+	r := startReader(tt)
+	send(t, tt, "one")
+	r.expect(t, "one")
+	return tt, rec, r
+}
+
 // probe is a write whose packet is large enough to draw a stateless reset
 // from a server that lost the connection.
 const probe = "probe: more than the 42 bytes that a stateless reset needs"
@@ -271,10 +282,7 @@ func TestZeroRTT(t *testing.T) {
 		}
 	}})
 	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig(), Enable0RTT: true}
-	tt, rec := dialTether(t, d, srv.addr)
-	r := startReader(tt)
-	send(t, tt, "one")
-	r.expect(t, "one")
+	tt, rec, r := dialEchoed(t, d, srv.addr)
 	srv.state(t)
 
 	gate := make(chan struct{})
@@ -312,10 +320,7 @@ func TestZeroRTTRejected(t *testing.T) {
 			key := newResetKey(t)
 			srv := newServer(t, serverOpts{allow0RTT: true, resetKey: key})
 			d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig(), Enable0RTT: true}
-			tt, rec := dialTether(t, d, srv.addr)
-			r := startReader(tt)
-			send(t, tt, "one")
-			r.expect(t, "one")
+			tt, rec, r := dialEchoed(t, d, srv.addr)
 
 			gate := make(chan struct{})
 			srv = srv.restart(serverOpts{allow0RTT: true, resetKey: key, onHello: func() { <-gate }})
@@ -356,10 +361,7 @@ func TestZeroRTTHandshakeFailure(t *testing.T) {
 	o := serverOpts{allow0RTT: true, resetKey: newResetKey(t), tls: testcert.Get().ServerConfig(alpn)}
 	srv := newServer(t, o)
 	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig(), Enable0RTT: true}
-	tt, rec := dialTether(t, d, srv.addr)
-	r := startReader(tt)
-	send(t, tt, "one")
-	r.expect(t, "one")
+	tt, rec, r := dialEchoed(t, d, srv.addr)
 
 	gate := make(chan struct{})
 	o.tls = testcert.Get().ServerConfig("other")
