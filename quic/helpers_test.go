@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tethertest"
 	"go.uber.org/goleak"
 )
@@ -21,24 +22,14 @@ func TestMain(m *testing.M) {
 // not fail them, and short enough that a hang fails rather than stalls.
 const wait = 10 * time.Second
 
-// retry is the policy of the tests' Tethers: reconnect at once (after a
-// short pause when a dial failed), and give up on permanent errors as the
-// default policy does.
-var retry = tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
-	switch ev.Kind {
-	case tether.Disconnected, tether.Unreachable:
-		if tether.IsPermanent(ev.Err) {
-			return tether.GiveUp
-		}
-		if ev.Kind == tether.Unreachable {
-			ev.Delay = 20 * time.Millisecond
-		}
-	}
-	return tether.Reconnect
-})
-
-// newRecorder returns a Recorder that decides with retry.
-func newRecorder() *tethertest.Recorder { return &tethertest.Recorder{Next: retry} }
+// newRecorder returns a Recorder that decides as the transport suite's
+// does: reconnect at once (10 ms after a failed dial), give up on permanent
+// errors as the default policy does.
+func newRecorder() *tethertest.Recorder {
+	return &tethertest.Recorder{Next: tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+		return transporttest.Fast(ev)
+	})}
+}
 
 // reader reads a net.Conn in a goroutine of its own, so that a test can wait
 // for a reconnect while a Read is pending (as a real client does).
