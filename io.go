@@ -141,9 +141,16 @@ func (t *Tether) Write(p []byte) (int, error) {
 			return n, t.boundary(c, dirWrite, dropped)
 		}
 		seq0 := t.half[dirWrite].seq.Load()
-		m, err := c.conn.Write(p[n:])
-		if m > 0 && !c.wrote.Load() {
+		// Mark the connection written before the Write returns: the peer
+		// may answer and end the exchange before this goroutine runs
+		// again, and the outage must see that bytes went both ways.
+		first := len(p) > n && !c.wrote.Load()
+		if first {
 			c.wrote.Store(true)
+		}
+		m, err := c.conn.Write(p[n:])
+		if first && m == 0 {
+			c.wrote.Store(false)
 		}
 		n += m
 		if err == nil {
