@@ -12,6 +12,7 @@ import (
 
 	"github.com/io-tether/tether"
 	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // TestReusedTetherCleanEnds: one Tether reused across requests, against a
@@ -29,30 +30,22 @@ func TestReusedTetherCleanEnds(t *testing.T) {
 		io.Copy(io.Discard, st) // until the client ends its side
 	}})
 	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: steadyConfig()}
-	events := make(chan tether.Event, 64)
-	h := tether.Chain(nil, func(next tether.DisconnectHandler) tether.DisconnectHandler {
-		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
-			events <- *ev
-			return next.HandleDisconnect(ctx, ev)
-		})
-	})
+	rec := &tethertest.Recorder{Next: tether.Chain(nil)} // the default policy
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	tt, err := tether.Dial(ctx, d, srv.addr, h)
+	tt, err := tether.Dial(ctx, d, srv.addr, rec)
 	require.NoError(t, err)
 	t.Cleanup(func() { tt.Close(); d.Close() })
-	require.Equal(t, tether.Connected, recv(t, events, "Connected").Kind)
 	r := startReader(tt)
 	const requests = 8
 	for i := range requests {
 		send(t, tt, fmt.Sprintf("req %d\n", i))
 		r.expect(t, fmt.Sprintf("re: req %d\n", i))
 		if i < requests-1 {
-			ev := recv(t, events, "Disconnected")
-			require.Equal(t, tether.Disconnected, ev.Kind)
+			ev := rec.WaitFor(t, tether.Disconnected, i+1)
 			require.ErrorIs(t, ev.Err, io.EOF)
 			require.Zero(t, ev.Attempt, "request %d: Attempt after a clean end (delay %v)", i, ev.Delay)
-			require.Equal(t, tether.Reconnected, recv(t, events, "Reconnected").Kind)
+			rec.WaitFor(t, tether.Reconnected, i+1)
 		}
 	}
 }
