@@ -28,8 +28,8 @@
 // that deadline even when the Dialer ignores its ctx. Dials that do not fail
 // fast need it: a QUIC dial to a dead port, a SYN that a firewall drops, a
 // proxy that hangs. A Unix Dialer bounds its own attempts by
-// [github.com/io-tether/tether/tcp.DefaultTimeout] (10 s), the default of
-// every dialer of this module, unless its Timeout says otherwise.
+// [github.com/io-tether/tether/tcp.DefaultTimeout], the default of every
+// dialer of this module, unless its Timeout says otherwise.
 //
 // # Errors
 //

@@ -95,10 +95,10 @@ type Dialer struct {
 
 	// Timeout bounds each Dial that makes a new connection: a dial to an
 	// address where no server answers fails at the sooner of Timeout and
-	// the handshake idle timeout. 0 means tcp.DefaultTimeout (10 s, the
-	// default of every dialer of this module); a negative Timeout is an
-	// error. (A Dial on a live connection returns at once:
-	// the stream opens at the first Write.)
+	// the handshake idle timeout. 0 means tcp.DefaultTimeout, the default
+	// of every dialer of this module; a negative Timeout is an error. (A
+	// Dial on a live connection returns at once: the stream opens at the
+	// first Write.)
 	Timeout time.Duration
 
 	// Enable0RTT makes redials that resume a TLS session send the first

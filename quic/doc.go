@@ -126,9 +126,9 @@
 // The Dialer's defaults are meant for a client that reconnects:
 // [DefaultMaxIdleTimeout] (5 s), [DefaultKeepAlivePeriod] (1 s),
 // [DefaultHandshakeIdleTimeout] (3 s), and for each dial attempt
-// [github.com/io-tether/tether/tcp.DefaultTimeout] (10 s, the default of
-// every dialer of this module; a dial to a dead address fails sooner, at
-// the handshake idle timeout). quic-go counts the idle timeout from the last packet
+// [github.com/io-tether/tether/tcp.DefaultTimeout] (the default of every
+// dialer of this module; a dial to a dead address fails sooner, at the
+// handshake idle timeout). quic-go counts the idle timeout from the last packet
 // received or, when later, the first packet sent after it that needs an
 // answer, so a server that vanished is noticed 5 to 6 s after its last
 // packet: a killed ngtcp2 server was noticed after 5.8 s by a Tether waiting
