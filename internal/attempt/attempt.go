@@ -47,16 +47,18 @@ func NetDialer(base *net.Dialer, timeout time.Duration) *net.Dialer {
 // "dial NETWORK ADDR: cause" and errors.Is and errors.As reach the cause.
 //
 // An err that is already the *net.OpError of a dial over network (net.Dialer
-// makes them) is returned as it is, with Addr set to addr when net left the
-// address out (a name that did not resolve, an address that does not
-// parse). Error(network, addr, nil) is nil.
+// makes them) is returned as it is, or, when it leaves the address out (a
+// name that did not resolve, an address that does not parse), as a copy with
+// Addr set to addr. Error(network, addr, nil) is nil.
 func Error(network, addr string, err error) error {
 	if err == nil {
 		return nil
 	}
 	if oe, ok := err.(*net.OpError); ok && oe.Op == "dial" && oe.Net == network {
 		if oe.Addr == nil {
-			oe.Addr = Addr{network, addr}
+			withAddr := *oe // not oe itself: a dial function may return a shared value
+			withAddr.Addr = Addr{network, addr}
+			return &withAddr
 		}
 		return oe
 	}

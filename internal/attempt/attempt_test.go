@@ -77,6 +77,14 @@ func TestError(t *testing.T) {
 			}
 		})
 	}
+	resolvedErr := netErr(resolved)
+	if err := attempt.Error("tcp", "host:1", resolvedErr); err != error(resolvedErr) {
+		t.Errorf("Error(tcp, host:1, %v) = %v, want the same error", resolvedErr, err)
+	}
+	noAddr := netErr(nil)
+	if attempt.Error("tcp", "host:1", noAddr); noAddr.Addr != nil {
+		t.Errorf("Error(tcp, host:1, err) set err's Addr to %v, want it unchanged", noAddr.Addr)
+	}
 	if err := attempt.Error("tcp", "host:1", nil); err != nil {
 		t.Errorf("Error(tcp, host:1, nil) = %v, want nil", err)
 	}
