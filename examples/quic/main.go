@@ -75,8 +75,12 @@ func run(ctx context.Context, w io.Writer, idle time.Duration) error {
 		if err != nil {
 			return err
 		}
-		welcomes <- line // taken by report before the next reconnect
-		return nil
+		select {
+		case welcomes <- line: // report takes it before the next reconnect
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	})
 	// The policy: redial at once after a loss, 100 ms after a failed
 	// dial, and give up on a permanent error (a certificate that does not
