@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,10 +48,10 @@ func TestOwnAllocs(t *testing.T) {
 	}
 	noDial := tether.DialerFunc(func(context.Context, string) (net.Conn, error) { return nil, errors.New("no") })
 	keep := make([]*tether.Tether, 0, 300)
-	got, err := ownAllocs(200, func() error {
+	got, err := ownAllocs(200, func() (int, error) {
 		tt, err := tether.New(nopConn{}, noDial, "mem", nil)
 		keep = append(keep, tt)
-		return err
+		return 0, err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -59,14 +61,14 @@ func TestOwnAllocs(t *testing.T) {
 	}
 	buf := make([]byte, 64)
 	tt := keep[0]
-	if got, err := ownAllocs(1000, func() error { _, err := tt.Write(buf); return err }); err != nil || got != 0 {
+	if got, err := ownAllocs(1000, call(tt, "write", buf)); err != nil || got != 0 {
 		t.Errorf("ownAllocs(Write) = %v, %v; want 0, nil", got, err)
 	}
 	ac, err := tether.New(allocConn{}, noDial, "mem", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := ownAllocs(1000, func() error { _, err := ac.Write(buf); return err }); err != nil || got != 0 {
+	if got, err := ownAllocs(1000, call(ac, "write", buf)); err != nil || got != 0 {
 		t.Errorf("ownAllocs(Write over an allocating connection) = %v, %v; want 0, nil", got, err)
 	}
 }
@@ -157,10 +159,23 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseTable: %v\n%s", err, out.String())
 	}
-	// throughput 4 cases, allocs 4 rows, reconnect 1, idle 2 per
-	// transport, and idle tcp heap/deadline-ctx; allocs and idle over mem too.
-	if want := 2*(4+4+1+2) + 1 + 4 + 2; len(rows) != want {
+	// throughput 4 cases, allocs 2 rows, reconnect 1, idle 2 per
+	// transport, and idle tcp heap/deadline-ctx; idle over mem too.
+	if want := 2*(4+2+1+2) + 1 + 2; len(rows) != want {
 		t.Errorf("%d rows, want %d:\n%s", len(rows), want, out.String())
+	}
+	// Every ratio agrees with the raw and wrapped figures beside it (shown
+	// rounded to a tenth).
+	for _, f := range rows {
+		ratio, err1 := strconv.ParseFloat(f[6], 64)
+		raw, err2 := strconv.ParseFloat(f[4], 64)
+		wrapped, err3 := strconv.ParseFloat(f[5], 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			continue // "-"
+		}
+		if tol := 0.0005 + 0.05*(wrapped+raw)/(raw*raw); math.Abs(ratio-wrapped/raw) > tol {
+			t.Errorf("%s: ratio %v, but wrapped/raw = %v/%v", strings.Join(f[:3], " "), ratio, wrapped, raw)
+		}
 	}
 	for _, name := range []string{"summary.csv", "throughput.csv", "reconnect.csv", "idle.csv", "reconnect.svg", "throughput.svg"} {
 		data, err := os.ReadFile(filepath.Join(dir, name))

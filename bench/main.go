@@ -12,16 +12,22 @@
 //     Read (the server's end writes without pause), with 1 KiB and 32 KiB
 //     client buffers, through a Tether and through the very connection under
 //     it (Tether.Conn). The two take turns, a batch of about 32 KiB of calls
-//     each in an order drawn afresh every cycle, for -runtime per round; each
-//     round gives a ratio of their throughputs, and the row shows the median
-//     of -runs rounds and their interquartile range. Interleaving is what
-//     makes a 1 % difference visible: over loopback the peer's wake-ups swing
-//     the throughput of consecutive runs by several times. Target: >= 0.95.
-//   - allocs: heap allocations per healthy Read and Write of 1 KiB, counted
-//     process-wide (raw and through a Tether; informative, since the
-//     connection and the server's end allocate too), and the Tether's own,
-//     exactly, from a memory profile that records every allocation (case
-//     ".../own"). "mem" is a connection that does nothing. Target: own = 0.
+//     each in an order drawn afresh every cycle, for -runtime per round, for
+//     -runs rounds. The row shows the round whose ratio of the two is the
+//     median (of an even number, the lower middle one): raw, wrapped and
+//     ratio are that round's, and the spread is the interquartile range of
+//     all the rounds' ratios.
+//     Interleaving is what makes a 1 % difference visible: over loopback the
+//     peer's wake-ups swing the throughput of consecutive runs by several
+//     times, so runs one after the other (as go test -bench makes them)
+//     cannot compare the two. Target: >= 0.95.
+//   - allocs: heap allocations of the Tether's own code per healthy Read and
+//     Write of 1 KiB, exactly, from a memory profile that records every
+//     allocation (case ".../own"). Target: 0. What the whole process
+//     allocates per call, raw and through a Tether, is what go test -bench
+//     -benchmem reports (BenchmarkWrite, BenchmarkRead, BenchmarkOverhead in
+//     package tether; BenchmarkThroughput in tls and quic), so it is not
+//     counted here a second time.
 //   - reconnect: from the moment the server ends a connection to the moment
 //     the client has read the first byte of the new one, with a handler that
 //     reconnects at once (Event.Delay 0), against a raw re-dial with the same
@@ -53,21 +59,22 @@
 // is stable (see writeTable): "#" lines, a header line, then one row per
 // measurement, fields separated by spaces. Columns: part, transport, case,
 // unit, raw (the raw connection), wrapped (the Tether; for part peer, the
-// library the case names), ratio (wrapped/raw, or, where the rounds are
-// alternated pairs, the median of the pairs' ratios: each pair ran under
-// the same load, so the ratio tells the Tether's cost better than raw and
-// wrapped, which are the medians of each side and may even rank the other
-// way), delta (wrapped minus raw, in unit), spread (the interquartile range
-// of the ratios of the rounds or of alternated pairs), target, met ("yes",
-// "no", "-" without a target, "unjudged" for the timing targets of quick
-// mode, whose few short runs cannot resolve them). "-" means not
-// applicable; "us" is microseconds, "MB/s" 10^6 bytes per second. Columns are only ever appended; a change of layout
-// changes the first line ("# tether-bench v1").
+// library the case names), ratio (wrapped/raw, where the two were measured
+// in alternated pairs), delta (wrapped minus raw, in unit), spread (the
+// interquartile range of the pairs' ratios: how far one pair may stray from
+// the ratio), target, met ("yes", "no", "-" without a target, "unjudged"
+// for the timing targets of quick mode, whose few short runs cannot resolve
+// them). "-" means not applicable; "us" is microseconds, "MB/s" 10^6 bytes
+// per second. Columns are only ever appended; a change of layout changes
+// the first line ("# tether-bench v1").
 //
 // -csv DIR writes summary.csv (the table), throughput.csv (every round),
 // reconnect.csv (every sample), idle.csv and storm.csv (the timeline);
-// -svg DIR writes reconnect.svg, storm.svg and throughput.svg. -cpuprofile
-// and -memprofile (with -memprofilerate) profile the run.
+// -svg DIR writes reconnect.svg, storm.svg and throughput.svg, drawn with
+// gonum.org/v1/plot. The storm chart is two panels over one time axis
+// (Tethers connected, dials per second) rather than one panel with a second
+// y axis, which gonum/plot does not draw. -cpuprofile and -memprofile (with
+// -memprofilerate) profile the run.
 //
 // Everything runs on loopback (127.0.0.1 and Unix sockets), and every wait
 // is bounded. The exit status is 1 when a part fails, and with -strict also
@@ -396,22 +403,18 @@ func cpuModel() string {
 
 // writeFiles writes the CSV and SVG files that the flags ask for.
 func (b *bench) writeFiles() error {
-	if b.cfg.csvDir != "" {
-		if err := os.MkdirAll(b.cfg.csvDir, 0o755); err != nil {
+	for _, out := range []struct {
+		dir   string
+		files map[string]func(io.Writer) error
+	}{{b.cfg.csvDir, b.csvFiles()}, {b.cfg.svgDir, b.svgFiles()}} {
+		if out.dir == "" {
+			continue
+		}
+		if err := os.MkdirAll(out.dir, 0o755); err != nil {
 			return err
 		}
-		for name, write := range b.csvFiles() {
-			if err := writeFile(filepath.Join(b.cfg.csvDir, name), write); err != nil {
-				return err
-			}
-		}
-	}
-	if b.cfg.svgDir != "" {
-		if err := os.MkdirAll(b.cfg.svgDir, 0o755); err != nil {
-			return err
-		}
-		for name, write := range b.svgFiles() {
-			if err := writeFile(filepath.Join(b.cfg.svgDir, name), write); err != nil {
+		for name, write := range out.files {
+			if err := writeFile(filepath.Join(out.dir, name), write); err != nil {
 				return err
 			}
 		}

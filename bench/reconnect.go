@@ -258,10 +258,8 @@ func (b *bench) reconnectOf(tr *transport, rc reconnectCase) error {
 				Via: names[j], Index: i - warmup, Micros: us, Kind: kind})
 		}
 	}
-	ratios := pairedRatios(micros[1], micros[0])
-	r := row{Part: "reconnect", Transport: tr.name, Case: rc.name, Unit: "us",
-		Raw: median(micros[0]), Wrapped: median(micros[1]), Ratio: median(ratios),
-		SpreadLo: quantile(ratios, 0.25), SpreadHi: quantile(ratios, 0.75)}
+	r := compared("reconnect", tr.name, rc.name, "us", median(micros[0]), median(micros[1]),
+		pairedRatios(micros[1], micros[0]))
 	if tr.name == "tcp" {
 		r.Target = target{Kind: maxDelta, Limit: reconnectTarget}
 	}

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/dialers"
 	"github.com/io-tether/tether/internal/testcert"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/tcp"
+	tethertls "github.com/io-tether/tether/tls"
 	"github.com/quic-go/quic-go"
 )
 
@@ -66,14 +68,8 @@ func allTransports() []*transport {
 
 func tcpTransport() *transport {
 	return &transport{
-		name: "tcp",
-		serve: func(string) (*server, error) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return nil, err
-			}
-			return serveListener(ln, ln.Addr().String(), nil), nil
-		},
+		name:      "tcp",
+		serve:     func(string) (*server, error) { return listen("tcp", "127.0.0.1:0", nil) },
 		dialer:    func() (tether.Dialer, func()) { return &tcp.Dialer{}, func() {} },
 		reconnect: []reconnectCase{{name: "close"}},
 	}
@@ -87,15 +83,15 @@ func unixTransport() *transport {
 			if err != nil {
 				return nil, err
 			}
-			path := filepath.Join(dir, "s.sock")
-			ln, err := net.Listen("unix", path)
+			s, err := listen("unix", filepath.Join(dir, "s.sock"), nil)
 			if err != nil {
 				os.RemoveAll(dir)
 				return nil, err
 			}
-			return serveListener(ln, path, func() { os.RemoveAll(dir) }), nil
+			s.cleanup = func() { os.RemoveAll(dir) }
+			return s, nil
 		},
-		dialer:    func() (tether.Dialer, func()) { return unixDialer(), func() {} },
+		dialer:    func() (tether.Dialer, func()) { return &dialers.Unix{}, func() {} },
 		reconnect: []reconnectCase{{name: "close"}},
 	}
 }
@@ -104,18 +100,14 @@ func tlsTransport() *transport {
 	return &transport{
 		name: "tls",
 		serve: func(variant string) (*server, error) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return nil, err
-			}
 			cfg := testcert.Get().ServerConfig()
-			if variant == "full" {
-				cfg.SessionTicketsDisabled = true
-			}
-			return serveListener(tls.NewListener(ln, cfg), ln.Addr().String(), nil), nil
+			// A server without tickets makes every handshake a full one.
+			cfg.SessionTicketsDisabled = variant == "full"
+			return listen("tcp", "127.0.0.1:0", cfg)
 		},
+		// The Dialer keeps a session cache, so that re-dials resume.
 		dialer: func() (tether.Dialer, func()) {
-			return tlsDialer(testcert.Get().ClientConfig()), func() {}
+			return &tethertls.Dialer{Config: testcert.Get().ClientConfig()}, func() {}
 		},
 		reconnect: []reconnectCase{{name: "resumed"}, {name: "full", variant: "full"}},
 	}
@@ -163,10 +155,18 @@ func newServer(addr string, clientFirst bool) *server {
 		open: make(map[*peer]struct{})}
 }
 
-func serveListener(ln net.Listener, addr string, cleanup func()) *server {
-	s := newServer(addr, false)
+// listen serves on a new listener of network at addr, with TLS when cfg is
+// not nil.
+func listen(network, addr string, cfg *tls.Config) (*server, error) {
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	s := newServer(ln.Addr().String(), false)
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
+	}
 	s.stop = func() { ln.Close() }
-	s.cleanup = cleanup
 	s.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
@@ -178,7 +178,7 @@ func serveListener(ln net.Listener, addr string, cleanup func()) *server {
 			s.wg.Go(func() { s.greet(p) })
 		}
 	})
-	return s
+	return s, nil
 }
 
 // greet runs the greeting exchange on p and hands p over.
@@ -401,36 +401,39 @@ func dialTetherCtx(ctx context.Context, tr *transport, d tether.Dialer, addr str
 	return t, nil
 }
 
-// pair is a client connection and the server's end of it.
-type pair struct {
-	c net.Conn
-	p *peer
+// A link is a Tether to a server of its transport.
+type link struct {
+	s       *server
+	release func()
+	t       *tether.Tether
+	raw     net.Conn // the connection under the Tether
+	p       *peer    // the server's end
 }
 
-// dialPair dials a raw connection (via "raw") or a Tether (via "tether")
-// and returns it with the server's end.
-func dialPair(tr *transport, s *server, d tether.Dialer, via string) (pair, error) {
-	var (
-		c   net.Conn
-		err error
-	)
-	if via == "raw" {
-		c, err = dialRaw(tr, d, s.addr)
-	} else {
-		c, err = dialTether(tr, d, s.addr, nil)
-	}
+// openLink serves tr and dials a Tether to it.
+func openLink(tr *transport) (*link, error) {
+	s, err := tr.serve("")
 	if err != nil {
-		return pair{}, fmt.Errorf("%s %s: %w", tr.name, via, err)
+		return nil, err
 	}
-	p, err := s.next()
-	if err != nil {
-		c.Close()
-		return pair{}, err
+	d, release := tr.dialer()
+	l := &link{s: s, release: release}
+	if l.t, err = dialTether(tr, d, s.addr, nil); err != nil {
+		l.close()
+		return nil, err
 	}
-	return pair{c: c, p: p}, nil
+	if l.p, err = s.next(); err != nil {
+		l.close()
+		return nil, err
+	}
+	l.raw = l.t.Conn()
+	return l, nil
 }
 
-func (p pair) close() {
-	p.c.Close()
-	p.p.Close()
+func (l *link) close() {
+	if l.t != nil {
+		l.t.Close()
+	}
+	l.release()
+	l.s.close() // closes l.p
 }
