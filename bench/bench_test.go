@@ -109,25 +109,22 @@ func TestInterleave(t *testing.T) {
 	}
 }
 
-func TestSelect(t *testing.T) {
-	ps, err := selectParts("storm, throughput,throughput")
-	if err != nil || strings.Join(ps, ",") != "throughput,storm" {
-		t.Errorf("selectParts = %v, %v; want [throughput storm] in canonical order", ps, err)
+func TestPick(t *testing.T) {
+	ps, err := pick("part", "storm, throughput,throughput", parts, partName)
+	if got := names(ps, partName); err != nil || got != "throughput,storm" {
+		t.Errorf("pick(storm, throughput,throughput) = %v, %v; want throughput,storm in canonical order", got, err)
 	}
-	for _, bad := range []string{"", "bogus", "throughput,bogus"} {
-		if _, err := selectParts(bad); err == nil {
-			t.Errorf("selectParts(%q) = nil error, want one", bad)
+	if all, err := pick("part", " ", parts, partName); err != nil || len(all) != len(parts) {
+		t.Errorf("pick(\" \") = %d parts, %v; want all %d", len(all), err, len(parts))
+	}
+	for _, bad := range []string{"bogus", "throughput,bogus"} {
+		if _, err := pick("part", bad, parts, partName); err == nil || !strings.Contains(err.Error(), "unknown part") {
+			t.Errorf("pick(%q) = %v, want an unknown part error", bad, err)
 		}
 	}
-	trs, err := selectTransports("quic,tcp")
-	if err != nil || len(trs) != 2 || trs[0].name != "tcp" || trs[1].name != "quic" {
-		t.Errorf("selectTransports(quic,tcp) = %v, %v; want tcp, quic", trs, err)
-	}
-	if all, _ := selectTransports(""); len(all) != len(allTransports()) {
-		t.Errorf("selectTransports(\"\") has %d transports, want all %d", len(all), len(allTransports()))
-	}
-	if _, err := selectTransports("tcp,carrier-pigeon"); err == nil {
-		t.Error("selectTransports(an unknown one) = nil error, want one")
+	trs, err := pick("transport", "quic,tcp", allTransports(), trName)
+	if got := names(trs, trName); err != nil || got != "tcp,quic" {
+		t.Errorf("pick(quic,tcp) = %v, %v; want tcp,quic", got, err)
 	}
 }
 

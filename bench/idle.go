@@ -97,8 +97,8 @@ func (b *bench) idleOf(tr *transport, n int) error {
 		return err
 	}
 	defer s.close()
-	d, release := tr.dialer()
-	defer release()
+	d := tr.dialer()
+	defer closeDialer(d)
 	// Over TCP, a third set of Tethers is dialed with a ctx that has a
 	// deadline: once Dial returns, the Tether must not keep it.
 	nDeadline := 0

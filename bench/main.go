@@ -94,13 +94,21 @@ import (
 	"time"
 )
 
+// A part is one part of the suite.
+type part struct {
+	name string
+	run  func(*bench) error
+}
+
 // parts lists the parts in the order they run and appear in the table.
-var parts = []string{"throughput", "allocs", "reconnect", "idle", "storm", "peer"}
+var parts = []part{{"throughput", (*bench).runThroughput}, {"allocs", (*bench).runAllocs},
+	{"reconnect", (*bench).runReconnect}, {"idle", (*bench).runIdle}, {"storm", (*bench).runStorm},
+	{"peer", (*bench).runPeer}}
 
 // config is what the flags say.
 type config struct {
 	mode         string // "full" or "quick"
-	parts        []string
+	parts        []part
 	transports   []*transport
 	runs         int
 	runTime      time.Duration
@@ -142,8 +150,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "a few seconds: fewer and shorter runs, smaller counts (CI)")
-	partsFlag := fs.String("parts", strings.Join(parts, ","), "the parts to run, comma-separated: "+strings.Join(parts, ","))
-	trFlag := fs.String("transports", "", "the transports to measure, comma-separated (default all: "+strings.Join(transportNames(), ",")+")")
+	partsFlag := fs.String("parts", "", "the parts to run, comma-separated (default all: "+names(parts, partName)+")")
+	trFlag := fs.String("transports", "", "the transports to measure, comma-separated (default all: "+names(allTransports(), trName)+")")
 	runs := fs.Int("runs", 0, "rounds per throughput case (default 20, quick 5)")
 	runTime := fs.Duration("runtime", 0, "about how long one throughput run lasts (default 100ms, quick 10ms)")
 	samples := fs.Int("samples", 0, "reconnects per case and contender (default 400, quick 30)")
@@ -194,11 +202,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.stormDown = *stormDown
 	}
 	var err error
-	if cfg.parts, err = selectParts(*partsFlag); err != nil {
+	if cfg.parts, err = pick("part", *partsFlag, parts, partName); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	if cfg.transports, err = selectTransports(*trFlag); err != nil {
+	if cfg.transports, err = pick("transport", *trFlag, allTransports(), trName); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
@@ -213,47 +221,34 @@ func setInt(dst *int, v int) {
 	}
 }
 
-func transportNames() []string {
-	var names []string
-	for _, tr := range allTransports() {
-		names = append(names, tr.name)
+func partName(p part) string      { return p.name }
+func trName(tr *transport) string { return tr.name }
+
+// names lists the names of all, comma-separated.
+func names[T any](all []T, name func(T) string) string {
+	var ns []string
+	for _, x := range all {
+		ns = append(ns, name(x))
 	}
-	return names
+	return strings.Join(ns, ",")
 }
 
-// selectParts parses the -parts list.
-func selectParts(s string) ([]string, error) {
-	var out []string
-	for _, p := range splitList(s) {
-		if !slices.Contains(parts, p) {
-			return nil, fmt.Errorf("bench: unknown part %q (parts: %s)", p, strings.Join(parts, ","))
-		}
-		out = append(out, p)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("bench: no part selected")
-	}
-	// Run and report in the canonical order, whatever the flag's order.
-	slices.SortFunc(out, func(a, b string) int { return slices.Index(parts, a) - slices.Index(parts, b) })
-	return slices.Compact(out), nil
-}
-
-// selectTransports parses the -transports list; empty means all.
-func selectTransports(s string) ([]*transport, error) {
-	all := allTransports()
-	names := splitList(s)
-	if len(names) == 0 {
+// pick returns the items of all that the comma-separated list s names, in
+// the order of all; an empty list names them all.
+func pick[T any](what, s string, all []T, name func(T) string) ([]T, error) {
+	want := splitList(s)
+	if len(want) == 0 {
 		return all, nil
 	}
-	var out []*transport
-	for _, tr := range all {
-		if slices.Contains(names, tr.name) {
-			out = append(out, tr)
+	var out []T
+	for _, x := range all {
+		if slices.Contains(want, name(x)) {
+			out = append(out, x)
 		}
 	}
-	for _, n := range names {
-		if !slices.Contains(transportNames(), n) {
-			return nil, fmt.Errorf("bench: unknown transport %q (transports: %s)", n, strings.Join(transportNames(), ","))
+	for _, n := range want {
+		if !slices.ContainsFunc(all, func(x T) bool { return name(x) == n }) {
+			return nil, fmt.Errorf("bench: unknown %s %q (%ss: %s)", what, n, what, names(all, name))
 		}
 	}
 	return out, nil
@@ -290,23 +285,8 @@ func (b *bench) main(stdout io.Writer) int {
 	start := time.Now()
 	status := 0
 	for _, p := range b.cfg.parts {
-		var err error
-		switch p {
-		case "throughput":
-			err = b.runThroughput()
-		case "allocs":
-			err = b.runAllocs()
-		case "reconnect":
-			err = b.runReconnect()
-		case "idle":
-			err = b.runIdle()
-		case "storm":
-			err = b.runStorm()
-		case "peer":
-			err = b.runPeer()
-		}
-		if err != nil {
-			fmt.Fprintf(b.stderr, "bench: %s: %v\n", p, err)
+		if err := p.run(b); err != nil {
+			fmt.Fprintf(b.stderr, "bench: %s: %v\n", p.name, err)
 			status = 1
 		}
 	}
@@ -364,10 +344,6 @@ func writeHeapProfile(path string) error {
 
 // header describes the machine and the settings of the run.
 func (b *bench) header(elapsed time.Duration) header {
-	var names []string
-	for _, tr := range b.cfg.transports {
-		names = append(names, tr.name)
-	}
 	return header{Pairs: [][2]string{
 		{"go", runtime.Version()},
 		{"goos", runtime.GOOS},
@@ -376,8 +352,8 @@ func (b *bench) header(elapsed time.Duration) header {
 		{"gomaxprocs", fmt.Sprint(runtime.GOMAXPROCS(0))},
 		{"cpu", cpuModel()},
 		{"mode", b.cfg.mode},
-		{"parts", strings.Join(b.cfg.parts, ",")},
-		{"transports", strings.Join(names, ",")},
+		{"parts", names(b.cfg.parts, partName)},
+		{"transports", names(b.cfg.transports, trName)},
 		{"runs", fmt.Sprint(b.cfg.runs)},
 		{"samples", fmt.Sprint(b.cfg.samples)},
 		{"idle", fmt.Sprint(b.cfg.idleN)},
