@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/io-tether/tether"
@@ -83,28 +84,33 @@ func (allocConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// TestInterleave runs in a synctest bubble, whose clock moves only by the
+// contenders' sleeps: the times it sums are exact.
 func TestInterleave(t *testing.T) {
-	spin := func(d time.Duration) {
-		for end := time.Now().Add(d); time.Now().Before(end); {
+	synctest.Test(t, func(t *testing.T) {
+		calls := map[string]int{}
+		cs := []contender{
+			{"fast", func() (int, error) { calls["fast"]++; time.Sleep(2 * time.Microsecond); return 100, nil }},
+			{"slow", func() (int, error) { calls["slow"]++; time.Sleep(4 * time.Microsecond); return 100, nil }},
 		}
-	}
-	cs := []contender{
-		{"fast", func() (int, error) { spin(2 * time.Microsecond); return 100, nil }},
-		{"slow", func() (int, error) { spin(4 * time.Microsecond); return 100, nil }},
-	}
-	secs, bytes, err := interleave(20*time.Millisecond, 4, rand.New(rand.NewPCG(1, 2)), cs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes[0] != bytes[1] || bytes[0] == 0 || bytes[0]%400 != 0 {
-		t.Errorf("bytes = %v, want equal whole batches for both", bytes)
-	}
-	// The slow one takes twice as long; allow for a busy machine.
-	if r := secs[1] / secs[0]; r < 1.3 || r > 3 {
-		t.Errorf("slow/fast time = %.2f, want about 2", r)
-	}
-	cs[1].op = func() (int, error) { return 0, errors.New("broken") }
-	if _, _, err := interleave(time.Millisecond, 1, rand.New(rand.NewPCG(1, 2)), cs); err == nil || !strings.Contains(err.Error(), "slow") {
+		secs, bytes, err := interleave(time.Millisecond, 4, rand.New(rand.NewPCG(1, 2)), cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A cycle of a batch each lasts 24 us: the first past 1 ms ends it.
+		cycles := 1000/24 + 1
+		if calls["fast"] != 4*cycles || calls["slow"] != 4*cycles {
+			t.Errorf("calls = %v, want %d batches of 4 each", calls, cycles)
+		}
+		if want := int64(400 * cycles); bytes[0] != want || bytes[1] != want {
+			t.Errorf("bytes = %v, want %d each", bytes, want)
+		}
+		if want := 8e-6 * float64(cycles); math.Abs(secs[0]-want) > 1e-12 || math.Abs(secs[1]-2*want) > 1e-12 {
+			t.Errorf("secs = %v, want %v and %v", secs, want, 2*want)
+		}
+	})
+	cs := []contender{{"fine", func() (int, error) { return 1, nil }}, {"broken", func() (int, error) { return 0, errors.New("broken") }}}
+	if _, _, err := interleave(time.Millisecond, 1, rand.New(rand.NewPCG(1, 2)), cs); err == nil || !strings.Contains(err.Error(), "broken: broken") {
 		t.Errorf("interleave with a failing contender: %v, want its error", err)
 	}
 }

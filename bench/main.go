@@ -314,13 +314,14 @@ func (b *bench) main(stdout io.Writer) int {
 		fmt.Fprintln(b.stderr, "bench:", err)
 		status = 1
 	}
-	missed := 0
+	met := map[string]int{}
 	for _, r := range b.rows {
-		if r.Met() == "no" {
-			missed++
-		}
+		met[r.Met()]++
 	}
-	if missed > 0 {
+	if n := met["unjudged"]; n > 0 {
+		fmt.Fprintf(b.stderr, "bench: %d timing target(s) left unjudged: quick mode's few short runs cannot resolve them; run without -quick to judge them\n", n)
+	}
+	if missed := met["no"]; missed > 0 {
 		fmt.Fprintf(b.stderr, "bench: %d target(s) missed\n", missed)
 		if b.cfg.strict && status == 0 {
 			status = 1
