@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"errors"
 	"math"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -158,10 +160,26 @@ func TestRun(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("run = %d; stderr:\n%s", code, errOut.String())
 	}
-	rows, err := parseTable(&out)
+	// The table's lines hold the fields of summary.csv, separated by spaces.
+	f, err := os.Open(filepath.Join(dir, "summary.csv"))
 	if err != nil {
-		t.Fatalf("parseTable: %v\n%s", err, out.String())
+		t.Fatal(err)
 	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != len(recs)+2 || lines[0] != "# "+formatVersion {
+		t.Fatalf("%d lines for %d CSV records, first %q:\n%s", len(lines), len(recs), lines[0], out.String())
+	}
+	for i, rec := range recs {
+		if got := strings.Fields(lines[i+2]); !slices.Equal(got, rec) {
+			t.Errorf("table line %d = %q, CSV %q", i+2, got, rec)
+		}
+	}
+	rows := recs[1:]
 	// throughput 4 cases, allocs 2 rows, reconnect 1, idle 2 per
 	// transport, and idle tcp heap/deadline-ctx; idle over mem too.
 	if want := 2*(4+2+1+2) + 1 + 2; len(rows) != want {
@@ -180,7 +198,7 @@ func TestRun(t *testing.T) {
 			t.Errorf("%s: ratio %v, but wrapped/raw = %v/%v", strings.Join(f[:3], " "), ratio, wrapped, raw)
 		}
 	}
-	for _, name := range []string{"summary.csv", "throughput.csv", "reconnect.csv", "idle.csv", "reconnect.svg", "throughput.svg"} {
+	for _, name := range []string{"throughput.csv", "reconnect.csv", "idle.csv", "reconnect.svg", "throughput.svg"} {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Error(err)

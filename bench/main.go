@@ -12,15 +12,14 @@
 //     Read (the server's end writes without pause), with 1 KiB and 32 KiB
 //     client buffers, through a Tether and through the very connection under
 //     it (Tether.Conn). The two take turns, a batch of about 32 KiB of calls
-//     each in an order drawn afresh every cycle, for -runtime per round, for
-//     -runs rounds. The row shows the round whose ratio of the two is the
-//     median (of an even number, the lower middle one): raw, wrapped and
-//     ratio are that round's, and the spread is the interquartile range of
-//     all the rounds' ratios.
+//     each in an order drawn afresh every cycle, for -runtime per round.
 //     Interleaving is what makes a 1 % difference visible: over loopback the
 //     peer's wake-ups swing the throughput of consecutive runs by several
 //     times, so runs one after the other (as go test -bench makes them)
-//     cannot compare the two. Target: >= 0.95.
+//     cannot compare the two. Of -runs rounds, the row shows the one whose
+//     ratio is the median (of an even number, the lower middle one): raw,
+//     wrapped and ratio are that round's, and the spread is the
+//     interquartile range of all the rounds' ratios. Target: >= 0.95.
 //   - allocs: heap allocations of the Tether's own code per healthy Read and
 //     Write of 1 KiB, exactly, from a memory profile that records every
 //     allocation (case ".../own"). Target: 0. What the whole process
@@ -36,8 +35,9 @@
 //     session ticket) and "full" (a server without tickets); quic "stream"
 //     (the server ends the stream: a new stream on the live connection) and
 //     "redial" (the server closes the QUIC connection: a resumed handshake).
-//     Each reconnect is checked to be of its case's kind. Target: a median
-//     at most 25 us above the raw re-dial over TCP.
+//     Each reconnect is checked to be of its case's kind. Raw and wrapped
+//     are the medians of each side's samples. Target: a median at most 25 us
+//     above the raw re-dial over TCP.
 //   - idle: the live heap and the goroutines that thousands of idle
 //     connections keep, raw and as Tethers (the server's ends count in both,
 //     alike); "mem" is a Tether over a connection that does nothing, and

@@ -226,35 +226,6 @@ func writeTable(w io.Writer, h header, rows []row) error {
 	return err
 }
 
-// parseTable reads back the rows of a table written by writeTable, as
-// fields: a tool that compares two runs needs nothing more.
-func parseTable(r io.Reader) ([][]string, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
-	var out [][]string
-	sawHeader := false
-	for _, line := range strings.Split(string(data), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Fields(line)
-		if !sawHeader {
-			if strings.Join(f, " ") != strings.Join(columns, " ") {
-				return nil, fmt.Errorf("bench: unexpected header %q", line)
-			}
-			sawHeader = true
-			continue
-		}
-		if len(f) != len(columns) {
-			return nil, fmt.Errorf("bench: row has %d fields, want %d: %q", len(f), len(columns), line)
-		}
-		out = append(out, f)
-	}
-	return out, nil
-}
-
 // writeTableCSV writes the table as CSV, with the same columns and cells.
 func writeTableCSV(w io.Writer, rows []row) error {
 	cw := csv.NewWriter(w)
