@@ -247,7 +247,7 @@ func reconnectChart(w io.Writer, samples []reconnectSample) error {
 // target.
 func throughputChart(w io.Writer, rows []row) error {
 	c := newChart("Throughput through the wrapper / raw connection, same run (calls interleaved in batches)\n" +
-		"dot: the median round's ratio; bar: the interquartile range of the rounds' ratios; dashed: the target")
+		"dot: the median round's ratio; bar: the interquartile range of the rounds' ratios; dashed: the 0.95 target")
 	c.X.Label.Text = "wrapped / raw"
 	var names []string
 	for _, r := range rows {
