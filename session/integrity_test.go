@@ -16,12 +16,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/faultproxy"
 	"github.com/io-tether/tether/internal/testcert"
-	"github.com/io-tether/tether/internal/udprelay"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/session"
 	tethertcp "github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest/faultproxy"
 	tethertls "github.com/io-tether/tether/tls"
 	"github.com/quic-go/quic-go"
 )
@@ -230,7 +229,7 @@ func TestIntegritySoakQUIC(t *testing.T) {
 		session.WithBufferSize(256 << 10), session.WithHandshakeTimeout(2 * time.Second)}
 	sl := session.NewListener(tr.listen(t), opts...)
 	defer sl.Close()
-	r, err := udprelay.New(sl.Addr().String(), *soakSeed)
+	r, err := faultproxy.NewUDPRelay(sl.Addr().String(), *soakSeed)
 	require.NoError(t, err)
 	defer r.Close()
 	d := &tetherquic.Dialer{TLSConfig: testcert.Get().ClientConfig("tether-test"),
@@ -248,10 +247,10 @@ func TestIntegritySoakQUIC(t *testing.T) {
 				switch k := rnd.IntN(3); k {
 				case 0:
 					counts["blackout"]++
-					ended, err = r.LoseFor(udprelay.Both(1), time.Duration(100+rnd.IntN(1400))*time.Millisecond)
+					ended, err = r.LoseFor(faultproxy.BothWays(1), time.Duration(100+rnd.IntN(1400))*time.Millisecond)
 				case 1:
 					counts["30% loss"]++
-					ended, err = r.LoseFor(udprelay.Both(0.3), time.Second)
+					ended, err = r.LoseFor(faultproxy.BothWays(0.3), time.Second)
 				case 2:
 					counts["stream reset"]++
 					if c := conn.Load(); c != nil {

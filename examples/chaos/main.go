@@ -7,7 +7,7 @@
 //	go run ./examples/chaos [-d 15s] [-rate 500] [-idle 250ms] [-log FILE | -v] [-upstream ADDR | -session]
 //
 // Everything runs on 127.0.0.1: an echo server, the fault proxy in front of
-// it (internal/faultproxy), and the client, a Tether over TCP with the
+// it (tethertest/faultproxy), and the client, a Tether over TCP with the
 // policy
 //
 //	tether.Chain(nil,
@@ -72,10 +72,10 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/faultproxy"
 	"github.com/io-tether/tether/middleware"
 	"github.com/io-tether/tether/session"
 	"github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
 // seed makes the records' payloads.

@@ -1,7 +1,7 @@
 // Package faultmatrix holds no code, only tests: the fault matrix of package
 // tether over real loopback sockets.
 //
-// Each test injects one fault with internal/faultproxy between a Tether and
+// Each test injects one fault with tethertest/faultproxy between a Tether and
 // a real server, over each transport (tcp, and tls through the same proxy):
 // a server restart on the same port, a reset mid-stream (with a reader, a
 // writer, both), a clean close by the server, refused connections that come
@@ -23,7 +23,7 @@
 //     and bounded by what the connection's buffers hold), and the streams
 //     recover. -soak=60s runs it longer; it prints a summary.
 //   - Over quic (quic_test.go), a Tether over tetherquic reaches a quic-go
-//     server through internal/udprelay: crash and restart with and without
+//     server through a faultproxy.UDPRelay: crash and restart with and without
 //     the same stateless reset key, 100 % loss longer and shorter than the
 //     idle timeout, 30 % loss, a stream reset, and Close during each.
 //   - FuzzFaultSchedule: the integrity invariant under a fault schedule

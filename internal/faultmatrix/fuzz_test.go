@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/faultproxy"
 	"github.com/io-tether/tether/tethertest"
+	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
 // FuzzFaultSchedule plays a fault schedule decoded from the input (four

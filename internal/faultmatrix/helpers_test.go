@@ -19,9 +19,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/faultproxy"
 	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
 var (

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/faultproxy"
+	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
 // The server exits and comes back on the same port; behind the proxy, the

@@ -22,12 +22,12 @@ import (
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/transporttest"
-	"github.com/io-tether/tether/internal/udprelay"
 	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
 // The QUIC rows of the matrix: a Tether over tetherquic, through
-// internal/udprelay, to a real quic-go server on 127.0.0.1. The server
+// a faultproxy.UDPRelay, to a real quic-go server on 127.0.0.1. The server
 // crashes (Transport.Close: its clients hear nothing) and comes back, the
 // relay loses every datagram or a fraction of them for a while, the server
 // resets the stream, and the Tether is closed during each.
@@ -271,7 +271,7 @@ func parseSeq(text string) (n int, ok bool) {
 type quicEnv struct {
 	t     *testing.T
 	srv   *quicServer
-	relay *udprelay.Relay
+	relay *faultproxy.UDPRelay
 	d     *tetherquic.Dialer
 	rec   *recorder
 	tt    *tether.Tether
@@ -307,7 +307,7 @@ func newQUICEnv(t *testing.T, cfg quicEnvConfig) *quicEnv {
 	t.Helper()
 	e := &quicEnv{t: t, rec: newRecorder(), wake: make(chan struct{})}
 	e.srv = startQUICServer(t, cfg.key)
-	r, err := udprelay.New(e.srv.Addr(), 1)
+	r, err := faultproxy.NewUDPRelay(e.srv.Addr(), 1)
 	require.NoError(t, err)
 	t.Cleanup(func() { r.Close() })
 	e.relay = r
@@ -649,7 +649,7 @@ func TestQUICPacketLoss(t *testing.T) {
 		e.start()
 
 		start := time.Now()
-		healed, err := e.relay.LoseFor(udprelay.Both(1), loss)
+		healed, err := e.relay.LoseFor(faultproxy.BothWays(1), loss)
 		require.NoError(t, err)
 		ev, detected := e.rec.wait(t, tether.Disconnected, 1)
 		requireErrorAs[*quic.IdleTimeoutError](t, ev.Err, "Disconnected.Err")
@@ -687,7 +687,7 @@ func TestQUICPacketLoss(t *testing.T) {
 		// which a fixed span cannot promise on a busy machine.
 		before := e.relay.Stats()
 		start := time.Now()
-		require.NoError(t, e.relay.SetLoss(udprelay.Both(1)))
+		require.NoError(t, e.relay.SetLoss(faultproxy.BothWays(1)))
 		for {
 			st := e.relay.Stats()
 			if time.Since(start) >= loss && st.DroppedUp > before.DroppedUp && st.DroppedDown > before.DroppedDown {
@@ -744,7 +744,7 @@ func TestQUICFractionalLoss(t *testing.T) {
 	e.start()
 
 	before := e.relay.Stats()
-	healed, err := e.relay.LoseFor(udprelay.Both(rate), loss)
+	healed, err := e.relay.LoseFor(faultproxy.BothWays(rate), loss)
 	require.NoError(t, err)
 	requireClosedWithin(t, healed, "the loss's end")
 	end := time.Now()
@@ -852,7 +852,7 @@ func TestQUICCloseDuring(t *testing.T) {
 		}},
 		// A fraction lost: QUIC retransmits under the Tether's feet.
 		{"fractional-loss", func(t *testing.T, e *quicEnv) {
-			require.NoError(t, e.relay.SetLoss(udprelay.Both(0.3)))
+			require.NoError(t, e.relay.SetLoss(faultproxy.BothWays(0.3)))
 		}},
 		// The stream was reset: the Tether waits out the default policy's
 		// backoff, or has opened a new stream already.

@@ -5,7 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/io-tether/tether/internal/faultproxy"
+	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
 // The checkers must see every violation and accept every legal loss: these

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/faultproxy"
 	"github.com/io-tether/tether/internal/transporttest"
+	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
 // TestIntegritySoak streams records both ways through a Tether while the

@@ -1,37 +1,4 @@
-// Package udprelay is an in-process UDP relay on the loopback interface,
-// between clients (QUIC ones, typically) and a real upstream server, that
-// loses datagrams on command of the test that drives it.
-//
-// A [Relay] listens on 127.0.0.1 and forwards each datagram it receives to
-// its upstream address, from a socket of its own per client address (a
-// session), so that the server sees one peer per client and its answers go
-// back to the right client. The test then injects faults:
-//
-//   - [Relay.SetLoss] drops a fraction of the datagrams, in each direction,
-//     until the loss is changed; [Relay.LoseFor] does it for a while and
-//     then heals by itself (a loss of 1 drops everything);
-//   - [Relay.Blackhole] drops every datagram, both ways and new clients'
-//     too, until it is turned off;
-//   - [Relay.SetUpstream] forwards to another address from now on: a server
-//     that restarted on another port still looks to its clients like the
-//     same server at the same address. Answers from the old address are
-//     dropped.
-//
-// [Relay.Heal] ends the loss and the blackhole.
-//
-// # Determinism
-//
-// Whether a datagram is lost is a pure function of the Relay's seed, the
-// session's number (sessions are numbered from 0 in the order of their first
-// datagram), the direction, the datagram's rank in that session and
-// direction (stray datagrams aside), and the loss rate when it passes: each
-// session draws one number per datagram and direction from a math/rand/v2 PCG source seeded
-// with the Relay's seed and the session's number, whether a loss is set or
-// not, and drops the datagram when the draw is below the rate. The same
-// datagrams meet the same losses in every run with the same seed.
-//
-// The relay knows nothing of QUIC and uses the standard library alone.
-package udprelay
+package faultproxy
 
 import (
 	"errors"
@@ -48,8 +15,6 @@ import (
 // maxDatagram is the largest UDP payload.
 const maxDatagram = 64 << 10
 
-var errClosed = errors.New("udprelay: relay closed")
-
 // Loss is the fraction of datagrams that the relay drops in each direction,
 // each in [0, 1]: 0 drops none, 1 drops them all.
 type Loss struct {
@@ -57,20 +22,20 @@ type Loss struct {
 	Down float64 // from the upstream server to the clients
 }
 
-// Both returns the Loss of rate in both directions.
-func Both(rate float64) Loss { return Loss{Up: rate, Down: rate} }
+// BothWays returns the Loss of rate in both directions.
+func BothWays(rate float64) Loss { return Loss{Up: rate, Down: rate} }
 
 func (l Loss) check() error {
 	for _, r := range []float64{l.Up, l.Down} {
 		if math.IsNaN(r) || r < 0 || r > 1 {
-			return fmt.Errorf("udprelay: loss rate %v outside [0, 1]", r)
+			return fmt.Errorf("tether/tethertest/faultproxy: loss rate %v outside [0, 1]", r)
 		}
 	}
 	return nil
 }
 
-// Stats counts what a Relay did.
-type Stats struct {
+// UDPStats counts what a UDPRelay did.
+type UDPStats struct {
 	Sessions    int   // client addresses seen
 	Up, Down    int64 // datagrams forwarded to the upstream server, to the clients
 	BytesUp     int64 // bytes forwarded to the upstream server
@@ -82,9 +47,9 @@ type Stats struct {
 	Faults      int   // faults injected: SetLoss and LoseFor with a loss, Blackhole(true), SetUpstream
 }
 
-// A Relay forwards UDP datagrams between clients and an upstream address and
+// A UDPRelay forwards UDP datagrams between clients and an upstream address and
 // loses them on command. Its methods are safe for concurrent use.
-type Relay struct {
+type UDPRelay struct {
 	pc   *net.UDPConn // the clients' side, on 127.0.0.1
 	seed uint64
 	wg   sync.WaitGroup
@@ -96,7 +61,7 @@ type Relay struct {
 	mu        sync.Mutex
 	closed    bool
 	upstream  netip.AddrPort
-	sessions  map[netip.AddrPort]*session
+	sessions  map[netip.AddrPort]*udpSession
 	loss      Loss
 	lossEnd   chan struct{} // closed when the current loss is replaced or ends
 	lossTimer *time.Timer   // ends a LoseFor
@@ -104,21 +69,21 @@ type Relay struct {
 	faults    int
 }
 
-// session is the relay's socket for one client address.
-type session struct {
+// udpSession is the relay's socket for one client address.
+type udpSession struct {
 	id     uint64
 	client netip.AddrPort
 	conn   *net.UDPConn // towards the upstream server, on its loopback address
-	// rngUp is used only by Relay.serve, rngDown only by the session's own
+	// rngUp is used only by UDPRelay.serve, rngDown only by the session's own
 	// goroutine: each is one direction's sequence of draws.
 	rngUp, rngDown *rand.Rand
 }
 
-// New starts a Relay on 127.0.0.1 (an ephemeral port) that forwards to
+// NewUDPRelay starts a UDPRelay on 127.0.0.1 (an ephemeral port) that forwards to
 // upstream, a loopback address ("127.0.0.1:port" or "[::1]:port"). seed
 // makes its losses; Close stops it.
-func New(upstream string, seed uint64) (*Relay, error) {
-	up, err := parseUpstream(upstream)
+func NewUDPRelay(upstream string, seed uint64) (*UDPRelay, error) {
+	up, err := parseUDPUpstream(upstream)
 	if err != nil {
 		return nil, err
 	}
@@ -126,11 +91,11 @@ func New(upstream string, seed uint64) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Relay{
+	r := &UDPRelay{
 		pc:       pc,
 		seed:     seed,
 		upstream: up,
-		sessions: make(map[netip.AddrPort]*session),
+		sessions: make(map[netip.AddrPort]*udpSession),
 		lossEnd:  make(chan struct{}),
 	}
 	r.wg.Add(1)
@@ -138,36 +103,36 @@ func New(upstream string, seed uint64) (*Relay, error) {
 	return r, nil
 }
 
-// parseUpstream checks that addr is a loopback IP address with a port: the
+// parseUDPUpstream checks that addr is a loopback IP address with a port: the
 // relay is for tests on this machine only.
-func parseUpstream(addr string) (netip.AddrPort, error) {
+func parseUDPUpstream(addr string) (netip.AddrPort, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("udprelay: upstream: %w", err)
+		return netip.AddrPort{}, fmt.Errorf("tether/tethertest/faultproxy: upstream: %w", err)
 	}
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	if !ap.Addr().IsLoopback() || ap.Port() == 0 {
-		return netip.AddrPort{}, fmt.Errorf("udprelay: upstream %s: want a loopback address and a port", addr)
+		return netip.AddrPort{}, fmt.Errorf("tether/tethertest/faultproxy: upstream %s: want a loopback address and a port", addr)
 	}
 	return ap, nil
 }
 
 // Addr returns the relay's address, "127.0.0.1:port", which the clients dial.
-func (r *Relay) Addr() string { return r.pc.LocalAddr().String() }
+func (r *UDPRelay) Addr() string { return r.pc.LocalAddr().String() }
 
 // Upstream returns the address the relay forwards to.
-func (r *Relay) Upstream() string {
+func (r *UDPRelay) Upstream() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.upstream.String()
 }
 
 // Seed returns the seed of the relay's losses.
-func (r *Relay) Seed() uint64 { return r.seed }
+func (r *UDPRelay) Seed() uint64 { return r.seed }
 
 // Sessions returns the number of client addresses the relay has seen (it
 // keeps their sessions until it is closed).
-func (r *Relay) Sessions() int {
+func (r *UDPRelay) Sessions() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.sessions)
@@ -175,9 +140,9 @@ func (r *Relay) Sessions() int {
 
 // Stats returns what the relay did so far. A datagram is counted once it
 // has been forwarded, dropped or failed.
-func (r *Relay) Stats() Stats {
+func (r *UDPRelay) Stats() UDPStats {
 	r.mu.Lock()
-	s := Stats{Sessions: len(r.sessions), Faults: r.faults}
+	s := UDPStats{Sessions: len(r.sessions), Faults: r.faults}
 	r.mu.Unlock()
 	s.Up, s.Down = r.up.Load(), r.down.Load()
 	s.BytesUp, s.BytesDown = r.bytesUp.Load(), r.bytesDown.Load()
@@ -187,7 +152,7 @@ func (r *Relay) Stats() Stats {
 }
 
 // Loss returns the current loss.
-func (r *Relay) Loss() Loss {
+func (r *UDPRelay) Loss() Loss {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.loss
@@ -196,7 +161,7 @@ func (r *Relay) Loss() Loss {
 // SetLoss sets the fraction of datagrams dropped in each direction, for
 // every session, live or new, until the next SetLoss, LoseFor or Heal. It
 // ends a LoseFor in progress.
-func (r *Relay) SetLoss(l Loss) error {
+func (r *UDPRelay) SetLoss(l Loss) error {
 	if err := l.check(); err != nil {
 		return err
 	}
@@ -212,12 +177,12 @@ func (r *Relay) SetLoss(l Loss) error {
 // LoseFor sets the loss l for d, then heals it (as SetLoss(Loss{}) would).
 // It returns at once, with a channel that is closed when this loss ends:
 // after d, or sooner if SetLoss, another LoseFor, Heal or Close replaces it.
-func (r *Relay) LoseFor(l Loss, d time.Duration) (<-chan struct{}, error) {
+func (r *UDPRelay) LoseFor(l Loss, d time.Duration) (<-chan struct{}, error) {
 	if err := l.check(); err != nil {
 		return nil, err
 	}
 	if d <= 0 {
-		return nil, fmt.Errorf("udprelay: LoseFor: duration %v, want more than 0", d)
+		return nil, fmt.Errorf("tether/tethertest/faultproxy: LoseFor: duration %v, want more than 0", d)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -237,7 +202,7 @@ func (r *Relay) LoseFor(l Loss, d time.Duration) (<-chan struct{}, error) {
 }
 
 // setLossLocked replaces the current loss with l, ending it.
-func (r *Relay) setLossLocked(l Loss) {
+func (r *UDPRelay) setLossLocked(l Loss) {
 	if r.lossTimer != nil {
 		r.lossTimer.Stop()
 		r.lossTimer = nil
@@ -254,7 +219,7 @@ func (r *Relay) setLossLocked(l Loss) {
 // session, live or new, while on is true: the server and its clients hear
 // nothing from each other, as behind a network that went down. It adds to
 // the loss and leaves it as it is.
-func (r *Relay) Blackhole(on bool) {
+func (r *UDPRelay) Blackhole(on bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if on && !r.blackhole {
@@ -268,8 +233,8 @@ func (r *Relay) Blackhole(on bool) {
 // family as the first upstream. Datagrams that the old address sends
 // afterwards are dropped (counted as Stray). To the clients, a server that
 // restarted on another port looks like one that restarted on the same port.
-func (r *Relay) SetUpstream(addr string) error {
-	up, err := parseUpstream(addr)
+func (r *UDPRelay) SetUpstream(addr string) error {
+	up, err := parseUDPUpstream(addr)
 	if err != nil {
 		return err
 	}
@@ -279,7 +244,7 @@ func (r *Relay) SetUpstream(addr string) error {
 		return errClosed
 	}
 	if up.Addr().Is4() != r.upstream.Addr().Is4() {
-		return fmt.Errorf("udprelay: SetUpstream(%s): the relay forwards to %s, another address family", addr, r.upstream)
+		return fmt.Errorf("tether/tethertest/faultproxy: SetUpstream(%s): the relay forwards to %s, another address family", addr, r.upstream)
 	}
 	r.upstream = up
 	r.faults++
@@ -288,7 +253,7 @@ func (r *Relay) SetUpstream(addr string) error {
 
 // Heal ends the loss (a LoseFor included) and the blackhole. The upstream
 // address stays as it is.
-func (r *Relay) Heal() {
+func (r *UDPRelay) Heal() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.blackhole = false
@@ -299,7 +264,7 @@ func (r *Relay) Heal() {
 
 // Close stops the relay: it closes its sockets, ends a loss in progress and
 // waits for its goroutines. A second Close returns an error.
-func (r *Relay) Close() error {
+func (r *UDPRelay) Close() error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -322,7 +287,7 @@ func (r *Relay) Close() error {
 
 // serve reads the clients' datagrams until the relay is closed, and forwards
 // them upstream.
-func (r *Relay) serve() {
+func (r *UDPRelay) serve() {
 	defer r.wg.Done()
 	buf := make([]byte, maxDatagram)
 	for {
@@ -356,7 +321,7 @@ func (r *Relay) serve() {
 // route returns the session of a client (making it at its first datagram),
 // the address to forward to, and whether to drop the datagram. It returns a
 // nil session when the relay is closed or cannot open a socket.
-func (r *Relay) route(client netip.AddrPort) (*session, netip.AddrPort, bool) {
+func (r *UDPRelay) route(client netip.AddrPort) (*udpSession, netip.AddrPort, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -369,7 +334,7 @@ func (r *Relay) route(client netip.AddrPort) (*session, netip.AddrPort, bool) {
 			return nil, netip.AddrPort{}, false
 		}
 		id := uint64(len(r.sessions))
-		s = &session{
+		s = &udpSession{
 			id:      id,
 			client:  client,
 			conn:    conn,
@@ -386,7 +351,7 @@ func (r *Relay) route(client netip.AddrPort) (*session, netip.AddrPort, bool) {
 
 // pump forwards the upstream server's datagrams to the session's client
 // until the relay is closed.
-func (r *Relay) pump(s *session) {
+func (r *UDPRelay) pump(s *udpSession) {
 	defer r.wg.Done()
 	buf := make([]byte, maxDatagram)
 	for {

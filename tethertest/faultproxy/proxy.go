@@ -1,31 +1,3 @@
-// Package faultproxy is an in-process TCP proxy on the loopback interface,
-// between a client and a real upstream server, that breaks connections on
-// command of the test that drives it.
-//
-// A [Proxy] listens on 127.0.0.1 and forwards each connection it accepts to
-// its upstream address. The test then injects faults:
-//
-//   - on the live connections: [Proxy.ResetAll] (RST, through SO_LINGER 0),
-//     [Proxy.CloseAll] (a clean close, FIN), [Proxy.Strand] (they stay open
-//     and forward nothing, as a peer that vanished behind a middlebox);
-//   - on new connections, with [Proxy.SetMode]: refuse them (the proxy stops
-//     listening and later comes back on the same port), hold them (the dial
-//     hangs: the kernel drops the SYNs), accept then close or reset them at
-//     once;
-//   - on everything, until [Proxy.Heal]: [Proxy.Blackhole] (keep every
-//     connection open and forward nothing), and a [Shape] (delay each chunk,
-//     slice writes into tiny pieces, cut each connection after N bytes).
-//
-// When the upstream server cannot be reached, the proxy resets the client's
-// connection, as an L4 load balancer does: a server that restarts behind the
-// proxy looks to the client like a clean close, then a few connections that
-// are accepted and reset, then service.
-//
-// Every random choice (jitter, slice sizes, random schedules) comes from
-// math/rand/v2 sources seeded from the Proxy's seed and the connection's
-// number, so a run can be replayed from its seed; [Schedule] and
-// [DecodeSchedule] make fault schedules for soak tests and fuzzing, and
-// [Proxy.Run] plays them.
 package faultproxy
 
 import (
@@ -119,7 +91,7 @@ const DefaultUpstreamTimeout = 5 * time.Second
 // at net.core.somaxconn).
 const normalBacklog = 4096
 
-var errClosed = errors.New("faultproxy: proxy closed")
+var errClosed = errors.New("tether/tethertest/faultproxy: closed")
 
 // A Proxy forwards TCP connections from its loopback address to an upstream
 // address and breaks them on command. Its methods are safe for concurrent
@@ -153,7 +125,7 @@ type Proxy struct {
 // upstream. seed makes its random choices; Close stops it.
 func New(upstream string, seed uint64) (*Proxy, error) {
 	if _, _, err := net.SplitHostPort(upstream); err != nil {
-		return nil, fmt.Errorf("faultproxy: upstream: %w", err)
+		return nil, fmt.Errorf("tether/tethertest/faultproxy: upstream: %w", err)
 	}
 	ln, err := listenBacklog(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, normalBacklog)
 	if err != nil {
@@ -209,10 +181,10 @@ func (p *Proxy) Mode() Mode {
 // ModeRefuse or ModeHold to another mode listens again on the same port.
 func (p *Proxy) SetMode(m Mode) error {
 	if m < ModeForward || m > ModeAcceptReset {
-		return fmt.Errorf("faultproxy: unknown mode %d", int(m))
+		return fmt.Errorf("tether/tethertest/faultproxy: unknown mode %d", int(m))
 	}
 	if m == ModeHold && !canHold {
-		return fmt.Errorf("faultproxy: %v: %w", m, errors.ErrUnsupported)
+		return fmt.Errorf("tether/tethertest/faultproxy: %v: %w", m, errors.ErrUnsupported)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -266,7 +238,7 @@ func (p *Proxy) listenLocked() error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err != nil {
-		return fmt.Errorf("faultproxy: listen again on %v: %w", p.addr, err)
+		return fmt.Errorf("tether/tethertest/faultproxy: listen again on %v: %w", p.addr, err)
 	}
 	p.ln = ln
 	p.wg.Add(1)
@@ -279,12 +251,12 @@ func (p *Proxy) listenLocked() error {
 func (p *Proxy) holdLocked() error {
 	held, err := listenBacklog(p.addr, 0)
 	if err != nil {
-		return fmt.Errorf("faultproxy: hold: %w", err)
+		return fmt.Errorf("tether/tethertest/faultproxy: hold: %w", err)
 	}
 	filler, err := net.DialTimeout("tcp", p.addr.String(), time.Second)
 	if err != nil {
 		held.Close()
-		return fmt.Errorf("faultproxy: hold: fill the accept queue: %w", err)
+		return fmt.Errorf("tether/tethertest/faultproxy: hold: fill the accept queue: %w", err)
 	}
 	p.held, p.filler = held, filler
 	return nil

@@ -1,4 +1,4 @@
-package udprelay_test
+package faultproxy_test
 
 import (
 	"errors"
@@ -11,25 +11,19 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
-	"github.com/io-tether/tether/internal/udprelay"
+	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// Real sockets on loopback: bounds are generous, for a loaded machine.
-const long = 10 * time.Second
-
-// datagram is what an upstream received, and from whom.
+// datagram is what a udpUpstream received, and from whom.
 type datagram struct {
 	from netip.AddrPort
 	data string
 }
 
-// upstream is a UDP server on loopback that records what it receives and,
+// udpUpstream is a UDP server on loopback that records what it receives and,
 // when echo is set, sends it back prefixed with its name.
-type upstream struct {
+type udpUpstream struct {
 	name string
 	conn *net.UDPConn
 	echo bool
@@ -40,13 +34,13 @@ type upstream struct {
 	wake chan struct{} // closed and replaced at each datagram
 }
 
-func startUpstream(t *testing.T, network, addr, name string, echo bool) *upstream {
+func startUDPUpstream(t *testing.T, network, addr, name string, echo bool) *udpUpstream {
 	t.Helper()
 	ua, err := net.ResolveUDPAddr(network, addr)
 	require.NoError(t, err)
 	c, err := net.ListenUDP(network, ua)
 	require.NoError(t, err)
-	u := &upstream{name: name, conn: c, echo: echo, done: make(chan struct{}), wake: make(chan struct{})}
+	u := &udpUpstream{name: name, conn: c, echo: echo, done: make(chan struct{}), wake: make(chan struct{})}
 	go func() {
 		defer close(u.done)
 		buf := make([]byte, 64<<10)
@@ -72,16 +66,16 @@ func startUpstream(t *testing.T, network, addr, name string, echo bool) *upstrea
 	return u
 }
 
-func (u *upstream) addr() string { return u.conn.LocalAddr().String() }
+func (u *udpUpstream) addr() string { return u.conn.LocalAddr().String() }
 
-func (u *upstream) received() []datagram {
+func (u *udpUpstream) received() []datagram {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return append([]datagram(nil), u.got...)
 }
 
 // waitN waits until the upstream has received n datagrams in all.
-func (u *upstream) waitN(t *testing.T, n int) []datagram {
+func (u *udpUpstream) waitN(t *testing.T, n int) []datagram {
 	t.Helper()
 	deadline := time.After(long)
 	for {
@@ -99,38 +93,40 @@ func (u *upstream) waitN(t *testing.T, n int) []datagram {
 	}
 }
 
-func startRelay(t *testing.T, upstream string, seed uint64) *udprelay.Relay {
+func startRelay(t *testing.T, upstream string, seed uint64) *faultproxy.UDPRelay {
 	t.Helper()
-	r, err := udprelay.New(upstream, seed)
+	r, err := faultproxy.NewUDPRelay(upstream, seed)
 	require.NoError(t, err)
 	t.Cleanup(func() { r.Close() })
 	return r
 }
 
-// client is a UDP socket that talks to a relay.
-type client struct {
+// udpClient is a UDP socket that talks to a relay.
+type udpClient struct {
 	conn  *net.UDPConn
 	relay netip.AddrPort
 }
 
-func newClient(t *testing.T, r *udprelay.Relay) *client {
+func newUDPClient(t *testing.T, r *faultproxy.UDPRelay) *udpClient {
 	t.Helper()
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
-	return &client{conn: c, relay: netip.MustParseAddrPort(r.Addr())}
+	return &udpClient{conn: c, relay: netip.MustParseAddrPort(r.Addr())}
 }
 
-func (c *client) addr() netip.AddrPort { return netip.MustParseAddrPort(c.conn.LocalAddr().String()) }
+func (c *udpClient) addr() netip.AddrPort {
+	return netip.MustParseAddrPort(c.conn.LocalAddr().String())
+}
 
-func (c *client) send(t *testing.T, s string) {
+func (c *udpClient) send(t *testing.T, s string) {
 	t.Helper()
 	_, err := c.conn.WriteToUDPAddrPort([]byte(s), c.relay)
 	require.NoError(t, err)
 }
 
 // recv returns the next datagram, waiting up to d, and where it came from.
-func (c *client) recv(d time.Duration) (string, netip.AddrPort, error) {
+func (c *udpClient) recv(d time.Duration) (string, netip.AddrPort, error) {
 	c.conn.SetReadDeadline(time.Now().Add(d))
 	buf := make([]byte, 64<<10)
 	n, from, err := c.conn.ReadFromUDPAddrPort(buf)
@@ -138,7 +134,7 @@ func (c *client) recv(d time.Duration) (string, netip.AddrPort, error) {
 }
 
 // expect waits for the next datagram and checks it.
-func (c *client) expect(t *testing.T, want string) {
+func (c *udpClient) expect(t *testing.T, want string) {
 	t.Helper()
 	got, from, err := c.recv(long)
 	require.NoError(t, err, "client: no datagram within %v, want %q", long, want)
@@ -148,7 +144,7 @@ func (c *client) expect(t *testing.T, want string) {
 
 // expectNothing checks that no datagram arrives within d: the proof that
 // something was dropped is that it does not come.
-func (c *client) expectNothing(t *testing.T, d time.Duration) {
+func (c *udpClient) expectNothing(t *testing.T, d time.Duration) {
 	t.Helper()
 	got, _, err := c.recv(d)
 	require.True(t, isTimeout(err), "client: got %q (%v), want nothing within %v", got, err, d)
@@ -159,21 +155,9 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// eventually polls cond until it holds, for up to long.
-func eventually(t *testing.T, cond func() bool, msg string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(long)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf(msg, args...)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-func TestForward(t *testing.T) {
+func TestUDPForward(t *testing.T) {
 	t.Parallel()
-	u := startUpstream(t, "udp4", "127.0.0.1:0", "u", true)
+	u := startUDPUpstream(t, "udp4", "127.0.0.1:0", "u", true)
 	r := startRelay(t, u.addr(), 1)
 	require.Equal(t, u.addr(), r.Upstream())
 	require.Equal(t, uint64(1), r.Seed())
@@ -181,7 +165,7 @@ func TestForward(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1", host)
 
-	a, b := newClient(t, r), newClient(t, r)
+	a, b := newUDPClient(t, r), newUDPClient(t, r)
 	a.send(t, "one")
 	a.expect(t, "u:one")
 	b.send(t, "two")
@@ -201,7 +185,7 @@ func TestForward(t *testing.T) {
 	}
 	require.Equal(t, 2, r.Sessions())
 	eventually(t, func() bool { return r.Stats().Down == 3 }, "Stats().Down = %d, want 3", r.Stats().Down)
-	require.Equal(t, udprelay.Stats{Sessions: 2, Up: 3, Down: 3, BytesUp: 11, BytesDown: 17}, r.Stats())
+	require.Equal(t, faultproxy.UDPStats{Sessions: 2, Up: 3, Down: 3, BytesUp: 11, BytesDown: 17}, r.Stats())
 
 	// A large datagram passes whole.
 	big := string(make([]byte, 60000))
@@ -211,17 +195,17 @@ func TestForward(t *testing.T) {
 
 // The loss drops about the fraction it says, and which datagrams it drops
 // follows from the seed alone.
-func TestLossDeterministic(t *testing.T) {
+func TestUDPLossDeterministic(t *testing.T) {
 	t.Parallel()
 	const n = 400
 	// dropped returns the datagrams (by number) that a relay with seed lost
 	// on their way up, with 30 % loss up and a quarter of the way down.
 	dropped := func(seed uint64) map[int]bool {
-		u := startUpstream(t, "udp4", "127.0.0.1:0", "u", false)
+		u := startUDPUpstream(t, "udp4", "127.0.0.1:0", "u", false)
 		r := startRelay(t, u.addr(), seed)
-		require.NoError(t, r.SetLoss(udprelay.Loss{Up: 0.3, Down: 0.25}))
-		require.Equal(t, udprelay.Loss{Up: 0.3, Down: 0.25}, r.Loss())
-		c := newClient(t, r)
+		require.NoError(t, r.SetLoss(faultproxy.Loss{Up: 0.3, Down: 0.25}))
+		require.Equal(t, faultproxy.Loss{Up: 0.3, Down: 0.25}, r.Loss())
+		c := newUDPClient(t, r)
 		for i := range n {
 			c.send(t, strconv.Itoa(i))
 			if i%50 == 49 { // in batches, so that no socket buffer overflows
@@ -257,45 +241,45 @@ func TestLossDeterministic(t *testing.T) {
 }
 
 // A loss in one direction leaves the other alone.
-func TestLossOneWay(t *testing.T) {
+func TestUDPLossOneWay(t *testing.T) {
 	t.Parallel()
-	u := startUpstream(t, "udp4", "127.0.0.1:0", "u", true)
+	u := startUDPUpstream(t, "udp4", "127.0.0.1:0", "u", true)
 	r := startRelay(t, u.addr(), 1)
-	c := newClient(t, r)
+	c := newUDPClient(t, r)
 
-	require.NoError(t, r.SetLoss(udprelay.Loss{Down: 1}))
+	require.NoError(t, r.SetLoss(faultproxy.Loss{Down: 1}))
 	c.send(t, "up")
 	u.waitN(t, 1) // it went up
 	eventually(t, func() bool { return r.Stats().DroppedDown == 1 }, "the answer was not dropped")
 	c.expectNothing(t, 50*time.Millisecond)
 
-	require.NoError(t, r.SetLoss(udprelay.Loss{Up: 1}))
+	require.NoError(t, r.SetLoss(faultproxy.Loss{Up: 1}))
 	c.send(t, "lost")
 	eventually(t, func() bool { return r.Stats().DroppedUp == 1 }, "the datagram was not dropped")
 	require.Len(t, u.received(), 1, "a datagram passed a loss of 1")
 
 	r.Heal()
-	require.Equal(t, udprelay.Loss{}, r.Loss())
+	require.Equal(t, faultproxy.Loss{}, r.Loss())
 	c.send(t, "again")
 	c.expect(t, "u:again")
 	st := r.Stats()
-	require.Equal(t, udprelay.Stats{Sessions: 1, Up: 2, Down: 1, BytesUp: 7, BytesDown: 7,
+	require.Equal(t, faultproxy.UDPStats{Sessions: 1, Up: 2, Down: 1, BytesUp: 7, BytesDown: 7,
 		DroppedUp: 1, DroppedDown: 1, Faults: 2}, st)
 }
 
 // LoseFor drops everything for a while, then heals by itself; its channel
 // says when.
-func TestLoseFor(t *testing.T) {
+func TestUDPLoseFor(t *testing.T) {
 	t.Parallel()
-	u := startUpstream(t, "udp4", "127.0.0.1:0", "u", true)
+	u := startUDPUpstream(t, "udp4", "127.0.0.1:0", "u", true)
 	r := startRelay(t, u.addr(), 1)
-	c := newClient(t, r)
+	c := newUDPClient(t, r)
 	c.send(t, "before")
 	c.expect(t, "u:before")
 
 	const d = 300 * time.Millisecond
 	start := time.Now()
-	healed, err := r.LoseFor(udprelay.Both(1), d)
+	healed, err := r.LoseFor(faultproxy.BothWays(1), d)
 	require.NoError(t, err)
 	c.send(t, "during")
 	eventually(t, func() bool { return r.Stats().DroppedUp == 1 }, "the datagram was not dropped")
@@ -305,7 +289,7 @@ func TestLoseFor(t *testing.T) {
 		t.Fatalf("LoseFor(%v) did not end within %v", d, long)
 	}
 	require.GreaterOrEqual(t, time.Since(start), d)
-	require.Equal(t, udprelay.Loss{}, r.Loss())
+	require.Equal(t, faultproxy.Loss{}, r.Loss())
 	c.send(t, "after")
 	c.expect(t, "u:after")
 	require.Len(t, u.received(), 2)
@@ -313,31 +297,31 @@ func TestLoseFor(t *testing.T) {
 
 // A LoseFor ends as soon as another loss replaces it, and its timer does
 // not undo the new one.
-func TestLoseForReplaced(t *testing.T) {
+func TestUDPLoseForReplaced(t *testing.T) {
 	t.Parallel()
-	u := startUpstream(t, "udp4", "127.0.0.1:0", "u", true)
+	u := startUDPUpstream(t, "udp4", "127.0.0.1:0", "u", true)
 	r := startRelay(t, u.addr(), 1)
 
-	first, err := r.LoseFor(udprelay.Both(1), 20*time.Millisecond)
+	first, err := r.LoseFor(faultproxy.BothWays(1), 20*time.Millisecond)
 	require.NoError(t, err)
-	second, err := r.LoseFor(udprelay.Both(0.5), time.Hour)
+	second, err := r.LoseFor(faultproxy.BothWays(0.5), time.Hour)
 	require.NoError(t, err)
 	requireClosed(t, first, "the replaced LoseFor's channel")
 	time.Sleep(60 * time.Millisecond) // past the first one's end: nothing may happen
-	require.Equal(t, udprelay.Both(0.5), r.Loss(), "the first LoseFor's timer healed the second")
+	require.Equal(t, faultproxy.BothWays(0.5), r.Loss(), "the first LoseFor's timer healed the second")
 	select {
 	case <-second:
 		t.Fatal("the second LoseFor ended early")
 	default:
 	}
 
-	require.NoError(t, r.SetLoss(udprelay.Both(0.1)))
+	require.NoError(t, r.SetLoss(faultproxy.BothWays(0.1)))
 	requireClosed(t, second, "a LoseFor's channel after SetLoss")
-	third, err := r.LoseFor(udprelay.Both(1), time.Hour)
+	third, err := r.LoseFor(faultproxy.BothWays(1), time.Hour)
 	require.NoError(t, err)
 	r.Heal()
 	requireClosed(t, third, "a LoseFor's channel after Heal")
-	fourth, err := r.LoseFor(udprelay.Both(1), time.Hour)
+	fourth, err := r.LoseFor(faultproxy.BothWays(1), time.Hour)
 	require.NoError(t, err)
 	require.NoError(t, r.Close())
 	requireClosed(t, fourth, "a LoseFor's channel after Close")
@@ -354,17 +338,17 @@ func requireClosed(t *testing.T, ch <-chan struct{}, what string) {
 
 // A blackhole drops every datagram, both ways and new clients', until it is
 // turned off.
-func TestBlackhole(t *testing.T) {
+func TestUDPBlackhole(t *testing.T) {
 	t.Parallel()
-	u := startUpstream(t, "udp4", "127.0.0.1:0", "u", true)
+	u := startUDPUpstream(t, "udp4", "127.0.0.1:0", "u", true)
 	r := startRelay(t, u.addr(), 1)
-	a := newClient(t, r)
+	a := newUDPClient(t, r)
 	a.send(t, "before")
 	a.expect(t, "u:before")
 
 	r.Blackhole(true)
 	r.Blackhole(true) // one fault
-	b := newClient(t, r)
+	b := newUDPClient(t, r)
 	a.send(t, "a")
 	b.send(t, "b")
 	eventually(t, func() bool { return r.Stats().DroppedUp == 2 }, "the datagrams were not dropped")
@@ -391,12 +375,12 @@ func TestBlackhole(t *testing.T) {
 
 // After SetUpstream, the live sessions forward to the new address, from the
 // same sockets, and the old address's datagrams are dropped.
-func TestSetUpstream(t *testing.T) {
+func TestUDPSetUpstream(t *testing.T) {
 	t.Parallel()
-	old := startUpstream(t, "udp4", "127.0.0.1:0", "old", true)
-	next := startUpstream(t, "udp4", "127.0.0.1:0", "new", true)
+	old := startUDPUpstream(t, "udp4", "127.0.0.1:0", "old", true)
+	next := startUDPUpstream(t, "udp4", "127.0.0.1:0", "new", true)
 	r := startRelay(t, old.addr(), 1)
-	c := newClient(t, r)
+	c := newUDPClient(t, r)
 	c.send(t, "one")
 	c.expect(t, "old:one")
 
@@ -421,67 +405,67 @@ func TestSetUpstream(t *testing.T) {
 }
 
 // The upstream may be ::1, where the machine has it.
-func TestIPv6Upstream(t *testing.T) {
+func TestUDPIPv6Upstream(t *testing.T) {
 	t.Parallel()
 	if c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback}); err != nil {
 		t.Skipf("no ::1 here: %v", err)
 	} else {
 		c.Close()
 	}
-	u := startUpstream(t, "udp6", "[::1]:0", "u6", true)
+	u := startUDPUpstream(t, "udp6", "[::1]:0", "u6", true)
 	r := startRelay(t, u.addr(), 1)
-	c := newClient(t, r)
+	c := newUDPClient(t, r)
 	c.send(t, "hi")
 	c.expect(t, "u6:hi")
 	require.True(t, u.received()[0].from.Addr().Is6())
 }
 
-func TestBadInput(t *testing.T) {
+func TestUDPBadInput(t *testing.T) {
 	t.Parallel()
 	for _, addr := range []string{"", "127.0.0.1", "localhost:4433", "10.0.0.1:4433", "[2001:db8::1]:4433", "127.0.0.1:0"} {
-		r, err := udprelay.New(addr, 1)
+		r, err := faultproxy.NewUDPRelay(addr, 1)
 		require.Error(t, err, "New(%q)", addr)
 		require.Nil(t, r)
-		require.ErrorContains(t, err, "udprelay: ")
+		require.ErrorContains(t, err, "tether/tethertest/faultproxy: ")
 	}
-	u := startUpstream(t, "udp4", "127.0.0.1:0", "u", true)
+	u := startUDPUpstream(t, "udp4", "127.0.0.1:0", "u", true)
 	r := startRelay(t, u.addr(), 1)
-	for _, l := range []udprelay.Loss{{Up: -0.1}, {Down: 1.5}, {Up: math.NaN()}, udprelay.Both(math.Inf(1))} {
+	for _, l := range []faultproxy.Loss{{Up: -0.1}, {Down: 1.5}, {Up: math.NaN()}, faultproxy.BothWays(math.Inf(1))} {
 		require.Error(t, r.SetLoss(l), "SetLoss(%+v)", l)
 		_, err := r.LoseFor(l, time.Second)
 		require.Error(t, err, "LoseFor(%+v)", l)
 	}
 	for _, d := range []time.Duration{0, -time.Second} {
-		_, err := r.LoseFor(udprelay.Both(1), d)
+		_, err := r.LoseFor(faultproxy.BothWays(1), d)
 		require.Error(t, err, "LoseFor(1, %v)", d)
 	}
 	require.ErrorContains(t, r.SetUpstream("192.0.2.1:4433"), "loopback")
-	require.Equal(t, udprelay.Loss{}, r.Loss(), "a bad loss changed the loss")
+	require.Equal(t, faultproxy.Loss{}, r.Loss(), "a bad loss changed the loss")
 	require.Equal(t, 0, r.Stats().Faults)
 }
 
 // Close stops forwarding and every goroutine (goleak checks that at the
 // end), and the relay refuses new faults.
-func TestClose(t *testing.T) {
+func TestUDPClose(t *testing.T) {
 	t.Parallel()
-	u := startUpstream(t, "udp4", "127.0.0.1:0", "u", true)
-	r, err := udprelay.New(u.addr(), 1)
+	u := startUDPUpstream(t, "udp4", "127.0.0.1:0", "u", true)
+	r, err := faultproxy.NewUDPRelay(u.addr(), 1)
 	require.NoError(t, err)
 	for range 3 {
-		c := newClient(t, r)
+		c := newUDPClient(t, r)
 		c.send(t, "x")
 		c.expect(t, "u:x")
 	}
 	require.NoError(t, r.Close())
 	require.Error(t, r.Close(), "a second Close")
-	require.Error(t, r.SetLoss(udprelay.Both(0.5)))
-	_, err = r.LoseFor(udprelay.Both(0.5), time.Second)
+	require.Error(t, r.SetLoss(faultproxy.BothWays(0.5)))
+	_, err = r.LoseFor(faultproxy.BothWays(0.5), time.Second)
 	require.Error(t, err)
 	require.Error(t, r.SetUpstream(u.addr()))
 	r.Heal()
 	r.Blackhole(true)
 
-	c := newClient(t, r)
+	c := newUDPClient(t, r)
 	err = nil
 	for range 3 { // the port is closed: ICMP may fail a later send
 		if _, err = c.conn.WriteToUDPAddrPort([]byte("y"), c.relay); err != nil {

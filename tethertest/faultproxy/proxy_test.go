@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/io-tether/tether/internal/faultproxy"
+	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -151,14 +151,14 @@ func dialAndRead(t *testing.T, addr string) error {
 }
 
 // eventually polls cond until it holds, for up to long.
-func eventually(t *testing.T, cond func() bool, msg string) {
+func eventually(t *testing.T, cond func() bool, msg string, args ...any) {
 	t.Helper()
 	deadline := time.Now().Add(long)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal(msg)
+			t.Fatalf(msg, args...)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 // Fault is one kind of fault that a Step injects.
 type Fault int
 
+// The faults, and what Proxy.Apply does for each.
 const (
 	FaultReset       Fault = iota // ResetAll
 	FaultClose                    // CloseAll
@@ -192,7 +193,7 @@ func (p *Proxy) Apply(s Step) error {
 	case FaultCut:
 		p.SetShape(Shape{CutAfter: s.Arg})
 	default:
-		return fmt.Errorf("faultproxy: unknown fault %d", int(s.Fault))
+		return fmt.Errorf("tether/tethertest/faultproxy: unknown fault %d", int(s.Fault))
 	}
 	return nil
 }
