@@ -1,6 +1,6 @@
 //go:build linux
 
-package faultmatrix
+package storm
 
 import (
 	"syscall"

@@ -34,5 +34,5 @@
 // died left behind (the names carry the PID of the test process: a
 // namespace tether-dp-PID, veths tdpPIDh and tdpPIDn, a table tetherdpPID).
 //
-//	sudo go test -v ./internal/deadpeer
+//	sudo go test -v ./e2e/deadpeer
 package deadpeer

@@ -1,9 +1,10 @@
-package faultmatrix
+package storm
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +23,19 @@ import (
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/tcp"
 )
+
+var stormN = flag.Int("storm", 1000, "how many Tethers TestStorm reconnects (above 8000, run without -race: it allows 8128 goroutines)")
+
+func TestMain(m *testing.M) {
+	if os.Getenv(stormServerEnv) != "" {
+		os.Exit(serveStorm()) // TestStorm's server process
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// Real sockets on a loaded machine: bounds on things that should take
+// milliseconds are seconds.
+const long = 15 * time.Second
 
 // TestStorm: -storm Tethers (1000 by default) connected to one server,
 // which restarts on the same port. Every Tether comes back, the default
@@ -232,29 +246,84 @@ func (r *remoteServer) stop(t *testing.T) {
 
 // serveStorm is the storm server's process: it prints its address, restarts
 // at each "restart" line on stdin (printing "restarted <duration>"), and
-// exits at the end of stdin.
+// exits at the end of stdin. Each connection gets "hello N\n", N the
+// server's incarnation, then an echo.
 func serveStorm() int {
-	s := &server{tr: transports[0], handle: echo, addr: "127.0.0.1:0", conns: map[net.Conn]struct{}{}}
-	if err := s.start(); err != nil {
-		fmt.Fprintln(os.Stderr, "storm server:", err)
-		return 1
-	}
-	fmt.Println(s.addr)
 	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		if in.Text() != "restart" {
-			continue
-		}
+	addr := "127.0.0.1:0"
+	for inc := 1; ; inc++ {
 		start := time.Now()
-		s.stop()
-		if err := s.start(); err != nil {
+		ln, err := listenAgain(addr)
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "storm server:", err)
 			return 1
 		}
-		fmt.Println("restarted", time.Since(start))
+		addr = ln.Addr().String()
+		if inc == 1 {
+			fmt.Println(addr)
+		} else {
+			fmt.Println("restarted", time.Since(start))
+		}
+		stop := serveIncarnation(ln, inc)
+		restart := false
+		for !restart && in.Scan() {
+			restart = in.Text() == "restart"
+		}
+		stop()
+		if !restart {
+			return 0 // the end of stdin
+		}
 	}
-	s.stop()
-	return 0
+}
+
+// listenAgain listens on addr, retrying while a port just closed is not
+// free yet.
+func listenAgain(addr string) (net.Listener, error) {
+	var err error
+	for range 100 {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			return ln, nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil, err
+}
+
+// serveIncarnation serves ln, and returns a func that closes it and every
+// connection, as a server that exits, and waits for the handlers.
+func serveIncarnation(ln net.Listener, inc int) (stop func()) {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]struct{}{}
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = struct{}{}
+			mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				if _, err := fmt.Fprintf(c, "hello %d\n", inc); err == nil {
+					io.Copy(c, c)
+				}
+			})
+		}
+	})
+	return func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}
 }
 
 // waitN receives n values from ch, for up to long plus a millisecond per

@@ -25,17 +25,11 @@ import (
 )
 
 var (
-	stormN   = flag.Int("storm", 1000, "how many Tethers TestStorm reconnects (above 8000, run without -race: it allows 8128 goroutines)")
 	soakFor  = flag.Duration("soak", 3*time.Second, "how long TestIntegritySoak injects faults")
 	soakSeed = flag.Uint64("seed", 1, "the seed of TestIntegritySoak's faults")
 )
 
-func TestMain(m *testing.M) {
-	if os.Getenv(stormServerEnv) != "" {
-		os.Exit(serveStorm()) // TestStorm's server process
-	}
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // Real sockets on a loaded machine: bounds on things that should take
 // milliseconds are seconds.

@@ -10,11 +10,6 @@
 // per-attempt timeout, a name that stops resolving and comes back, and Close
 // during each. Then:
 //
-//   - TestStorm: many Tethers reconnect after their server (a child
-//     process) restarts on the same port; all come back, no goroutine is
-//     left, and the default policy's jitter spreads the redials. -storm=N
-//     sets how many (1000 by default; above 8000, run without -race, which
-//     allows 8128 goroutines).
 //   - TestIntegritySoak: sequence-numbered, checksummed records flow both
 //     ways through a Tether (WriteDrop, WithReadIdleTimeout) while
 //     the proxy injects random faults drawn from -seed; no record is
@@ -34,9 +29,8 @@
 //
 // For example:
 //
-//	go test -race ./internal/faultmatrix
-//	go test -run TestIntegritySoak -v ./internal/faultmatrix -soak=60s -seed=7
-//	go test -run TestStorm -v ./internal/faultmatrix -storm=10000
-//	go test -run '^$' -fuzz '^FuzzFaultSchedule$' -fuzztime 30s -fuzzminimizetime 1x ./internal/faultmatrix
-//	go test -run '^$' -fuzz '^FuzzConcurrentOps$' -fuzztime 30s ./internal/faultmatrix
+//	go test -race ./e2e/faultmatrix
+//	go test -run TestIntegritySoak -v ./e2e/faultmatrix -soak=60s -seed=7
+//	go test -run '^$' -fuzz '^FuzzFaultSchedule$' -fuzztime 30s -fuzzminimizetime 1x ./e2e/faultmatrix
+//	go test -run '^$' -fuzz '^FuzzConcurrentOps$' -fuzztime 30s ./e2e/faultmatrix
 package faultmatrix
