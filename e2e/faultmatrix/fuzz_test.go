@@ -14,6 +14,7 @@ import (
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/tethertest"
 	"github.com/io-tether/tether/tethertest/faultproxy"
+	"github.com/stretchr/testify/require"
 )
 
 // FuzzFaultSchedule plays a fault schedule decoded from the input (four
@@ -255,4 +256,14 @@ func runOps(t *testing.T, flags byte, ops []byte) {
 	}
 	cancel()
 	swg.Wait()
+}
+
+// The fuzz seeds of FuzzFaultSchedule cover every fault.
+func TestFuzzSeedsCoverFaults(t *testing.T) {
+	all := faultproxy.AllFaults()
+	for i, want := range all {
+		b := byte((2*i + 1) * 256 / (2 * len(all)))
+		steps := faultproxy.DecodeSchedule([]byte{b, 0, 0, 0}, fuzzSchedule)
+		require.Equal(t, want, steps[0].Fault)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tethertest/faultproxy"
+	"github.com/io-tether/tether/tethertest/records"
 )
 
 // TestIntegritySoak streams records both ways through a Tether while the
@@ -82,11 +83,11 @@ type summary struct {
 type dirSummary struct {
 	written, writtenBytes int64 // reported written
 	received, recvBytes   int64
-	dropped               int   // Writes that failed (never reported written)
+	dropped               int64 // Writes that failed (never reported written)
 	lost                  int64 // reported written, never received: in flight on a connection that died
 	lostBytes             int64
-	lossGaps              int // connections whose death lost records
-	partials              int
+	lossGaps              int   // connections whose death lost records
+	partials              int64 // incomplete records dropped at a connection's end
 }
 
 func (s summary) String() string {
@@ -115,8 +116,8 @@ func (s summary) String() string {
 // knows its client would), reading one stream and writing the other.
 type soakServer struct {
 	ln   net.Listener
-	recv *checker
-	send *sender
+	recv *records.Checker
+	send *records.Sender
 	wg   sync.WaitGroup
 
 	mu      sync.Mutex
@@ -126,7 +127,7 @@ type soakServer struct {
 	closed  bool
 }
 
-func startSoakServer(t *testing.T, tr transport, recv *checker, send *sender) *soakServer {
+func startSoakServer(t *testing.T, tr transport, recv *records.Checker, send *records.Sender) *soakServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	s := &soakServer{ln: tr.listen(ln), recv: recv, send: send, changed: make(chan struct{})}
@@ -170,37 +171,33 @@ func (s *soakServer) serve() {
 	}
 }
 
-// read checks the records of connection id while it is the current one.
+// read checks the records of connection id while it is the current one;
+// the connection's number is its generation.
 func (s *soakServer) read(c net.Conn, id int) {
 	defer s.wg.Done()
 	defer c.Close()
-	r := newStrictReader(s.recv, func() bool { return s.current(id) })
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
 			s.mu.Lock() // records are taken in connection order
-			ok := s.curID == id && r.feed(buf[:n])
+			current := s.curID == id
+			if current {
+				s.recv.Feed(buf[:n], uint64(id))
+			}
 			s.mu.Unlock()
-			if !ok {
-				r.end() // taken over: the rest is lost
-				return
+			if !current {
+				return // taken over: the rest is lost
 			}
 		}
 		if err != nil {
-			r.end()
 			return
 		}
 	}
 }
 
-// current reports whether id is the current connection; s.mu is held.
-func (s *soakServer) current(id int) bool { return s.curID == id }
-
 // write writes records on the current connection until stop.
 func (s *soakServer) write(stop <-chan struct{}) {
-	var seq uint64
-	buf := make([]byte, 0, maxRecord)
 	tick := time.NewTicker(pace)
 	defer tick.Stop()
 	for {
@@ -216,10 +213,7 @@ func (s *soakServer) write(stop <-chan struct{}) {
 			}
 		}
 		for range batch {
-			buf = appendRecord(buf[:0], streamS2C, seq)
-			if _, err := c.Write(buf); err != nil {
-				s.send.drop(seq)
-				seq++
+			if err := s.send.Send(c, 1); err != nil {
 				// Wait for the next connection.
 				for {
 					s.mu.Lock()
@@ -237,8 +231,6 @@ func (s *soakServer) write(stop <-chan struct{}) {
 				}
 				break
 			}
-			s.send.wrote(seq, len(buf))
-			seq++
 		}
 		select {
 		case <-tick.C:
@@ -263,8 +255,8 @@ func (s *soakServer) close() {
 // while the proxy plays cfg.steps, then heals, waits for the streams to
 // recover, stops them and checks the integrity invariant.
 func runIntegrity(t *testing.T, cfg integrityConfig) summary {
-	c2s, s2c := newChecker("client→server", streamC2S), newChecker("server→client", streamS2C)
-	csend, ssend := newSender(), newSender()
+	c2s, s2c := records.NewChecker(streamC2S, nil), records.NewChecker(streamS2C, nil)
+	csend, ssend := records.NewSender(streamC2S), records.NewSender(streamS2C)
 	tr := cfg.tr
 	if tr.name == "" {
 		tr = transports[0]
@@ -297,26 +289,19 @@ func runIntegrity(t *testing.T, cfg integrityConfig) summary {
 	var unexpected atomic.Pointer[error]
 	go func() { // the client's writer
 		defer writers.Done()
-		var seq uint64
-		buf := make([]byte, 0, maxRecord)
 		tick := time.NewTicker(pace)
 		defer tick.Stop()
 		for {
 			for range batch {
-				buf = appendRecord(buf[:0], streamC2S, seq)
-				_, err := tt.Write(buf)
+				err := csend.Send(tt, 1)
 				switch {
-				case err == nil:
-					csend.wrote(seq, len(buf))
-				case errors.Is(err, tether.ErrDropped):
-					csend.drop(seq)
+				case err == nil, errors.Is(err, tether.ErrDropped):
 				case errors.Is(err, net.ErrClosed):
 					return
 				default:
 					unexpected.CompareAndSwap(nil, &err)
 					return
 				}
-				seq++
 			}
 			select {
 			case <-tick.C:
@@ -327,14 +312,11 @@ func runIntegrity(t *testing.T, cfg integrityConfig) summary {
 	}()
 	go func() { // the client's reader
 		defer reader.Done()
-		r := newTetherReader(s2c)
 		buf := make([]byte, 32<<10)
 		for {
-			g0 := tt.Generation()
-			n, err := tt.Read(buf)
-			g1 := tt.Generation()
+			n, gen, err := tt.ReadGeneration(buf)
 			if n > 0 {
-				r.feed(buf[:n], g0, g1)
+				s2c.Feed(buf[:n], gen)
 			}
 			if err != nil {
 				if !errors.Is(err, net.ErrClosed) {
@@ -367,14 +349,14 @@ func runIntegrity(t *testing.T, cfg integrityConfig) summary {
 	// Healed: both streams must recover, well within the longest backoff
 	// and the idle timeout.
 	healed := time.Now()
-	cw, sw := csend.lastWritten(), ssend.lastWritten()
+	cw, sw := csend.LastSent(), ssend.LastSent()
 	waitStreams(t, "recover after the faults", c2s, cw+100, s2c, sw+100, rec)
 	recovery := time.Since(healed)
 
 	// Stop the writers; every record reported written since must arrive.
 	close(stop)
 	waitDone(t, &writers, "the writers", tt)
-	cw, sw = csend.lastWritten(), ssend.lastWritten()
+	cw, sw = csend.LastSent(), ssend.LastSent()
 	waitStreams(t, "deliver the last records", c2s, cw, s2c, sw, rec)
 	require.NoError(t, tt.Close())
 	waitDone(t, &reader, "the reader", nil)
@@ -391,8 +373,8 @@ func runIntegrity(t *testing.T, cfg integrityConfig) summary {
 		reconnects: rec.count(tether.Reconnected), unreach: rec.count(tether.Unreachable),
 		recovery: recovery, proxy: p.Stats(), lossBound: bound,
 	}
-	sum.c2s = checkIntegrity(t, c2s, csend, &sum.maxLossBytes)
-	sum.s2c = checkIntegrity(t, s2c, ssend, &sum.maxLossBytes)
+	sum.c2s = checkIntegrity(t, "client→server", c2s, csend, &sum.maxLossBytes)
+	sum.s2c = checkIntegrity(t, "server→client", s2c, ssend, &sum.maxLossBytes)
 	for _, d := range []dirSummary{sum.c2s, sum.s2c} {
 		require.LessOrEqual(t, d.lostBytes, deaths*bound,
 			"%d lost connections lost %d bytes: more than their buffers hold", deaths, d.lostBytes)
@@ -401,13 +383,13 @@ func runIntegrity(t *testing.T, cfg integrityConfig) summary {
 }
 
 // waitStreams waits until each checker has received the given record.
-func waitStreams(t *testing.T, what string, c2s *checker, cw int64, s2c *checker, sw int64, rec *recorder) {
+func waitStreams(t *testing.T, what string, c2s *records.Checker, cw int64, s2c *records.Checker, sw int64, rec *recorder) {
 	t.Helper()
 	deadline := time.Now().Add(long)
-	for c2s.lastSeq() < cw || s2c.lastSeq() < sw {
+	for c2s.Last() < cw || s2c.Last() < sw {
 		if time.Now().After(deadline) {
 			t.Fatalf("the streams did not %s within %v: client→server at %d of %d, server→client at %d of %d; last events: %v",
-				what, long, c2s.lastSeq(), cw, s2c.lastSeq(), sw, kindsOfTail(rec.events(), 6))
+				what, long, c2s.Last(), cw, s2c.Last(), sw, kindsOfTail(rec.events(), 6))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -440,39 +422,20 @@ func waitDone(t *testing.T, wg *sync.WaitGroup, what string, tt *tether.Tether) 
 
 // checkIntegrity checks one direction's invariant: no violation (no record
 // corrupted, reordered, duplicated, or missing within one connection), and
-// every record reported written either arrived or was lost in a gap, where a
+// every record reported written either arrived or was lost where a
 // connection died; the lost ones are counted.
-func checkIntegrity(t *testing.T, c *checker, s *sender, maxLoss *int64) dirSummary {
+func checkIntegrity(t *testing.T, name string, c *records.Checker, s *records.Sender, maxLoss *int64) dirSummary {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	require.Empty(t, c.violations, "%s: integrity violations", c.name)
-	require.Equal(t, s.last, c.last, "%s: the last record reported written is the last received", c.name)
-	d := dirSummary{
-		written: s.written, writtenBytes: s.bytes, received: c.received, recvBytes: c.bytes,
-		dropped: len(s.dropped), partials: c.partials,
-	}
-	scratch := make([]byte, 0, maxPayload)
-	for _, g := range c.gaps {
-		var lostBytes int64
-		lostBefore := d.lost
-		for seq := g.from; seq <= g.to; seq++ {
-			if !s.dropped[uint64(seq)] {
-				d.lost++
-				lostBytes += int64(recHeader + len(payload(c.stream, uint64(seq), scratch)) + 4)
-			}
-		}
-		*maxLoss = max(*maxLoss, lostBytes)
-		d.lostBytes += lostBytes
-		if d.lost > lostBefore {
-			d.lossGaps++
-		}
-	}
+	res, tl := c.Result(), records.Compare(s, c)
+	require.Empty(t, res.Violations, "%s: integrity violations", name)
+	require.Equal(t, s.LastSent(), res.Last, "%s: the last record reported written is the last received", name)
 	// Every record: received, dropped by its writer, or lost in a gap.
-	require.Equal(t, d.written, d.received+d.lost, "%s: records reported written = received + lost in flight", c.name)
-	return d
+	require.Equal(t, tl.Sent, tl.Received+tl.Lost, "%s: records reported written = received + lost in flight", name)
+	*maxLoss = max(*maxLoss, tl.MaxLostBytes)
+	return dirSummary{
+		written: tl.Sent, writtenBytes: tl.SentBytes, received: tl.Received, recvBytes: res.Bytes,
+		dropped: tl.Failed, lost: tl.Lost, lostBytes: tl.LostBytes, lossGaps: tl.LostAt, partials: res.Cut,
+	}
 }
 
 // lossBound is what the docs say one connection's death may lose: the bytes
@@ -482,7 +445,7 @@ func checkIntegrity(t *testing.T, c *checker, s *sender, maxLoss *int64) dirSumm
 // kernel doubles each sockBuf), the record that was being read, and over
 // TLS a record (16 KiB and its overhead) buffered at each end.
 func lossBound() int64 {
-	return 4*2*sockBuf + 32<<10 + maxRecord + 2*(16<<10+256)
+	return 4*2*sockBuf + 32<<10 + records.MaxSize + 2*(16<<10+256)
 }
 
 // setBuffers sets the socket buffers of a TCP connection, or of the one
