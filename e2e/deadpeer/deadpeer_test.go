@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/e2e/internal/e2etest"
 	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tcp"
@@ -156,41 +157,41 @@ func TestDeadPeer(t *testing.T) {
 func testDeadPeer(t *testing.T, ns *netns, tr transport, m mechanism, ln net.Listener) measurement {
 	handle := echo
 	if m.heartbeat {
-		handle = ticker(heartbeat)
+		handle = e2etest.Ticker(heartbeat)
 	}
 	startServer(t, tr.listen(ln), handle)
 	addr := ln.Addr().String()
 
 	nd := m.net
 	nd.Timeout = dialTimeout
-	rec := newRecorder()
-	ctx, cancel := context.WithTimeout(context.Background(), long)
+	rec := e2etest.NewRecorder(transporttest.QuickBackoff())
+	ctx, cancel := context.WithTimeout(context.Background(), e2etest.Long)
 	defer cancel()
-	tt, err := tether.Dial(ctx, tr.dialer(&nd), addr, tether.Chain(transporttest.QuickBackoff(), rec.middleware), m.opts...)
+	tt, err := tether.Dial(ctx, tr.dialer(&nd), addr, rec, m.opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { tt.Close() })
-	r := startReader(tt)
+	r := e2etest.StartReader(tt)
 
 	// Traffic flows; an echo connection then rests, so that the last byte
 	// received is the last activity.
 	if m.heartbeat {
-		r.waitRead(t, "tick\n", 3)
+		r.WaitRead(t, "tick\n", 3)
 	} else {
 		_, err := tt.Write([]byte("ping\n"))
 		require.NoError(t, err)
-		r.waitRead(t, "ping\n", 1)
+		r.WaitRead(t, "ping\n", 1)
 		time.Sleep(settle)
 	}
 
 	ns.blackhole(t, addr, true)
 	dropped := time.Now()
-	from, ref := r.lastRead(), "last byte received"
+	from, ref := r.LastRead(), "last byte received"
 	if m.write {
 		from, ref = time.Now(), "Write"
 		_, err := tt.Write([]byte("lost\n"))
 		require.NoError(t, err, "Write into the socket buffer")
 	}
-	ev, at := rec.wait(t, tether.Disconnected, 1)
+	ev, at := rec.WaitAt(t, tether.Disconnected, 1)
 	res := measurement{detected: at.Sub(from), blackhole: at.Sub(dropped), min: m.min, max: m.max, err: fmt.Sprint(ev.Err)}
 	t.Logf("Disconnected %v after the %s (%v after the drop rule): %v", res.detected, ref, res.blackhole, ev.Err)
 	require.ErrorIs(t, ev.Err, m.cause, "Disconnected.Err")
@@ -198,27 +199,27 @@ func testDeadPeer(t *testing.T, ns *netns, tr transport, m mechanism, ln net.Lis
 	require.LessOrEqual(t, res.detected, m.max, "detected late")
 
 	// New connections go into the blackhole too: the redial times out.
-	ev, _ = rec.wait(t, tether.Unreachable, 1)
-	require.True(t, isTimeout(ev.Err), "Unreachable.Err = %v, want a timeout", ev.Err)
+	ev, _ = rec.WaitAt(t, tether.Unreachable, 1)
+	require.True(t, e2etest.IsTimeout(ev.Err), "Unreachable.Err = %v, want a timeout", ev.Err)
 
 	healed := time.Now() // a dial may get through as soon as the rule is gone
 	ns.blackhole(t, addr, false)
-	require.False(t, rec.anyBefore(tether.Reconnected, healed), "Reconnected through the blackhole; events: %v", rec.summary())
-	_, back := rec.wait(t, tether.Reconnected, 1)
+	require.False(t, rec.AnyBefore(tether.Reconnected, healed), "Reconnected through the blackhole; events: %v", rec)
+	_, back := rec.WaitAt(t, tether.Reconnected, 1)
 	res.reconnected = back.Sub(healed)
 
 	// The new connection carries data.
 	if m.heartbeat {
-		r.waitRead(t, "tick\n", r.count("tick\n")+3)
+		r.WaitRead(t, "tick\n", r.Count("tick\n")+3)
 	} else {
 		_, err := tt.Write([]byte("pong\n"))
 		require.NoError(t, err)
-		r.waitRead(t, "pong\n", 1)
+		r.WaitRead(t, "pong\n", 1)
 	}
-	require.Equal(t, 1, rec.count(tether.Disconnected), "Disconnected events; events: %v", rec.summary())
+	require.Equal(t, 1, rec.Count(tether.Disconnected), "Disconnected events; events: %v", rec)
 	require.Nil(t, tt.Err())
 	require.NoError(t, tt.Close())
-	if err := r.stopped(t); !errors.Is(err, net.ErrClosed) {
+	if err := r.Stopped(t); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Read after Close = %v, want net.ErrClosed", err)
 	}
 	return res
