@@ -1,15 +1,12 @@
 package faultmatrix
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/e2e/internal/e2etest"
 	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tcp"
 	"github.com/io-tether/tether/tethertest/faultproxy"
@@ -180,20 +178,6 @@ func (s *server) closeLocked() int {
 // echo writes back what it reads (see transporttest.EchoConn).
 func echo(c net.Conn) { transporttest.EchoConn(c) }
 
-// ticker returns a handler that writes "tick\n" every d, and reads and drops
-// what the client sends.
-func ticker(d time.Duration) func(net.Conn) {
-	return func(c net.Conn) {
-		go io.Copy(io.Discard, c) // ends when the connection closes
-		for {
-			time.Sleep(d)
-			if _, err := c.Write([]byte("tick\n")); err != nil {
-				return
-			}
-		}
-	}
-}
-
 // sink returns a handler that reads everything and counts it in n.
 func sink(n *atomic.Int64) func(net.Conn) {
 	return func(c net.Conn) {
@@ -208,102 +192,19 @@ func sink(n *atomic.Int64) func(net.Conn) {
 	}
 }
 
-// recorder is a middleware that records a copy of each event, its time and
-// the action.
-type recorder struct {
-	mu     sync.Mutex
-	evs    []tether.Event
-	at     []time.Time
-	notify chan struct{} // closed and replaced at each event
-}
-
-func newRecorder() *recorder { return &recorder{notify: make(chan struct{})} }
-
-func (r *recorder) middleware(next tether.DisconnectHandler) tether.DisconnectHandler {
-	return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
-		a := next.HandleDisconnect(ctx, ev)
-		e := *ev
-		e.Conn = nil
-		r.mu.Lock()
-		r.evs = append(r.evs, e)
-		r.at = append(r.at, time.Now())
-		close(r.notify)
-		r.notify = make(chan struct{})
-		r.mu.Unlock()
-		return a
-	})
-}
-
-func (r *recorder) events() []tether.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]tether.Event(nil), r.evs...)
-}
-
-func (r *recorder) count(kind tether.EventKind) int {
-	n := 0
-	for _, e := range r.events() {
-		if e.Kind == kind {
-			n++
-		}
-	}
-	return n
-}
-
-// wait waits until at least n events of kind have happened, for up to long,
-// and returns the n-th and its time.
-func (r *recorder) wait(t testing.TB, kind tether.EventKind, n int) (tether.Event, time.Time) {
-	t.Helper()
-	return r.waitAny(t, n, kind)
-}
-
-// waitAny waits until at least n events of any of kinds have happened, for
-// up to long, and returns the n-th and its time.
-func (r *recorder) waitAny(t testing.TB, n int, kinds ...tether.EventKind) (tether.Event, time.Time) {
-	t.Helper()
-	deadline := time.NewTimer(long)
-	defer deadline.Stop()
-	for {
-		r.mu.Lock()
-		seen := 0
-		for i, e := range r.evs {
-			if slices.Contains(kinds, e.Kind) {
-				if seen++; seen == n {
-					ev, at := e, r.at[i]
-					r.mu.Unlock()
-					return ev, at
-				}
-			}
-		}
-		ch := r.notify
-		r.mu.Unlock()
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("no %v event #%d within %v; events: %v", kinds, n, long, kindsOf(r.events()))
-		}
-	}
-}
-
-func kindsOf(evs []tether.Event) []string { return transporttest.Describe(evs) }
-
 // env is one Tether through the fault proxy to a server.
 type env struct {
 	t     *testing.T
 	tr    transport
 	srv   *server
 	proxy *faultproxy.Proxy
-	rec   *recorder
+	rec   *e2etest.Recorder
 	tt    *tether.Tether
+	r     *e2etest.Reader // the reader, when started
 
 	dmu   sync.Mutex
 	dials []time.Time
 
-	rmu    sync.Mutex
-	got    bytes.Buffer // what the reader read, when started
-	rerr   error
-	rdone  chan struct{}
-	rwake  chan struct{}
 	target atomic.Pointer[string] // the address "svc.test" resolves to; nil: it does not
 }
 
@@ -318,7 +219,7 @@ type envConfig struct {
 // Tether that dials the name "svc.test", which resolves to the proxy.
 func newEnv(t *testing.T, tr transport, cfg envConfig) *env {
 	t.Helper()
-	e := &env{t: t, tr: tr, rec: newRecorder(), rwake: make(chan struct{})}
+	e := &env{t: t, tr: tr}
 	e.srv = startServer(t, tr, cfg.handle)
 	p, err := faultproxy.New(e.srv.addr, 1)
 	require.NoError(t, err)
@@ -342,9 +243,10 @@ func newEnv(t *testing.T, tr transport, cfg envConfig) *env {
 	if policy == nil {
 		policy = transporttest.QuickBackoff()
 	}
+	e.rec = e2etest.NewRecorder(policy)
 	ctx, cancel := context.WithTimeout(context.Background(), long)
 	defer cancel()
-	tt, err := tether.Dial(ctx, d, "svc.test:443", tether.Chain(policy, e.rec.middleware), cfg.opts...)
+	tt, err := tether.Dial(ctx, d, "svc.test:443", e.rec, cfg.opts...)
 	require.NoError(t, err)
 	e.tt = tt
 	t.Cleanup(func() { tt.Close() })
@@ -381,67 +283,6 @@ func (e *env) dialTimes() []time.Time {
 	return append([]time.Time(nil), e.dials...)
 }
 
-// startReader reads the Tether in a goroutine until it fails, keeping what
-// it read.
-func (e *env) startReader() {
-	e.rdone = make(chan struct{})
-	go func() {
-		defer close(e.rdone)
-		buf := make([]byte, 4096)
-		for {
-			n, err := e.tt.Read(buf)
-			e.rmu.Lock()
-			e.got.Write(buf[:n])
-			if err != nil {
-				e.rerr = err
-			}
-			close(e.rwake)
-			e.rwake = make(chan struct{})
-			e.rmu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-}
-
-// readerErr returns the error that ended the reader, if it ended.
-func (e *env) readerErr() error {
-	e.rmu.Lock()
-	defer e.rmu.Unlock()
-	return e.rerr
-}
-
-// waitRead waits until the reader has read s count times in all, for up to
-// long.
-func (e *env) waitRead(s string, count int) {
-	e.t.Helper()
-	deadline := time.NewTimer(long)
-	defer deadline.Stop()
-	for {
-		e.rmu.Lock()
-		n, err, ch := bytes.Count(e.got.Bytes(), []byte(s)), e.rerr, e.rwake
-		e.rmu.Unlock()
-		if n >= count {
-			return
-		}
-		if err != nil {
-			e.t.Fatalf("the reader failed before reading %q ×%d: %v", s, count, err)
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			e.t.Fatalf("the reader did not read %q ×%d within %v (read %d); events: %v", s, count, long, n, kindsOf(e.rec.events()))
-		}
-	}
-}
-
-func (e *env) readCount(s string) int {
-	e.rmu.Lock()
-	defer e.rmu.Unlock()
-	return bytes.Count(e.got.Bytes(), []byte(s))
-}
-
 // closeAndCheck closes the Tether: Close returns promptly, the reader (if
 // any) returns net.ErrClosed, and Err reports net.ErrClosed.
 func (e *env) closeAndCheck() time.Duration {
@@ -450,20 +291,9 @@ func (e *env) closeAndCheck() time.Duration {
 	require.NoError(e.t, e.tt.Close())
 	took := time.Since(start)
 	require.Less(e.t, took, time.Second, "Close took %v", took)
-	if e.rdone != nil {
-		select {
-		case <-e.rdone:
-		case <-time.After(time.Second):
-			e.t.Fatal("a Read blocked at Close did not return within 1 s")
-		}
-		require.ErrorIs(e.t, e.readerErr(), net.ErrClosed)
+	if e.r != nil {
+		require.ErrorIs(e.t, e.r.Stopped(e.t), net.ErrClosed)
 	}
 	require.ErrorIs(e.t, e.tt.Err(), net.ErrClosed)
 	return took
-}
-
-// isTimeout reports whether err is a timeout.
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/e2e/internal/e2etest"
 	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
@@ -22,20 +23,20 @@ func TestServerRestart(t *testing.T) {
 	t.Parallel()
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		e := newEnv(t, tr, envConfig{handle: echo})
-		e.startReader()
-		e.waitRead("hello 1\n", 1)
+		e.r = e2etest.StartReader(e.tt)
+		e.r.WaitRead(t, "hello 1\n", 1)
 
 		e.srv.stop()
 		time.Sleep(200 * time.Millisecond) // the server is down for a while
 		require.NoError(t, e.srv.start())
-		e.waitRead("hello 2\n", 1)
+		e.r.WaitRead(t, "hello 2\n", 1)
 
 		_, err := e.tt.Write([]byte("ping\n"))
 		require.NoError(t, err)
-		e.waitRead("ping\n", 1)
+		e.r.WaitRead(t, "ping\n", 1)
 		require.Nil(t, e.tt.Err())
-		require.GreaterOrEqual(t, e.rec.count(tether.Disconnected), 1)
-		require.GreaterOrEqual(t, e.rec.count(tether.Reconnected), 1)
+		require.GreaterOrEqual(t, e.rec.Count(tether.Disconnected), 1)
+		require.GreaterOrEqual(t, e.rec.Count(tether.Reconnected), 1)
 		require.GreaterOrEqual(t, e.tt.Generation(), uint64(2))
 		e.closeAndCheck()
 	})
@@ -48,15 +49,15 @@ func TestResetMidStream(t *testing.T) {
 	t.Run("reader", func(t *testing.T) {
 		t.Parallel()
 		forEachTransport(t, func(t *testing.T, tr transport) {
-			e := newEnv(t, tr, envConfig{handle: ticker(10 * time.Millisecond)})
-			e.startReader()
-			e.waitRead("tick\n", 5)
+			e := newEnv(t, tr, envConfig{handle: e2etest.Ticker(10 * time.Millisecond)})
+			e.r = e2etest.StartReader(e.tt)
+			e.r.WaitRead(t, "tick\n", 5)
 			require.Equal(t, 1, e.proxy.ResetAll())
-			ev, _ := e.rec.wait(t, tether.Disconnected, 1)
+			ev, _ := e.rec.WaitAt(t, tether.Disconnected, 1)
 			requireReset(t, ev.Err)
-			before := e.readCount("tick\n")
-			e.waitRead("hello 1\n", 2) // the new connection's greeting
-			e.waitRead("tick\n", before+5)
+			before := e.r.Count("tick\n")
+			e.r.WaitRead(t, "hello 1\n", 2) // the new connection's greeting
+			e.r.WaitRead(t, "tick\n", before+5)
 			requireOneReconnect(t, e)
 			e.closeAndCheck()
 		})
@@ -85,12 +86,12 @@ func TestResetMidStream(t *testing.T) {
 			}()
 			waitFor(t, func() bool { return received.Load() >= 16<<10 }, "the server received 16 KiB")
 			require.Equal(t, 1, e.proxy.ResetAll())
-			e.rec.wait(t, tether.Reconnected, 1)
+			e.rec.WaitAt(t, tether.Reconnected, 1)
 			after := received.Load()
 			waitFor(t, func() bool { return received.Load() >= after+16<<10 }, "the server received 16 KiB more")
 			close(stop)
 			require.NoError(t, <-werr, "the writer saw the reset")
-			ev, _ := e.rec.wait(t, tether.Disconnected, 1)
+			ev, _ := e.rec.WaitAt(t, tether.Disconnected, 1)
 			requireReset(t, ev.Err)
 			requireOneReconnect(t, e)
 			e.closeAndCheck()
@@ -100,8 +101,8 @@ func TestResetMidStream(t *testing.T) {
 		t.Parallel()
 		forEachTransport(t, func(t *testing.T, tr transport) {
 			e := newEnv(t, tr, envConfig{handle: echo})
-			e.startReader()
-			e.waitRead("hello 1\n", 1)
+			e.r = e2etest.StartReader(e.tt)
+			e.r.WaitRead(t, "hello 1\n", 1)
 			werr := make(chan error, 1)
 			stop := make(chan struct{})
 			var sent atomic.Int64
@@ -120,14 +121,14 @@ func TestResetMidStream(t *testing.T) {
 					sent.Store(int64(i))
 				}
 			}()
-			e.waitRead("line", 20)
+			e.r.WaitRead(t, "line", 20)
 			require.Equal(t, 1, e.proxy.ResetAll())
-			e.rec.wait(t, tether.Reconnected, 1)
-			e.waitRead("hello 1\n", 2)
-			e.waitRead("line", e.readCount("line")+20) // echoes from the new connection
+			e.rec.WaitAt(t, tether.Reconnected, 1)
+			e.r.WaitRead(t, "hello 1\n", 2)
+			e.r.WaitRead(t, "line", e.r.Count("line")+20) // echoes from the new connection
 			close(stop)
 			require.NoError(t, <-werr, "the writer saw the reset")
-			require.Nil(t, e.readerErr(), "the reader saw the reset")
+			require.Nil(t, e.r.Err(), "the reader saw the reset")
 			requireOneReconnect(t, e)
 			e.closeAndCheck()
 		})
@@ -144,9 +145,9 @@ func requireReset(t *testing.T, err error) {
 // requireOneReconnect checks that one loss made one reconnect sequence.
 func requireOneReconnect(t *testing.T, e *env) {
 	t.Helper()
-	kinds := kindsOf(e.rec.events())
-	require.Equal(t, 1, e.rec.count(tether.Disconnected), "events: %v", kinds)
-	require.Equal(t, 1, e.rec.count(tether.Reconnected), "events: %v", kinds)
+	kinds := e.rec.String()
+	require.Equal(t, 1, e.rec.Count(tether.Disconnected), "events: %v", kinds)
+	require.Equal(t, 1, e.rec.Count(tether.Reconnected), "events: %v", kinds)
 	require.Equal(t, 2, e.numDials())
 	require.Equal(t, uint64(2), e.tt.Generation())
 }
@@ -167,14 +168,14 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 func TestCleanClose(t *testing.T) {
 	t.Parallel()
 	forEachTransport(t, func(t *testing.T, tr transport) {
-		e := newEnv(t, tr, envConfig{handle: ticker(10 * time.Millisecond)})
-		e.startReader()
-		e.waitRead("tick\n", 3)
+		e := newEnv(t, tr, envConfig{handle: e2etest.Ticker(10 * time.Millisecond)})
+		e.r = e2etest.StartReader(e.tt)
+		e.r.WaitRead(t, "tick\n", 3)
 		require.Equal(t, 1, e.srv.closeConns())
-		ev, _ := e.rec.wait(t, tether.Disconnected, 1)
+		ev, _ := e.rec.WaitAt(t, tether.Disconnected, 1)
 		require.Equal(t, io.EOF, ev.Err, "a clean close is reported as io.EOF")
-		e.waitRead("hello 1\n", 2)
-		e.waitRead("tick\n", e.readCount("tick\n")+3)
+		e.r.WaitRead(t, "hello 1\n", 2)
+		e.r.WaitRead(t, "tick\n", e.r.Count("tick\n")+3)
 		requireOneReconnect(t, e)
 		e.closeAndCheck()
 	})
@@ -185,18 +186,18 @@ func TestRefusedThenBack(t *testing.T) {
 	t.Parallel()
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		e := newEnv(t, tr, envConfig{handle: echo})
-		e.startReader()
-		e.waitRead("hello 1\n", 1)
+		e.r = e2etest.StartReader(e.tt)
+		e.r.WaitRead(t, "hello 1\n", 1)
 		require.NoError(t, e.proxy.SetMode(faultproxy.ModeRefuse))
 		e.proxy.ResetAll()
-		lost, _ := e.rec.wait(t, tether.Disconnected, 1)
+		lost, _ := e.rec.WaitAt(t, tether.Disconnected, 1)
 		for i := 1; i <= 3; i++ {
-			ev, _ := e.rec.wait(t, tether.Unreachable, i)
+			ev, _ := e.rec.WaitAt(t, tether.Unreachable, i)
 			require.True(t, faultproxy.IsRefused(ev.Err), "Unreachable.Err = %v, want refused", ev.Err)
 			require.Equal(t, lost.Attempt+i, ev.Attempt, "each refused dial is one more attempt")
 		}
 		require.NoError(t, e.proxy.SetMode(faultproxy.ModeForward))
-		e.waitRead("hello 1\n", 2)
+		e.r.WaitRead(t, "hello 1\n", 2)
 		require.Nil(t, e.tt.Err())
 		e.closeAndCheck()
 	})
@@ -209,8 +210,8 @@ func TestAcceptCloseFlapping(t *testing.T) {
 	t.Parallel()
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		e := newEnv(t, tr, envConfig{handle: echo, policy: tether.DefaultHandler()})
-		e.startReader()
-		e.waitRead("hello 1\n", 1)
+		e.r = e2etest.StartReader(e.tt)
+		e.r.WaitRead(t, "hello 1\n", 1)
 		require.NoError(t, e.proxy.SetMode(faultproxy.ModeAcceptClose))
 		start := time.Now()
 		e.proxy.ResetAll()
@@ -231,9 +232,9 @@ func TestAcceptCloseFlapping(t *testing.T) {
 		require.LessOrEqual(t, n, 3, "the default policy spins")
 		// Each short-lived connection counts as a failed attempt.
 		last := 0
-		for _, ev := range e.rec.events() {
+		for _, ev := range e.rec.Events() {
 			if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
-				require.Greater(t, ev.Attempt, last, "events: %v", kindsOf(e.rec.events()))
+				require.Greater(t, ev.Attempt, last, "events: %v", e.rec)
 				last = ev.Attempt
 			}
 		}
@@ -264,20 +265,20 @@ func TestBlackholedPeer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			forEachTransport(t, func(t *testing.T, tr transport) {
-				e := newEnv(t, tr, envConfig{handle: ticker(20 * time.Millisecond),
+				e := newEnv(t, tr, envConfig{handle: e2etest.Ticker(20 * time.Millisecond),
 					opts: []tether.Option{tether.WithReadIdleTimeout(idle)}})
-				e.startReader()
-				e.waitRead("tick\n", 3)
+				e.r = e2etest.StartReader(e.tt)
+				e.r.WaitRead(t, "tick\n", 3)
 				start := time.Now()
 				tc.fault(e.proxy)
-				ev, at := e.rec.wait(t, tether.Disconnected, 1)
+				ev, at := e.rec.WaitAt(t, tether.Disconnected, 1)
 				detected := at.Sub(start)
 				t.Logf("%s/%s: detected after %v (idle timeout %v)", tc.name, tr.name, detected, idle)
 				require.ErrorIs(t, ev.Err, tether.ErrIdleTimeout)
 				require.GreaterOrEqual(t, detected, idle-20*time.Millisecond, "before the idle timeout")
 				require.Less(t, detected, idle+2*time.Second, "long after the idle timeout")
 				tc.heal(e.proxy)
-				e.waitRead("tick\n", e.readCount("tick\n")+3)
+				e.r.WaitRead(t, "tick\n", e.r.Count("tick\n")+3)
 				require.Nil(t, e.tt.Err())
 				e.closeAndCheck()
 			})
@@ -292,18 +293,18 @@ func TestSlowDial(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		e := newEnv(t, tr, envConfig{handle: echo, timeout: timeout})
-		e.startReader()
-		e.waitRead("hello 1\n", 1)
+		e.r = e2etest.StartReader(e.tt)
+		e.r.WaitRead(t, "hello 1\n", 1)
 		require.NoError(t, e.proxy.SetMode(faultproxy.ModeHold))
 		e.proxy.ResetAll()
 		for i := 1; i <= 2; i++ {
-			ev, _ := e.rec.wait(t, tether.Unreachable, i)
-			require.True(t, isTimeout(ev.Err), "Unreachable.Err = %v, want a timeout", ev.Err)
+			ev, _ := e.rec.WaitAt(t, tether.Unreachable, i)
+			require.True(t, e2etest.IsTimeout(ev.Err), "Unreachable.Err = %v, want a timeout", ev.Err)
 			require.GreaterOrEqual(t, ev.DialTime, timeout-20*time.Millisecond)
 			require.Less(t, ev.DialTime, timeout+2*time.Second)
 		}
 		require.NoError(t, e.proxy.SetMode(faultproxy.ModeForward))
-		e.waitRead("hello 1\n", 2)
+		e.r.WaitRead(t, "hello 1\n", 2)
 		require.Nil(t, e.tt.Err())
 		e.closeAndCheck()
 	})
@@ -315,19 +316,19 @@ func TestNameStopsResolving(t *testing.T) {
 	t.Parallel()
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		e := newEnv(t, tr, envConfig{handle: echo})
-		e.startReader()
-		e.waitRead("hello 1\n", 1)
+		e.r = e2etest.StartReader(e.tt)
+		e.r.WaitRead(t, "hello 1\n", 1)
 		addr := e.target.Swap(nil)
 		e.proxy.ResetAll()
 		for i := 1; i <= 3; i++ {
-			ev, _ := e.rec.wait(t, tether.Unreachable, i)
+			ev, _ := e.rec.WaitAt(t, tether.Unreachable, i)
 			var dnsErr *net.DNSError
 			require.ErrorAs(t, ev.Err, &dnsErr)
 			require.True(t, dnsErr.IsNotFound)
 			require.False(t, tether.IsPermanent(ev.Err), "a name that does not resolve now is transient")
 		}
 		e.target.Store(addr)
-		e.waitRead("hello 1\n", 2)
+		e.r.WaitRead(t, "hello 1\n", 2)
 		require.Nil(t, e.tt.Err())
 		e.closeAndCheck()
 	})
@@ -344,26 +345,26 @@ func TestCloseDuring(t *testing.T) {
 	}{
 		{"restart", envConfig{}, func(t *testing.T, e *env) {
 			e.srv.stop() // the proxy resets every connection while it is down
-			e.rec.wait(t, tether.Disconnected, 1)
-			e.rec.waitAny(t, 2, tether.Disconnected, tether.Unreachable)
+			e.rec.WaitAt(t, tether.Disconnected, 1)
+			e.rec.WaitAny(t, 2, tether.Disconnected, tether.Unreachable)
 		}},
 		{"backoff-after-reset", envConfig{}, func(t *testing.T, e *env) {
 			e.proxy.ResetAll()
-			e.rec.wait(t, tether.Disconnected, 1)
+			e.rec.WaitAt(t, tether.Disconnected, 1)
 		}},
 		{"clean-close", envConfig{}, func(t *testing.T, e *env) {
 			e.srv.closeConns()
-			e.rec.wait(t, tether.Disconnected, 1)
+			e.rec.WaitAt(t, tether.Disconnected, 1)
 		}},
 		{"refused", envConfig{}, func(t *testing.T, e *env) {
 			require.NoError(t, e.proxy.SetMode(faultproxy.ModeRefuse))
 			e.proxy.ResetAll()
-			e.rec.wait(t, tether.Unreachable, 1)
+			e.rec.WaitAt(t, tether.Unreachable, 1)
 		}},
 		{"accept-close", envConfig{}, func(t *testing.T, e *env) {
 			require.NoError(t, e.proxy.SetMode(faultproxy.ModeAcceptClose))
 			e.proxy.ResetAll()
-			e.rec.waitAny(t, 2, tether.Disconnected, tether.Unreachable) // tls: the handshake fails
+			e.rec.WaitAny(t, 2, tether.Disconnected, tether.Unreachable) // tls: the handshake fails
 		}},
 		{"slow-dial", envConfig{timeout: time.Hour}, func(t *testing.T, e *env) {
 			require.NoError(t, e.proxy.SetMode(faultproxy.ModeHold))
@@ -381,7 +382,7 @@ func TestCloseDuring(t *testing.T) {
 		{"unresolvable", envConfig{}, func(t *testing.T, e *env) {
 			e.target.Store(nil)
 			e.proxy.ResetAll()
-			e.rec.wait(t, tether.Unreachable, 1)
+			e.rec.WaitAt(t, tether.Unreachable, 1)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -391,8 +392,8 @@ func TestCloseDuring(t *testing.T) {
 				cfg.handle = echo
 				cfg.policy = tether.DefaultHandler() // real backoff waits: Close must cut them
 				e := newEnv(t, tr, cfg)
-				e.startReader()
-				e.waitRead("hello 1\n", 1)
+				e.r = e2etest.StartReader(e.tt)
+				e.r.WaitRead(t, "hello 1\n", 1)
 				tc.fault(t, e)
 
 				// A Write blocked behind the fault (it waits for the

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/e2e/internal/e2etest"
 	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/transporttest"
 	tetherquic "github.com/io-tether/tether/quic"
@@ -273,7 +274,7 @@ type quicEnv struct {
 	srv   *quicServer
 	relay *faultproxy.UDPRelay
 	d     *tetherquic.Dialer
-	rec   *recorder
+	rec   *e2etest.Recorder
 	tt    *tether.Tether
 	dials atomic.Int32
 
@@ -305,7 +306,7 @@ type quicEnvConfig struct {
 // failed Write, so that no line is spliced from two streams.
 func newQUICEnv(t *testing.T, cfg quicEnvConfig) *quicEnv {
 	t.Helper()
-	e := &quicEnv{t: t, rec: newRecorder(), wake: make(chan struct{})}
+	e := &quicEnv{t: t, wake: make(chan struct{})}
 	e.srv = startQUICServer(t, cfg.key)
 	r, err := faultproxy.NewUDPRelay(e.srv.Addr(), 1)
 	require.NoError(t, err)
@@ -330,13 +331,14 @@ func newQUICEnv(t *testing.T, cfg quicEnvConfig) *quicEnv {
 	if policy == nil {
 		policy = transporttest.QuickBackoff()
 	}
+	e.rec = e2etest.NewRecorder(policy)
 	hello := tether.WithOnConnect(func(_ context.Context, c net.Conn) error {
 		_, err := c.Write([]byte("hi\n"))
 		return err
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), long)
 	defer cancel()
-	tt, err := tether.Dial(ctx, d, r.Addr(), tether.Chain(policy, e.rec.middleware), hello, tether.WithWritePolicy(tether.WriteDrop))
+	tt, err := tether.Dial(ctx, d, r.Addr(), e.rec, hello, tether.WithWritePolicy(tether.WriteDrop))
 	require.NoError(t, err)
 	e.tt = tt
 	t.Cleanup(func() {
@@ -449,12 +451,12 @@ func (e *quicEnv) waitLines(what string, cond func([]quicLine) bool) []quicLine 
 			return lines
 		}
 		if err != nil {
-			e.t.Fatalf("the reader failed (%v) before %s; events: %v", err, what, kindsOf(e.rec.events()))
+			e.t.Fatalf("the reader failed (%v) before %s; events: %v", err, what, e.rec)
 		}
 		select {
 		case <-ch:
 		case <-deadline.C:
-			e.t.Fatalf("not within %v: %s (%d lines read); events: %v", long, what, len(lines), kindsOf(e.rec.events()))
+			e.t.Fatalf("not within %v: %s (%d lines read); events: %v", long, what, len(lines), e.rec)
 		}
 	}
 }
@@ -558,7 +560,7 @@ func (e *quicEnv) start() {
 // requireNoReconnect checks that the Tether kept its first connection.
 func (e *quicEnv) requireNoReconnect() {
 	e.t.Helper()
-	require.Zero(e.t, e.rec.count(tether.Disconnected), "events: %v", kindsOf(e.rec.events()))
+	require.Zero(e.t, e.rec.Count(tether.Disconnected), "events: %v", e.rec)
 	require.EqualValues(e.t, 1, e.dials.Load(), "dials")
 	require.Equal(e.t, uint64(1), e.tt.Generation())
 	require.EqualValues(e.t, 1, e.srv.conns.Load(), "server connections")
@@ -616,16 +618,16 @@ func TestQUICServerCrash(t *testing.T) {
 			if !tc.samePort {
 				require.NoError(t, e.relay.SetUpstream(e.srv.Addr()))
 			}
-			ev, detected := e.rec.wait(t, tether.Disconnected, 1)
+			ev, detected := e.rec.WaitAt(t, tether.Disconnected, 1)
 			tc.check(t, ev.Err)
-			_, back := e.rec.wait(t, tether.Reconnected, 1)
+			_, back := e.rec.WaitAt(t, tether.Reconnected, 1)
 			e.waitGreeting(2, 1)
 			echo := e.waitEchoes(2, 10)
 			require.Equal(t, tetherquic.Resumed, e.origin(), "a redial resumes the TLS session")
 			lost := e.finish(false)
 			require.Nil(t, e.tt.Err())
-			require.Equal(t, 1, e.rec.count(tether.Disconnected), "events: %v", kindsOf(e.rec.events()))
-			require.Equal(t, 1, e.rec.count(tether.Reconnected), "events: %v", kindsOf(e.rec.events()))
+			require.Equal(t, 1, e.rec.Count(tether.Disconnected), "events: %v", e.rec)
+			require.Equal(t, 1, e.rec.Count(tether.Reconnected), "events: %v", e.rec)
 			t.Logf("crash/%s: detected after %v, reconnected after %v, echoes after %v; %d lines lost",
 				tc.name, detected.Sub(crash), back.Sub(crash), echo.Sub(crash), lost)
 			if !tc.sameKey {
@@ -651,23 +653,23 @@ func TestQUICPacketLoss(t *testing.T) {
 		start := time.Now()
 		healed, err := e.relay.LoseFor(faultproxy.BothWays(1), loss)
 		require.NoError(t, err)
-		ev, detected := e.rec.wait(t, tether.Disconnected, 1)
+		ev, detected := e.rec.WaitAt(t, tether.Disconnected, 1)
 		requireErrorAs[*quic.IdleTimeoutError](t, ev.Err, "Disconnected.Err")
 		require.GreaterOrEqual(t, detected.Sub(start), idle/2, "detected before the idle timeout")
 		requireClosedWithin(t, healed, "the loss's end")
 		end := time.Now()
-		_, back := e.rec.wait(t, tether.Reconnected, 1)
+		_, back := e.rec.WaitAt(t, tether.Reconnected, 1)
 		require.False(t, back.Before(end.Add(-50*time.Millisecond)), "reconnected during the loss")
 		echo := e.waitEchoes(2, 10)
 		// crypto/tls throws a session ticket away when a handshake that
 		// offered it fails, a timeout with no answer included; the Dialer
 		// keeps it, so the redial that succeeds resumes the session even
 		// after redials failed during the loss.
-		failed := e.rec.count(tether.Unreachable)
+		failed := e.rec.Count(tether.Unreachable)
 		require.Equal(t, tetherquic.Resumed, e.origin(), "after %d failed redials", failed)
 		lost := e.finish(false)
 		require.Nil(t, e.tt.Err())
-		require.Equal(t, 1, e.rec.count(tether.Disconnected), "events: %v", kindsOf(e.rec.events()))
+		require.Equal(t, 1, e.rec.Count(tether.Disconnected), "events: %v", e.rec)
 		st := e.relay.Stats()
 		require.Positive(t, st.DroppedUp)
 		t.Logf("loss %v, idle %v: detected after %v; after the loss ended, reconnected after %v (%v), echoes after %v; %d failed redials, %d lines lost",
@@ -793,12 +795,12 @@ func TestQUICStreamReset(t *testing.T) {
 
 	start := time.Now()
 	require.Equal(t, 1, e.srv.resetStreams(3))
-	ev, detected := e.rec.wait(t, tether.Disconnected, 1)
+	ev, detected := e.rec.WaitAt(t, tether.Disconnected, 1)
 	var se *quic.StreamError
 	require.ErrorAs(t, ev.Err, &se, "Disconnected.Err = %v, want a *quic.StreamError", ev.Err)
 	require.True(t, se.Remote)
 	require.Equal(t, quic.StreamErrorCode(3), se.ErrorCode)
-	_, back := e.rec.wait(t, tether.Reconnected, 1)
+	_, back := e.rec.WaitAt(t, tether.Reconnected, 1)
 	e.waitGreeting(1, 2) // the new stream's greeting, from the same incarnation
 	echo := e.waitEchoes(2, 10)
 	// Only now: the Reconnected event comes before the Tether installs the
@@ -807,9 +809,9 @@ func TestQUICStreamReset(t *testing.T) {
 	lost := e.finish(false)
 
 	require.Nil(t, e.tt.Err())
-	kinds := kindsOf(e.rec.events())
-	require.Equal(t, 1, e.rec.count(tether.Disconnected), "events: %v", kinds)
-	require.Equal(t, 1, e.rec.count(tether.Reconnected), "events: %v", kinds)
+	kinds := e.rec.String()
+	require.Equal(t, 1, e.rec.Count(tether.Disconnected), "events: %v", kinds)
+	require.Equal(t, 1, e.rec.Count(tether.Reconnected), "events: %v", kinds)
 	require.EqualValues(t, 2, e.dials.Load(), "dials")
 	require.Equal(t, uint64(2), e.tt.Generation())
 	require.EqualValues(t, 1, e.srv.conns.Load(), "server connections: a handshake")
@@ -835,7 +837,7 @@ func TestQUICCloseDuring(t *testing.T) {
 		// Redialing a port where nothing answers: the handshake waits.
 		{"crash-redial", func(t *testing.T, e *quicEnv) {
 			e.srv.crash()
-			e.rec.wait(t, tether.Disconnected, 1)
+			e.rec.WaitAt(t, tether.Disconnected, 1)
 			waitFor(t, func() bool { return e.dials.Load() == 2 }, "the redial began")
 		}},
 		// Every datagram lost: the connection is silent, and stays up
@@ -847,7 +849,7 @@ func TestQUICCloseDuring(t *testing.T) {
 		// no answer.
 		{"loss-redial", func(t *testing.T, e *quicEnv) {
 			e.relay.Blackhole(true)
-			e.rec.wait(t, tether.Disconnected, 1)
+			e.rec.WaitAt(t, tether.Disconnected, 1)
 			waitFor(t, func() bool { return e.dials.Load() == 2 }, "the redial began")
 		}},
 		// A fraction lost: QUIC retransmits under the Tether's feet.
@@ -858,7 +860,7 @@ func TestQUICCloseDuring(t *testing.T) {
 		// backoff, or has opened a new stream already.
 		{"stream-reset", func(t *testing.T, e *quicEnv) {
 			require.Equal(t, 1, e.srv.resetStreams(3))
-			e.rec.wait(t, tether.Disconnected, 1)
+			e.rec.WaitAt(t, tether.Disconnected, 1)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/e2e/internal/e2etest"
 	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tethertest/faultproxy"
 	"github.com/io-tether/tether/tethertest/records"
@@ -267,11 +268,11 @@ func runIntegrity(t *testing.T, cfg integrityConfig) summary {
 	require.NoError(t, err)
 	defer p.Close()
 
-	rec := newRecorder()
+	rec := e2etest.NewRecorder(transporttest.QuickBackoff())
 	p.SetSocketBuffers(sockBuf)
 	ctx, cancel := context.WithTimeout(context.Background(), long)
 	tt, err := tether.Dial(ctx, tr.dialer(dialTimeout), p.Addr(),
-		tether.Chain(transporttest.QuickBackoff(), rec.middleware),
+		rec,
 		tether.WithWritePolicy(tether.WriteDrop), tether.WithReadIdleTimeout(idleTimeout),
 		tether.WithOnConnect(setBuffers))
 	cancel()
@@ -367,10 +368,10 @@ func runIntegrity(t *testing.T, cfg integrityConfig) summary {
 	p.Close()
 
 	bound := lossBound()
-	deaths := int64(rec.count(tether.Disconnected))
+	deaths := int64(rec.Count(tether.Disconnected))
 	sum := summary{
 		transport: tr.name, seed: cfg.seed, duration: faulted, faults: faults, steps: played,
-		reconnects: rec.count(tether.Reconnected), unreach: rec.count(tether.Unreachable),
+		reconnects: rec.Count(tether.Reconnected), unreach: rec.Count(tether.Unreachable),
 		recovery: recovery, proxy: p.Stats(), lossBound: bound,
 	}
 	sum.c2s = checkIntegrity(t, "client→server", c2s, csend, &sum.maxLossBytes)
@@ -383,13 +384,13 @@ func runIntegrity(t *testing.T, cfg integrityConfig) summary {
 }
 
 // waitStreams waits until each checker has received the given record.
-func waitStreams(t *testing.T, what string, c2s *records.Checker, cw int64, s2c *records.Checker, sw int64, rec *recorder) {
+func waitStreams(t *testing.T, what string, c2s *records.Checker, cw int64, s2c *records.Checker, sw int64, rec *e2etest.Recorder) {
 	t.Helper()
 	deadline := time.Now().Add(long)
 	for c2s.Last() < cw || s2c.Last() < sw {
 		if time.Now().After(deadline) {
 			t.Fatalf("the streams did not %s within %v: client→server at %d of %d, server→client at %d of %d; last events: %v",
-				what, long, c2s.Last(), cw, s2c.Last(), sw, kindsOfTail(rec.events(), 6))
+				what, long, c2s.Last(), cw, s2c.Last(), sw, kindsOfTail(rec.Events(), 6))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -461,7 +462,8 @@ func setBuffers(_ context.Context, c net.Conn) error {
 	return nil
 }
 
+// kindsOfTail describes the last n events.
 func kindsOfTail(evs []tether.Event, n int) []string {
-	k := kindsOf(evs)
+	k := transporttest.Describe(evs)
 	return k[max(0, len(k)-n):]
 }

@@ -153,6 +153,13 @@ func (r *Reader) WaitRead(t testing.TB, s string, count int) time.Time {
 	}
 }
 
+// Err returns the error that ended the reader, or nil while it reads.
+func (r *Reader) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
 // Count returns how many times s was read so far.
 func (r *Reader) Count(s string) int {
 	r.mu.Lock()
