@@ -283,6 +283,13 @@ func (e *env) dialTimes() []time.Time {
 	return append([]time.Time(nil), e.dials...)
 }
 
+// startReader reads the Tether in a goroutine (e.r), and waits for the
+// server's greeting.
+func (e *env) startReader() {
+	e.r = e2etest.StartReader(e.tt)
+	e.r.WaitRead(e.t, "hello 1\n", 1)
+}
+
 // closeAndCheck closes the Tether: Close returns promptly, the reader (if
 // any) returns net.ErrClosed, and Err reports net.ErrClosed.
 func (e *env) closeAndCheck() time.Duration {

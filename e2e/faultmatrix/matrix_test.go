@@ -23,8 +23,7 @@ func TestServerRestart(t *testing.T) {
 	t.Parallel()
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		e := newEnv(t, tr, envConfig{handle: echo})
-		e.r = e2etest.StartReader(e.tt)
-		e.r.WaitRead(t, "hello 1\n", 1)
+		e.startReader()
 
 		e.srv.stop()
 		time.Sleep(200 * time.Millisecond) // the server is down for a while
@@ -50,7 +49,7 @@ func TestResetMidStream(t *testing.T) {
 		t.Parallel()
 		forEachTransport(t, func(t *testing.T, tr transport) {
 			e := newEnv(t, tr, envConfig{handle: e2etest.Ticker(10 * time.Millisecond)})
-			e.r = e2etest.StartReader(e.tt)
+			e.startReader()
 			e.r.WaitRead(t, "tick\n", 5)
 			require.Equal(t, 1, e.proxy.ResetAll())
 			ev, _ := e.rec.WaitAt(t, tether.Disconnected, 1)
@@ -101,8 +100,7 @@ func TestResetMidStream(t *testing.T) {
 		t.Parallel()
 		forEachTransport(t, func(t *testing.T, tr transport) {
 			e := newEnv(t, tr, envConfig{handle: echo})
-			e.r = e2etest.StartReader(e.tt)
-			e.r.WaitRead(t, "hello 1\n", 1)
+			e.startReader()
 			werr := make(chan error, 1)
 			stop := make(chan struct{})
 			var sent atomic.Int64
@@ -169,7 +167,7 @@ func TestCleanClose(t *testing.T) {
 	t.Parallel()
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		e := newEnv(t, tr, envConfig{handle: e2etest.Ticker(10 * time.Millisecond)})
-		e.r = e2etest.StartReader(e.tt)
+		e.startReader()
 		e.r.WaitRead(t, "tick\n", 3)
 		require.Equal(t, 1, e.srv.closeConns())
 		ev, _ := e.rec.WaitAt(t, tether.Disconnected, 1)
@@ -181,28 +179,6 @@ func TestCleanClose(t *testing.T) {
 	})
 }
 
-// The port refuses connections for a while, then comes back.
-func TestRefusedThenBack(t *testing.T) {
-	t.Parallel()
-	forEachTransport(t, func(t *testing.T, tr transport) {
-		e := newEnv(t, tr, envConfig{handle: echo})
-		e.r = e2etest.StartReader(e.tt)
-		e.r.WaitRead(t, "hello 1\n", 1)
-		require.NoError(t, e.proxy.SetMode(faultproxy.ModeRefuse))
-		e.proxy.ResetAll()
-		lost, _ := e.rec.WaitAt(t, tether.Disconnected, 1)
-		for i := 1; i <= 3; i++ {
-			ev, _ := e.rec.WaitAt(t, tether.Unreachable, i)
-			require.True(t, faultproxy.IsRefused(ev.Err), "Unreachable.Err = %v, want refused", ev.Err)
-			require.Equal(t, lost.Attempt+i, ev.Attempt, "each refused dial is one more attempt")
-		}
-		require.NoError(t, e.proxy.SetMode(faultproxy.ModeForward))
-		e.r.WaitRead(t, "hello 1\n", 2)
-		require.Nil(t, e.tt.Err())
-		e.closeAndCheck()
-	})
-}
-
 // A server that accepts and closes at once does not make the default policy
 // spin: the stability period makes each short-lived connection a failed
 // attempt, and the backoff grows.
@@ -210,8 +186,7 @@ func TestAcceptCloseFlapping(t *testing.T) {
 	t.Parallel()
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		e := newEnv(t, tr, envConfig{handle: echo, policy: tether.DefaultHandler()})
-		e.r = e2etest.StartReader(e.tt)
-		e.r.WaitRead(t, "hello 1\n", 1)
+		e.startReader()
 		require.NoError(t, e.proxy.SetMode(faultproxy.ModeAcceptClose))
 		start := time.Now()
 		e.proxy.ResetAll()
@@ -267,7 +242,7 @@ func TestBlackholedPeer(t *testing.T) {
 			forEachTransport(t, func(t *testing.T, tr transport) {
 				e := newEnv(t, tr, envConfig{handle: e2etest.Ticker(20 * time.Millisecond),
 					opts: []tether.Option{tether.WithReadIdleTimeout(idle)}})
-				e.r = e2etest.StartReader(e.tt)
+				e.startReader()
 				e.r.WaitRead(t, "tick\n", 3)
 				start := time.Now()
 				tc.fault(e.proxy)
@@ -286,52 +261,68 @@ func TestBlackholedPeer(t *testing.T) {
 	}
 }
 
-// A dial that hangs (the kernel drops the SYNs) fails at the per-attempt
-// timeout, and the next attempt goes through once the port answers again.
-func TestSlowDial(t *testing.T) {
+// The dials fail for a while, as each kind of failure does in production,
+// then the server answers again: the Tether reports each failed dial, as one
+// more attempt, and comes back.
+//
+//   - refused: the port refuses connections;
+//   - hold: a dial hangs (the kernel drops the SYNs) and fails at the
+//     per-attempt timeout;
+//   - unresolved: the name the Tether dials stops resolving, which is
+//     transient, not a reason to give up.
+func TestDialsFailThenBack(t *testing.T) {
 	t.Parallel()
-	const timeout = 300 * time.Millisecond
-	forEachTransport(t, func(t *testing.T, tr transport) {
-		e := newEnv(t, tr, envConfig{handle: echo, timeout: timeout})
-		e.r = e2etest.StartReader(e.tt)
-		e.r.WaitRead(t, "hello 1\n", 1)
-		require.NoError(t, e.proxy.SetMode(faultproxy.ModeHold))
-		e.proxy.ResetAll()
-		for i := 1; i <= 2; i++ {
-			ev, _ := e.rec.WaitAt(t, tether.Unreachable, i)
-			require.True(t, e2etest.IsTimeout(ev.Err), "Unreachable.Err = %v, want a timeout", ev.Err)
-			require.GreaterOrEqual(t, ev.DialTime, timeout-20*time.Millisecond)
-			require.Less(t, ev.DialTime, timeout+2*time.Second)
-		}
-		require.NoError(t, e.proxy.SetMode(faultproxy.ModeForward))
-		e.r.WaitRead(t, "hello 1\n", 2)
-		require.Nil(t, e.tt.Err())
-		e.closeAndCheck()
-	})
-}
-
-// The name the Tether dials stops resolving, then resolves again: a name
-// that does not resolve now is transient, not a reason to give up.
-func TestNameStopsResolving(t *testing.T) {
-	t.Parallel()
-	forEachTransport(t, func(t *testing.T, tr transport) {
-		e := newEnv(t, tr, envConfig{handle: echo})
-		e.r = e2etest.StartReader(e.tt)
-		e.r.WaitRead(t, "hello 1\n", 1)
-		addr := e.target.Swap(nil)
-		e.proxy.ResetAll()
-		for i := 1; i <= 3; i++ {
-			ev, _ := e.rec.WaitAt(t, tether.Unreachable, i)
-			var dnsErr *net.DNSError
-			require.ErrorAs(t, ev.Err, &dnsErr)
-			require.True(t, dnsErr.IsNotFound)
-			require.False(t, tether.IsPermanent(ev.Err), "a name that does not resolve now is transient")
-		}
-		e.target.Store(addr)
-		e.r.WaitRead(t, "hello 1\n", 2)
-		require.Nil(t, e.tt.Err())
-		e.closeAndCheck()
-	})
+	const holdTimeout = 300 * time.Millisecond
+	setMode := func(m faultproxy.Mode) func(*env) {
+		return func(e *env) { require.NoError(e.t, e.proxy.SetMode(m)) }
+	}
+	tests := []struct {
+		name       string
+		timeout    time.Duration // per dial attempt; 0: the default
+		fail, back func(*env)
+		check      func(t *testing.T, ev tether.Event)
+	}{
+		{"refused", 0, setMode(faultproxy.ModeRefuse), setMode(faultproxy.ModeForward),
+			func(t *testing.T, ev tether.Event) {
+				require.True(t, faultproxy.IsRefused(ev.Err), "Unreachable.Err = %v, want refused", ev.Err)
+			}},
+		{"hold", holdTimeout, setMode(faultproxy.ModeHold), setMode(faultproxy.ModeForward),
+			func(t *testing.T, ev tether.Event) {
+				require.True(t, e2etest.IsTimeout(ev.Err), "Unreachable.Err = %v, want a timeout", ev.Err)
+				require.GreaterOrEqual(t, ev.DialTime, holdTimeout-20*time.Millisecond)
+				require.Less(t, ev.DialTime, holdTimeout+2*time.Second)
+			}},
+		{"unresolved", 0,
+			func(e *env) { e.target.Store(nil) },
+			func(e *env) { addr := e.proxy.Addr(); e.target.Store(&addr) },
+			func(t *testing.T, ev tether.Event) {
+				var dnsErr *net.DNSError
+				require.ErrorAs(t, ev.Err, &dnsErr)
+				require.True(t, dnsErr.IsNotFound)
+				require.False(t, tether.IsPermanent(ev.Err), "a name that does not resolve now is transient")
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			forEachTransport(t, func(t *testing.T, tr transport) {
+				e := newEnv(t, tr, envConfig{handle: echo, timeout: tc.timeout})
+				e.startReader()
+				tc.fail(e)
+				e.proxy.ResetAll()
+				lost, _ := e.rec.WaitAt(t, tether.Disconnected, 1)
+				for i := 1; i <= 3; i++ {
+					ev, _ := e.rec.WaitAt(t, tether.Unreachable, i)
+					tc.check(t, ev)
+					require.Equal(t, lost.Attempt+i, ev.Attempt, "each failed dial is one more attempt")
+				}
+				tc.back(e)
+				e.r.WaitRead(t, "hello 1\n", 2)
+				require.Nil(t, e.tt.Err())
+				e.closeAndCheck()
+			})
+		})
+	}
 }
 
 // Close returns promptly whatever the Tether is doing, and every operation
@@ -392,8 +383,7 @@ func TestCloseDuring(t *testing.T) {
 				cfg.handle = echo
 				cfg.policy = tether.DefaultHandler() // real backoff waits: Close must cut them
 				e := newEnv(t, tr, cfg)
-				e.r = e2etest.StartReader(e.tt)
-				e.r.WaitRead(t, "hello 1\n", 1)
+				e.startReader()
 				tc.fault(t, e)
 
 				// A Write blocked behind the fault (it waits for the

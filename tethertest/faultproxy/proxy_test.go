@@ -98,6 +98,13 @@ func (u *upstream) readErrs() []error {
 	return append([]error(nil), u.errs...)
 }
 
+// startProxied starts an upstream and a proxy in front of it.
+func startProxied(t *testing.T) (*upstream, *faultproxy.Proxy) {
+	t.Helper()
+	u := startUpstream(t)
+	return u, startProxy(t, u.ln.Addr().String())
+}
+
 func startProxy(t *testing.T, upstream string) *faultproxy.Proxy {
 	t.Helper()
 	p, err := faultproxy.New(upstream, 1)
@@ -163,8 +170,7 @@ func eventually(t *testing.T, cond func() bool, msg string, args ...any) {
 }
 
 func TestForward(t *testing.T) {
-	u := startUpstream(t)
-	p := startProxy(t, u.ln.Addr().String())
+	_, p := startProxied(t)
 	c := dial(t, p.Addr())
 	echo(t, c, "hello")
 	echo(t, c, "again")
@@ -188,8 +194,7 @@ func TestForward(t *testing.T) {
 }
 
 func TestResetAll(t *testing.T) {
-	u := startUpstream(t)
-	p := startProxy(t, u.ln.Addr().String())
+	u, p := startProxied(t)
 	c1, c2 := dial(t, p.Addr()), dial(t, p.Addr())
 	echo(t, c1, "a")
 	echo(t, c2, "b")
@@ -210,8 +215,7 @@ func TestResetAll(t *testing.T) {
 }
 
 func TestCloseAll(t *testing.T) {
-	u := startUpstream(t)
-	p := startProxy(t, u.ln.Addr().String())
+	u, p := startProxied(t)
 	c := dial(t, p.Addr())
 	echo(t, c, "a")
 	require.Equal(t, 1, p.CloseAll())
@@ -222,8 +226,7 @@ func TestCloseAll(t *testing.T) {
 }
 
 func TestRefuseThenBack(t *testing.T) {
-	u := startUpstream(t)
-	p := startProxy(t, u.ln.Addr().String())
+	_, p := startProxied(t)
 	live := dial(t, p.Addr())
 	echo(t, live, "before")
 
@@ -238,8 +241,7 @@ func TestRefuseThenBack(t *testing.T) {
 }
 
 func TestHold(t *testing.T) {
-	u := startUpstream(t)
-	p := startProxy(t, u.ln.Addr().String())
+	_, p := startProxied(t)
 	live := dial(t, p.Addr())
 	echo(t, live, "before")
 
@@ -268,8 +270,7 @@ func TestHold(t *testing.T) {
 }
 
 func TestAcceptClose(t *testing.T) {
-	u := startUpstream(t)
-	p := startProxy(t, u.ln.Addr().String())
+	_, p := startProxied(t)
 	require.NoError(t, p.SetMode(faultproxy.ModeAcceptClose))
 	require.Equal(t, io.EOF, readErr(t, dial(t, p.Addr())))
 	require.NoError(t, p.SetMode(faultproxy.ModeAcceptReset))
@@ -284,8 +285,7 @@ func TestAcceptClose(t *testing.T) {
 }
 
 func TestBlackhole(t *testing.T) {
-	u := startUpstream(t)
-	p := startProxy(t, u.ln.Addr().String())
+	u, p := startProxied(t)
 	c := dial(t, p.Addr())
 	echo(t, c, "before")
 
@@ -316,8 +316,7 @@ func TestBlackhole(t *testing.T) {
 }
 
 func TestStrand(t *testing.T) {
-	u := startUpstream(t)
-	p := startProxy(t, u.ln.Addr().String())
+	u, p := startProxied(t)
 	c := dial(t, p.Addr())
 	echo(t, c, "before")
 	require.Equal(t, 1, p.Strand())
@@ -354,8 +353,7 @@ func TestStrand(t *testing.T) {
 }
 
 func TestShapeDelay(t *testing.T) {
-	u := startUpstream(t)
-	p := startProxy(t, u.ln.Addr().String())
+	_, p := startProxied(t)
 	c := dial(t, p.Addr())
 	p.SetShape(faultproxy.Shape{Delay: 100 * time.Millisecond})
 	start := time.Now()
@@ -364,8 +362,7 @@ func TestShapeDelay(t *testing.T) {
 }
 
 func TestShapeSlice(t *testing.T) {
-	u := startUpstream(t)
-	p := startProxy(t, u.ln.Addr().String())
+	_, p := startProxied(t)
 	c := dial(t, p.Addr())
 	p.SetShape(faultproxy.Shape{Slice: 4})
 	msg := string(bytes.Repeat([]byte("0123456789"), 100))
@@ -375,8 +372,7 @@ func TestShapeSlice(t *testing.T) {
 }
 
 func TestShapeCutAfter(t *testing.T) {
-	u := startUpstream(t)
-	p := startProxy(t, u.ln.Addr().String())
+	u, p := startProxied(t)
 	p.SetShape(faultproxy.Shape{CutAfter: 10})
 	c := dial(t, p.Addr())
 	_, err := c.Write([]byte("0123456789abcdef"))
@@ -388,8 +384,7 @@ func TestShapeCutAfter(t *testing.T) {
 }
 
 func TestUpstreamDown(t *testing.T) {
-	u := startUpstream(t)
-	p := startProxy(t, u.ln.Addr().String())
+	u, p := startProxied(t)
 	u.stop()
 	err := dialAndRead(t, p.Addr())
 	require.True(t, faultproxy.IsReset(err), "Read with the upstream down = %v, want a reset", err)
@@ -416,8 +411,7 @@ func TestCloseStopsEverything(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	_, err := faultproxy.New("no-port", 1)
 	require.Error(t, err)
-	u := startUpstream(t)
-	p := startProxy(t, u.ln.Addr().String())
+	_, p := startProxied(t)
 	require.Error(t, p.SetMode(faultproxy.Mode(42)))
 	require.Error(t, p.Apply(faultproxy.Step{Fault: faultproxy.Fault(42)}))
 }
@@ -446,8 +440,7 @@ func TestScheduleDeterministic(t *testing.T) {
 }
 
 func TestRun(t *testing.T) {
-	u := startUpstream(t)
-	p := startProxy(t, u.ln.Addr().String())
+	_, p := startProxied(t)
 	steps := []faultproxy.Step{
 		{Fault: faultproxy.FaultRefuse, For: 20 * time.Millisecond},
 		{Fault: faultproxy.FaultDelay, Arg: 5, For: 20 * time.Millisecond},
@@ -470,8 +463,7 @@ func TestRun(t *testing.T) {
 
 // Small socket buffers bound what a blackholed connection holds in flight.
 func TestSetSocketBuffers(t *testing.T) {
-	u := startUpstream(t)
-	p := startProxy(t, u.ln.Addr().String())
+	_, p := startProxied(t)
 	p.SetSocketBuffers(8 << 10)
 	c := dial(t, p.Addr())
 	require.NoError(t, c.(*net.TCPConn).SetWriteBuffer(8<<10))

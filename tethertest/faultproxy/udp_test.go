@@ -101,6 +101,18 @@ func startRelay(t *testing.T, upstream string, seed uint64) *faultproxy.UDPRelay
 	return r
 }
 
+// startUDPPath starts an upstream "u" that echoes, a relay in front of it,
+// and a client, which makes one round trip ("before") through them.
+func startUDPPath(t *testing.T) (*udpUpstream, *faultproxy.UDPRelay, *udpClient) {
+	t.Helper()
+	u := startUDPUpstream(t, "udp4", "127.0.0.1:0", "u", true)
+	r := startRelay(t, u.addr(), 1)
+	c := newUDPClient(t, r)
+	c.send(t, "before")
+	c.expect(t, "u:before")
+	return u, r, c
+}
+
 // udpClient is a UDP socket that talks to a relay.
 type udpClient struct {
 	conn  *net.UDPConn
@@ -271,11 +283,7 @@ func TestUDPLossOneWay(t *testing.T) {
 // says when.
 func TestUDPLoseFor(t *testing.T) {
 	t.Parallel()
-	u := startUDPUpstream(t, "udp4", "127.0.0.1:0", "u", true)
-	r := startRelay(t, u.addr(), 1)
-	c := newUDPClient(t, r)
-	c.send(t, "before")
-	c.expect(t, "u:before")
+	u, r, c := startUDPPath(t)
 
 	const d = 300 * time.Millisecond
 	start := time.Now()
@@ -340,11 +348,7 @@ func requireClosed(t *testing.T, ch <-chan struct{}, what string) {
 // turned off.
 func TestUDPBlackhole(t *testing.T) {
 	t.Parallel()
-	u := startUDPUpstream(t, "udp4", "127.0.0.1:0", "u", true)
-	r := startRelay(t, u.addr(), 1)
-	a := newUDPClient(t, r)
-	a.send(t, "before")
-	a.expect(t, "u:before")
+	u, r, a := startUDPPath(t)
 
 	r.Blackhole(true)
 	r.Blackhole(true) // one fault
