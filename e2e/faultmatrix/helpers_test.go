@@ -2,6 +2,7 @@ package faultmatrix
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,9 +18,11 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/e2e/internal/e2etest"
+	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tcp"
 	"github.com/io-tether/tether/tethertest/faultproxy"
+	tethertls "github.com/io-tether/tether/tls"
 )
 
 var (
@@ -42,11 +45,21 @@ type transport struct {
 	dialer func(timeout time.Duration) tether.Dialer
 }
 
-// transports are the transports of the matrix; tls_test.go adds tls.
+// transports are the transports of the matrix: tcp, and tls, where the
+// server wraps its listener and the client's tls.Dialer handshakes through
+// the proxy (which sees only TCP).
 var transports = []transport{{
 	name:   "tcp",
 	listen: func(l net.Listener) net.Listener { return l },
 	dialer: func(timeout time.Duration) tether.Dialer { return &tcp.Dialer{Timeout: timeout} },
+}, {
+	name: "tls",
+	listen: func(l net.Listener) net.Listener {
+		return tls.NewListener(l, testcert.Get().ServerConfig())
+	},
+	dialer: func(timeout time.Duration) tether.Dialer {
+		return &tethertls.Dialer{Config: testcert.Get().ClientConfig(), NetDialer: &tcp.Dialer{Timeout: timeout}}
+	},
 }}
 
 // forEachTransport runs f as a parallel subtest per transport.

@@ -397,18 +397,7 @@ func TestCloseDuring(t *testing.T) {
 				time.Sleep(50 * time.Millisecond) // let the Write block; if it has not yet, it meets the Close instead
 				took := e.closeAndCheck()
 				t.Logf("%s/%s: Close took %v", tc.name, tr.name, took)
-				select {
-				case err := <-werr:
-					if err != nil { // nil: it went through before the Close
-						require.ErrorIs(t, err, net.ErrClosed)
-					}
-				case <-time.After(time.Second):
-					t.Fatal("a Write blocked at Close did not return within 1 s")
-				}
-				_, err := e.tt.Read(make([]byte, 1))
-				require.ErrorIs(t, err, net.ErrClosed)
-				_, err = e.tt.Write([]byte("x"))
-				require.ErrorIs(t, err, net.ErrClosed)
+				e2etest.RequireClosed(t, e.tt, werr)
 			})
 		})
 	}

@@ -889,19 +889,7 @@ func TestQUICCloseDuring(t *testing.T) {
 			rerr := e.rerr
 			e.mu.Unlock()
 			require.ErrorIs(t, rerr, net.ErrClosed)
-			select {
-			case err := <-werr:
-				if err != nil { // nil: it went through before the Close
-					require.ErrorIs(t, err, net.ErrClosed)
-				}
-			case <-time.After(time.Second):
-				t.Fatal("a Write blocked at Close did not return within 1 s")
-			}
-			require.ErrorIs(t, e.tt.Err(), net.ErrClosed)
-			_, err := e.tt.Read(make([]byte, 1))
-			require.ErrorIs(t, err, net.ErrClosed)
-			_, err = e.tt.Write([]byte("x"))
-			require.ErrorIs(t, err, net.ErrClosed)
+			e2etest.RequireClosed(t, e.tt, werr)
 		})
 	}
 }

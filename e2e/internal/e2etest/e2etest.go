@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/tethertest"
 )
@@ -211,6 +213,27 @@ func Ticker(d time.Duration) func(net.Conn) {
 			}
 		}
 	}
+}
+
+// RequireClosed checks a Tether after Close: werr, the result of a Write
+// that was blocked at Close, comes within a second and is nil (the Write went
+// through first) or net.ErrClosed; Err, and every later Read and Write,
+// report net.ErrClosed.
+func RequireClosed(t testing.TB, tt *tether.Tether, werr <-chan error) {
+	t.Helper()
+	select {
+	case err := <-werr:
+		if err != nil {
+			require.ErrorIs(t, err, net.ErrClosed, "a Write blocked at Close")
+		}
+	case <-time.After(time.Second):
+		t.Fatal("a Write blocked at Close did not return within 1 s")
+	}
+	require.ErrorIs(t, tt.Err(), net.ErrClosed)
+	_, err := tt.Read(make([]byte, 1))
+	require.ErrorIs(t, err, net.ErrClosed)
+	_, err = tt.Write([]byte("x"))
+	require.ErrorIs(t, err, net.ErrClosed)
 }
 
 // IsTimeout reports whether err is a timeout.
