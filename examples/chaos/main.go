@@ -26,7 +26,8 @@
 // that it is never sent at the start of the next connection. The reader reads with
 // Tether.ReadGeneration, which tells the connection each Read's bytes came
 // from, so that an incomplete record from a connection that died is
-// discarded, never spliced with the next connection's bytes.
+// discarded, never spliced with the next connection's bytes. The records,
+// and the checker that counts them, are package tethertest/records'.
 //
 // A status line (records sent and verified, reconnects, the connection's
 // state and how long it has been down) redraws in place on a terminal, and
