@@ -4,19 +4,20 @@
 // Each test injects one fault with tethertest/faultproxy between a Tether and
 // a real server, over each transport (tcp, and tls through the same proxy):
 // a server restart on the same port, a reset mid-stream (with a reader, a
-// writer, both), a clean close by the server, refused connections that come
-// back, accept-and-close flapping under the default policy, a blackholed
-// peer (detected by tether.WithReadIdleTimeout), a dial slower than the
-// per-attempt timeout, a name that stops resolving and comes back, and Close
-// during each. Then:
+// writer, both), a clean close by the server, dials that fail for a while
+// (refused, slower than the per-attempt timeout, a name that stops
+// resolving), accept-and-close flapping under the default policy, a
+// blackholed peer (detected by tether.WithReadIdleTimeout), and Close during
+// each. Then:
 //
-//   - TestIntegritySoak: sequence-numbered, checksummed records flow both
-//     ways through a Tether (WriteDrop, WithReadIdleTimeout) while
-//     the proxy injects random faults drawn from -seed; no record is
-//     corrupted, reordered or duplicated, every record reported written
-//     arrives or was in flight on a connection that died (those are counted
-//     and bounded by what the connection's buffers hold), and the streams
-//     recover. -soak=60s runs it longer; it prints a summary.
+//   - TestIntegritySoak: sequence-numbered, checksummed records
+//     (tethertest/records) flow both ways through a Tether (WriteDrop,
+//     WithReadIdleTimeout) while the proxy injects random faults drawn from
+//     -seed; no record is corrupted, reordered or duplicated, every record
+//     reported written arrives or was in flight on a connection that died
+//     (those are counted and bounded by what the connection's buffers
+//     hold), and the streams recover. -soak=60s runs it longer; it prints a
+//     summary.
 //   - Over quic (quic_test.go), a Tether over tetherquic reaches a quic-go
 //     server through a faultproxy.UDPRelay: crash and restart with and without
 //     the same stateless reset key, 100 % loss longer and shorter than the
