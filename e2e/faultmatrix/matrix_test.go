@@ -47,19 +47,7 @@ func TestResetMidStream(t *testing.T) {
 	t.Parallel()
 	t.Run("reader", func(t *testing.T) {
 		t.Parallel()
-		forEachTransport(t, func(t *testing.T, tr transport) {
-			e := newEnv(t, tr, envConfig{handle: e2etest.Ticker(10 * time.Millisecond)})
-			e.startReader()
-			e.r.WaitRead(t, "tick\n", 5)
-			require.Equal(t, 1, e.proxy.ResetAll())
-			ev, _ := e.rec.WaitAt(t, tether.Disconnected, 1)
-			requireReset(t, ev.Err)
-			before := e.r.Count("tick\n")
-			e.r.WaitRead(t, "hello 1\n", 2) // the new connection's greeting
-			e.r.WaitRead(t, "tick\n", before+5)
-			requireOneReconnect(t, e)
-			e.closeAndCheck()
-		})
+		testBreakUnderReader(t, func(e *env) int { return e.proxy.ResetAll() }, requireReset)
 	})
 	t.Run("writer", func(t *testing.T) {
 		t.Parallel()
@@ -165,15 +153,26 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 // reconnects.
 func TestCleanClose(t *testing.T) {
 	t.Parallel()
+	testBreakUnderReader(t, func(e *env) int { return e.srv.closeConns() }, func(t *testing.T, err error) {
+		require.Equal(t, io.EOF, err, "a clean close is reported as io.EOF")
+	})
+}
+
+// testBreakUnderReader breaks the connection under a reader of a ticking
+// server, over each transport, and checks what Disconnected says, that the
+// reader goes on with the next connection's bytes, and that it took one
+// reconnect.
+func testBreakUnderReader(t *testing.T, fault func(*env) int, check func(t *testing.T, err error)) {
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		e := newEnv(t, tr, envConfig{handle: e2etest.Ticker(10 * time.Millisecond)})
 		e.startReader()
-		e.r.WaitRead(t, "tick\n", 3)
-		require.Equal(t, 1, e.srv.closeConns())
+		e.r.WaitRead(t, "tick\n", 5)
+		require.Equal(t, 1, fault(e), "connections broken")
 		ev, _ := e.rec.WaitAt(t, tether.Disconnected, 1)
-		require.Equal(t, io.EOF, ev.Err, "a clean close is reported as io.EOF")
-		e.r.WaitRead(t, "hello 1\n", 2)
-		e.r.WaitRead(t, "tick\n", e.r.Count("tick\n")+3)
+		check(t, ev.Err)
+		before := e.r.Count("tick\n")
+		e.r.WaitRead(t, "hello 1\n", 2) // the new connection's greeting
+		e.r.WaitRead(t, "tick\n", before+5)
 		requireOneReconnect(t, e)
 		e.closeAndCheck()
 	})
