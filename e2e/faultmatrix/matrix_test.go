@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -304,6 +305,9 @@ func TestDialsFailThenBack(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			if tc.name == "hold" && !slices.Contains(faultproxy.AllFaults(), faultproxy.FaultHold) {
+				t.Skip("faultproxy.ModeHold needs Linux")
+			}
 			forEachTransport(t, func(t *testing.T, tr transport) {
 				e := newEnv(t, tr, envConfig{handle: echo, timeout: tc.timeout})
 				e.startReader()
