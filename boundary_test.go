@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // Semantics 4: by default a Write cut in the middle by a loss returns the
@@ -19,7 +20,7 @@ import (
 func TestWriteWholeReportsCutWrite(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tt, d := dialPipe(t, nil, tether.WithStabilityPeriod(0))
-		s1 := d.server(t)
+		s1 := d.Server(t)
 
 		wrote := make(chan result, 1)
 		go func() {
@@ -39,7 +40,7 @@ func TestWriteWholeReportsCutWrite(t *testing.T) {
 			n, err := tt.Write([]byte("PING"))
 			wrote <- result{n: n, err: err}
 		}()
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		buf := make([]byte, 4)
 		_, err = io.ReadFull(s2, buf)
 		require.NoError(t, err)
@@ -53,7 +54,7 @@ func TestWriteWholeReportsCutWrite(t *testing.T) {
 func TestWriteWholeUntouchedWriteGoesWhole(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tt, d := dialPipe(t, nil)
-		s1 := d.server(t)
+		s1 := d.Server(t)
 
 		wrote := make(chan result, 1)
 		go func() {
@@ -62,7 +63,7 @@ func TestWriteWholeUntouchedWriteGoesWhole(t *testing.T) {
 		}()
 		synctest.Wait() // blocked: the peer reads nothing
 		s1.Close()
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		buf := make([]byte, 5)
 		_, err := io.ReadFull(s2, buf)
 		require.NoError(t, err)
@@ -74,7 +75,7 @@ func TestWriteWholeUntouchedWriteGoesWhole(t *testing.T) {
 }
 
 func TestWritePolicyBad(t *testing.T) {
-	_, err := tether.Dial(t.Context(), newPipeDialer(), "a", nil, tether.WithWritePolicy(tether.WritePolicy(7)))
+	_, err := tether.Dial(t.Context(), &tethertest.Dialer{}, "a", nil, tether.WithWritePolicy(tether.WritePolicy(7)))
 	require.ErrorContains(t, err, "unknown WritePolicy")
 }
 
@@ -84,9 +85,9 @@ func TestWritePolicyBad(t *testing.T) {
 // after the reconnect does too, and both then go on normally.
 func TestReconnectBoundary(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := &recorder{}
+		r := &tethertest.Recorder{}
 		tt, d := dialPipe(t, r, tether.WithReconnectBoundary())
-		s1 := d.server(t)
+		s1 := d.Server(t)
 
 		// Request, reply: no boundary on the first connection.
 		go s1.Write([]byte("pong"))
@@ -103,7 +104,7 @@ func TestReconnectBoundary(t *testing.T) {
 		}()
 		synctest.Wait()
 		s1.Close()
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		res := <-got
 		require.Equal(t, 0, res.n)
 		require.ErrorIs(t, res.err, tether.ErrReconnected)
@@ -131,7 +132,7 @@ func TestReconnectBoundary(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "ping", string(buf))
 		require.NoError(t, (<-got).err)
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
 	})
 }
 
@@ -140,12 +141,12 @@ func TestReconnectBoundary(t *testing.T) {
 // ErrDropped; it uses up the write side's boundary.
 func TestReconnectBoundaryCutWrite(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithReconnectBoundary(),
 			tether.WithWritePolicy(tether.WriteResume)) // the boundary wins over resume
 		require.NoError(t, err)
 		defer tt.Close()
-		s1 := d.server(t)
+		s1 := d.Server(t)
 
 		wrote := make(chan result, 1)
 		go func() {
@@ -156,7 +157,7 @@ func TestReconnectBoundaryCutWrite(t *testing.T) {
 		require.NoError(t, err)
 		synctest.Wait()
 		s1.Close()
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		w := <-wrote
 		require.Equal(t, 2, w.n)
 		require.ErrorIs(t, w.err, tether.ErrReconnected)
@@ -181,18 +182,18 @@ func TestReconnectBoundaryCutWrite(t *testing.T) {
 // last generation the direction used to the current one.
 func TestReconnectBoundaryCoalesces(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithReconnectBoundary(),
 			tether.WithStabilityPeriod(0))
 		require.NoError(t, err)
 		defer tt.Close()
-		d.server(t).Close()
+		d.Server(t).Close()
 		_, err = tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, tether.ErrReconnected)
-		d.server(t).Close()
+		d.Server(t).Close()
 		_, err = tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, tether.ErrReconnected)
-		d.server(t)
+		d.Server(t)
 
 		_, err = tt.Write([]byte("x"))
 		var re *tether.ReconnectedError
@@ -205,10 +206,10 @@ func TestReconnectBoundaryCoalesces(t *testing.T) {
 // error.
 func TestReconnectBoundaryGiveUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := &recorder{decide: giveUpOn(tether.Unreachable)}
+		r := decide(giveUpOn(tether.Unreachable))
 		tt, d := dialPipe(t, r, tether.WithReconnectBoundary())
-		s1 := d.server(t)
-		d.setFail(func(int, string) error { return errRefused })
+		s1 := d.Server(t)
+		d.FailWhen(func(int, string) error { return errRefused })
 
 		got := make(chan result, 1)
 		go func() {
@@ -226,21 +227,21 @@ func TestReconnectBoundaryGiveUp(t *testing.T) {
 // A handler's Ignore on Disconnected keeps the connection: no boundary.
 func TestReconnectBoundaryIgnore(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		oops := errors.New("oops")
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+		r := decide(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
 				return tether.Ignore
 			}
 			return tether.Reconnect
-		}}
-		d.wrap = func(n int, c net.Conn) net.Conn {
-			return &scriptConn{Conn: c, reads: []result{{err: oops}}}
-		}
+		})
+		d.Wrap(func(c *tethertest.Conn) net.Conn {
+			return &scriptConn{Conn: c.Client(), reads: []result{{err: oops}}}
+		})
 		tt, err := tether.Dial(context.Background(), d, "a", r, tether.WithReconnectBoundary())
 		require.NoError(t, err)
 		defer tt.Close()
-		s1 := d.server(t)
+		s1 := d.Server(t)
 		_, err = tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, oops)
 		go s1.Write([]byte("x"))

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // outage takes d's current connection down and waits until the Tether has
@@ -22,13 +23,13 @@ func startOutage(t *testing.T, tt *tether.Tether, s net.Conn) {
 	require.Equal(t, tether.TransientFailure, tt.State())
 }
 
-func delayed(d time.Duration) *recorder {
-	return &recorder{decide: func(ev *tether.Event) tether.Action {
+func delayed(d time.Duration) *tethertest.Recorder {
+	return decide(func(ev *tether.Event) tether.Action {
 		if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
 			ev.Delay = d
 		}
 		return tether.Reconnect
-	}}
+	})
 }
 
 // Semantics 18: while not Ready, a Write that fits in the buffer returns at
@@ -37,7 +38,7 @@ func delayed(d time.Duration) *recorder {
 func TestWriteBuffer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tt, d := dialPipe(t, delayed(time.Second), tether.WithWriteBuffer(10))
-		startOutage(t, tt, d.server(t))
+		startOutage(t, tt, d.Server(t))
 
 		start := time.Now()
 		for _, w := range []string{"one ", "two ", "th"} {
@@ -54,7 +55,7 @@ func TestWriteBuffer(t *testing.T) {
 		}()
 		synctest.Wait()
 		require.Empty(t, wrote)
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		require.Equal(t, "one two thfour", readString(t, s2, 14))
 		require.NoError(t, (<-wrote).err)
 		require.Zero(t, tt.Buffered())
@@ -73,12 +74,12 @@ func TestFailFast(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				tt, d := dialPipe(t, delayed(time.Second), opts...)
-				startOutage(t, tt, d.server(t))
+				startOutage(t, tt, d.Server(t))
 				n, err := tt.Write([]byte("12345"))
 				require.ErrorIs(t, err, tether.ErrBufferFull)
 				require.Zero(t, n)
 				require.Zero(t, tt.Buffered())
-				s2 := d.server(t)
+				s2 := d.Server(t)
 				synctest.Wait()
 				require.Equal(t, tether.Ready, tt.State())
 				go tt.Write([]byte("ok"))
@@ -94,7 +95,7 @@ func TestFailFast(t *testing.T) {
 func TestWriteBufferUnsent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tt, d := dialPipe(t, delayed(time.Hour), tether.WithWriteBuffer(100))
-		startOutage(t, tt, d.server(t))
+		startOutage(t, tt, d.Server(t))
 		_, err := tt.Write([]byte("lost"))
 		require.NoError(t, err)
 		require.NoError(t, tt.Close())
@@ -103,17 +104,16 @@ func TestWriteBufferUnsent(t *testing.T) {
 		require.Equal(t, net.ErrClosed, tt.Err())
 	})
 	synctest.Test(t, func(t *testing.T) {
-		r := &recorder{decide: giveUpOn(tether.Unreachable)}
+		r := decide(giveUpOn(tether.Unreachable))
 		tt, d := dialPipe(t, r, tether.WithWriteBuffer(100))
-		d.setFail(func(int, string) error { return errRefused })
-		hold := make(chan struct{})
-		d.hold = hold
-		d.server(t).Close()
+		d.FailWhen(func(int, string) error { return errRefused })
+		d.Hold()
+		d.Server(t).Close()
 		go tt.Read(make([]byte, 1))
 		synctest.Wait()
 		_, err := tt.Write([]byte("never sent"))
 		require.NoError(t, err)
-		close(hold)
+		d.Release()
 		<-tt.Done()
 		require.ErrorIs(t, tt.Err(), errRefused)
 		require.Contains(t, tt.Err().Error(), "10 buffered bytes never sent")
@@ -129,21 +129,21 @@ func TestWriteBufferFlushCut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := delayed(time.Second)
 		tt, d := dialPipe(t, r, tether.WithWriteBuffer(100))
-		startOutage(t, tt, d.server(t))
+		startOutage(t, tt, d.Server(t))
 		for _, w := range []string{"first ", "second "} {
 			_, err := tt.Write([]byte(w))
 			require.NoError(t, err)
 		}
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		require.Equal(t, "fir", readString(t, s2, 3))
 		synctest.Wait()
 		s2.Close() // cuts "first " after 3 bytes
-		s3 := d.server(t)
+		s3 := d.Server(t)
 		require.Equal(t, "second ", readString(t, s3, 7))
 		synctest.Wait() // the flush accounts for its Write once the peer has read it
 		require.Equal(t, int64(3), tt.Dropped(), `"st " dropped`)
 		require.Zero(t, tt.Buffered())
-		require.Equal(t, tether.Unreachable, r.all()[3].Kind, "the buffer's failure counts as a failed dial")
+		require.Equal(t, tether.Unreachable, r.Events()[3].Kind, "the buffer's failure counts as a failed dial")
 	})
 }
 
@@ -154,16 +154,16 @@ func TestLazyWriteBuffer(t *testing.T) {
 		n, err := tt.Write([]byte("hello"))
 		require.NoError(t, err)
 		require.Equal(t, 5, n)
-		require.Equal(t, "hello", readString(t, d.server(t), 5))
+		require.Equal(t, "hello", readString(t, d.Server(t), 5))
 		synctest.Wait()
 		require.Equal(t, tether.Ready, tt.State())
 	})
 }
 
 func TestWriteBufferBadOptions(t *testing.T) {
-	_, err := tether.Dial(t.Context(), newPipeDialer(), "a", nil, tether.WithWriteBuffer(-1))
+	_, err := tether.Dial(t.Context(), &tethertest.Dialer{}, "a", nil, tether.WithWriteBuffer(-1))
 	require.ErrorContains(t, err, "negative write buffer")
-	_, err = tether.Dial(t.Context(), newPipeDialer(), "a", nil, tether.WithWriteBuffer(10), tether.WithReconnectBoundary())
+	_, err = tether.Dial(t.Context(), &tethertest.Dialer{}, "a", nil, tether.WithWriteBuffer(10), tether.WithReconnectBoundary())
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "WithReconnectBoundary and WithWriteBuffer"), err.Error())
 }

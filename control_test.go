@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // failOnce fails its next Read (failRead) or next Write (failWrite) with
@@ -53,21 +54,21 @@ func TestControlRightAfterTheChange(t *testing.T) {
 	t.Run("Reconnect when Ready", func(t *testing.T) {
 		for range runs {
 			synctest.Test(t, func(t *testing.T) {
-				tt, d := dialPipe(t, &recorder{}) // no delay: the default policy's jitter would wait
-				tt.Reconnect()                    // Connecting at once; Ready again once the reconnect is over
+				tt, d := dialPipe(t, &tethertest.Recorder{}) // no delay: the default policy's jitter would wait
+				tt.Reconnect()                               // Connecting at once; Ready again once the reconnect is over
 				for s := tt.State(); s != tether.Ready; s = tt.State() {
 					tt.WaitForStateChange(t.Context(), s)
 				}
 				tt.Reconnect() // Ready: must reconnect
 				synctest.Wait()
-				require.Equal(t, 3, d.numDials())
+				require.Equal(t, 3, d.Dials())
 			})
 		}
 	})
-	idleAfterFailedDial := func(t *testing.T, opts ...tether.Option) (*tether.Tether, *pipeDialer) {
-		r := &recorder{decide: ignoreOn(tether.Unreachable)}
+	idleAfterFailedDial := func(t *testing.T, opts ...tether.Option) (*tether.Tether, *tethertest.Dialer) {
+		r := decide(ignoreOn(tether.Unreachable))
 		tt, d := dialPipe(t, r, append(opts, tether.WithLazy())...)
-		d.setFail(func(n int, _ string) error {
+		d.FailWhen(func(n int, _ string) error {
 			if n == 0 {
 				return errRefused
 			}
@@ -85,7 +86,7 @@ func TestControlRightAfterTheChange(t *testing.T) {
 				tt, d := idleAfterFailedDial(t)
 				tt.Connect()
 				synctest.Wait()
-				require.Equal(t, 2, d.numDials())
+				require.Equal(t, 2, d.Dials())
 			})
 		}
 	})
@@ -96,7 +97,7 @@ func TestControlRightAfterTheChange(t *testing.T) {
 				_, err := tt.Write([]byte("x"))
 				require.NoError(t, err)
 				synctest.Wait()
-				require.Equal(t, 2, d.numDials())
+				require.Equal(t, 2, d.Dials())
 			})
 		}
 	})
@@ -108,10 +109,10 @@ func TestLazyFailFastDials(t *testing.T) {
 		tt, d := dialPipe(t, nil, tether.WithLazy(), tether.WithFailFast())
 		_, err := tt.Write([]byte("x"))
 		require.ErrorIs(t, err, tether.ErrBufferFull)
-		d.server(t)
+		d.Server(t)
 		synctest.Wait()
 		require.Equal(t, tether.Ready, tt.State())
-		require.Equal(t, 1, d.numDials())
+		require.Equal(t, 1, d.Dials())
 	})
 }
 
@@ -119,9 +120,9 @@ func TestLazyFailFastDials(t *testing.T) {
 // fired, and a kept connection keeps the deadline of a Read waiting on it.
 func TestReadIdleTimeoutIgnored(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := &recorder{decide: ignoreOn(tether.Disconnected)}
+		r := decide(ignoreOn(tether.Disconnected))
 		tt, d := dialPipe(t, r, tether.WithReadIdleTimeout(time.Second))
-		s := d.server(t)
+		s := d.Server(t)
 		buf := make([]byte, 10)
 		_, err := tt.Read(buf)
 		require.ErrorIs(t, err, tether.ErrIdleTimeout)
@@ -131,14 +132,12 @@ func TestReadIdleTimeoutIgnored(t *testing.T) {
 		require.Equal(t, "hello", string(buf[:n]))
 	})
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		var fc *failOnce
-		d.wrap = func(n int, c net.Conn) net.Conn { fc = &failOnce{Conn: c}; return fc }
-		r := &recorder{decide: ignoreOn(tether.Disconnected)}
-		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithReadIdleTimeout(time.Second))
-		require.NoError(t, err)
-		defer tt.Close()
-		d.server(t) // a silent peer
+		d.Wrap(func(c *tethertest.Conn) net.Conn { fc = &failOnce{Conn: c.Client()}; return fc })
+		r := decide(ignoreOn(tether.Disconnected))
+		tt := tethertest.Dial(t, d, "a", r, tether.WithReadIdleTimeout(time.Second))
+		d.Server(t) // a silent peer
 		got := make(chan error, 1)
 		go func() {
 			_, err := tt.Read(make([]byte, 1))
@@ -146,7 +145,7 @@ func TestReadIdleTimeoutIgnored(t *testing.T) {
 		}()
 		synctest.Wait()
 		fc.failWrite.Store(true)
-		_, err = tt.Write([]byte("x"))
+		_, err := tt.Write([]byte("x"))
 		require.ErrorIs(t, err, errRefused, "Ignore: the Write gets its error, the connection is kept")
 		time.Sleep(time.Minute)
 		synctest.Wait()
@@ -163,9 +162,9 @@ func TestReadIdleTimeoutIgnored(t *testing.T) {
 // closes that connection and ends the reconnect at once.
 func TestCloseDuringFlushToKeptConnection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		var fc *failOnce
-		d.wrap = func(n int, c net.Conn) net.Conn { fc = &failOnce{Conn: c}; return fc }
+		d.Wrap(func(c *tethertest.Conn) net.Conn { fc = &failOnce{Conn: c.Client()}; return fc })
 		release := make(chan struct{})
 		h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
@@ -176,7 +175,7 @@ func TestCloseDuringFlushToKeptConnection(t *testing.T) {
 		})
 		tt, err := tether.Dial(t.Context(), d, "a", h, tether.WithWriteBuffer(100))
 		require.NoError(t, err)
-		s := d.server(t)
+		s := d.Server(t)
 		fc.failRead.Store(true)
 		go tt.Read(make([]byte, 1)) // meets the error: the handler holds the decision
 		synctest.Wait()

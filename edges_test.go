@@ -16,6 +16,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/middleware"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // failReadConn fails its first Read with err, while its Write works as the
@@ -38,13 +39,13 @@ func (c *failReadConn) Read(p []byte) (int, error) {
 // whose handler blocks on Disconnected until release is closed or its ctx
 // ends, then returns decide.
 func lostConnSetup(t *testing.T, decide tether.Action, ignoreCtx bool) (tt *tether.Tether, s1 net.Conn, wrote chan result, release chan struct{}) {
-	d := newPipeDialer()
-	d.wrap = func(n int, c net.Conn) net.Conn {
-		if n == 0 {
-			return &failReadConn{Conn: c, err: syscall.ECONNRESET}
+	d := &tethertest.Dialer{}
+	d.Wrap(func(c *tethertest.Conn) net.Conn {
+		if c.Index() == 0 {
+			return &failReadConn{Conn: c.Client(), err: syscall.ECONNRESET}
 		}
-		return c
-	}
+		return c.Client()
+	})
 	release = make(chan struct{})
 	h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 		if ev.Kind != tether.Disconnected {
@@ -62,7 +63,7 @@ func lostConnSetup(t *testing.T, decide tether.Action, ignoreCtx bool) (tt *teth
 	})
 	tt, err := tether.Dial(t.Context(), d, "a", h)
 	require.NoError(t, err)
-	s1 = d.server(t)
+	s1 = d.Server(t)
 	wrote = make(chan result, 1)
 	go func() {
 		n, err := tt.Write([]byte("stuck"))
@@ -120,7 +121,7 @@ func TestLostConnectionClosed(t *testing.T) {
 // connection at once, not when the handler returns.
 func TestCloseDuringReconnectedClosesNewConn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		release := make(chan struct{})
 		h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Reconnected {
@@ -130,9 +131,9 @@ func TestCloseDuringReconnectedClosesNewConn(t *testing.T) {
 		})
 		tt, err := tether.Dial(t.Context(), d, "a", h)
 		require.NoError(t, err)
-		d.server(t).Close()
+		d.Server(t).Close()
 		go tt.Read(make([]byte, 1))
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		synctest.Wait() // the handler holds the Reconnected event
 		require.NoError(t, tt.Close())
 		require.True(t, peerSeesClose(s2))
@@ -147,16 +148,13 @@ func TestExtremeDeadlines(t *testing.T) {
 	for _, idle := range []time.Duration{0, time.Minute} {
 		t.Run("watchdog="+idle.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				d := newPipeDialer()
-				r := &recorder{}
+				r := &tethertest.Recorder{}
 				var opts []tether.Option
 				if idle > 0 {
 					opts = append(opts, tether.WithReadIdleTimeout(idle))
 				}
-				tt, err := tether.Dial(t.Context(), d, "a", r, opts...)
-				require.NoError(t, err)
-				defer tt.Close()
-				s := d.server(t)
+				tt, d := dialPipe(t, r, opts...)
+				s := d.Server(t)
 
 				// Interrupt a pending Read with the epoch.
 				got := readAsync(tt, 1)
@@ -165,7 +163,7 @@ func TestExtremeDeadlines(t *testing.T) {
 				res := <-got
 				require.ErrorIs(t, res.err, os.ErrDeadlineExceeded)
 				require.NoError(t, tt.SetWriteDeadline(time.Unix(0, 0)))
-				_, err = tt.Write([]byte("x"))
+				_, err := tt.Write([]byte("x"))
 				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 
 				// The year 3000: Reads and Writes work.
@@ -178,7 +176,7 @@ func TestExtremeDeadlines(t *testing.T) {
 				go io.ReadFull(s, make([]byte, 1))
 				_, err = tt.Write([]byte("z"))
 				require.NoError(t, err)
-				require.Equal(t, []tether.EventKind{tether.Connected}, r.kinds(), "no deadline passed for a loss")
+				require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds(), "no deadline passed for a loss")
 			})
 		})
 	}
@@ -188,24 +186,22 @@ func TestExtremeDeadlines(t *testing.T) {
 // peer) is a disconnect, not the user's deadline.
 func TestFarDeadlineDeadPeerTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		d.wrap = func(n int, c net.Conn) net.Conn {
-			if n == 0 {
-				return timeoutConn{c}
+		d := &tethertest.Dialer{}
+		d.Wrap(func(c *tethertest.Conn) net.Conn {
+			if c.Index() == 0 {
+				return timeoutConn{c.Client()}
 			}
-			return c
-		}
-		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
+			return c.Client()
+		})
+		r := &tethertest.Recorder{}
+		tt := tethertest.Dial(t, d, "a", r)
 		require.NoError(t, tt.SetReadDeadline(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)))
 		got := readAsync(tt, 1)
-		d.server(t)
-		s2 := d.server(t)
+		d.Server(t)
+		s2 := d.Server(t)
 		go s2.Write([]byte("x"))
 		require.NoError(t, (<-got).err)
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
 	})
 }
 
@@ -213,12 +209,9 @@ func TestFarDeadlineDeadPeerTimeout(t *testing.T) {
 // its own around it still lets io.ReadAll end normally.
 func TestGiveUpWrappedEOF(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
 		h := tether.Chain(nil, middleware.Backoff(middleware.BackoffConfig{MaxAttempts: 1}))
-		tt, err := tether.Dial(t.Context(), d, "a", h, tether.WithStabilityPeriod(time.Hour))
-		require.NoError(t, err)
-		defer tt.Close()
-		s := d.server(t)
+		tt, d := dialPipe(t, h, tether.WithStabilityPeriod(time.Hour))
+		s := d.Server(t)
 		go func() {
 			s.Write([]byte("all of it"))
 			s.Close()
@@ -239,18 +232,15 @@ func TestGiveUpWrappedEOF(t *testing.T) {
 // numbers its connections itself.
 func TestHandlerCannotRewriteGeneration(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
 		h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 			ev.Generation = 0
 			return tether.Reconnect
 		})
-		tt, err := tether.Dial(t.Context(), d, "a", h)
-		require.NoError(t, err)
-		defer tt.Close()
+		tt, d := dialPipe(t, h)
 		require.Equal(t, uint64(1), tt.Generation())
-		d.server(t).Close()
+		d.Server(t).Close()
 		go tt.Read(make([]byte, 1))
-		d.server(t)
+		d.Server(t)
 		synctest.Wait()
 		require.Equal(t, uint64(2), tt.Generation())
 	})
@@ -303,39 +293,35 @@ func TestLossAfterCloseWriteIsFinal(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				d := newPipeDialer()
-				d.wrap = func(n int, c net.Conn) net.Conn { return &halfCloser{Conn: c} }
-				r := &recorder{}
-				tt, err := tether.Dial(t.Context(), d, "a", r)
-				require.NoError(t, err)
-				defer tt.Close()
-				s := d.server(t)
+				d := &tethertest.Dialer{}
+				d.Wrap(func(c *tethertest.Conn) net.Conn { return &halfCloser{Conn: c.Client()} })
+				r := &tethertest.Recorder{}
+				tt := tethertest.Dial(t, d, "a", r)
+				s := d.Server(t)
 				require.NoError(t, tt.CloseWrite())
 				got := readAsync(tt, 1)
 				synctest.Wait()
 				kill(s)
 				require.ErrorIs(t, (<-got).err, io.EOF)
-				require.Equal(t, []tether.EventKind{tether.Connected}, r.kinds())
-				require.Equal(t, 1, d.numDials())
+				require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds())
+				require.Equal(t, 1, d.Dials())
 			})
 		})
 	}
 	t.Run("reset", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			d := newPipeDialer()
-			d.wrap = func(n int, c net.Conn) net.Conn {
-				return &halfCloser{Conn: &failReadConn{Conn: c, err: syscall.ECONNRESET}}
-			}
-			r := &recorder{}
-			tt, err := tether.Dial(t.Context(), d, "a", r)
-			require.NoError(t, err)
-			defer tt.Close()
-			d.server(t)
+			d := &tethertest.Dialer{}
+			d.Wrap(func(c *tethertest.Conn) net.Conn {
+				return &halfCloser{Conn: &failReadConn{Conn: c.Client(), err: syscall.ECONNRESET}}
+			})
+			r := &tethertest.Recorder{}
+			tt := tethertest.Dial(t, d, "a", r)
+			d.Server(t)
 			require.NoError(t, tt.CloseWrite())
-			_, err = tt.Read(make([]byte, 1))
+			_, err := tt.Read(make([]byte, 1))
 			require.ErrorIs(t, err, syscall.ECONNRESET)
-			require.Equal(t, []tether.EventKind{tether.Connected}, r.kinds())
-			require.Equal(t, 1, d.numDials())
+			require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds())
+			require.Equal(t, 1, d.Dials())
 		})
 	})
 }

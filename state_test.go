@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,63 +13,62 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tethertest"
 )
 
-// stateRecorder is a handler that records, with each event, the state the
-// Tether is in while the handler decides. The Tether is set after Dial.
-type stateRecorder struct {
-	recorder
+// stateProbe is a handler that notes the state its Tether is in each time
+// it decides (once watch has named the Tether), and lets decide answer.
+type stateProbe struct {
+	decide func(*tether.Event) tether.Action
+
+	mu     sync.Mutex
 	t      *tether.Tether
 	states []tether.State
 }
 
-func (r *stateRecorder) HandleDisconnect(ctx context.Context, ev *tether.Event) tether.Action {
-	r.mu.Lock()
-	if r.t != nil {
-		r.states = append(r.states, r.t.State())
+func (p *stateProbe) HandleDisconnect(_ context.Context, ev *tether.Event) tether.Action {
+	p.mu.Lock()
+	if p.t != nil {
+		p.states = append(p.states, p.t.State())
 	}
-	r.mu.Unlock()
-	return r.recorder.HandleDisconnect(ctx, ev)
+	p.mu.Unlock()
+	return p.decide(ev)
 }
 
-func (r *stateRecorder) snapshot() []tether.State {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]tether.State(nil), r.states...)
+func (p *stateProbe) snapshot() []tether.State {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]tether.State(nil), p.states...)
 }
 
-func (r *stateRecorder) watch(t *tether.Tether) {
-	r.mu.Lock()
-	r.t = t
-	r.mu.Unlock()
+func (p *stateProbe) watch(t *tether.Tether) {
+	p.mu.Lock()
+	p.t = t
+	p.mu.Unlock()
 }
 
 // A lost connection goes Ready → Connecting (the handler decides) →
 // TransientFailure (its delay) → Connecting (the dial) → Ready.
 func TestStatesThroughAnOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &stateRecorder{}
-		r.decide = func(ev *tether.Event) tether.Action {
+		r := &stateProbe{decide: func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
 				ev.Delay = time.Second
 			}
 			return tether.Reconnect
-		}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
+		}}
+		tt, d := dialPipe(t, r)
 		r.watch(tt)
 		require.Equal(t, tether.Ready, tt.State())
 
 		dialing := make(chan tether.State, 1)
-		d.setFail(func(n int, _ string) error {
+		d.FailWhen(func(n int, _ string) error {
 			if n == 1 {
 				dialing <- tt.State()
 			}
 			return nil
 		})
-		d.server(t).Close()
+		d.Server(t).Close()
 		go tt.Read(make([]byte, 1))
 		synctest.Wait()
 		require.Equal(t, tether.TransientFailure, tt.State())
@@ -78,7 +78,7 @@ func TestStatesThroughAnOutage(t *testing.T) {
 		require.Equal(t, tether.Ready, tt.State())
 		require.Equal(t, []tether.State{tether.Connecting, tether.Connecting}, r.snapshot())
 		require.Equal(t, tether.Connecting, <-dialing, "while dialing")
-		d.server(t)
+		d.Server(t)
 	})
 }
 
@@ -112,9 +112,9 @@ func TestWaitForStateChange(t *testing.T) {
 // Close and a give-up lead to Shutdown, which is final.
 func TestStateShutdown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := &recorder{decide: giveUpOn(tether.Disconnected)}
+		r := decide(giveUpOn(tether.Disconnected))
 		tt, d := dialPipe(t, r)
-		d.server(t).Close()
+		d.Server(t).Close()
 		tt.Read(make([]byte, 1))
 		require.Equal(t, tether.Shutdown, tt.State())
 		tt.Connect()
@@ -129,42 +129,36 @@ func TestStateShutdown(t *testing.T) {
 // the connection: Ready.
 func TestStatesOnIgnore(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+		r := decide(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Unreachable {
 				return tether.Ignore
 			}
 			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		d.setFail(func(int, string) error { return errRefused })
-		d.server(t).Close()
-		_, err = tt.Read(make([]byte, 1))
+		})
+		tt, d := dialPipe(t, r)
+		d.FailWhen(func(int, string) error { return errRefused })
+		d.Server(t).Close()
+		_, err := tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, errRefused)
 		require.Equal(t, tether.Idle, tt.State())
 
-		d.setFail(nil)
+		d.FailWhen(nil)
 		tt.Connect()
 		for s := tt.State(); s != tether.Ready; s = tt.State() {
 			require.Equal(t, tether.Connecting, s, "Connect dials at once")
 			require.True(t, tt.WaitForStateChange(t.Context(), s))
 		}
-		d.server(t)
+		d.Server(t)
 	})
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		d.wrap = func(n int, c net.Conn) net.Conn {
-			return &scriptConn{Conn: c, reads: []result{{err: os.ErrPermission}}}
-		}
-		r := &stateRecorder{}
-		r.decide = func(ev *tether.Event) tether.Action { return tether.Ignore }
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
+		d := &tethertest.Dialer{}
+		d.Wrap(func(c *tethertest.Conn) net.Conn {
+			return &scriptConn{Conn: c.Client(), reads: []result{{err: os.ErrPermission}}}
+		})
+		r := &stateProbe{decide: func(*tether.Event) tether.Action { return tether.Ignore }}
+		tt := tethertest.Dial(t, d, "a", r)
 		r.watch(tt)
-		_, err = tt.Read(make([]byte, 1))
+		_, err := tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, os.ErrPermission)
 		require.Equal(t, []tether.State{tether.Connecting}, r.snapshot())
 		require.Equal(t, tether.Ready, tt.State())
@@ -181,8 +175,8 @@ func TestLazy(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				d := newPipeDialer()
-				r := &recorder{}
+				d := &tethertest.Dialer{}
+				r := &tethertest.Recorder{}
 				ctx, cancel := context.WithCancel(t.Context())
 				tt, err := tether.Dial(ctx, d, "a", r, tether.WithLazy())
 				cancel() // lazy dials do not run on Dial's ctx
@@ -190,7 +184,7 @@ func TestLazy(t *testing.T) {
 				defer tt.Close()
 				time.Sleep(time.Hour)
 				require.Equal(t, tether.Idle, tt.State())
-				require.Equal(t, 0, d.numDials())
+				require.Equal(t, 0, d.Dials())
 				require.Equal(t, "a", tt.RemoteAddr().String(), "the address to dial, before the first connection")
 				require.Equal(t, "tether", tt.LocalAddr().Network())
 				tt.ResetBackoff()
@@ -198,14 +192,14 @@ func TestLazy(t *testing.T) {
 				require.Equal(t, tether.Idle, tt.State(), "ResetBackoff and Reconnect do not dial")
 
 				start(tt)
-				d.server(t)
+				d.Server(t)
 				synctest.Wait()
 				require.Equal(t, tether.Ready, tt.State())
-				require.Equal(t, []tether.EventKind{tether.Connected}, r.kinds())
+				require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds())
 				require.Equal(t, uint64(1), tt.Generation())
 				tt.Connect() // a no-op now
 				synctest.Wait()
-				require.Equal(t, 1, d.numDials())
+				require.Equal(t, 1, d.Dials())
 			})
 		})
 	}
@@ -215,8 +209,8 @@ func TestLazy(t *testing.T) {
 // deadline and by Close.
 func TestLazyOperationsWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		d.setFail(func(int, string) error { return errRefused })
+		d := &tethertest.Dialer{}
+		d.FailWhen(func(int, string) error { return errRefused })
 		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithLazy())
 		require.NoError(t, err)
 		require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Second)))
@@ -237,38 +231,35 @@ func TestLazyOperationsWait(t *testing.T) {
 // now; anywhere else it does nothing.
 func TestResetBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+		r := decide(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
 				ev.Delay = time.Hour
 			}
 			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
+		})
+		tt, d := dialPipe(t, r)
 		tt.ResetBackoff() // Ready: nothing to cut
-		d.setFail(func(n int, _ string) error {
+		d.FailWhen(func(n int, _ string) error {
 			if n == 1 {
 				return errRefused
 			}
 			return nil
 		})
-		d.server(t).Close()
+		d.Server(t).Close()
 		go tt.Read(make([]byte, 1))
 		synctest.Wait()
 		require.Equal(t, tether.TransientFailure, tt.State())
 		start := time.Now()
 		tt.ResetBackoff()
 		synctest.Wait()
-		require.Equal(t, 2, d.numDials(), "the dial after the reset")
+		require.Equal(t, 2, d.Dials(), "the dial after the reset")
 		require.Equal(t, tether.TransientFailure, tt.State(), "the dial failed: the next delay")
 		time.Sleep(time.Minute)
 		tt.ResetBackoff()
 		synctest.Wait()
 		require.Equal(t, tether.Ready, tt.State())
 		require.Equal(t, time.Minute, time.Since(start), "no delay was waited")
-		d.server(t)
+		d.Server(t)
 	})
 }
 
@@ -277,13 +268,13 @@ func TestResetBackoff(t *testing.T) {
 // attempt however young the connection; the boundary is raised.
 func TestForcedReconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{}
+		d := &tethertest.Dialer{}
+		r := &tethertest.Recorder{}
 		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithStabilityPeriod(time.Hour),
 			tether.WithReconnectBoundary())
 		require.NoError(t, err)
 		defer tt.Close()
-		s1 := d.server(t)
+		s1 := d.Server(t)
 		got := make(chan result, 1)
 		go func() {
 			n, err := tt.Read(make([]byte, 1))
@@ -291,12 +282,12 @@ func TestForcedReconnect(t *testing.T) {
 		}()
 		synctest.Wait()
 		tt.Reconnect()
-		d.server(t)
+		d.Server(t)
 		res := <-got
 		require.ErrorIs(t, res.err, tether.ErrReconnected, "the Read blocked on the old connection")
 		require.True(t, peerSeesClose(s1))
-		evs := r.all()
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
+		evs := r.Events()
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
 		require.ErrorIs(t, evs[1].Err, tether.ErrForcedReconnect)
 		require.Equal(t, 0, evs[1].Attempt)
 		require.Equal(t, 0, evs[2].Attempt)
@@ -381,16 +372,16 @@ type stateChange struct {
 func TestStateObserver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var changes []stateChange // one call at a time per Tether
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		r := delayed(3 * time.Second)
 		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithStateObserver(func(from, to tether.State, in time.Duration) {
 			changes = append(changes, stateChange{from, to, in})
 		}))
 		require.NoError(t, err)
 		time.Sleep(10 * time.Second)
-		d.server(t).Close()
+		d.Server(t).Close()
 		go tt.Read(make([]byte, 1))
-		d.server(t)
+		d.Server(t)
 		synctest.Wait()
 		tt.Close()
 		require.Equal(t, []stateChange{
@@ -404,12 +395,12 @@ func TestStateObserver(t *testing.T) {
 		}, changes)
 	})
 	var first []tether.State
-	tt, err := tether.Dial(t.Context(), newPipeDialer(), "a", nil, tether.WithLazy(),
+	tt, err := tether.Dial(t.Context(), &tethertest.Dialer{}, "a", nil, tether.WithLazy(),
 		tether.WithStateObserver(func(from, to tether.State, _ time.Duration) { first = append(first, from, to) }))
 	require.NoError(t, err)
 	tt.Close()
 	require.Equal(t, []tether.State{tether.Idle, tether.Idle, tether.Idle, tether.Shutdown}, first)
-	_, err = tether.Dial(t.Context(), newPipeDialer(), "a", nil, tether.WithStateObserver(nil))
+	_, err = tether.Dial(t.Context(), &tethertest.Dialer{}, "a", nil, tether.WithStateObserver(nil))
 	require.ErrorContains(t, err, "nil state observer")
 }
 
@@ -419,7 +410,7 @@ func TestStateObserver(t *testing.T) {
 // bytes one way only still counts.
 func TestCleanEndAfterExchangeIsNoFlap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := &recorder{}
+		r := &tethertest.Recorder{}
 		tt, d := dialPipe(t, r, tether.WithStabilityPeriod(time.Hour))
 		// noticeEnd reads until the close of the current connection is seen
 		// and the Tether has reconnected, then times out on the new one.
@@ -430,7 +421,7 @@ func TestCleanEndAfterExchangeIsNoFlap(t *testing.T) {
 			require.NoError(t, tt.SetReadDeadline(time.Time{}))
 		}
 		for i := range 3 {
-			s := d.server(t)
+			s := d.Server(t)
 			go func() {
 				buf := make([]byte, 3)
 				io.ReadFull(s, buf)
@@ -442,20 +433,20 @@ func TestCleanEndAfterExchangeIsNoFlap(t *testing.T) {
 			require.Equal(t, "re:req", string(readN(t, tt, 6)))
 			noticeEnd()
 		}
-		for _, ev := range r.all() {
+		for _, ev := range r.Events() {
 			if ev.Kind == tether.Disconnected {
 				require.Zero(t, ev.Attempt, "Disconnected after an exchange")
 			}
 		}
 		// The peer speaks and closes, the client never wrote: a flap.
-		s := d.server(t)
+		s := d.Server(t)
 		go func() {
 			s.Write([]byte("bye"))
 			s.Close()
 		}()
 		require.Equal(t, "bye", string(readN(t, tt, 3)))
 		noticeEnd()
-		evs := r.all()
+		evs := r.Events()
 		last := evs[len(evs)-2]
 		require.Equal(t, tether.Disconnected, last.Kind)
 		require.Equal(t, 1, last.Attempt)

@@ -15,31 +15,29 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // Semantics 1: a reconnect between two reads is invisible to the reader.
 func TestTransparentReconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
+		r := &tethertest.Recorder{}
+		tt, d := dialPipe(t, r)
 
 		got := readAsync(tt, 6)
-		s1 := d.server(t)
-		_, err = s1.Write([]byte("foo"))
+		s1 := d.Server(t)
+		_, err := s1.Write([]byte("foo"))
 		require.NoError(t, err)
 		s1.Close()
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		_, err = s2.Write([]byte("bar"))
 		require.NoError(t, err)
 
 		res := <-got
 		require.NoError(t, res.err)
 		require.Equal(t, "foobar", res.s)
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
-		require.Equal(t, io.EOF, r.all()[1].Err, "a clean close is reported as io.EOF")
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
+		require.Equal(t, io.EOF, r.Events()[1].Err, "a clean close is reported as io.EOF")
 		require.Equal(t, uint64(2), tt.Generation())
 	})
 }
@@ -48,12 +46,9 @@ func TestTransparentReconnect(t *testing.T) {
 // reconnect sequence.
 func TestOneReconnectPerLoss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		s1 := d.server(t)
+		r := &tethertest.Recorder{}
+		tt, d := dialPipe(t, r)
+		s1 := d.Server(t)
 
 		got := readAsync(tt, 4)
 		wrote := make(chan error, 1)
@@ -64,9 +59,9 @@ func TestOneReconnectPerLoss(t *testing.T) {
 		synctest.Wait() // both blocked on the pipe
 		s1.Close()
 
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		buf := make([]byte, 4)
-		_, err = io.ReadFull(s2, buf)
+		_, err := io.ReadFull(s2, buf)
 		require.NoError(t, err)
 		require.Equal(t, "ping", string(buf), "the write that failed goes to the new connection")
 		require.NoError(t, <-wrote)
@@ -77,8 +72,8 @@ func TestOneReconnectPerLoss(t *testing.T) {
 		require.Equal(t, "pong", res.s)
 
 		synctest.Wait()
-		require.Equal(t, 2, d.numDials())
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
+		require.Equal(t, 2, d.Dials())
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
 	})
 }
 
@@ -95,20 +90,18 @@ func (c *stuckConn) Read(p []byte) (int, error) { return 0, <-c.release }
 // triggers nothing (generations).
 func TestStaleErrorTriggersNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := newPipeDialer()
+		pd := &tethertest.Dialer{}
 		stuck := &stuckConn{release: make(chan error)}
-		pd.wrap = func(n int, c net.Conn) net.Conn {
-			if n == 0 {
-				stuck.Conn = c
+		pd.Wrap(func(c *tethertest.Conn) net.Conn {
+			if c.Index() == 0 {
+				stuck.Conn = c.Client()
 				return stuck
 			}
-			return c
-		}
-		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), pd, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		s1 := pd.server(t)
+			return c.Client()
+		})
+		r := &tethertest.Recorder{}
+		tt := tethertest.Dial(t, pd, "a", r)
+		s1 := pd.Server(t)
 
 		got := readAsync(tt, 3)
 		synctest.Wait()
@@ -118,9 +111,9 @@ func TestStaleErrorTriggersNothing(t *testing.T) {
 			_, err := tt.Write([]byte("x")) // fails on generation 1, reconnects
 			wrote <- err
 		}()
-		s2 := pd.server(t)
+		s2 := pd.Server(t)
 		buf := make([]byte, 1)
-		_, err = io.ReadFull(s2, buf)
+		_, err := io.ReadFull(s2, buf)
 		require.NoError(t, err)
 		require.NoError(t, <-wrote)
 		synctest.Wait()
@@ -132,8 +125,8 @@ func TestStaleErrorTriggersNothing(t *testing.T) {
 		res := <-got
 		require.NoError(t, res.err)
 		require.Equal(t, "abc", res.s)
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
-		require.Equal(t, 2, pd.numDials())
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
+		require.Equal(t, 2, pd.Dials())
 	})
 }
 
@@ -141,10 +134,10 @@ func TestStaleErrorTriggersNothing(t *testing.T) {
 // Write queued behind another honours its own deadline and Close.
 func TestFullDuplex(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		tt, err := tether.Dial(t.Context(), d, "a", nil)
 		require.NoError(t, err)
-		s := d.server(t)
+		s := d.Server(t)
 
 		got := readAsync(tt, 1)
 		synctest.Wait()
@@ -193,12 +186,12 @@ func TestFullDuplex(t *testing.T) {
 // accept go first to the next one, before a later Write's bytes.
 func TestWriteResumeRemainderGoesFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		tt, err := tether.Dial(t.Context(), d, "a", nil,
 			tether.WithStabilityPeriod(0), tether.WithWritePolicy(tether.WriteResume))
 		require.NoError(t, err)
 		defer tt.Close()
-		s1 := d.server(t)
+		s1 := d.Server(t)
 
 		wrote := make(chan result, 2)
 		go func() {
@@ -216,7 +209,7 @@ func TestWriteResumeRemainderGoesFirst(t *testing.T) {
 		synctest.Wait()
 		s1.Close()
 
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		rest := make([]byte, 8)
 		_, err = io.ReadFull(s2, rest)
 		require.NoError(t, err)
@@ -233,18 +226,15 @@ func TestWriteResumeRemainderGoesFirst(t *testing.T) {
 // accepted and ErrDropped; later Writes go to the new connection.
 func TestWriteDrop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithWritePolicy(tether.WriteDrop))
-		require.NoError(t, err)
-		defer tt.Close()
-		s1 := d.server(t)
+		tt, d := dialPipe(t, nil, tether.WithWritePolicy(tether.WriteDrop))
+		s1 := d.Server(t)
 
 		wrote := make(chan result, 1)
 		go func() {
 			n, err := tt.Write([]byte("hello"))
 			wrote <- result{n: n, err: err}
 		}()
-		_, err = io.ReadFull(s1, make([]byte, 2))
+		_, err := io.ReadFull(s1, make([]byte, 2))
 		require.NoError(t, err)
 		synctest.Wait()
 		s1.Close()
@@ -257,7 +247,7 @@ func TestWriteDrop(t *testing.T) {
 			n, err := tt.Write([]byte("world"))
 			wrote <- result{n: n, err: err}
 		}()
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		buf := make([]byte, 5)
 		_, err = io.ReadFull(s2, buf)
 		require.NoError(t, err)
@@ -286,33 +276,31 @@ func (c *scriptConn) Read(p []byte) (int, error) {
 // Semantics 4: a Read that got bytes with an error delivers the bytes first.
 func TestReadBytesWithError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := newPipeDialer()
-		pd.wrap = func(n int, c net.Conn) net.Conn {
-			if n == 0 {
-				return &scriptConn{Conn: c, reads: []result{{s: "abc", err: io.EOF}}}
+		pd := &tethertest.Dialer{}
+		pd.Wrap(func(c *tethertest.Conn) net.Conn {
+			if c.Index() == 0 {
+				return &scriptConn{Conn: c.Client(), reads: []result{{s: "abc", err: io.EOF}}}
 			}
-			return c
-		}
-		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), pd, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
+			return c.Client()
+		})
+		r := &tethertest.Recorder{}
+		tt := tethertest.Dial(t, pd, "a", r)
 		buf := make([]byte, 10)
 		m, err := tt.Read(buf)
 		require.NoError(t, err)
 		require.Equal(t, "abc", string(buf[:m]))
-		require.Equal(t, []tether.EventKind{tether.Connected}, r.kinds(), "no reconnect before the bytes are delivered")
+		require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds(), "no reconnect before the bytes are delivered")
 
 		got := readAsync(tt, 3)
-		pd.server(t)
-		s2 := pd.server(t)
+		pd.Server(t)
+		s2 := pd.Server(t)
 		_, err = s2.Write([]byte("def"))
 		require.NoError(t, err)
 		res := <-got
 		require.NoError(t, res.err)
 		require.Equal(t, "def", res.s)
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
-		require.Equal(t, io.EOF, r.all()[1].Err)
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
+		require.Equal(t, io.EOF, r.Events()[1].Err)
 	})
 }
 
@@ -332,12 +320,9 @@ func giveUpOn(kinds ...tether.EventKind) func(*tether.Event) tether.Action {
 // is closed and Err says why.
 func TestGiveUpOnCleanEOF(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: giveUpOn(tether.Disconnected)}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		s := d.server(t)
+		r := decide(giveUpOn(tether.Disconnected))
+		tt, d := dialPipe(t, r)
+		s := d.Server(t)
 		go func() {
 			s.Write([]byte("all of it"))
 			s.Close()
@@ -359,7 +344,7 @@ func TestGiveUpOnCleanEOF(t *testing.T) {
 		n, err := tt.Read(make([]byte, 1))
 		require.Equal(t, 0, n)
 		require.Equal(t, io.EOF, err)
-		require.Equal(t, 1, d.numDials())
+		require.Equal(t, 1, d.Dials())
 	})
 }
 
@@ -382,8 +367,7 @@ func TestGiveUpErrorPropagation(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				d := newPipeDialer()
-				r := &recorder{decide: func(ev *tether.Event) tether.Action {
+				r := decide(func(ev *tether.Event) tether.Action {
 					if ev.Kind == tether.Unreachable {
 						if tc.setErr {
 							ev.Err = custom
@@ -391,12 +375,10 @@ func TestGiveUpErrorPropagation(t *testing.T) {
 						return tether.GiveUp
 					}
 					return tether.Reconnect
-				}}
-				tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithErrorPropagation(tc.prop))
-				require.NoError(t, err)
-				defer tt.Close()
-				d.setFail(func(int, string) error { return errRefused })
-				d.server(t).Close() // the peer closes: io.EOF, then the dial fails
+				})
+				tt, d := dialPipe(t, r, tether.WithErrorPropagation(tc.prop))
+				d.FailWhen(func(int, string) error { return errRefused })
+				d.Server(t).Close() // the peer closes: io.EOF, then the dial fails
 
 				_, rerr := tt.Read(make([]byte, 1))
 				_, werr := tt.Write([]byte("x"))
@@ -421,21 +403,18 @@ func TestGiveUpErrorPropagation(t *testing.T) {
 // deadlines.
 func TestDeadlineAcrossReconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+		r := decide(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
 				ev.Delay = 2 * time.Second
 			}
 			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		d.server(t).Close()
+		})
+		tt, d := dialPipe(t, r)
+		d.Server(t).Close()
 
 		start := time.Now()
 		require.NoError(t, tt.SetReadDeadline(start.Add(500*time.Millisecond)))
-		_, err = tt.Read(make([]byte, 1))
+		_, err := tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 		var ne net.Error
 		require.ErrorAs(t, err, &ne)
@@ -443,7 +422,7 @@ func TestDeadlineAcrossReconnect(t *testing.T) {
 		require.Equal(t, 500*time.Millisecond, time.Since(start))
 
 		// The reconnect went on without a reader.
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		require.Equal(t, 2*time.Second, time.Since(start))
 		synctest.Wait()
 		require.Equal(t, uint64(2), tt.Generation())
@@ -460,7 +439,7 @@ func TestDeadlineAcrossReconnect(t *testing.T) {
 		_, err = tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 		require.Equal(t, time.Second, time.Since(start))
-		require.Len(t, r.kinds(), 3, "a user timeout is not a disconnect")
+		require.Len(t, r.Kinds(), 3, "a user timeout is not a disconnect")
 
 		require.NoError(t, tt.SetReadDeadline(time.Time{}))
 		go s2.Write([]byte("z"))
@@ -480,25 +459,23 @@ func (c timeoutConn) Read([]byte) (int, error) { return 0, os.ErrDeadlineExceede
 // any other is a disconnect.
 func TestTimeoutWithoutDeadlineIsDisconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := newPipeDialer()
-		pd.wrap = func(n int, c net.Conn) net.Conn {
-			if n == 0 {
-				return timeoutConn{c}
+		pd := &tethertest.Dialer{}
+		pd.Wrap(func(c *tethertest.Conn) net.Conn {
+			if c.Index() == 0 {
+				return timeoutConn{c.Client()}
 			}
-			return c
-		}
-		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), pd, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
+			return c.Client()
+		})
+		r := &tethertest.Recorder{}
+		tt := tethertest.Dial(t, pd, "a", r)
 		got := readAsync(tt, 2)
-		pd.server(t)
-		s2 := pd.server(t)
+		pd.Server(t)
+		s2 := pd.Server(t)
 		s2.Write([]byte("ok"))
 		res := <-got
 		require.NoError(t, res.err)
 		require.Equal(t, "ok", res.s)
-		ev := r.all()[1]
+		ev := r.Events()[1]
 		require.Equal(t, tether.Disconnected, ev.Kind)
 		require.ErrorIs(t, ev.Err, os.ErrDeadlineExceeded)
 	})
@@ -508,14 +485,14 @@ func TestTimeoutWithoutDeadlineIsDisconnect(t *testing.T) {
 // operations return net.ErrClosed.
 func TestCloseDuringBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+		d := &tethertest.Dialer{}
+		r := decide(func(ev *tether.Event) tether.Action {
 			ev.Delay = time.Hour
 			return tether.Reconnect
-		}}
+		})
 		tt, err := tether.Dial(t.Context(), d, "a", r)
 		require.NoError(t, err)
-		d.server(t).Close()
+		d.Server(t).Close()
 		got := readAsync(tt, 1)
 		synctest.Wait()
 		start := time.Now()
@@ -525,7 +502,7 @@ func TestCloseDuringBackoff(t *testing.T) {
 		require.ErrorIs(t, err, net.ErrClosed)
 		synctest.Wait() // the outage's goroutine is gone
 		require.Zero(t, time.Since(start))
-		require.Equal(t, 1, d.numDials())
+		require.Equal(t, 1, d.Dials())
 		require.ErrorIs(t, tt.Err(), net.ErrClosed)
 	})
 }
@@ -533,17 +510,15 @@ func TestCloseDuringBackoff(t *testing.T) {
 // Semantics 7: Close interrupts a slow dial.
 func TestCloseDuringSlowDial(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		tt, err := tether.Dial(t.Context(), d, "a", tether.DisconnectHandlerFunc(
 			func(context.Context, *tether.Event) tether.Action { return tether.Reconnect }))
 		require.NoError(t, err)
-		d.mu.Lock()
-		d.hold = make(chan struct{}) // never released
-		d.mu.Unlock()
-		d.server(t).Close()
+		d.Hold() // never released
+		d.Server(t).Close()
 		got := readAsync(tt, 1)
 		synctest.Wait()
-		require.Equal(t, 2, d.numDials(), "the redial is in progress")
+		require.Equal(t, 2, d.Dials(), "the redial is in progress")
 		require.NoError(t, tt.Close())
 		require.ErrorIs(t, (<-got).err, net.ErrClosed)
 		synctest.Wait()
@@ -553,7 +528,7 @@ func TestCloseDuringSlowDial(t *testing.T) {
 // Semantics 7: Close interrupts OnConnect, closing the fresh connection.
 func TestCloseDuringOnConnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		var calls atomic.Int32
 		hookErr := make(chan error, 1)
 		tt, err := tether.Dial(t.Context(), d, "a", nil,
@@ -566,9 +541,9 @@ func TestCloseDuringOnConnect(t *testing.T) {
 				return err
 			}))
 		require.NoError(t, err)
-		d.server(t).Close()
+		d.Server(t).Close()
 		got := readAsync(tt, 1)
-		d.server(t) // the second connection, in OnConnect
+		d.Server(t) // the second connection, in OnConnect
 		synctest.Wait()
 		require.NoError(t, tt.Close())
 		require.ErrorIs(t, (<-got).err, net.ErrClosed)
@@ -581,18 +556,18 @@ func TestCloseDuringOnConnect(t *testing.T) {
 // returns nil and Err keeps the cause.
 func TestCloseIdempotent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		tt, err := tether.Dial(t.Context(), d, "a", nil)
 		require.NoError(t, err)
 		require.NoError(t, tt.Close())
 		require.ErrorIs(t, tt.Close(), net.ErrClosed)
 		require.ErrorIs(t, tt.Err(), net.ErrClosed)
 
-		r := &recorder{decide: giveUpOn(tether.Disconnected)}
+		r := decide(giveUpOn(tether.Disconnected))
 		tt, err = tether.Dial(t.Context(), d, "a", r)
 		require.NoError(t, err)
-		<-d.servers
-		s := d.server(t)
+		d.Server(t)
+		s := d.Server(t)
 		s.Close()
 		_, err = tt.Read(make([]byte, 1))
 		require.Equal(t, io.EOF, err)
@@ -607,7 +582,7 @@ func TestCloseIdempotent(t *testing.T) {
 // ends with the outage.
 func TestNoGoroutineWhenHealthy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		var ts []*tether.Tether
 		for range 50 {
 			tt, err := tether.Dial(t.Context(), d, "a", nil)
@@ -617,14 +592,14 @@ func TestNoGoroutineWhenHealthy(t *testing.T) {
 		synctest.Wait()
 		require.Zero(t, tetherGoroutines(), "healthy Tethers")
 
-		d.server(t).Close()
+		d.Server(t).Close()
 		got := readAsync(ts[0], 1)
 		synctest.Wait()
 		require.Equal(t, 1, tetherGoroutines(), "the outage's")
 		for range 49 {
-			d.server(t)
+			d.Server(t)
 		}
-		go d.server(t).Write([]byte("x"))
+		go d.Server(t).Write([]byte("x"))
 		require.NoError(t, (<-got).err)
 		synctest.Wait()
 		require.Zero(t, tetherGoroutines(), "after the outage")
@@ -640,40 +615,27 @@ func TestDefaultPolicyDoesNotSpin(t *testing.T) {
 	for _, fault := range []string{"accept-and-close", "refuse"} {
 		t.Run(fault, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				d := newPipeDialer()
+				d := &tethertest.Dialer{}
 				tt, err := tether.Dial(t.Context(), d, "a", nil)
 				require.NoError(t, err)
 				if fault == "refuse" {
-					d.setFail(func(int, string) error { return errRefused })
+					d.FailWhen(func(int, string) error { return errRefused })
 				}
-				stop := make(chan struct{})
-				go func() { // the server closes each connection at once
-					for {
-						select {
-						case s := <-d.servers:
-							s.Close()
-						case <-stop:
-							return
-						}
-					}
-				}()
+				tethertest.Serve(t, d, func(*tethertest.Conn) {}) // the server closes each connection at once
 				tt.SetReadDeadline(time.Now().Add(10 * time.Minute))
 				_, err = tt.Read(make([]byte, 1))
 				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-				n := d.numDials()
+				n := d.Dials()
 				// 10 minutes of backoff from 1 s ×1.6 capped at 120 s:
 				// about a dozen dials; a spinning policy makes millions.
 				require.Greater(t, n, 5)
 				require.Less(t, n, 25, "dials in 10 minutes")
-				d.mu.Lock()
-				dials := append([]dialRecord(nil), d.dials...)
-				d.mu.Unlock()
+				dials := d.History()
 				for i := 3; i < len(dials); i++ {
-					gap := dials[i].at.Sub(dials[i-1].at)
+					gap := dials[i].At.Sub(dials[i-1].At)
 					require.GreaterOrEqual(t, gap, 800*time.Millisecond, "gap before dial %d", i)
 				}
 				tt.Close()
-				close(stop)
 			})
 		})
 	}
@@ -681,7 +643,7 @@ func TestDefaultPolicyDoesNotSpin(t *testing.T) {
 
 // Semantics 10: bad input gets a clear error, never a panic.
 func TestBadInput(t *testing.T) {
-	d := newPipeDialer()
+	d := &tethertest.Dialer{}
 	for _, tc := range []struct {
 		name string
 		dial func() (*tether.Tether, error)
@@ -710,8 +672,8 @@ func TestBadInput(t *testing.T) {
 				func(context.Context, *tether.Event) tether.Action { return 42 }))
 		}, "tether: handler returned an unknown Action 42"},
 		{"empty address from handler", func() (*tether.Tether, error) {
-			d.setFail(func(int, string) error { return errRefused })
-			defer d.setFail(nil)
+			d.FailWhen(func(int, string) error { return errRefused })
+			defer d.FailWhen(nil)
 			return tether.Dial(t.Context(), d, "a", tether.DisconnectHandlerFunc(
 				func(_ context.Context, ev *tether.Event) tether.Action { ev.Addr = ""; return tether.Reconnect }))
 		}, "tether: handler set an empty address"},
@@ -743,12 +705,9 @@ func TestBadInput(t *testing.T) {
 // reconnects.
 func TestCloseWriteUnsupported(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		tt, err := tether.Dial(t.Context(), d, "a", nil)
-		require.NoError(t, err)
-		defer tt.Close()
+		tt, d := dialPipe(t, nil)
 		require.ErrorIs(t, tt.CloseWrite(), errors.ErrUnsupported)
-		require.Equal(t, 1, d.numDials())
+		require.Equal(t, 1, d.Dials())
 	})
 }
 
@@ -756,29 +715,27 @@ func TestCloseWriteUnsupported(t *testing.T) {
 // connection is kept, nothing loops.
 func TestIgnoreKeepsConnection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := newPipeDialer()
+		pd := &tethertest.Dialer{}
 		glitch := errors.New("glitch")
-		pd.wrap = func(_ int, c net.Conn) net.Conn {
-			return &scriptConn{Conn: c, reads: []result{{err: glitch}}}
-		}
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+		pd.Wrap(func(c *tethertest.Conn) net.Conn {
+			return &scriptConn{Conn: c.Client(), reads: []result{{err: glitch}}}
+		})
+		r := decide(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
 				return tether.Ignore
 			}
 			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), pd, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		_, err = tt.Read(make([]byte, 1))
+		})
+		tt := tethertest.Dial(t, pd, "a", r)
+		_, err := tt.Read(make([]byte, 1))
 		require.Equal(t, glitch, err)
-		s := pd.server(t)
+		s := pd.Server(t)
 		go s.Write([]byte("y"))
 		n, err := tt.Read(make([]byte, 1))
 		require.NoError(t, err)
 		require.Equal(t, 1, n)
-		require.Equal(t, 1, pd.numDials())
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected}, r.kinds())
+		require.Equal(t, 1, pd.Dials())
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected}, r.Kinds())
 	})
 }
 
@@ -786,61 +743,56 @@ func TestIgnoreKeepsConnection(t *testing.T) {
 // and the next operation dials again.
 func TestIgnoreUnreachable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+		r := decide(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Unreachable {
 				return tether.Ignore
 			}
 			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		d.setFail(func(n int, _ string) error {
+		})
+		tt, d := dialPipe(t, r)
+		d.FailWhen(func(n int, _ string) error {
 			if n == 1 {
 				return errRefused
 			}
 			return nil
 		})
-		d.server(t).Close()
-		_, err = tt.Read(make([]byte, 1))
+		d.Server(t).Close()
+		_, err := tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, errRefused)
 		synctest.Wait()
-		require.Equal(t, 2, d.numDials(), "no redial by itself")
+		require.Equal(t, 2, d.Dials(), "no redial by itself")
 
 		got := readAsync(tt, 1)
-		s := d.server(t)
+		s := d.Server(t)
 		s.Write([]byte("k"))
 		require.NoError(t, (<-got).err)
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Unreachable, tether.Reconnected}, r.kinds())
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Unreachable, tether.Reconnected}, r.Kinds())
 	})
 }
 
 // Counting attempts, as DESIGN.md's table says.
 func TestAttemptCounting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		d.setFail(func(n int, _ string) error {
+		d := &tethertest.Dialer{}
+		d.FailWhen(func(n int, _ string) error {
 			switch n {
 			case 0, 1, 3: // two failures inside Dial, one after the stable loss
 				return errRefused
 			}
 			return nil
 		})
-		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		s := d.server(t)
+		r := &tethertest.Recorder{}
+		tt := tethertest.Dial(t, d, "a", r)
+		s := d.Server(t)
 
 		time.Sleep(2 * time.Second) // stable
 		s.Close()
 		got := readAsync(tt, 1)
-		s = d.server(t)
+		s = d.Server(t)
 		synctest.Wait()
 		time.Sleep(100 * time.Millisecond) // dies within the stability period
 		s.Close()
-		s = d.server(t)
+		s = d.Server(t)
 		go s.Write([]byte("x"))
 		require.NoError(t, (<-got).err)
 
@@ -850,7 +802,7 @@ func TestAttemptCounting(t *testing.T) {
 			total   int
 		}
 		var rows []row
-		for _, ev := range r.all() {
+		for _, ev := range r.Events() {
 			rows = append(rows, row{ev.Kind, ev.Attempt, ev.Total})
 		}
 		require.Equal(t, []row{
@@ -869,10 +821,10 @@ func TestAttemptCounting(t *testing.T) {
 // A failed OnConnect counts as a failed dial.
 func TestOnConnectFailureCountsAsFailedDial(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		hello := errors.New("hello rejected")
 		var calls atomic.Int32
-		r := &recorder{}
+		r := &tethertest.Recorder{}
 		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithOnConnect(func(context.Context, net.Conn) error {
 			if calls.Add(1) == 1 {
 				return hello
@@ -881,7 +833,7 @@ func TestOnConnectFailureCountsAsFailedDial(t *testing.T) {
 		}))
 		require.NoError(t, err)
 		defer tt.Close()
-		evs := r.all()
+		evs := r.Events()
 		require.Len(t, evs, 2)
 		require.Equal(t, tether.Unreachable, evs[0].Kind)
 		require.ErrorIs(t, evs[0].Err, hello)
@@ -894,26 +846,23 @@ func TestOnConnectFailureCountsAsFailedDial(t *testing.T) {
 // The fields beyond the fixed ones.
 func TestEventFields(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+		r := decide(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
 				ev.Addr = "b"
 				ev.Delay = 3 * time.Second
 			}
 			return tether.Reconnect
-		}}
+		})
 		start := time.Now()
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
+		tt, d := dialPipe(t, r)
 		time.Sleep(5 * time.Second)
-		d.server(t).Close()
+		d.Server(t).Close()
 		got := readAsync(tt, 1)
-		s := d.server(t)
+		s := d.Server(t)
 		go s.Write([]byte("x"))
 		require.NoError(t, (<-got).err)
 
-		evs := r.all()
+		evs := r.Events()
 		require.Len(t, evs, 3)
 		c, lost, back := evs[0], evs[1], evs[2]
 		require.Equal(t, "a", c.Dialed)
@@ -933,7 +882,10 @@ func TestEventFields(t *testing.T) {
 		require.Equal(t, lost.Since, back.Since)
 		require.Equal(t, 8*time.Second, time.Since(start), "Delay was waited")
 		require.NotNil(t, back.Conn)
-		require.Equal(t, []string{"a", "b"}, d.addrs())
+		hist := d.History()
+		require.Len(t, hist, 2)
+		require.Equal(t, "a", hist[0].Addr)
+		require.Equal(t, "b", hist[1].Addr)
 		require.Equal(t, "b", tt.Addr())
 	})
 }
@@ -942,8 +894,8 @@ func TestEventFields(t *testing.T) {
 // done, whatever the handler says, and the handler gets it.
 func TestDialContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		d.setFail(func(int, string) error { return errRefused })
+		d := &tethertest.Dialer{}
+		d.FailWhen(func(int, string) error { return errRefused })
 		type key struct{}
 		ctx, cancel := context.WithTimeout(context.WithValue(t.Context(), key{}, "v"), 30*time.Second)
 		defer cancel()
@@ -966,22 +918,22 @@ func TestDialContext(t *testing.T) {
 
 // WithNoInitialRetry returns the first dial's error at once.
 func TestNoInitialRetry(t *testing.T) {
-	d := newPipeDialer()
-	d.setFail(func(int, string) error { return errRefused })
-	r := &recorder{}
+	d := &tethertest.Dialer{}
+	d.FailWhen(func(int, string) error { return errRefused })
+	r := &tethertest.Recorder{}
 	tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithNoInitialRetry())
 	require.Nil(t, tt)
 	require.ErrorIs(t, err, errRefused)
-	require.Equal(t, 1, d.numDials())
-	require.Empty(t, r.kinds())
+	require.Equal(t, 1, d.Dials())
+	require.Empty(t, r.Kinds())
 }
 
 // New adopts a connection: no Connected event, and a reconnect on its loss.
 func TestNewAdoptsConnection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, s := net.Pipe()
-		d := newPipeDialer()
-		r := &recorder{}
+		d := &tethertest.Dialer{}
+		r := &tethertest.Recorder{}
 		tt, err := tether.New(c, d, "a", r)
 		require.NoError(t, err)
 		defer tt.Close()
@@ -989,25 +941,22 @@ func TestNewAdoptsConnection(t *testing.T) {
 		require.Equal(t, c, tt.Conn())
 		s.Close()
 		got := readAsync(tt, 1)
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		go s2.Write([]byte("x"))
 		require.NoError(t, (<-got).err)
-		require.Equal(t, []tether.EventKind{tether.Disconnected, tether.Reconnected}, r.kinds())
+		require.Equal(t, []tether.EventKind{tether.Disconnected, tether.Reconnected}, r.Kinds())
 	})
 }
 
 // During an outage the addresses are the last known ones, never nil.
 func TestAddrsDuringOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+		r := decide(func(ev *tether.Event) tether.Action {
 			ev.Delay = time.Hour
 			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		d.server(t).Close()
+		})
+		tt, d := dialPipe(t, r)
+		d.Server(t).Close()
 		wrote := make(chan error, 1)
 		go func() {
 			_, err := tt.Write([]byte("x"))
@@ -1042,24 +991,22 @@ func (c *halfOpenConn) Write(p []byte) (int, error) {
 // connection: a Write waits for the new one instead of losing its bytes.
 func TestNoWriteToLostConnectionDuringHandler(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := newPipeDialer()
+		pd := &tethertest.Dialer{}
 		first := &halfOpenConn{}
-		pd.wrap = func(n int, c net.Conn) net.Conn {
-			if n == 0 {
-				first.Conn = c
+		pd.Wrap(func(c *tethertest.Conn) net.Conn {
+			if c.Index() == 0 {
+				first.Conn = c.Client()
 				return first
 			}
-			return c
-		}
-		slow := &recorder{decide: func(ev *tether.Event) tether.Action {
+			return c.Client()
+		})
+		slow := decide(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
 				time.Sleep(10 * time.Second) // a slow resolver
 			}
 			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), pd, "a", slow)
-		require.NoError(t, err)
-		defer tt.Close()
+		})
+		tt := tethertest.Dial(t, pd, "a", slow)
 		got := readAsync(tt, 1) // meets EOF: the handler starts
 		synctest.Wait()
 		wrote := make(chan error, 1)
@@ -1067,10 +1014,10 @@ func TestNoWriteToLostConnectionDuringHandler(t *testing.T) {
 			_, err := tt.Write([]byte("kept"))
 			wrote <- err
 		}()
-		pd.server(t)
-		s2 := pd.server(t)
+		pd.Server(t)
+		s2 := pd.Server(t)
 		buf := make([]byte, 4)
-		_, err = io.ReadFull(s2, buf)
+		_, err := io.ReadFull(s2, buf)
 		require.NoError(t, err)
 		require.Equal(t, "kept", string(buf))
 		require.NoError(t, <-wrote)
@@ -1086,22 +1033,20 @@ func TestNoWriteToLostConnectionDuringHandler(t *testing.T) {
 // the connection that was put back.
 func TestIgnorePutsConnectionBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := newPipeDialer()
+		pd := &tethertest.Dialer{}
 		glitch := errors.New("glitch")
-		pd.wrap = func(_ int, c net.Conn) net.Conn {
-			return &scriptConn{Conn: c, reads: []result{{err: glitch}}}
-		}
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+		pd.Wrap(func(c *tethertest.Conn) net.Conn {
+			return &scriptConn{Conn: c.Client(), reads: []result{{err: glitch}}}
+		})
+		r := decide(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
 				time.Sleep(time.Second)
 				return tether.Ignore
 			}
 			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), pd, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		s := pd.server(t)
+		})
+		tt := tethertest.Dial(t, pd, "a", r)
+		s := pd.Server(t)
 		readErr := make(chan error, 1)
 		go func() {
 			_, err := tt.Read(make([]byte, 1))
@@ -1114,11 +1059,11 @@ func TestIgnorePutsConnectionBack(t *testing.T) {
 			wrote <- err
 		}()
 		buf := make([]byte, 1)
-		_, err = io.ReadFull(s, buf)
+		_, err := io.ReadFull(s, buf)
 		require.NoError(t, err)
 		require.NoError(t, <-wrote)
 		require.Equal(t, glitch, <-readErr)
-		require.Equal(t, 1, pd.numDials())
+		require.Equal(t, 1, pd.Dials())
 	})
 }
 
@@ -1126,11 +1071,8 @@ func TestIgnorePutsConnectionBack(t *testing.T) {
 // with an error.
 func TestReadGeneration(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		tt, err := tether.Dial(t.Context(), d, "a", nil)
-		require.NoError(t, err)
-		defer tt.Close()
-		s1 := d.server(t)
+		tt, d := dialPipe(t, nil)
+		s1 := d.Server(t)
 		go s1.Write([]byte("one"))
 		buf := make([]byte, 3)
 		n, gen, err := tt.ReadGeneration(buf)
@@ -1144,7 +1086,7 @@ func TestReadGeneration(t *testing.T) {
 			n, gen, err := tt.ReadGeneration(buf)
 			got <- result{s: string(buf[:n]), n: int(gen), err: err}
 		}()
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		go s2.Write([]byte("two"))
 		r := <-got
 		require.NoError(t, r.err)
