@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -86,9 +87,10 @@ func TestRecommendedChain(t *testing.T) {
 			middleware.RetryIf(transient),
 			middleware.Failover(addrA, addrB),
 		)
-		n := newFakeNet()
-		n.up(addrA, sendAndClose("foo"))
-		n.up(addrB, sendAndClose("bar"))
+		n := servers(t, map[string]func(net.Conn){
+			addrA: sendAndClose("foo"),
+			addrB: sendAndClose("bar"),
+		})
 		tn, err := tether.Dial(context.Background(), n, addrA, h)
 		require.NoError(t, err)
 		buf := make([]byte, 6)
@@ -97,8 +99,8 @@ func TestRecommendedChain(t *testing.T) {
 		require.Equal(t, "foobar", string(buf))
 
 		// Both servers go away: the Tether gives up within MaxDowntime.
-		n.down(addrA)
-		n.down(addrB)
+		n.Down(addrA)
+		n.Down(addrB)
 		start := time.Now()
 		_, err = io.ReadAll(tn)
 		require.True(t, errors.Is(err, middleware.ErrMaxDowntime), "ReadAll = %v, want ErrMaxDowntime", err)
@@ -117,6 +119,5 @@ func TestRecommendedChain(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(metrics.String()), &m))
 		require.Equal(t, int64(1), m.Actions["give-up"])
 		require.Equal(t, int64(1), m.OutagesRecovered)
-		n.closeAll()
 	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/middleware"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // tag returns a Middleware that appends name to *log on the way in and
@@ -76,10 +77,10 @@ func TestRetryIf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := &next{}
+			n := &tethertest.Recorder{}
 			a, got := handle(middleware.RetryIf(transient)(n), tt.ev)
 			require.Equal(t, tt.want, a)
-			require.Equal(t, tt.wantNext, len(n.events()) == 1)
+			require.Equal(t, tt.wantNext, len(n.Events()) == 1)
 			require.Equal(t, tt.ev.Err, got.Err, "RetryIf reports the event's own error")
 		})
 	}
@@ -90,8 +91,7 @@ func TestRetryIf(t *testing.T) {
 func TestRetryIfTether(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		errAuth := errors.New("authentication failed")
-		n := newFakeNet()
-		n.up(addrA, sendAndClose("foo"))
+		n := servers(t, map[string]func(net.Conn){addrA: sendAndClose("foo")})
 		var dial atomic.Int32
 		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
 			if dial.Add(1) == 3 {
@@ -106,6 +106,5 @@ func TestRetryIfTether(t *testing.T) {
 		require.ErrorIs(t, err, errAuth)
 		require.Equal(t, "foofoo", string(b))
 		require.Equal(t, int32(3), dial.Load())
-		n.closeAll()
 	})
 }
