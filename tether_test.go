@@ -621,7 +621,7 @@ func TestDefaultPolicyDoesNotSpin(t *testing.T) {
 				if fault == "refuse" {
 					d.FailWhen(func(int, string) error { return errRefused })
 				}
-				tethertest.Serve(t, d, func(*tethertest.Conn) {}) // the server closes each connection at once
+				go d.Serve(t.Context(), func(*tethertest.Conn) {}) // the server closes each connection at once
 				tt.SetReadDeadline(time.Now().Add(10 * time.Minute))
 				_, err = tt.Read(make([]byte, 1))
 				require.ErrorIs(t, err, os.ErrDeadlineExceeded)

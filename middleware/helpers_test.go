@@ -43,7 +43,7 @@ func servers(t *testing.T, serve map[string]func(net.Conn)) *tethertest.Dialer {
 		}
 		return nil
 	})
-	tethertest.Serve(t, d, func(c *tethertest.Conn) { serve[c.Addr()](c) })
+	go d.Serve(t.Context(), func(c *tethertest.Conn) { serve[c.Addr()](c) })
 	return d
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -92,19 +91,18 @@ func TestRetryIfTether(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		errAuth := errors.New("authentication failed")
 		n := servers(t, map[string]func(net.Conn){addrA: sendAndClose("foo")})
-		var dial atomic.Int32
-		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
-			if dial.Add(1) == 3 {
-				return nil, errAuth
+		n.FailWhen(func(dial int, _ string) error {
+			if dial == 2 {
+				return errAuth
 			}
-			return n.Dial(ctx, addr)
+			return nil
 		})
 		h := tether.Chain(reconnect, middleware.RetryIf(func(ev *tether.Event) bool { return !errors.Is(ev.Err, errAuth) }))
-		tn, err := tether.Dial(context.Background(), d, addrA, h)
+		tn, err := tether.Dial(context.Background(), n, addrA, h)
 		require.NoError(t, err)
 		b, err := io.ReadAll(tn)
 		require.ErrorIs(t, err, errAuth)
 		require.Equal(t, "foofoo", string(b))
-		require.Equal(t, int32(3), dial.Load())
+		require.Equal(t, 3, n.Dials())
 	})
 }

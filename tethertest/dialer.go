@@ -150,6 +150,36 @@ func (d *Dialer) Accept(ctx context.Context) (*Conn, error) {
 	return nil, ctx.Err()
 }
 
+// Serve plays the server of every connection d makes, until ctx ends: it
+// runs handle on each, in a goroutine of its own, and closes the
+// connection when handle returns. When ctx ends, Serve closes the
+// connections still open, so that handlers blocked on them return, waits
+// for the handlers, and returns. Inside a synctest bubble, run it in the
+// bubble: go d.Serve(t.Context(), handle).
+//
+// Use it where servers answer by themselves (greet, echo, close at once)
+// and the test watches the client; handle may tell servers apart by
+// [Conn.Addr], and [Dialer.Down] takes an address down. A test that plays
+// the server step by step takes each connection with [Dialer.Server] or
+// [Dialer.Accept] instead: do not mix the two over one Dialer.
+func (d *Dialer) Serve(ctx context.Context, handle func(c *Conn)) {
+	var handlers sync.WaitGroup
+	for {
+		c, err := d.Accept(ctx)
+		if err != nil {
+			break
+		}
+		handlers.Go(func() {
+			defer c.Close()
+			handle(c)
+		})
+	}
+	for _, c := range d.Conns() {
+		c.Close()
+	}
+	handlers.Wait()
+}
+
 // FailNext makes the next n dials fail with err, after any failures already
 // queued. A nil err stands for a refused connection: a *net.OpError that
 // wraps syscall.ECONNREFUSED, as a TCP dial to a closed port returns.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -369,25 +370,41 @@ func TestDialerDownUp(t *testing.T) {
 	})
 }
 
-// Dial closes its Tether when the test ends, and Serve plays every server,
-// by address, until then.
+// Serve plays every server, by address, until its ctx ends; then it closes
+// the connections and returns once the handlers have. Dial closes its
+// Tether when the test ends.
 func TestDialAndServe(t *testing.T) {
 	var tt *tether.Tether
 	t.Run("test", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var d tethertest.Dialer
-			tethertest.Serve(t, &d, func(c *tethertest.Conn) {
-				if c.Addr() == "greeter:1" {
-					c.Write([]byte("hi from " + c.Addr()))
-				}
-				io.Copy(io.Discard, c) // hold the connection until the test ends
-			})
+			ctx, cancel := context.WithCancel(t.Context())
+			served := make(chan struct{})
+			var handlers atomic.Int32
+			go func() {
+				defer close(served)
+				d.Serve(ctx, func(c *tethertest.Conn) {
+					handlers.Add(1)
+					defer handlers.Add(-1)
+					if c.Addr() == "greeter:1" {
+						c.Write([]byte("hi from " + c.Addr()))
+					}
+					io.Copy(io.Discard, c) // hold the connection until Serve ends
+				})
+			}()
 			tt = tethertest.Dial(t, &d, "greeter:1", &tethertest.Recorder{})
 			require.Equal(t, "hi from greeter:1", readString(t, tt, 17))
 
 			d.Down("greeter:1") // its connection ends; dials to it are refused
 			tt2 := tethertest.Dial(t, &d, "quiet:1", &tethertest.Recorder{})
 			require.NoError(t, write(tt2, "x"), "the other server reads")
+			synctest.Wait()
+			require.Equal(t, int32(1), handlers.Load(), "quiet:1's handler")
+
+			cancel()
+			<-served
+			require.Zero(t, handlers.Load(), "Serve returned before its handlers")
+			require.Equal(t, io.EOF, read(tt2.Conn()), "Serve closed the connection")
 		})
 	})
 	select {

@@ -38,8 +38,8 @@
 //	})
 //
 // [Dial] and [Dialer.Server] fail the test if they fail, and clean up when
-// it ends. Where servers answer by themselves, [Serve] runs a function on
-// each connection in a goroutine, until the test ends.
+// it ends. Where servers answer by themselves, [Dialer.Serve] runs a
+// function on each connection, in a goroutine of its own.
 //
 // # Recording events
 //

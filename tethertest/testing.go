@@ -2,7 +2,6 @@ package tethertest
 
 import (
 	"context"
-	"sync"
 	"testing"
 
 	"github.com/io-tether/tether"
@@ -36,42 +35,4 @@ func (d *Dialer) Server(t testing.TB) *Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// Serve plays the server of every connection d makes from now until the
-// test ends: it runs handle on each, in a goroutine of its own, and closes
-// the connection when handle returns. When the test ends it closes the
-// connections still open, so that handlers blocked on them return, and
-// waits for the handlers. Inside a synctest bubble, call it in the bubble.
-//
-// Use it where servers answer by themselves (greet, echo, or close at once)
-// and the test watches the client; handle may tell servers apart by
-// [Conn.Addr], and [Dialer.Down] takes an address down. A test that plays
-// the server step by step takes each connection with [Dialer.Server] or
-// [Dialer.Accept] instead: do not mix the two over one Dialer.
-func Serve(t testing.TB, d *Dialer, handle func(c *Conn)) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var handlers sync.WaitGroup
-	accepting := make(chan struct{})
-	go func() {
-		defer close(accepting)
-		for {
-			c, err := d.Accept(ctx)
-			if err != nil {
-				return
-			}
-			handlers.Go(func() {
-				defer c.Close()
-				handle(c)
-			})
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-accepting
-		for _, c := range d.Conns() {
-			c.Close()
-		}
-		handlers.Wait()
-	})
 }
