@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"testing"
 	"testing/synctest"
 
@@ -206,7 +205,7 @@ func TestReconnectBoundaryCoalesces(t *testing.T) {
 // error.
 func TestReconnectBoundaryGiveUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := decide(giveUpOn(tether.Unreachable))
+		r := giveUpOn(tether.Unreachable)
 		tt, d := dialPipe(t, r, tether.WithReconnectBoundary())
 		s1 := d.Server(t)
 		d.FailWhen(func(int, string) error { return errRefused })
@@ -227,17 +226,9 @@ func TestReconnectBoundaryGiveUp(t *testing.T) {
 // A handler's Ignore on Disconnected keeps the connection: no boundary.
 func TestReconnectBoundaryIgnore(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
 		oops := errors.New("oops")
-		r := decide(func(ev *tether.Event) tether.Action {
-			if ev.Kind == tether.Disconnected {
-				return tether.Ignore
-			}
-			return tether.Reconnect
-		})
-		d.Wrap(func(c *tethertest.Conn) net.Conn {
-			return &scriptConn{Conn: c.Client(), reads: []result{{err: oops}}}
-		})
+		r := ignoreOn(tether.Disconnected)
+		d := wrapEach(failingRead(oops))
 		tt, err := tether.Dial(context.Background(), d, "a", r, tether.WithReconnectBoundary())
 		require.NoError(t, err)
 		defer tt.Close()

@@ -13,25 +13,6 @@ import (
 	"github.com/io-tether/tether/tethertest"
 )
 
-// outage takes d's current connection down and waits until the Tether has
-// noticed (a Read meets the loss) and is in TransientFailure for delay.
-func startOutage(t *testing.T, tt *tether.Tether, s net.Conn) {
-	t.Helper()
-	s.Close()
-	go tt.Read(make([]byte, 1))
-	synctest.Wait()
-	require.Equal(t, tether.TransientFailure, tt.State())
-}
-
-func delayed(d time.Duration) *tethertest.Recorder {
-	return decide(func(ev *tether.Event) tether.Action {
-		if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
-			ev.Delay = d
-		}
-		return tether.Reconnect
-	})
-}
-
 // Semantics 18: while not Ready, a Write that fits in the buffer returns at
 // once; the buffer goes first, in order, to the next connection, before a
 // Write that did not fit and waited.
@@ -104,7 +85,7 @@ func TestWriteBufferUnsent(t *testing.T) {
 		require.Equal(t, net.ErrClosed, tt.Err())
 	})
 	synctest.Test(t, func(t *testing.T) {
-		r := decide(giveUpOn(tether.Unreachable))
+		r := giveUpOn(tether.Unreachable)
 		tt, d := dialPipe(t, r, tether.WithWriteBuffer(100))
 		d.FailWhen(func(int, string) error { return errRefused })
 		d.Hold()

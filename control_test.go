@@ -35,16 +35,6 @@ func (c *failOnce) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// ignoreOn returns Ignore on events of kind k, Reconnect on the others.
-func ignoreOn(k tether.EventKind) func(*tether.Event) tether.Action {
-	return func(ev *tether.Event) tether.Action {
-		if ev.Kind == k {
-			return tether.Ignore
-		}
-		return tether.Reconnect
-	}
-}
-
 // A control call made as soon as the state it needs is seen is never lost:
 // the recovery that led to the state is over when the state changes (it used
 // to end a moment later, and a Reconnect, a Connect or a buffered Write in
@@ -66,7 +56,7 @@ func TestControlRightAfterTheChange(t *testing.T) {
 		}
 	})
 	idleAfterFailedDial := func(t *testing.T, opts ...tether.Option) (*tether.Tether, *tethertest.Dialer) {
-		r := decide(ignoreOn(tether.Unreachable))
+		r := ignoreOn(tether.Unreachable)
 		tt, d := dialPipe(t, r, append(opts, tether.WithLazy())...)
 		d.FailWhen(func(n int, _ string) error {
 			if n == 0 {
@@ -120,7 +110,7 @@ func TestLazyFailFastDials(t *testing.T) {
 // fired, and a kept connection keeps the deadline of a Read waiting on it.
 func TestReadIdleTimeoutIgnored(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := decide(ignoreOn(tether.Disconnected))
+		r := ignoreOn(tether.Disconnected)
 		tt, d := dialPipe(t, r, tether.WithReadIdleTimeout(time.Second))
 		s := d.Server(t)
 		buf := make([]byte, 10)
@@ -132,10 +122,9 @@ func TestReadIdleTimeoutIgnored(t *testing.T) {
 		require.Equal(t, "hello", string(buf[:n]))
 	})
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
 		var fc *failOnce
-		d.Wrap(func(c *tethertest.Conn) net.Conn { fc = &failOnce{Conn: c.Client()}; return fc })
-		r := decide(ignoreOn(tether.Disconnected))
+		d := wrapEach(func(c net.Conn) net.Conn { fc = &failOnce{Conn: c}; return fc })
+		r := ignoreOn(tether.Disconnected)
 		tt := tethertest.Dial(t, d, "a", r, tether.WithReadIdleTimeout(time.Second))
 		d.Server(t) // a silent peer
 		got := make(chan error, 1)
@@ -162,9 +151,8 @@ func TestReadIdleTimeoutIgnored(t *testing.T) {
 // closes that connection and ends the reconnect at once.
 func TestCloseDuringFlushToKeptConnection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
 		var fc *failOnce
-		d.Wrap(func(c *tethertest.Conn) net.Conn { fc = &failOnce{Conn: c.Client()}; return fc })
+		d := wrapEach(func(c net.Conn) net.Conn { fc = &failOnce{Conn: c}; return fc })
 		release := make(chan struct{})
 		h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {

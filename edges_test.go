@@ -2,7 +2,6 @@ package tether_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -19,33 +18,12 @@ import (
 	"github.com/io-tether/tether/tethertest"
 )
 
-// failReadConn fails its first Read with err, while its Write works as the
-// pipe's: a connection whose loss the reader sees first.
-type failReadConn struct {
-	net.Conn
-	err    error
-	failed atomic.Bool
-}
-
-func (c *failReadConn) Read(p []byte) (int, error) {
-	if !c.failed.Swap(true) {
-		return 0, c.err
-	}
-	return c.Conn.Read(p)
-}
-
 // lostConnSetup dials a Tether whose first connection fails its first Read
 // with a reset while a Write is blocked on it (the peer reads nothing), and
 // whose handler blocks on Disconnected until release is closed or its ctx
 // ends, then returns decide.
 func lostConnSetup(t *testing.T, decide tether.Action, ignoreCtx bool) (tt *tether.Tether, s1 net.Conn, wrote chan result, release chan struct{}) {
-	d := &tethertest.Dialer{}
-	d.Wrap(func(c *tethertest.Conn) net.Conn {
-		if c.Index() == 0 {
-			return &failReadConn{Conn: c.Client(), err: syscall.ECONNRESET}
-		}
-		return c.Client()
-	})
+	d := wrapFirst(failingRead(syscall.ECONNRESET))
 	release = make(chan struct{})
 	h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 		if ev.Kind != tether.Disconnected {
@@ -73,13 +51,6 @@ func lostConnSetup(t *testing.T, decide tether.Action, ignoreCtx bool) (tt *teth
 	go tt.Read(make([]byte, 1)) // meets the reset: the handler runs
 	synctest.Wait()
 	return tt, s1, wrote, release
-}
-
-// peerSeesClose reports whether the server end s saw its peer close.
-func peerSeesClose(s net.Conn) bool {
-	s.SetReadDeadline(time.Now())
-	_, err := s.Read(make([]byte, 1))
-	return errors.Is(err, io.EOF)
 }
 
 // The lost connection is closed on every path that leaves it, so that an
@@ -186,13 +157,7 @@ func TestExtremeDeadlines(t *testing.T) {
 // peer) is a disconnect, not the user's deadline.
 func TestFarDeadlineDeadPeerTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
-		d.Wrap(func(c *tethertest.Conn) net.Conn {
-			if c.Index() == 0 {
-				return timeoutConn{c.Client()}
-			}
-			return c.Client()
-		})
+		d := wrapFirst(func(c net.Conn) net.Conn { return timeoutConn{c} })
 		r := &tethertest.Recorder{}
 		tt := tethertest.Dial(t, d, "a", r)
 		require.NoError(t, tt.SetReadDeadline(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)))
@@ -293,8 +258,7 @@ func TestLossAfterCloseWriteIsFinal(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				d := &tethertest.Dialer{}
-				d.Wrap(func(c *tethertest.Conn) net.Conn { return &halfCloser{Conn: c.Client()} })
+				d := wrapEach(func(c net.Conn) net.Conn { return &halfCloser{Conn: c} })
 				r := &tethertest.Recorder{}
 				tt := tethertest.Dial(t, d, "a", r)
 				s := d.Server(t)
@@ -310,10 +274,7 @@ func TestLossAfterCloseWriteIsFinal(t *testing.T) {
 	}
 	t.Run("reset", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			d := &tethertest.Dialer{}
-			d.Wrap(func(c *tethertest.Conn) net.Conn {
-				return &halfCloser{Conn: &failReadConn{Conn: c.Client(), err: syscall.ECONNRESET}}
-			})
+			d := wrapEach(func(c net.Conn) net.Conn { return &halfCloser{Conn: failingRead(syscall.ECONNRESET)(c)} })
 			r := &tethertest.Recorder{}
 			tt := tethertest.Dial(t, d, "a", r)
 			d.Server(t)

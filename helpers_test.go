@@ -6,8 +6,13 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/tethertest"
@@ -56,4 +61,91 @@ func dialPipe(t *testing.T, h tether.DisconnectHandler, opts ...tether.Option) (
 	t.Helper()
 	d := &tethertest.Dialer{}
 	return tethertest.Dial(t, d, "a", h, opts...), d
+}
+
+// wrapFirst returns a Dialer that hands out the client end of its first
+// connection wrapped by wrap, and those of the others as they are.
+func wrapFirst(wrap func(net.Conn) net.Conn) *tethertest.Dialer {
+	d := &tethertest.Dialer{}
+	d.Wrap(func(c *tethertest.Conn) net.Conn {
+		if c.Index() == 0 {
+			return wrap(c.Client())
+		}
+		return c.Client()
+	})
+	return d
+}
+
+// wrapEach returns a Dialer that hands out the client end of each
+// connection wrapped by wrap.
+func wrapEach(wrap func(net.Conn) net.Conn) *tethertest.Dialer {
+	d := &tethertest.Dialer{}
+	d.Wrap(func(c *tethertest.Conn) net.Conn { return wrap(c.Client()) })
+	return d
+}
+
+// failingRead is a wrap whose connection fails its first Read with err, and
+// then reads as before: a loss that the reader sees first.
+func failingRead(err error) func(net.Conn) net.Conn {
+	return func(c net.Conn) net.Conn { return &scriptConn{Conn: c, reads: []result{{err: err}}} }
+}
+
+// giveUpOn returns a Recorder that gives up on events of the kinds, and
+// reconnects on the others.
+func giveUpOn(kinds ...tether.EventKind) *tethertest.Recorder {
+	return decide(func(ev *tether.Event) tether.Action {
+		if slices.Contains(kinds, ev.Kind) {
+			return tether.GiveUp
+		}
+		return tether.Reconnect
+	})
+}
+
+// ignoreOn returns a Recorder that ignores events of kind k, and reconnects
+// on the others.
+func ignoreOn(k tether.EventKind) *tethertest.Recorder {
+	return decide(func(ev *tether.Event) tether.Action {
+		if ev.Kind == k {
+			return tether.Ignore
+		}
+		return tether.Reconnect
+	})
+}
+
+// startOutage takes the connection of server end s down and waits until the
+// Tether has noticed (a Read meets the loss) and waits out its delay, in
+// TransientFailure.
+func startOutage(t *testing.T, tt *tether.Tether, s net.Conn) {
+	t.Helper()
+	s.Close()
+	go tt.Read(make([]byte, 1))
+	synctest.Wait()
+	require.Equal(t, tether.TransientFailure, tt.State())
+}
+
+// delayed returns a Recorder that reconnects after d on each loss and
+// failed dial.
+func delayed(d time.Duration) *tethertest.Recorder {
+	return decide(func(ev *tether.Event) tether.Action {
+		if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
+			ev.Delay = d
+		}
+		return tether.Reconnect
+	})
+}
+
+// readString reads exactly n bytes from s.
+func readString(t *testing.T, s net.Conn, n int) string {
+	t.Helper()
+	buf := make([]byte, n)
+	_, err := io.ReadFull(s, buf)
+	require.NoError(t, err)
+	return string(buf)
+}
+
+// peerSeesClose reports whether the server end s saw its peer close.
+func peerSeesClose(s net.Conn) bool {
+	s.SetReadDeadline(time.Now())
+	_, err := s.Read(make([]byte, 1))
+	return errors.Is(err, io.EOF)
 }

@@ -112,7 +112,7 @@ func TestWaitForStateChange(t *testing.T) {
 // Close and a give-up lead to Shutdown, which is final.
 func TestStateShutdown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := decide(giveUpOn(tether.Disconnected))
+		r := giveUpOn(tether.Disconnected)
 		tt, d := dialPipe(t, r)
 		d.Server(t).Close()
 		tt.Read(make([]byte, 1))
@@ -129,12 +129,7 @@ func TestStateShutdown(t *testing.T) {
 // the connection: Ready.
 func TestStatesOnIgnore(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := decide(func(ev *tether.Event) tether.Action {
-			if ev.Kind == tether.Unreachable {
-				return tether.Ignore
-			}
-			return tether.Reconnect
-		})
+		r := ignoreOn(tether.Unreachable)
 		tt, d := dialPipe(t, r)
 		d.FailWhen(func(int, string) error { return errRefused })
 		d.Server(t).Close()
@@ -151,10 +146,7 @@ func TestStatesOnIgnore(t *testing.T) {
 		d.Server(t)
 	})
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
-		d.Wrap(func(c *tethertest.Conn) net.Conn {
-			return &scriptConn{Conn: c.Client(), reads: []result{{err: os.ErrPermission}}}
-		})
+		d := wrapEach(failingRead(os.ErrPermission))
 		r := &stateProbe{decide: func(*tether.Event) tether.Action { return tether.Ignore }}
 		tt := tethertest.Dial(t, d, "a", r)
 		r.watch(tt)
@@ -231,12 +223,7 @@ func TestLazyOperationsWait(t *testing.T) {
 // now; anywhere else it does nothing.
 func TestResetBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := decide(func(ev *tether.Event) tether.Action {
-			if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
-				ev.Delay = time.Hour
-			}
-			return tether.Reconnect
-		})
+		r := delayed(time.Hour)
 		tt, d := dialPipe(t, r)
 		tt.ResetBackoff() // Ready: nothing to cut
 		d.FailWhen(func(n int, _ string) error {
@@ -325,15 +312,6 @@ func TestStateStrings(t *testing.T) {
 	} {
 		require.Equal(t, want, p.String())
 	}
-}
-
-// readString reads exactly len(want) bytes from s.
-func readString(t *testing.T, s net.Conn, n int) string {
-	t.Helper()
-	buf := make([]byte, n)
-	_, err := io.ReadFull(s, buf)
-	require.NoError(t, err)
-	return string(buf)
 }
 
 // NextState names the state each decision leads to, as the Tether enters it.
@@ -430,7 +408,7 @@ func TestCleanEndAfterExchangeIsNoFlap(t *testing.T) {
 			}()
 			_, err := tt.Write([]byte("req"))
 			require.NoError(t, err, "request %d", i)
-			require.Equal(t, "re:req", string(readN(t, tt, 6)))
+			require.Equal(t, "re:req", readString(t, tt, 6))
 			noticeEnd()
 		}
 		for _, ev := range r.Events() {
@@ -444,19 +422,11 @@ func TestCleanEndAfterExchangeIsNoFlap(t *testing.T) {
 			s.Write([]byte("bye"))
 			s.Close()
 		}()
-		require.Equal(t, "bye", string(readN(t, tt, 3)))
+		require.Equal(t, "bye", readString(t, tt, 3))
 		noticeEnd()
 		evs := r.Events()
 		last := evs[len(evs)-2]
 		require.Equal(t, tether.Disconnected, last.Kind)
 		require.Equal(t, 1, last.Attempt)
 	})
-}
-
-func readN(t *testing.T, c net.Conn, n int) []byte {
-	t.Helper()
-	buf := make([]byte, n)
-	_, err := io.ReadFull(c, buf)
-	require.NoError(t, err)
-	return buf
 }

@@ -90,18 +90,14 @@ func (c *stuckConn) Read(p []byte) (int, error) { return 0, <-c.release }
 // triggers nothing (generations).
 func TestStaleErrorTriggersNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := &tethertest.Dialer{}
 		stuck := &stuckConn{release: make(chan error)}
-		pd.Wrap(func(c *tethertest.Conn) net.Conn {
-			if c.Index() == 0 {
-				stuck.Conn = c.Client()
-				return stuck
-			}
-			return c.Client()
+		d := wrapFirst(func(c net.Conn) net.Conn {
+			stuck.Conn = c
+			return stuck
 		})
 		r := &tethertest.Recorder{}
-		tt := tethertest.Dial(t, pd, "a", r)
-		s1 := pd.Server(t)
+		tt := tethertest.Dial(t, d, "a", r)
+		s1 := d.Server(t)
 
 		got := readAsync(tt, 3)
 		synctest.Wait()
@@ -111,7 +107,7 @@ func TestStaleErrorTriggersNothing(t *testing.T) {
 			_, err := tt.Write([]byte("x")) // fails on generation 1, reconnects
 			wrote <- err
 		}()
-		s2 := pd.Server(t)
+		s2 := d.Server(t)
 		buf := make([]byte, 1)
 		_, err := io.ReadFull(s2, buf)
 		require.NoError(t, err)
@@ -126,7 +122,7 @@ func TestStaleErrorTriggersNothing(t *testing.T) {
 		require.NoError(t, res.err)
 		require.Equal(t, "abc", res.s)
 		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
-		require.Equal(t, 2, pd.Dials())
+		require.Equal(t, 2, d.Dials())
 	})
 }
 
@@ -276,15 +272,9 @@ func (c *scriptConn) Read(p []byte) (int, error) {
 // Semantics 4: a Read that got bytes with an error delivers the bytes first.
 func TestReadBytesWithError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := &tethertest.Dialer{}
-		pd.Wrap(func(c *tethertest.Conn) net.Conn {
-			if c.Index() == 0 {
-				return &scriptConn{Conn: c.Client(), reads: []result{{s: "abc", err: io.EOF}}}
-			}
-			return c.Client()
-		})
+		d := wrapFirst(func(c net.Conn) net.Conn { return &scriptConn{Conn: c, reads: []result{{s: "abc", err: io.EOF}}} })
 		r := &tethertest.Recorder{}
-		tt := tethertest.Dial(t, pd, "a", r)
+		tt := tethertest.Dial(t, d, "a", r)
 		buf := make([]byte, 10)
 		m, err := tt.Read(buf)
 		require.NoError(t, err)
@@ -292,8 +282,8 @@ func TestReadBytesWithError(t *testing.T) {
 		require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds(), "no reconnect before the bytes are delivered")
 
 		got := readAsync(tt, 3)
-		pd.Server(t)
-		s2 := pd.Server(t)
+		d.Server(t)
+		s2 := d.Server(t)
 		_, err = s2.Write([]byte("def"))
 		require.NoError(t, err)
 		res := <-got
@@ -304,23 +294,12 @@ func TestReadBytesWithError(t *testing.T) {
 	})
 }
 
-func giveUpOn(kinds ...tether.EventKind) func(*tether.Event) tether.Action {
-	return func(ev *tether.Event) tether.Action {
-		for _, k := range kinds {
-			if ev.Kind == k {
-				return tether.GiveUp
-			}
-		}
-		return tether.Reconnect
-	}
-}
-
 // Semantics 5: after a give-up on a clean EOF, Read returns io.EOF so that
 // io.ReadAll ends normally, Write returns an error that is not io.EOF, Done
 // is closed and Err says why.
 func TestGiveUpOnCleanEOF(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := decide(giveUpOn(tether.Disconnected))
+		r := giveUpOn(tether.Disconnected)
 		tt, d := dialPipe(t, r)
 		s := d.Server(t)
 		go func() {
@@ -403,12 +382,7 @@ func TestGiveUpErrorPropagation(t *testing.T) {
 // deadlines.
 func TestDeadlineAcrossReconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := decide(func(ev *tether.Event) tether.Action {
-			if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
-				ev.Delay = 2 * time.Second
-			}
-			return tether.Reconnect
-		})
+		r := delayed(2 * time.Second)
 		tt, d := dialPipe(t, r)
 		d.Server(t).Close()
 
@@ -459,18 +433,12 @@ func (c timeoutConn) Read([]byte) (int, error) { return 0, os.ErrDeadlineExceede
 // any other is a disconnect.
 func TestTimeoutWithoutDeadlineIsDisconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := &tethertest.Dialer{}
-		pd.Wrap(func(c *tethertest.Conn) net.Conn {
-			if c.Index() == 0 {
-				return timeoutConn{c.Client()}
-			}
-			return c.Client()
-		})
+		d := wrapFirst(func(c net.Conn) net.Conn { return timeoutConn{c} })
 		r := &tethertest.Recorder{}
-		tt := tethertest.Dial(t, pd, "a", r)
+		tt := tethertest.Dial(t, d, "a", r)
 		got := readAsync(tt, 2)
-		pd.Server(t)
-		s2 := pd.Server(t)
+		d.Server(t)
+		s2 := d.Server(t)
 		s2.Write([]byte("ok"))
 		res := <-got
 		require.NoError(t, res.err)
@@ -486,10 +454,7 @@ func TestTimeoutWithoutDeadlineIsDisconnect(t *testing.T) {
 func TestCloseDuringBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := &tethertest.Dialer{}
-		r := decide(func(ev *tether.Event) tether.Action {
-			ev.Delay = time.Hour
-			return tether.Reconnect
-		})
+		r := delayed(time.Hour)
 		tt, err := tether.Dial(t.Context(), d, "a", r)
 		require.NoError(t, err)
 		d.Server(t).Close()
@@ -563,7 +528,7 @@ func TestCloseIdempotent(t *testing.T) {
 		require.ErrorIs(t, tt.Close(), net.ErrClosed)
 		require.ErrorIs(t, tt.Err(), net.ErrClosed)
 
-		r := decide(giveUpOn(tether.Disconnected))
+		r := giveUpOn(tether.Disconnected)
 		tt, err = tether.Dial(t.Context(), d, "a", r)
 		require.NoError(t, err)
 		d.Server(t)
@@ -715,26 +680,18 @@ func TestCloseWriteUnsupported(t *testing.T) {
 // connection is kept, nothing loops.
 func TestIgnoreKeepsConnection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := &tethertest.Dialer{}
 		glitch := errors.New("glitch")
-		pd.Wrap(func(c *tethertest.Conn) net.Conn {
-			return &scriptConn{Conn: c.Client(), reads: []result{{err: glitch}}}
-		})
-		r := decide(func(ev *tether.Event) tether.Action {
-			if ev.Kind == tether.Disconnected {
-				return tether.Ignore
-			}
-			return tether.Reconnect
-		})
-		tt := tethertest.Dial(t, pd, "a", r)
+		d := wrapEach(failingRead(glitch))
+		r := ignoreOn(tether.Disconnected)
+		tt := tethertest.Dial(t, d, "a", r)
 		_, err := tt.Read(make([]byte, 1))
 		require.Equal(t, glitch, err)
-		s := pd.Server(t)
+		s := d.Server(t)
 		go s.Write([]byte("y"))
 		n, err := tt.Read(make([]byte, 1))
 		require.NoError(t, err)
 		require.Equal(t, 1, n)
-		require.Equal(t, 1, pd.Dials())
+		require.Equal(t, 1, d.Dials())
 		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected}, r.Kinds())
 	})
 }
@@ -743,12 +700,7 @@ func TestIgnoreKeepsConnection(t *testing.T) {
 // and the next operation dials again.
 func TestIgnoreUnreachable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := decide(func(ev *tether.Event) tether.Action {
-			if ev.Kind == tether.Unreachable {
-				return tether.Ignore
-			}
-			return tether.Reconnect
-		})
+		r := ignoreOn(tether.Unreachable)
 		tt, d := dialPipe(t, r)
 		d.FailWhen(func(n int, _ string) error {
 			if n == 1 {
@@ -951,10 +903,7 @@ func TestNewAdoptsConnection(t *testing.T) {
 // During an outage the addresses are the last known ones, never nil.
 func TestAddrsDuringOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := decide(func(ev *tether.Event) tether.Action {
-			ev.Delay = time.Hour
-			return tether.Reconnect
-		})
+		r := delayed(time.Hour)
 		tt, d := dialPipe(t, r)
 		d.Server(t).Close()
 		wrote := make(chan error, 1)
@@ -991,14 +940,10 @@ func (c *halfOpenConn) Write(p []byte) (int, error) {
 // connection: a Write waits for the new one instead of losing its bytes.
 func TestNoWriteToLostConnectionDuringHandler(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := &tethertest.Dialer{}
 		first := &halfOpenConn{}
-		pd.Wrap(func(c *tethertest.Conn) net.Conn {
-			if c.Index() == 0 {
-				first.Conn = c.Client()
-				return first
-			}
-			return c.Client()
+		d := wrapFirst(func(c net.Conn) net.Conn {
+			first.Conn = c
+			return first
 		})
 		slow := decide(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
@@ -1006,7 +951,7 @@ func TestNoWriteToLostConnectionDuringHandler(t *testing.T) {
 			}
 			return tether.Reconnect
 		})
-		tt := tethertest.Dial(t, pd, "a", slow)
+		tt := tethertest.Dial(t, d, "a", slow)
 		got := readAsync(tt, 1) // meets EOF: the handler starts
 		synctest.Wait()
 		wrote := make(chan error, 1)
@@ -1014,8 +959,8 @@ func TestNoWriteToLostConnectionDuringHandler(t *testing.T) {
 			_, err := tt.Write([]byte("kept"))
 			wrote <- err
 		}()
-		pd.Server(t)
-		s2 := pd.Server(t)
+		d.Server(t)
+		s2 := d.Server(t)
 		buf := make([]byte, 4)
 		_, err := io.ReadFull(s2, buf)
 		require.NoError(t, err)
@@ -1033,11 +978,8 @@ func TestNoWriteToLostConnectionDuringHandler(t *testing.T) {
 // the connection that was put back.
 func TestIgnorePutsConnectionBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := &tethertest.Dialer{}
 		glitch := errors.New("glitch")
-		pd.Wrap(func(c *tethertest.Conn) net.Conn {
-			return &scriptConn{Conn: c.Client(), reads: []result{{err: glitch}}}
-		})
+		d := wrapEach(failingRead(glitch))
 		r := decide(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
 				time.Sleep(time.Second)
@@ -1045,8 +987,8 @@ func TestIgnorePutsConnectionBack(t *testing.T) {
 			}
 			return tether.Reconnect
 		})
-		tt := tethertest.Dial(t, pd, "a", r)
-		s := pd.Server(t)
+		tt := tethertest.Dial(t, d, "a", r)
+		s := d.Server(t)
 		readErr := make(chan error, 1)
 		go func() {
 			_, err := tt.Read(make([]byte, 1))
@@ -1063,7 +1005,7 @@ func TestIgnorePutsConnectionBack(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, <-wrote)
 		require.Equal(t, glitch, <-readErr)
-		require.Equal(t, 1, pd.Dials())
+		require.Equal(t, 1, d.Dials())
 	})
 }
 

@@ -168,13 +168,7 @@ func (connTimeoutConn) Read([]byte) (int, error) { return 0, deadPeerError{} }
 // keeps its error.
 func TestReadIdleTimeoutKeepsOtherTimeouts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
-		d.Wrap(func(c *tethertest.Conn) net.Conn {
-			if c.Index() == 0 {
-				return connTimeoutConn{c.Client()}
-			}
-			return c.Client()
-		})
+		d := wrapFirst(func(c net.Conn) net.Conn { return connTimeoutConn{c} })
 		r := &tethertest.Recorder{}
 		tt := tethertest.Dial(t, d, "a", r, tether.WithReadIdleTimeout(time.Hour))
 		got := readAsync(tt, 1)
