@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/middleware"
 	"github.com/io-tether/tether/tethertest"
 )
 
@@ -178,82 +180,6 @@ func TestFullDuplex(t *testing.T) {
 	})
 }
 
-// Semantics 4: with WriteResume, the bytes a failed connection did not
-// accept go first to the next one, before a later Write's bytes.
-func TestWriteResumeRemainderGoesFirst(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
-		tt, err := tether.Dial(t.Context(), d, "a", nil,
-			tether.WithStabilityPeriod(0), tether.WithWritePolicy(tether.WriteResume))
-		require.NoError(t, err)
-		defer tt.Close()
-		s1 := d.Server(t)
-
-		wrote := make(chan result, 2)
-		go func() {
-			n, err := tt.Write([]byte("hello"))
-			wrote <- result{n: n, err: err}
-		}()
-		buf := make([]byte, 2)
-		_, err = io.ReadFull(s1, buf) // the first connection accepts "he"
-		require.NoError(t, err)
-		synctest.Wait()
-		go func() {
-			n, err := tt.Write([]byte("world")) // queued behind the first
-			wrote <- result{n: n, err: err}
-		}()
-		synctest.Wait()
-		s1.Close()
-
-		s2 := d.Server(t)
-		rest := make([]byte, 8)
-		_, err = io.ReadFull(s2, rest)
-		require.NoError(t, err)
-		require.Equal(t, "lloworld", string(rest))
-		for range 2 {
-			w := <-wrote
-			require.NoError(t, w.err)
-			require.Equal(t, 5, w.n)
-		}
-	})
-}
-
-// Semantics 4: with WriteDrop the Write returns at once with the count
-// accepted and ErrDropped; later Writes go to the new connection.
-func TestWriteDrop(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		tt, d := dialPipe(t, nil, tether.WithWritePolicy(tether.WriteDrop))
-		s1 := d.Server(t)
-
-		wrote := make(chan result, 1)
-		go func() {
-			n, err := tt.Write([]byte("hello"))
-			wrote <- result{n: n, err: err}
-		}()
-		_, err := io.ReadFull(s1, make([]byte, 2))
-		require.NoError(t, err)
-		synctest.Wait()
-		s1.Close()
-		w := <-wrote
-		require.Equal(t, 2, w.n)
-		require.ErrorIs(t, w.err, tether.ErrDropped)
-		require.ErrorIs(t, w.err, io.ErrClosedPipe, "the cause is kept")
-
-		go func() {
-			n, err := tt.Write([]byte("world"))
-			wrote <- result{n: n, err: err}
-		}()
-		s2 := d.Server(t)
-		buf := make([]byte, 5)
-		_, err = io.ReadFull(s2, buf)
-		require.NoError(t, err)
-		require.Equal(t, "world", string(buf))
-		w = <-wrote
-		require.NoError(t, w.err)
-		require.Equal(t, 5, w.n)
-	})
-}
-
 // scriptConn returns scripted results from Read, then behaves as its Conn.
 type scriptConn struct {
 	net.Conn
@@ -375,78 +301,6 @@ func TestGiveUpErrorPropagation(t *testing.T) {
 			})
 		})
 	}
-}
-
-// Semantics 6: an operation waiting for a reconnect returns a timeout when
-// its deadline passes; the reconnect goes on, and the new connection gets the
-// deadlines.
-func TestDeadlineAcrossReconnect(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		r := delayed(2 * time.Second)
-		tt, d := dialPipe(t, r)
-		d.Server(t).Close()
-
-		start := time.Now()
-		require.NoError(t, tt.SetReadDeadline(start.Add(500*time.Millisecond)))
-		_, err := tt.Read(make([]byte, 1))
-		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-		var ne net.Error
-		require.ErrorAs(t, err, &ne)
-		require.True(t, ne.Timeout())
-		require.Equal(t, 500*time.Millisecond, time.Since(start))
-
-		// The reconnect went on without a reader.
-		s2 := d.Server(t)
-		require.Equal(t, 2*time.Second, time.Since(start))
-		synctest.Wait()
-		require.Equal(t, uint64(2), tt.Generation())
-
-		// The new connection has the deadline too: it has passed, so a Read
-		// returns a timeout at once, without a reconnect.
-		_, err = tt.Read(make([]byte, 1))
-		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-		require.Equal(t, uint64(2), tt.Generation())
-
-		// A deadline in the future, crossed on the new connection itself.
-		require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Second)))
-		start = time.Now()
-		_, err = tt.Read(make([]byte, 1))
-		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-		require.Equal(t, time.Second, time.Since(start))
-		require.Len(t, r.Kinds(), 3, "a user timeout is not a disconnect")
-
-		require.NoError(t, tt.SetReadDeadline(time.Time{}))
-		go s2.Write([]byte("z"))
-		n, err := tt.Read(make([]byte, 1))
-		require.NoError(t, err)
-		require.Equal(t, 1, n)
-	})
-}
-
-// timeoutConn fails every Read with a timeout the user did not ask for, as a
-// dead QUIC peer or TCP keep-alive does.
-type timeoutConn struct{ net.Conn }
-
-func (c timeoutConn) Read([]byte) (int, error) { return 0, os.ErrDeadlineExceeded }
-
-// Traps: a timeout is the user's only while the user's deadline has passed;
-// any other is a disconnect.
-func TestTimeoutWithoutDeadlineIsDisconnect(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		d := wrapFirst(func(c net.Conn) net.Conn { return timeoutConn{c} })
-		r := &tethertest.Recorder{}
-		tt := tethertest.Dial(t, d, "a", r)
-		got := readAsync(tt, 2)
-		d.Server(t)
-		s2 := d.Server(t)
-		s2.Write([]byte("ok"))
-		res := <-got
-		require.NoError(t, res.err)
-		require.Equal(t, "ok", res.s)
-		ev := r.Events()[1]
-		require.Equal(t, tether.Disconnected, ev.Kind)
-		require.ErrorIs(t, ev.Err, os.ErrDeadlineExceeded)
-	})
 }
 
 // Semantics 7: Close returns at once during a backoff wait, and blocked
@@ -929,6 +783,7 @@ type halfOpenConn struct {
 }
 
 func (c *halfOpenConn) Read([]byte) (int, error) { return 0, io.EOF }
+
 func (c *halfOpenConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -1040,5 +895,216 @@ func TestReadGeneration(t *testing.T) {
 		require.ErrorIs(t, err, net.ErrClosed)
 		require.Zero(t, n)
 		require.Zero(t, gen)
+	})
+}
+
+// lostConnSetup dials a Tether whose first connection fails its first Read
+// with a reset while a Write is blocked on it (the peer reads nothing), and
+// whose handler blocks on Disconnected until release is closed or its ctx
+// ends, then returns decide.
+func lostConnSetup(t *testing.T, decide tether.Action, ignoreCtx bool) (tt *tether.Tether, s1 net.Conn, wrote chan result, release chan struct{}) {
+	d := wrapFirst(failingRead(syscall.ECONNRESET))
+	release = make(chan struct{})
+	h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+		if ev.Kind != tether.Disconnected {
+			return tether.Reconnect
+		}
+		if ignoreCtx {
+			<-release
+		} else {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return decide
+	})
+	tt, err := tether.Dial(t.Context(), d, "a", h)
+	require.NoError(t, err)
+	s1 = d.Server(t)
+	wrote = make(chan result, 1)
+	go func() {
+		n, err := tt.Write([]byte("stuck"))
+		wrote <- result{n: n, err: err}
+	}()
+	synctest.Wait()
+	go tt.Read(make([]byte, 1)) // meets the reset: the handler runs
+	synctest.Wait()
+	return tt, s1, wrote, release
+}
+
+// The lost connection is closed on every path that leaves it, so that an
+// operation blocked on it wakes (and a QUIC stream is not leaked).
+func TestLostConnectionClosed(t *testing.T) {
+	t.Run("give-up", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tt, s1, wrote, release := lostConnSetup(t, tether.GiveUp, false)
+			close(release)
+			<-tt.Done()
+			w := <-wrote
+			require.ErrorIs(t, w.err, tether.ErrGaveUp)
+			require.True(t, peerSeesClose(s1))
+		})
+	})
+	t.Run("close during the handler", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tt, s1, wrote, release := lostConnSetup(t, tether.Reconnect, true)
+			require.NoError(t, tt.Close())
+			w := <-wrote // before the handler returns
+			require.ErrorIs(t, w.err, net.ErrClosed)
+			require.True(t, peerSeesClose(s1))
+			close(release)
+		})
+	})
+	t.Run("ignore after close", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tt, s1, wrote, _ := lostConnSetup(t, tether.Ignore, false)
+			require.NoError(t, tt.Close())
+			w := <-wrote
+			require.ErrorIs(t, w.err, net.ErrClosed)
+			synctest.Wait()
+			require.True(t, peerSeesClose(s1))
+		})
+	})
+}
+
+// Close during a Reconnected event that ignores its ctx closes the new
+// connection at once, not when the handler returns.
+func TestCloseDuringReconnectedClosesNewConn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &tethertest.Dialer{}
+		release := make(chan struct{})
+		h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Reconnected {
+				<-release
+			}
+			return tether.Reconnect
+		})
+		tt, err := tether.Dial(t.Context(), d, "a", h)
+		require.NoError(t, err)
+		d.Server(t).Close()
+		go tt.Read(make([]byte, 1))
+		s2 := d.Server(t)
+		synctest.Wait() // the handler holds the Reconnected event
+		require.NoError(t, tt.Close())
+		require.True(t, peerSeesClose(s2))
+		close(release)
+	})
+}
+
+// Semantics 5: a middleware that gives up on a clean EOF with an error of
+// its own around it still lets io.ReadAll end normally.
+func TestGiveUpWrappedEOF(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := tether.Chain(nil, middleware.Backoff(middleware.BackoffConfig{MaxAttempts: 1}))
+		tt, d := dialPipe(t, h, tether.WithStabilityPeriod(time.Hour))
+		s := d.Server(t)
+		go func() {
+			s.Write([]byte("all of it"))
+			s.Close()
+		}()
+		b, err := io.ReadAll(tt)
+		require.NoError(t, err)
+		require.Equal(t, "all of it", string(b))
+		require.ErrorIs(t, tt.Err(), middleware.ErrMaxAttempts)
+		require.ErrorIs(t, tt.Err(), io.EOF)
+		_, err = tt.Write([]byte("x"))
+		require.ErrorIs(t, err, tether.ErrGaveUp)
+		require.ErrorIs(t, err, tether.ErrPeerClosed)
+		require.NotEqual(t, io.EOF, err)
+	})
+}
+
+// A handler that changes Event.Generation changes nothing: the Tether
+// numbers its connections itself.
+func TestHandlerCannotRewriteGeneration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+			ev.Generation = 0
+			return tether.Reconnect
+		})
+		tt, d := dialPipe(t, h)
+		require.Equal(t, uint64(1), tt.Generation())
+		d.Server(t).Close()
+		go tt.Read(make([]byte, 1))
+		d.Server(t)
+		synctest.Wait()
+		require.Equal(t, uint64(2), tt.Generation())
+	})
+}
+
+// Every method of a nil or zero Tether returns a clear error or a zero
+// value, never a panic.
+func TestNilAndZeroTether(t *testing.T) {
+	for name, tt := range map[string]*tether.Tether{"nil": nil, "zero": new(tether.Tether)} {
+		t.Run(name, func(t *testing.T) {
+			_, err := tt.Read(make([]byte, 1))
+			require.ErrorContains(t, err, "nil or zero Tether")
+			_, _, err = tt.ReadGeneration(make([]byte, 1))
+			require.Error(t, err)
+			_, err = tt.Write([]byte("x"))
+			require.Error(t, err)
+			require.Error(t, tt.CloseWrite())
+			require.Error(t, tt.SetDeadline(time.Now()))
+			require.Error(t, tt.SetReadDeadline(time.Now()))
+			require.Error(t, tt.SetWriteDeadline(time.Now()))
+			require.Error(t, tt.Err())
+			require.Error(t, tt.Close())
+			<-tt.Done()
+			require.Zero(t, tt.Generation())
+			require.Nil(t, tt.Conn())
+			require.Empty(t, tt.LocalAddr().String())
+			require.Empty(t, tt.RemoteAddr().String())
+			require.Empty(t, tt.Addr())
+		})
+	}
+}
+
+// halfCloser is a pipe end with a CloseWrite that records the call.
+type halfCloser struct {
+	net.Conn
+	closedWrite atomic.Bool
+}
+
+func (c *halfCloser) CloseWrite() error {
+	c.closedWrite.Store(true)
+	return nil
+}
+
+// Semantics 12 (revised): a loss after CloseWrite is final. The request
+// went on the lost connection; a new one would never carry it, and a Read
+// waiting there for the reply would wait for ever.
+func TestLossAfterCloseWriteIsFinal(t *testing.T) {
+	for name, kill := range map[string]func(s net.Conn){
+		"clean EOF": func(s net.Conn) { s.Close() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				d := wrapEach(func(c net.Conn) net.Conn { return &halfCloser{Conn: c} })
+				r := &tethertest.Recorder{}
+				tt := tethertest.Dial(t, d, "a", r)
+				s := d.Server(t)
+				require.NoError(t, tt.CloseWrite())
+				got := readAsync(tt, 1)
+				synctest.Wait()
+				kill(s)
+				require.ErrorIs(t, (<-got).err, io.EOF)
+				require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds())
+				require.Equal(t, 1, d.Dials())
+			})
+		})
+	}
+	t.Run("reset", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			d := wrapEach(func(c net.Conn) net.Conn { return &halfCloser{Conn: failingRead(syscall.ECONNRESET)(c)} })
+			r := &tethertest.Recorder{}
+			tt := tethertest.Dial(t, d, "a", r)
+			d.Server(t)
+			require.NoError(t, tt.CloseWrite())
+			_, err := tt.Read(make([]byte, 1))
+			require.ErrorIs(t, err, syscall.ECONNRESET)
+			require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds())
+			require.Equal(t, 1, d.Dials())
+		})
 	})
 }

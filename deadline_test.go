@@ -14,6 +14,78 @@ import (
 	"github.com/io-tether/tether/tethertest"
 )
 
+// Semantics 6: an operation waiting for a reconnect returns a timeout when
+// its deadline passes; the reconnect goes on, and the new connection gets the
+// deadlines.
+func TestDeadlineAcrossReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := delayed(2 * time.Second)
+		tt, d := dialPipe(t, r)
+		d.Server(t).Close()
+
+		start := time.Now()
+		require.NoError(t, tt.SetReadDeadline(start.Add(500*time.Millisecond)))
+		_, err := tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		var ne net.Error
+		require.ErrorAs(t, err, &ne)
+		require.True(t, ne.Timeout())
+		require.Equal(t, 500*time.Millisecond, time.Since(start))
+
+		// The reconnect went on without a reader.
+		s2 := d.Server(t)
+		require.Equal(t, 2*time.Second, time.Since(start))
+		synctest.Wait()
+		require.Equal(t, uint64(2), tt.Generation())
+
+		// The new connection has the deadline too: it has passed, so a Read
+		// returns a timeout at once, without a reconnect.
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		require.Equal(t, uint64(2), tt.Generation())
+
+		// A deadline in the future, crossed on the new connection itself.
+		require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Second)))
+		start = time.Now()
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		require.Equal(t, time.Second, time.Since(start))
+		require.Len(t, r.Kinds(), 3, "a user timeout is not a disconnect")
+
+		require.NoError(t, tt.SetReadDeadline(time.Time{}))
+		go s2.Write([]byte("z"))
+		n, err := tt.Read(make([]byte, 1))
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+	})
+}
+
+// timeoutConn fails every Read with a timeout the user did not ask for, as a
+// dead QUIC peer or TCP keep-alive does.
+type timeoutConn struct{ net.Conn }
+
+func (c timeoutConn) Read([]byte) (int, error) { return 0, os.ErrDeadlineExceeded }
+
+// Traps: a timeout is the user's only while the user's deadline has passed;
+// any other is a disconnect.
+func TestTimeoutWithoutDeadlineIsDisconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := wrapFirst(func(c net.Conn) net.Conn { return timeoutConn{c} })
+		r := &tethertest.Recorder{}
+		tt := tethertest.Dial(t, d, "a", r)
+		got := readAsync(tt, 2)
+		d.Server(t)
+		s2 := d.Server(t)
+		s2.Write([]byte("ok"))
+		res := <-got
+		require.NoError(t, res.err)
+		require.Equal(t, "ok", res.s)
+		ev := r.Events()[1]
+		require.Equal(t, tether.Disconnected, ev.Kind)
+		require.ErrorIs(t, ev.Err, os.ErrDeadlineExceeded)
+	})
+}
+
 // The read watchdog turns a silent peer into a disconnect after the idle
 // timeout, and only then.
 func TestReadIdleTimeout(t *testing.T) {
@@ -160,6 +232,7 @@ type connTimeoutConn struct{ net.Conn }
 type deadPeerError struct{}
 
 func (deadPeerError) Error() string { return "timeout: no recent network activity" }
+
 func (deadPeerError) Timeout() bool { return true }
 
 func (connTimeoutConn) Read([]byte) (int, error) { return 0, deadPeerError{} }
@@ -178,5 +251,63 @@ func TestReadIdleTimeoutKeepsOtherTimeouts(t *testing.T) {
 		ev := r.Events()[1]
 		require.Equal(t, tether.Disconnected, ev.Kind)
 		require.Equal(t, deadPeerError{}, ev.Err)
+	})
+}
+
+// Every time.Time keeps its meaning as a deadline: time.Unix(0, 0) is long
+// past (the context.AfterFunc idiom that interrupts a Read), not "no
+// deadline"; a deadline after the year 2262 is far away, not an overflow.
+func TestExtremeDeadlines(t *testing.T) {
+	for _, idle := range []time.Duration{0, time.Minute} {
+		t.Run("watchdog="+idle.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := &tethertest.Recorder{}
+				var opts []tether.Option
+				if idle > 0 {
+					opts = append(opts, tether.WithReadIdleTimeout(idle))
+				}
+				tt, d := dialPipe(t, r, opts...)
+				s := d.Server(t)
+
+				// Interrupt a pending Read with the epoch.
+				got := readAsync(tt, 1)
+				synctest.Wait()
+				require.NoError(t, tt.SetReadDeadline(time.Unix(0, 0)))
+				res := <-got
+				require.ErrorIs(t, res.err, os.ErrDeadlineExceeded)
+				require.NoError(t, tt.SetWriteDeadline(time.Unix(0, 0)))
+				_, err := tt.Write([]byte("x"))
+				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+
+				// The year 3000: Reads and Writes work.
+				far := time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+				require.NoError(t, tt.SetDeadline(far))
+				go s.Write([]byte("y"))
+				res = <-readAsync(tt, 1)
+				require.NoError(t, res.err)
+				require.Equal(t, "y", res.s)
+				go io.ReadFull(s, make([]byte, 1))
+				_, err = tt.Write([]byte("z"))
+				require.NoError(t, err)
+				require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds(), "no deadline passed for a loss")
+			})
+		})
+	}
+}
+
+// With a deadline after 2262, a timeout from the connection itself (a dead
+// peer) is a disconnect, not the user's deadline.
+func TestFarDeadlineDeadPeerTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := wrapFirst(func(c net.Conn) net.Conn { return timeoutConn{c} })
+		r := &tethertest.Recorder{}
+		tt := tethertest.Dial(t, d, "a", r)
+		require.NoError(t, tt.SetReadDeadline(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)))
+		got := readAsync(tt, 1)
+		d.Server(t)
+		s2 := d.Server(t)
+		go s2.Write([]byte("x"))
+		require.NoError(t, (<-got).err)
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
 	})
 }
