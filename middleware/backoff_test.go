@@ -185,19 +185,8 @@ func TestBackoffTetherDelays(t *testing.T) {
 func TestBackoffGivesUpOnReconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := middleware.BackoffConfig{BaseDelay: time.Second, MaxAttempts: 3}
-		n := servers(t, map[string]func(net.Conn){addrA: hold})
-		tt, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.Backoff(c)))
-		require.NoError(t, err)
-		time.Sleep(5 * time.Second) // the connection is stable
-		read := make(chan error, 1)
-		go func() {
-			_, err := tt.Read(make([]byte, 1))
-			read <- err
-		}()
-		synctest.Wait()
-		lost := time.Now()
-		n.Down(addrA)
-		err = <-read
+		tt, n, lost, read := loseServer(t, tether.Chain(nil, middleware.Backoff(c)), 5*time.Second)
+		err := <-read
 		require.ErrorIs(t, err, tether.ErrGaveUp)
 		require.ErrorIs(t, err, middleware.ErrMaxAttempts)
 		require.Equal(t, 3, dialsTo(n, addrA, lost), "failed redials before the give-up")
@@ -242,18 +231,7 @@ func TestBackoffFlapDamping(t *testing.T) {
 func TestBackoffCloseDuringWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := middleware.BackoffConfig{BaseDelay: time.Hour, MaxDelay: 10 * time.Hour}
-		n := servers(t, map[string]func(net.Conn){addrA: hold})
-		tt, err := tether.Dial(context.Background(), n, addrA, tether.Chain(reconnect, middleware.Backoff(c)))
-		require.NoError(t, err)
-		time.Sleep(5 * time.Second)
-		read := make(chan error, 1)
-		go func() {
-			_, err := tt.Read(make([]byte, 1))
-			read <- err
-		}()
-		synctest.Wait()
-		lost := time.Now()
-		n.Down(addrA)
+		tt, n, lost, read := loseServer(t, tether.Chain(reconnect, middleware.Backoff(c)), 5*time.Second)
 		// Attempt 0 waits at most 12 min; the next wait is about an hour.
 		time.Sleep(13 * time.Minute)
 		synctest.Wait()

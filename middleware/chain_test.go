@@ -18,18 +18,8 @@ import (
 	"github.com/io-tether/tether/middleware"
 )
 
-// probe returns a Middleware that records, under name, the Addr and Delay of
-// the event on the way in and on the way out.
-func probe(log *[]string, name string) tether.Middleware {
-	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
-		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
-			*log = append(*log, name+" in "+ev.Addr+" "+delayClass(ev.Delay))
-			a := next.HandleDisconnect(ctx, ev)
-			*log = append(*log, name+" out "+ev.Addr+" "+delayClass(ev.Delay))
-			return a
-		})
-	}
-}
+// addrDelay shows the event's address and whether it has a delay.
+func addrDelay(ev *tether.Event) string { return ev.Addr + " " + delayClass(ev.Delay) }
 
 func delayClass(d time.Duration) string {
 	if d == 0 {
@@ -44,13 +34,13 @@ func delayClass(d time.Duration) string {
 func TestChainOrder(t *testing.T) {
 	var log []string
 	h := tether.Chain(reconnect,
-		probe(&log, "1"),
+		probe(&log, "1", addrDelay),
 		middleware.Logging(slog.New(slog.DiscardHandler)),
-		probe(&log, "2"),
+		probe(&log, "2", addrDelay),
 		middleware.Backoff(middleware.BackoffConfig{BaseDelay: time.Second}),
-		probe(&log, "3"),
+		probe(&log, "3", addrDelay),
 		middleware.Failover(addrA, addrB),
-		probe(&log, "4"),
+		probe(&log, "4", addrDelay),
 	)
 	a, ev := handle(h, tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, Dialed: addrA, Attempt: 1})
 	require.Equal(t, tether.Reconnect, a)

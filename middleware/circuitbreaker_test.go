@@ -171,18 +171,7 @@ func TestBreakerSharedByTethers(t *testing.T) {
 func TestBreakerCloseDuringWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 1, CoolDown: time.Hour})
-		n := servers(t, map[string]func(net.Conn){addrA: hold})
-		tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.CircuitBreaker(b)))
-		require.NoError(t, err)
-		time.Sleep(10 * time.Second)
-		read := make(chan error, 1)
-		go func() {
-			_, err := tn.Read(make([]byte, 1))
-			read <- err
-		}()
-		synctest.Wait()
-		lost := time.Now()
-		n.Down(addrA)
+		tn, n, lost, read := loseServer(t, tether.Chain(nil, middleware.CircuitBreaker(b)), 10*time.Second)
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		require.Equal(t, middleware.BreakerOpen, b.State(addrA))

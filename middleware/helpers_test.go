@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -58,6 +59,26 @@ func dialsTo(d *tethertest.Dialer, addr string, since time.Time) int {
 	return k
 }
 
+// loseServer dials addrA, where a server holds each connection, with h;
+// once the connection has lived for age, it takes the server down while a
+// Read waits on the Tether. It returns the Tether, its Dialer, the time of
+// the loss, and the Read's error when it comes.
+func loseServer(t *testing.T, h tether.DisconnectHandler, age time.Duration) (*tether.Tether, *tethertest.Dialer, time.Time, <-chan error) {
+	t.Helper()
+	n := servers(t, map[string]func(net.Conn){addrA: hold})
+	tt := tethertest.Dial(t, n, addrA, h)
+	time.Sleep(age)
+	read := make(chan error, 1)
+	go func() {
+		_, err := tt.Read(make([]byte, 1))
+		read <- err
+	}()
+	synctest.Wait()
+	lost := time.Now()
+	n.Down(addrA)
+	return tt, n, lost, read
+}
+
 // hold is a serve function that keeps the connection until the client or
 // the test closes it.
 func hold(c net.Conn) { io.Copy(io.Discard, c) }
@@ -100,4 +121,24 @@ func answer(a tether.Action, change func(ev *tether.Event)) *tethertest.Recorder
 		}
 		return a
 	})}
+}
+
+// probe returns a Middleware that appends "name in" to *log on the event's
+// way to next, and "name out" on its way back, each followed by what show
+// says of the event then (nothing when show is nil).
+func probe(log *[]string, name string, show func(ev *tether.Event) string) tether.Middleware {
+	note := func(dir string, ev *tether.Event) {
+		if show != nil {
+			dir += " " + show(ev)
+		}
+		*log = append(*log, name+" "+dir)
+	}
+	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
+		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+			note("in", ev)
+			a := next.HandleDisconnect(ctx, ev)
+			note("out", ev)
+			return a
+		})
+	}
 }

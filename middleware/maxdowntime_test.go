@@ -3,7 +3,6 @@ package middleware_test
 import (
 	"context"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -73,21 +72,10 @@ func TestMaxDowntimeDecisions(t *testing.T) {
 // gives up when the outage reaches the limit, not a backoff step later.
 func TestMaxDowntimeGivesUpOnTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := servers(t, map[string]func(net.Conn){addrA: hold})
 		h := tether.Chain(nil, middleware.MaxDowntime(10*time.Second),
 			middleware.Backoff(middleware.BackoffConfig{BaseDelay: 3 * time.Second, Multiplier: 2}))
-		tn, err := tether.Dial(context.Background(), n, addrA, h)
-		require.NoError(t, err)
-		time.Sleep(time.Minute)
-		read := make(chan error, 1)
-		go func() {
-			_, err := tn.Read(make([]byte, 1))
-			read <- err
-		}()
-		synctest.Wait()
-		lost := time.Now()
-		n.Down(addrA)
-		err = <-read
+		tn, n, lost, read := loseServer(t, h, time.Minute)
+		err := <-read
 		require.Equal(t, 10*time.Second, time.Since(lost), "gave up after %v, want the limit", time.Since(lost))
 		require.ErrorIs(t, err, middleware.ErrMaxDowntime)
 		require.ErrorIs(t, tn.Err(), middleware.ErrMaxDowntime)

@@ -16,19 +16,6 @@ import (
 	"github.com/io-tether/tether/tethertest"
 )
 
-// tag returns a Middleware that appends name to *log on the way in and
-// "/"+name on the way out.
-func tag(log *[]string, name string) tether.Middleware {
-	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
-		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
-			*log = append(*log, name)
-			a := next.HandleDisconnect(ctx, ev)
-			*log = append(*log, "/"+name)
-			return a
-		})
-	}
-}
-
 func TestWhen(t *testing.T) {
 	refusedOnly := func(ev *tether.Event) bool { return errors.Is(ev.Err, errRefused) }
 	tests := []struct {
@@ -36,14 +23,14 @@ func TestWhen(t *testing.T) {
 		ev   tether.Event
 		want []string
 	}{
-		{"pred true", tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA}, []string{"mw", "base", "/base", "/mw"}},
-		{"pred false", tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA}, []string{"base", "/base"}},
-		{"pred false on connected", tether.Event{Kind: tether.Connected, Addr: addrA}, []string{"base", "/base"}},
+		{"pred true", tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA}, []string{"mw in", "base in", "base out", "mw out"}},
+		{"pred false", tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA}, []string{"base in", "base out"}},
+		{"pred false on connected", tether.Event{Kind: tether.Connected, Addr: addrA}, []string{"base in", "base out"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var log []string
-			h := tether.Chain(reconnect, middleware.When(refusedOnly, tag(&log, "mw")), tag(&log, "base"))
+			h := tether.Chain(reconnect, middleware.When(refusedOnly, probe(&log, "mw", nil)), probe(&log, "base", nil))
 			a, _ := handle(h, tt.ev)
 			require.Equal(t, tether.Reconnect, a)
 			require.Equal(t, tt.want, log)
