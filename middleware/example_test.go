@@ -18,10 +18,14 @@ import (
 	"github.com/io-tether/tether/tethertest"
 )
 
-// say returns a server for tethertest.Dialer.Serve: at each address of
-// msgs, it writes the address's message and closes.
-func say(msgs map[string]string) func(*tethertest.Conn) {
-	return func(c *tethertest.Conn) { c.Write([]byte(msgs[c.Addr()])) }
+// fooBar returns a Dialer with two servers in memory, until ctx ends:
+// 127.0.0.1:7001 says "foo" and closes, 127.0.0.1:7002 says "bar".
+func fooBar(ctx context.Context) *tethertest.Dialer {
+	var d tethertest.Dialer
+	go d.Serve(ctx, func(c *tethertest.Conn) {
+		c.Write([]byte(map[string]string{"127.0.0.1:7001": "foo", "127.0.0.1:7002": "bar"}[c.Addr()]))
+	})
+	return &d
 }
 
 // exampleLogger logs to stdout without what changes from run to run: the
@@ -56,13 +60,9 @@ func Example() {
 		middleware.RetryIf(func(ev *tether.Event) bool { return !tether.IsPermanent(ev.Err) }),
 		middleware.Failover("127.0.0.1:7001", "127.0.0.1:7002"),
 	)
-	// Two servers in memory: 7001 says "foo" and closes, 7002 says "bar".
-	var servers tethertest.Dialer
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	go servers.Serve(ctx, say(map[string]string{"127.0.0.1:7001": "foo", "127.0.0.1:7002": "bar"}))
-
-	t, err := tether.Dial(ctx, &servers, "127.0.0.1:7001", h)
+	t, err := tether.Dial(ctx, fooBar(ctx), "127.0.0.1:7001", h)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -159,13 +159,9 @@ func ExampleNotify() {
 	h := tether.Chain(nil, middleware.Notify(events),
 		middleware.Backoff(middleware.BackoffConfig{BaseDelay: 10 * time.Millisecond}),
 		middleware.Failover("127.0.0.1:7001", "127.0.0.1:7002"))
-	// Two servers in memory: 7001 says "foo" and closes, 7002 says "bar".
-	var servers tethertest.Dialer
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	go servers.Serve(ctx, say(map[string]string{"127.0.0.1:7001": "foo", "127.0.0.1:7002": "bar"}))
-
-	t, err := tether.Dial(ctx, &servers, "127.0.0.1:7001", h)
+	t, err := tether.Dial(ctx, fooBar(ctx), "127.0.0.1:7001", h)
 	if err != nil {
 		fmt.Println(err)
 		return
