@@ -77,9 +77,7 @@ func TestTimeoutWithoutDeadlineIsDisconnect(t *testing.T) {
 		d.Server(t)
 		s2 := d.Server(t)
 		s2.Write([]byte("ok"))
-		res := <-got
-		require.NoError(t, res.err)
-		require.Equal(t, "ok", res.s)
+		requireRead(t, got, "ok")
 		ev := r.Events()[1]
 		require.Equal(t, tether.Disconnected, ev.Kind)
 		require.ErrorIs(t, ev.Err, os.ErrDeadlineExceeded)

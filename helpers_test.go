@@ -37,6 +37,25 @@ func readAsync(c net.Conn, n int) <-chan result {
 	return ch
 }
 
+// requireRead waits for the read that got reports and requires that it
+// read want.
+func requireRead(t *testing.T, got <-chan result, want string) {
+	t.Helper()
+	res := <-got
+	require.NoError(t, res.err)
+	require.Equal(t, want, res.s)
+}
+
+// writeAsync writes s on c in a goroutine and reports the count and error.
+func writeAsync(c net.Conn, s string) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		n, err := c.Write([]byte(s))
+		ch <- result{n: n, err: err}
+	}()
+	return ch
+}
+
 type result struct {
 	s   string
 	n   int

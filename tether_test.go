@@ -35,9 +35,7 @@ func TestTransparentReconnect(t *testing.T) {
 		_, err = s2.Write([]byte("bar"))
 		require.NoError(t, err)
 
-		res := <-got
-		require.NoError(t, res.err)
-		require.Equal(t, "foobar", res.s)
+		requireRead(t, got, "foobar")
 		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
 		require.Equal(t, io.EOF, r.Events()[1].Err, "a clean close is reported as io.EOF")
 		require.Equal(t, uint64(2), tt.Generation())
@@ -62,16 +60,11 @@ func TestOneReconnectPerLoss(t *testing.T) {
 		s1.Close()
 
 		s2 := d.Server(t)
-		buf := make([]byte, 4)
-		_, err := io.ReadFull(s2, buf)
-		require.NoError(t, err)
-		require.Equal(t, "ping", string(buf), "the write that failed goes to the new connection")
+		require.Equal(t, "ping", readString(t, s2, 4), "the write that failed goes to the new connection")
 		require.NoError(t, <-wrote)
-		_, err = s2.Write([]byte("pong"))
+		_, err := s2.Write([]byte("pong"))
 		require.NoError(t, err)
-		res := <-got
-		require.NoError(t, res.err)
-		require.Equal(t, "pong", res.s)
+		requireRead(t, got, "pong")
 
 		synctest.Wait()
 		require.Equal(t, 2, d.Dials())
@@ -120,9 +113,7 @@ func TestStaleErrorTriggersNothing(t *testing.T) {
 		stuck.release <- errors.New("late error from generation 1")
 		_, err = s2.Write([]byte("abc"))
 		require.NoError(t, err)
-		res := <-got
-		require.NoError(t, res.err)
-		require.Equal(t, "abc", res.s)
+		requireRead(t, got, "abc")
 		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
 		require.Equal(t, 2, d.Dials())
 	})
@@ -212,9 +203,7 @@ func TestReadBytesWithError(t *testing.T) {
 		s2 := d.Server(t)
 		_, err = s2.Write([]byte("def"))
 		require.NoError(t, err)
-		res := <-got
-		require.NoError(t, res.err)
-		require.Equal(t, "def", res.s)
+		requireRead(t, got, "def")
 		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
 		require.Equal(t, io.EOF, r.Events()[1].Err)
 	})
@@ -816,10 +805,7 @@ func TestNoWriteToLostConnectionDuringHandler(t *testing.T) {
 		}()
 		d.Server(t)
 		s2 := d.Server(t)
-		buf := make([]byte, 4)
-		_, err := io.ReadFull(s2, buf)
-		require.NoError(t, err)
-		require.Equal(t, "kept", string(buf))
+		require.Equal(t, "kept", readString(t, s2, 4))
 		require.NoError(t, <-wrote)
 		first.mu.Lock()
 		require.Empty(t, first.wrote, "nothing went to the lost connection")
@@ -902,7 +888,7 @@ func TestReadGeneration(t *testing.T) {
 // with a reset while a Write is blocked on it (the peer reads nothing), and
 // whose handler blocks on Disconnected until release is closed or its ctx
 // ends, then returns decide.
-func lostConnSetup(t *testing.T, decide tether.Action, ignoreCtx bool) (tt *tether.Tether, s1 net.Conn, wrote chan result, release chan struct{}) {
+func lostConnSetup(t *testing.T, decide tether.Action, ignoreCtx bool) (tt *tether.Tether, s1 net.Conn, wrote <-chan result, release chan struct{}) {
 	d := wrapFirst(failingRead(syscall.ECONNRESET))
 	release = make(chan struct{})
 	h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
@@ -922,11 +908,7 @@ func lostConnSetup(t *testing.T, decide tether.Action, ignoreCtx bool) (tt *teth
 	tt, err := tether.Dial(t.Context(), d, "a", h)
 	require.NoError(t, err)
 	s1 = d.Server(t)
-	wrote = make(chan result, 1)
-	go func() {
-		n, err := tt.Write([]byte("stuck"))
-		wrote <- result{n: n, err: err}
-	}()
+	wrote = writeAsync(tt, "stuck")
 	synctest.Wait()
 	go tt.Read(make([]byte, 1)) // meets the reset: the handler runs
 	synctest.Wait()

@@ -27,28 +27,16 @@ func TestWriteResumeRemainderGoesFirst(t *testing.T) {
 		defer tt.Close()
 		s1 := d.Server(t)
 
-		wrote := make(chan result, 2)
-		go func() {
-			n, err := tt.Write([]byte("hello"))
-			wrote <- result{n: n, err: err}
-		}()
-		buf := make([]byte, 2)
-		_, err = io.ReadFull(s1, buf) // the first connection accepts "he"
-		require.NoError(t, err)
+		first := writeAsync(tt, "hello")
+		readString(t, s1, 2) // the first connection accepts "he"
 		synctest.Wait()
-		go func() {
-			n, err := tt.Write([]byte("world")) // queued behind the first
-			wrote <- result{n: n, err: err}
-		}()
+		second := writeAsync(tt, "world") // queued behind the first
 		synctest.Wait()
 		s1.Close()
 
 		s2 := d.Server(t)
-		rest := make([]byte, 8)
-		_, err = io.ReadFull(s2, rest)
-		require.NoError(t, err)
-		require.Equal(t, "lloworld", string(rest))
-		for range 2 {
+		require.Equal(t, "lloworld", readString(t, s2, 8))
+		for _, wrote := range []<-chan result{first, second} {
 			w := <-wrote
 			require.NoError(t, w.err)
 			require.Equal(t, 5, w.n)
@@ -63,13 +51,8 @@ func TestWriteDrop(t *testing.T) {
 		tt, d := dialPipe(t, nil, tether.WithWritePolicy(tether.WriteDrop))
 		s1 := d.Server(t)
 
-		wrote := make(chan result, 1)
-		go func() {
-			n, err := tt.Write([]byte("hello"))
-			wrote <- result{n: n, err: err}
-		}()
-		_, err := io.ReadFull(s1, make([]byte, 2))
-		require.NoError(t, err)
+		wrote := writeAsync(tt, "hello")
+		readString(t, s1, 2)
 		synctest.Wait()
 		s1.Close()
 		w := <-wrote
@@ -77,15 +60,9 @@ func TestWriteDrop(t *testing.T) {
 		require.ErrorIs(t, w.err, tether.ErrDropped)
 		require.ErrorIs(t, w.err, io.ErrClosedPipe, "the cause is kept")
 
-		go func() {
-			n, err := tt.Write([]byte("world"))
-			wrote <- result{n: n, err: err}
-		}()
+		wrote = writeAsync(tt, "world")
 		s2 := d.Server(t)
-		buf := make([]byte, 5)
-		_, err = io.ReadFull(s2, buf)
-		require.NoError(t, err)
-		require.Equal(t, "world", string(buf))
+		require.Equal(t, "world", readString(t, s2, 5))
 		w = <-wrote
 		require.NoError(t, w.err)
 		require.Equal(t, 5, w.n)
@@ -100,13 +77,8 @@ func TestWriteWholeReportsCutWrite(t *testing.T) {
 		tt, d := dialPipe(t, nil, tether.WithStabilityPeriod(0))
 		s1 := d.Server(t)
 
-		wrote := make(chan result, 1)
-		go func() {
-			n, err := tt.Write([]byte("SET k hello"))
-			wrote <- result{n: n, err: err}
-		}()
-		_, err := io.ReadFull(s1, make([]byte, 6)) // "SET k " taken, then the loss
-		require.NoError(t, err)
+		wrote := writeAsync(tt, "SET k hello")
+		readString(t, s1, 6) // "SET k " taken, then the loss
 		synctest.Wait()
 		s1.Close()
 		w := <-wrote
@@ -114,15 +86,9 @@ func TestWriteWholeReportsCutWrite(t *testing.T) {
 		require.ErrorIs(t, w.err, tether.ErrDropped)
 		require.NotErrorIs(t, w.err, tether.ErrReconnected)
 
-		go func() {
-			n, err := tt.Write([]byte("PING"))
-			wrote <- result{n: n, err: err}
-		}()
+		wrote = writeAsync(tt, "PING")
 		s2 := d.Server(t)
-		buf := make([]byte, 4)
-		_, err = io.ReadFull(s2, buf)
-		require.NoError(t, err)
-		require.Equal(t, "PING", string(buf), "the cut Write's rest never reaches the new connection")
+		require.Equal(t, "PING", readString(t, s2, 4), "the cut Write's rest never reaches the new connection")
 		require.NoError(t, (<-wrote).err)
 	})
 }
@@ -134,18 +100,11 @@ func TestWriteWholeUntouchedWriteGoesWhole(t *testing.T) {
 		tt, d := dialPipe(t, nil)
 		s1 := d.Server(t)
 
-		wrote := make(chan result, 1)
-		go func() {
-			n, err := tt.Write([]byte("hello"))
-			wrote <- result{n: n, err: err}
-		}()
+		wrote := writeAsync(tt, "hello")
 		synctest.Wait() // blocked: the peer reads nothing
 		s1.Close()
 		s2 := d.Server(t)
-		buf := make([]byte, 5)
-		_, err := io.ReadFull(s2, buf)
-		require.NoError(t, err)
-		require.Equal(t, "hello", string(buf))
+		require.Equal(t, "hello", readString(t, s2, 5))
 		w := <-wrote
 		require.NoError(t, w.err)
 		require.Equal(t, 5, w.n)
@@ -202,14 +161,9 @@ func TestReconnectBoundary(t *testing.T) {
 		n, err = tt.Read(buf)
 		require.NoError(t, err)
 		require.Equal(t, "pong", string(buf[:n]))
-		go func() {
-			n, err := tt.Write([]byte("ping"))
-			got <- result{n: n, err: err}
-		}()
-		_, err = io.ReadFull(s2, buf)
-		require.NoError(t, err)
-		require.Equal(t, "ping", string(buf))
-		require.NoError(t, (<-got).err)
+		wrote := writeAsync(tt, "ping")
+		require.Equal(t, "ping", readString(t, s2, 4))
+		require.NoError(t, (<-wrote).err)
 		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
 	})
 }
@@ -226,13 +180,8 @@ func TestReconnectBoundaryCutWrite(t *testing.T) {
 		defer tt.Close()
 		s1 := d.Server(t)
 
-		wrote := make(chan result, 1)
-		go func() {
-			n, err := tt.Write([]byte("hello"))
-			wrote <- result{n: n, err: err}
-		}()
-		_, err = io.ReadFull(s1, make([]byte, 2))
-		require.NoError(t, err)
+		wrote := writeAsync(tt, "hello")
+		readString(t, s1, 2)
 		synctest.Wait()
 		s1.Close()
 		s2 := d.Server(t)
@@ -244,14 +193,8 @@ func TestReconnectBoundaryCutWrite(t *testing.T) {
 		require.ErrorAs(t, w.err, &re)
 		require.Equal(t, tether.ReconnectedError{Old: 1, New: 2, Dropped: 3}, *re)
 
-		go func() {
-			n, err := tt.Write([]byte("world"))
-			wrote <- result{n: n, err: err}
-		}()
-		buf := make([]byte, 5)
-		_, err = io.ReadFull(s2, buf)
-		require.NoError(t, err)
-		require.Equal(t, "world", string(buf), "no boundary left, and no rest of the cut Write")
+		wrote = writeAsync(tt, "world")
+		require.Equal(t, "world", readString(t, s2, 5), "no boundary left, and no rest of the cut Write")
 		require.NoError(t, (<-wrote).err)
 	})
 }
@@ -337,11 +280,7 @@ func TestWriteBuffer(t *testing.T) {
 		}
 		require.Zero(t, time.Since(start), "buffered Writes return at once")
 		require.Equal(t, 10, tt.Buffered())
-		wrote := make(chan result, 1)
-		go func() { // does not fit: waits for the connection
-			n, err := tt.Write([]byte("four"))
-			wrote <- result{n: n, err: err}
-		}()
+		wrote := writeAsync(tt, "four") // does not fit: waits for the connection
 		synctest.Wait()
 		require.Empty(t, wrote)
 		s2 := d.Server(t)
