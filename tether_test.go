@@ -216,14 +216,7 @@ func TestGiveUpOnCleanEOF(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := giveUpOn(tether.Disconnected)
 		tt, d := dialPipe(t, r)
-		s := d.Server(t)
-		go func() {
-			s.Write([]byte("all of it"))
-			s.Close()
-		}()
-		b, err := io.ReadAll(tt)
-		require.NoError(t, err)
-		require.Equal(t, "all of it", string(b))
+		requireReadAllOfLastWords(t, tt, d.Server(t))
 
 		select {
 		case <-tt.Done():
@@ -231,7 +224,7 @@ func TestGiveUpOnCleanEOF(t *testing.T) {
 			t.Fatal("Done() is not closed after a give-up")
 		}
 		require.Equal(t, io.EOF, tt.Err())
-		_, err = tt.Write([]byte("x"))
+		_, err := tt.Write([]byte("x"))
 		require.Error(t, err)
 		require.NotEqual(t, io.EOF, err)
 		require.ErrorIs(t, err, tether.ErrGaveUp)
@@ -980,17 +973,10 @@ func TestGiveUpWrappedEOF(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := tether.Chain(nil, middleware.Backoff(middleware.BackoffConfig{MaxAttempts: 1}))
 		tt, d := dialPipe(t, h, tether.WithStabilityPeriod(time.Hour))
-		s := d.Server(t)
-		go func() {
-			s.Write([]byte("all of it"))
-			s.Close()
-		}()
-		b, err := io.ReadAll(tt)
-		require.NoError(t, err)
-		require.Equal(t, "all of it", string(b))
+		requireReadAllOfLastWords(t, tt, d.Server(t))
 		require.ErrorIs(t, tt.Err(), middleware.ErrMaxAttempts)
 		require.ErrorIs(t, tt.Err(), io.EOF)
-		_, err = tt.Write([]byte("x"))
+		_, err := tt.Write([]byte("x"))
 		require.ErrorIs(t, err, tether.ErrGaveUp)
 		require.ErrorIs(t, err, tether.ErrPeerClosed)
 		require.NotEqual(t, io.EOF, err)
@@ -1089,4 +1075,17 @@ func TestLossAfterCloseWriteIsFinal(t *testing.T) {
 			require.Equal(t, 1, d.Dials())
 		})
 	})
+}
+
+// requireReadAllOfLastWords has the server end s write its last words and
+// close, and requires that io.ReadAll of tt reads them and ends normally.
+func requireReadAllOfLastWords(t *testing.T, tt *tether.Tether, s net.Conn) {
+	t.Helper()
+	go func() {
+		s.Write([]byte("all of it"))
+		s.Close()
+	}()
+	b, err := io.ReadAll(tt)
+	require.NoError(t, err)
+	require.Equal(t, "all of it", string(b))
 }

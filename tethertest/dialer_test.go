@@ -37,14 +37,20 @@ func readString(t *testing.T, r io.Reader, n int) string {
 	return string(buf)
 }
 
+// connect dials addr over d and returns both ends of the connection.
+func connect(t *testing.T, d *tethertest.Dialer, addr string) (net.Conn, *tethertest.Conn) {
+	t.Helper()
+	c, err := d.Dial(t.Context(), addr)
+	require.NoError(t, err)
+	return c, d.Server(t)
+}
+
 func TestDialerAccept(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var d tethertest.Dialer
 
 		// Dial first: the server end waits in the backlog.
-		c1, err := d.Dial(t.Context(), "a:1")
-		require.NoError(t, err)
-		s1 := d.Server(t)
+		c1, s1 := connect(t, &d, "a:1")
 		require.Equal(t, "a:1", s1.Addr())
 		require.Equal(t, 0, s1.Index())
 		require.Same(t, c1, s1.Client())
@@ -92,9 +98,7 @@ func TestDialerAccept(t *testing.T) {
 func TestDialerReset(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var d tethertest.Dialer
-		c, err := d.Dial(t.Context(), "a:1")
-		require.NoError(t, err)
-		s := d.Server(t)
+		c, s := connect(t, &d, "a:1")
 
 		reading := make(chan error, 1)
 		go func() {
@@ -127,18 +131,14 @@ func read(c net.Conn) error {
 func TestDialerCloseAndBlackhole(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var d tethertest.Dialer
-		c, err := d.Dial(t.Context(), "a:1")
-		require.NoError(t, err)
-		s := d.Server(t)
+		c, s := connect(t, &d, "a:1")
 		done := writeAsync(s, "last")
 		require.Equal(t, "last", readString(t, c, 4))
 		require.NoError(t, <-done)
 		require.NoError(t, s.Close())
 		require.Equal(t, io.EOF, read(c), "a clean close reads as io.EOF")
 
-		c, err = d.Dial(t.Context(), "a:1")
-		require.NoError(t, err)
-		s = d.Server(t)
+		c, s = connect(t, &d, "a:1")
 		s.Blackhole()
 		require.NoError(t, write(c, "lost"), "a write into a blackhole succeeds")
 		require.NoError(t, write(s, "lost"))
@@ -148,9 +148,7 @@ func TestDialerCloseAndBlackhole(t *testing.T) {
 		require.Equal(t, 3*time.Second, time.Since(start), "nothing arrives before the deadline")
 
 		// A Write already blocked when the blackhole begins is swallowed too.
-		c, err = d.Dial(t.Context(), "a:1")
-		require.NoError(t, err)
-		s = d.Server(t)
+		c, s = connect(t, &d, "a:1")
 		done = writeAsync(c, "pending")
 		synctest.Wait()
 		s.Blackhole()
