@@ -13,16 +13,25 @@ import (
 	"github.com/io-tether/tether/tcp"
 )
 
-// serveOnce accepts one connection on l, writes msg and closes it.
-func serveOnce(l net.Listener, msg string) {
+// serve accepts connections on l in a goroutine, and serves the first with
+// handlers[0], the next with handlers[1], and so on, closing each after its
+// handler; it stops after the last handler, or when l is closed.
+func serve(l net.Listener, handlers ...func(c net.Conn)) {
 	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
+		for _, h := range handlers {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			h(c)
+			c.Close()
 		}
-		c.Write([]byte(msg))
-		c.Close()
 	}()
+}
+
+// say is a handler for serve that writes msg.
+func say(msg string) func(net.Conn) {
+	return func(c net.Conn) { c.Write([]byte(msg)) }
 }
 
 // The seed's example: server A writes "foo" and closes; the handler reports
@@ -33,8 +42,8 @@ func Example_seed() {
 	l2, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l1.Close()
 	defer l2.Close()
-	serveOnce(l1, "foo")
-	serveOnce(l2, "bar")
+	serve(l1, say("foo"))
+	serve(l2, say("bar"))
 
 	reasons := make(chan string, 10)
 	h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
@@ -97,7 +106,7 @@ func ExampleChain() {
 func ExampleTether_Done() {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()
-	serveOnce(l, "the whole reply")
+	serve(l, say("the whole reply"))
 
 	once := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
 		if ev.Kind == tether.Disconnected {
@@ -124,17 +133,12 @@ func ExampleTether_Done() {
 func ExampleWithOnConnect() {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	serve(l, func(c net.Conn) {
 		buf := make([]byte, 6)
 		io.ReadFull(c, buf)
 		fmt.Printf("server got %q\n", buf)
 		c.Write([]byte("welcome"))
-	}()
+	})
 
 	hello := tether.WithOnConnect(func(ctx context.Context, c net.Conn) error {
 		_, err := c.Write([]byte("HELLO\n"))
@@ -165,12 +169,7 @@ var quick = tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Even
 func ExampleWithOnConnect_authentication() {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	serve(l, func(c net.Conn) {
 		line, _ := bufio.NewReader(c).ReadString('\n')
 		if line != "AUTH s3cret\n" {
 			c.Write([]byte("DENIED\n"))
@@ -178,7 +177,7 @@ func ExampleWithOnConnect_authentication() {
 		}
 		c.Write([]byte("OK\n"))
 		c.Write([]byte("secret data\n"))
-	}()
+	})
 
 	auth := tether.WithOnConnect(func(ctx context.Context, c net.Conn) error {
 		if _, err := io.WriteString(c, "AUTH s3cret\n"); err != nil {
@@ -209,18 +208,14 @@ func ExampleWithOnConnect_authentication() {
 func ExampleWithOnConnect_resubscribe() {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()
-	go func() {
-		for _, msg := range []string{"news: one\n", "news: two\n"} {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
+	news := func(msg string) func(net.Conn) {
+		return func(c net.Conn) {
 			sub, _ := bufio.NewReader(c).ReadString('\n')
 			fmt.Printf("server: %s", sub)
 			c.Write([]byte(msg))
-			c.Close() // the server restarts
-		}
-	}()
+		} // then the server restarts
+	}
+	serve(l, news("news: one\n"), news("news: two\n"))
 
 	topics := []string{"news"}
 	resubscribe := tether.WithOnConnect(func(ctx context.Context, c net.Conn) error {
@@ -255,18 +250,9 @@ func ExampleWithOnConnect_resubscribe() {
 func ExampleTether_ReadGeneration() {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()
-	go func() {
-		// The first server dies in the middle of a 5-byte frame; the
-		// second sends a whole one.
-		for _, data := range []string{"hel", "world"} {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte(data))
-			c.Close()
-		}
-	}()
+	// The first server dies in the middle of a 5-byte frame; the second
+	// sends a whole one.
+	serve(l, say("hel"), say("world"))
 
 	t, err := tcp.Dial(context.Background(), l.Addr().String(), quick)
 	if err != nil {
