@@ -14,14 +14,15 @@ import (
 
 // A Dialer is a tether.Dialer whose connections are in memory: each Dial
 // makes a net.Pipe and returns one end; the test takes the other end, a
-// *Conn, from Accept (or Server) and plays the server with it. A Conn can
-// break its connection on command (Reset, Close, Blackhole), and the Dialer
-// can fail dials (FailNext, FailWhen), make them hang (Hold), and hand out a
-// test's own net.Conn around the client's end (Wrap). History lists the
-// dials made.
+// *Conn, from Accept (or Server) and plays the server with it, or lets
+// Serve answer each connection. A Conn can break its connection on command
+// (Reset, Close, Blackhole), and the Dialer can fail dials (FailNext,
+// FailWhen, Down), make them hang (Hold), and hand out a test's own
+// net.Conn around the client's end (Wrap). History lists the dials made.
 //
-// It needs no network and starts no goroutine, so it works inside
-// testing/synctest: a Tether blocked on one of its connections, or a test
+// It needs no network, and its Dial starts no goroutine (only Serve runs
+// handlers in goroutines of their own, in the caller's bubble), so it works
+// inside testing/synctest: a Tether blocked on one of its connections, or a test
 // blocked in Accept, is durably blocked, and time-based behaviour (backoff,
 // deadlines, the read idle timeout) runs in the bubble's virtual time. Use
 // each Dialer within one bubble.

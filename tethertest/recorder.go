@@ -12,9 +12,9 @@ import (
 	"github.com/io-tether/tether"
 )
 
-// WaitTimeout bounds [Recorder.WaitFor]: generous, so that only a hang fails
+// WaitTimeout bounds [Recorder.WaitFor] and [Dialer.Server]: generous, so that only a hang fails
 // a test, never a slow machine. Inside testing/synctest it passes in virtual
-// time, so a test that waits for an event that never comes fails at once.
+// time, so a test that waits for what never comes fails at once.
 const WaitTimeout = 30 * time.Second
 
 // A Recorder is a tether.DisconnectHandler that lets Next decide and keeps a
