@@ -3,9 +3,11 @@ package tethertest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -410,4 +412,49 @@ func TestDialAndServe(t *testing.T) {
 	default:
 		t.Fatal("the Tether is open after its test")
 	}
+}
+
+// fatalTB is a testing.TB whose Fatalf records the message and ends the
+// goroutine, as a test's does.
+type fatalTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalTB) Helper() {}
+
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// runFatal runs f with a fatalTB over t in a goroutine of its own and
+// returns what f reported with Fatalf ("" if nothing).
+func runFatal(t *testing.T, f func(tb testing.TB)) string {
+	tb := &fatalTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(tb)
+	}()
+	<-done
+	return tb.msg
+}
+
+// Server and Dial fail the test, with a message that says why, when
+// nothing is dialed or the dial fails.
+func TestServerAndDialFail(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var d tethertest.Dialer
+		start := time.Now()
+		msg := runFatal(t, func(tb testing.TB) { d.Server(tb) })
+		require.Equal(t, tethertest.WaitTimeout, time.Since(start))
+		require.Equal(t, "tethertest: no connection was dialed within 30s (0 dials so far)", msg)
+
+		d.FailNext(1, errors.New("boom"))
+		msg = runFatal(t, func(tb testing.TB) {
+			tethertest.Dial(tb, &d, "a:1", nil, tether.WithNoInitialRetry())
+		})
+		require.Equal(t, `tethertest: tether.Dial("a:1") = boom`, msg)
+	})
 }
