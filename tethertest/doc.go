@@ -25,7 +25,7 @@
 //
 // [Dialer.History] lists the dials made, with their addresses and times.
 //
-// It needs no network and starts no goroutine, so it runs inside
+// It needs no network, and dialing it starts no goroutine, so it runs inside
 // testing/synctest, where backoff delays, deadlines and idle timeouts pass
 // in virtual time and take no real time:
 //
