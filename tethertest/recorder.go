@@ -12,8 +12,8 @@ import (
 	"github.com/io-tether/tether"
 )
 
-// WaitTimeout bounds [Recorder.WaitFor] and [Dialer.Server]: generous, so that only a hang fails
-// a test, never a slow machine. Inside testing/synctest it passes in virtual
+// WaitTimeout bounds [Recorder.WaitFor] and [Dialer.Server]: generous, so
+// that only a hang fails a test, never a slow machine. Inside testing/synctest it passes in virtual
 // time, so a test that waits for what never comes fails at once.
 const WaitTimeout = 30 * time.Second
 
@@ -33,21 +33,27 @@ type Recorder struct {
 	changed chan struct{} // closed and replaced at each event
 }
 
-// A Record is one event a Recorder saw and the action it returned.
+// A Record is one event a Recorder saw, when it came, and the action it
+// returned.
 type Record struct {
 	tether.Event
 	Action tether.Action
+	// At is when the event came, before Next decided: with a real clock,
+	// the time a detection or a reconnect took; inside testing/synctest,
+	// the bubble's virtual time.
+	At time.Time
 }
 
 // HandleDisconnect implements tether.DisconnectHandler: it asks Next, then
 // records the event and the decision.
 func (r *Recorder) HandleDisconnect(ctx context.Context, ev *tether.Event) tether.Action {
+	at := time.Now()
 	a := tether.Reconnect
 	if r.Next != nil {
 		a = r.Next.HandleDisconnect(ctx, ev)
 	}
 	r.mu.Lock()
-	r.events = append(r.events, Record{Event: *ev, Action: a})
+	r.events = append(r.events, Record{Event: *ev, Action: a, At: at})
 	if r.changed != nil {
 		close(r.changed)
 		r.changed = nil

@@ -5,7 +5,6 @@ package e2etest
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -24,32 +23,16 @@ import (
 // seconds: generous, for real sockets on a loaded machine.
 const Long = tethertest.WaitTimeout
 
-// A Recorder is a tethertest.Recorder that also notes when each event came.
-// Use one per Tether.
+// A Recorder is a tethertest.Recorder with waits that return when an event
+// came (its Record.At). Use one per Tether.
 type Recorder struct {
 	tethertest.Recorder
-
-	mu sync.Mutex
-	at []time.Time // at[i] is when Records()[i] came
 }
 
 // NewRecorder returns a Recorder whose next handler is next (nil:
 // Reconnect on every event).
 func NewRecorder(next tether.DisconnectHandler) *Recorder {
-	r := &Recorder{}
-	r.Next = tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
-		// The Recorder keeps the event once this returns: the times and
-		// the records stay in step, as a Tether's events come one at a
-		// time.
-		r.mu.Lock()
-		r.at = append(r.at, time.Now())
-		r.mu.Unlock()
-		if next == nil {
-			return tether.Reconnect
-		}
-		return next.HandleDisconnect(ctx, ev)
-	})
-	return r
+	return &Recorder{tethertest.Recorder{Next: next}}
 }
 
 // WaitAt waits for the nth event of kind and returns it and when it came.
@@ -65,12 +48,10 @@ func (r *Recorder) WaitAny(t testing.TB, n int, kinds ...tether.EventKind) (teth
 	deadline := time.Now().Add(Long)
 	for {
 		seen := 0
-		for i, rec := range r.Records() {
+		for _, rec := range r.Records() {
 			if slices.Contains(kinds, rec.Kind) {
 				if seen++; seen == n {
-					r.mu.Lock()
-					defer r.mu.Unlock()
-					return rec.Event, r.at[i]
+					return rec.Event, rec.At
 				}
 			}
 		}
@@ -83,11 +64,8 @@ func (r *Recorder) WaitAny(t testing.TB, n int, kinds ...tether.EventKind) (teth
 
 // AnyBefore reports whether an event of kind came before t0.
 func (r *Recorder) AnyBefore(kind tether.EventKind, t0 time.Time) bool {
-	recs := r.Records()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i, rec := range recs {
-		if rec.Kind == kind && r.at[i].Before(t0) {
+	for _, rec := range r.Records() {
+		if rec.Kind == kind && rec.At.Before(t0) {
 			return true
 		}
 	}
