@@ -13,52 +13,39 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // Semantics 8: the healthy Read and Write paths allocate nothing.
 func TestHealthyPathAllocatesNothing(t *testing.T) {
-	t.Run("memory", func(t *testing.T) {
-		d := tether.DialerFunc(func(context.Context, string) (net.Conn, error) { return nopConn{}, nil })
-		tt, err := tether.Dial(t.Context(), d, "a", nil)
-		require.NoError(t, err)
-		defer tt.Close()
-		buf := make([]byte, 1024)
-		allocs := testing.AllocsPerRun(1000, func() {
-			tt.Read(buf)
-			tt.Write(buf)
+	for _, tc := range []struct {
+		name string
+		size int // of each Read and Write
+		dial func(t *testing.T) *tether.Tether
+	}{
+		{"memory", 1024, func(t *testing.T) *tether.Tether {
+			d := tether.DialerFunc(func(context.Context, string) (net.Conn, error) { return nopConn{}, nil })
+			return tethertest.Dial(t, d, "a", nil)
+		}},
+		{"tcp", 1, func(t *testing.T) *tether.Tether {
+			tr := transporttest.Transport{Name: "tcp", Listen: transporttest.ListenTCP}
+			srv := transporttest.StartServer(t, tr, func(_ context.Context, c net.Conn, _ int) { transporttest.EchoConn(c) })
+			tt, err := tcp.Dial(t.Context(), srv.Addr(), nil)
+			require.NoError(t, err)
+			t.Cleanup(func() { tt.Close() })
+			return tt
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tt := tc.dial(t)
+			buf := make([]byte, tc.size)
+			allocs := testing.AllocsPerRun(1000, func() {
+				tt.Write(buf)
+				tt.Read(buf)
+			})
+			require.Zero(t, allocs, "allocations per Write+Read of %d bytes", tc.size)
 		})
-		require.Zero(t, allocs, "allocations per Read+Write")
-	})
-	t.Run("tcp", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer l.Close()
-		go func() {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			buf := make([]byte, 1024)
-			for {
-				n, err := c.Read(buf)
-				if err != nil {
-					return
-				}
-				if _, err := c.Write(buf[:n]); err != nil {
-					return
-				}
-			}
-		}()
-		tt, err := tcp.Dial(t.Context(), l.Addr().String(), nil)
-		require.NoError(t, err)
-		defer tt.Close()
-		buf := make([]byte, 1)
-		allocs := testing.AllocsPerRun(1000, func() {
-			tt.Write(buf)
-			tt.Read(buf)
-		})
-		require.Zero(t, allocs, "allocations per Write+Read over TCP")
-	})
+	}
 }

@@ -1,7 +1,9 @@
 package tether_test
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,16 +13,25 @@ import (
 	"github.com/io-tether/tether/tcp"
 )
 
-// serveOnce accepts one connection on l, writes msg and closes it.
-func serveOnce(l net.Listener, msg string) {
+// serve accepts connections on l in a goroutine, and serves the first with
+// handlers[0], the next with handlers[1], and so on, closing each after its
+// handler; it stops after the last handler, or when l is closed.
+func serve(l net.Listener, handlers ...func(c net.Conn)) {
 	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
+		for _, h := range handlers {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			h(c)
+			c.Close()
 		}
-		c.Write([]byte(msg))
-		c.Close()
 	}()
+}
+
+// say is a handler for serve that writes msg.
+func say(msg string) func(net.Conn) {
+	return func(c net.Conn) { c.Write([]byte(msg)) }
 }
 
 // The seed's example: server A writes "foo" and closes; the handler reports
@@ -31,8 +42,8 @@ func Example_seed() {
 	l2, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l1.Close()
 	defer l2.Close()
-	serveOnce(l1, "foo")
-	serveOnce(l2, "bar")
+	serve(l1, say("foo"))
+	serve(l2, say("bar"))
 
 	reasons := make(chan string, 10)
 	h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
@@ -95,7 +106,7 @@ func ExampleChain() {
 func ExampleTether_Done() {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()
-	serveOnce(l, "the whole reply")
+	serve(l, say("the whole reply"))
 
 	once := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
 		if ev.Kind == tether.Disconnected {
@@ -122,17 +133,12 @@ func ExampleTether_Done() {
 func ExampleWithOnConnect() {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	serve(l, func(c net.Conn) {
 		buf := make([]byte, 6)
 		io.ReadFull(c, buf)
 		fmt.Printf("server got %q\n", buf)
 		c.Write([]byte("welcome"))
-	}()
+	})
 
 	hello := tether.WithOnConnect(func(ctx context.Context, c net.Conn) error {
 		_, err := c.Write([]byte("HELLO\n"))
@@ -150,4 +156,127 @@ func ExampleWithOnConnect() {
 	// Output:
 	// server got "HELLO\n"
 	// client got "welcome"
+}
+
+// quick reconnects at once after any loss, for examples.
+var quick = tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+	ev.Delay = 10 * time.Millisecond
+	return tether.Reconnect
+})
+
+// An authentication exchange on every connection: the hook sends a token and
+// fails (a failed dial, for the handler) unless the server accepts it.
+func ExampleWithOnConnect_authentication() {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer l.Close()
+	serve(l, func(c net.Conn) {
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		if line != "AUTH s3cret\n" {
+			c.Write([]byte("DENIED\n"))
+			return
+		}
+		c.Write([]byte("OK\n"))
+		c.Write([]byte("secret data\n"))
+	})
+
+	auth := tether.WithOnConnect(func(ctx context.Context, c net.Conn) error {
+		if _, err := io.WriteString(c, "AUTH s3cret\n"); err != nil {
+			return err
+		}
+		reply := make([]byte, 3)
+		if _, err := io.ReadFull(c, reply); err != nil {
+			return err
+		}
+		if string(reply) != "OK\n" {
+			return errors.New("authentication refused")
+		}
+		return nil
+	})
+	t, err := tcp.Dial(context.Background(), l.Addr().String(), quick, auth)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer t.Close()
+	line, _ := bufio.NewReader(t).ReadString('\n')
+	fmt.Print(line)
+	// Output: secret data
+}
+
+// A resubscription: the hook subscribes again on every new connection, so a
+// subscriber keeps its feed across a server restart.
+func ExampleWithOnConnect_resubscribe() {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer l.Close()
+	news := func(msg string) func(net.Conn) {
+		return func(c net.Conn) {
+			sub, _ := bufio.NewReader(c).ReadString('\n')
+			fmt.Printf("server: %s", sub)
+			c.Write([]byte(msg))
+		} // then the server restarts
+	}
+	serve(l, news("news: one\n"), news("news: two\n"))
+
+	topics := []string{"news"}
+	resubscribe := tether.WithOnConnect(func(ctx context.Context, c net.Conn) error {
+		for _, topic := range topics {
+			if _, err := fmt.Fprintf(c, "SUB %s\n", topic); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	t, err := tcp.Dial(context.Background(), l.Addr().String(), quick, resubscribe)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer t.Close()
+	r := bufio.NewReader(t)
+	for range 2 {
+		line, _ := r.ReadString('\n')
+		fmt.Printf("client: %s", line)
+	}
+	// Output:
+	// server: SUB news
+	// client: news: one
+	// server: SUB news
+	// client: news: two
+}
+
+// A framed protocol reads with ReadGeneration: the bytes of one Read come
+// from one connection, so a frame begun on a lost connection is discarded
+// instead of being spliced with bytes of the next one.
+func ExampleTether_ReadGeneration() {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer l.Close()
+	// The first server dies in the middle of a 5-byte frame; the second
+	// sends a whole one.
+	serve(l, say("hel"), say("world"))
+
+	t, err := tcp.Dial(context.Background(), l.Addr().String(), quick)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer t.Close()
+	frame, chunk := make([]byte, 0, 5), make([]byte, 5)
+	var gen uint64
+	for len(frame) < 5 {
+		n, g, err := t.ReadGeneration(chunk[:5-len(frame)])
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		if len(frame) > 0 && g != gen {
+			fmt.Printf("discarded %q from connection %d\n", frame, gen)
+			frame = frame[:0]
+		}
+		gen = g
+		frame = append(frame, chunk[:n]...)
+	}
+	fmt.Printf("frame %q from connection %d\n", frame, gen)
+	// Output:
+	// discarded "hel" from connection 1
+	// frame "world" from connection 2
 }

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,63 +14,62 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tethertest"
 )
 
-// stateRecorder is a handler that records, with each event, the state the
-// Tether is in while the handler decides. The Tether is set after Dial.
-type stateRecorder struct {
-	recorder
+// stateProbe is a handler that notes the state its Tether is in each time
+// it decides (once watch has named the Tether), and lets decide answer.
+type stateProbe struct {
+	decide func(*tether.Event) tether.Action
+
+	mu     sync.Mutex
 	t      *tether.Tether
 	states []tether.State
 }
 
-func (r *stateRecorder) HandleDisconnect(ctx context.Context, ev *tether.Event) tether.Action {
-	r.mu.Lock()
-	if r.t != nil {
-		r.states = append(r.states, r.t.State())
+func (p *stateProbe) HandleDisconnect(_ context.Context, ev *tether.Event) tether.Action {
+	p.mu.Lock()
+	if p.t != nil {
+		p.states = append(p.states, p.t.State())
 	}
-	r.mu.Unlock()
-	return r.recorder.HandleDisconnect(ctx, ev)
+	p.mu.Unlock()
+	return p.decide(ev)
 }
 
-func (r *stateRecorder) snapshot() []tether.State {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]tether.State(nil), r.states...)
+func (p *stateProbe) snapshot() []tether.State {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]tether.State(nil), p.states...)
 }
 
-func (r *stateRecorder) watch(t *tether.Tether) {
-	r.mu.Lock()
-	r.t = t
-	r.mu.Unlock()
+func (p *stateProbe) watch(t *tether.Tether) {
+	p.mu.Lock()
+	p.t = t
+	p.mu.Unlock()
 }
 
 // A lost connection goes Ready → Connecting (the handler decides) →
 // TransientFailure (its delay) → Connecting (the dial) → Ready.
 func TestStatesThroughAnOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &stateRecorder{}
-		r.decide = func(ev *tether.Event) tether.Action {
+		r := &stateProbe{decide: func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
 				ev.Delay = time.Second
 			}
 			return tether.Reconnect
-		}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
+		}}
+		tt, d := dialPipe(t, r)
 		r.watch(tt)
 		require.Equal(t, tether.Ready, tt.State())
 
 		dialing := make(chan tether.State, 1)
-		d.setFail(func(n int, _ string) error {
+		d.FailWhen(func(n int, _ string) error {
 			if n == 1 {
 				dialing <- tt.State()
 			}
 			return nil
 		})
-		d.server(t).Close()
+		d.Server(t).Close()
 		go tt.Read(make([]byte, 1))
 		synctest.Wait()
 		require.Equal(t, tether.TransientFailure, tt.State())
@@ -78,7 +79,7 @@ func TestStatesThroughAnOutage(t *testing.T) {
 		require.Equal(t, tether.Ready, tt.State())
 		require.Equal(t, []tether.State{tether.Connecting, tether.Connecting}, r.snapshot())
 		require.Equal(t, tether.Connecting, <-dialing, "while dialing")
-		d.server(t)
+		d.Server(t)
 	})
 }
 
@@ -112,9 +113,9 @@ func TestWaitForStateChange(t *testing.T) {
 // Close and a give-up lead to Shutdown, which is final.
 func TestStateShutdown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := &recorder{decide: giveUpOn(tether.Disconnected)}
+		r := giveUpOn(tether.Disconnected)
 		tt, d := dialPipe(t, r)
-		d.server(t).Close()
+		d.Server(t).Close()
 		tt.Read(make([]byte, 1))
 		require.Equal(t, tether.Shutdown, tt.State())
 		tt.Connect()
@@ -129,42 +130,28 @@ func TestStateShutdown(t *testing.T) {
 // the connection: Ready.
 func TestStatesOnIgnore(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
-			if ev.Kind == tether.Unreachable {
-				return tether.Ignore
-			}
-			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		d.setFail(func(int, string) error { return errRefused })
-		d.server(t).Close()
-		_, err = tt.Read(make([]byte, 1))
+		r := ignoreOn(tether.Unreachable)
+		tt, d := dialPipe(t, r)
+		d.FailWhen(func(int, string) error { return errRefused })
+		d.Server(t).Close()
+		_, err := tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, errRefused)
 		require.Equal(t, tether.Idle, tt.State())
 
-		d.setFail(nil)
+		d.FailWhen(nil)
 		tt.Connect()
 		for s := tt.State(); s != tether.Ready; s = tt.State() {
 			require.Equal(t, tether.Connecting, s, "Connect dials at once")
 			require.True(t, tt.WaitForStateChange(t.Context(), s))
 		}
-		d.server(t)
+		d.Server(t)
 	})
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		d.wrap = func(n int, c net.Conn) net.Conn {
-			return &scriptConn{Conn: c, reads: []result{{err: os.ErrPermission}}}
-		}
-		r := &stateRecorder{}
-		r.decide = func(ev *tether.Event) tether.Action { return tether.Ignore }
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
+		d := wrapEach(failingRead(os.ErrPermission))
+		r := &stateProbe{decide: func(*tether.Event) tether.Action { return tether.Ignore }}
+		tt := tethertest.Dial(t, d, "a", r)
 		r.watch(tt)
-		_, err = tt.Read(make([]byte, 1))
+		_, err := tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, os.ErrPermission)
 		require.Equal(t, []tether.State{tether.Connecting}, r.snapshot())
 		require.Equal(t, tether.Ready, tt.State())
@@ -181,8 +168,8 @@ func TestLazy(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				d := newPipeDialer()
-				r := &recorder{}
+				d := &tethertest.Dialer{}
+				r := &tethertest.Recorder{}
 				ctx, cancel := context.WithCancel(t.Context())
 				tt, err := tether.Dial(ctx, d, "a", r, tether.WithLazy())
 				cancel() // lazy dials do not run on Dial's ctx
@@ -190,7 +177,7 @@ func TestLazy(t *testing.T) {
 				defer tt.Close()
 				time.Sleep(time.Hour)
 				require.Equal(t, tether.Idle, tt.State())
-				require.Equal(t, 0, d.numDials())
+				require.Equal(t, 0, d.Dials())
 				require.Equal(t, "a", tt.RemoteAddr().String(), "the address to dial, before the first connection")
 				require.Equal(t, "tether", tt.LocalAddr().Network())
 				tt.ResetBackoff()
@@ -198,14 +185,14 @@ func TestLazy(t *testing.T) {
 				require.Equal(t, tether.Idle, tt.State(), "ResetBackoff and Reconnect do not dial")
 
 				start(tt)
-				d.server(t)
+				d.Server(t)
 				synctest.Wait()
 				require.Equal(t, tether.Ready, tt.State())
-				require.Equal(t, []tether.EventKind{tether.Connected}, r.kinds())
+				require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds())
 				require.Equal(t, uint64(1), tt.Generation())
 				tt.Connect() // a no-op now
 				synctest.Wait()
-				require.Equal(t, 1, d.numDials())
+				require.Equal(t, 1, d.Dials())
 			})
 		})
 	}
@@ -215,8 +202,8 @@ func TestLazy(t *testing.T) {
 // deadline and by Close.
 func TestLazyOperationsWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		d.setFail(func(int, string) error { return errRefused })
+		d := &tethertest.Dialer{}
+		d.FailWhen(func(int, string) error { return errRefused })
 		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithLazy())
 		require.NoError(t, err)
 		require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Second)))
@@ -237,38 +224,30 @@ func TestLazyOperationsWait(t *testing.T) {
 // now; anywhere else it does nothing.
 func TestResetBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
-			if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
-				ev.Delay = time.Hour
-			}
-			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
+		r := delayed(time.Hour)
+		tt, d := dialPipe(t, r)
 		tt.ResetBackoff() // Ready: nothing to cut
-		d.setFail(func(n int, _ string) error {
+		d.FailWhen(func(n int, _ string) error {
 			if n == 1 {
 				return errRefused
 			}
 			return nil
 		})
-		d.server(t).Close()
+		d.Server(t).Close()
 		go tt.Read(make([]byte, 1))
 		synctest.Wait()
 		require.Equal(t, tether.TransientFailure, tt.State())
 		start := time.Now()
 		tt.ResetBackoff()
 		synctest.Wait()
-		require.Equal(t, 2, d.numDials(), "the dial after the reset")
+		require.Equal(t, 2, d.Dials(), "the dial after the reset")
 		require.Equal(t, tether.TransientFailure, tt.State(), "the dial failed: the next delay")
 		time.Sleep(time.Minute)
 		tt.ResetBackoff()
 		synctest.Wait()
 		require.Equal(t, tether.Ready, tt.State())
 		require.Equal(t, time.Minute, time.Since(start), "no delay was waited")
-		d.server(t)
+		d.Server(t)
 	})
 }
 
@@ -277,13 +256,13 @@ func TestResetBackoff(t *testing.T) {
 // attempt however young the connection; the boundary is raised.
 func TestForcedReconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{}
+		d := &tethertest.Dialer{}
+		r := &tethertest.Recorder{}
 		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithStabilityPeriod(time.Hour),
 			tether.WithReconnectBoundary())
 		require.NoError(t, err)
 		defer tt.Close()
-		s1 := d.server(t)
+		s1 := d.Server(t)
 		got := make(chan result, 1)
 		go func() {
 			n, err := tt.Read(make([]byte, 1))
@@ -291,12 +270,12 @@ func TestForcedReconnect(t *testing.T) {
 		}()
 		synctest.Wait()
 		tt.Reconnect()
-		d.server(t)
+		d.Server(t)
 		res := <-got
 		require.ErrorIs(t, res.err, tether.ErrReconnected, "the Read blocked on the old connection")
 		require.True(t, peerSeesClose(s1))
-		evs := r.all()
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
+		evs := r.Events()
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
 		require.ErrorIs(t, evs[1].Err, tether.ErrForcedReconnect)
 		require.Equal(t, 0, evs[1].Attempt)
 		require.Equal(t, 0, evs[2].Attempt)
@@ -336,15 +315,6 @@ func TestStateStrings(t *testing.T) {
 	}
 }
 
-// readString reads exactly len(want) bytes from s.
-func readString(t *testing.T, s net.Conn, n int) string {
-	t.Helper()
-	buf := make([]byte, n)
-	_, err := io.ReadFull(s, buf)
-	require.NoError(t, err)
-	return string(buf)
-}
-
 // NextState names the state each decision leads to, as the Tether enters it.
 func TestEventNextState(t *testing.T) {
 	for _, tc := range []struct {
@@ -381,16 +351,16 @@ type stateChange struct {
 func TestStateObserver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var changes []stateChange // one call at a time per Tether
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		r := delayed(3 * time.Second)
 		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithStateObserver(func(from, to tether.State, in time.Duration) {
 			changes = append(changes, stateChange{from, to, in})
 		}))
 		require.NoError(t, err)
 		time.Sleep(10 * time.Second)
-		d.server(t).Close()
+		d.Server(t).Close()
 		go tt.Read(make([]byte, 1))
-		d.server(t)
+		d.Server(t)
 		synctest.Wait()
 		tt.Close()
 		require.Equal(t, []stateChange{
@@ -404,12 +374,12 @@ func TestStateObserver(t *testing.T) {
 		}, changes)
 	})
 	var first []tether.State
-	tt, err := tether.Dial(t.Context(), newPipeDialer(), "a", nil, tether.WithLazy(),
+	tt, err := tether.Dial(t.Context(), &tethertest.Dialer{}, "a", nil, tether.WithLazy(),
 		tether.WithStateObserver(func(from, to tether.State, _ time.Duration) { first = append(first, from, to) }))
 	require.NoError(t, err)
 	tt.Close()
 	require.Equal(t, []tether.State{tether.Idle, tether.Idle, tether.Idle, tether.Shutdown}, first)
-	_, err = tether.Dial(t.Context(), newPipeDialer(), "a", nil, tether.WithStateObserver(nil))
+	_, err = tether.Dial(t.Context(), &tethertest.Dialer{}, "a", nil, tether.WithStateObserver(nil))
 	require.ErrorContains(t, err, "nil state observer")
 }
 
@@ -419,7 +389,7 @@ func TestStateObserver(t *testing.T) {
 // bytes one way only still counts.
 func TestCleanEndAfterExchangeIsNoFlap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := &recorder{}
+		r := &tethertest.Recorder{}
 		tt, d := dialPipe(t, r, tether.WithStabilityPeriod(time.Hour))
 		// noticeEnd reads until the close of the current connection is seen
 		// and the Tether has reconnected, then times out on the new one.
@@ -430,7 +400,7 @@ func TestCleanEndAfterExchangeIsNoFlap(t *testing.T) {
 			require.NoError(t, tt.SetReadDeadline(time.Time{}))
 		}
 		for i := range 3 {
-			s := d.server(t)
+			s := d.Server(t)
 			go func() {
 				buf := make([]byte, 3)
 				io.ReadFull(s, buf)
@@ -439,33 +409,189 @@ func TestCleanEndAfterExchangeIsNoFlap(t *testing.T) {
 			}()
 			_, err := tt.Write([]byte("req"))
 			require.NoError(t, err, "request %d", i)
-			require.Equal(t, "re:req", string(readN(t, tt, 6)))
+			require.Equal(t, "re:req", readString(t, tt, 6))
 			noticeEnd()
 		}
-		for _, ev := range r.all() {
+		for _, ev := range r.Events() {
 			if ev.Kind == tether.Disconnected {
 				require.Zero(t, ev.Attempt, "Disconnected after an exchange")
 			}
 		}
 		// The peer speaks and closes, the client never wrote: a flap.
-		s := d.server(t)
+		s := d.Server(t)
 		go func() {
 			s.Write([]byte("bye"))
 			s.Close()
 		}()
-		require.Equal(t, "bye", string(readN(t, tt, 3)))
+		require.Equal(t, "bye", readString(t, tt, 3))
 		noticeEnd()
-		evs := r.all()
+		evs := r.Events()
 		last := evs[len(evs)-2]
 		require.Equal(t, tether.Disconnected, last.Kind)
 		require.Equal(t, 1, last.Attempt)
 	})
 }
 
-func readN(t *testing.T, c net.Conn, n int) []byte {
-	t.Helper()
-	buf := make([]byte, n)
-	_, err := io.ReadFull(c, buf)
-	require.NoError(t, err)
-	return buf
+// failOnce fails its next Read (failRead) or next Write (failWrite) with
+// errRefused, once.
+type failOnce struct {
+	net.Conn
+	failRead, failWrite atomic.Bool
+}
+
+func (c *failOnce) Read(p []byte) (int, error) {
+	if c.failRead.CompareAndSwap(true, false) {
+		return 0, errRefused
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *failOnce) Write(p []byte) (int, error) {
+	if c.failWrite.CompareAndSwap(true, false) {
+		return 0, errRefused
+	}
+	return c.Conn.Write(p)
+}
+
+// A control call made as soon as the state it needs is seen is never lost:
+// the recovery that led to the state is over when the state changes (it used
+// to end a moment later, and a Reconnect, a Connect or a buffered Write in
+// between found it still running and did nothing).
+func TestControlRightAfterTheChange(t *testing.T) {
+	const runs = 100
+	t.Run("Reconnect when Ready", func(t *testing.T) {
+		for range runs {
+			synctest.Test(t, func(t *testing.T) {
+				tt, d := dialPipe(t, &tethertest.Recorder{}) // no delay: the default policy's jitter would wait
+				tt.Reconnect()                               // Connecting at once; Ready again once the reconnect is over
+				for s := tt.State(); s != tether.Ready; s = tt.State() {
+					tt.WaitForStateChange(t.Context(), s)
+				}
+				tt.Reconnect() // Ready: must reconnect
+				synctest.Wait()
+				require.Equal(t, 3, d.Dials())
+			})
+		}
+	})
+	idleAfterFailedDial := func(t *testing.T, opts ...tether.Option) (*tether.Tether, *tethertest.Dialer) {
+		r := ignoreOn(tether.Unreachable)
+		tt, d := dialPipe(t, r, append(opts, tether.WithLazy())...)
+		d.FailWhen(func(n int, _ string) error {
+			if n == 0 {
+				return errRefused
+			}
+			return nil
+		})
+		tt.Connect()
+		for s := tt.State(); s != tether.Idle; s = tt.State() {
+			tt.WaitForStateChange(t.Context(), s)
+		}
+		return tt, d
+	}
+	t.Run("Connect when Idle", func(t *testing.T) {
+		for range runs {
+			synctest.Test(t, func(t *testing.T) {
+				tt, d := idleAfterFailedDial(t)
+				tt.Connect()
+				synctest.Wait()
+				require.Equal(t, 2, d.Dials())
+			})
+		}
+	})
+	t.Run("buffered Write when Idle", func(t *testing.T) {
+		for range runs {
+			synctest.Test(t, func(t *testing.T) {
+				tt, d := idleAfterFailedDial(t, tether.WithWriteBuffer(10))
+				_, err := tt.Write([]byte("x"))
+				require.NoError(t, err)
+				synctest.Wait()
+				require.Equal(t, 2, d.Dials())
+			})
+		}
+	})
+}
+
+// A lazy, fail-fast Tether dials on its first Write, which fails fast.
+func TestLazyFailFastDials(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt, d := dialPipe(t, nil, tether.WithLazy(), tether.WithFailFast())
+		_, err := tt.Write([]byte("x"))
+		require.ErrorIs(t, err, tether.ErrBufferFull)
+		d.Server(t)
+		synctest.Wait()
+		require.Equal(t, tether.Ready, tt.State())
+		require.Equal(t, 1, d.Dials())
+	})
+}
+
+// The watchdog on a connection kept by Ignore: it starts again after it
+// fired, and a kept connection keeps the deadline of a Read waiting on it.
+func TestReadIdleTimeoutIgnored(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := ignoreOn(tether.Disconnected)
+		tt, d := dialPipe(t, r, tether.WithReadIdleTimeout(time.Second))
+		s := d.Server(t)
+		buf := make([]byte, 10)
+		_, err := tt.Read(buf)
+		require.ErrorIs(t, err, tether.ErrIdleTimeout)
+		go s.Write([]byte("hello"))
+		n, err := tt.Read(buf)
+		require.NoError(t, err, "the bytes waiting on the kept connection")
+		require.Equal(t, "hello", string(buf[:n]))
+	})
+	synctest.Test(t, func(t *testing.T) {
+		var fc *failOnce
+		d := wrapEach(func(c net.Conn) net.Conn { fc = &failOnce{Conn: c}; return fc })
+		r := ignoreOn(tether.Disconnected)
+		tt := tethertest.Dial(t, d, "a", r, tether.WithReadIdleTimeout(time.Second))
+		d.Server(t) // a silent peer
+		got := make(chan error, 1)
+		go func() {
+			_, err := tt.Read(make([]byte, 1))
+			got <- err
+		}()
+		synctest.Wait()
+		fc.failWrite.Store(true)
+		_, err := tt.Write([]byte("x"))
+		require.ErrorIs(t, err, errRefused, "Ignore: the Write gets its error, the connection is kept")
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		select {
+		case err := <-got:
+			require.ErrorIs(t, err, tether.ErrIdleTimeout)
+		default:
+			t.Fatal("the watchdog never fired on the kept connection")
+		}
+	})
+}
+
+// Close while the write buffer is written to a connection that Ignore kept
+// closes that connection and ends the reconnect at once.
+func TestCloseDuringFlushToKeptConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var fc *failOnce
+		d := wrapEach(func(c net.Conn) net.Conn { fc = &failOnce{Conn: c}; return fc })
+		release := make(chan struct{})
+		h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Disconnected {
+				<-release
+				return tether.Ignore
+			}
+			return tether.Reconnect
+		})
+		tt, err := tether.Dial(t.Context(), d, "a", h, tether.WithWriteBuffer(100))
+		require.NoError(t, err)
+		s := d.Server(t)
+		fc.failRead.Store(true)
+		go tt.Read(make([]byte, 1)) // meets the error: the handler holds the decision
+		synctest.Wait()
+		_, err = tt.Write([]byte("hello"))
+		require.NoError(t, err)
+		close(release)
+		synctest.Wait() // the buffer is being written: the peer reads nothing
+		require.NoError(t, tt.Close())
+		synctest.Wait()
+		require.Zero(t, tetherGoroutines(), "the reconnect goroutine outlived Close")
+		require.True(t, peerSeesClose(s), "the kept connection is closed")
+	})
 }

@@ -6,8 +6,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -15,31 +19,28 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/middleware"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // Semantics 1: a reconnect between two reads is invisible to the reader.
 func TestTransparentReconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
+		r := &tethertest.Recorder{}
+		tt, d := dialPipe(t, r)
 
 		got := readAsync(tt, 6)
-		s1 := d.server(t)
-		_, err = s1.Write([]byte("foo"))
+		s1 := d.Server(t)
+		_, err := s1.Write([]byte("foo"))
 		require.NoError(t, err)
 		s1.Close()
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		_, err = s2.Write([]byte("bar"))
 		require.NoError(t, err)
 
-		res := <-got
-		require.NoError(t, res.err)
-		require.Equal(t, "foobar", res.s)
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
-		require.Equal(t, io.EOF, r.all()[1].Err, "a clean close is reported as io.EOF")
+		requireRead(t, got, "foobar")
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
+		require.Equal(t, io.EOF, r.Events()[1].Err, "a clean close is reported as io.EOF")
 		require.Equal(t, uint64(2), tt.Generation())
 	})
 }
@@ -48,12 +49,9 @@ func TestTransparentReconnect(t *testing.T) {
 // reconnect sequence.
 func TestOneReconnectPerLoss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		s1 := d.server(t)
+		r := &tethertest.Recorder{}
+		tt, d := dialPipe(t, r)
+		s1 := d.Server(t)
 
 		got := readAsync(tt, 4)
 		wrote := make(chan error, 1)
@@ -64,21 +62,16 @@ func TestOneReconnectPerLoss(t *testing.T) {
 		synctest.Wait() // both blocked on the pipe
 		s1.Close()
 
-		s2 := d.server(t)
-		buf := make([]byte, 4)
-		_, err = io.ReadFull(s2, buf)
-		require.NoError(t, err)
-		require.Equal(t, "ping", string(buf), "the write that failed goes to the new connection")
+		s2 := d.Server(t)
+		require.Equal(t, "ping", readString(t, s2, 4), "the write that failed goes to the new connection")
 		require.NoError(t, <-wrote)
-		_, err = s2.Write([]byte("pong"))
+		_, err := s2.Write([]byte("pong"))
 		require.NoError(t, err)
-		res := <-got
-		require.NoError(t, res.err)
-		require.Equal(t, "pong", res.s)
+		requireRead(t, got, "pong")
 
 		synctest.Wait()
-		require.Equal(t, 2, d.numDials())
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
+		require.Equal(t, 2, d.Dials())
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
 	})
 }
 
@@ -95,20 +88,14 @@ func (c *stuckConn) Read(p []byte) (int, error) { return 0, <-c.release }
 // triggers nothing (generations).
 func TestStaleErrorTriggersNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := newPipeDialer()
 		stuck := &stuckConn{release: make(chan error)}
-		pd.wrap = func(n int, c net.Conn) net.Conn {
-			if n == 0 {
-				stuck.Conn = c
-				return stuck
-			}
-			return c
-		}
-		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), pd, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		s1 := pd.server(t)
+		d := wrapFirst(func(c net.Conn) net.Conn {
+			stuck.Conn = c
+			return stuck
+		})
+		r := &tethertest.Recorder{}
+		tt := tethertest.Dial(t, d, "a", r)
+		s1 := d.Server(t)
 
 		got := readAsync(tt, 3)
 		synctest.Wait()
@@ -118,9 +105,9 @@ func TestStaleErrorTriggersNothing(t *testing.T) {
 			_, err := tt.Write([]byte("x")) // fails on generation 1, reconnects
 			wrote <- err
 		}()
-		s2 := pd.server(t)
+		s2 := d.Server(t)
 		buf := make([]byte, 1)
-		_, err = io.ReadFull(s2, buf)
+		_, err := io.ReadFull(s2, buf)
 		require.NoError(t, err)
 		require.NoError(t, <-wrote)
 		synctest.Wait()
@@ -129,11 +116,9 @@ func TestStaleErrorTriggersNothing(t *testing.T) {
 		stuck.release <- errors.New("late error from generation 1")
 		_, err = s2.Write([]byte("abc"))
 		require.NoError(t, err)
-		res := <-got
-		require.NoError(t, res.err)
-		require.Equal(t, "abc", res.s)
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
-		require.Equal(t, 2, pd.numDials())
+		requireRead(t, got, "abc")
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
+		require.Equal(t, 2, d.Dials())
 	})
 }
 
@@ -141,10 +126,10 @@ func TestStaleErrorTriggersNothing(t *testing.T) {
 // Write queued behind another honours its own deadline and Close.
 func TestFullDuplex(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		tt, err := tether.Dial(t.Context(), d, "a", nil)
 		require.NoError(t, err)
-		s := d.server(t)
+		s := d.Server(t)
 
 		got := readAsync(tt, 1)
 		synctest.Wait()
@@ -189,85 +174,6 @@ func TestFullDuplex(t *testing.T) {
 	})
 }
 
-// Semantics 4: with WriteResume, the bytes a failed connection did not
-// accept go first to the next one, before a later Write's bytes.
-func TestWriteResumeRemainderGoesFirst(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		tt, err := tether.Dial(t.Context(), d, "a", nil,
-			tether.WithStabilityPeriod(0), tether.WithWritePolicy(tether.WriteResume))
-		require.NoError(t, err)
-		defer tt.Close()
-		s1 := d.server(t)
-
-		wrote := make(chan result, 2)
-		go func() {
-			n, err := tt.Write([]byte("hello"))
-			wrote <- result{n: n, err: err}
-		}()
-		buf := make([]byte, 2)
-		_, err = io.ReadFull(s1, buf) // the first connection accepts "he"
-		require.NoError(t, err)
-		synctest.Wait()
-		go func() {
-			n, err := tt.Write([]byte("world")) // queued behind the first
-			wrote <- result{n: n, err: err}
-		}()
-		synctest.Wait()
-		s1.Close()
-
-		s2 := d.server(t)
-		rest := make([]byte, 8)
-		_, err = io.ReadFull(s2, rest)
-		require.NoError(t, err)
-		require.Equal(t, "lloworld", string(rest))
-		for range 2 {
-			w := <-wrote
-			require.NoError(t, w.err)
-			require.Equal(t, 5, w.n)
-		}
-	})
-}
-
-// Semantics 4: with WriteDrop the Write returns at once with the count
-// accepted and ErrDropped; later Writes go to the new connection.
-func TestWriteDrop(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithWritePolicy(tether.WriteDrop))
-		require.NoError(t, err)
-		defer tt.Close()
-		s1 := d.server(t)
-
-		wrote := make(chan result, 1)
-		go func() {
-			n, err := tt.Write([]byte("hello"))
-			wrote <- result{n: n, err: err}
-		}()
-		_, err = io.ReadFull(s1, make([]byte, 2))
-		require.NoError(t, err)
-		synctest.Wait()
-		s1.Close()
-		w := <-wrote
-		require.Equal(t, 2, w.n)
-		require.ErrorIs(t, w.err, tether.ErrDropped)
-		require.ErrorIs(t, w.err, io.ErrClosedPipe, "the cause is kept")
-
-		go func() {
-			n, err := tt.Write([]byte("world"))
-			wrote <- result{n: n, err: err}
-		}()
-		s2 := d.server(t)
-		buf := make([]byte, 5)
-		_, err = io.ReadFull(s2, buf)
-		require.NoError(t, err)
-		require.Equal(t, "world", string(buf))
-		w = <-wrote
-		require.NoError(t, w.err)
-		require.Equal(t, 5, w.n)
-	})
-}
-
 // scriptConn returns scripted results from Read, then behaves as its Conn.
 type scriptConn struct {
 	net.Conn
@@ -286,45 +192,24 @@ func (c *scriptConn) Read(p []byte) (int, error) {
 // Semantics 4: a Read that got bytes with an error delivers the bytes first.
 func TestReadBytesWithError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := newPipeDialer()
-		pd.wrap = func(n int, c net.Conn) net.Conn {
-			if n == 0 {
-				return &scriptConn{Conn: c, reads: []result{{s: "abc", err: io.EOF}}}
-			}
-			return c
-		}
-		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), pd, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
+		d := wrapFirst(func(c net.Conn) net.Conn { return &scriptConn{Conn: c, reads: []result{{s: "abc", err: io.EOF}}} })
+		r := &tethertest.Recorder{}
+		tt := tethertest.Dial(t, d, "a", r)
 		buf := make([]byte, 10)
 		m, err := tt.Read(buf)
 		require.NoError(t, err)
 		require.Equal(t, "abc", string(buf[:m]))
-		require.Equal(t, []tether.EventKind{tether.Connected}, r.kinds(), "no reconnect before the bytes are delivered")
+		require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds(), "no reconnect before the bytes are delivered")
 
 		got := readAsync(tt, 3)
-		pd.server(t)
-		s2 := pd.server(t)
+		d.Server(t)
+		s2 := d.Server(t)
 		_, err = s2.Write([]byte("def"))
 		require.NoError(t, err)
-		res := <-got
-		require.NoError(t, res.err)
-		require.Equal(t, "def", res.s)
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.kinds())
-		require.Equal(t, io.EOF, r.all()[1].Err)
+		requireRead(t, got, "def")
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
+		require.Equal(t, io.EOF, r.Events()[1].Err)
 	})
-}
-
-func giveUpOn(kinds ...tether.EventKind) func(*tether.Event) tether.Action {
-	return func(ev *tether.Event) tether.Action {
-		for _, k := range kinds {
-			if ev.Kind == k {
-				return tether.GiveUp
-			}
-		}
-		return tether.Reconnect
-	}
 }
 
 // Semantics 5: after a give-up on a clean EOF, Read returns io.EOF so that
@@ -332,19 +217,9 @@ func giveUpOn(kinds ...tether.EventKind) func(*tether.Event) tether.Action {
 // is closed and Err says why.
 func TestGiveUpOnCleanEOF(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: giveUpOn(tether.Disconnected)}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		s := d.server(t)
-		go func() {
-			s.Write([]byte("all of it"))
-			s.Close()
-		}()
-		b, err := io.ReadAll(tt)
-		require.NoError(t, err)
-		require.Equal(t, "all of it", string(b))
+		r := giveUpOn(tether.Disconnected)
+		tt, d := dialPipe(t, r)
+		requireReadAllOfLastWords(t, tt, d.Server(t))
 
 		select {
 		case <-tt.Done():
@@ -352,14 +227,14 @@ func TestGiveUpOnCleanEOF(t *testing.T) {
 			t.Fatal("Done() is not closed after a give-up")
 		}
 		require.Equal(t, io.EOF, tt.Err())
-		_, err = tt.Write([]byte("x"))
+		_, err := tt.Write([]byte("x"))
 		require.Error(t, err)
 		require.NotEqual(t, io.EOF, err)
 		require.ErrorIs(t, err, tether.ErrGaveUp)
 		n, err := tt.Read(make([]byte, 1))
 		require.Equal(t, 0, n)
 		require.Equal(t, io.EOF, err)
-		require.Equal(t, 1, d.numDials())
+		require.Equal(t, 1, d.Dials())
 	})
 }
 
@@ -382,8 +257,7 @@ func TestGiveUpErrorPropagation(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				d := newPipeDialer()
-				r := &recorder{decide: func(ev *tether.Event) tether.Action {
+				r := decide(func(ev *tether.Event) tether.Action {
 					if ev.Kind == tether.Unreachable {
 						if tc.setErr {
 							ev.Err = custom
@@ -391,12 +265,10 @@ func TestGiveUpErrorPropagation(t *testing.T) {
 						return tether.GiveUp
 					}
 					return tether.Reconnect
-				}}
-				tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithErrorPropagation(tc.prop))
-				require.NoError(t, err)
-				defer tt.Close()
-				d.setFail(func(int, string) error { return errRefused })
-				d.server(t).Close() // the peer closes: io.EOF, then the dial fails
+				})
+				tt, d := dialPipe(t, r, tether.WithErrorPropagation(tc.prop))
+				d.FailWhen(func(int, string) error { return errRefused })
+				d.Server(t).Close() // the peer closes: io.EOF, then the dial fails
 
 				_, rerr := tt.Read(make([]byte, 1))
 				_, werr := tt.Write([]byte("x"))
@@ -416,106 +288,15 @@ func TestGiveUpErrorPropagation(t *testing.T) {
 	}
 }
 
-// Semantics 6: an operation waiting for a reconnect returns a timeout when
-// its deadline passes; the reconnect goes on, and the new connection gets the
-// deadlines.
-func TestDeadlineAcrossReconnect(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
-			if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
-				ev.Delay = 2 * time.Second
-			}
-			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		d.server(t).Close()
-
-		start := time.Now()
-		require.NoError(t, tt.SetReadDeadline(start.Add(500*time.Millisecond)))
-		_, err = tt.Read(make([]byte, 1))
-		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-		var ne net.Error
-		require.ErrorAs(t, err, &ne)
-		require.True(t, ne.Timeout())
-		require.Equal(t, 500*time.Millisecond, time.Since(start))
-
-		// The reconnect went on without a reader.
-		s2 := d.server(t)
-		require.Equal(t, 2*time.Second, time.Since(start))
-		synctest.Wait()
-		require.Equal(t, uint64(2), tt.Generation())
-
-		// The new connection has the deadline too: it has passed, so a Read
-		// returns a timeout at once, without a reconnect.
-		_, err = tt.Read(make([]byte, 1))
-		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-		require.Equal(t, uint64(2), tt.Generation())
-
-		// A deadline in the future, crossed on the new connection itself.
-		require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Second)))
-		start = time.Now()
-		_, err = tt.Read(make([]byte, 1))
-		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-		require.Equal(t, time.Second, time.Since(start))
-		require.Len(t, r.kinds(), 3, "a user timeout is not a disconnect")
-
-		require.NoError(t, tt.SetReadDeadline(time.Time{}))
-		go s2.Write([]byte("z"))
-		n, err := tt.Read(make([]byte, 1))
-		require.NoError(t, err)
-		require.Equal(t, 1, n)
-	})
-}
-
-// timeoutConn fails every Read with a timeout the user did not ask for, as a
-// dead QUIC peer or TCP keep-alive does.
-type timeoutConn struct{ net.Conn }
-
-func (c timeoutConn) Read([]byte) (int, error) { return 0, os.ErrDeadlineExceeded }
-
-// Traps: a timeout is the user's only while the user's deadline has passed;
-// any other is a disconnect.
-func TestTimeoutWithoutDeadlineIsDisconnect(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		pd := newPipeDialer()
-		pd.wrap = func(n int, c net.Conn) net.Conn {
-			if n == 0 {
-				return timeoutConn{c}
-			}
-			return c
-		}
-		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), pd, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		got := readAsync(tt, 2)
-		pd.server(t)
-		s2 := pd.server(t)
-		s2.Write([]byte("ok"))
-		res := <-got
-		require.NoError(t, res.err)
-		require.Equal(t, "ok", res.s)
-		ev := r.all()[1]
-		require.Equal(t, tether.Disconnected, ev.Kind)
-		require.ErrorIs(t, ev.Err, os.ErrDeadlineExceeded)
-	})
-}
-
 // Semantics 7: Close returns at once during a backoff wait, and blocked
 // operations return net.ErrClosed.
 func TestCloseDuringBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
-			ev.Delay = time.Hour
-			return tether.Reconnect
-		}}
+		d := &tethertest.Dialer{}
+		r := delayed(time.Hour)
 		tt, err := tether.Dial(t.Context(), d, "a", r)
 		require.NoError(t, err)
-		d.server(t).Close()
+		d.Server(t).Close()
 		got := readAsync(tt, 1)
 		synctest.Wait()
 		start := time.Now()
@@ -525,7 +306,7 @@ func TestCloseDuringBackoff(t *testing.T) {
 		require.ErrorIs(t, err, net.ErrClosed)
 		synctest.Wait() // the outage's goroutine is gone
 		require.Zero(t, time.Since(start))
-		require.Equal(t, 1, d.numDials())
+		require.Equal(t, 1, d.Dials())
 		require.ErrorIs(t, tt.Err(), net.ErrClosed)
 	})
 }
@@ -533,17 +314,15 @@ func TestCloseDuringBackoff(t *testing.T) {
 // Semantics 7: Close interrupts a slow dial.
 func TestCloseDuringSlowDial(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		tt, err := tether.Dial(t.Context(), d, "a", tether.DisconnectHandlerFunc(
 			func(context.Context, *tether.Event) tether.Action { return tether.Reconnect }))
 		require.NoError(t, err)
-		d.mu.Lock()
-		d.hold = make(chan struct{}) // never released
-		d.mu.Unlock()
-		d.server(t).Close()
+		d.Hold() // never released
+		d.Server(t).Close()
 		got := readAsync(tt, 1)
 		synctest.Wait()
-		require.Equal(t, 2, d.numDials(), "the redial is in progress")
+		require.Equal(t, 2, d.Dials(), "the redial is in progress")
 		require.NoError(t, tt.Close())
 		require.ErrorIs(t, (<-got).err, net.ErrClosed)
 		synctest.Wait()
@@ -553,7 +332,7 @@ func TestCloseDuringSlowDial(t *testing.T) {
 // Semantics 7: Close interrupts OnConnect, closing the fresh connection.
 func TestCloseDuringOnConnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		var calls atomic.Int32
 		hookErr := make(chan error, 1)
 		tt, err := tether.Dial(t.Context(), d, "a", nil,
@@ -566,9 +345,9 @@ func TestCloseDuringOnConnect(t *testing.T) {
 				return err
 			}))
 		require.NoError(t, err)
-		d.server(t).Close()
+		d.Server(t).Close()
 		got := readAsync(tt, 1)
-		d.server(t) // the second connection, in OnConnect
+		d.Server(t) // the second connection, in OnConnect
 		synctest.Wait()
 		require.NoError(t, tt.Close())
 		require.ErrorIs(t, (<-got).err, net.ErrClosed)
@@ -581,18 +360,18 @@ func TestCloseDuringOnConnect(t *testing.T) {
 // returns nil and Err keeps the cause.
 func TestCloseIdempotent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		tt, err := tether.Dial(t.Context(), d, "a", nil)
 		require.NoError(t, err)
 		require.NoError(t, tt.Close())
 		require.ErrorIs(t, tt.Close(), net.ErrClosed)
 		require.ErrorIs(t, tt.Err(), net.ErrClosed)
 
-		r := &recorder{decide: giveUpOn(tether.Disconnected)}
+		r := giveUpOn(tether.Disconnected)
 		tt, err = tether.Dial(t.Context(), d, "a", r)
 		require.NoError(t, err)
-		<-d.servers
-		s := d.server(t)
+		d.Server(t)
+		s := d.Server(t)
 		s.Close()
 		_, err = tt.Read(make([]byte, 1))
 		require.Equal(t, io.EOF, err)
@@ -607,7 +386,7 @@ func TestCloseIdempotent(t *testing.T) {
 // ends with the outage.
 func TestNoGoroutineWhenHealthy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		var ts []*tether.Tether
 		for range 50 {
 			tt, err := tether.Dial(t.Context(), d, "a", nil)
@@ -617,14 +396,14 @@ func TestNoGoroutineWhenHealthy(t *testing.T) {
 		synctest.Wait()
 		require.Zero(t, tetherGoroutines(), "healthy Tethers")
 
-		d.server(t).Close()
+		d.Server(t).Close()
 		got := readAsync(ts[0], 1)
 		synctest.Wait()
 		require.Equal(t, 1, tetherGoroutines(), "the outage's")
 		for range 49 {
-			d.server(t)
+			d.Server(t)
 		}
-		go d.server(t).Write([]byte("x"))
+		go d.Server(t).Write([]byte("x"))
 		require.NoError(t, (<-got).err)
 		synctest.Wait()
 		require.Zero(t, tetherGoroutines(), "after the outage")
@@ -640,40 +419,27 @@ func TestDefaultPolicyDoesNotSpin(t *testing.T) {
 	for _, fault := range []string{"accept-and-close", "refuse"} {
 		t.Run(fault, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				d := newPipeDialer()
+				d := &tethertest.Dialer{}
 				tt, err := tether.Dial(t.Context(), d, "a", nil)
 				require.NoError(t, err)
 				if fault == "refuse" {
-					d.setFail(func(int, string) error { return errRefused })
+					d.FailWhen(func(int, string) error { return errRefused })
 				}
-				stop := make(chan struct{})
-				go func() { // the server closes each connection at once
-					for {
-						select {
-						case s := <-d.servers:
-							s.Close()
-						case <-stop:
-							return
-						}
-					}
-				}()
+				go d.Serve(t.Context(), func(*tethertest.Conn) {}) // the server closes each connection at once
 				tt.SetReadDeadline(time.Now().Add(10 * time.Minute))
 				_, err = tt.Read(make([]byte, 1))
 				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-				n := d.numDials()
+				n := d.Dials()
 				// 10 minutes of backoff from 1 s ×1.6 capped at 120 s:
 				// about a dozen dials; a spinning policy makes millions.
 				require.Greater(t, n, 5)
 				require.Less(t, n, 25, "dials in 10 minutes")
-				d.mu.Lock()
-				dials := append([]dialRecord(nil), d.dials...)
-				d.mu.Unlock()
+				dials := d.History()
 				for i := 3; i < len(dials); i++ {
-					gap := dials[i].at.Sub(dials[i-1].at)
+					gap := dials[i].At.Sub(dials[i-1].At)
 					require.GreaterOrEqual(t, gap, 800*time.Millisecond, "gap before dial %d", i)
 				}
 				tt.Close()
-				close(stop)
 			})
 		})
 	}
@@ -681,7 +447,7 @@ func TestDefaultPolicyDoesNotSpin(t *testing.T) {
 
 // Semantics 10: bad input gets a clear error, never a panic.
 func TestBadInput(t *testing.T) {
-	d := newPipeDialer()
+	d := &tethertest.Dialer{}
 	for _, tc := range []struct {
 		name string
 		dial func() (*tether.Tether, error)
@@ -710,8 +476,8 @@ func TestBadInput(t *testing.T) {
 				func(context.Context, *tether.Event) tether.Action { return 42 }))
 		}, "tether: handler returned an unknown Action 42"},
 		{"empty address from handler", func() (*tether.Tether, error) {
-			d.setFail(func(int, string) error { return errRefused })
-			defer d.setFail(nil)
+			d.FailWhen(func(int, string) error { return errRefused })
+			defer d.FailWhen(nil)
 			return tether.Dial(t.Context(), d, "a", tether.DisconnectHandlerFunc(
 				func(_ context.Context, ev *tether.Event) tether.Action { ev.Addr = ""; return tether.Reconnect }))
 		}, "tether: handler set an empty address"},
@@ -743,12 +509,9 @@ func TestBadInput(t *testing.T) {
 // reconnects.
 func TestCloseWriteUnsupported(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		tt, err := tether.Dial(t.Context(), d, "a", nil)
-		require.NoError(t, err)
-		defer tt.Close()
+		tt, d := dialPipe(t, nil)
 		require.ErrorIs(t, tt.CloseWrite(), errors.ErrUnsupported)
-		require.Equal(t, 1, d.numDials())
+		require.Equal(t, 1, d.Dials())
 	})
 }
 
@@ -756,29 +519,19 @@ func TestCloseWriteUnsupported(t *testing.T) {
 // connection is kept, nothing loops.
 func TestIgnoreKeepsConnection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := newPipeDialer()
 		glitch := errors.New("glitch")
-		pd.wrap = func(_ int, c net.Conn) net.Conn {
-			return &scriptConn{Conn: c, reads: []result{{err: glitch}}}
-		}
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
-			if ev.Kind == tether.Disconnected {
-				return tether.Ignore
-			}
-			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), pd, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		_, err = tt.Read(make([]byte, 1))
+		d := wrapEach(failingRead(glitch))
+		r := ignoreOn(tether.Disconnected)
+		tt := tethertest.Dial(t, d, "a", r)
+		_, err := tt.Read(make([]byte, 1))
 		require.Equal(t, glitch, err)
-		s := pd.server(t)
+		s := d.Server(t)
 		go s.Write([]byte("y"))
 		n, err := tt.Read(make([]byte, 1))
 		require.NoError(t, err)
 		require.Equal(t, 1, n)
-		require.Equal(t, 1, pd.numDials())
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected}, r.kinds())
+		require.Equal(t, 1, d.Dials())
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected}, r.Kinds())
 	})
 }
 
@@ -786,61 +539,51 @@ func TestIgnoreKeepsConnection(t *testing.T) {
 // and the next operation dials again.
 func TestIgnoreUnreachable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
-			if ev.Kind == tether.Unreachable {
-				return tether.Ignore
-			}
-			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		d.setFail(func(n int, _ string) error {
+		r := ignoreOn(tether.Unreachable)
+		tt, d := dialPipe(t, r)
+		d.FailWhen(func(n int, _ string) error {
 			if n == 1 {
 				return errRefused
 			}
 			return nil
 		})
-		d.server(t).Close()
-		_, err = tt.Read(make([]byte, 1))
+		d.Server(t).Close()
+		_, err := tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, errRefused)
 		synctest.Wait()
-		require.Equal(t, 2, d.numDials(), "no redial by itself")
+		require.Equal(t, 2, d.Dials(), "no redial by itself")
 
 		got := readAsync(tt, 1)
-		s := d.server(t)
+		s := d.Server(t)
 		s.Write([]byte("k"))
 		require.NoError(t, (<-got).err)
-		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Unreachable, tether.Reconnected}, r.kinds())
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Unreachable, tether.Reconnected}, r.Kinds())
 	})
 }
 
 // Counting attempts, as DESIGN.md's table says.
 func TestAttemptCounting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		d.setFail(func(n int, _ string) error {
+		d := &tethertest.Dialer{}
+		d.FailWhen(func(n int, _ string) error {
 			switch n {
 			case 0, 1, 3: // two failures inside Dial, one after the stable loss
 				return errRefused
 			}
 			return nil
 		})
-		r := &recorder{}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		s := d.server(t)
+		r := &tethertest.Recorder{}
+		tt := tethertest.Dial(t, d, "a", r)
+		s := d.Server(t)
 
 		time.Sleep(2 * time.Second) // stable
 		s.Close()
 		got := readAsync(tt, 1)
-		s = d.server(t)
+		s = d.Server(t)
 		synctest.Wait()
 		time.Sleep(100 * time.Millisecond) // dies within the stability period
 		s.Close()
-		s = d.server(t)
+		s = d.Server(t)
 		go s.Write([]byte("x"))
 		require.NoError(t, (<-got).err)
 
@@ -850,7 +593,7 @@ func TestAttemptCounting(t *testing.T) {
 			total   int
 		}
 		var rows []row
-		for _, ev := range r.all() {
+		for _, ev := range r.Events() {
 			rows = append(rows, row{ev.Kind, ev.Attempt, ev.Total})
 		}
 		require.Equal(t, []row{
@@ -869,10 +612,10 @@ func TestAttemptCounting(t *testing.T) {
 // A failed OnConnect counts as a failed dial.
 func TestOnConnectFailureCountsAsFailedDial(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
+		d := &tethertest.Dialer{}
 		hello := errors.New("hello rejected")
 		var calls atomic.Int32
-		r := &recorder{}
+		r := &tethertest.Recorder{}
 		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithOnConnect(func(context.Context, net.Conn) error {
 			if calls.Add(1) == 1 {
 				return hello
@@ -881,7 +624,7 @@ func TestOnConnectFailureCountsAsFailedDial(t *testing.T) {
 		}))
 		require.NoError(t, err)
 		defer tt.Close()
-		evs := r.all()
+		evs := r.Events()
 		require.Len(t, evs, 2)
 		require.Equal(t, tether.Unreachable, evs[0].Kind)
 		require.ErrorIs(t, evs[0].Err, hello)
@@ -894,26 +637,23 @@ func TestOnConnectFailureCountsAsFailedDial(t *testing.T) {
 // The fields beyond the fixed ones.
 func TestEventFields(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+		r := decide(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
 				ev.Addr = "b"
 				ev.Delay = 3 * time.Second
 			}
 			return tether.Reconnect
-		}}
+		})
 		start := time.Now()
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
+		tt, d := dialPipe(t, r)
 		time.Sleep(5 * time.Second)
-		d.server(t).Close()
+		d.Server(t).Close()
 		got := readAsync(tt, 1)
-		s := d.server(t)
+		s := d.Server(t)
 		go s.Write([]byte("x"))
 		require.NoError(t, (<-got).err)
 
-		evs := r.all()
+		evs := r.Events()
 		require.Len(t, evs, 3)
 		c, lost, back := evs[0], evs[1], evs[2]
 		require.Equal(t, "a", c.Dialed)
@@ -933,7 +673,10 @@ func TestEventFields(t *testing.T) {
 		require.Equal(t, lost.Since, back.Since)
 		require.Equal(t, 8*time.Second, time.Since(start), "Delay was waited")
 		require.NotNil(t, back.Conn)
-		require.Equal(t, []string{"a", "b"}, d.addrs())
+		hist := d.History()
+		require.Len(t, hist, 2)
+		require.Equal(t, "a", hist[0].Addr)
+		require.Equal(t, "b", hist[1].Addr)
 		require.Equal(t, "b", tt.Addr())
 	})
 }
@@ -942,8 +685,8 @@ func TestEventFields(t *testing.T) {
 // done, whatever the handler says, and the handler gets it.
 func TestDialContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		d.setFail(func(int, string) error { return errRefused })
+		d := &tethertest.Dialer{}
+		d.FailWhen(func(int, string) error { return errRefused })
 		type key struct{}
 		ctx, cancel := context.WithTimeout(context.WithValue(t.Context(), key{}, "v"), 30*time.Second)
 		defer cancel()
@@ -966,22 +709,22 @@ func TestDialContext(t *testing.T) {
 
 // WithNoInitialRetry returns the first dial's error at once.
 func TestNoInitialRetry(t *testing.T) {
-	d := newPipeDialer()
-	d.setFail(func(int, string) error { return errRefused })
-	r := &recorder{}
+	d := &tethertest.Dialer{}
+	d.FailWhen(func(int, string) error { return errRefused })
+	r := &tethertest.Recorder{}
 	tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithNoInitialRetry())
 	require.Nil(t, tt)
 	require.ErrorIs(t, err, errRefused)
-	require.Equal(t, 1, d.numDials())
-	require.Empty(t, r.kinds())
+	require.Equal(t, 1, d.Dials())
+	require.Empty(t, r.Kinds())
 }
 
 // New adopts a connection: no Connected event, and a reconnect on its loss.
 func TestNewAdoptsConnection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, s := net.Pipe()
-		d := newPipeDialer()
-		r := &recorder{}
+		d := &tethertest.Dialer{}
+		r := &tethertest.Recorder{}
 		tt, err := tether.New(c, d, "a", r)
 		require.NoError(t, err)
 		defer tt.Close()
@@ -989,25 +732,19 @@ func TestNewAdoptsConnection(t *testing.T) {
 		require.Equal(t, c, tt.Conn())
 		s.Close()
 		got := readAsync(tt, 1)
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		go s2.Write([]byte("x"))
 		require.NoError(t, (<-got).err)
-		require.Equal(t, []tether.EventKind{tether.Disconnected, tether.Reconnected}, r.kinds())
+		require.Equal(t, []tether.EventKind{tether.Disconnected, tether.Reconnected}, r.Kinds())
 	})
 }
 
 // During an outage the addresses are the last known ones, never nil.
 func TestAddrsDuringOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
-			ev.Delay = time.Hour
-			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		d.server(t).Close()
+		r := delayed(time.Hour)
+		tt, d := dialPipe(t, r)
+		d.Server(t).Close()
 		wrote := make(chan error, 1)
 		go func() {
 			_, err := tt.Write([]byte("x"))
@@ -1031,6 +768,7 @@ type halfOpenConn struct {
 }
 
 func (c *halfOpenConn) Read([]byte) (int, error) { return 0, io.EOF }
+
 func (c *halfOpenConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -1042,24 +780,18 @@ func (c *halfOpenConn) Write(p []byte) (int, error) {
 // connection: a Write waits for the new one instead of losing its bytes.
 func TestNoWriteToLostConnectionDuringHandler(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := newPipeDialer()
 		first := &halfOpenConn{}
-		pd.wrap = func(n int, c net.Conn) net.Conn {
-			if n == 0 {
-				first.Conn = c
-				return first
-			}
-			return c
-		}
-		slow := &recorder{decide: func(ev *tether.Event) tether.Action {
+		d := wrapFirst(func(c net.Conn) net.Conn {
+			first.Conn = c
+			return first
+		})
+		slow := decide(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
 				time.Sleep(10 * time.Second) // a slow resolver
 			}
 			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), pd, "a", slow)
-		require.NoError(t, err)
-		defer tt.Close()
+		})
+		tt := tethertest.Dial(t, d, "a", slow)
 		got := readAsync(tt, 1) // meets EOF: the handler starts
 		synctest.Wait()
 		wrote := make(chan error, 1)
@@ -1067,12 +799,9 @@ func TestNoWriteToLostConnectionDuringHandler(t *testing.T) {
 			_, err := tt.Write([]byte("kept"))
 			wrote <- err
 		}()
-		pd.server(t)
-		s2 := pd.server(t)
-		buf := make([]byte, 4)
-		_, err = io.ReadFull(s2, buf)
-		require.NoError(t, err)
-		require.Equal(t, "kept", string(buf))
+		d.Server(t)
+		s2 := d.Server(t)
+		require.Equal(t, "kept", readString(t, s2, 4))
 		require.NoError(t, <-wrote)
 		first.mu.Lock()
 		require.Empty(t, first.wrote, "nothing went to the lost connection")
@@ -1086,22 +815,17 @@ func TestNoWriteToLostConnectionDuringHandler(t *testing.T) {
 // the connection that was put back.
 func TestIgnorePutsConnectionBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pd := newPipeDialer()
 		glitch := errors.New("glitch")
-		pd.wrap = func(_ int, c net.Conn) net.Conn {
-			return &scriptConn{Conn: c, reads: []result{{err: glitch}}}
-		}
-		r := &recorder{decide: func(ev *tether.Event) tether.Action {
+		d := wrapEach(failingRead(glitch))
+		r := decide(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Disconnected {
 				time.Sleep(time.Second)
 				return tether.Ignore
 			}
 			return tether.Reconnect
-		}}
-		tt, err := tether.Dial(t.Context(), pd, "a", r)
-		require.NoError(t, err)
-		defer tt.Close()
-		s := pd.server(t)
+		})
+		tt := tethertest.Dial(t, d, "a", r)
+		s := d.Server(t)
 		readErr := make(chan error, 1)
 		go func() {
 			_, err := tt.Read(make([]byte, 1))
@@ -1114,11 +838,11 @@ func TestIgnorePutsConnectionBack(t *testing.T) {
 			wrote <- err
 		}()
 		buf := make([]byte, 1)
-		_, err = io.ReadFull(s, buf)
+		_, err := io.ReadFull(s, buf)
 		require.NoError(t, err)
 		require.NoError(t, <-wrote)
 		require.Equal(t, glitch, <-readErr)
-		require.Equal(t, 1, pd.numDials())
+		require.Equal(t, 1, d.Dials())
 	})
 }
 
@@ -1126,11 +850,8 @@ func TestIgnorePutsConnectionBack(t *testing.T) {
 // with an error.
 func TestReadGeneration(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		tt, err := tether.Dial(t.Context(), d, "a", nil)
-		require.NoError(t, err)
-		defer tt.Close()
-		s1 := d.server(t)
+		tt, d := dialPipe(t, nil)
+		s1 := d.Server(t)
 		go s1.Write([]byte("one"))
 		buf := make([]byte, 3)
 		n, gen, err := tt.ReadGeneration(buf)
@@ -1144,7 +865,7 @@ func TestReadGeneration(t *testing.T) {
 			n, gen, err := tt.ReadGeneration(buf)
 			got <- result{s: string(buf[:n]), n: int(gen), err: err}
 		}()
-		s2 := d.server(t)
+		s2 := d.Server(t)
 		go s2.Write([]byte("two"))
 		r := <-got
 		require.NoError(t, r.err)
@@ -1157,4 +878,368 @@ func TestReadGeneration(t *testing.T) {
 		require.Zero(t, n)
 		require.Zero(t, gen)
 	})
+}
+
+// lostConnSetup dials a Tether whose first connection fails its first Read
+// with a reset while a Write is blocked on it (the peer reads nothing), and
+// whose handler blocks on Disconnected until release is closed or its ctx
+// ends, then returns decide.
+func lostConnSetup(t *testing.T, decide tether.Action, ignoreCtx bool) (tt *tether.Tether, s1 net.Conn, wrote <-chan result, release chan struct{}) {
+	d := wrapFirst(failingRead(syscall.ECONNRESET))
+	release = make(chan struct{})
+	h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+		if ev.Kind != tether.Disconnected {
+			return tether.Reconnect
+		}
+		if ignoreCtx {
+			<-release
+		} else {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return decide
+	})
+	tt, err := tether.Dial(t.Context(), d, "a", h)
+	require.NoError(t, err)
+	s1 = d.Server(t)
+	wrote = writeAsync(tt, "stuck")
+	synctest.Wait()
+	go tt.Read(make([]byte, 1)) // meets the reset: the handler runs
+	synctest.Wait()
+	return tt, s1, wrote, release
+}
+
+// The lost connection is closed on every path that leaves it, so that an
+// operation blocked on it wakes (and a QUIC stream is not leaked).
+func TestLostConnectionClosed(t *testing.T) {
+	t.Run("give-up", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tt, s1, wrote, release := lostConnSetup(t, tether.GiveUp, false)
+			close(release)
+			<-tt.Done()
+			w := <-wrote
+			require.ErrorIs(t, w.err, tether.ErrGaveUp)
+			require.True(t, peerSeesClose(s1))
+		})
+	})
+	t.Run("close during the handler", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tt, s1, wrote, release := lostConnSetup(t, tether.Reconnect, true)
+			require.NoError(t, tt.Close())
+			w := <-wrote // before the handler returns
+			require.ErrorIs(t, w.err, net.ErrClosed)
+			require.True(t, peerSeesClose(s1))
+			close(release)
+		})
+	})
+	t.Run("ignore after close", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tt, s1, wrote, _ := lostConnSetup(t, tether.Ignore, false)
+			require.NoError(t, tt.Close())
+			w := <-wrote
+			require.ErrorIs(t, w.err, net.ErrClosed)
+			synctest.Wait()
+			require.True(t, peerSeesClose(s1))
+		})
+	})
+}
+
+// Close during a Reconnected event that ignores its ctx closes the new
+// connection at once, not when the handler returns.
+func TestCloseDuringReconnectedClosesNewConn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &tethertest.Dialer{}
+		release := make(chan struct{})
+		h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Reconnected {
+				<-release
+			}
+			return tether.Reconnect
+		})
+		tt, err := tether.Dial(t.Context(), d, "a", h)
+		require.NoError(t, err)
+		d.Server(t).Close()
+		go tt.Read(make([]byte, 1))
+		s2 := d.Server(t)
+		synctest.Wait() // the handler holds the Reconnected event
+		require.NoError(t, tt.Close())
+		require.True(t, peerSeesClose(s2))
+		close(release)
+	})
+}
+
+// Semantics 5: a middleware that gives up on a clean EOF with an error of
+// its own around it still lets io.ReadAll end normally.
+func TestGiveUpWrappedEOF(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := tether.Chain(nil, middleware.Backoff(middleware.BackoffConfig{MaxAttempts: 1}))
+		tt, d := dialPipe(t, h, tether.WithStabilityPeriod(time.Hour))
+		requireReadAllOfLastWords(t, tt, d.Server(t))
+		require.ErrorIs(t, tt.Err(), middleware.ErrMaxAttempts)
+		require.ErrorIs(t, tt.Err(), io.EOF)
+		_, err := tt.Write([]byte("x"))
+		require.ErrorIs(t, err, tether.ErrGaveUp)
+		require.ErrorIs(t, err, tether.ErrPeerClosed)
+		require.NotEqual(t, io.EOF, err)
+	})
+}
+
+// A handler that changes Event.Generation changes nothing: the Tether
+// numbers its connections itself.
+func TestHandlerCannotRewriteGeneration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+			ev.Generation = 0
+			return tether.Reconnect
+		})
+		tt, d := dialPipe(t, h)
+		require.Equal(t, uint64(1), tt.Generation())
+		d.Server(t).Close()
+		go tt.Read(make([]byte, 1))
+		d.Server(t)
+		synctest.Wait()
+		require.Equal(t, uint64(2), tt.Generation())
+	})
+}
+
+// Every method of a nil or zero Tether returns a clear error or a zero
+// value, never a panic.
+func TestNilAndZeroTether(t *testing.T) {
+	for name, tt := range map[string]*tether.Tether{"nil": nil, "zero": new(tether.Tether)} {
+		t.Run(name, func(t *testing.T) {
+			_, err := tt.Read(make([]byte, 1))
+			require.ErrorContains(t, err, "nil or zero Tether")
+			_, _, err = tt.ReadGeneration(make([]byte, 1))
+			require.Error(t, err)
+			_, err = tt.Write([]byte("x"))
+			require.Error(t, err)
+			require.Error(t, tt.CloseWrite())
+			require.Error(t, tt.SetDeadline(time.Now()))
+			require.Error(t, tt.SetReadDeadline(time.Now()))
+			require.Error(t, tt.SetWriteDeadline(time.Now()))
+			require.Error(t, tt.Err())
+			require.Error(t, tt.Close())
+			<-tt.Done()
+			require.Zero(t, tt.Generation())
+			require.Nil(t, tt.Conn())
+			require.Empty(t, tt.LocalAddr().String())
+			require.Empty(t, tt.RemoteAddr().String())
+			require.Empty(t, tt.Addr())
+		})
+	}
+}
+
+// halfCloser is a pipe end with a CloseWrite that records the call.
+type halfCloser struct {
+	net.Conn
+	closedWrite atomic.Bool
+}
+
+func (c *halfCloser) CloseWrite() error {
+	c.closedWrite.Store(true)
+	return nil
+}
+
+// Semantics 12 (revised): a loss after CloseWrite is final. The request
+// went on the lost connection; a new one would never carry it, and a Read
+// waiting there for the reply would wait for ever.
+func TestLossAfterCloseWriteIsFinal(t *testing.T) {
+	for name, kill := range map[string]func(s net.Conn){
+		"clean EOF": func(s net.Conn) { s.Close() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				d := wrapEach(func(c net.Conn) net.Conn { return &halfCloser{Conn: c} })
+				r := &tethertest.Recorder{}
+				tt := tethertest.Dial(t, d, "a", r)
+				s := d.Server(t)
+				require.NoError(t, tt.CloseWrite())
+				got := readAsync(tt, 1)
+				synctest.Wait()
+				kill(s)
+				require.ErrorIs(t, (<-got).err, io.EOF)
+				require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds())
+				require.Equal(t, 1, d.Dials())
+			})
+		})
+	}
+	t.Run("reset", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			d := wrapEach(func(c net.Conn) net.Conn { return &halfCloser{Conn: failingRead(syscall.ECONNRESET)(c)} })
+			r := &tethertest.Recorder{}
+			tt := tethertest.Dial(t, d, "a", r)
+			d.Server(t)
+			require.NoError(t, tt.CloseWrite())
+			_, err := tt.Read(make([]byte, 1))
+			require.ErrorIs(t, err, syscall.ECONNRESET)
+			require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds())
+			require.Equal(t, 1, d.Dials())
+		})
+	})
+}
+
+// requireReadAllOfLastWords has the server end s write its last words and
+// close, and requires that io.ReadAll of tt reads them and ends normally.
+func requireReadAllOfLastWords(t *testing.T, tt *tether.Tether, s net.Conn) {
+	t.Helper()
+	go func() {
+		s.Write([]byte("all of it"))
+		s.Close()
+	}()
+	b, err := io.ReadAll(tt)
+	require.NoError(t, err)
+	require.Equal(t, "all of it", string(b))
+}
+
+// decide returns a Recorder whose decisions f makes.
+func decide(f func(ev *tether.Event) tether.Action) *tethertest.Recorder {
+	return &tethertest.Recorder{Next: tether.DisconnectHandlerFunc(
+		func(_ context.Context, ev *tether.Event) tether.Action { return f(ev) })}
+}
+
+var errRefused = errors.New("refused (test)")
+
+// readAsync reads exactly n bytes from c in a goroutine and reports them.
+func readAsync(c net.Conn, n int) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		buf := make([]byte, n)
+		m, err := io.ReadFull(c, buf)
+		ch <- result{string(buf[:m]), m, err}
+	}()
+	return ch
+}
+
+// requireRead waits for the read that got reports and requires that it
+// read want.
+func requireRead(t *testing.T, got <-chan result, want string) {
+	t.Helper()
+	res := <-got
+	require.NoError(t, res.err)
+	require.Equal(t, want, res.s)
+}
+
+// writeAsync writes s on c in a goroutine and reports the count and error.
+func writeAsync(c net.Conn, s string) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		n, err := c.Write([]byte(s))
+		ch <- result{n: n, err: err}
+	}()
+	return ch
+}
+
+type result struct {
+	s   string
+	n   int
+	err error
+}
+
+// tetherGoroutines counts the goroutines that package tether started.
+func tetherGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "created by github.com/io-tether/tether.")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// dialPipe dials a Tether at "a" over a new tethertest.Dialer, with h (nil:
+// the default policy) and opts, and closes it when the test ends.
+func dialPipe(t *testing.T, h tether.DisconnectHandler, opts ...tether.Option) (*tether.Tether, *tethertest.Dialer) {
+	t.Helper()
+	d := &tethertest.Dialer{}
+	return tethertest.Dial(t, d, "a", h, opts...), d
+}
+
+// wrapFirst returns a Dialer that hands out the client end of its first
+// connection wrapped by wrap, and those of the others as they are.
+func wrapFirst(wrap func(net.Conn) net.Conn) *tethertest.Dialer {
+	d := &tethertest.Dialer{}
+	d.Wrap(func(c *tethertest.Conn) net.Conn {
+		if c.Index() == 0 {
+			return wrap(c.Client())
+		}
+		return c.Client()
+	})
+	return d
+}
+
+// wrapEach returns a Dialer that hands out the client end of each
+// connection wrapped by wrap.
+func wrapEach(wrap func(net.Conn) net.Conn) *tethertest.Dialer {
+	d := &tethertest.Dialer{}
+	d.Wrap(func(c *tethertest.Conn) net.Conn { return wrap(c.Client()) })
+	return d
+}
+
+// failingRead is a wrap whose connection fails its first Read with err, and
+// then reads as before: a loss that the reader sees first.
+func failingRead(err error) func(net.Conn) net.Conn {
+	return func(c net.Conn) net.Conn { return &scriptConn{Conn: c, reads: []result{{err: err}}} }
+}
+
+// giveUpOn returns a Recorder that gives up on events of the kinds, and
+// reconnects on the others.
+func giveUpOn(kinds ...tether.EventKind) *tethertest.Recorder {
+	return decide(func(ev *tether.Event) tether.Action {
+		if slices.Contains(kinds, ev.Kind) {
+			return tether.GiveUp
+		}
+		return tether.Reconnect
+	})
+}
+
+// ignoreOn returns a Recorder that ignores events of kind k, and reconnects
+// on the others.
+func ignoreOn(k tether.EventKind) *tethertest.Recorder {
+	return decide(func(ev *tether.Event) tether.Action {
+		if ev.Kind == k {
+			return tether.Ignore
+		}
+		return tether.Reconnect
+	})
+}
+
+// startOutage takes the connection of server end s down and waits until the
+// Tether has noticed (a Read meets the loss) and waits out its delay, in
+// TransientFailure.
+func startOutage(t *testing.T, tt *tether.Tether, s net.Conn) {
+	t.Helper()
+	s.Close()
+	go tt.Read(make([]byte, 1))
+	synctest.Wait()
+	require.Equal(t, tether.TransientFailure, tt.State())
+}
+
+// delayed returns a Recorder that reconnects after d on each loss and
+// failed dial.
+func delayed(d time.Duration) *tethertest.Recorder {
+	return decide(func(ev *tether.Event) tether.Action {
+		if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
+			ev.Delay = d
+		}
+		return tether.Reconnect
+	})
+}
+
+// readString reads exactly n bytes from s.
+func readString(t *testing.T, s net.Conn, n int) string {
+	t.Helper()
+	buf := make([]byte, n)
+	_, err := io.ReadFull(s, buf)
+	require.NoError(t, err)
+	return string(buf)
+}
+
+// peerSeesClose reports whether the server end s saw its peer close.
+func peerSeesClose(s net.Conn) bool {
+	s.SetReadDeadline(time.Now())
+	_, err := s.Read(make([]byte, 1))
+	return errors.Is(err, io.EOF)
 }

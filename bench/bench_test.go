@@ -3,13 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/io-tether/tether"
@@ -46,10 +51,10 @@ func TestOwnAllocs(t *testing.T) {
 	}
 	noDial := tether.DialerFunc(func(context.Context, string) (net.Conn, error) { return nil, errors.New("no") })
 	keep := make([]*tether.Tether, 0, 300)
-	got, err := ownAllocs(200, func() error {
+	got, err := ownAllocs(200, func() (int, error) {
 		tt, err := tether.New(nopConn{}, noDial, "mem", nil)
 		keep = append(keep, tt)
-		return err
+		return 0, err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -59,14 +64,14 @@ func TestOwnAllocs(t *testing.T) {
 	}
 	buf := make([]byte, 64)
 	tt := keep[0]
-	if got, err := ownAllocs(1000, func() error { _, err := tt.Write(buf); return err }); err != nil || got != 0 {
+	if got, err := ownAllocs(1000, call(tt, "write", buf)); err != nil || got != 0 {
 		t.Errorf("ownAllocs(Write) = %v, %v; want 0, nil", got, err)
 	}
 	ac, err := tether.New(allocConn{}, noDial, "mem", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := ownAllocs(1000, func() error { _, err := ac.Write(buf); return err }); err != nil || got != 0 {
+	if got, err := ownAllocs(1000, call(ac, "write", buf)); err != nil || got != 0 {
 		t.Errorf("ownAllocs(Write over an allocating connection) = %v, %v; want 0, nil", got, err)
 	}
 }
@@ -81,51 +86,53 @@ func (allocConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// TestInterleave runs in a synctest bubble, whose clock moves only by the
+// contenders' sleeps: the times it sums are exact.
 func TestInterleave(t *testing.T) {
-	spin := func(d time.Duration) {
-		for end := time.Now().Add(d); time.Now().Before(end); {
+	synctest.Test(t, func(t *testing.T) {
+		calls := map[string]int{}
+		cs := []contender{
+			{"fast", func() (int, error) { calls["fast"]++; time.Sleep(2 * time.Microsecond); return 100, nil }},
+			{"slow", func() (int, error) { calls["slow"]++; time.Sleep(4 * time.Microsecond); return 100, nil }},
 		}
-	}
-	cs := []contender{
-		{"fast", func() (int, error) { spin(2 * time.Microsecond); return 100, nil }},
-		{"slow", func() (int, error) { spin(4 * time.Microsecond); return 100, nil }},
-	}
-	secs, bytes, err := interleave(20*time.Millisecond, 4, rand.New(rand.NewPCG(1, 2)), cs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes[0] != bytes[1] || bytes[0] == 0 || bytes[0]%400 != 0 {
-		t.Errorf("bytes = %v, want equal whole batches for both", bytes)
-	}
-	// The slow one takes twice as long; allow for a busy machine.
-	if r := secs[1] / secs[0]; r < 1.3 || r > 3 {
-		t.Errorf("slow/fast time = %.2f, want about 2", r)
-	}
-	cs[1].op = func() (int, error) { return 0, errors.New("broken") }
-	if _, _, err := interleave(time.Millisecond, 1, rand.New(rand.NewPCG(1, 2)), cs); err == nil || !strings.Contains(err.Error(), "slow") {
+		secs, bytes, err := interleave(time.Millisecond, 4, rand.New(rand.NewPCG(1, 2)), cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A cycle of a batch each lasts 24 us: the first past 1 ms ends it.
+		cycles := 1000/24 + 1
+		if calls["fast"] != 4*cycles || calls["slow"] != 4*cycles {
+			t.Errorf("calls = %v, want %d batches of 4 each", calls, cycles)
+		}
+		if want := int64(400 * cycles); bytes[0] != want || bytes[1] != want {
+			t.Errorf("bytes = %v, want %d each", bytes, want)
+		}
+		if want := 8e-6 * float64(cycles); math.Abs(secs[0]-want) > 1e-12 || math.Abs(secs[1]-2*want) > 1e-12 {
+			t.Errorf("secs = %v, want %v and %v", secs, want, 2*want)
+		}
+	})
+	cs := []contender{{"fine", func() (int, error) { return 1, nil }}, {"broken", func() (int, error) { return 0, errors.New("broken") }}}
+	if _, _, err := interleave(time.Millisecond, 1, rand.New(rand.NewPCG(1, 2)), cs); err == nil || !strings.Contains(err.Error(), "broken: broken") {
 		t.Errorf("interleave with a failing contender: %v, want its error", err)
 	}
 }
 
-func TestSelect(t *testing.T) {
-	ps, err := selectParts("storm, throughput,throughput")
-	if err != nil || strings.Join(ps, ",") != "throughput,storm" {
-		t.Errorf("selectParts = %v, %v; want [throughput storm] in canonical order", ps, err)
+func TestPick(t *testing.T) {
+	ps, err := pick("part", "storm, throughput,throughput", parts, partName)
+	if got := names(ps, partName); err != nil || got != "throughput,storm" {
+		t.Errorf("pick(storm, throughput,throughput) = %v, %v; want throughput,storm in canonical order", got, err)
 	}
-	for _, bad := range []string{"", "bogus", "throughput,bogus"} {
-		if _, err := selectParts(bad); err == nil {
-			t.Errorf("selectParts(%q) = nil error, want one", bad)
+	if all, err := pick("part", " ", parts, partName); err != nil || len(all) != len(parts) {
+		t.Errorf("pick(\" \") = %d parts, %v; want all %d", len(all), err, len(parts))
+	}
+	for _, bad := range []string{"bogus", "throughput,bogus"} {
+		if _, err := pick("part", bad, parts, partName); err == nil || !strings.Contains(err.Error(), "unknown part") {
+			t.Errorf("pick(%q) = %v, want an unknown part error", bad, err)
 		}
 	}
-	trs, err := selectTransports("quic,tcp")
-	if err != nil || len(trs) != 2 || trs[0].name != "tcp" || trs[1].name != "quic" {
-		t.Errorf("selectTransports(quic,tcp) = %v, %v; want tcp, quic", trs, err)
-	}
-	if all, _ := selectTransports(""); len(all) != len(allTransports()) {
-		t.Errorf("selectTransports(\"\") has %d transports, want all %d", len(all), len(allTransports()))
-	}
-	if _, err := selectTransports("tcp,carrier-pigeon"); err == nil {
-		t.Error("selectTransports(an unknown one) = nil error, want one")
+	trs, err := pick("transport", "quic,tcp", allTransports(), trName)
+	if got := names(trs, trName); err != nil || got != "tcp,quic" {
+		t.Errorf("pick(quic,tcp) = %v, %v; want tcp,quic", got, err)
 	}
 }
 
@@ -153,16 +160,45 @@ func TestRun(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("run = %d; stderr:\n%s", code, errOut.String())
 	}
-	rows, err := parseTable(&out)
+	// The table's lines hold the fields of summary.csv, separated by spaces.
+	f, err := os.Open(filepath.Join(dir, "summary.csv"))
 	if err != nil {
-		t.Fatalf("parseTable: %v\n%s", err, out.String())
+		t.Fatal(err)
 	}
-	// throughput 4 cases, allocs 4 rows, reconnect 1, idle 2 per
-	// transport, and idle tcp heap/deadline-ctx; allocs and idle over mem too.
-	if want := 2*(4+4+1+2) + 1 + 4 + 2; len(rows) != want {
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != len(recs)+2 || lines[0] != "# "+formatVersion {
+		t.Fatalf("%d lines for %d CSV records, first %q:\n%s", len(lines), len(recs), lines[0], out.String())
+	}
+	for i, rec := range recs {
+		if got := strings.Fields(lines[i+2]); !slices.Equal(got, rec) {
+			t.Errorf("table line %d = %q, CSV %q", i+2, got, rec)
+		}
+	}
+	rows := recs[1:]
+	// throughput 4 cases, allocs 2 rows, reconnect 1, idle 2 per
+	// transport, and idle tcp heap/deadline-ctx; idle over mem too.
+	if want := 2*(4+2+1+2) + 1 + 2; len(rows) != want {
 		t.Errorf("%d rows, want %d:\n%s", len(rows), want, out.String())
 	}
-	for _, name := range []string{"summary.csv", "throughput.csv", "reconnect.csv", "idle.csv", "reconnect.svg", "throughput.svg"} {
+	// Every ratio agrees with the raw and wrapped figures beside it (shown
+	// rounded to a tenth).
+	for _, f := range rows {
+		ratio, err1 := strconv.ParseFloat(f[6], 64)
+		raw, err2 := strconv.ParseFloat(f[4], 64)
+		wrapped, err3 := strconv.ParseFloat(f[5], 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			continue // "-"
+		}
+		if tol := 0.0005 + 0.05*(wrapped+raw)/(raw*raw); math.Abs(ratio-wrapped/raw) > tol {
+			t.Errorf("%s: ratio %v, but wrapped/raw = %v/%v", strings.Join(f[:3], " "), ratio, wrapped, raw)
+		}
+	}
+	for _, name := range []string{"throughput.csv", "reconnect.csv", "idle.csv", "reconnect.svg", "throughput.svg"} {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Error(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"runtime"
 	"time"
@@ -98,8 +97,8 @@ func (b *bench) idleOf(tr *transport, n int) error {
 		return err
 	}
 	defer s.close()
-	d, release := tr.dialer()
-	defer release()
+	d := tr.dialer()
+	defer closeDialer(d)
 	// Over TCP, a third set of Tethers is dialed with a ctx that has a
 	// deadline: once Dial returns, the Tether must not keep it.
 	nDeadline := 0
@@ -159,11 +158,9 @@ func (b *bench) idleOf(tr *transport, n int) error {
 		if err != nil {
 			return fmt.Errorf("tether with a deadline ctx: %w", err)
 		}
-		nan := math.NaN()
 		b.idle = append(b.idle, idleResult{Transport: tr.name, Via: "tether-deadline-ctx", N: nDeadline, HeapBytes: h})
-		b.rows = append(b.rows, row{Part: "idle", Transport: tr.name, Case: "heap/deadline-ctx", Unit: "B/conn",
-			Raw: float64(hRaw) / float64(n), Wrapped: float64(h) / float64(nDeadline),
-			Ratio: nan, SpreadLo: nan, SpreadHi: nan})
+		b.rows = append(b.rows, newRow("idle", tr.name, "heap/deadline-ctx", "B/conn",
+			float64(hRaw)/float64(n), float64(h)/float64(nDeadline)))
 	}
 	runtime.KeepAlive(peers)
 	return nil
@@ -175,16 +172,12 @@ func (b *bench) addIdle(transport string, n int, heap [2]int64, gor [2]int) {
 	for i, via := range []string{"raw", "tether"} {
 		b.idle = append(b.idle, idleResult{Transport: transport, Via: via, N: n, HeapBytes: heap[i], Goroutines: gor[i]})
 	}
-	nan := math.NaN()
 	fn := float64(n)
-	b.rows = append(b.rows,
-		row{Part: "idle", Transport: transport, Case: "heap", Unit: "B/conn",
-			Raw: float64(heap[0]) / fn, Wrapped: float64(heap[1]) / fn, Ratio: nan, SpreadLo: nan, SpreadHi: nan,
-			Target: target{Kind: maxDelta, Limit: idleHeapTarget}},
-		row{Part: "idle", Transport: transport, Case: "goroutines", Unit: "goroutines/conn",
-			Raw: float64(gor[0]) / fn, Wrapped: float64(gor[1]) / fn, Ratio: nan, SpreadLo: nan, SpreadHi: nan,
-			Target: target{Kind: maxDelta, Limit: 0}},
-	)
+	h := newRow("idle", transport, "heap", "B/conn", float64(heap[0])/fn, float64(heap[1])/fn)
+	h.Target = target{Kind: maxDelta, Limit: idleHeapTarget}
+	g := newRow("idle", transport, "goroutines", "goroutines/conn", float64(gor[0])/fn, float64(gor[1])/fn)
+	g.Target = target{Kind: maxDelta, Limit: 0}
+	b.rows = append(b.rows, h, g)
 }
 
 // idleProfile writes, with -memprofile, a heap profile while the idle
@@ -196,3 +189,19 @@ func (b *bench) idleProfile(transport string) error {
 	}
 	return writeHeapProfile(b.cfg.memProfile + ".idle-" + transport)
 }
+
+// nopConn reads and writes nothing, instantly: a Tether over it costs only
+// what the Tether adds. Its addresses are allocated once, as a real
+// connection's are when it is made.
+type nopConn struct{}
+
+var nopAddr net.Addr = &net.TCPAddr{}
+
+func (nopConn) Read(p []byte) (int, error)       { return len(p), nil }
+func (nopConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (nopConn) Close() error                     { return nil }
+func (nopConn) LocalAddr() net.Addr              { return nopAddr }
+func (nopConn) RemoteAddr() net.Addr             { return nopAddr }
+func (nopConn) SetDeadline(time.Time) error      { return nil }
+func (nopConn) SetReadDeadline(time.Time) error  { return nil }
+func (nopConn) SetWriteDeadline(time.Time) error { return nil }

@@ -12,16 +12,21 @@
 //     Read (the server's end writes without pause), with 1 KiB and 32 KiB
 //     client buffers, through a Tether and through the very connection under
 //     it (Tether.Conn). The two take turns, a batch of about 32 KiB of calls
-//     each in an order drawn afresh every cycle, for -runtime per round; each
-//     round gives a ratio of their throughputs, and the row shows the median
-//     of -runs rounds and their interquartile range. Interleaving is what
-//     makes a 1 % difference visible: over loopback the peer's wake-ups swing
-//     the throughput of consecutive runs by several times. Target: >= 0.95.
-//   - allocs: heap allocations per healthy Read and Write of 1 KiB, counted
-//     process-wide (raw and through a Tether; informative, since the
-//     connection and the server's end allocate too), and the Tether's own,
-//     exactly, from a memory profile that records every allocation (case
-//     ".../own"). "mem" is a connection that does nothing. Target: own = 0.
+//     each in an order drawn afresh every cycle, for -runtime per round.
+//     Interleaving is what makes a 1 % difference visible: over loopback the
+//     peer's wake-ups swing the throughput of consecutive runs by several
+//     times, so runs one after the other (as go test -bench makes them)
+//     cannot compare the two. Of -runs rounds, the row shows the one whose
+//     ratio is the median (of an even number, the lower middle one): raw,
+//     wrapped and ratio are that round's, and the spread is the
+//     interquartile range of all the rounds' ratios. Target: >= 0.95.
+//   - allocs: heap allocations of the Tether's own code per healthy Read and
+//     Write of 1 KiB, exactly, from a memory profile that records every
+//     allocation (case ".../own"). Target: 0. What the whole process
+//     allocates per call, raw and through a Tether, is what go test -bench
+//     -benchmem reports (BenchmarkWrite, BenchmarkRead, BenchmarkOverhead in
+//     package tether; BenchmarkThroughput in tls and quic), so it is not
+//     counted here a second time.
 //   - reconnect: from the moment the server ends a connection to the moment
 //     the client has read the first byte of the new one, with a handler that
 //     reconnects at once (Event.Delay 0), against a raw re-dial with the same
@@ -30,8 +35,9 @@
 //     session ticket) and "full" (a server without tickets); quic "stream"
 //     (the server ends the stream: a new stream on the live connection) and
 //     "redial" (the server closes the QUIC connection: a resumed handshake).
-//     Each reconnect is checked to be of its case's kind. Target: a median
-//     at most 25 us above the raw re-dial over TCP.
+//     Each reconnect is checked to be of its case's kind. Raw and wrapped
+//     are the medians of each side's samples. Target: a median at most 25 us
+//     above the raw re-dial over TCP.
 //   - idle: the live heap and the goroutines that thousands of idle
 //     connections keep, raw and as Tethers (the server's ends count in both,
 //     alike); "mem" is a Tether over a connection that does nothing, and
@@ -53,21 +59,22 @@
 // is stable (see writeTable): "#" lines, a header line, then one row per
 // measurement, fields separated by spaces. Columns: part, transport, case,
 // unit, raw (the raw connection), wrapped (the Tether; for part peer, the
-// library the case names), ratio (wrapped/raw, or, where the rounds are
-// alternated pairs, the median of the pairs' ratios: each pair ran under
-// the same load, so the ratio tells the Tether's cost better than raw and
-// wrapped, which are the medians of each side and may even rank the other
-// way), delta (wrapped minus raw, in unit), spread (the interquartile range
-// of the ratios of the rounds or of alternated pairs), target, met ("yes",
-// "no", "-" without a target, "unjudged" for the timing targets of quick
-// mode, whose few short runs cannot resolve them). "-" means not
-// applicable; "us" is microseconds, "MB/s" 10^6 bytes per second. Columns are only ever appended; a change of layout
-// changes the first line ("# tether-bench v1").
+// library the case names), ratio (wrapped/raw, where the two were measured
+// in alternated pairs), delta (wrapped minus raw, in unit), spread (the
+// interquartile range of the pairs' ratios: how far one pair may stray from
+// the ratio), target, met ("yes", "no", "-" without a target, "unjudged"
+// for the timing targets of quick mode, whose few short runs cannot resolve
+// them). "-" means not applicable; "us" is microseconds, "MB/s" 10^6 bytes
+// per second. Columns are only ever appended; a change of layout changes
+// the first line ("# tether-bench v1").
 //
 // -csv DIR writes summary.csv (the table), throughput.csv (every round),
 // reconnect.csv (every sample), idle.csv and storm.csv (the timeline);
-// -svg DIR writes reconnect.svg, storm.svg and throughput.svg. -cpuprofile
-// and -memprofile (with -memprofilerate) profile the run.
+// -svg DIR writes reconnect.svg, storm.svg and throughput.svg, drawn with
+// gonum.org/v1/plot. The storm chart is two panels over one time axis
+// (Tethers connected, dials per second) rather than one panel with a second
+// y axis, which gonum/plot does not draw. -cpuprofile and -memprofile (with
+// -memprofilerate) profile the run.
 //
 // Everything runs on loopback (127.0.0.1 and Unix sockets), and every wait
 // is bounded. The exit status is 1 when a part fails, and with -strict also
@@ -87,13 +94,21 @@ import (
 	"time"
 )
 
+// A part is one part of the suite.
+type part struct {
+	name string
+	run  func(*bench) error
+}
+
 // parts lists the parts in the order they run and appear in the table.
-var parts = []string{"throughput", "allocs", "reconnect", "idle", "storm", "peer"}
+var parts = []part{{"throughput", (*bench).runThroughput}, {"allocs", (*bench).runAllocs},
+	{"reconnect", (*bench).runReconnect}, {"idle", (*bench).runIdle}, {"storm", (*bench).runStorm},
+	{"peer", (*bench).runPeer}}
 
 // config is what the flags say.
 type config struct {
 	mode         string // "full" or "quick"
-	parts        []string
+	parts        []part
 	transports   []*transport
 	runs         int
 	runTime      time.Duration
@@ -135,8 +150,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "a few seconds: fewer and shorter runs, smaller counts (CI)")
-	partsFlag := fs.String("parts", strings.Join(parts, ","), "the parts to run, comma-separated: "+strings.Join(parts, ","))
-	trFlag := fs.String("transports", "", "the transports to measure, comma-separated (default all: "+strings.Join(transportNames(), ",")+")")
+	partsFlag := fs.String("parts", "", "the parts to run, comma-separated (default all: "+names(parts, partName)+")")
+	trFlag := fs.String("transports", "", "the transports to measure, comma-separated (default all: "+names(allTransports(), trName)+")")
 	runs := fs.Int("runs", 0, "rounds per throughput case (default 20, quick 5)")
 	runTime := fs.Duration("runtime", 0, "about how long one throughput run lasts (default 100ms, quick 10ms)")
 	samples := fs.Int("samples", 0, "reconnects per case and contender (default 400, quick 30)")
@@ -187,11 +202,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.stormDown = *stormDown
 	}
 	var err error
-	if cfg.parts, err = selectParts(*partsFlag); err != nil {
+	if cfg.parts, err = pick("part", *partsFlag, parts, partName); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	if cfg.transports, err = selectTransports(*trFlag); err != nil {
+	if cfg.transports, err = pick("transport", *trFlag, allTransports(), trName); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
@@ -206,47 +221,34 @@ func setInt(dst *int, v int) {
 	}
 }
 
-func transportNames() []string {
-	var names []string
-	for _, tr := range allTransports() {
-		names = append(names, tr.name)
+func partName(p part) string      { return p.name }
+func trName(tr *transport) string { return tr.name }
+
+// names lists the names of all, comma-separated.
+func names[T any](all []T, name func(T) string) string {
+	var ns []string
+	for _, x := range all {
+		ns = append(ns, name(x))
 	}
-	return names
+	return strings.Join(ns, ",")
 }
 
-// selectParts parses the -parts list.
-func selectParts(s string) ([]string, error) {
-	var out []string
-	for _, p := range splitList(s) {
-		if !slices.Contains(parts, p) {
-			return nil, fmt.Errorf("bench: unknown part %q (parts: %s)", p, strings.Join(parts, ","))
-		}
-		out = append(out, p)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("bench: no part selected")
-	}
-	// Run and report in the canonical order, whatever the flag's order.
-	slices.SortFunc(out, func(a, b string) int { return slices.Index(parts, a) - slices.Index(parts, b) })
-	return slices.Compact(out), nil
-}
-
-// selectTransports parses the -transports list; empty means all.
-func selectTransports(s string) ([]*transport, error) {
-	all := allTransports()
-	names := splitList(s)
-	if len(names) == 0 {
+// pick returns the items of all that the comma-separated list s names, in
+// the order of all; an empty list names them all.
+func pick[T any](what, s string, all []T, name func(T) string) ([]T, error) {
+	want := splitList(s)
+	if len(want) == 0 {
 		return all, nil
 	}
-	var out []*transport
-	for _, tr := range all {
-		if slices.Contains(names, tr.name) {
-			out = append(out, tr)
+	var out []T
+	for _, x := range all {
+		if slices.Contains(want, name(x)) {
+			out = append(out, x)
 		}
 	}
-	for _, n := range names {
-		if !slices.Contains(transportNames(), n) {
-			return nil, fmt.Errorf("bench: unknown transport %q (transports: %s)", n, strings.Join(transportNames(), ","))
+	for _, n := range want {
+		if !slices.ContainsFunc(all, func(x T) bool { return name(x) == n }) {
+			return nil, fmt.Errorf("bench: unknown %s %q (%ss: %s)", what, n, what, names(all, name))
 		}
 	}
 	return out, nil
@@ -283,23 +285,8 @@ func (b *bench) main(stdout io.Writer) int {
 	start := time.Now()
 	status := 0
 	for _, p := range b.cfg.parts {
-		var err error
-		switch p {
-		case "throughput":
-			err = b.runThroughput()
-		case "allocs":
-			err = b.runAllocs()
-		case "reconnect":
-			err = b.runReconnect()
-		case "idle":
-			err = b.runIdle()
-		case "storm":
-			err = b.runStorm()
-		case "peer":
-			err = b.runPeer()
-		}
-		if err != nil {
-			fmt.Fprintf(b.stderr, "bench: %s: %v\n", p, err)
+		if err := p.run(b); err != nil {
+			fmt.Fprintf(b.stderr, "bench: %s: %v\n", p.name, err)
 			status = 1
 		}
 	}
@@ -327,13 +314,14 @@ func (b *bench) main(stdout io.Writer) int {
 		fmt.Fprintln(b.stderr, "bench:", err)
 		status = 1
 	}
-	missed := 0
+	met := map[string]int{}
 	for _, r := range b.rows {
-		if r.Met() == "no" {
-			missed++
-		}
+		met[r.Met()]++
 	}
-	if missed > 0 {
+	if n := met["unjudged"]; n > 0 {
+		fmt.Fprintf(b.stderr, "bench: %d timing target(s) left unjudged: quick mode's few short runs cannot resolve them; run without -quick to judge them\n", n)
+	}
+	if missed := met["no"]; missed > 0 {
 		fmt.Fprintf(b.stderr, "bench: %d target(s) missed\n", missed)
 		if b.cfg.strict && status == 0 {
 			status = 1
@@ -357,10 +345,6 @@ func writeHeapProfile(path string) error {
 
 // header describes the machine and the settings of the run.
 func (b *bench) header(elapsed time.Duration) header {
-	var names []string
-	for _, tr := range b.cfg.transports {
-		names = append(names, tr.name)
-	}
 	return header{Pairs: [][2]string{
 		{"go", runtime.Version()},
 		{"goos", runtime.GOOS},
@@ -369,8 +353,8 @@ func (b *bench) header(elapsed time.Duration) header {
 		{"gomaxprocs", fmt.Sprint(runtime.GOMAXPROCS(0))},
 		{"cpu", cpuModel()},
 		{"mode", b.cfg.mode},
-		{"parts", strings.Join(b.cfg.parts, ",")},
-		{"transports", strings.Join(names, ",")},
+		{"parts", names(b.cfg.parts, partName)},
+		{"transports", names(b.cfg.transports, trName)},
 		{"runs", fmt.Sprint(b.cfg.runs)},
 		{"samples", fmt.Sprint(b.cfg.samples)},
 		{"idle", fmt.Sprint(b.cfg.idleN)},
@@ -396,22 +380,18 @@ func cpuModel() string {
 
 // writeFiles writes the CSV and SVG files that the flags ask for.
 func (b *bench) writeFiles() error {
-	if b.cfg.csvDir != "" {
-		if err := os.MkdirAll(b.cfg.csvDir, 0o755); err != nil {
+	for _, out := range []struct {
+		dir   string
+		files map[string]func(io.Writer) error
+	}{{b.cfg.csvDir, b.csvFiles()}, {b.cfg.svgDir, b.svgFiles()}} {
+		if out.dir == "" {
+			continue
+		}
+		if err := os.MkdirAll(out.dir, 0o755); err != nil {
 			return err
 		}
-		for name, write := range b.csvFiles() {
-			if err := writeFile(filepath.Join(b.cfg.csvDir, name), write); err != nil {
-				return err
-			}
-		}
-	}
-	if b.cfg.svgDir != "" {
-		if err := os.MkdirAll(b.cfg.svgDir, 0o755); err != nil {
-			return err
-		}
-		for name, write := range b.svgFiles() {
-			if err := writeFile(filepath.Join(b.cfg.svgDir, name), write); err != nil {
+		for name, write := range out.files {
+			if err := writeFile(filepath.Join(out.dir, name), write); err != nil {
 				return err
 			}
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
-	tetherquic "github.com/io-tether/tether/quic"
 )
 
 // settle is how long a sample waits, with the client blocked in Read,
@@ -96,34 +94,6 @@ func (c *tetherClient) next() (time.Time, error) {
 func (c *tetherClient) kind() string { return connKind(c.t.Conn()) }
 func (c *tetherClient) close()       { c.t.Close() }
 
-// connKind says how c came to be: "full" or "resumed" for TLS, the Origin
-// of a QUIC stream, "" otherwise.
-func connKind(c net.Conn) string {
-	switch c := c.(type) {
-	case *tls.Conn:
-		if c.ConnectionState().DidResume {
-			return "resumed"
-		}
-		return "full"
-	case *tetherquic.Conn:
-		return c.Origin().String()
-	}
-	return ""
-}
-
-// expectedKind is the kind each reconnect of a case must have.
-func expectedKind(transport string, rc reconnectCase) string {
-	switch {
-	case transport == "tls":
-		return rc.name // resumed, full
-	case transport == "quic" && rc.conn:
-		return tetherquic.Resumed.String()
-	case transport == "quic":
-		return tetherquic.NewStream.String()
-	}
-	return ""
-}
-
 // A driver runs a client's next in a goroutine of its own for all the
 // samples, as an application's reader goroutine would: a fresh goroutine per
 // sample would make the raw re-dial pay for growing its stack every time.
@@ -202,10 +172,9 @@ func (b *bench) reconnectOf(tr *transport, rc reconnectCase) error {
 		return err
 	}
 	defer s.close()
-	dRaw, releaseRaw := tr.dialer()
-	defer releaseRaw()
-	dTether, releaseTether := tr.dialer()
-	defer releaseTether()
+	dRaw, dTether := tr.dialer(), tr.dialer()
+	defer closeDialer(dRaw)
+	defer closeDialer(dTether)
 
 	rc0, err := dialRaw(tr, dRaw, s.addr)
 	if err != nil {
@@ -258,10 +227,8 @@ func (b *bench) reconnectOf(tr *transport, rc reconnectCase) error {
 				Via: names[j], Index: i - warmup, Micros: us, Kind: kind})
 		}
 	}
-	ratios := pairedRatios(micros[1], micros[0])
-	r := row{Part: "reconnect", Transport: tr.name, Case: rc.name, Unit: "us",
-		Raw: median(micros[0]), Wrapped: median(micros[1]), Ratio: median(ratios),
-		SpreadLo: quantile(ratios, 0.25), SpreadHi: quantile(ratios, 0.75)}
+	r := compared("reconnect", tr.name, rc.name, "us", median(micros[0]), median(micros[1]),
+		pairedRatios(micros[1], micros[0]))
 	if tr.name == "tcp" {
 		r.Target = target{Kind: maxDelta, Limit: reconnectTarget}
 	}

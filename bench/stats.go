@@ -1,47 +1,23 @@
 package main
 
 import (
+	"cmp"
 	"math"
 	"slices"
 )
 
-// summary describes a sample: its size, quantiles and extremes.
+// summary holds the quantiles of a sample that a box plot shows.
 type summary struct {
-	N             int
-	Min, Max      float64
-	P05, P10, P25 float64
-	Median        float64
-	P75, P90, P95 float64
-	Mean          float64
+	P05, P25, Median, P75, P95 float64
 }
 
-// summarize returns the summary of xs (which it does not change). An empty
-// sample gives NaN everywhere but N.
+// summarize returns the summary of xs (which it does not change); NaN
+// everywhere for an empty sample.
 func summarize(xs []float64) summary {
-	if len(xs) == 0 {
-		nan := math.NaN()
-		return summary{Min: nan, Max: nan, P05: nan, P10: nan, P25: nan, Median: nan,
-			P75: nan, P90: nan, P95: nan, Mean: nan}
-	}
 	s := slices.Clone(xs)
 	slices.Sort(s)
-	sum := 0.0
-	for _, x := range s {
-		sum += x
-	}
-	return summary{
-		N:      len(s),
-		Min:    s[0],
-		Max:    s[len(s)-1],
-		P05:    quantileSorted(s, 0.05),
-		P10:    quantileSorted(s, 0.10),
-		P25:    quantileSorted(s, 0.25),
-		Median: quantileSorted(s, 0.50),
-		P75:    quantileSorted(s, 0.75),
-		P90:    quantileSorted(s, 0.90),
-		P95:    quantileSorted(s, 0.95),
-		Mean:   sum / float64(len(s)),
-	}
+	return summary{P05: quantileSorted(s, 0.05), P25: quantileSorted(s, 0.25), Median: quantileSorted(s, 0.5),
+		P75: quantileSorted(s, 0.75), P95: quantileSorted(s, 0.95)}
 }
 
 // quantile returns the q-quantile of xs (0 <= q <= 1), interpolating
@@ -87,6 +63,24 @@ func pairedRatios(num, den []float64) []float64 {
 		}
 	}
 	return out
+}
+
+// medianPair returns the index of the pair (raw[i], wrapped[i]) whose
+// ratio wrapped/raw is the median: of an even number, the lower of the
+// middle two, so that it is a pair that was measured. Pairs whose raw is 0
+// are left out; with none left, it returns 0.
+func medianPair(raw, wrapped []float64) int {
+	var idx []int
+	for i := range min(len(raw), len(wrapped)) {
+		if raw[i] != 0 {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return 0
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(wrapped[a]/raw[a], wrapped[b]/raw[b]) })
+	return idx[(len(idx)-1)/2]
 }
 
 // histogram counts the times ts (seconds from an origin) into buckets of

@@ -49,14 +49,50 @@ func TestSummarize(t *testing.T) {
 	for i := range xs {
 		xs[i] = float64(100 - i) // 100 .. 0
 	}
-	s := summarize(xs)
-	want := summary{N: 101, Min: 0, Max: 100, P05: 5, P10: 10, P25: 25, Median: 50, P75: 75, P90: 90, P95: 95, Mean: 50}
-	if s != want {
-		t.Errorf("summarize(0..100) = %+v, want %+v", s, want)
+	if got, want := summarize(xs), (summary{P05: 5, P25: 25, Median: 50, P75: 75, P95: 95}); got != want {
+		t.Errorf("summarize(0..100) = %+v, want %+v", got, want)
 	}
-	e := summarize(nil)
-	if e.N != 0 || !math.IsNaN(e.Median) || !math.IsNaN(e.P95) {
-		t.Errorf("summarize(nil) = %+v, want N 0 and NaN quantiles", e)
+	if e := summarize(nil); !math.IsNaN(e.Median) || !math.IsNaN(e.P95) {
+		t.Errorf("summarize(nil) = %+v, want NaN quantiles", e)
+	}
+}
+
+func TestMedianPair(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		raw, wrapped []float64
+		want         int
+	}{
+		// Ratios 2, 0.5, 1: the median is pair 2, although the medians of
+		// each side (raw 2, wrapped 2) are of other pairs.
+		{"odd", []float64{1, 4, 2}, []float64{2, 2, 2}, 2},
+		// Ratios 1, 3, 2, 4: the lower of the middle two, 2.
+		{"even", []float64{1, 1, 1, 1}, []float64{1, 3, 2, 4}, 2},
+		{"zero raw left out", []float64{0, 1, 1}, []float64{9, 1, 3}, 1},
+		{"none", nil, nil, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := medianPair(tc.raw, tc.wrapped); got != tc.want {
+				t.Errorf("medianPair(%v, %v) = %d, want %d", tc.raw, tc.wrapped, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestThroughputRow checks that the row's ratio is wrapped/raw, even where
+// the rounds' medians of each side would say otherwise (raw 1043, wrapped
+// 966 beside a ratio of 1.256 was once printed).
+func TestThroughputRow(t *testing.T) {
+	mbps := [][]float64{{1043, 500, 2000, 900, 1500}, {966, 700, 2600, 1200, 1400}}
+	r := throughputRow("throughput", "tls", "read/1KiB", mbps, 1)
+	if math.Abs(r.Ratio-r.Wrapped/r.Raw) > 1e-12 {
+		t.Errorf("ratio %v, want wrapped/raw = %v/%v", r.Ratio, r.Wrapped, r.Raw)
+	}
+	if want := median(pairedRatios(mbps[1], mbps[0])); r.Ratio != want {
+		t.Errorf("ratio %v, want the median of the rounds' ratios %v", r.Ratio, want)
+	}
+	if !(r.SpreadLo <= r.Ratio && r.Ratio <= r.SpreadHi) {
+		t.Errorf("ratio %v outside the spread %v..%v", r.Ratio, r.SpreadLo, r.SpreadHi)
 	}
 }
 

@@ -299,14 +299,12 @@ func timeline(dials, fails, downs, ups []float64, n int, lo, hi, w float64) []st
 
 // stormRows turns the storm's result into rows of the table.
 func stormRows(r stormResult) []row {
-	nan := math.NaN()
 	peak := 0
 	for _, bk := range r.Timeline {
 		peak = max(peak, bk.Dials)
 	}
 	mk := func(cas, unit string, v float64) row {
-		return row{Part: "storm", Transport: "tcp", Case: cas, Unit: unit, Raw: nan, Wrapped: v,
-			Ratio: nan, SpreadLo: nan, SpreadHi: nan}
+		return newRow("storm", "tcp", cas, unit, math.NaN(), v)
 	}
 	const mib = 1 << 20
 	return []row{

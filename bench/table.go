@@ -27,11 +27,12 @@ type row struct {
 
 	Raw     float64 // the raw connection; NaN when there is none
 	Wrapped float64 // the Tether (or the peer); NaN when not measured
-	// Ratio is Wrapped/Raw, or the median of the ratios of alternated pairs
-	// when the part has them; NaN when not applicable.
+	// Ratio is Wrapped/Raw where the two were measured in alternated pairs
+	// (throughput, reconnect); NaN elsewhere.
 	Ratio float64
-	// Spread is the interquartile range of the ratios of alternated pairs;
-	// NaN when not applicable.
+	// Spread is the interquartile range of the ratios of the alternated
+	// pairs: how much a single pair may say otherwise; NaN when not
+	// applicable.
 	SpreadLo, SpreadHi float64
 
 	Target target
@@ -39,6 +40,21 @@ type row struct {
 	// timing figure of quick mode, whose few short runs cannot tell a miss
 	// from noise.
 	Unjudged bool
+}
+
+// newRow returns a row of raw against wrapped, without a ratio.
+func newRow(part, transport, cas, unit string, raw, wrapped float64) row {
+	nan := math.NaN()
+	return row{Part: part, Transport: transport, Case: cas, Unit: unit, Raw: raw, Wrapped: wrapped,
+		Ratio: nan, SpreadLo: nan, SpreadHi: nan}
+}
+
+// compared returns a row of raw against wrapped, measured in alternated
+// pairs: the ratio is wrapped/raw, the spread the interquartile range of
+// the pairs' ratios.
+func compared(part, transport, cas, unit string, raw, wrapped float64, ratios []float64) row {
+	return row{Part: part, Transport: transport, Case: cas, Unit: unit, Raw: raw, Wrapped: wrapped,
+		Ratio: wrapped / raw, SpreadLo: quantile(ratios, 0.25), SpreadHi: quantile(ratios, 0.75)}
 }
 
 // Delta is Wrapped minus Raw, or NaN when either is missing.
@@ -208,35 +224,6 @@ func writeTable(w io.Writer, h header, rows []row) error {
 	}
 	_, err := io.WriteString(w, strings.Join(lines, "\n"))
 	return err
-}
-
-// parseTable reads back the rows of a table written by writeTable, as
-// fields: a tool that compares two runs needs nothing more.
-func parseTable(r io.Reader) ([][]string, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
-	var out [][]string
-	sawHeader := false
-	for _, line := range strings.Split(string(data), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Fields(line)
-		if !sawHeader {
-			if strings.Join(f, " ") != strings.Join(columns, " ") {
-				return nil, fmt.Errorf("bench: unexpected header %q", line)
-			}
-			sawHeader = true
-			continue
-		}
-		if len(f) != len(columns) {
-			return nil, fmt.Errorf("bench: row has %d fields, want %d: %q", len(f), len(columns), line)
-		}
-		out = append(out, f)
-	}
-	return out, nil
 }
 
 // writeTableCSV writes the table as CSV, with the same columns and cells.

@@ -55,32 +55,6 @@ func TestWriteTable(t *testing.T) {
 	}
 }
 
-func TestParseTable(t *testing.T) {
-	var buf bytes.Buffer
-	if err := writeTable(&buf, header{}, tableRows); err != nil {
-		t.Fatal(err)
-	}
-	got, err := parseTable(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != len(tableRows) {
-		t.Fatalf("parseTable read %d rows, want %d", len(got), len(tableRows))
-	}
-	for i, r := range tableRows {
-		if want := r.fields(); !slices.Equal(got[i], want) {
-			t.Errorf("row %d = %q, want %q", i, got[i], want)
-		}
-	}
-	if _, err := parseTable(strings.NewReader("part transport\n")); err == nil {
-		t.Error("parseTable(a wrong header) = nil error, want one")
-	}
-	bad := strings.Join(columns, " ") + "\nthroughput tcp\n"
-	if _, err := parseTable(strings.NewReader(bad)); err == nil {
-		t.Error("parseTable(a short row) = nil error, want one")
-	}
-}
-
 func TestMet(t *testing.T) {
 	for _, tc := range []struct {
 		name string

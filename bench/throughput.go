@@ -5,8 +5,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"time"
-
-	"github.com/io-tether/tether"
 )
 
 // sizes are the client's buffer sizes of the throughput parts.
@@ -84,8 +82,9 @@ func interleave(d time.Duration, batch int, rng *rand.Rand, cs []contender) ([]f
 	}
 }
 
-// rounds runs interleave for each of the configured rounds and returns the throughput (MB/s) of each contender in each round,
-// recording the runs for the CSV.
+// rounds runs interleave for each of the configured rounds and returns the
+// throughput (MB/s) of each contender in each round, recording the runs for
+// the CSV.
 func (b *bench) rounds(part, transport, cas string, size int, cs []contender) ([][]float64, error) {
 	rng := rand.New(rand.NewPCG(1, uint64(size)))
 	// A warm-up round, not recorded.
@@ -128,17 +127,24 @@ func spring(p *peer) {
 	}
 }
 
-// throughputRow summarises the throughput of raw (index 0) and of
-// contender i into a row.
-func throughputRow(part, transport, cas string, mbps [][]float64, i int) row {
-	ratios := pairedRatios(mbps[i], mbps[0])
-	return row{
-		Part: part, Transport: transport, Case: cas, Unit: "MB/s",
-		Raw: median(mbps[0]), Wrapped: median(mbps[i]),
-		Ratio:    median(ratios),
-		SpreadLo: quantile(ratios, 0.25), SpreadHi: quantile(ratios, 0.75),
-		Target: target{Kind: minRatio, Limit: 0.95},
+// call returns one call of c's Read (dir "read") or Write with buf.
+func call(c writer, dir string, buf []byte) func() (int, error) {
+	if r, ok := c.(net.Conn); ok && dir == "read" {
+		return func() (int, error) { return r.Read(buf) }
 	}
+	return func() (int, error) { return c.Write(buf) }
+}
+
+// throughputRow compares contender i with raw (contender 0) in the round
+// whose ratio of the two is the median (of an even number of rounds, the
+// lower of the middle two): raw, wrapped and their ratio are that round's,
+// so that they agree, and the spread is the interquartile range of the
+// rounds' ratios.
+func throughputRow(part, transport, cas string, mbps [][]float64, i int) row {
+	m := medianPair(mbps[0], mbps[i])
+	r := compared(part, transport, cas, "MB/s", mbps[0][m], mbps[i][m], pairedRatios(mbps[i], mbps[0]))
+	r.Target = target{Kind: minRatio, Limit: 0.95}
+	return r
 }
 
 // runThroughput measures each transport's throughput, raw and through a
@@ -165,37 +171,25 @@ func (b *bench) throughputOf(tr *transport) error {
 // sources (read) bytes for as long as the connection lasts, and the client
 // calls the raw connection and the Tether over it in turn.
 func (b *bench) throughputDir(tr *transport, dir string) error {
-	s, err := tr.serve("")
+	l, err := openLink(tr)
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	d, release := tr.dialer()
-	defer release()
-	tt, err := dialPair(tr, s, d, "tether")
-	if err != nil {
-		return err
-	}
-	defer tt.close()
-	// The raw contender is the very connection under the Tether: same
-	// socket, same server goroutine, same buffers; only the Tether differs.
-	raw := tt.c.(*tether.Tether).Conn()
+	defer l.close()
 	if dir == "write" {
-		go sink(tt.p)
+		go sink(l.p)
 	} else {
-		go spring(tt.p)
+		go spring(l.p)
 	}
 	for _, size := range sizes {
 		cas := dir + "/" + sizeName(size)
 		b.progress("throughput %s %s", tr.name, cas)
 		buf := make([]byte, size)
-		op := func(c net.Conn) func() (int, error) {
-			if dir == "write" {
-				return func() (int, error) { return c.Write(buf) }
-			}
-			return func() (int, error) { return c.Read(buf) }
-		}
-		mbps, err := b.rounds("throughput", tr.name, cas, size, []contender{{"raw", op(raw)}, {"tether", op(tt.c)}})
+		// The raw contender is the very connection under the Tether:
+		// same socket, same server goroutine, same buffers; only the
+		// Tether differs.
+		mbps, err := b.rounds("throughput", tr.name, cas, size,
+			[]contender{{"raw", call(l.raw, dir, buf)}, {"tether", call(l.t, dir, buf)}})
 		if err != nil {
 			return fmt.Errorf("%s: %w", cas, err)
 		}

@@ -10,12 +10,15 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/dialers"
 	"github.com/io-tether/tether/internal/testcert"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/tcp"
+	tethertls "github.com/io-tether/tether/tls"
 	"github.com/quic-go/quic-go"
 )
 
@@ -40,11 +43,11 @@ type transport struct {
 	// the client writes (a QUIC stream): the client then writes helloByte
 	// first, raw or through an OnConnect hook.
 	clientFirst bool
-	// serve starts a server; variant selects a configuration ("" is the
-	// default; tls: "full" disables session tickets).
-	serve func(variant string) (*server, error)
-	// dialer returns a new Dialer and a function that releases it.
-	dialer func() (tether.Dialer, func())
+	// listen listens on loopback; variant selects a configuration ("" is
+	// the default; tls: "full" disables session tickets).
+	listen func(variant string) (net.Listener, error)
+	// dialer returns a new Dialer; closeDialer releases it.
+	dialer func() tether.Dialer
 	// reconnect lists the cases of the reconnect part.
 	reconnect []reconnectCase
 }
@@ -64,17 +67,14 @@ func allTransports() []*transport {
 	return []*transport{tcpTransport(), unixTransport(), tlsTransport(), quicTransport()}
 }
 
+// socketPaths numbers the Unix sockets of this process.
+var socketPaths atomic.Int64
+
 func tcpTransport() *transport {
 	return &transport{
-		name: "tcp",
-		serve: func(string) (*server, error) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return nil, err
-			}
-			return serveListener(ln, ln.Addr().String(), nil), nil
-		},
-		dialer:    func() (tether.Dialer, func()) { return &tcp.Dialer{}, func() {} },
+		name:      "tcp",
+		listen:    func(string) (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") },
+		dialer:    func() tether.Dialer { return &tcp.Dialer{} },
 		reconnect: []reconnectCase{{name: "close"}},
 	}
 }
@@ -82,20 +82,12 @@ func tcpTransport() *transport {
 func unixTransport() *transport {
 	return &transport{
 		name: "unix",
-		serve: func(string) (*server, error) {
-			dir, err := os.MkdirTemp("", "tether-bench-")
-			if err != nil {
-				return nil, err
-			}
-			path := filepath.Join(dir, "s.sock")
-			ln, err := net.Listen("unix", path)
-			if err != nil {
-				os.RemoveAll(dir)
-				return nil, err
-			}
-			return serveListener(ln, path, func() { os.RemoveAll(dir) }), nil
+		// The listener removes its socket when it closes.
+		listen: func(string) (net.Listener, error) {
+			name := fmt.Sprintf("tether-bench-%d-%d.sock", os.Getpid(), socketPaths.Add(1))
+			return net.Listen("unix", filepath.Join(os.TempDir(), name))
 		},
-		dialer:    func() (tether.Dialer, func()) { return unixDialer(), func() {} },
+		dialer:    func() tether.Dialer { return &dialers.Unix{} },
 		reconnect: []reconnectCase{{name: "close"}},
 	}
 }
@@ -103,20 +95,18 @@ func unixTransport() *transport {
 func tlsTransport() *transport {
 	return &transport{
 		name: "tls",
-		serve: func(variant string) (*server, error) {
+		listen: func(variant string) (net.Listener, error) {
+			cfg := testcert.Get().ServerConfig()
+			// A server without tickets makes every handshake a full one.
+			cfg.SessionTicketsDisabled = variant == "full"
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				return nil, err
 			}
-			cfg := testcert.Get().ServerConfig()
-			if variant == "full" {
-				cfg.SessionTicketsDisabled = true
-			}
-			return serveListener(tls.NewListener(ln, cfg), ln.Addr().String(), nil), nil
+			return tls.NewListener(ln, cfg), nil
 		},
-		dialer: func() (tether.Dialer, func()) {
-			return tlsDialer(testcert.Get().ClientConfig()), func() {}
-		},
+		// The Dialer keeps a session cache, so that re-dials resume.
+		dialer:    func() tether.Dialer { return &tethertls.Dialer{Config: testcert.Get().ClientConfig()} },
 		reconnect: []reconnectCase{{name: "resumed"}, {name: "full", variant: "full"}},
 	}
 }
@@ -125,13 +115,49 @@ func quicTransport() *transport {
 	return &transport{
 		name:        "quic",
 		clientFirst: true,
-		serve:       func(string) (*server, error) { return serveQUIC() },
-		dialer: func() (tether.Dialer, func()) {
-			d := &tetherquic.Dialer{TLSConfig: testcert.Get().ClientConfig(alpn)}
-			return d, func() { d.Close() }
+		// Each stream is a connection, a *tetherquic.StreamConn.
+		listen: func(string) (net.Listener, error) {
+			return tetherquic.Listen("127.0.0.1:0", testcert.Get().ServerConfig(alpn),
+				&quic.Config{MaxIncomingStreams: 1 << 16, MaxIdleTimeout: 30 * time.Second})
 		},
+		dialer:    func() tether.Dialer { return &tetherquic.Dialer{TLSConfig: testcert.Get().ClientConfig(alpn)} },
 		reconnect: []reconnectCase{{name: "stream"}, {name: "redial", conn: true}},
 	}
+}
+
+// closeDialer releases what d holds (a QUIC Dialer's connections).
+func closeDialer(d tether.Dialer) {
+	if c, ok := d.(io.Closer); ok {
+		c.Close()
+	}
+}
+
+// connKind says how c came to be: "full" or "resumed" for TLS, the Origin
+// of a QUIC stream, "" otherwise.
+func connKind(c net.Conn) string {
+	switch c := c.(type) {
+	case *tls.Conn:
+		if c.ConnectionState().DidResume {
+			return "resumed"
+		}
+		return "full"
+	case *tetherquic.Conn:
+		return c.Origin().String()
+	}
+	return ""
+}
+
+// expectedKind is the kind each reconnect of a case must have.
+func expectedKind(transport string, rc reconnectCase) string {
+	switch {
+	case transport == "tls":
+		return rc.name // resumed, full
+	case transport == "quic" && rc.conn:
+		return tetherquic.Resumed.String()
+	case transport == "quic":
+		return tetherquic.NewStream.String()
+	}
+	return ""
 }
 
 // A server accepts connections on loopback, greets each (after reading the
@@ -140,10 +166,8 @@ type server struct {
 	addr        string
 	clientFirst bool
 	peers       chan *peer
-
-	stop    func() // closes the listener
-	cleanup func()
-	wg      sync.WaitGroup
+	ln          net.Listener
+	wg          sync.WaitGroup
 
 	mu     sync.Mutex
 	closed bool
@@ -151,34 +175,36 @@ type server struct {
 }
 
 // A peer is the server's end of one connection.
-type peer struct {
-	net.Conn
-	// end ends the whole connection: for QUIC the QUIC connection, which
-	// may carry other streams; for the others the same as Close.
-	end func()
+type peer struct{ net.Conn }
+
+// end ends the whole connection: for QUIC the QUIC connection, which may
+// carry other streams; for the others the same as Close.
+func (p *peer) end() {
+	if sc, ok := p.Conn.(*tetherquic.StreamConn); ok {
+		sc.QUICConn().CloseWithError(0, "bench: connection ended")
+		return
+	}
+	p.Close()
 }
 
-func newServer(addr string, clientFirst bool) *server {
-	return &server{addr: addr, clientFirst: clientFirst, peers: make(chan *peer, 1<<14),
+// serve starts a server of tr.
+func (tr *transport) serve(variant string) (*server, error) {
+	ln, err := tr.listen(variant)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{addr: ln.Addr().String(), clientFirst: tr.clientFirst, peers: make(chan *peer, 1<<14), ln: ln,
 		open: make(map[*peer]struct{})}
-}
-
-func serveListener(ln net.Listener, addr string, cleanup func()) *server {
-	s := newServer(addr, false)
-	s.stop = func() { ln.Close() }
-	s.cleanup = cleanup
 	s.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			p := &peer{Conn: c}
-			p.end = func() { c.Close() }
-			s.wg.Go(func() { s.greet(p) })
+			s.wg.Go(func() { s.greet(&peer{c}) })
 		}
 	})
-	return s
+	return s, nil
 }
 
 // greet runs the greeting exchange on p and hands p over.
@@ -243,7 +269,7 @@ func (s *server) close() {
 	open := s.open
 	s.open = nil
 	s.mu.Unlock()
-	s.stop()
+	s.ln.Close()
 	for p := range open {
 		p.Close()
 	}
@@ -257,77 +283,7 @@ func (s *server) close() {
 		break
 	}
 	s.wg.Wait()
-	if s.cleanup != nil {
-		s.cleanup()
-	}
 }
-
-// serveQUIC serves QUIC on loopback: each stream is a peer.
-func serveQUIC() (*server, error) {
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		return nil, err
-	}
-	tr := &quic.Transport{Conn: udp}
-	ln, err := tr.Listen(testcert.Get().ServerConfig(alpn), &quic.Config{
-		MaxIncomingStreams: 1 << 16,
-		MaxIdleTimeout:     30 * time.Second,
-	})
-	if err != nil {
-		udp.Close()
-		return nil, err
-	}
-	s := newServer(udp.LocalAddr().String(), true)
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stop = func() {
-		cancel()
-		ln.Close()
-		tr.Close()
-		udp.Close()
-	}
-	s.wg.Go(func() {
-		for {
-			qc, err := ln.Accept(ctx)
-			if err != nil {
-				return
-			}
-			s.wg.Go(func() {
-				defer qc.CloseWithError(0, "")
-				for {
-					st, err := qc.AcceptStream(ctx)
-					if err != nil {
-						return
-					}
-					p := &peer{Conn: &streamConn{qc: qc, st: st}}
-					p.end = func() { qc.CloseWithError(0, "bench: connection ended") }
-					s.wg.Go(func() { s.greet(p) })
-				}
-			})
-		}
-	})
-	return s, nil
-}
-
-// streamConn is the server's end of a QUIC stream as a net.Conn.
-type streamConn struct {
-	qc *quic.Conn
-	st *quic.Stream
-}
-
-func (c *streamConn) Read(p []byte) (int, error)  { return c.st.Read(p) }
-func (c *streamConn) Write(p []byte) (int, error) { return c.st.Write(p) }
-
-// Close ends both directions: a FIN after what was written, and STOP_SENDING.
-func (c *streamConn) Close() error {
-	c.st.CancelRead(0)
-	return c.st.Close()
-}
-
-func (c *streamConn) LocalAddr() net.Addr                { return c.qc.LocalAddr() }
-func (c *streamConn) RemoteAddr() net.Addr               { return c.qc.RemoteAddr() }
-func (c *streamConn) SetDeadline(t time.Time) error      { return c.st.SetDeadline(t) }
-func (c *streamConn) SetReadDeadline(t time.Time) error  { return c.st.SetReadDeadline(t) }
-func (c *streamConn) SetWriteDeadline(t time.Time) error { return c.st.SetWriteDeadline(t) }
 
 // hello writes the client's hello on c, when the transport needs one.
 func hello(c net.Conn) error {
@@ -401,36 +357,39 @@ func dialTetherCtx(ctx context.Context, tr *transport, d tether.Dialer, addr str
 	return t, nil
 }
 
-// pair is a client connection and the server's end of it.
-type pair struct {
-	c net.Conn
-	p *peer
+// A link is a Tether to a server of its transport.
+type link struct {
+	s   *server
+	d   tether.Dialer
+	t   *tether.Tether
+	raw net.Conn // the connection under the Tether
+	p   *peer    // the server's end
 }
 
-// dialPair dials a raw connection (via "raw") or a Tether (via "tether")
-// and returns it with the server's end.
-func dialPair(tr *transport, s *server, d tether.Dialer, via string) (pair, error) {
-	var (
-		c   net.Conn
-		err error
-	)
-	if via == "raw" {
-		c, err = dialRaw(tr, d, s.addr)
-	} else {
-		c, err = dialTether(tr, d, s.addr, nil)
-	}
+// openLink serves tr and dials a Tether to it.
+func openLink(tr *transport) (*link, error) {
+	s, err := tr.serve("")
 	if err != nil {
-		return pair{}, fmt.Errorf("%s %s: %w", tr.name, via, err)
+		return nil, err
 	}
-	p, err := s.next()
-	if err != nil {
-		c.Close()
-		return pair{}, err
+	d := tr.dialer()
+	l := &link{s: s, d: d}
+	if l.t, err = dialTether(tr, d, s.addr, nil); err != nil {
+		l.close()
+		return nil, err
 	}
-	return pair{c: c, p: p}, nil
+	if l.p, err = s.next(); err != nil {
+		l.close()
+		return nil, err
+	}
+	l.raw = l.t.Conn()
+	return l, nil
 }
 
-func (p pair) close() {
-	p.c.Close()
-	p.p.Close()
+func (l *link) close() {
+	if l.t != nil {
+		l.t.Close()
+	}
+	closeDialer(l.d)
+	l.s.close() // closes l.p
 }

@@ -123,7 +123,7 @@ func TestBackoffActsOnlyOnReconnect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := &next{action: tt.next, change: tt.change}
+			n := answer(tt.next, tt.change)
 			h := middleware.Backoff(c)(n)
 			ev := tether.Event{Kind: tt.kind, Addr: addrA, Attempt: 3}
 			if tt.kind == tether.Disconnected || tt.kind == tether.Unreachable {
@@ -132,7 +132,7 @@ func TestBackoffActsOnlyOnReconnect(t *testing.T) {
 			a, got := handle(h, ev)
 			require.Equal(t, tt.want, a, "HandleDisconnect(%v) = %v, want %v", tt.kind, a, tt.want)
 			require.True(t, got.Delay >= tt.lo && got.Delay <= tt.hi, "Delay = %v, want within [%v, %v]", got.Delay, tt.lo, tt.hi)
-			require.Len(t, n.events(), 1, "next saw %d events, want 1", len(n.events()))
+			require.Len(t, n.Events(), 1, "next saw %d events, want 1", len(n.Events()))
 		})
 	}
 }
@@ -163,20 +163,20 @@ func TestBackoffMaxAttempts(t *testing.T) {
 func TestBackoffTetherDelays(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := middleware.BackoffConfig{BaseDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond, Multiplier: 2, Jitter: 0.1, MaxAttempts: 8}
-		n := newFakeNet()
+		n := servers(t, nil)
 		start := time.Now()
 		_, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.Backoff(c)))
 		require.ErrorIs(t, err, middleware.ErrMaxAttempts)
 		require.ErrorIs(t, err, errRefused)
-		dials := n.log()
+		dials := n.History()
 		require.Len(t, dials, 8, "Dial made %d dials, want MaxAttempts = 8", len(dials))
-		require.Equal(t, start, dials[0].at, "the first dial is at once")
+		require.Equal(t, start, dials[0].At, "the first dial is at once")
 		for i := 1; i < len(dials); i++ {
 			lo, hi := jittered(nominal(c, i), c.Jitter)
-			gap := dials[i].at.Sub(dials[i-1].at)
+			gap := dials[i].At.Sub(dials[i-1].At)
 			require.True(t, gap >= lo && gap <= hi, "gap before dial %d = %v, want within [%v, %v]", i+1, gap, lo, hi)
 		}
-		require.Equal(t, dials[7].at, time.Now(), "Dial gave up right after the last failed dial")
+		require.Equal(t, dials[7].At, time.Now(), "Dial gave up right after the last failed dial")
 	})
 }
 
@@ -185,23 +185,11 @@ func TestBackoffTetherDelays(t *testing.T) {
 func TestBackoffGivesUpOnReconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := middleware.BackoffConfig{BaseDelay: time.Second, MaxAttempts: 3}
-		n := newFakeNet()
-		n.up(addrA, hold)
-		tt, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.Backoff(c)))
-		require.NoError(t, err)
-		time.Sleep(5 * time.Second) // the connection is stable
-		read := make(chan error, 1)
-		go func() {
-			_, err := tt.Read(make([]byte, 1))
-			read <- err
-		}()
-		synctest.Wait()
-		lost := time.Now()
-		n.down(addrA)
-		err = <-read
+		tt, n, lost, read := loseServer(t, tether.Chain(nil, middleware.Backoff(c)), 5*time.Second)
+		err := <-read
 		require.ErrorIs(t, err, tether.ErrGaveUp)
 		require.ErrorIs(t, err, middleware.ErrMaxAttempts)
-		require.Equal(t, 3, n.dialsTo(addrA, lost), "failed redials before the give-up")
+		require.Equal(t, 3, dialsTo(n, addrA, lost), "failed redials before the give-up")
 		// Attempt 0 waits at most 200 ms, then 1 s and 1.6 s, ±20 %.
 		require.LessOrEqual(t, time.Since(lost), 200*time.Millisecond+1200*time.Millisecond+1920*time.Millisecond)
 		require.GreaterOrEqual(t, time.Since(lost), 800*time.Millisecond+1280*time.Millisecond)
@@ -211,7 +199,6 @@ func TestBackoffGivesUpOnReconnect(t *testing.T) {
 			t.Fatal("Done is not closed after the give-up")
 		}
 		require.ErrorIs(t, tt.Err(), middleware.ErrMaxAttempts)
-		n.closeAll()
 	})
 }
 
@@ -220,24 +207,22 @@ func TestBackoffGivesUpOnReconnect(t *testing.T) {
 func TestBackoffFlapDamping(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := middleware.BackoffConfig{BaseDelay: 100 * time.Millisecond, MaxDelay: 10 * time.Second, Multiplier: 2, Jitter: 0.1}
-		n := newFakeNet()
-		n.up(addrA, func(net.Conn) {}) // accept, close
+		n := servers(t, map[string]func(net.Conn){addrA: func(net.Conn) {}}) // accept, close
 		tt, err := tether.Dial(context.Background(), n, addrA, tether.Chain(reconnect, middleware.Backoff(c)))
 		require.NoError(t, err)
 		done := drain(tt)
 		time.Sleep(10 * time.Second)
-		dials := n.log()
+		dials := n.History()
 		// 100+200+400+800+1600+3200 ms = 6.3 s, and the next gap is 6.4 s:
 		// 7 dials in 10 s, where no damping would make 10 s / 100 ms.
 		require.Len(t, dials, 7)
 		for i := 1; i < len(dials); i++ {
 			lo, hi := jittered(nominal(c, i), c.Jitter)
-			gap := dials[i].at.Sub(dials[i-1].at)
+			gap := dials[i].At.Sub(dials[i-1].At)
 			require.True(t, gap >= lo && gap <= hi, "gap before dial %d = %v, want within [%v, %v]", i+1, gap, lo, hi)
 		}
 		require.NoError(t, tt.Close())
 		<-done
-		n.closeAll()
 	})
 }
 
@@ -246,23 +231,11 @@ func TestBackoffFlapDamping(t *testing.T) {
 func TestBackoffCloseDuringWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := middleware.BackoffConfig{BaseDelay: time.Hour, MaxDelay: 10 * time.Hour}
-		n := newFakeNet()
-		n.up(addrA, hold)
-		tt, err := tether.Dial(context.Background(), n, addrA, tether.Chain(reconnect, middleware.Backoff(c)))
-		require.NoError(t, err)
-		time.Sleep(5 * time.Second)
-		read := make(chan error, 1)
-		go func() {
-			_, err := tt.Read(make([]byte, 1))
-			read <- err
-		}()
-		synctest.Wait()
-		lost := time.Now()
-		n.down(addrA)
+		tt, n, lost, read := loseServer(t, tether.Chain(reconnect, middleware.Backoff(c)), 5*time.Second)
 		// Attempt 0 waits at most 12 min; the next wait is about an hour.
 		time.Sleep(13 * time.Minute)
 		synctest.Wait()
-		require.Equal(t, 1, n.dialsTo(addrA, lost), "one failed redial, then the hour-long wait")
+		require.Equal(t, 1, dialsTo(n, addrA, lost), "one failed redial, then the hour-long wait")
 
 		start := time.Now()
 		require.NoError(t, tt.Close())
@@ -276,8 +249,7 @@ func TestBackoffCloseDuringWait(t *testing.T) {
 		}
 		require.ErrorIs(t, tt.Err(), net.ErrClosed)
 		time.Sleep(3 * time.Hour)
-		require.Equal(t, 1, n.dialsTo(addrA, lost), "no dial after Close")
-		n.closeAll()
+		require.Equal(t, 1, dialsTo(n, addrA, lost), "no dial after Close")
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"math"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/middleware"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // badConfigs are the built-ins made from bad configurations, each with the
@@ -66,14 +68,12 @@ func TestBadConfigFailsDial(t *testing.T) {
 	for _, tt := range badConfigs() {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				n := newFakeNet()
-				n.up(addrA, hold)
+				n := servers(t, map[string]func(net.Conn){addrA: hold})
 				tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, tt.mw))
 				require.Nil(t, tn)
 				require.ErrorIs(t, err, middleware.ErrBadConfig)
 				require.EqualError(t, err, "tether/middleware: "+tt.msg)
-				require.Len(t, n.log(), 1, "the first event gave up: no second dial")
-				n.closeAll()
+				require.Len(t, n.History(), 1, "the first event gave up: no second dial")
 			})
 		})
 	}
@@ -84,7 +84,7 @@ func TestBadConfigFailsDial(t *testing.T) {
 func TestBadConfigGivesUpOnEveryEvent(t *testing.T) {
 	for _, tt := range badConfigs() {
 		for _, kind := range []tether.EventKind{tether.Connected, tether.Disconnected, tether.Unreachable, tether.Reconnected} {
-			n := &next{}
+			n := &tethertest.Recorder{}
 			ev := tether.Event{Kind: kind, Addr: addrA, Dialed: addrA}
 			if kind == tether.Disconnected {
 				ev.Err = io.EOF
@@ -93,7 +93,7 @@ func TestBadConfigGivesUpOnEveryEvent(t *testing.T) {
 			require.Equal(t, tether.GiveUp, a, "%s on %v", tt.name, kind)
 			require.ErrorIs(t, got.Err, middleware.ErrBadConfig, "%s on %v", tt.name, kind)
 			require.True(t, strings.HasPrefix(got.Err.Error(), "tether/middleware: "), "%s: %q", tt.name, got.Err)
-			require.Empty(t, n.events(), "%s on %v: next is not asked", tt.name, kind)
+			require.Empty(t, n.Events(), "%s on %v: next is not asked", tt.name, kind)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -17,18 +18,8 @@ import (
 	"github.com/io-tether/tether/middleware"
 )
 
-// probe returns a Middleware that records, under name, the Addr and Delay of
-// the event on the way in and on the way out.
-func probe(log *[]string, name string) tether.Middleware {
-	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
-		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
-			*log = append(*log, name+" in "+ev.Addr+" "+delayClass(ev.Delay))
-			a := next.HandleDisconnect(ctx, ev)
-			*log = append(*log, name+" out "+ev.Addr+" "+delayClass(ev.Delay))
-			return a
-		})
-	}
-}
+// addrDelay shows the event's address and whether it has a delay.
+func addrDelay(ev *tether.Event) string { return ev.Addr + " " + delayClass(ev.Delay) }
 
 func delayClass(d time.Duration) string {
 	if d == 0 {
@@ -43,13 +34,13 @@ func delayClass(d time.Duration) string {
 func TestChainOrder(t *testing.T) {
 	var log []string
 	h := tether.Chain(reconnect,
-		probe(&log, "1"),
+		probe(&log, "1", addrDelay),
 		middleware.Logging(slog.New(slog.DiscardHandler)),
-		probe(&log, "2"),
+		probe(&log, "2", addrDelay),
 		middleware.Backoff(middleware.BackoffConfig{BaseDelay: time.Second}),
-		probe(&log, "3"),
+		probe(&log, "3", addrDelay),
 		middleware.Failover(addrA, addrB),
-		probe(&log, "4"),
+		probe(&log, "4", addrDelay),
 	)
 	a, ev := handle(h, tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, Dialed: addrA, Attempt: 1})
 	require.Equal(t, tether.Reconnect, a)
@@ -86,9 +77,10 @@ func TestRecommendedChain(t *testing.T) {
 			middleware.RetryIf(transient),
 			middleware.Failover(addrA, addrB),
 		)
-		n := newFakeNet()
-		n.up(addrA, sendAndClose("foo"))
-		n.up(addrB, sendAndClose("bar"))
+		n := servers(t, map[string]func(net.Conn){
+			addrA: sendAndClose("foo"),
+			addrB: sendAndClose("bar"),
+		})
 		tn, err := tether.Dial(context.Background(), n, addrA, h)
 		require.NoError(t, err)
 		buf := make([]byte, 6)
@@ -97,8 +89,8 @@ func TestRecommendedChain(t *testing.T) {
 		require.Equal(t, "foobar", string(buf))
 
 		// Both servers go away: the Tether gives up within MaxDowntime.
-		n.down(addrA)
-		n.down(addrB)
+		n.Down(addrA)
+		n.Down(addrB)
 		start := time.Now()
 		_, err = io.ReadAll(tn)
 		require.True(t, errors.Is(err, middleware.ErrMaxDowntime), "ReadAll = %v, want ErrMaxDowntime", err)
@@ -117,6 +109,5 @@ func TestRecommendedChain(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(metrics.String()), &m))
 		require.Equal(t, int64(1), m.Actions["give-up"])
 		require.Equal(t, int64(1), m.OutagesRecovered)
-		n.closeAll()
 	})
 }

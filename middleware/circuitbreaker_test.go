@@ -115,8 +115,7 @@ func TestBreakerSharedByTethers(t *testing.T) {
 		const coolDown = 30 * time.Second
 		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 3, Window: time.Minute, CoolDown: coolDown})
 		h := tether.Chain(nil, middleware.CircuitBreaker(b), middleware.Backoff(middleware.BackoffConfig{BaseDelay: time.Second, Multiplier: 1}))
-		n := newFakeNet()
-		n.up(addrA, hold)
+		n := servers(t, map[string]func(net.Conn){addrA: hold})
 		var ts []*tether.Tether
 		var drains []<-chan struct{}
 		for range tethers {
@@ -127,44 +126,43 @@ func TestBreakerSharedByTethers(t *testing.T) {
 		}
 		time.Sleep(10 * time.Second)
 		lost := time.Now()
-		n.down(addrA)
+		n.Down(addrA)
 		// The first redials wait at most 200 ms, the second ones 1.2 s.
 		time.Sleep(3 * time.Second)
 		synctest.Wait()
 		require.Equal(t, middleware.BreakerOpen, b.State(addrA))
-		failed := n.log()[tethers:]
-		opened := failed[2].at // the third failure
+		failed := n.History()[tethers:]
+		opened := failed[2].At // the third failure
 		// Each Tether redialed once; those whose failure came before the
 		// circuit opened had already decided on their second dial.
-		held := n.dialsTo(addrA, lost)
+		held := dialsTo(n, addrA, lost)
 		require.Equal(t, tethers+2, held, "the dials decided before the circuit opened")
 
 		// The first cool-down: no dial, then one trial, which fails.
 		time.Sleep(opened.Add(coolDown).Sub(time.Now()) - time.Nanosecond)
-		require.Equal(t, held, n.dialsTo(addrA, lost), "no dial during the cool-down")
+		require.Equal(t, held, dialsTo(n, addrA, lost), "no dial during the cool-down")
 		time.Sleep(time.Nanosecond)
 		synctest.Wait()
-		require.Equal(t, held+1, n.dialsTo(addrA, lost), "one trial dial at the end of the cool-down")
+		require.Equal(t, held+1, dialsTo(n, addrA, lost), "one trial dial at the end of the cool-down")
 		require.Equal(t, middleware.BreakerOpen, b.State(addrA), "the trial failed")
 
 		// The server comes back during the second cool-down: the trial at
 		// its end succeeds and releases the others.
-		n.up(addrA, hold)
+		n.Up(addrA)
 		time.Sleep(coolDown - time.Nanosecond)
-		require.Equal(t, held+1, n.dialsTo(addrA, lost), "no dial during the second cool-down")
+		require.Equal(t, held+1, dialsTo(n, addrA, lost), "no dial during the second cool-down")
 		time.Sleep(time.Nanosecond)
 		synctest.Wait()
 		require.Equal(t, middleware.BreakerClosed, b.State(addrA))
-		require.Equal(t, held+1+tethers, n.dialsTo(addrA, lost), "the trial and then every other Tether")
-		for _, d := range n.log()[tethers+held+1:] {
-			require.True(t, d.ok)
-			require.Equal(t, opened.Add(2*coolDown), d.at)
+		require.Equal(t, held+1+tethers, dialsTo(n, addrA, lost), "the trial and then every other Tether")
+		for _, d := range n.History()[tethers+held+1:] {
+			require.NoError(t, d.Err)
+			require.Equal(t, opened.Add(2*coolDown), d.At)
 		}
 		for i, tn := range ts {
 			require.NoError(t, tn.Close())
 			<-drains[i]
 		}
-		n.closeAll()
 	})
 }
 
@@ -173,23 +171,11 @@ func TestBreakerSharedByTethers(t *testing.T) {
 func TestBreakerCloseDuringWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 1, CoolDown: time.Hour})
-		n := newFakeNet()
-		n.up(addrA, hold)
-		tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.CircuitBreaker(b)))
-		require.NoError(t, err)
-		time.Sleep(10 * time.Second)
-		read := make(chan error, 1)
-		go func() {
-			_, err := tn.Read(make([]byte, 1))
-			read <- err
-		}()
-		synctest.Wait()
-		lost := time.Now()
-		n.down(addrA)
+		tn, n, lost, read := loseServer(t, tether.Chain(nil, middleware.CircuitBreaker(b)), 10*time.Second)
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		require.Equal(t, middleware.BreakerOpen, b.State(addrA))
-		require.Equal(t, 1, n.dialsTo(addrA, lost))
+		require.Equal(t, 1, dialsTo(n, addrA, lost))
 
 		start := time.Now()
 		require.NoError(t, tn.Close())
@@ -202,8 +188,7 @@ func TestBreakerCloseDuringWait(t *testing.T) {
 			t.Fatal("the Read did not return at Close")
 		}
 		time.Sleep(2 * time.Hour)
-		require.Equal(t, 1, n.dialsTo(addrA, lost), "no dial after Close")
-		n.closeAll()
+		require.Equal(t, 1, dialsTo(n, addrA, lost), "no dial after Close")
 	})
 }
 

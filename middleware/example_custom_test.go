@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"time"
 
@@ -84,31 +83,24 @@ func Example_customMiddleware() {
 
 	// Two servers in memory: 7001 says "foo", and the service moves to
 	// 7002, which says "bar".
-	serve := map[string]func(net.Conn){
-		"127.0.0.1:7001": func(c net.Conn) {
+	var servers tethertest.Dialer
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go servers.Serve(ctx, func(c *tethertest.Conn) {
+		switch c.Addr() {
+		case "127.0.0.1:7001":
 			c.Write([]byte("foo"))
 			dir.move("chat", "127.0.0.1:7002")
-		},
-		"127.0.0.1:7002": func(c net.Conn) { c.Write([]byte("bar")) },
-	}
-	dialer := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
-		f, ok := serve[addr]
-		if !ok {
-			return nil, fmt.Errorf("dial %s: connection refused", addr)
+		case "127.0.0.1:7002":
+			c.Write([]byte("bar"))
 		}
-		c, s := net.Pipe()
-		go func() {
-			defer s.Close()
-			f(s)
-		}()
-		return c, nil
 	})
 
 	h := tether.Chain(nil,
 		middleware.Backoff(middleware.BackoffConfig{BaseDelay: 10 * time.Millisecond}),
 		Resolve(dir, "chat"),
 	)
-	t, err := tether.Dial(context.Background(), dialer, "127.0.0.1:7001", h)
+	t, err := tether.Dial(ctx, &servers, "127.0.0.1:7001", h)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"slices"
 	"sync/atomic"
@@ -16,29 +15,17 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/middleware"
+	"github.com/io-tether/tether/tethertest"
 )
 
-// pipeServers is the Dialer of the examples, hermetic: each address maps to
-// a function that serves one connection on the server end of a net.Pipe;
-// other addresses refuse.
-type pipeServers map[string]func(net.Conn)
-
-func (p pipeServers) Dial(_ context.Context, addr string) (net.Conn, error) {
-	serve, ok := p[addr]
-	if !ok {
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
-	}
-	c, s := net.Pipe()
-	go func() {
-		defer s.Close()
-		serve(s)
-	}()
-	return c, nil
-}
-
-// say returns a server that writes msg and closes.
-func say(msg string) func(net.Conn) {
-	return func(c net.Conn) { c.Write([]byte(msg)) }
+// fooBar returns a Dialer with two servers in memory, until ctx ends:
+// 127.0.0.1:7001 says "foo" and closes, 127.0.0.1:7002 says "bar".
+func fooBar(ctx context.Context) *tethertest.Dialer {
+	var d tethertest.Dialer
+	go d.Serve(ctx, func(c *tethertest.Conn) {
+		c.Write([]byte(map[string]string{"127.0.0.1:7001": "foo", "127.0.0.1:7002": "bar"}[c.Addr()]))
+	})
+	return &d
 }
 
 // exampleLogger logs to stdout without what changes from run to run: the
@@ -73,9 +60,9 @@ func Example() {
 		middleware.RetryIf(func(ev *tether.Event) bool { return !tether.IsPermanent(ev.Err) }),
 		middleware.Failover("127.0.0.1:7001", "127.0.0.1:7002"),
 	)
-	servers := pipeServers{"127.0.0.1:7001": say("foo"), "127.0.0.1:7002": say("bar")}
-
-	t, err := tether.Dial(context.Background(), servers, "127.0.0.1:7001", h)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	t, err := tether.Dial(ctx, fooBar(ctx), "127.0.0.1:7001", h)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -172,9 +159,9 @@ func ExampleNotify() {
 	h := tether.Chain(nil, middleware.Notify(events),
 		middleware.Backoff(middleware.BackoffConfig{BaseDelay: 10 * time.Millisecond}),
 		middleware.Failover("127.0.0.1:7001", "127.0.0.1:7002"))
-	servers := pipeServers{"127.0.0.1:7001": say("foo"), "127.0.0.1:7002": say("bar")}
-
-	t, err := tether.Dial(context.Background(), servers, "127.0.0.1:7001", h)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	t, err := tether.Dial(ctx, fooBar(ctx), "127.0.0.1:7001", h)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/middleware"
+	"github.com/io-tether/tether/tethertest"
 )
 
 func TestFailoverNextAddress(t *testing.T) {
@@ -38,15 +39,15 @@ func TestFailoverNextAddress(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := &next{}
+			n := &tethertest.Recorder{}
 			ev := tether.Event{Kind: tt.kind, Addr: tt.addr, Dialed: tt.addr, Attempt: tt.attempt}
 			a, got := handle(tt.mw(n), ev)
 			require.Equal(t, tether.Reconnect, a)
 			require.Equal(t, tt.want, got.Addr, "Addr after %v at %s = %s, want %s", tt.kind, tt.addr, got.Addr, tt.want)
 			require.Equal(t, tt.addr, got.Dialed, "Dialed is not changed")
 			// Failover acts before next: next sees the address it chose.
-			require.Len(t, n.events(), 1)
-			require.Equal(t, tt.want, n.events()[0].Addr, "next saw Addr %s, want %s", n.events()[0].Addr, tt.want)
+			require.Len(t, n.Events(), 1)
+			require.Equal(t, tt.want, n.Events()[0].Addr, "next saw Addr %s, want %s", n.Events()[0].Addr, tt.want)
 		})
 	}
 }
@@ -64,9 +65,10 @@ func TestFailoverCallerSliceIsCopied(t *testing.T) {
 // "foobar".
 func TestFailoverSeed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := newFakeNet()
-		n.up(addrA, sendAndClose("foo"))
-		n.up(addrB, sendAndClose("bar"))
+		n := servers(t, map[string]func(net.Conn){
+			addrA: sendAndClose("foo"),
+			addrB: sendAndClose("bar"),
+		})
 		tt, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.Failover(addrA, addrB)))
 		require.NoError(t, err)
 		buf := make([]byte, 6)
@@ -75,11 +77,10 @@ func TestFailoverSeed(t *testing.T) {
 		require.Equal(t, "foobar", string(buf))
 		require.NoError(t, tt.Close())
 		var got []string
-		for _, d := range n.log() {
-			got = append(got, d.addr)
+		for _, d := range n.History() {
+			got = append(got, d.Addr)
 		}
 		require.Equal(t, []string{addrA, addrB}, got)
-		n.closeAll()
 	})
 }
 
@@ -98,24 +99,22 @@ func TestStickyFailoverReturnsToPrimary(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				n := newFakeNet()
-				n.up(addrB, hold)
-				n.up(addrC, hold)
+				n := servers(t, map[string]func(net.Conn){addrA: hold, addrB: hold, addrC: hold})
+				n.Down(addrA)
 				tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, tt.mw))
 				require.NoError(t, err)
 				require.Equal(t, addrB, tn.Addr(), "Dial failed over to the backup")
 				done := drain(tn)
 				time.Sleep(10 * time.Second) // stable
-				n.up(addrA, hold)
-				n.down(addrB)
+				n.Up(addrA)
+				n.Down(addrB)
 				time.Sleep(time.Second) // the default policy's first redial waits at most 200 ms
-				log := n.log()
+				log := n.History()
 				require.Len(t, log, 3)
-				require.Equal(t, tt.want, log[2].addr, "the redial after losing the backup went to %s, want %s", log[2].addr, tt.want)
-				require.True(t, log[2].ok)
+				require.Equal(t, tt.want, log[2].Addr, "the redial after losing the backup went to %s, want %s", log[2].Addr, tt.want)
+				require.NoError(t, log[2].Err)
 				require.NoError(t, tn.Close())
 				<-done
-				n.closeAll()
 			})
 		})
 	}
@@ -126,17 +125,17 @@ func TestStickyFailoverReturnsToPrimary(t *testing.T) {
 // StickyFailover moves on to the backup.
 func TestStickyFailoverFlappingPrimary(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := newFakeNet()
-		n.up(addrA, func(net.Conn) {}) // accept, close
-		n.up(addrB, hold)
+		n := servers(t, map[string]func(net.Conn){
+			addrA: func(net.Conn) {}, // accept, close
+			addrB: hold,
+		})
 		tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.StickyFailover(addrA, addrB)))
 		require.NoError(t, err)
 		done := drain(tn)
 		time.Sleep(time.Minute)
 		require.Equal(t, addrB, tn.Addr())
-		require.Equal(t, 2, len(n.log()), "one dial to the flapping primary, one to the backup")
+		require.Equal(t, 2, len(n.History()), "one dial to the flapping primary, one to the backup")
 		require.NoError(t, tn.Close())
 		<-done
-		n.closeAll()
 	})
 }

@@ -5,14 +5,15 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tethertest"
 )
 
 func TestMain(m *testing.M) {
@@ -20,101 +21,62 @@ func TestMain(m *testing.M) {
 }
 
 // Loopback addresses of the fake servers. Nothing listens on them: the
-// fakeNet dialer hands out net.Pipe ends.
+// Dialer of servers hands out in-memory connections.
 const (
 	addrA = "127.0.0.1:7001"
 	addrB = "127.0.0.1:7002"
 	addrC = "127.0.0.1:7003"
 )
 
-// errRefused is the dial error of a fakeNet address with no server, as the
-// tcp dialer reports it: transient.
+// errRefused is the dial error of an address with no server, as the tcp
+// dialer reports it: transient.
 var errRefused error = &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 
-// fakeNet is a Dialer for tests inside a synctest bubble: an address is up
-// when a serve function is set for it, and each dial to it runs serve on the
-// server end of a net.Pipe, in a goroutine. Every dial is recorded.
-type fakeNet struct {
-	mu    sync.Mutex
-	serve map[string]func(net.Conn)
-	dials []dialRecord
-	conns []net.Conn // server ends, closed by down and closeAll
-	wg    sync.WaitGroup
-}
-
-type dialRecord struct {
-	addr string
-	at   time.Time
-	ok   bool
-}
-
-func newFakeNet() *fakeNet { return &fakeNet{serve: make(map[string]func(net.Conn))} }
-
-func (n *fakeNet) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	serve := n.serve[addr]
-	n.dials = append(n.dials, dialRecord{addr, time.Now(), serve != nil})
-	if serve == nil {
-		return nil, errRefused
-	}
-	c, s := net.Pipe()
-	n.conns = append(n.conns, s)
-	n.wg.Go(func() {
-		defer s.Close()
-		serve(s)
+// servers returns a Dialer whose dials to the addresses in serve connect,
+// and run the address's function on the server's end (closed when it
+// returns), until the test ends; dials to any other address fail with
+// errRefused. Down and Up take an address of serve down and back.
+func servers(t *testing.T, serve map[string]func(net.Conn)) *tethertest.Dialer {
+	d := &tethertest.Dialer{}
+	d.FailWhen(func(_ int, addr string) error {
+		if serve[addr] == nil {
+			return errRefused
+		}
+		return nil
 	})
-	return c, nil
+	go d.Serve(t.Context(), func(c *tethertest.Conn) { serve[c.Addr()](c) })
+	return d
 }
 
-// up makes addr accept connections and run serve on each.
-func (n *fakeNet) up(addr string, serve func(net.Conn)) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.serve[addr] = serve
-}
-
-// down makes addr refuse connections and closes those it has.
-func (n *fakeNet) down(addr string) {
-	n.mu.Lock()
-	delete(n.serve, addr)
-	conns := n.conns
-	n.conns = nil
-	n.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-}
-
-// closeAll closes every server end and waits for the serve goroutines.
-func (n *fakeNet) closeAll() {
-	n.mu.Lock()
-	n.serve = map[string]func(net.Conn){}
-	conns := n.conns
-	n.conns = nil
-	n.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-	n.wg.Wait()
-}
-
-// log returns the dials so far.
-func (n *fakeNet) log() []dialRecord {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return append([]dialRecord(nil), n.dials...)
-}
-
-// dialsTo counts the dials to addr since at.
-func (n *fakeNet) dialsTo(addr string, since time.Time) int {
+// dialsTo counts d's dials to addr since at.
+func dialsTo(d *tethertest.Dialer, addr string, since time.Time) int {
 	k := 0
-	for _, d := range n.log() {
-		if d.addr == addr && !d.at.Before(since) {
+	for _, r := range d.History() {
+		if r.Addr == addr && !r.At.Before(since) {
 			k++
 		}
 	}
 	return k
+}
+
+// loseServer dials addrA, where a server holds each connection, with h;
+// once the connection has lived for age, it takes the server down while a
+// Read waits on the Tether. It returns the Tether, its Dialer, the time of
+// the loss, and the Read's error when it comes.
+func loseServer(t *testing.T, h tether.DisconnectHandler, age time.Duration) (*tether.Tether, *tethertest.Dialer, time.Time, <-chan error) {
+	t.Helper()
+	n := servers(t, map[string]func(net.Conn){addrA: hold})
+	tt := tethertest.Dial(t, n, addrA, h)
+	time.Sleep(age)
+	read := make(chan error, 1)
+	go func() {
+		_, err := tt.Read(make([]byte, 1))
+		read <- err
+	}()
+	synctest.Wait()
+	lost := time.Now()
+	n.Down(addrA)
+	return tt, n, lost, read
 }
 
 // hold is a serve function that keeps the connection until the client or
@@ -149,28 +111,34 @@ func handle(h tether.DisconnectHandler, ev tether.Event) (tether.Action, tether.
 	return a, ev
 }
 
-// next is a handler that records the events it sees and answers with
-// action (Reconnect by default), optionally changing the event first.
-type next struct {
-	action tether.Action
-	change func(ev *tether.Event)
-
-	mu   sync.Mutex
-	seen []tether.Event
+// answer returns the innermost handler of a test that looks at what its
+// middleware passes on: a Recorder that answers a, after change (when not
+// nil) changed the event.
+func answer(a tether.Action, change func(ev *tether.Event)) *tethertest.Recorder {
+	return &tethertest.Recorder{Next: tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+		if change != nil {
+			change(ev)
+		}
+		return a
+	})}
 }
 
-func (n *next) HandleDisconnect(_ context.Context, ev *tether.Event) tether.Action {
-	n.mu.Lock()
-	n.seen = append(n.seen, *ev)
-	n.mu.Unlock()
-	if n.change != nil {
-		n.change(ev)
+// probe returns a Middleware that appends "name in" to *log on the event's
+// way to next, and "name out" on its way back, each followed by what show
+// says of the event then (nothing when show is nil).
+func probe(log *[]string, name string, show func(ev *tether.Event) string) tether.Middleware {
+	note := func(dir string, ev *tether.Event) {
+		if show != nil {
+			dir += " " + show(ev)
+		}
+		*log = append(*log, name+" "+dir)
 	}
-	return n.action
-}
-
-func (n *next) events() []tether.Event {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return append([]tether.Event(nil), n.seen...)
+	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
+		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+			note("in", ev)
+			a := next.HandleDisconnect(ctx, ev)
+			note("out", ev)
+			return a
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -109,7 +110,7 @@ func TestLoggingRecords(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				rec := &records{level: slog.LevelDebug}
-				n := &next{action: tt.next, change: tt.change}
+				n := answer(tt.next, tt.change)
 				ev := tt.ev
 				ev.Since = time.Now()
 				a, _ := handle(middleware.Logging(slog.New(rec))(n), ev)
@@ -160,8 +161,7 @@ func TestLoggingUncomparableErrors(t *testing.T) {
 func TestLoggingTether(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &records{}
-		n := newFakeNet()
-		n.up(addrA, sendAndClose("foo"))
+		n := servers(t, map[string]func(net.Conn){addrA: sendAndClose("foo")})
 		tn, err := tether.Dial(context.Background(), n, addrA,
 			tether.Chain(nil, middleware.Logging(slog.New(rec)), middleware.Backoff(middleware.BackoffConfig{MaxAttempts: 2})))
 		require.NoError(t, err)
@@ -170,7 +170,7 @@ func TestLoggingTether(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "foo", string(buf))
 		time.Sleep(2 * time.Second) // stable: the redials count from 0
-		n.down(addrA)
+		n.Down(addrA)
 		_, err = io.ReadAll(tn)
 		require.ErrorIs(t, err, middleware.ErrMaxAttempts)
 		var msgs []string
@@ -183,6 +183,5 @@ func TestLoggingTether(t *testing.T) {
 			"INFO tether unreachable reconnect",
 			"ERROR tether unreachable give-up",
 		}, msgs)
-		n.closeAll()
 	})
 }

@@ -39,7 +39,7 @@ func TestMaxDowntimeDecisions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var deadline time.Time
-				n := &next{action: tt.nextSays}
+				n := answer(tt.nextSays, nil)
 				h := middleware.MaxDowntime(limit)(tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 					deadline, _ = ctx.Deadline()
 					ev.Delay = tt.delay
@@ -51,7 +51,7 @@ func TestMaxDowntimeDecisions(t *testing.T) {
 				}
 				a, got := handle(h, ev)
 				require.Equal(t, tt.want, a)
-				require.Equal(t, tt.wantNext, len(n.events()) == 1, "next called: %v", len(n.events()) == 1)
+				require.Equal(t, tt.wantNext, len(n.Events()) == 1, "next called: %v", len(n.Events()) == 1)
 				if tt.want == tether.Reconnect {
 					require.Equal(t, tt.wantDelay, got.Delay)
 				}
@@ -72,35 +72,22 @@ func TestMaxDowntimeDecisions(t *testing.T) {
 // gives up when the outage reaches the limit, not a backoff step later.
 func TestMaxDowntimeGivesUpOnTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := newFakeNet()
-		n.up(addrA, hold)
 		h := tether.Chain(nil, middleware.MaxDowntime(10*time.Second),
 			middleware.Backoff(middleware.BackoffConfig{BaseDelay: 3 * time.Second, Multiplier: 2}))
-		tn, err := tether.Dial(context.Background(), n, addrA, h)
-		require.NoError(t, err)
-		time.Sleep(time.Minute)
-		read := make(chan error, 1)
-		go func() {
-			_, err := tn.Read(make([]byte, 1))
-			read <- err
-		}()
-		synctest.Wait()
-		lost := time.Now()
-		n.down(addrA)
-		err = <-read
+		tn, n, lost, read := loseServer(t, h, time.Minute)
+		err := <-read
 		require.Equal(t, 10*time.Second, time.Since(lost), "gave up after %v, want the limit", time.Since(lost))
 		require.ErrorIs(t, err, middleware.ErrMaxDowntime)
 		require.ErrorIs(t, tn.Err(), middleware.ErrMaxDowntime)
-		dials := n.log()
-		require.Equal(t, lost.Add(10*time.Second), dials[len(dials)-1].at, "the last dial is at the limit")
-		n.closeAll()
+		dials := n.History()
+		require.Equal(t, lost.Add(10*time.Second), dials[len(dials)-1].At, "the last dial is at the limit")
 	})
 }
 
 // TestMaxDowntimeBoundsDial: the outage of Dial counts from its start.
 func TestMaxDowntimeBoundsDial(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := newFakeNet()
+		n := servers(t, nil)
 		start := time.Now()
 		_, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.MaxDowntime(5*time.Second)))
 		require.ErrorIs(t, err, middleware.ErrMaxDowntime)

@@ -76,7 +76,7 @@ func TestMetricsCalls(t *testing.T) {
 		}
 		for _, tt := range tests {
 			c := &calls{}
-			a, _ := handle(middleware.Metrics(c)(&next{action: tt.next}), tt.ev)
+			a, _ := handle(middleware.Metrics(c)(answer(tt.next, nil)), tt.ev)
 			require.Equal(t, tt.next, a, tt.name)
 			require.Equal(t, tt.want, c.all(), tt.name)
 		}
@@ -175,16 +175,15 @@ func TestExpvarMetricsConcurrent(t *testing.T) {
 func TestMetricsTether(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := &calls{}
-		n := newFakeNet()
-		n.up(addrA, hold)
+		n := servers(t, map[string]func(net.Conn){addrA: hold})
 		tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.Metrics(c),
 			middleware.Backoff(middleware.BackoffConfig{BaseDelay: time.Second, Multiplier: 2, Jitter: 0.001})))
 		require.NoError(t, err)
 		done := drain(tn)
 		time.Sleep(10 * time.Second)
-		n.down(addrA)
+		n.Down(addrA)
 		time.Sleep(time.Second + 500*time.Millisecond) // two failed dials: at most 0.2 ms, then 1 s after
-		n.up(addrA, hold)
+		n.Up(addrA)
 		time.Sleep(3 * time.Second) // the third dial, 2 s after the second, succeeds
 		require.NoError(t, tn.Close())
 		<-done
@@ -199,7 +198,6 @@ func TestMetricsTether(t *testing.T) {
 		require.Equal(t, "dial 0s ok "+addrA, got[9])
 		require.Regexp(t, `^outage (2\.99|3\.00)\d*s recovered reconnected$`, got[10], "about 0 + 1 s + 2 s")
 		require.Len(t, got, 11)
-		n.closeAll()
 	})
 }
 
@@ -208,8 +206,7 @@ func TestMetricsTether(t *testing.T) {
 func TestExpvarMetricsStates(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var m middleware.ExpvarMetrics
-		n := newFakeNet()
-		n.up(addrA, func(c net.Conn) {})
+		n := servers(t, map[string]func(net.Conn){addrA: func(c net.Conn) {}})
 		tn, err := tether.Dial(t.Context(), n, addrA, nil, m.StateObserver())
 		require.NoError(t, err)
 		time.Sleep(time.Minute)

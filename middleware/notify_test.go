@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"io"
+	"net"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -18,7 +19,7 @@ import (
 // and the state the Tether enters.
 func TestNotifySendsCopiesAfterNext(t *testing.T) {
 	ch := make(chan tether.Event, 10)
-	n := &next{change: func(ev *tether.Event) { ev.Addr, ev.Delay = addrB, time.Second }}
+	n := answer(tether.Reconnect, func(ev *tether.Event) { ev.Addr, ev.Delay = addrB, time.Second })
 	h := middleware.Notify(ch)(n)
 	evs := []tether.Event{
 		{Kind: tether.Connected, Addr: addrA, Dialed: addrA, Generation: 1},
@@ -43,7 +44,7 @@ func TestNotifySendsCopiesAfterNext(t *testing.T) {
 			t.Fatalf("no copy of %v", ev.Kind)
 		}
 	}
-	require.Len(t, n.events(), len(evs), "next sees every event")
+	require.Len(t, n.Events(), len(evs), "next sees every event")
 }
 
 // TestNotifyNeverBlocks runs a Tether through reconnects while nobody reads
@@ -58,9 +59,10 @@ func TestNotifyNeverBlocks(t *testing.T) {
 			{"full", make(chan tether.Event, 1)},
 		} {
 			var dropped atomic.Uint64
-			n := newFakeNet()
-			n.up(addrA, sendAndClose("foo"))
-			n.up(addrB, sendAndClose("bar"))
+			n := servers(t, map[string]func(net.Conn){
+				addrA: sendAndClose("foo"),
+				addrB: sendAndClose("bar"),
+			})
 			tn, err := tether.Dial(context.Background(), n, addrA,
 				tether.Chain(nil, middleware.NotifyDropped(tt.ch, &dropped), middleware.Failover(addrA, addrB)))
 			require.NoError(t, err, tt.name)
@@ -73,7 +75,6 @@ func TestNotifyNeverBlocks(t *testing.T) {
 			want := uint64(3 - cap(tt.ch))
 			require.Equal(t, want, dropped.Load(), "%s: dropped = %d, want %d", tt.name, dropped.Load(), want)
 			require.NoError(t, tn.Close())
-			n.closeAll()
 		}
 	})
 }
@@ -81,9 +82,10 @@ func TestNotifyNeverBlocks(t *testing.T) {
 func TestNotifyTetherEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ch := make(chan tether.Event, 10)
-		n := newFakeNet()
-		n.up(addrA, sendAndClose("foo"))
-		n.up(addrB, sendAndClose("bar"))
+		n := servers(t, map[string]func(net.Conn){
+			addrA: sendAndClose("foo"),
+			addrB: sendAndClose("bar"),
+		})
 		tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.Notify(ch), middleware.Failover(addrA, addrB)))
 		require.NoError(t, err)
 		_, err = io.ReadFull(tn, make([]byte, 6))
@@ -98,6 +100,5 @@ func TestNotifyTetherEvents(t *testing.T) {
 		}
 		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, kinds)
 		require.Equal(t, []string{addrA, addrA, addrB}, dialed)
-		n.closeAll()
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -14,20 +13,8 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/middleware"
+	"github.com/io-tether/tether/tethertest"
 )
-
-// tag returns a Middleware that appends name to *log on the way in and
-// "/"+name on the way out.
-func tag(log *[]string, name string) tether.Middleware {
-	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
-		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
-			*log = append(*log, name)
-			a := next.HandleDisconnect(ctx, ev)
-			*log = append(*log, "/"+name)
-			return a
-		})
-	}
-}
 
 func TestWhen(t *testing.T) {
 	refusedOnly := func(ev *tether.Event) bool { return errors.Is(ev.Err, errRefused) }
@@ -36,14 +23,14 @@ func TestWhen(t *testing.T) {
 		ev   tether.Event
 		want []string
 	}{
-		{"pred true", tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA}, []string{"mw", "base", "/base", "/mw"}},
-		{"pred false", tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA}, []string{"base", "/base"}},
-		{"pred false on connected", tether.Event{Kind: tether.Connected, Addr: addrA}, []string{"base", "/base"}},
+		{"pred true", tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA}, []string{"mw in", "base in", "base out", "mw out"}},
+		{"pred false", tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA}, []string{"base in", "base out"}},
+		{"pred false on connected", tether.Event{Kind: tether.Connected, Addr: addrA}, []string{"base in", "base out"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var log []string
-			h := tether.Chain(reconnect, middleware.When(refusedOnly, tag(&log, "mw")), tag(&log, "base"))
+			h := tether.Chain(reconnect, middleware.When(refusedOnly, probe(&log, "mw", nil)), probe(&log, "base", nil))
 			a, _ := handle(h, tt.ev)
 			require.Equal(t, tether.Reconnect, a)
 			require.Equal(t, tt.want, log)
@@ -76,10 +63,10 @@ func TestRetryIf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := &next{}
+			n := &tethertest.Recorder{}
 			a, got := handle(middleware.RetryIf(transient)(n), tt.ev)
 			require.Equal(t, tt.want, a)
-			require.Equal(t, tt.wantNext, len(n.events()) == 1)
+			require.Equal(t, tt.wantNext, len(n.Events()) == 1)
 			require.Equal(t, tt.ev.Err, got.Err, "RetryIf reports the event's own error")
 		})
 	}
@@ -90,22 +77,19 @@ func TestRetryIf(t *testing.T) {
 func TestRetryIfTether(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		errAuth := errors.New("authentication failed")
-		n := newFakeNet()
-		n.up(addrA, sendAndClose("foo"))
-		var dial atomic.Int32
-		d := tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
-			if dial.Add(1) == 3 {
-				return nil, errAuth
+		n := servers(t, map[string]func(net.Conn){addrA: sendAndClose("foo")})
+		n.FailWhen(func(dial int, _ string) error {
+			if dial == 2 {
+				return errAuth
 			}
-			return n.Dial(ctx, addr)
+			return nil
 		})
 		h := tether.Chain(reconnect, middleware.RetryIf(func(ev *tether.Event) bool { return !errors.Is(ev.Err, errAuth) }))
-		tn, err := tether.Dial(context.Background(), d, addrA, h)
+		tn, err := tether.Dial(context.Background(), n, addrA, h)
 		require.NoError(t, err)
 		b, err := io.ReadAll(tn)
 		require.ErrorIs(t, err, errAuth)
 		require.Equal(t, "foofoo", string(b))
-		require.Equal(t, int32(3), dial.Load())
-		n.closeAll()
+		require.Equal(t, 3, n.Dials())
 	})
 }

@@ -16,12 +16,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/faultproxy"
 	"github.com/io-tether/tether/internal/testcert"
-	"github.com/io-tether/tether/internal/udprelay"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/session"
 	tethertcp "github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest/faultproxy"
+	"github.com/io-tether/tether/tethertest/records"
 	tethertls "github.com/io-tether/tether/tls"
 	"github.com/quic-go/quic-go"
 )
@@ -31,61 +31,33 @@ var (
 	soakSeed = flag.Uint64("seed", 1, "the seed of TestIntegritySoak's faults and data")
 )
 
-// stream is a deterministic byte stream: the writer writes it, the
-// reader checks each byte against it, so that a byte lost, duplicated,
-// reordered or corrupted shows as a mismatch at its position.
-type stream struct{ seed uint64 }
-
-// fill writes into p the bytes of the stream from position off.
-func (s stream) fill(p []byte, off uint64) {
-	for i := range p {
-		x := (off + uint64(i)) * 0x9e3779b97f4a7c15
-		x ^= s.seed
-		x ^= x >> 29
-		p[i] = byte(x * 0xbf58476d1ce4e5b9 >> 56)
-	}
-}
-
-// writeStream writes the stream in writes of random sizes until stop,
-// then CloseWrite; it returns the count written.
-func writeStream(c *session.Conn, s stream, r *rand.Rand, stop <-chan struct{}, max int) (uint64, error) {
-	buf := make([]byte, max)
-	var off uint64
+// writeRecords sends records in writes of 1 to max records until stop,
+// then CloseWrite.
+func writeRecords(c *session.Conn, s *records.Sender, r *rand.Rand, stop <-chan struct{}, max int) error {
 	for {
 		select {
 		case <-stop:
-			return off, c.CloseWrite()
+			return c.CloseWrite()
 		default:
 		}
-		n := 1 + r.IntN(max)
-		s.fill(buf[:n], off)
-		m, err := c.Write(buf[:n])
-		off += uint64(m)
-		if err != nil {
-			return off, err
+		if err := s.Send(c, 1+r.IntN(max)); err != nil {
+			return err
 		}
 	}
 }
 
-// readStream reads until EOF and checks every byte; it returns the count.
-func readStream(c *session.Conn, s stream) (uint64, error) {
+// readRecords feeds what c reads to ch until EOF. A session is one stream
+// across its connections: every byte has the same generation.
+func readRecords(c *session.Conn, ch *records.Checker) error {
 	buf := make([]byte, 40<<10)
-	want := make([]byte, len(buf))
-	var off uint64
 	for {
 		n, err := c.Read(buf)
-		s.fill(want[:n], off)
-		for i := 0; i < n; i++ {
-			if buf[i] != want[i] {
-				return off, fmt.Errorf("byte %d is %#x, want %#x", off+uint64(i), buf[i], want[i])
-			}
-		}
-		off += uint64(n)
+		ch.Feed(buf[:n], 1)
 		if err == io.EOF {
-			return off, nil
+			return nil
 		}
 		if err != nil {
-			return off, err
+			return err
 		}
 	}
 }
@@ -118,9 +90,26 @@ func TestIntegritySoak(t *testing.T) {
 	}
 }
 
+// dirResult is one direction of a soak.
 type dirResult struct {
-	written, received uint64
-	werr, rerr        error
+	send       *records.Sender
+	check      *records.Checker
+	werr, rerr error
+}
+
+// verify requires that what was sent arrived, all of it, intact and in
+// order, and returns the tally.
+func (d *dirResult) verify(t *testing.T, name string) records.Tally {
+	t.Helper()
+	require.NoError(t, d.werr, "%s: write", name)
+	require.NoError(t, d.rerr, "%s: read", name)
+	r, tl := d.check.Result(), records.Compare(d.send, d.check)
+	require.Empty(t, r.Violations, "%s: records corrupted, reordered, duplicated or missing", name)
+	require.Zero(t, r.Cut, "%s: records cut", name)
+	require.Zero(t, tl.Failed, "%s: writes failed", name)
+	require.Zero(t, tl.Lost, "%s: records lost in flight", name)
+	require.Equal(t, tl.Sent, tl.Received, "%s: sent = received", name)
+	return tl
 }
 
 // faultPath is what a soak runs through: the address the client dials,
@@ -178,21 +167,14 @@ func soak(t *testing.T, name string, sl *session.Listener, path faultPath, seed 
 	s, err := sl.AcceptSession()
 	require.NoError(t, err)
 
-	c2s, s2c := stream{seed ^ 0xc25}, stream{seed ^ 0x52c}
+	up := dirResult{send: records.NewSender(seed ^ 0xc25), check: records.NewChecker(seed^0xc25, nil)}
+	down := dirResult{send: records.NewSender(seed ^ 0x52c), check: records.NewChecker(seed^0x52c, nil)}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var up, down dirResult
-	wg.Add(4)
-	go func() {
-		defer wg.Done()
-		up.written, up.werr = writeStream(c, c2s, rand.New(rand.NewPCG(seed, 1)), stop, 48<<10)
-	}()
-	go func() {
-		defer wg.Done()
-		down.written, down.werr = writeStream(s, s2c, rand.New(rand.NewPCG(seed, 2)), stop, 48<<10)
-	}()
-	go func() { defer wg.Done(); up.received, up.rerr = readStream(s, c2s) }()
-	go func() { defer wg.Done(); down.received, down.rerr = readStream(c, s2c) }()
+	wg.Go(func() { up.werr = writeRecords(c, up.send, rand.New(rand.NewPCG(seed, 1)), stop, 300) })
+	wg.Go(func() { down.werr = writeRecords(s, down.send, rand.New(rand.NewPCG(seed, 2)), stop, 300) })
+	wg.Go(func() { up.rerr = readRecords(s, up.check) })
+	wg.Go(func() { down.rerr = readRecords(c, down.check) })
 
 	fctx, fcancel := context.WithTimeout(context.Background(), d)
 	faults, err := path.play(fctx)
@@ -206,18 +188,14 @@ func soak(t *testing.T, name string, sl *session.Listener, path faultPath, seed 
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("the streams did not finish within 30 s after the faults (c2s %+v, s2c %+v)", up, down)
+		t.Fatalf("the streams did not finish within 30 s after the faults (client→server at record %d of %d, server→client at %d of %d)",
+			up.check.Last(), up.send.LastSent(), down.check.Last(), down.send.LastSent())
 	}
-	require.NoError(t, up.werr, "client write")
-	require.NoError(t, down.werr, "server write")
-	require.NoError(t, up.rerr, "server read")
-	require.NoError(t, down.rerr, "client read")
-	require.Equal(t, up.written, up.received, "client→server: written = received")
-	require.Equal(t, down.written, down.received, "server→client: written = received")
+	ut, dt := up.verify(t, "client→server"), down.verify(t, "server→client")
 	require.NoError(t, c.Close())
 	require.NoError(t, s.Close())
-	return fmt.Sprintf("session integrity soak over %s: seed %d, %v of faults %s, %d reconnects; client→server %d bytes written, %d received; server→client %d written, %d received; lost in flight 0, corrupted 0; %s",
-		name, seed, d, faults, reconnects.Load(), up.written, up.received, down.written, down.received, path.stats())
+	return fmt.Sprintf("session integrity soak over %s: seed %d, %v of faults %s, %d reconnects; client→server %d records (%d bytes) sent, %d received; server→client %d (%d bytes) sent, %d received; lost in flight 0, corrupted 0; %s",
+		name, seed, d, faults, reconnects.Load(), ut.Sent, ut.SentBytes, ut.Received, dt.Sent, dt.SentBytes, dt.Received, path.stats())
 }
 
 // TestIntegritySoakQUIC is the soak over QUIC streams, through a UDP relay
@@ -230,7 +208,7 @@ func TestIntegritySoakQUIC(t *testing.T) {
 		session.WithBufferSize(256 << 10), session.WithHandshakeTimeout(2 * time.Second)}
 	sl := session.NewListener(tr.listen(t), opts...)
 	defer sl.Close()
-	r, err := udprelay.New(sl.Addr().String(), *soakSeed)
+	r, err := faultproxy.NewUDPRelay(sl.Addr().String(), *soakSeed)
 	require.NoError(t, err)
 	defer r.Close()
 	d := &tetherquic.Dialer{TLSConfig: testcert.Get().ClientConfig("tether-test"),
@@ -248,10 +226,10 @@ func TestIntegritySoakQUIC(t *testing.T) {
 				switch k := rnd.IntN(3); k {
 				case 0:
 					counts["blackout"]++
-					ended, err = r.LoseFor(udprelay.Both(1), time.Duration(100+rnd.IntN(1400))*time.Millisecond)
+					ended, err = r.LoseFor(faultproxy.BothWays(1), time.Duration(100+rnd.IntN(1400))*time.Millisecond)
 				case 1:
 					counts["30% loss"]++
-					ended, err = r.LoseFor(udprelay.Both(0.3), time.Second)
+					ended, err = r.LoseFor(faultproxy.BothWays(0.3), time.Second)
 				case 2:
 					counts["stream reset"]++
 					if c := conn.Load(); c != nil {

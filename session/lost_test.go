@@ -11,9 +11,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/faultproxy"
 	"github.com/io-tether/tether/session"
 	tethertcp "github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
 // proxiedPair is a session whose client reaches the listener through a

@@ -322,55 +322,53 @@ func (c *middlewareCheck) checkInformational() error {
 }
 
 func (c *middlewareCheck) checkCallsNext() error {
-	var errs []error
-	for _, ev := range c.outageEvents() {
-		next := &fakeNext{action: tether.Reconnect}
-		h, err := c.handler(next)
-		if err != nil {
-			return err
-		}
-		kind, attempt := ev.Kind, ev.Attempt
-		a, err := c.call(context.Background(), h, &ev)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		n := len(next.seen())
+	return c.eachOutage(tether.Reconnect, nil, func(in, out tether.Event, a tether.Action, calls int) error {
 		switch {
-		case n > 1:
-			errs = append(errs, fmt.Errorf("on %v (attempt %d), next was called %d times, want at most 1", kind, attempt, n))
-		case n == 0 && a == tether.Reconnect:
-			errs = append(errs, fmt.Errorf("on %v (attempt %d), the handler returned reconnect without calling next", kind, attempt))
-		case a == tether.GiveUp && ev.Err == nil:
-			errs = append(errs, fmt.Errorf("on %v (attempt %d), the handler gave up with a nil Event.Err", kind, attempt))
+		case calls > 1:
+			return fmt.Errorf("on %v (attempt %d), next was called %d times, want at most 1", in.Kind, in.Attempt, calls)
+		case calls == 0 && a == tether.Reconnect:
+			return fmt.Errorf("on %v (attempt %d), the handler returned reconnect without calling next", in.Kind, in.Attempt)
+		case a == tether.GiveUp && out.Err == nil:
+			return fmt.Errorf("on %v (attempt %d), the handler gave up with a nil Event.Err", in.Kind, in.Attempt)
 		}
-	}
-	return errors.Join(errs...)
+		return nil
+	})
 }
 
 func (c *middlewareCheck) checkKeepsGiveUp() error {
+	cause := errors.New("tethertest: next gave up")
+	return c.eachOutage(tether.GiveUp, cause, func(in, out tether.Event, a tether.Action, calls int) error {
+		switch {
+		case calls == 0:
+			return nil // the handler decided on its own
+		case a != tether.GiveUp:
+			return fmt.Errorf("on %v (attempt %d), next gave up and the handler returned %v", in.Kind, in.Attempt, a)
+		case !errors.Is(out.Err, cause):
+			return fmt.Errorf("on %v (attempt %d), next gave up with %q and the handler reports %v", in.Kind, in.Attempt, cause, out.Err)
+		}
+		return nil
+	})
+}
+
+// eachOutage calls the handler, over a fresh next that answers action (with
+// cause, on GiveUp), with each of the outage events, and asks judge what is
+// wrong with the call: in is the event before it, out after, a the action
+// and calls how many times next was called.
+func (c *middlewareCheck) eachOutage(action tether.Action, cause error, judge func(in, out tether.Event, a tether.Action, calls int) error) error {
 	var errs []error
 	for _, ev := range c.outageEvents() {
-		cause := errors.New("tethertest: next gave up")
-		next := &fakeNext{action: tether.GiveUp, err: cause}
+		next := &fakeNext{action: action, err: cause}
 		h, err := c.handler(next)
 		if err != nil {
 			return err
 		}
-		kind, attempt := ev.Kind, ev.Attempt
+		in := ev
 		a, err := c.call(context.Background(), h, &ev)
+		if err == nil {
+			err = judge(in, ev, a, len(next.seen()))
+		}
 		if err != nil {
 			errs = append(errs, err)
-			continue
-		}
-		if len(next.seen()) == 0 {
-			continue // the handler decided on its own
-		}
-		switch {
-		case a != tether.GiveUp:
-			errs = append(errs, fmt.Errorf("on %v (attempt %d), next gave up and the handler returned %v", kind, attempt, a))
-		case !errors.Is(ev.Err, cause):
-			errs = append(errs, fmt.Errorf("on %v (attempt %d), next gave up with %q and the handler reports %v", kind, attempt, cause, ev.Err))
 		}
 	}
 	return errors.Join(errs...)

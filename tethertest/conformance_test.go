@@ -203,16 +203,7 @@ func TestCheckMiddlewareCatches(t *testing.T) {
 					return next.HandleDisconnect(ctx, ev)
 				})
 			}(), "keeps no per-Tether state"},
-			{"counts its own attempts", func() tether.Middleware {
-				var n atomic.Int64
-				return handlerFunc(func(next tether.DisconnectHandler, ctx context.Context, ev *tether.Event) tether.Action {
-					a := next.HandleDisconnect(ctx, ev)
-					if a == tether.Reconnect && outage(ev) {
-						ev.Delay = time.Duration(n.Add(1)) * time.Second
-					}
-					return a
-				})
-			}(), "keeps no per-Tether state"},
+			{"counts its own attempts", counting(time.Second), "keeps no per-Tether state"},
 			{"not safe for concurrent use", handlerFunc(func(next tether.DisconnectHandler, ctx context.Context, ev *tether.Event) tether.Action {
 				if inside.Add(1) > 1 {
 					inside.Add(-1)
@@ -239,19 +230,23 @@ func TestCheckMiddlewareCatches(t *testing.T) {
 // TestMiddlewareWithSharedState: the statelessness rule is skipped only for
 // middleware that declare shared state.
 func TestMiddlewareWithSharedState(t *testing.T) {
-	counting := func() tether.Middleware {
-		var n atomic.Int64
-		return handlerFunc(func(next tether.DisconnectHandler, ctx context.Context, ev *tether.Event) tether.Action {
-			a := next.HandleDisconnect(ctx, ev)
-			if a == tether.Reconnect && outage(ev) {
-				ev.Delay = time.Duration(n.Add(1)) * time.Millisecond
-			}
-			return a
-		})
-	}
-	err := tethertest.CheckMiddleware(counting())
+	err := tethertest.CheckMiddleware(counting(time.Millisecond))
 	require.ErrorContains(t, err, "keeps no per-Tether state")
-	require.NoError(t, tethertest.CheckMiddleware(counting(), tethertest.WithSharedState()))
+	require.NoError(t, tethertest.CheckMiddleware(counting(time.Millisecond), tethertest.WithSharedState()))
+}
+
+// counting returns a middleware that counts the reconnects it saw, of all
+// Tethers together, and delays each by that count of units: per-Tether
+// state, by a count shared on purpose.
+func counting(unit time.Duration) tether.Middleware {
+	var n atomic.Int64
+	return handlerFunc(func(next tether.DisconnectHandler, ctx context.Context, ev *tether.Event) tether.Action {
+		a := next.HandleDisconnect(ctx, ev)
+		if a == tether.Reconnect && outage(ev) {
+			ev.Delay = time.Duration(n.Add(1)) * unit
+		}
+		return a
+	})
 }
 
 // TestMiddlewareReportsEachRule: a broken middleware fails the subtest of the

@@ -4,20 +4,25 @@ import (
 	"context"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // A Dialer is a tether.Dialer whose connections are in memory: each Dial
 // makes a net.Pipe and returns one end; the test takes the other end, a
-// *Conn, from Accept and plays the server with it. A Conn can break its
-// connection on command (Reset, Close, Blackhole), and the Dialer can fail
-// the next dials (FailNext) or make them hang (Hold).
+// *Conn, from Accept (or Server) and plays the server with it, or lets
+// Serve answer each connection. A Conn can break its connection on command
+// (Reset, Close, Blackhole), and the Dialer can fail dials (FailNext,
+// FailWhen, Down), make them hang (Hold), and hand out a test's own
+// net.Conn around the client's end (Wrap). History lists the dials made.
 //
-// It needs no network and starts no goroutine, so it works inside
-// testing/synctest: a Tether blocked on one of its connections, or a test
+// It needs no network, and its Dial starts no goroutine (only Serve runs
+// handlers in goroutines of their own, in the caller's bubble), so it works
+// inside testing/synctest: a Tether blocked on one of its connections, or a test
 // blocked in Accept, is durably blocked, and time-based behaviour (backoff,
 // deadlines, the read idle timeout) runs in the bubble's virtual time. Use
 // each Dialer within one bubble.
@@ -28,23 +33,43 @@ import (
 // The zero value is ready to use; a Dialer is safe for concurrent use.
 type Dialer struct {
 	mu      sync.Mutex
-	dials   int
-	conns   []*Conn       // every connection made, in order
-	backlog []*Conn       // made and not yet accepted
-	waiters []chan *Conn  // Accept calls waiting, oldest first
-	fail    []error       // errors for the next dials, in order
+	history []DialRecord
+	conns   []*Conn         // every connection made, in order
+	backlog []*Conn         // made and not yet accepted
+	waiters []chan *Conn    // Accept calls waiting, oldest first
+	fail    []error         // errors for the next dials, in order
+	down    map[string]bool // addresses that refuse dials
+	failFn  func(n int, addr string) error
+	wrap    func(c *Conn) net.Conn
 	hold    chan struct{} // non-nil while dials hang
 }
 
+// A DialRecord is one call of [Dialer.Dial].
+type DialRecord struct {
+	Addr string    // the address dialed
+	At   time.Time // when Dial was called
+	Err  error     // why the dial failed; nil once it made a connection, or while it is held
+}
+
 // Dial makes a connection to addr and returns its client end, unless the
-// Dialer holds dials (it waits for Release or ctx) or has failures queued
-// (FailNext). addr is only recorded: any non-empty string will do. The
-// server end waits for Accept.
+// Dialer holds dials (it waits for Release or ctx) or fails this one
+// (FailNext, then Down, then FailWhen). addr is only recorded: any non-empty string
+// will do. The server end waits for Accept.
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	d.mu.Lock()
-	d.dials++
-	n, hold := d.dials, d.hold
+	n, hold := len(d.history), d.hold
+	d.history = append(d.history, DialRecord{Addr: addr, At: time.Now()})
 	d.mu.Unlock()
+	c, err := d.dial(ctx, n, addr, hold)
+	if err != nil {
+		d.mu.Lock()
+		d.history[n].Err = err
+		d.mu.Unlock()
+	}
+	return c, err
+}
+
+func (d *Dialer) dial(ctx context.Context, n int, addr string, hold chan struct{}) (net.Conn, error) {
 	if hold != nil {
 		select {
 		case <-hold:
@@ -57,14 +82,33 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	}
 
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	var err error
 	if len(d.fail) > 0 {
-		err := d.fail[0]
-		d.fail = d.fail[1:]
+		err, d.fail = d.fail[0], d.fail[1:]
+	} else if d.down[addr] {
+		err = refused(addr)
+	}
+	failFn, wrap := d.failFn, d.wrap
+	d.mu.Unlock()
+	if err == nil && failFn != nil {
+		err = failFn(n, addr)
+	}
+	if err != nil {
 		return nil, err
 	}
-	c := newConn(len(d.conns), n, addr)
+
+	d.mu.Lock()
+	c := newConn(len(d.conns), addr)
 	d.conns = append(d.conns, c)
+	d.mu.Unlock()
+	// The client's end is wrapped before Accept can return c, and without
+	// the Dialer's lock held while the test's function runs.
+	client := net.Conn(c.client)
+	if wrap != nil {
+		client = wrap(c)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if len(d.waiters) > 0 {
 		w := d.waiters[0]
 		d.waiters = d.waiters[1:]
@@ -72,7 +116,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	} else {
 		d.backlog = append(d.backlog, c)
 	}
-	return c.client, nil
+	return client, nil
 }
 
 // Accept returns the server end of the oldest connection not yet accepted,
@@ -107,18 +151,113 @@ func (d *Dialer) Accept(ctx context.Context) (*Conn, error) {
 	return nil, ctx.Err()
 }
 
+// Serve plays the server of every connection d makes, until ctx ends: it
+// runs handle on each, in a goroutine of its own, and closes the
+// connection when handle returns. When ctx ends, Serve closes the
+// connections still open, so that handlers blocked on them return, waits
+// for the handlers, and returns. Inside a synctest bubble, run it in the
+// bubble: go d.Serve(t.Context(), handle).
+//
+// Use it where servers answer by themselves (greet, echo, close at once)
+// and the test watches the client; handle may tell servers apart by
+// [Conn.Addr], and [Dialer.Down] takes an address down. A test that plays
+// the server step by step takes each connection with [Dialer.Server] or
+// [Dialer.Accept] instead: do not mix the two over one Dialer.
+func (d *Dialer) Serve(ctx context.Context, handle func(c *Conn)) {
+	var handlers sync.WaitGroup
+	for {
+		c, err := d.Accept(ctx)
+		if err != nil {
+			break
+		}
+		handlers.Go(func() {
+			defer c.Close()
+			handle(c)
+		})
+	}
+	for _, c := range d.Conns() {
+		c.Close()
+	}
+	handlers.Wait()
+}
+
 // FailNext makes the next n dials fail with err, after any failures already
 // queued. A nil err stands for a refused connection: a *net.OpError that
 // wraps syscall.ECONNREFUSED, as a TCP dial to a closed port returns.
 func (d *Dialer) FailNext(n int, err error) {
 	if err == nil {
-		err = &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+		err = refused("")
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for range n {
 		d.fail = append(d.fail, err)
 	}
+}
+
+// Down takes addrs down, as servers that shut down: later dials to them
+// fail as refused (see FailNext), and their connections still open are
+// closed (their clients read io.EOF) until Up brings them back. Failures
+// that FailNext queued come first.
+func (d *Dialer) Down(addrs ...string) {
+	d.mu.Lock()
+	if d.down == nil {
+		d.down = make(map[string]bool)
+	}
+	for _, a := range addrs {
+		d.down[a] = true
+	}
+	conns := d.conns
+	d.mu.Unlock()
+	for _, c := range conns {
+		if slices.Contains(addrs, c.addr) {
+			c.Close()
+		}
+	}
+}
+
+// Up brings addrs back after Down: later dials to them connect again.
+func (d *Dialer) Up(addrs ...string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, a := range addrs {
+		delete(d.down, a)
+	}
+}
+
+// refused is the error of a dial to addr where nothing listens, as a TCP
+// dial to a closed port returns it: transient for tether.IsPermanent.
+func refused(addr string) error {
+	var a net.Addr
+	if addr != "" {
+		a = pipeAddr(addr)
+	}
+	return &net.OpError{Op: "dial", Net: network, Addr: a, Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+}
+
+// FailWhen makes every later dial ask f, after the failures FailNext
+// queued: a dial fails with the error f returns, or goes on if it is nil.
+// n numbers the dials from 0, failed ones included (it is the dial's index
+// in History), and addr is the address dialed, so that f can fail a given
+// dial, or the dials to an address that is down. f runs in Dial, without
+// the Dialer's lock, and may be called from several goroutines at once.
+// FailWhen(nil) removes it.
+func (d *Dialer) FailWhen(f func(n int, addr string) error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.failFn = f
+}
+
+// Wrap makes every later dial return f(c) in place of c.Client(), where c is
+// the new connection: a test's net.Conn around the client's end that
+// misbehaves in a way the Dialer's faults do not cover (a Read that returns
+// a scripted error, or one that returns late). c.Index tells the
+// connections apart. f runs in Dial, without the Dialer's lock, before
+// Accept can return c. Wrap(nil) removes it.
+func (d *Dialer) Wrap(f func(c *Conn) net.Conn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.wrap = f
 }
 
 // Hold makes dials hang, as dials to a host that drops packets do, until
@@ -145,7 +284,16 @@ func (d *Dialer) Release() {
 func (d *Dialer) Dials() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.dials
+	return len(d.history)
+}
+
+// History returns every call of Dial so far, failed ones included, oldest
+// first: the addresses dialed and when (in virtual time inside a synctest
+// bubble), for a test of a policy's dial rate or of where it sent each dial.
+func (d *Dialer) History() []DialRecord {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]DialRecord(nil), d.history...)
 }
 
 // Conns returns every connection made so far, accepted or not, oldest
@@ -172,7 +320,6 @@ func (a pipeAddr) String() string  { return string(a) }
 type Conn struct {
 	pipeEnd
 	index  int
-	dial   int
 	addr   string
 	client *pipeEnd
 }
@@ -183,7 +330,7 @@ type state struct {
 	blackhole atomic.Bool
 }
 
-func newConn(index, dial int, addr string) *Conn {
+func newConn(index int, addr string) *Conn {
 	c, s := net.Pipe()
 	st := &state{}
 	caddr := pipeAddr("client-" + strconv.Itoa(index))
@@ -191,7 +338,6 @@ func newConn(index, dial int, addr string) *Conn {
 	return &Conn{
 		pipeEnd: pipeEnd{Conn: s, st: st, local: pipeAddr(addr), remote: caddr},
 		index:   index,
-		dial:    dial,
 		addr:    addr,
 		client:  client,
 	}

@@ -1,6 +1,7 @@
 package tethertest_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -52,4 +53,47 @@ func ExampleDialer() {
 	// event: reconnected
 	// read "world!"
 	// dials: 3
+}
+
+// Servers that answer by themselves, by address: Serve plays them, Down
+// takes the primary away, and a failover policy moves to the backup. History
+// shows where each dial went.
+func ExampleDialer_Serve() {
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var d tethertest.Dialer
+	go d.Serve(ctx, func(c *tethertest.Conn) {
+		fmt.Fprintf(c, "hello from %s\n", c.Addr())
+		io.Copy(io.Discard, c) // keep the connection until it is closed
+	})
+
+	// Reconnect at once, and to the backup after a failed dial.
+	h := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+		if ev.Kind == tether.Unreachable {
+			ev.Addr = "backup:1"
+		}
+		return tether.Reconnect
+	})
+	t, err := tether.Dial(ctx, &d, "primary:1", h)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer t.Close()
+	r := bufio.NewReader(t)
+	line, _ := r.ReadString('\n')
+	fmt.Print(line)
+
+	d.Down("primary:1") // the primary's connection closes, and it refuses dials
+	line, _ = r.ReadString('\n')
+	fmt.Print(line)
+	for _, dial := range d.History() {
+		fmt.Println("dialed", dial.Addr, dial.Err)
+	}
+	// Output:
+	// hello from primary:1
+	// hello from backup:1
+	// dialed primary:1 <nil>
+	// dialed primary:1 dial tethertest primary:1: connect: connection refused
+	// dialed backup:1 <nil>
 }

@@ -1,6 +1,6 @@
 // Package tethertest helps test code that uses package tether: an in-memory
-// dialer whose connections break on command, an event recorder, and a
-// conformance check for middleware.
+// dialer whose connections break on command, an event recorder, helpers for
+// the usual steps of a test, and a conformance check for middleware.
 //
 // # An in-memory dialer
 //
@@ -16,20 +16,30 @@
 //   - [Dialer.FailNext]: the next dials fail (connection refused, or any
 //     error);
 //   - [Dialer.Hold] and [Dialer.Release]: dials hang, as to a host that drops
-//     packets.
+//     packets;
+//   - [Dialer.Down] and [Dialer.Up]: an address refuses dials, and its
+//     connections close, as a server that shuts down;
+//   - [Dialer.FailWhen]: any dial fails, chosen by its number or address;
+//   - [Dialer.Wrap]: dials return a test's own net.Conn around the client's
+//     end, for a fault of another kind.
 //
-// It needs no network and starts no goroutine, so it runs inside
+// [Dialer.History] lists the dials made, with their addresses and times.
+//
+// It needs no network, and dialing it starts no goroutine, so it runs inside
 // testing/synctest, where backoff delays, deadlines and idle timeouts pass
 // in virtual time and take no real time:
 //
 //	synctest.Test(t, func(t *testing.T) {
 //		var d tethertest.Dialer
-//		tt, _ := tether.Dial(t.Context(), &d, "server", nil)
-//		defer tt.Close()
-//		s, _ := d.Accept(t.Context())
+//		tt := tethertest.Dial(t, &d, "server", nil) // closed when the test ends
+//		s := d.Server(t)                            // the server's end
 //		s.Reset() // the next Read or Write on tt reconnects
 //		...
 //	})
+//
+// [Dial] and [Dialer.Server] fail the test if they fail, and clean up when
+// it ends. Where servers answer by themselves, [Dialer.Serve] runs a
+// function on each connection, in a goroutine of its own.
 //
 // # Recording events
 //

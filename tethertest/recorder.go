@@ -12,9 +12,9 @@ import (
 	"github.com/io-tether/tether"
 )
 
-// WaitTimeout bounds [Recorder.WaitFor]: generous, so that only a hang fails
-// a test, never a slow machine. Inside testing/synctest it passes in virtual
-// time, so a test that waits for an event that never comes fails at once.
+// WaitTimeout bounds [Recorder.WaitFor] and [Dialer.Server]: generous, so
+// that only a hang fails a test, never a slow machine. Inside testing/synctest it passes in virtual
+// time, so a test that waits for what never comes fails at once.
 const WaitTimeout = 30 * time.Second
 
 // A Recorder is a tether.DisconnectHandler that lets Next decide and keeps a
@@ -33,21 +33,27 @@ type Recorder struct {
 	changed chan struct{} // closed and replaced at each event
 }
 
-// A Record is one event a Recorder saw and the action it returned.
+// A Record is one event a Recorder saw, when it came, and the action it
+// returned.
 type Record struct {
 	tether.Event
 	Action tether.Action
+	// At is when the event came, before Next decided: with a real clock,
+	// the time a detection or a reconnect took; inside testing/synctest,
+	// the bubble's virtual time.
+	At time.Time
 }
 
 // HandleDisconnect implements tether.DisconnectHandler: it asks Next, then
 // records the event and the decision.
 func (r *Recorder) HandleDisconnect(ctx context.Context, ev *tether.Event) tether.Action {
+	at := time.Now()
 	a := tether.Reconnect
 	if r.Next != nil {
 		a = r.Next.HandleDisconnect(ctx, ev)
 	}
 	r.mu.Lock()
-	r.events = append(r.events, Record{Event: *ev, Action: a})
+	r.events = append(r.events, Record{Event: *ev, Action: a, At: at})
 	if r.changed != nil {
 		close(r.changed)
 		r.changed = nil
@@ -65,24 +71,20 @@ func (r *Recorder) Records() []Record {
 
 // Events returns a copy of the events so far, as Next left them.
 func (r *Recorder) Events() []tether.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	evs := make([]tether.Event, len(r.events))
-	for i, e := range r.events {
-		evs[i] = e.Event
-	}
-	return evs
+	return collect(r.Records(), func(rec Record) tether.Event { return rec.Event })
 }
 
 // Kinds returns the kinds of the events so far, in order.
 func (r *Recorder) Kinds() []tether.EventKind {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	kinds := make([]tether.EventKind, len(r.events))
-	for i, e := range r.events {
-		kinds[i] = e.Kind
+	return collect(r.Records(), func(rec Record) tether.EventKind { return rec.Kind })
+}
+
+func collect[T any](recs []Record, f func(Record) T) []T {
+	out := make([]T, len(recs))
+	for i, rec := range recs {
+		out[i] = f(rec)
 	}
-	return kinds
+	return out
 }
 
 // Count returns how many events of kind there were so far.

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -28,9 +29,11 @@ func TestRecorder(t *testing.T) {
 		require.NoError(t, err)
 		defer tt.Close()
 		require.Equal(t, []tether.EventKind{tether.Connected}, rec.Kinds())
+		connectedAt := time.Now()
 
 		s, err := d.Accept(t.Context())
 		require.NoError(t, err)
+		time.Sleep(time.Second) // virtual: the loss comes a second later
 		d.FailNext(1, nil)
 		s.Reset()
 		_, err = tt.Read(make([]byte, 1))
@@ -43,6 +46,8 @@ func TestRecorder(t *testing.T) {
 		require.Len(t, recs, 3)
 		require.Equal(t, tether.GiveUp, recs[2].Action)
 		require.Equal(t, tether.Reconnect, recs[1].Action)
+		require.Equal(t, connectedAt, recs[0].At)
+		require.Equal(t, connectedAt.Add(time.Second), recs[1].At)
 		require.Contains(t, rec.String(), "[connected disconnected(")
 	})
 }

@@ -78,8 +78,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -169,45 +167,45 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
 		}
-		return c, errUsage
+		return c, errUsage // fs has reported it, with the usage
 	}
-	var bad string
-	switch {
-	case fs.NArg() != 1:
-		bad = "want one address"
-	case c.tls && c.quic:
-		bad = "-tls and -quic exclude each other"
-	case (c.alpn != "" || c.ca != "" || c.insecure) && !c.tls && !c.quic:
-		bad = "-alpn, -ca and -insecure need -tls or -quic"
-	case c.listen && c.insecure:
-		bad = "-insecure is for dialing"
-	case c.wait < 0:
-		bad = "-w must not be negative"
-	case c.local != "" && (!c.session || c.listen):
-		bad = "-L needs -session, and is for dialing"
-	case c.to != "" && (!c.session || !c.listen):
-		bad = "-to needs -l and -session"
-	}
-	for _, a := range []string{c.local, c.to} {
-		if _, _, err := net.SplitHostPort(a); a != "" && err != nil && bad == "" {
-			bad = err.Error()
-		}
-	}
-	if bad == "" {
-		c.addr = fs.Arg(0)
-		if _, _, err := net.SplitHostPort(c.addr); err != nil {
-			bad = err.Error()
-		}
-	}
-	if bad != "" {
-		fmt.Fprintln(stderr, "tcat:", bad)
+	if err := c.check(fs.Args()); err != nil {
+		fmt.Fprintln(stderr, "tcat:", err)
 		fs.Usage()
 		return c, errUsage
 	}
+	c.addr = fs.Arg(0)
 	if c.quic && c.alpn == "" {
 		c.alpn = defaultALPN
 	}
 	return c, nil
+}
+
+// check reports a bad combination of flags, or bad arguments.
+func (c config) check(args []string) error {
+	switch {
+	case len(args) != 1:
+		return errors.New("want one address")
+	case c.tls && c.quic:
+		return errors.New("-tls and -quic exclude each other")
+	case (c.alpn != "" || c.ca != "" || c.insecure) && !c.tls && !c.quic:
+		return errors.New("-alpn, -ca and -insecure need -tls or -quic")
+	case c.listen && c.insecure:
+		return errors.New("-insecure is for dialing")
+	case c.wait < 0:
+		return errors.New("-w must not be negative")
+	case c.local != "" && (!c.session || c.listen):
+		return errors.New("-L needs -session, and is for dialing")
+	case c.to != "" && (!c.session || !c.listen):
+		return errors.New("-to needs -l and -session")
+	}
+	for _, a := range []string{c.local, c.to} {
+		if _, _, err := net.SplitHostPort(a); a != "" && err != nil {
+			return err
+		}
+	}
+	_, _, err := net.SplitHostPort(args[0])
+	return err
 }
 
 // run runs tcat with the command line args: it copies stdin to the
@@ -305,28 +303,6 @@ func connect(ctx context.Context, cfg config, stdin io.Reader, stdout, stderr io
 		return ctx.Err()
 	}
 	return err
-}
-
-// clientTLS returns the TLS configuration of -tls and -quic, or nil.
-func clientTLS(cfg config) (*tls.Config, error) {
-	if !cfg.tls && !cfg.quic {
-		return nil, nil
-	}
-	tc := &tls.Config{InsecureSkipVerify: cfg.insecure}
-	if cfg.alpn != "" {
-		tc.NextProtos = []string{cfg.alpn}
-	}
-	if cfg.ca != "" {
-		pem, err := os.ReadFile(cfg.ca)
-		if err != nil {
-			return nil, err
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: no PEM certificate", cfg.ca)
-		}
-	}
-	return tc, nil
 }
 
 // listenAddr returns addr with 127.0.0.1 for an empty host.

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/io-tether/tether/internal/faultproxy"
 	"github.com/io-tether/tether/internal/transporttest"
+	"github.com/io-tether/tether/tethertest/faultproxy"
 	"github.com/stretchr/testify/require"
 )
 

@@ -93,43 +93,22 @@ func pipe(ctx context.Context, c *session.Conn, stdin io.Reader, stdout io.Write
 }
 
 // serveSessions is the listen mode with -session: it serves the first
-// session as a pipe with stdin and stdout (later ones are refused), or with -to relays each session to a TCP server.
+// session as a pipe with stdin and stdout (later ones are refused), or with
+// -to relays each session to a TCP server.
 func serveSessions(ctx context.Context, cfg config, ln listener, stdin io.Reader, stdout, stderr io.Writer) error {
 	sl := session.NewListener(netListenerOf(ln))
 	defer sl.Close()
 	stop := context.AfterFunc(ctx, func() { sl.Close() })
 	defer stop()
 	if cfg.to != "" {
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		for {
-			c, err := sl.AcceptSession()
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return err
-			}
-			logf(stderr, cfg.verbose, "session from %v: relayed to %s", c.RemoteAddr(), cfg.to)
-			wg.Go(func() {
-				var d net.Dialer
-				t, err := d.DialContext(ctx, "tcp", cfg.to)
-				if err != nil {
-					logf(stderr, cfg.verbose, "session from %v: %v", c.RemoteAddr(), err)
-					c.Close()
-					return
-				}
-				relay(c, t.(*net.TCPConn))
-				logf(stderr, cfg.verbose, "session from %v: ended", c.RemoteAddr())
-			})
-		}
+		return relayEach(ctx, cfg, stderr, sl, "session", cfg.to, func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", cfg.to)
+		})
 	}
 	c, err := sl.AcceptSession()
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return err
+		return closedBy(ctx, err)
 	}
 	logf(stderr, cfg.verbose, "session from %v", c.RemoteAddr())
 	// Later sessions are refused: this is one pipe.
@@ -156,54 +135,72 @@ func relayLocal(ctx context.Context, cfg config, d tether.Dialer, stderr io.Writ
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	fmt.Fprintf(stderr, "tcat: relaying %s to %s over sessions (%s)\n", ln.Addr(), cfg.addr, proto(cfg))
+	return relayEach(ctx, cfg, stderr, ln, "connection", cfg.addr, func(ctx context.Context) (net.Conn, error) {
+		c, err := session.Dial(ctx, d, cfg.addr, policy(cfg, stderr, nil))
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	})
+}
+
+// relayEach accepts on ln until it fails, and relays each connection (a
+// what) to one that dial opens for it, to, in a goroutine of its own. It
+// returns once every relay has ended.
+func relayEach(ctx context.Context, cfg config, stderr io.Writer, ln net.Listener, what, to string,
+	dial func(context.Context) (net.Conn, error)) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		lc, err := ln.Accept()
+		a, err := ln.Accept()
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return err
+			return closedBy(ctx, err)
 		}
 		wg.Go(func() {
-			c, err := session.Dial(ctx, d, cfg.addr, policy(cfg, stderr, nil))
+			from := fmt.Sprintf("%s from %v", what, a.RemoteAddr())
+			b, err := dial(ctx)
 			if err != nil {
-				logf(stderr, cfg.verbose, "connection from %v: %v", lc.RemoteAddr(), err)
-				lc.Close()
+				logf(stderr, cfg.verbose, "%s: %v", from, err)
+				a.Close()
 				return
 			}
-			logf(stderr, cfg.verbose, "connection from %v: session to %s", lc.RemoteAddr(), cfg.addr)
-			stop := context.AfterFunc(ctx, func() { c.Close(); lc.Close() })
+			logf(stderr, cfg.verbose, "%s: relayed to %s", from, to)
+			stop := context.AfterFunc(ctx, func() { a.Close(); b.Close() })
 			defer stop()
-			relay(c, lc.(*net.TCPConn))
-			logf(stderr, cfg.verbose, "connection from %v: ended", lc.RemoteAddr())
+			relay(a, b)
+			logf(stderr, cfg.verbose, "%s: ended", from)
 		})
 	}
 }
 
-// relay copies between a session and a TCP connection, both ways, passing
-// each end of stream on as a half-close, until both directions are done;
-// then it closes both.
-func relay(c *session.Conn, t *net.TCPConn) {
+// closedBy returns ctx's error when ctx has ended (and closed the listener
+// whose Accept failed), else err.
+func closedBy(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// relay copies between a and b, both ways, passing each end of stream on
+// as a half-close, until both directions are done; then it closes both. A
+// direction that breaks closes the connection it writes to: a lost
+// session ends the TCP connection, and a broken TCP connection the
+// session.
+func relay(a, b net.Conn) {
+	pass := func(dst, src net.Conn) {
+		if _, err := io.Copy(dst, src); err != nil {
+			dst.Close()
+			return
+		}
+		closeWrite(dst)
+	}
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		if _, err := io.Copy(t, c); err != nil {
-			t.Close() // the session was lost: end the TCP connection
-			return
-		}
-		t.CloseWrite()
-	})
-	wg.Go(func() {
-		if _, err := io.Copy(c, t); err != nil {
-			c.Close() // the server's side broke: end the session
-			return
-		}
-		c.CloseWrite()
-	})
+	wg.Go(func() { pass(a, b) })
+	wg.Go(func() { pass(b, a) })
 	wg.Wait()
-	t.Close()
-	c.Close()
+	a.Close()
+	b.Close()
 }
 
 // netListenerOf returns ln as a net.Listener, for session.NewListener.

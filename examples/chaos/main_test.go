@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/io-tether/tether/tethertest/records"
 	"github.com/stretchr/testify/require"
 )
 
@@ -87,7 +89,7 @@ func TestReportFails(t *testing.T) {
 		stream []byte
 		want   string
 	}{
-		{"missing", append(appendRecord(nil, seed, 0), appendRecord(nil, seed, 2)...),
+		{"missing", append(records.Append(nil, seed, 0), records.Append(nil, seed, 2)...),
 			"verdict: FAIL\n  1 records corrupted, reordered, duplicated or missing with no reconnect\n" +
 				"  records 1 to 1 missing with no reconnect in between\n"},
 		{"never back", nil,
@@ -97,14 +99,11 @@ func TestReportFails(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var out strings.Builder
 			start := time.Now()
-			c := &client{cfg: config{rate: 1, idle: time.Second}, led: newLedger(),
-				disp: newDisplay(&out, false, start), start: start}
-			c.ver = newVerifier(seed, func(seq uint64) error { return c.led.verify(seq, time.Now()) })
-			c.recovery = c.led.mark(start)
+			c := newClient(nil, nil, config{rate: 1, idle: time.Second}, nil, newDisplay(&out, false, start), start)
 			for range 3 {
-				c.led.wrote(c.led.next(), recSent)
+				require.NoError(t, c.send.Send(io.Discard, 1))
 			}
-			c.ver.feed(tt.stream, 1, 1)
+			c.check.Feed(tt.stream, 1)
 			require.ErrorIs(t, c.report(), errVerdict)
 			require.True(t, strings.HasSuffix(out.String(), tt.want), "output:\n%s", out.String())
 		})
@@ -120,4 +119,24 @@ func TestUsage(t *testing.T) {
 		require.Contains(t, stderr.String(), "usage: chaos [flags]", "run(%q)", args)
 	}
 	require.ErrorIs(t, run(context.Background(), []string{"-h"}, &strings.Builder{}, &strings.Builder{}), flag.ErrHelp)
+}
+
+// TestDisplay: on a terminal the status line redraws in place below the
+// lines; otherwise it is a line of its own.
+func TestDisplay(t *testing.T) {
+	var b strings.Builder
+	d := newDisplay(&b, true, time.Now())
+	d.setStatus("status 1")
+	d.printf("event\n")
+	d.setStatus("status 2")
+	d.through(&b).Write([]byte("log\n"))
+	d.clearStatus()
+	require.Equal(t, "\r\x1b[Kstatus 1"+"\r\x1b[Kevent\nstatus 1"+"\r\x1b[Kstatus 2"+"\r\x1b[Klog\nstatus 2"+"\r\x1b[K", b.String())
+
+	b.Reset()
+	d = newDisplay(&b, false, time.Now())
+	d.setStatus("status 1")
+	d.printf("event\n")
+	d.clearStatus()
+	require.Equal(t, "status 1\nevent\n", b.String())
 }

@@ -16,7 +16,7 @@ import (
 // request, and the events in between.
 func TestScript(t *testing.T) {
 	var stdout, stderr strings.Builder
-	require.NoError(t, run(context.Background(), nil, &stdout, &stderr))
+	require.NoError(t, run(context.Background(), config{}, &stdout, &stderr))
 	require.Empty(t, stderr.String())
 	got := regexp.MustCompile(`127\.0\.0\.1:\d+`).ReplaceAllString(stdout.String(), "ADDR")
 	require.Equal(t, `servers: A ADDR, B ADDR, C ADDR
@@ -77,7 +77,7 @@ func TestServeAndClient(t *testing.T) {
 	c.expect(t, `^request \d+: answered by X$`)
 	x.cancel()
 	require.ErrorIs(t, <-x.done, context.Canceled)
-	c.expect(t, `^  lost `+regexp.QuoteMeta(xAddr)+`: (EOF|connection reset)$`)
+	c.expect(t, `^  lost `+regexp.QuoteMeta(xAddr)+`: (EOF|connection reset by peer)$`)
 	c.expect(t, `^  reconnected to `+regexp.QuoteMeta(yAddr)+`$`)
 	c.expect(t, `^request \d+: answered by Y$`)
 	c.expect(t, `^\d+ requests, \d+ answered$`)
@@ -89,14 +89,18 @@ func TestServeAndClient(t *testing.T) {
 	}
 }
 
-// TestUsage: a bad command line is a usage error, reported on stderr.
+// TestUsage: a bad command line is an error, reported on stderr with the
+// usage.
 func TestUsage(t *testing.T) {
-	for _, args := range [][]string{{"-serve", "a:1", "-servers", "b:1"}, {"-name", "x"}, {"-d", "0"}, {"extra"}} {
+	for _, args := range [][]string{{"-serve", "a:1", "-servers", "b:1"}, {"-name", "x"}, {"-d", "0"}, {"extra"}, {"-nosuchflag"}} {
 		var stderr strings.Builder
-		err := run(context.Background(), args, io.Discard, &stderr)
-		require.ErrorIs(t, err, errUsage, "run(%q)", args)
-		require.Contains(t, stderr.String(), "usage: failover", "run(%q)", args)
+		_, err := parseFlags(args, &stderr)
+		require.Error(t, err, "parseFlags(%q)", args)
+		require.Contains(t, stderr.String(), "usage: failover", "parseFlags(%q)", args)
 	}
+	cfg, err := parseFlags([]string{"-servers", "a:1,b:2", "-every", "1s"}, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, config{servers: []string{"a:1", "b:2"}, d: time.Minute, every: time.Second}, cfg)
 }
 
 // wait bounds each wait of the tests: generous, for a loaded machine.
@@ -115,8 +119,10 @@ func runLines(t *testing.T, args ...string) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r, w := io.Pipe()
 	rn := &running{lines: make(chan string, 1000), done: make(chan error, 1), cancel: cancel}
+	cfg, err := parseFlags(args, io.Discard)
+	require.NoError(t, err)
 	go func() {
-		err := run(ctx, args, w, io.Discard)
+		err := run(ctx, cfg, w, io.Discard)
 		w.Close()
 		rn.done <- err
 	}()

@@ -27,19 +27,17 @@ func main() {
 
 // run plays the example against two embedded servers on loopback.
 func run(w io.Writer) error {
-	// Each listener accepts one connection, writing half of "foobar".
-	l1, err := net.Listen("tcp", "127.0.0.1:0")
+	// Two servers, each writing half of "foobar".
+	l1, err := listenOnce("foo")
 	if err != nil {
 		return err
 	}
 	defer l1.Close()
-	l2, err := net.Listen("tcp", "127.0.0.1:0")
+	l2, err := listenOnce("bar")
 	if err != nil {
 		return err
 	}
 	defer l2.Close()
-	serveOnce(l1, "foo")
-	serveOnce(l2, "bar")
 
 	// The handler: report the reason, try the second server, wait, retry.
 	reasons := make(chan string, 10)
@@ -82,13 +80,18 @@ func run(w io.Writer) error {
 	return nil
 }
 
-func serveOnce(l net.Listener, msg string) {
+// listenOnce listens on a loopback port and serves one connection: it
+// writes msg and closes it.
+func listenOnce(msg string) (net.Listener, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
 	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
+		if c, err := l.Accept(); err == nil {
+			c.Write([]byte(msg))
+			c.Close()
 		}
-		c.Write([]byte(msg))
-		c.Close()
 	}()
+	return l, nil
 }

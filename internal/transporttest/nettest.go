@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/io-tether/tether"
 	"golang.org/x/net/nettest"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // testNetConn runs nettest.TestConn with a Tether as c1 and the server's
@@ -23,7 +25,7 @@ import (
 func testNetConn(t *testing.T, tr Transport) {
 	var (
 		mu    sync.Mutex
-		pipes []*Recorder
+		pipes []*tethertest.Recorder
 	)
 	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
 		conns := make(chan net.Conn)

@@ -2,11 +2,10 @@ package transporttest
 
 import (
 	"context"
-	"sync"
-	"testing"
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // waitTimeout bounds every wait of the suite: generous, so that only a
@@ -31,90 +30,14 @@ func Fast(ev *tether.Event) tether.Action {
 	return tether.Reconnect
 }
 
-// A Recorder is a DisconnectHandler that decides with its Policy and keeps
-// a copy of each event (with the decision's changes), for the test to wait
-// for and inspect.
-type Recorder struct {
-	policy Policy
-
-	mu      sync.Mutex
-	events  []tether.Event
-	changed chan struct{} // closed and replaced at each event
-}
-
-// NewRecorder returns a Recorder that decides with p (nil: Fast).
-func NewRecorder(p Policy) *Recorder {
+// NewRecorder returns a tethertest.Recorder that decides with p (nil:
+// Fast).
+func NewRecorder(p Policy) *tethertest.Recorder {
 	if p == nil {
 		p = Fast
 	}
-	return &Recorder{policy: p, changed: make(chan struct{})}
-}
-
-// HandleDisconnect implements tether.DisconnectHandler.
-func (r *Recorder) HandleDisconnect(_ context.Context, ev *tether.Event) tether.Action {
-	a := r.policy(ev)
-	e := *ev
-	e.Conn = nil
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	close(r.changed)
-	r.changed = make(chan struct{})
-	r.mu.Unlock()
-	return a
-}
-
-// Events returns a copy of the events so far.
-func (r *Recorder) Events() []tether.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]tether.Event(nil), r.events...)
-}
-
-// Kinds returns the kinds of the events so far.
-func (r *Recorder) Kinds() []tether.EventKind {
-	var kinds []tether.EventKind
-	for _, e := range r.Events() {
-		kinds = append(kinds, e.Kind)
-	}
-	return kinds
-}
-
-// Count returns how many events of kind there were.
-func (r *Recorder) Count(kind tether.EventKind) int {
-	n := 0
-	for _, e := range r.Events() {
-		if e.Kind == kind {
-			n++
-		}
-	}
-	return n
-}
-
-// WaitFor waits until there were n events of kind and returns the nth; it
-// fails the test after a generous timeout.
-func (r *Recorder) WaitFor(t testing.TB, kind tether.EventKind, n int) tether.Event {
-	t.Helper()
-	timer := time.NewTimer(waitTimeout)
-	defer timer.Stop()
-	for {
-		r.mu.Lock()
-		seen := 0
-		for _, e := range r.events {
-			if e.Kind == kind {
-				if seen++; seen == n {
-					r.mu.Unlock()
-					return e
-				}
-			}
-		}
-		ch := r.changed
-		r.mu.Unlock()
-		select {
-		case <-ch:
-		case <-timer.C:
-			t.Fatalf("no %s event #%d within %v; events: %v", kind, n, waitTimeout, r.Kinds())
-		}
-	}
+	return &tethertest.Recorder{Next: tether.DisconnectHandlerFunc(
+		func(_ context.Context, ev *tether.Event) tether.Action { return p(ev) })}
 }
 
 // QuickBackoff returns the default policy's logic with short delays, for

@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/io-tether/tether"
 	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
 )
 
 // dial returns a Tether to addr over tr, closed when the test ends.

@@ -13,8 +13,9 @@ import (
 	"net"
 	"testing"
 
-	"github.com/io-tether/tether"
 	"go.uber.org/goleak"
+
+	"github.com/io-tether/tether"
 )
 
 // A Listener is the server side of a transport, as the suite needs it:

@@ -1,0 +1,311 @@
+package tether_test
+
+import (
+	"io"
+	"net"
+	"os"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tethertest"
+)
+
+// Semantics 6: an operation waiting for a reconnect returns a timeout when
+// its deadline passes; the reconnect goes on, and the new connection gets the
+// deadlines.
+func TestDeadlineAcrossReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := delayed(2 * time.Second)
+		tt, d := dialPipe(t, r)
+		d.Server(t).Close()
+
+		start := time.Now()
+		require.NoError(t, tt.SetReadDeadline(start.Add(500*time.Millisecond)))
+		_, err := tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		var ne net.Error
+		require.ErrorAs(t, err, &ne)
+		require.True(t, ne.Timeout())
+		require.Equal(t, 500*time.Millisecond, time.Since(start))
+
+		// The reconnect went on without a reader.
+		s2 := d.Server(t)
+		require.Equal(t, 2*time.Second, time.Since(start))
+		synctest.Wait()
+		require.Equal(t, uint64(2), tt.Generation())
+
+		// The new connection has the deadline too: it has passed, so a Read
+		// returns a timeout at once, without a reconnect.
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		require.Equal(t, uint64(2), tt.Generation())
+
+		// A deadline in the future, crossed on the new connection itself.
+		require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Second)))
+		start = time.Now()
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		require.Equal(t, time.Second, time.Since(start))
+		require.Len(t, r.Kinds(), 3, "a user timeout is not a disconnect")
+
+		require.NoError(t, tt.SetReadDeadline(time.Time{}))
+		go s2.Write([]byte("z"))
+		n, err := tt.Read(make([]byte, 1))
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+	})
+}
+
+// timeoutConn fails every Read with a timeout the user did not ask for, as a
+// dead QUIC peer or TCP keep-alive does.
+type timeoutConn struct{ net.Conn }
+
+func (c timeoutConn) Read([]byte) (int, error) { return 0, os.ErrDeadlineExceeded }
+
+// Traps: a timeout is the user's only while the user's deadline has passed;
+// any other is a disconnect.
+func TestTimeoutWithoutDeadlineIsDisconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := wrapFirst(func(c net.Conn) net.Conn { return timeoutConn{c} })
+		r := &tethertest.Recorder{}
+		tt := tethertest.Dial(t, d, "a", r)
+		got := readAsync(tt, 2)
+		d.Server(t)
+		s2 := d.Server(t)
+		s2.Write([]byte("ok"))
+		requireRead(t, got, "ok")
+		ev := r.Events()[1]
+		require.Equal(t, tether.Disconnected, ev.Kind)
+		require.ErrorIs(t, ev.Err, os.ErrDeadlineExceeded)
+	})
+}
+
+// The read watchdog turns a silent peer into a disconnect after the idle
+// timeout, and only then.
+func TestReadIdleTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &tethertest.Recorder{}
+		tt, d := dialPipe(t, r, tether.WithReadIdleTimeout(5*time.Second))
+		s1 := d.Server(t)
+
+		// A peer that sends every 3 s keeps the connection.
+		go func() {
+			for range 10 {
+				time.Sleep(3 * time.Second)
+				if _, err := s1.Write([]byte("h")); err != nil {
+					return
+				}
+			}
+		}()
+		start := time.Now()
+		buf := make([]byte, 10)
+		_, err := io.ReadFull(tt, buf)
+		require.NoError(t, err)
+		require.Equal(t, 30*time.Second, time.Since(start))
+		require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds())
+
+		// Then it goes silent (a blackhole): 5 s later the watchdog reports it.
+		start = time.Now()
+		got := readAsync(tt, 1)
+		s2 := d.Server(t)
+		require.Equal(t, 5*time.Second, time.Since(start))
+		go s2.Write([]byte("x"))
+		require.NoError(t, (<-got).err)
+		evs := r.Events()
+		require.Equal(t, tether.Disconnected, evs[1].Kind)
+		require.ErrorIs(t, evs[1].Err, tether.ErrIdleTimeout)
+		require.ErrorIs(t, evs[1].Err, os.ErrDeadlineExceeded)
+
+		// The user's sooner deadline still applies, and is no disconnect.
+		require.NoError(t, tt.SetReadDeadline(time.Now().Add(2*time.Second)))
+		start = time.Now()
+		_, err = tt.Read(buf)
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		require.NotErrorIs(t, err, tether.ErrIdleTimeout)
+		require.Equal(t, 2*time.Second, time.Since(start))
+		require.Len(t, r.Kinds(), 3)
+
+		// A later user deadline does not hide the watchdog, and the 2 s
+		// of silence already waited count: it fires 3 s later.
+		require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Hour)))
+		start = time.Now()
+		got = readAsync(tt, 1)
+		s3 := d.Server(t)
+		require.Equal(t, 3*time.Second, time.Since(start))
+		go s3.Write([]byte("y"))
+		require.NoError(t, (<-got).err)
+	})
+}
+
+// The watchdog measures the connection's silence across Read calls: an
+// application that polls with read deadlines far shorter than the idle
+// timeout does not defeat it (it used to restart at every Read, so a frozen
+// peer was never detected).
+func TestReadIdleTimeoutWithPolling(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &tethertest.Recorder{}
+		tt, d := dialPipe(t, r, tether.WithReadIdleTimeout(2*time.Second))
+		s1 := d.Server(t)
+
+		// Bytes every second keep it alive, polled every 100 ms.
+		go func() {
+			for range 5 {
+				time.Sleep(time.Second)
+				s1.Write([]byte("h"))
+			}
+		}()
+		buf := make([]byte, 1)
+		start := time.Now()
+		timeouts := 0
+		for got := 0; got < 5; {
+			require.NoError(t, tt.SetReadDeadline(time.Now().Add(100*time.Millisecond)))
+			n, err := tt.Read(buf)
+			if err != nil {
+				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+				timeouts++
+				continue
+			}
+			got += n
+		}
+		require.Equal(t, 5*time.Second, time.Since(start))
+		require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds())
+		require.Greater(t, timeouts, 40)
+
+		// Then the peer freezes. The poller sees only its own timeouts,
+		// until 2 s of silence have passed in its Reads: a disconnect.
+		start = time.Now()
+		polls := 0
+		for len(r.Kinds()) < 2 {
+			require.NoError(t, tt.SetReadDeadline(time.Now().Add(100*time.Millisecond)))
+			_, err := tt.Read(buf)
+			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+			polls++
+			require.Less(t, polls, 100, "the watchdog never fired")
+		}
+		evs := r.Events()
+		require.Equal(t, tether.Disconnected, evs[1].Kind)
+		require.ErrorIs(t, evs[1].Err, tether.ErrIdleTimeout)
+		require.Equal(t, 2*time.Second, evs[1].Since.Sub(start), "the loss is noticed after 2 s of silence")
+		d.Server(t)
+	})
+}
+
+// Time when no Read is pending is not silence: bytes may be waiting unread.
+func TestReadIdleTimeoutCountsOnlyReads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &tethertest.Recorder{}
+		tt, d := dialPipe(t, r, tether.WithReadIdleTimeout(2*time.Second))
+		s1 := d.Server(t)
+
+		buf := make([]byte, 1)
+		require.NoError(t, tt.SetReadDeadline(time.Now().Add(1500*time.Millisecond)))
+		_, err := tt.Read(buf)
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		time.Sleep(time.Minute) // nobody reads
+		require.NoError(t, tt.SetReadDeadline(time.Time{}))
+		start := time.Now()
+		got := readAsync(tt, 1)
+		d.Server(t)
+		require.Equal(t, 500*time.Millisecond, time.Since(start), "1.5 s + 0.5 s of silence in Reads")
+		_ = s1
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
+		tt.Close()
+		<-got
+	})
+}
+
+func TestReadIdleTimeoutNegative(t *testing.T) {
+	_, err := tether.Dial(t.Context(), &tethertest.Dialer{}, "a", nil, tether.WithReadIdleTimeout(-1))
+	require.EqualError(t, err, "tether: negative read idle timeout")
+}
+
+// connTimeoutConn fails Reads with a timeout of the connection's own (a
+// dead peer), not a deadline.
+type connTimeoutConn struct{ net.Conn }
+
+type deadPeerError struct{}
+
+func (deadPeerError) Error() string { return "timeout: no recent network activity" }
+
+func (deadPeerError) Timeout() bool { return true }
+
+func (connTimeoutConn) Read([]byte) (int, error) { return 0, deadPeerError{} }
+
+// The watchdog claims only its own deadline: a connection's own timeout
+// keeps its error.
+func TestReadIdleTimeoutKeepsOtherTimeouts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := wrapFirst(func(c net.Conn) net.Conn { return connTimeoutConn{c} })
+		r := &tethertest.Recorder{}
+		tt := tethertest.Dial(t, d, "a", r, tether.WithReadIdleTimeout(time.Hour))
+		got := readAsync(tt, 1)
+		d.Server(t)
+		go d.Server(t).Write([]byte("x"))
+		require.NoError(t, (<-got).err)
+		ev := r.Events()[1]
+		require.Equal(t, tether.Disconnected, ev.Kind)
+		require.Equal(t, deadPeerError{}, ev.Err)
+	})
+}
+
+// Every time.Time keeps its meaning as a deadline: time.Unix(0, 0) is long
+// past (the context.AfterFunc idiom that interrupts a Read), not "no
+// deadline"; a deadline after the year 2262 is far away, not an overflow.
+func TestExtremeDeadlines(t *testing.T) {
+	for _, idle := range []time.Duration{0, time.Minute} {
+		t.Run("watchdog="+idle.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := &tethertest.Recorder{}
+				var opts []tether.Option
+				if idle > 0 {
+					opts = append(opts, tether.WithReadIdleTimeout(idle))
+				}
+				tt, d := dialPipe(t, r, opts...)
+				s := d.Server(t)
+
+				// Interrupt a pending Read with the epoch.
+				got := readAsync(tt, 1)
+				synctest.Wait()
+				require.NoError(t, tt.SetReadDeadline(time.Unix(0, 0)))
+				res := <-got
+				require.ErrorIs(t, res.err, os.ErrDeadlineExceeded)
+				require.NoError(t, tt.SetWriteDeadline(time.Unix(0, 0)))
+				_, err := tt.Write([]byte("x"))
+				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+
+				// The year 3000: Reads and Writes work.
+				far := time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+				require.NoError(t, tt.SetDeadline(far))
+				go s.Write([]byte("y"))
+				res = <-readAsync(tt, 1)
+				require.NoError(t, res.err)
+				require.Equal(t, "y", res.s)
+				go io.ReadFull(s, make([]byte, 1))
+				_, err = tt.Write([]byte("z"))
+				require.NoError(t, err)
+				require.Equal(t, []tether.EventKind{tether.Connected}, r.Kinds(), "no deadline passed for a loss")
+			})
+		})
+	}
+}
+
+// With a deadline after 2262, a timeout from the connection itself (a dead
+// peer) is a disconnect, not the user's deadline.
+func TestFarDeadlineDeadPeerTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := wrapFirst(func(c net.Conn) net.Conn { return timeoutConn{c} })
+		r := &tethertest.Recorder{}
+		tt := tethertest.Dial(t, d, "a", r)
+		require.NoError(t, tt.SetReadDeadline(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)))
+		got := readAsync(tt, 1)
+		d.Server(t)
+		s2 := d.Server(t)
+		go s2.Write([]byte("x"))
+		require.NoError(t, (<-got).err)
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
+	})
+}

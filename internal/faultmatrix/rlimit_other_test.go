@@ -1,8 +1,0 @@
-//go:build !linux
-
-package faultmatrix
-
-import "testing"
-
-// raiseFileLimit leaves the limit as it is: ulimit -n must allow need files.
-func raiseFileLimit(t *testing.T, need int) {}

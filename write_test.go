@@ -1,0 +1,397 @@
+package tether_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tethertest"
+)
+
+// Semantics 4: with WriteResume, the bytes a failed connection did not
+// accept go first to the next one, before a later Write's bytes.
+func TestWriteResumeRemainderGoesFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &tethertest.Dialer{}
+		tt, err := tether.Dial(t.Context(), d, "a", nil,
+			tether.WithStabilityPeriod(0), tether.WithWritePolicy(tether.WriteResume))
+		require.NoError(t, err)
+		defer tt.Close()
+		s1 := d.Server(t)
+
+		first := writeAsync(tt, "hello")
+		readString(t, s1, 2) // the first connection accepts "he"
+		synctest.Wait()
+		second := writeAsync(tt, "world") // queued behind the first
+		synctest.Wait()
+		s1.Close()
+
+		s2 := d.Server(t)
+		require.Equal(t, "lloworld", readString(t, s2, 8))
+		for _, wrote := range []<-chan result{first, second} {
+			w := <-wrote
+			require.NoError(t, w.err)
+			require.Equal(t, 5, w.n)
+		}
+	})
+}
+
+// Semantics 4: with WriteDrop the Write returns at once with the count
+// accepted and ErrDropped; later Writes go to the new connection.
+func TestWriteDrop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt, d := dialPipe(t, nil, tether.WithWritePolicy(tether.WriteDrop))
+		s1 := d.Server(t)
+
+		wrote := writeAsync(tt, "hello")
+		readString(t, s1, 2)
+		synctest.Wait()
+		s1.Close()
+		w := <-wrote
+		require.Equal(t, 2, w.n)
+		require.ErrorIs(t, w.err, tether.ErrDropped)
+		require.ErrorIs(t, w.err, io.ErrClosedPipe, "the cause is kept")
+
+		wrote = writeAsync(tt, "world")
+		s2 := d.Server(t)
+		require.Equal(t, "world", readString(t, s2, 5))
+		w = <-wrote
+		require.NoError(t, w.err)
+		require.Equal(t, 5, w.n)
+	})
+}
+
+// Semantics 4: by default a Write cut in the middle by a loss returns the
+// count the lost connection accepted and ErrDropped, and its rest goes to
+// no connection; the next Write goes whole to the new one.
+func TestWriteWholeReportsCutWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt, d := dialPipe(t, nil, tether.WithStabilityPeriod(0))
+		s1 := d.Server(t)
+
+		wrote := writeAsync(tt, "SET k hello")
+		readString(t, s1, 6) // "SET k " taken, then the loss
+		synctest.Wait()
+		s1.Close()
+		w := <-wrote
+		require.Equal(t, 6, w.n)
+		require.ErrorIs(t, w.err, tether.ErrDropped)
+		require.NotErrorIs(t, w.err, tether.ErrReconnected)
+
+		wrote = writeAsync(tt, "PING")
+		s2 := d.Server(t)
+		require.Equal(t, "PING", readString(t, s2, 4), "the cut Write's rest never reaches the new connection")
+		require.NoError(t, (<-wrote).err)
+	})
+}
+
+// Semantics 4: a Write of which the failed connection accepted nothing goes
+// whole to the next connection, and returns len(p), nil.
+func TestWriteWholeUntouchedWriteGoesWhole(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt, d := dialPipe(t, nil)
+		s1 := d.Server(t)
+
+		wrote := writeAsync(tt, "hello")
+		synctest.Wait() // blocked: the peer reads nothing
+		s1.Close()
+		s2 := d.Server(t)
+		require.Equal(t, "hello", readString(t, s2, 5))
+		w := <-wrote
+		require.NoError(t, w.err)
+		require.Equal(t, 5, w.n)
+	})
+}
+
+func TestWritePolicyBad(t *testing.T) {
+	_, err := tether.Dial(t.Context(), &tethertest.Dialer{}, "a", nil, tether.WithWritePolicy(tether.WritePolicy(7)))
+	require.ErrorContains(t, err, "unknown WritePolicy")
+}
+
+// Semantics 13: a Read waiting for a reply that died with its connection
+// returns ErrReconnected once the new connection is up, instead of waiting
+// for ever on a connection that never got the request; the first Write
+// after the reconnect does too, and both then go on normally.
+func TestReconnectBoundary(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &tethertest.Recorder{}
+		tt, d := dialPipe(t, r, tether.WithReconnectBoundary())
+		s1 := d.Server(t)
+
+		// Request, reply: no boundary on the first connection.
+		go s1.Write([]byte("pong"))
+		buf := make([]byte, 4)
+		n, err := tt.Read(buf)
+		require.NoError(t, err)
+		require.Equal(t, "pong", string(buf[:n]))
+
+		// The next request dies with the connection.
+		got := make(chan result, 1)
+		go func() {
+			n, err := tt.Read(buf)
+			got <- result{n: n, err: err}
+		}()
+		synctest.Wait()
+		s1.Close()
+		s2 := d.Server(t)
+		res := <-got
+		require.Equal(t, 0, res.n)
+		require.ErrorIs(t, res.err, tether.ErrReconnected)
+		var re *tether.ReconnectedError
+		require.ErrorAs(t, res.err, &re)
+		require.Equal(t, tether.ReconnectedError{Old: 1, New: 2}, *re)
+		require.NotErrorIs(t, res.err, tether.ErrDropped)
+
+		// The first Write after it meets the boundary too, and sends nothing.
+		n, err = tt.Write([]byte("ping"))
+		require.Equal(t, 0, n)
+		require.ErrorAs(t, err, &re)
+		require.Equal(t, tether.ReconnectedError{Old: 1, New: 2}, *re)
+
+		// Then both directions work on the new connection, once each.
+		go s2.Write([]byte("pong"))
+		n, err = tt.Read(buf)
+		require.NoError(t, err)
+		require.Equal(t, "pong", string(buf[:n]))
+		wrote := writeAsync(tt, "ping")
+		require.Equal(t, "ping", readString(t, s2, 4))
+		require.NoError(t, (<-wrote).err)
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
+	})
+}
+
+// Semantics 13 with 4: a Write cut by a loss returns, once the new
+// connection is up, its count and an error matching both ErrReconnected and
+// ErrDropped; it uses up the write side's boundary.
+func TestReconnectBoundaryCutWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &tethertest.Dialer{}
+		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithReconnectBoundary(),
+			tether.WithWritePolicy(tether.WriteResume)) // the boundary wins over resume
+		require.NoError(t, err)
+		defer tt.Close()
+		s1 := d.Server(t)
+
+		wrote := writeAsync(tt, "hello")
+		readString(t, s1, 2)
+		synctest.Wait()
+		s1.Close()
+		s2 := d.Server(t)
+		w := <-wrote
+		require.Equal(t, 2, w.n)
+		require.ErrorIs(t, w.err, tether.ErrReconnected)
+		require.ErrorIs(t, w.err, tether.ErrDropped)
+		var re *tether.ReconnectedError
+		require.ErrorAs(t, w.err, &re)
+		require.Equal(t, tether.ReconnectedError{Old: 1, New: 2, Dropped: 3}, *re)
+
+		wrote = writeAsync(tt, "world")
+		require.Equal(t, "world", readString(t, s2, 5), "no boundary left, and no rest of the cut Write")
+		require.NoError(t, (<-wrote).err)
+	})
+}
+
+// Several reconnects before the next operation make one boundary, from the
+// last generation the direction used to the current one.
+func TestReconnectBoundaryCoalesces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &tethertest.Dialer{}
+		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithReconnectBoundary(),
+			tether.WithStabilityPeriod(0))
+		require.NoError(t, err)
+		defer tt.Close()
+		d.Server(t).Close()
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, tether.ErrReconnected)
+		d.Server(t).Close()
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, tether.ErrReconnected)
+		d.Server(t)
+
+		_, err = tt.Write([]byte("x"))
+		var re *tether.ReconnectedError
+		require.ErrorAs(t, err, &re)
+		require.Equal(t, tether.ReconnectedError{Old: 1, New: 3}, *re)
+	})
+}
+
+// A give-up while a cut Write waits for the boundary returns the give-up's
+// error.
+func TestReconnectBoundaryGiveUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := giveUpOn(tether.Unreachable)
+		tt, d := dialPipe(t, r, tether.WithReconnectBoundary())
+		s1 := d.Server(t)
+		d.FailWhen(func(int, string) error { return errRefused })
+
+		got := make(chan result, 1)
+		go func() {
+			n, err := tt.Read(make([]byte, 1))
+			got <- result{n: n, err: err}
+		}()
+		synctest.Wait()
+		s1.Close()
+		res := <-got
+		require.ErrorIs(t, res.err, tether.ErrGaveUp)
+		require.NotErrorIs(t, res.err, tether.ErrReconnected)
+	})
+}
+
+// A handler's Ignore on Disconnected keeps the connection: no boundary.
+func TestReconnectBoundaryIgnore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		oops := errors.New("oops")
+		r := ignoreOn(tether.Disconnected)
+		d := wrapEach(failingRead(oops))
+		tt, err := tether.Dial(context.Background(), d, "a", r, tether.WithReconnectBoundary())
+		require.NoError(t, err)
+		defer tt.Close()
+		s1 := d.Server(t)
+		_, err = tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, oops)
+		go s1.Write([]byte("x"))
+		n, err := tt.Read(make([]byte, 1))
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+	})
+}
+
+// Semantics 18: while not Ready, a Write that fits in the buffer returns at
+// once; the buffer goes first, in order, to the next connection, before a
+// Write that did not fit and waited.
+func TestWriteBuffer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt, d := dialPipe(t, delayed(time.Second), tether.WithWriteBuffer(10))
+		startOutage(t, tt, d.Server(t))
+
+		start := time.Now()
+		for _, w := range []string{"one ", "two ", "th"} {
+			n, err := tt.Write([]byte(w))
+			require.NoError(t, err)
+			require.Equal(t, len(w), n)
+		}
+		require.Zero(t, time.Since(start), "buffered Writes return at once")
+		require.Equal(t, 10, tt.Buffered())
+		wrote := writeAsync(tt, "four") // does not fit: waits for the connection
+		synctest.Wait()
+		require.Empty(t, wrote)
+		s2 := d.Server(t)
+		require.Equal(t, "one two thfour", readString(t, s2, 14))
+		require.NoError(t, (<-wrote).err)
+		require.Zero(t, tt.Buffered())
+		require.Zero(t, tt.Dropped())
+		require.Equal(t, time.Second, time.Since(start))
+	})
+}
+
+// Semantics 18: WithFailFast makes a Write that does not fit fail at once
+// with ErrBufferFull, writing nothing; alone, it is a buffer of 0.
+func TestFailFast(t *testing.T) {
+	for name, opts := range map[string][]tether.Option{
+		"with a buffer": {tether.WithWriteBuffer(4), tether.WithFailFast()},
+		"alone":         {tether.WithFailFast()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tt, d := dialPipe(t, delayed(time.Second), opts...)
+				startOutage(t, tt, d.Server(t))
+				n, err := tt.Write([]byte("12345"))
+				require.ErrorIs(t, err, tether.ErrBufferFull)
+				require.Zero(t, n)
+				require.Zero(t, tt.Buffered())
+				s2 := d.Server(t)
+				synctest.Wait()
+				require.Equal(t, tether.Ready, tt.State())
+				go tt.Write([]byte("ok"))
+				require.Equal(t, "ok", readString(t, s2, 2), "nothing of the failed Write was sent")
+			})
+		})
+	}
+}
+
+// Semantics 18: Close keeps Buffered at the count never sent, and Dropped
+// counts it; a give-up says it in Err's message, which still matches the
+// cause.
+func TestWriteBufferUnsent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt, d := dialPipe(t, delayed(time.Hour), tether.WithWriteBuffer(100))
+		startOutage(t, tt, d.Server(t))
+		_, err := tt.Write([]byte("lost"))
+		require.NoError(t, err)
+		require.NoError(t, tt.Close())
+		require.Equal(t, 4, tt.Buffered())
+		require.Equal(t, int64(4), tt.Dropped())
+		require.Equal(t, net.ErrClosed, tt.Err())
+	})
+	synctest.Test(t, func(t *testing.T) {
+		r := giveUpOn(tether.Unreachable)
+		tt, d := dialPipe(t, r, tether.WithWriteBuffer(100))
+		d.FailWhen(func(int, string) error { return errRefused })
+		d.Hold()
+		d.Server(t).Close()
+		go tt.Read(make([]byte, 1))
+		synctest.Wait()
+		_, err := tt.Write([]byte("never sent"))
+		require.NoError(t, err)
+		d.Release()
+		<-tt.Done()
+		require.ErrorIs(t, tt.Err(), errRefused)
+		require.Contains(t, tt.Err().Error(), "10 buffered bytes never sent")
+		require.Equal(t, 10, tt.Buffered())
+		require.Equal(t, int64(10), tt.Dropped())
+	})
+}
+
+// If the connection dies while the buffer is written to it, the write policy
+// applies to the Write being written (by default its rest is dropped, and
+// counted), and the rest of the buffer goes to the next connection.
+func TestWriteBufferFlushCut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := delayed(time.Second)
+		tt, d := dialPipe(t, r, tether.WithWriteBuffer(100))
+		startOutage(t, tt, d.Server(t))
+		for _, w := range []string{"first ", "second "} {
+			_, err := tt.Write([]byte(w))
+			require.NoError(t, err)
+		}
+		s2 := d.Server(t)
+		require.Equal(t, "fir", readString(t, s2, 3))
+		synctest.Wait()
+		s2.Close() // cuts "first " after 3 bytes
+		s3 := d.Server(t)
+		require.Equal(t, "second ", readString(t, s3, 7))
+		synctest.Wait() // the flush accounts for its Write once the peer has read it
+		require.Equal(t, int64(3), tt.Dropped(), `"st " dropped`)
+		require.Zero(t, tt.Buffered())
+		require.Equal(t, tether.Unreachable, r.Events()[3].Kind, "the buffer's failure counts as a failed dial")
+	})
+}
+
+// A lazy Tether's first Write, with a buffer, is buffered and dials.
+func TestLazyWriteBuffer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt, d := dialPipe(t, nil, tether.WithLazy(), tether.WithWriteBuffer(1<<10))
+		n, err := tt.Write([]byte("hello"))
+		require.NoError(t, err)
+		require.Equal(t, 5, n)
+		require.Equal(t, "hello", readString(t, d.Server(t), 5))
+		synctest.Wait()
+		require.Equal(t, tether.Ready, tt.State())
+	})
+}
+
+func TestWriteBufferBadOptions(t *testing.T) {
+	_, err := tether.Dial(t.Context(), &tethertest.Dialer{}, "a", nil, tether.WithWriteBuffer(-1))
+	require.ErrorContains(t, err, "negative write buffer")
+	_, err = tether.Dial(t.Context(), &tethertest.Dialer{}, "a", nil, tether.WithWriteBuffer(10), tether.WithReconnectBoundary())
+	require.Error(t, err)
+	require.True(t, strings.Contains(err.Error(), "WithReconnectBoundary and WithWriteBuffer"), err.Error())
+}
