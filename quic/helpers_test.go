@@ -1,16 +1,12 @@
 package quic_test
 
 import (
-	"context"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/transporttest"
-	"github.com/io-tether/tether/tethertest"
 	"go.uber.org/goleak"
 )
 
@@ -21,15 +17,6 @@ func TestMain(m *testing.M) {
 // wait bounds every wait of the tests: generous, so that a slow machine does
 // not fail them, and short enough that a hang fails rather than stalls.
 const wait = 10 * time.Second
-
-// newRecorder returns a Recorder that decides as the transport suite's
-// does: reconnect at once (10 ms after a failed dial), give up on permanent
-// errors as the default policy does.
-func newRecorder() *tethertest.Recorder {
-	return &tethertest.Recorder{Next: tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
-		return transporttest.Fast(ev)
-	})}
-}
 
 // reader reads a net.Conn in a goroutine of its own, so that a test can wait
 // for a reconnect while a Read is pending (as a real client does).

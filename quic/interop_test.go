@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/transporttest"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
@@ -40,7 +41,7 @@ func TestNgtcp2ManyStreams(t *testing.T) {
 	errs := make(chan error, concurrent)
 	for range concurrent {
 		wg.Go(func() {
-			rec := newRecorder()
+			rec := transporttest.NewRecorder(nil)
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
 			tt, err := tether.Dial(ctx, d, srv.addr(), rec)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/testcert"
+	"github.com/io-tether/tether/internal/transporttest"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/tethertest"
 	"github.com/quic-go/quic-go"
@@ -222,7 +223,7 @@ type exchange struct {
 // dialExchange dials a Tether for one request through d.
 func dialExchange(t *testing.T, d *tetherquic.Dialer, addr string) *exchange {
 	t.Helper()
-	rec := newRecorder()
+	rec := transporttest.NewRecorder(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	tt, err := tether.Dial(ctx, d, addr, rec)

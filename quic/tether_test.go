@@ -14,6 +14,7 @@ import (
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/racebuild"
 	"github.com/io-tether/tether/internal/testcert"
+	"github.com/io-tether/tether/internal/transporttest"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/tethertest"
 	"github.com/quic-go/quic-go"
@@ -25,7 +26,7 @@ import (
 // the end of the test.
 func dialTether(t *testing.T, d *tetherquic.Dialer, addr string, opts ...tether.Option) (*tether.Tether, *tethertest.Recorder) {
 	t.Helper()
-	rec := newRecorder()
+	rec := transporttest.NewRecorder(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	tt, err := tether.Dial(ctx, d, addr, rec, opts...)
@@ -457,7 +458,7 @@ func TestCloseDuringRedial(t *testing.T) {
 		dialed <- err
 		return c, err
 	})
-	rec := newRecorder()
+	rec := transporttest.NewRecorder(nil)
 	tt, err := tether.Dial(context.Background(), dialer, srv.addr, rec)
 	require.NoError(t, err)
 	recv(t, dialing, "first dial")
@@ -505,7 +506,7 @@ func TestDialerSharing(t *testing.T) {
 		readers [n]*reader
 	)
 	for i := range n {
-		tt, err := tether.Dial(context.Background(), d, srv.addr, newRecorder())
+		tt, err := tether.Dial(context.Background(), d, srv.addr, transporttest.NewRecorder(nil))
 		require.NoError(t, err)
 		defer tt.Close()
 		ts[i], readers[i] = tt, startReader(tt)
