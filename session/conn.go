@@ -25,6 +25,9 @@ const (
 	// (fewer, larger writes: a 32 KiB stream goes 25 % faster than with
 	// one frame a write).
 	batchSize = 4*(maxPayload+dataHdrLen) + 64
+	// vecBatch bounds the payloads of a batch written with writev, from
+	// the send buffer itself.
+	vecBatch = 4 * maxPayload
 	// readBufMin and readBufMax bound a transport reader's buffer, which
 	// grows while reads fill it.
 	readBufMin = 2 << 10
@@ -56,6 +59,7 @@ type Conn struct {
 	mu sync.Mutex
 	// The transport.
 	epoch   uint64        // counts handshakes: a resume starts a new epoch
+	tconn   net.Conn      // client: the transport of this epoch
 	tr      net.Conn      // server: the current transport; nil while detached
 	trDone  chan struct{} // server: closed once tr's reader has stopped
 	blocked bool          // the sender's write failed in this epoch: wait for the next
@@ -79,8 +83,9 @@ type Conn struct {
 	copyLow     uint64
 	ackDeferred uint64
 	spans       []span
-	finWant     bool // CloseWrite or Close: a final frame after the last byte
-	finSent     bool // in this epoch
+	iov         net.Buffers // the sender's, for vectored writes
+	finWant     bool        // CloseWrite or Close: a final frame after the last byte
+	finSent     bool        // in this epoch
 	finAcked    bool
 	// The stream this end receives: the buffer holds what the reader has
 	// not read, [rRecv-rcv.n, rRecv).
@@ -288,7 +293,7 @@ func (c *Conn) Close() error {
 		if !c.finAcked && !c.ended {
 			err = fmt.Errorf("%w (%d bytes unacknowledged)", errLingered, c.sWritten-c.sAcked)
 		}
-		if !c.ended && c.writerLocked() != nil {
+		if w, _ := c.writerLocked(); !c.ended && w != nil {
 			// Tell the peer the session is over, so that it need not wait
 			// for a resume: a courtesy (the peer would learn it when the
 			// client resumes, or the detached lifetime ends), so wait
