@@ -17,29 +17,9 @@ import (
 	tethertls "github.com/io-tether/tether/tls"
 )
 
-// benchPairT is a session over TCP for a test.
-func benchPairT(t *testing.T) (c, s net.Conn, stop func()) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sl := session.NewListener(ln)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	sc, err := session.Dial(ctx, &tethertcp.Dialer{}, sl.Addr().String(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ss, err := sl.AcceptSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sc, ss, func() { sc.Close(); ss.Close(); sl.Close() }
-}
-
 // benchPair returns the client's and the server's end of a raw TCP
 // connection or of a session over TCP, on loopback, and a stop function.
-func benchPair(b *testing.B, via string, h tether.DisconnectHandler, opts ...session.Option) (c, s net.Conn, stop func()) {
+func benchPair(b testing.TB, via string, h tether.DisconnectHandler, opts ...session.Option) (c, s net.Conn, stop func()) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -375,23 +375,24 @@ func (c *Conn) finish(err error) {
 
 // LocalAddr returns the local address of the current transport, or of the
 // last one.
-func (c *Conn) LocalAddr() net.Addr {
-	if c.client {
-		return c.t.LocalAddr()
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.laddr
-}
+func (c *Conn) LocalAddr() net.Addr { return c.addr(true) }
 
 // RemoteAddr returns the remote address of the current transport, or of
 // the last one.
-func (c *Conn) RemoteAddr() net.Addr {
+func (c *Conn) RemoteAddr() net.Addr { return c.addr(false) }
+
+func (c *Conn) addr(local bool) net.Addr {
 	if c.client {
+		if local {
+			return c.t.LocalAddr()
+		}
 		return c.t.RemoteAddr()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if local {
+		return c.laddr
+	}
 	return c.raddr
 }
 
@@ -405,28 +406,21 @@ func (c *Conn) SetDeadline(t time.Time) error {
 }
 
 // SetReadDeadline sets the deadline for Read calls, pending ones included.
-func (c *Conn) SetReadDeadline(t time.Time) error {
-	if c.isClosed() {
-		return net.ErrClosed
-	}
-	c.rdl.set(t)
-	return nil
-}
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.setDeadline(&c.rdl, t) }
 
 // SetWriteDeadline sets the deadline for Write calls, pending ones
 // included.
-func (c *Conn) SetWriteDeadline(t time.Time) error {
-	if c.isClosed() {
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.setDeadline(&c.wdl, t) }
+
+func (c *Conn) setDeadline(d *deadline, t time.Time) error {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
 		return net.ErrClosed
 	}
-	c.wdl.set(t)
+	d.set(t)
 	return nil
-}
-
-func (c *Conn) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
 }
 
 // State returns where the session stands: Ready while a transport is up,
