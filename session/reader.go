@@ -17,18 +17,18 @@ type frameReader struct {
 	dec   decoder
 	buf   []byte // for headers and small frames
 	small int    // reads in a row of control frames only (sizeReadBuf)
-	// direct: the last read went into the receive buffer, and a large
-	// data frame may well follow.
-	direct bool
+	full  bool   // the last read was into all of buf
 }
 
 // next returns where the reader's next read goes: while it is inside the
 // payload of a data frame that carries the next bytes of the stream, the
 // free space of the receive buffer (also room for the next frame's
 // header, if it is there: the payload after it overwrites it); else its
-// own buffer, only a little of it after a read into the receive buffer
-// (a header, mostly, before the next large payload).
+// own buffer, only a little of it while data frames are large (the end
+// of a payload, a header, the start of the next payload, which goes into
+// the receive buffer once more).
 func (c *Conn) next(r *frameReader) []byte {
+	r.full = false
 	if d := &r.dec; d.left >= directMin {
 		c.mu.Lock()
 		var p []byte
@@ -38,17 +38,16 @@ func (c *Conn) next(r *frameReader) []byte {
 		}
 		c.mu.Unlock()
 		if len(p) >= directMin {
-			r.direct = true
 			return p
 		}
 	}
 	if r.buf == nil {
 		r.buf = make([]byte, readBufMin)
 	}
-	if r.direct {
-		r.direct = false
+	if r.dec.size >= directMin {
 		return r.buf[:min(len(r.buf), readBufMin)]
 	}
+	r.full = true
 	return r.buf
 }
 
@@ -76,7 +75,7 @@ func (c *Conn) took(r *frameReader, p []byte, epoch uint64) bool {
 		c.finish(closeErr(reason))
 		return false
 	}
-	if len(r.buf) > 0 && &p[0] == &r.buf[0] && !r.direct {
+	if r.full {
 		r.buf = sizeReadBuf(r.buf, len(p), &r.small)
 	}
 	return true
