@@ -30,6 +30,9 @@ const (
 	// bound; 1 MiB rather than 256 KiB takes 5 % less CPU per byte), yet
 	// small enough that the control frames of the next batch wait little.
 	vecBatch = 16 * maxPayload
+	// drainAfterFail bounds how long a server's transport reader goes on
+	// reading after a write to the transport failed.
+	drainAfterFail = 500 * time.Millisecond
 	// readBufMin and readBufMax bound a transport reader's buffer, which
 	// grows while reads fill it.
 	readBufMin = 2 << 10

@@ -241,9 +241,12 @@ func (c *Conn) nextWakeLocked(now time.Time) time.Duration {
 // closes the transport (sendFailed), so that the Tether's reader sees the
 // loss and reconnects.
 func (c *Conn) writerLocked() (io.Writer, bool) {
+	if c.blocked {
+		return nil, false
+	}
 	tr := c.tr
 	if c.client {
-		if c.blocked || c.t == nil {
+		if c.t == nil {
 			return nil, false
 		}
 		if tr = c.tconn; !vectored(tr) {
@@ -361,20 +364,27 @@ func (c *Conn) sentSpans(spans []span) {
 	c.mu.Unlock()
 }
 
-// sendFailed handles a failed write to w in epoch.
+// sendFailed handles a failed write to w in epoch: the sender writes no
+// more in this epoch. A client's transport is closed (the Tether
+// reconnects, as after a failed Write of its own). A server's reader
+// first reads what had arrived, then fails at a read deadline if not
+// before, and detaches the transport: the client may have sent a close
+// frame, then closed its end, which failed this write.
 func (c *Conn) sendFailed(epoch uint64, w io.Writer) {
-	if !c.client {
-		c.detach(epoch)
-		return
-	}
-	// The Tether reconnects; the next handshake starts a new epoch.
 	c.mu.Lock()
-	if c.epoch == epoch {
+	current := c.epoch == epoch
+	if current {
 		c.blocked = true
 	}
+	tr := c.tr
 	c.mu.Unlock()
-	if conn, ok := w.(net.Conn); ok && w != io.Writer(c.t) {
-		closeHard(conn) // the Tether's reader fails, and the Tether reconnects
+	switch {
+	case c.client:
+		if conn, ok := w.(net.Conn); ok && w != io.Writer(c.t) {
+			closeHard(conn) // the Tether's reader fails, and the Tether reconnects
+		}
+	case current && tr != nil:
+		tr.SetReadDeadline(time.Now().Add(drainAfterFail))
 	}
 }
 
