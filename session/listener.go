@@ -141,7 +141,7 @@ func (l *Listener) Close() error {
 	// Tell every attached client, then end every session.
 	for _, c := range ss {
 		c.mu.Lock()
-		if !c.ended && c.tr != nil && c.closeSend < 0 {
+		if w, _ := c.writerLocked(); !c.ended && w != nil && c.closeSend < 0 {
 			c.closeSend = closeLost
 			c.kickLocked()
 		}
