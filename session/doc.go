@@ -44,9 +44,10 @@
 // the wire format.
 //
 // Over TCP and Unix sockets a frame's payload goes out with writev from
-// the send buffer itself, and comes in straight into the receive buffer:
-// Write's copy into the send buffer and Read's copy out of the receive
-// buffer are the only copies a byte sees outside the kernel. The Tether
+// the send buffer itself, and comes in straight into the receive buffer
+// (all but the first bytes after each frame header): Write's copy into
+// the send buffer and Read's copy out of the receive buffer are, for
+// nearly every byte, the only copies outside the kernel. The Tether
 // has no vectored Write, so the client writes to the connection its
 // handshake ran on (Tether.Conn) directly; a failed write closes that
 // connection, and the Tether reconnects as it would after its own failed

@@ -26,7 +26,9 @@ type frameReader struct {
 // header, if it is there: the payload after it overwrites it); else its
 // own buffer, only a little of it while data frames are large (the end
 // of a payload, a header, the start of the next payload, which goes into
-// the receive buffer once more).
+// the receive buffer once more). A read that waits in the middle of a
+// payload holds the receive buffer: a peer that stops inside a frame
+// keeps it allocated, which an idle session otherwise frees.
 func (c *Conn) next(r *frameReader) []byte {
 	r.full = false
 	if d := &r.dec; d.left >= directMin {
