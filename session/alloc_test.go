@@ -14,19 +14,10 @@ import (
 // allocates nothing, per Write and per Read, counting every goroutine of
 // both ends (the senders and the transport readers too).
 func TestAllocs(t *testing.T) {
-	c, s, stop := benchPairT(t)
+	c, s, stop := benchPair(t, "session", nil)
 	defer stop()
 	var got atomic.Int64
-	go func() {
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := s.Read(buf)
-			got.Add(int64(n))
-			if err != nil {
-				return
-			}
-		}
-	}()
+	go drain(s, &got)
 	buf := make([]byte, 32<<10)
 	for range 500 { // the buffers grow to their size
 		_, err := c.Write(buf)

@@ -17,29 +17,9 @@ import (
 	tethertls "github.com/io-tether/tether/tls"
 )
 
-// benchPairT is a session over TCP for a test.
-func benchPairT(t *testing.T) (c, s net.Conn, stop func()) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sl := session.NewListener(ln)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	sc, err := session.Dial(ctx, &tethertcp.Dialer{}, sl.Addr().String(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ss, err := sl.AcceptSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sc, ss, func() { sc.Close(); ss.Close(); sl.Close() }
-}
-
 // benchPair returns the client's and the server's end of a raw TCP
 // connection or of a session over TCP, on loopback, and a stop function.
-func benchPair(b *testing.B, via string, h tether.DisconnectHandler, opts ...session.Option) (c, s net.Conn, stop func()) {
+func benchPair(b testing.TB, via string, h tether.DisconnectHandler, opts ...session.Option) (c, s net.Conn, stop func()) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -127,6 +107,65 @@ func BenchmarkThroughput(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkThroughputPairs compares a session over TCP with the raw TCP
+// connection in one run, interleaved: each iteration sends a burst through
+// the raw connection, then the same burst through the session, each timed
+// until its reader has received every byte. Interleaving keeps the two
+// figures comparable on a machine whose load changes (separate benchmarks
+// run seconds apart). It reports both rates and session/raw, the
+// throughput ratio.
+func BenchmarkThroughputPairs(b *testing.B) {
+	const burst = 8 << 20
+	for _, size := range []int{32 << 10, 1 << 10} {
+		b.Run("size="+sizeName(size), func(b *testing.B) {
+			rc, rs, rstop := benchPair(b, "raw", nil)
+			defer rstop()
+			sc, ss, sstop := benchPair(b, "session", nil)
+			defer sstop()
+			rdone, sdone := make(chan struct{}), make(chan struct{})
+			go drainBursts(rs, burst, rdone)
+			go drainBursts(ss, burst, sdone)
+			buf := make([]byte, size)
+			send := func(c net.Conn, done chan struct{}) time.Duration {
+				start := time.Now()
+				for sent := 0; sent < burst; sent += size {
+					if _, err := c.Write(buf); err != nil {
+						b.Fatal(err)
+					}
+				}
+				<-done
+				return time.Since(start)
+			}
+			b.SetBytes(2 * burst)
+			b.ReportAllocs()
+			var raw, sess time.Duration
+			for b.Loop() {
+				raw += send(rc, rdone)
+				sess += send(sc, sdone)
+			}
+			mbps := func(d time.Duration) float64 { return float64(b.N) * burst / d.Seconds() / 1e6 }
+			b.ReportMetric(mbps(raw), "raw-MB/s")
+			b.ReportMetric(mbps(sess), "session-MB/s")
+			b.ReportMetric(raw.Seconds()/sess.Seconds(), "session/raw")
+		})
+	}
+}
+
+// drainBursts reads s in bursts of n bytes, signalling done after each.
+func drainBursts(s net.Conn, n int, done chan<- struct{}) {
+	buf := make([]byte, 64<<10)
+	for {
+		for got := 0; got < n; {
+			k, err := s.Read(buf[:min(len(buf), n-got)])
+			if err != nil {
+				return
+			}
+			got += k
+		}
+		done <- struct{}{}
 	}
 }
 

@@ -192,6 +192,7 @@ func (c *Conn) open(raw net.Conn, flags byte, exp []byte) error {
 	c.id, c.key = r.id, key
 	c.peerLimit = uint64(r.window)
 	c.epoch = 1
+	c.tconn = raw
 	c.lastRecv = time.Now()
 	c.mu.Unlock()
 	return nil
@@ -222,6 +223,7 @@ func (c *Conn) resume(raw net.Conn, flags byte, exp []byte) error {
 		return lost(protoErr("server received %d bytes of %d written, %d acknowledged", r.recv, c.sWritten, c.sAcked))
 	}
 	c.resumedLocked(r.recv, time.Now())
+	c.tconn = raw
 	return nil
 }
 
@@ -307,36 +309,21 @@ func readPreface(r io.Reader, role byte) error {
 // feeds the frames to the session.
 func (c *Conn) readLoop() {
 	defer c.wg.Done()
-	buf := make([]byte, readBufMin)
 	var (
-		dec   decoder
-		gen   uint64
-		small int
+		r   frameReader
+		gen uint64
 	)
 	for {
-		n, g, err := c.t.ReadGeneration(buf)
+		p := c.next(&r)
+		n, g, err := c.t.ReadGeneration(p)
 		if n > 0 {
 			if g != gen {
-				dec.reset() // a partial frame of the lost connection
+				r.dec.reset() // a partial frame of the lost connection
 				gen = g
 			}
-			c.mu.Lock()
-			if c.ended {
-				c.mu.Unlock()
+			if !c.took(&r, p[:n], 0) {
 				return
 			}
-			ferr := c.feedLocked(&dec, buf[:n], time.Now())
-			reason := c.closeRecv
-			c.mu.Unlock()
-			if ferr != nil {
-				c.finish(lost(ferr))
-				return
-			}
-			if reason >= 0 {
-				c.finish(closeErr(reason))
-				return
-			}
-			buf = sizeReadBuf(buf, n, &small)
 		}
 		if err != nil {
 			if terr := c.t.Err(); terr != nil {

@@ -47,33 +47,27 @@ func deriveKey(shared, salt []byte, clientPub, serverPub []byte, id [16]byte) ([
 
 // resumeMAC is the client's proof in msgResume.
 func resumeMAC(key []byte, h *hello, exp []byte) [32]byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("tether-session/1 resume"))
-	m.Write([]byte{h.flags})
-	m.Write(h.id[:])
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:], h.attempt)
-	binary.BigEndian.PutUint64(b[8:], h.recv)
-	m.Write(b[:])
-	m.Write(h.nonce[:])
-	m.Write(exp)
-	var out [32]byte
-	m.Sum(out[:0])
-	return out
+	return mac(key, "tether-session/1 resume", []byte{h.flags}, h.id[:], counts(h.attempt, h.recv), h.nonce[:], exp)
 }
 
 // resumedMAC is the server's proof in msgResumed: over the client's
 // request (its nonce among it) and the server's received count.
 func resumedMAC(key []byte, h *hello, recv uint64, exp []byte) [32]byte {
+	return mac(key, "tether-session/1 resumed", h.id[:], counts(h.attempt, recv), h.nonce[:], exp)
+}
+
+// counts encodes two counters as the MACs cover them.
+func counts(a, b uint64) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(make([]byte, 0, 16), a), b)
+}
+
+// mac is HMAC-SHA256 under key of label followed by parts.
+func mac(key []byte, label string, parts ...[]byte) [32]byte {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte("tether-session/1 resumed"))
-	m.Write(h.id[:])
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:], h.attempt)
-	binary.BigEndian.PutUint64(b[8:], recv)
-	m.Write(b[:])
-	m.Write(h.nonce[:])
-	m.Write(exp)
+	m.Write([]byte(label))
+	for _, p := range parts {
+		m.Write(p)
+	}
 	var out [32]byte
 	m.Sum(out[:0])
 	return out
@@ -95,12 +89,5 @@ func sharedSecret(priv *ecdh.PrivateKey, peer [32]byte) ([]byte, error) {
 // key differs (a TLS exporter that differs, behind a TLS-terminating proxy)
 // learns it at once.
 func acceptMAC(key []byte, clientPub, serverPub []byte, id [16]byte) [32]byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("tether-session/1 accept"))
-	m.Write(clientPub)
-	m.Write(serverPub)
-	m.Write(id[:])
-	var out [32]byte
-	m.Sum(out[:0])
-	return out
+	return mac(key, "tether-session/1 accept", clientPub, serverPub, id[:])
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -146,8 +147,12 @@ func (c *Conn) resumedLocked(peerRecv uint64, now time.Time) {
 	c.kickLocked()
 }
 
-// batchLocked appends to b the frames due at now.
-func (c *Conn) batchLocked(b []byte, now time.Time) []byte {
+// batchLocked appends to b the frames due at now. Each data frame's
+// payload is a span of the send buffer (c.spans), sent after the lock is
+// released: copied into b after its header when vec is false, written from
+// the buffer itself (writev) when vec is true, in which case b holds the
+// headers alone.
+func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 	if c.pongWant {
 		b = appendU64Frame(b, framePong, c.pongVal)
 		c.pongWant = false
@@ -173,20 +178,27 @@ func (c *Conn) batchLocked(b []byte, now time.Time) []byte {
 		c.snd.release()
 		c.rcv.release()
 	}
+	payload := 0 // of this batch
 	for end := min(c.sWritten, c.peerLimit); c.sSent < end; {
 		room := cap(b) - len(b) - dataHdrLen
+		if vec && room >= 0 {
+			room = vecBatch - payload
+		}
 		if room <= 0 {
 			break
 		}
 		n := int(min(end-c.sSent, uint64(maxPayload), uint64(room)))
 		b = appendDataHdr(b, c.sSent, n)
-		// The payload is copied after the lock is released (copySpans):
-		// the bytes from sSent on stay put until the copy is done.
+		// The payload goes out after the lock is released: the bytes
+		// from sSent on stay put until then (copying).
 		if !c.copying {
 			c.copying, c.copyLow = true, c.sSent
 		}
 		c.spans = append(c.spans, span{at: len(b), src: c.snd.buf, i: (c.snd.head + int(c.sSent-c.sAcked)) % len(c.snd.buf), n: n})
-		b = b[:len(b)+n]
+		if !vec {
+			b = b[:len(b)+n]
+		}
+		payload += n
 		c.sSent += uint64(n)
 	}
 	if c.finWant && !c.finSent && c.sSent == c.sWritten && cap(b)-len(b) >= finLen {
@@ -219,18 +231,41 @@ func (c *Conn) nextWakeLocked(now time.Time) time.Duration {
 }
 
 // writerLocked returns where the sender writes in this epoch, or nil
-// while there is no transport.
-func (c *Conn) writerLocked() io.Writer {
+// while there is no transport, and whether it takes vectored writes.
+//
+// A client whose transport takes vectored writes (TCP, Unix) writes to it
+// directly rather than through the Tether, which has no vectored Write:
+// frames then go out from the send buffer itself, without a copy into a
+// batch. This bypasses none of what the session needs from the Tether:
+// the session alone writes, sets no write deadline, and a failed write
+// closes the transport (sendFailed), so that the Tether's reader sees the
+// loss and reconnects.
+func (c *Conn) writerLocked() (io.Writer, bool) {
+	if c.blocked {
+		return nil, false
+	}
+	tr := c.tr
 	if c.client {
-		if c.blocked || c.t == nil {
-			return nil
+		if c.t == nil {
+			return nil, false
 		}
-		return c.t
+		if tr = c.tconn; !vectored(tr) {
+			return c.t, false
+		}
 	}
-	if c.tr == nil {
-		return nil
+	if tr == nil {
+		return nil, false
 	}
-	return c.tr
+	return tr, vectored(tr)
+}
+
+// vectored reports whether net.Buffers.WriteTo writes to w with writev.
+func vectored(w net.Conn) bool {
+	switch w.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
+	}
+	return false
 }
 
 // sendLoop is the sender goroutine: it alone writes frames to the
@@ -250,6 +285,7 @@ func (c *Conn) sendLoop() {
 		c.mu.Lock()
 		var (
 			w     io.Writer
+			vec   bool
 			b     []byte
 			epoch uint64
 		)
@@ -259,12 +295,13 @@ func (c *Conn) sendLoop() {
 				return
 			}
 			now := time.Now()
-			w, epoch = c.writerLocked(), c.epoch
+			w, vec = c.writerLocked()
+			epoch = c.epoch
 			if w != nil {
 				if bp == nil {
 					bp = batchPool.Get().(*[]byte)
 				}
-				if b = c.batchLocked((*bp)[:0], now); len(b) > 0 {
+				if b = c.batchLocked((*bp)[:0], now, vec); len(b) > 0 {
 					break
 				}
 			}
@@ -288,17 +325,17 @@ func (c *Conn) sendLoop() {
 		c.closing = false
 		spans := c.spans
 		c.mu.Unlock()
-		if len(spans) > 0 {
+		var err error
+		if vec {
+			c.iov = appendBuffers(c.iov[:0], b, spans)
+			_, err = c.iov.WriteTo(w) // consumes c.iov
+			clear(c.iov[:cap(c.iov)]) // an idle session keeps no buffer alive
+			c.sentSpans(spans)
+		} else {
 			copySpans(b, spans)
-			c.mu.Lock()
-			c.spans = c.spans[:0]
-			c.copying = false
-			if c.ackDeferred > c.sAcked {
-				c.ackToLocked(c.ackDeferred)
-			}
-			c.mu.Unlock()
+			c.sentSpans(spans)
+			_, err = w.Write(b)
 		}
-		_, err := w.Write(b)
 		if closing {
 			c.mu.Lock()
 			c.closeSend = -1
@@ -306,23 +343,49 @@ func (c *Conn) sendLoop() {
 			c.mu.Unlock()
 		}
 		if err != nil {
-			c.sendFailed(epoch)
+			c.sendFailed(epoch, w)
 		}
 	}
 }
 
-// sendFailed handles a failed write in epoch.
-func (c *Conn) sendFailed(epoch uint64) {
-	if !c.client {
-		c.detach(epoch)
+// sentSpans ends the sending of a batch's payloads, spans: the acks
+// that would have freed them meanwhile take effect.
+func (c *Conn) sentSpans(spans []span) {
+	if len(spans) == 0 {
 		return
 	}
-	// The Tether reconnects; the next handshake starts a new epoch.
 	c.mu.Lock()
-	if c.epoch == epoch {
-		c.blocked = true
+	clear(spans) // an idle session keeps no buffer alive
+	c.spans = c.spans[:0]
+	c.copying = false
+	if c.ackDeferred > c.sAcked {
+		c.ackToLocked(c.ackDeferred)
 	}
 	c.mu.Unlock()
+}
+
+// sendFailed handles a failed write to w in epoch: the sender writes no
+// more in this epoch. A client's transport is closed (the Tether
+// reconnects, as after a failed Write of its own). A server's reader
+// first reads what had arrived, then fails at a read deadline if not
+// before, and detaches the transport: the client may have sent a close
+// frame, then closed its end, which failed this write.
+func (c *Conn) sendFailed(epoch uint64, w io.Writer) {
+	c.mu.Lock()
+	current := c.epoch == epoch
+	if current {
+		c.blocked = true
+	}
+	tr := c.tr
+	c.mu.Unlock()
+	switch {
+	case c.client:
+		if conn, ok := w.(net.Conn); ok && w != io.Writer(c.t) {
+			closeHard(conn) // the Tether's reader fails, and the Tether reconnects
+		}
+	case current && tr != nil:
+		tr.SetReadDeadline(time.Now().Add(drainAfterFail))
+	}
 }
 
 // watch is the liveness check, a timer of its own (the sender may be
@@ -339,7 +402,8 @@ func (c *Conn) watch() {
 	}
 	now := time.Now()
 	silent := now.Sub(c.lastRecv)
-	kill := c.writerLocked() != nil && silent >= limit
+	w, _ := c.writerLocked()
+	kill := w != nil && silent >= limit
 	epoch := c.epoch
 	next := limit - silent
 	if kill {
@@ -375,27 +439,6 @@ func (c *Conn) dropTransport(epoch uint64) {
 	}
 }
 
-// sizeReadBuf returns the buffer for a transport reader's next read, after
-// one that read n bytes into buf: twice as large when the read filled it
-// (up to readBufMax), back to readBufMin after four reads in a row of
-// control frames only (an idle session keeps no large buffer). small
-// counts those reads.
-func sizeReadBuf(buf []byte, n int, small *int) []byte {
-	switch {
-	case n == len(buf) && len(buf) < readBufMax:
-		*small = 0
-		return make([]byte, 2*len(buf))
-	case n > 64 || len(buf) == readBufMin:
-		*small = 0
-	default:
-		if *small++; *small >= 4 {
-			*small = 0
-			return make([]byte, readBufMin)
-		}
-	}
-	return buf
-}
-
 // A span is a payload to copy from the send buffer into a batch: n bytes
 // of the ring's array src from index i (wrapping) to b[at:].
 type span struct {
@@ -412,4 +455,21 @@ func copySpans(b []byte, spans []span) {
 		k := copy(b[s.at:s.at+s.n], s.src[s.i:])
 		copy(b[s.at+k:s.at+s.n], s.src)
 	}
+}
+
+// appendBuffers appends to v the batch b (the frames without their
+// payloads) with the payloads of spans in place, as they lie in the send
+// buffer: one or two pieces each.
+func appendBuffers(v [][]byte, b []byte, spans []span) [][]byte {
+	at := 0
+	for _, s := range spans {
+		v = append(v, b[at:s.at])
+		at = s.at
+		if k := len(s.src) - s.i; k < s.n {
+			v = append(v, s.src[s.i:], s.src[:s.n-k])
+		} else {
+			v = append(v, s.src[s.i:s.i+s.n])
+		}
+	}
+	return append(v, b[at:])
 }

@@ -105,3 +105,70 @@ func FuzzHandshake(f *testing.F) {
 		readPreface(bytes.NewReader(in), roleClient)
 	})
 }
+
+// FuzzRing runs a program of ring operations drawn from the input against
+// a plain slice: appends by copy and in place (into the space tail gave,
+// with reads, discards and releases in between, as the session's Read and
+// sender do while a transport reader reads), reads and releases. The ring
+// holds what the slice does, in order.
+func FuzzRing(f *testing.F) {
+	f.Add([]byte{0, 200, 1, 50, 2, 30, 3, 0, 1, 255, 4, 0})
+	f.Add([]byte{1, 255, 1, 255, 2, 255, 1, 100, 5, 1, 3, 0})
+	f.Fuzz(func(t *testing.T, prog []byte) {
+		var (
+			r     ring
+			model []byte
+			next  byte // the next byte value written
+			out   = make([]byte, 1<<16)
+		)
+		fill := func(p []byte) []byte {
+			for i := range p {
+				p[i] = next
+				next++
+			}
+			return p
+		}
+		for ; len(prog) >= 2; prog = prog[2:] {
+			k := int(prog[1]) * 37
+			switch prog[0] % 6 {
+			case 0: // append by copy
+				p := fill(make([]byte, k))
+				r.write(p)
+				model = append(model, p...)
+			case 1, 5: // read into tail, then append in place; op 5 reads and releases meanwhile
+				p := r.tail(k, k+int(prog[0]))
+				if p == nil {
+					continue
+				}
+				fill(p)
+				if prog[0]%6 == 5 {
+					m := r.read(out[:min(len(out), k/2)])
+					model = model[m:]
+					r.release()
+				}
+				r.write(p)
+				model = append(model, p...)
+			case 2: // read
+				m := r.read(out[:min(len(out), k)])
+				if !bytes.Equal(out[:m], model[:m]) {
+					t.Fatalf("read %x, want %x", out[:m], model[:m])
+				}
+				model = model[m:]
+			case 3:
+				r.release()
+			case 4: // discard
+				m := min(k, r.n)
+				r.discard(m)
+				model = model[m:]
+			}
+			if r.n != len(model) {
+				t.Fatalf("ring holds %d bytes, want %d", r.n, len(model))
+			}
+		}
+		got := make([]byte, r.n)
+		r.peek(0, got)
+		if !bytes.Equal(got, model) {
+			t.Fatalf("ring holds %x, want %x", got, model)
+		}
+	})
+}

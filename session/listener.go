@@ -141,7 +141,7 @@ func (l *Listener) Close() error {
 	// Tell every attached client, then end every session.
 	for _, c := range ss {
 		c.mu.Lock()
-		if !c.ended && c.tr != nil && c.closeSend < 0 {
+		if w, _ := c.writerLocked(); !c.ended && w != nil && c.closeSend < 0 {
 			c.closeSend = closeLost
 			c.kickLocked()
 		}
@@ -524,32 +524,12 @@ func (c *Conn) expire(gen uint64) {
 func (c *Conn) serveTransport(raw net.Conn, epoch uint64, done chan struct{}) {
 	defer c.wg.Done()
 	defer close(done)
-	buf := make([]byte, readBufMin)
-	var (
-		dec   decoder
-		small int
-	)
+	var r frameReader
 	for {
-		n, err := raw.Read(buf)
-		if n > 0 {
-			c.mu.Lock()
-			if c.epoch != epoch || c.ended {
-				c.mu.Unlock()
-				return
-			}
-			ferr := c.feedLocked(&dec, buf[:n], time.Now())
-			reason := c.closeRecv
-			c.mu.Unlock()
-			if ferr != nil {
-				c.l.logf("tether/session: session ended", "id", c.id[:], "err", ferr)
-				c.finish(lost(ferr))
-				return
-			}
-			if reason >= 0 {
-				c.finish(closeErr(reason))
-				return
-			}
-			buf = sizeReadBuf(buf, n, &small)
+		p := c.next(&r)
+		n, err := raw.Read(p)
+		if n > 0 && !c.took(&r, p[:n], epoch) {
+			return
 		}
 		if err != nil {
 			c.detach(epoch)

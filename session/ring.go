@@ -10,15 +10,41 @@ type ring struct {
 
 const minRing = 4 << 10
 
-// write appends p, growing the buffer as needed.
+// write appends p, growing the buffer as needed. Bytes read into the
+// space that tail returned are appended in place, without a copy.
 func (r *ring) write(p []byte) {
+	if len(p) == 0 {
+		return
+	}
 	if r.n+len(p) > len(r.buf) {
 		r.grow(r.n + len(p))
 	}
 	tail := (r.head + r.n) % len(r.buf)
-	k := copy(r.buf[tail:], p)
-	copy(r.buf, p[k:])
+	if &r.buf[tail] != &p[0] {
+		k := copy(r.buf[tail:], p)
+		copy(r.buf, p[k:])
+	}
 	r.n += len(p)
+}
+
+// tail returns free space after the bytes held, in one piece of at most
+// max bytes, after growing the buffer so that need bytes are free: a
+// reader reads into it, and write appends what it read there. Until that
+// write, no other write may come, but reads, discards and a release may
+// (write then copies).
+func (r *ring) tail(need, max int) []byte {
+	if r.n+need > len(r.buf) {
+		r.grow(r.n + need)
+	}
+	if r.n == len(r.buf) {
+		return nil
+	}
+	t := (r.head + r.n) % len(r.buf)
+	end := len(r.buf)
+	if t < r.head {
+		end = r.head
+	}
+	return r.buf[t:min(end, t+max)]
 }
 
 func (r *ring) grow(need int) {
@@ -43,12 +69,10 @@ func (r *ring) peek(off int, p []byte) {
 
 // discard drops the first k bytes.
 func (r *ring) discard(k int) {
-	r.n -= k
-	if r.n == 0 {
-		r.head = 0
-		return
+	if k > 0 {
+		r.n -= k
+		r.head = (r.head + k) % len(r.buf)
 	}
-	r.head = (r.head + k) % len(r.buf)
 }
 
 // read moves up to len(p) bytes into p.

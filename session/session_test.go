@@ -1,15 +1,21 @@
 package session_test
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/dialers"
 	"github.com/io-tether/tether/session"
+	tethertcp "github.com/io-tether/tether/tcp"
 )
 
 func TestEcho(t *testing.T) {
@@ -36,6 +42,57 @@ func TestEcho(t *testing.T) {
 			require.ErrorIs(t, err, io.EOF)
 			require.NoError(t, c.Close())
 			require.NoError(t, sl.Close())
+		})
+	}
+}
+
+// TestStreamAcrossLoss streams over TCP and over Unix sockets (written
+// with writev straight from the send buffer): what arrives is what was
+// written, across a loss of the client's transport in the middle. Then
+// the client closes, and the server's Close finds the session over: the
+// client's close frame counts even when the server's own final frame
+// failed to go out (the client had closed its end).
+func TestStreamAcrossLoss(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			addr, d := "127.0.0.1:0", tether.Dialer(&tethertcp.Dialer{})
+			if network == "unix" {
+				addr, d = filepath.Join(t.TempDir(), "s"), &dialers.Unix{}
+			}
+			ln, err := net.Listen(network, addr)
+			require.NoError(t, err)
+			sl := session.NewListener(ln)
+			defer sl.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := session.Dial(ctx, d, ln.Addr().String(), quick())
+			require.NoError(t, err)
+			s, err := sl.AcceptSession()
+			require.NoError(t, err)
+
+			const size = 8 << 20
+			want := make([]byte, size)
+			for i := range want {
+				want[i] = byte(i * 7 / 3)
+			}
+			got := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(s)
+				got <- b
+			}()
+			for i := 0; i < size; i += 32 << 10 {
+				if i == size/2 {
+					c.Tether().Conn().Close() // the session resumes on a new one
+				}
+				_, err := c.Write(want[i : i+32<<10])
+				require.NoError(t, err)
+			}
+			require.NoError(t, c.Close())
+			b := <-got
+			require.Len(t, b, size)
+			require.True(t, bytes.Equal(want, b), "the bytes received differ from those written")
+			require.NoError(t, s.Close())
 		})
 	}
 }

@@ -269,6 +269,7 @@ type decoder struct {
 	hn   int    // bytes of hdr filled
 	left int    // payload bytes still to come in the current data frame
 	off  uint64 // stream position of the next payload byte
+	size int    // the payload size of the last data frame begun
 }
 
 // reset forgets a partial frame (the connection it came from is gone).
@@ -338,7 +339,7 @@ func (d *decoder) frame(b []byte, h frameHandler) error {
 		if off > maxPos-uint64(n) {
 			return protoErr("data frame beyond the stream's end")
 		}
-		d.off, d.left = off, int(n)
+		d.off, d.left, d.size = off, int(n), int(n)
 	case frameAck:
 		if b[1]&^ackFin != 0 {
 			return protoErr("unknown ack flags %#x", b[1])
