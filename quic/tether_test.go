@@ -592,21 +592,11 @@ func TestDialErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defer tc.d.Close()
-			c, err := tc.d.Dial(context.Background(), tc.addr)
-			require.Nil(t, c)
-			require.EqualError(t, err, "dial quic "+tc.addr+": "+tc.want)
-			var oe *net.OpError
-			require.ErrorAs(t, err, &oe)
+			oe := transporttest.DialFails(t, context.Background(), tc.d, tc.addr, transporttest.DialError{
+				Msg: "dial quic " + tc.addr + ": " + tc.want, Is: tc.is, As: tc.as, Permanent: tc.permanent,
+			})
 			require.Equal(t, "quic", oe.Net)
-			require.Equal(t, tc.addr, oe.Addr.String())
-			if tc.is != nil {
-				require.ErrorIs(t, err, tc.is)
-			}
-			if tc.as != nil {
-				require.ErrorAs(t, err, tc.as)
-			}
-			require.Equal(t, tc.permanent, tether.IsPermanent(err), "IsPermanent(%v)", err)
-			require.Equal(t, !tc.permanent, oe.Timeout(), "Timeout() of %v", err)
+			require.Equal(t, !tc.permanent, oe.Timeout(), "Timeout() of %v", oe)
 		})
 	}
 }

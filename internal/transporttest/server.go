@@ -37,6 +37,20 @@ func EchoConn(c net.Conn) {
 	}
 }
 
+// EchoByte writes one byte on c, whose peer echoes, and reads it back; it
+// fails tb on an error. The reconnect benchmarks end each round with it.
+func EchoByte(tb testing.TB, c net.Conn) {
+	buf := []byte{1}
+	_, err := c.Write(buf)
+	if err == nil {
+		_, err = io.ReadFull(c, buf)
+	}
+	if err != nil {
+		tb.Helper()
+		tb.Fatal(err)
+	}
+}
+
 // Greet returns a Handler that writes greeting on each connection, then
 // echoes.
 func Greet(greeting string) Handler {
