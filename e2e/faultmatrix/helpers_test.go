@@ -191,6 +191,17 @@ func (s *server) closeLocked() int {
 // echo writes back what it reads (see transporttest.EchoConn).
 func echo(c net.Conn) { transporttest.EchoConn(c) }
 
+// waitChan returns a channel that is closed once wg's goroutines have all
+// returned, for a select.
+func waitChan(wg *sync.WaitGroup) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	return done
+}
+
 // sink returns a handler that reads everything and counts it in n.
 func sink(n *atomic.Int64) func(net.Conn) {
 	return func(c net.Conn) {
