@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -105,15 +104,13 @@ func trySend(addr string, b []byte) (reply, net.Conn, error) {
 	if _, err := io.ReadFull(raw, buf); err != nil {
 		return reply{}, raw, err
 	}
-	n := replyLen(buf[0])
-	if n == 0 {
-		return reply{}, raw, fmt.Errorf("reply type %#x", buf[0])
+	if n := replyLen(buf[0]); n > 0 {
+		buf = buf[:n]
+		if _, err := io.ReadFull(raw, buf[1:]); err != nil {
+			return reply{}, raw, err
+		}
 	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(raw, buf[1:]); err != nil {
-		return reply{}, raw, err
-	}
-	r, err := decodeReply(buf)
+	r, err := decodeReply(buf) // or the error of an unknown type
 	return r, raw, err
 }
 
