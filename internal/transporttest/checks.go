@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -43,4 +44,17 @@ func DialFails(t *testing.T, ctx context.Context, d tether.Dialer, addr string, 
 	}
 	require.Equal(t, want.Permanent, tether.IsPermanent(err), "IsPermanent(%v)", err)
 	return oe
+}
+
+// WaitClosed waits for ch to be closed, and fails t if it is not within a
+// generous bound.
+func WaitClosed(t testing.TB, ch <-chan struct{}, what string) {
+	t.Helper()
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
+	select {
+	case <-ch:
+	case <-timer.C:
+		t.Fatalf("%s: not closed within %v", what, waitTimeout)
+	}
 }
