@@ -168,21 +168,8 @@ func serveStream(st *quic.Stream, inc int) {
 	if _, err := fmt.Fprintf(st, "hello %d\n", inc); err != nil {
 		return
 	}
-	buf := make([]byte, 4096)
-	for {
-		n, err := st.Read(buf)
-		if n > 0 {
-			if _, err := st.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-		if err == io.EOF {
-			st.Close()
-			return
-		}
-		if err != nil {
-			return
-		}
+	if transporttest.EchoConn(st) == io.EOF {
+		st.Close()
 	}
 }
 

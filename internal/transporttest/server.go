@@ -18,21 +18,22 @@ type Handler func(ctx context.Context, c net.Conn, n int)
 // Echo is a Handler that writes back what it reads.
 func Echo(_ context.Context, c net.Conn, _ int) { io.Copy(c, c) }
 
-// EchoConn writes back what it reads from c until an error. It copies
-// through a buffer: io.Copy between two TCP connections would splice through
-// a pipe, which costs two more file descriptors per connection (too many for
-// a storm of thousands).
-func EchoConn(c net.Conn) {
+// EchoConn writes back what it reads from c until an error, and returns
+// that error: the Read's (io.EOF at the peer's end) or the Write's. It
+// copies through a buffer: io.Copy between two TCP connections would splice
+// through a pipe, which costs two more file descriptors per connection (too
+// many for a storm of thousands).
+func EchoConn(c io.ReadWriter) error {
 	buf := make([]byte, 4096)
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
 			if _, err := c.Write(buf[:n]); err != nil {
-				return
+				return err
 			}
 		}
 		if err != nil {
-			return
+			return err
 		}
 	}
 }
