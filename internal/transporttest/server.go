@@ -167,9 +167,9 @@ func (s *Server) run(ctx context.Context, c net.Conn, n int) {
 	s.handle(ctx, c, n)
 }
 
-// KillConns closes every connection the Server has accepted; the Server
-// goes on listening.
-func (s *Server) KillConns() {
+// KillConns closes every connection the Server has accepted, and returns
+// how many it closed; the Server goes on listening.
+func (s *Server) KillConns() int {
 	s.mu.Lock()
 	conns := make(map[net.Conn]context.CancelFunc, len(s.conns))
 	for c, cancel := range s.conns {
@@ -187,6 +187,7 @@ func (s *Server) KillConns() {
 		c.Close()
 		cancel()
 	}
+	return len(conns)
 }
 
 // Stop closes the listener and every connection: dials fail until Restart.
