@@ -78,19 +78,7 @@ func startServer(t testing.TB, tr transport, handle func(net.Conn)) *transportte
 	t.Helper()
 	var incarnation atomic.Int32
 	listen := func(_ testing.TB, addr string) (transporttest.Listener, error) {
-		if addr == "" {
-			addr = "127.0.0.1:0"
-		}
-		var (
-			ln  net.Listener
-			err error
-		)
-		for range 100 { // a port just closed may take a moment to bind again
-			if ln, err = net.Listen("tcp", addr); err == nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		ln, err := e2etest.ListenAgain(addr)
 		if err != nil {
 			return nil, err
 		}
