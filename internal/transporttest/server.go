@@ -125,7 +125,14 @@ func (s *Server) serve(ln Listener) {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				return
+				s.mu.Lock()
+				stopped := s.ln != ln
+				s.mu.Unlock()
+				if stopped {
+					return
+				}
+				time.Sleep(5 * time.Millisecond) // a passing error (out of files): accept again
+				continue
 			}
 			s.mu.Lock()
 			if s.ln != ln {
