@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -62,62 +63,59 @@ var transports = []struct {
 	}},
 }
 
-// BenchmarkWrite writes through the raw connection and through a Tether
-// over the same kind of connection, side by side.
-func BenchmarkWrite(b *testing.B) {
+// benchIO runs f as a sub-benchmark for each transport and size, through
+// the raw connection and through a Tether over the same kind of
+// connection, side by side. f gets the client's end (raw or wrapped) and
+// the server's.
+func benchIO(b *testing.B, f func(b *testing.B, c, s net.Conn, size int)) {
 	for _, tr := range transports {
 		for _, size := range []int{1 << 10, 32 << 10} {
 			for _, via := range []string{"raw", "tether"} {
 				b.Run("transport="+tr.name+"/size="+sizeName(size)+"/via="+via, func(b *testing.B) {
 					c, s, d := tr.pair(b)
-					go io.Copy(io.Discard, s)
-					w := wrap(b, c, d, via)
-					defer w.Close()
+					c = wrap(b, c, d, via)
+					defer c.Close()
 					defer s.Close()
-					buf := make([]byte, size)
 					b.SetBytes(int64(size))
 					b.ReportAllocs()
-					for b.Loop() {
-						if _, err := w.Write(buf); err != nil {
-							b.Fatal(err)
-						}
-					}
+					f(b, c, s, size)
 				})
 			}
 		}
 	}
 }
 
-// BenchmarkRead reads through the raw connection and through a Tether.
-func BenchmarkRead(b *testing.B) {
-	for _, tr := range transports {
-		for _, size := range []int{1 << 10, 32 << 10} {
-			for _, via := range []string{"raw", "tether"} {
-				b.Run("transport="+tr.name+"/size="+sizeName(size)+"/via="+via, func(b *testing.B) {
-					c, s, d := tr.pair(b)
-					go func() {
-						buf := make([]byte, size)
-						for {
-							if _, err := s.Write(buf); err != nil {
-								return
-							}
-						}
-					}()
-					r := wrap(b, c, d, via)
-					defer r.Close()
-					defer s.Close()
-					buf := make([]byte, size)
-					b.SetBytes(int64(size))
-					b.ReportAllocs()
-					for b.Loop() {
-						if _, err := io.ReadFull(r, buf); err != nil {
-							b.Fatal(err)
-						}
-					}
-				})
+// BenchmarkWrite writes through the raw connection and through a Tether.
+func BenchmarkWrite(b *testing.B) {
+	benchIO(b, func(b *testing.B, w, s net.Conn, size int) {
+		go io.Copy(io.Discard, s)
+		buf := make([]byte, size)
+		for b.Loop() {
+			if _, err := w.Write(buf); err != nil {
+				b.Fatal(err)
 			}
 		}
-	}
+	})
+}
+
+// BenchmarkRead reads through the raw connection and through a Tether.
+func BenchmarkRead(b *testing.B) {
+	benchIO(b, func(b *testing.B, r, s net.Conn, size int) {
+		go func() {
+			buf := make([]byte, size)
+			for {
+				if _, err := s.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+		buf := make([]byte, size)
+		for b.Loop() {
+			if _, err := io.ReadFull(r, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkOverhead measures what a Tether adds to a Read and a Write over a
@@ -152,14 +150,7 @@ func wrap(b *testing.B, c net.Conn, d tether.Dialer, via string) net.Conn {
 
 func sizeName(n int) string {
 	if n >= 1<<10 {
-		return itoa(n>>10) + "KiB"
+		return strconv.Itoa(n>>10) + "KiB"
 	}
-	return itoa(n) + "B"
-}
-
-func itoa(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return itoa(n/10) + string(rune('0'+n%10))
+	return strconv.Itoa(n) + "B"
 }

@@ -209,14 +209,10 @@ func TestLazyOperationsWait(t *testing.T) {
 		require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Second)))
 		_, err = tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-		got := make(chan error, 1)
-		go func() {
-			_, err := tt.Write([]byte("x"))
-			got <- err
-		}()
+		got := writeAsync(tt, "x")
 		synctest.Wait()
 		tt.Close()
-		require.ErrorIs(t, <-got, net.ErrClosed)
+		require.ErrorIs(t, (<-got).err, net.ErrClosed)
 	})
 }
 
@@ -263,11 +259,7 @@ func TestForcedReconnect(t *testing.T) {
 		require.NoError(t, err)
 		defer tt.Close()
 		s1 := d.Server(t)
-		got := make(chan result, 1)
-		go func() {
-			n, err := tt.Read(make([]byte, 1))
-			got <- result{n: n, err: err}
-		}()
+		got := readAsync(tt, 1)
 		synctest.Wait()
 		tt.Reconnect()
 		d.Server(t)
@@ -545,11 +537,7 @@ func TestReadIdleTimeoutIgnored(t *testing.T) {
 		r := ignoreOn(tether.Disconnected)
 		tt := tethertest.Dial(t, d, "a", r, tether.WithReadIdleTimeout(time.Second))
 		d.Server(t) // a silent peer
-		got := make(chan error, 1)
-		go func() {
-			_, err := tt.Read(make([]byte, 1))
-			got <- err
-		}()
+		got := readAsync(tt, 1)
 		synctest.Wait()
 		fc.failWrite.Store(true)
 		_, err := tt.Write([]byte("x"))
@@ -557,8 +545,8 @@ func TestReadIdleTimeoutIgnored(t *testing.T) {
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		select {
-		case err := <-got:
-			require.ErrorIs(t, err, tether.ErrIdleTimeout)
+		case res := <-got:
+			require.ErrorIs(t, res.err, tether.ErrIdleTimeout)
 		default:
 			t.Fatal("the watchdog never fired on the kept connection")
 		}

@@ -54,17 +54,13 @@ func TestOneReconnectPerLoss(t *testing.T) {
 		s1 := d.Server(t)
 
 		got := readAsync(tt, 4)
-		wrote := make(chan error, 1)
-		go func() {
-			_, err := tt.Write([]byte("ping"))
-			wrote <- err
-		}()
+		wrote := writeAsync(tt, "ping")
 		synctest.Wait() // both blocked on the pipe
 		s1.Close()
 
 		s2 := d.Server(t)
 		require.Equal(t, "ping", readString(t, s2, 4), "the write that failed goes to the new connection")
-		require.NoError(t, <-wrote)
+		require.NoError(t, (<-wrote).err)
 		_, err := s2.Write([]byte("pong"))
 		require.NoError(t, err)
 		requireRead(t, got, "pong")
@@ -100,16 +96,12 @@ func TestStaleErrorTriggersNothing(t *testing.T) {
 		got := readAsync(tt, 3)
 		synctest.Wait()
 		s1.Close()
-		wrote := make(chan error, 1)
-		go func() {
-			_, err := tt.Write([]byte("x")) // fails on generation 1, reconnects
-			wrote <- err
-		}()
+		wrote := writeAsync(tt, "x") // fails on generation 1, reconnects
 		s2 := d.Server(t)
 		buf := make([]byte, 1)
 		_, err := io.ReadFull(s2, buf)
 		require.NoError(t, err)
-		require.NoError(t, <-wrote)
+		require.NoError(t, (<-wrote).err)
 		synctest.Wait()
 		require.Equal(t, uint64(2), tt.Generation())
 
@@ -141,35 +133,24 @@ func TestFullDuplex(t *testing.T) {
 
 		// A write blocked on the connection (nobody reads), and one queued
 		// behind it: the queued one returns at its deadline.
-		first := make(chan error, 1)
-		go func() {
-			_, err := tt.Write([]byte("blocked"))
-			first <- err
-		}()
+		first := writeAsync(tt, "blocked")
 		synctest.Wait()
 		start := time.Now()
 		require.NoError(t, tt.SetWriteDeadline(start.Add(time.Second)))
 		_, err = tt.Write([]byte("queued"))
 		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 		require.Equal(t, time.Second, time.Since(start))
-		require.ErrorIs(t, <-first, os.ErrDeadlineExceeded)
+		require.ErrorIs(t, (<-first).err, os.ErrDeadlineExceeded)
 
 		// A queued write returns net.ErrClosed on Close.
 		require.NoError(t, tt.SetWriteDeadline(time.Time{}))
-		go func() {
-			_, err := tt.Write([]byte("blocked again"))
-			first <- err
-		}()
+		first = writeAsync(tt, "blocked again")
 		synctest.Wait()
-		queued := make(chan error, 1)
-		go func() {
-			_, err := tt.Write([]byte("queued"))
-			queued <- err
-		}()
+		queued := writeAsync(tt, "queued")
 		synctest.Wait()
 		require.NoError(t, tt.Close())
-		require.ErrorIs(t, <-queued, net.ErrClosed)
-		require.ErrorIs(t, <-first, net.ErrClosed)
+		require.ErrorIs(t, (<-queued).err, net.ErrClosed)
+		require.ErrorIs(t, (<-first).err, net.ErrClosed)
 		require.ErrorIs(t, (<-got).err, net.ErrClosed)
 	})
 }
@@ -745,17 +726,13 @@ func TestAddrsDuringOutage(t *testing.T) {
 		r := delayed(time.Hour)
 		tt, d := dialPipe(t, r)
 		d.Server(t).Close()
-		wrote := make(chan error, 1)
-		go func() {
-			_, err := tt.Write([]byte("x"))
-			wrote <- err
-		}()
+		wrote := writeAsync(tt, "x")
 		synctest.Wait()
 		require.NotNil(t, tt.LocalAddr())
 		require.NotNil(t, tt.RemoteAddr())
 		require.Nil(t, tt.Conn(), "no connection during the outage")
 		tt.Close()
-		require.ErrorIs(t, <-wrote, net.ErrClosed)
+		require.ErrorIs(t, (<-wrote).err, net.ErrClosed)
 	})
 }
 
@@ -794,15 +771,11 @@ func TestNoWriteToLostConnectionDuringHandler(t *testing.T) {
 		tt := tethertest.Dial(t, d, "a", slow)
 		got := readAsync(tt, 1) // meets EOF: the handler starts
 		synctest.Wait()
-		wrote := make(chan error, 1)
-		go func() {
-			_, err := tt.Write([]byte("kept"))
-			wrote <- err
-		}()
+		wrote := writeAsync(tt, "kept")
 		d.Server(t)
 		s2 := d.Server(t)
 		require.Equal(t, "kept", readString(t, s2, 4))
-		require.NoError(t, <-wrote)
+		require.NoError(t, (<-wrote).err)
 		first.mu.Lock()
 		require.Empty(t, first.wrote, "nothing went to the lost connection")
 		first.mu.Unlock()
@@ -826,22 +799,14 @@ func TestIgnorePutsConnectionBack(t *testing.T) {
 		})
 		tt := tethertest.Dial(t, d, "a", r)
 		s := d.Server(t)
-		readErr := make(chan error, 1)
-		go func() {
-			_, err := tt.Read(make([]byte, 1))
-			readErr <- err
-		}()
+		got := readAsync(tt, 1)
 		synctest.Wait()
-		wrote := make(chan error, 1)
-		go func() {
-			_, err := tt.Write([]byte("w"))
-			wrote <- err
-		}()
+		wrote := writeAsync(tt, "w")
 		buf := make([]byte, 1)
 		_, err := io.ReadFull(s, buf)
 		require.NoError(t, err)
-		require.NoError(t, <-wrote)
-		require.Equal(t, glitch, <-readErr)
+		require.NoError(t, (<-wrote).err)
+		require.Equal(t, glitch, (<-got).err)
 		require.Equal(t, 1, d.Dials())
 	})
 }

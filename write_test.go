@@ -232,11 +232,7 @@ func TestReconnectBoundaryGiveUp(t *testing.T) {
 		s1 := d.Server(t)
 		d.FailWhen(func(int, string) error { return errRefused })
 
-		got := make(chan result, 1)
-		go func() {
-			n, err := tt.Read(make([]byte, 1))
-			got <- result{n: n, err: err}
-		}()
+		got := readAsync(tt, 1)
 		synctest.Wait()
 		s1.Close()
 		res := <-got

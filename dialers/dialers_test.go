@@ -166,16 +166,7 @@ func TestDialErrors(t *testing.T) {
 			"dial 127.0.0.1:1: tether/dialers: Timeout of -1s, want a positive duration", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := tc.d.Dial(t.Context(), tc.addr)
-			require.Nil(t, c)
-			require.EqualError(t, err, tc.want)
-			var oe *net.OpError
-			require.ErrorAs(t, err, &oe)
-			require.Equal(t, tc.addr, oe.Addr.String(), "the address in %v", err)
-			if tc.is != nil {
-				require.ErrorIs(t, err, tc.is)
-			}
-			require.Equal(t, tc.permanent, tether.IsPermanent(err), "IsPermanent(%v)", err)
+			transporttest.DialFails(t, t.Context(), tc.d, tc.addr, transporttest.DialError{Msg: tc.want, Is: tc.is, Permanent: tc.permanent})
 		})
 	}
 }

@@ -237,16 +237,7 @@ func TestBackoffCloseDuringWait(t *testing.T) {
 		synctest.Wait()
 		require.Equal(t, 1, dialsTo(n, addrA, lost), "one failed redial, then the hour-long wait")
 
-		start := time.Now()
-		require.NoError(t, tt.Close())
-		synctest.Wait() // every goroutine that can run has run; no time passed
-		require.Equal(t, start, time.Now())
-		select {
-		case err := <-read:
-			require.ErrorIs(t, err, net.ErrClosed)
-		default:
-			t.Fatal("the Read blocked in the backoff wait did not return at Close")
-		}
+		closeAtOnce(t, tt, read)
 		require.ErrorIs(t, tt.Err(), net.ErrClosed)
 		time.Sleep(3 * time.Hour)
 		require.Equal(t, 1, dialsTo(n, addrA, lost), "no dial after Close")

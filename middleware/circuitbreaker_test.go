@@ -177,16 +177,7 @@ func TestBreakerCloseDuringWait(t *testing.T) {
 		require.Equal(t, middleware.BreakerOpen, b.State(addrA))
 		require.Equal(t, 1, dialsTo(n, addrA, lost))
 
-		start := time.Now()
-		require.NoError(t, tn.Close())
-		synctest.Wait()
-		require.Equal(t, start, time.Now())
-		select {
-		case err := <-read:
-			require.ErrorIs(t, err, net.ErrClosed)
-		default:
-			t.Fatal("the Read did not return at Close")
-		}
+		closeAtOnce(t, tn, read)
 		time.Sleep(2 * time.Hour)
 		require.Equal(t, 1, dialsTo(n, addrA, lost), "no dial after Close")
 	})

@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/io-tether/tether"
@@ -77,6 +78,23 @@ func loseServer(t *testing.T, h tether.DisconnectHandler, age time.Duration) (*t
 	lost := time.Now()
 	n.Down(addrA)
 	return tt, n, lost, read
+}
+
+// closeAtOnce closes tt, which waits in its handler (a loseServer's Tether,
+// whose read reports the blocked Read): Close, and the Read, return with
+// no time passed.
+func closeAtOnce(t *testing.T, tt *tether.Tether, read <-chan error) {
+	t.Helper()
+	start := time.Now()
+	require.NoError(t, tt.Close())
+	synctest.Wait() // every goroutine that can run has run; no time passed
+	require.Equal(t, start, time.Now())
+	select {
+	case err := <-read:
+		require.ErrorIs(t, err, net.ErrClosed)
+	default:
+		t.Fatal("the Read blocked in the handler's wait did not return at Close")
+	}
 }
 
 // hold is a serve function that keeps the connection until the client or

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/transporttest"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
@@ -36,7 +37,7 @@ func BenchmarkReconnect(b *testing.B) {
 			// A first connection, which brings the session ticket.
 			c, err := d.Dial(ctx, srv.addr)
 			require.NoError(b, err)
-			echoByte(b, c)
+			transporttest.EchoByte(b, c)
 			b.ReportAllocs()
 			for b.Loop() {
 				if bc.redial {
@@ -48,7 +49,7 @@ func BenchmarkReconnect(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				echoByte(b, c)
+				transporttest.EchoByte(b, c)
 			}
 			b.StopTimer()
 			if bc.early {
@@ -56,16 +57,6 @@ func BenchmarkReconnect(b *testing.B) {
 			}
 			c.Close()
 		})
-	}
-}
-
-func echoByte(b *testing.B, c net.Conn) {
-	buf := []byte{1}
-	if _, err := c.Write(buf); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := io.ReadFull(c, buf); err != nil {
-		b.Fatal(err)
 	}
 }
 

@@ -93,13 +93,3 @@ func (r *reader) end(t *testing.T) error {
 		return nil
 	}
 }
-
-// closed waits until ch is closed.
-func closed(t *testing.T, ch <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(wait):
-		t.Fatalf("%s: not within %v", what, wait)
-	}
-}

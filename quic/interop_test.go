@@ -223,7 +223,7 @@ func TestNgtcp2Resumption(t *testing.T) {
 	require.Equal(t, tetherquic.FullHandshake, origin(t, x.tt))
 	qc := x.tt.Conn().(*tetherquic.Conn).QUICConn()
 	require.NoError(t, x.tt.Close())
-	closed(t, qc.Context().Done(), "the idle connection's end")
+	transporttest.WaitClosed(t, qc.Context().Done(), "the idle connection's end")
 
 	start := time.Now()
 	require.Equal(t, tetherquic.Resumed, srv.fetch(t, d, "/blob"))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/testcert"
+	"github.com/io-tether/tether/internal/transporttest"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
@@ -88,7 +89,7 @@ func TestErrorCodes(t *testing.T) {
 	require.Equal(t, quic.StreamErrorCode(0x10c), se.ErrorCode, "STOP_SENDING code")
 
 	require.NoError(t, d.Close())
-	closed(t, got.Context().Done(), "the server's connection after Dialer.Close")
+	transporttest.WaitClosed(t, got.Context().Done(), "the server's connection after Dialer.Close")
 	var ae *quic.ApplicationError
 	require.ErrorAs(t, context.Cause(got.Context()), &ae)
 	require.Equal(t, quic.ApplicationErrorCode(0x100), ae.ErrorCode, "CONNECTION_CLOSE code")

@@ -378,7 +378,7 @@ func TestZeroRTTHandshakeFailure(t *testing.T) {
 	var te *quic.TransportError
 	require.ErrorAs(t, ev.Err, &te)
 	require.Equal(t, quic.TransportErrorCode(0x100+120), te.ErrorCode) // no_application_protocol
-	closed(t, tt.Done(), "Done after a permanent error")
+	transporttest.WaitClosed(t, tt.Done(), "Done after a permanent error")
 	require.ErrorIs(t, r.end(t), tether.ErrGaveUp)
 	require.Zero(t, rec.Count(tether.Unreachable), "redialed after a permanent error: %v", rec)
 }
@@ -434,7 +434,7 @@ func TestPermanentHandshakeError(t *testing.T) {
 			rec.WaitFor(t, tether.Disconnected, 1)
 			ev := rec.WaitFor(t, tether.Unreachable, 1)
 			require.True(t, tether.IsPermanent(ev.Err), "IsPermanent(%v) = false", ev.Err)
-			closed(t, tt.Done(), "Done after a permanent error")
+			transporttest.WaitClosed(t, tt.Done(), "Done after a permanent error")
 			tc.check(t, tt.Err())
 			err := r.end(t)
 			require.ErrorIs(t, err, tether.ErrGaveUp)
@@ -525,9 +525,9 @@ func TestDialerSharing(t *testing.T) {
 
 	require.NoError(t, d.Close())
 	require.NoError(t, d.Close(), "second Close")
-	closed(t, qc.Context().Done(), "QUIC connection closed")
+	transporttest.WaitClosed(t, qc.Context().Done(), "QUIC connection closed")
 	for i, tt := range ts {
-		closed(t, tt.Done(), "Tether gave up")
+		transporttest.WaitClosed(t, tt.Done(), "Tether gave up")
 		require.ErrorIs(t, tt.Err(), tetherquic.ErrDialerClosed)
 		require.True(t, tether.IsPermanent(tt.Err()))
 		require.Error(t, readers[i].end(t))
@@ -551,7 +551,7 @@ func TestDialConvenience(t *testing.T) {
 	sc := srv.accepted[0]
 	srv.mu.Unlock()
 	require.NoError(t, tt.Close())
-	closed(t, sc.Context().Done(), "server's connection closed")
+	transporttest.WaitClosed(t, sc.Context().Done(), "server's connection closed")
 	var ae *quic.ApplicationError
 	require.ErrorAs(t, context.Cause(sc.Context()), &ae)
 	require.True(t, ae.Remote)
@@ -592,21 +592,11 @@ func TestDialErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defer tc.d.Close()
-			c, err := tc.d.Dial(context.Background(), tc.addr)
-			require.Nil(t, c)
-			require.EqualError(t, err, "dial quic "+tc.addr+": "+tc.want)
-			var oe *net.OpError
-			require.ErrorAs(t, err, &oe)
+			oe := transporttest.DialFails(t, context.Background(), tc.d, tc.addr, transporttest.DialError{
+				Msg: "dial quic " + tc.addr + ": " + tc.want, Is: tc.is, As: tc.as, Permanent: tc.permanent,
+			})
 			require.Equal(t, "quic", oe.Net)
-			require.Equal(t, tc.addr, oe.Addr.String())
-			if tc.is != nil {
-				require.ErrorIs(t, err, tc.is)
-			}
-			if tc.as != nil {
-				require.ErrorAs(t, err, tc.as)
-			}
-			require.Equal(t, tc.permanent, tether.IsPermanent(err), "IsPermanent(%v)", err)
-			require.Equal(t, !tc.permanent, oe.Timeout(), "Timeout() of %v", err)
+			require.Equal(t, !tc.permanent, oe.Timeout(), "Timeout() of %v", oe)
 		})
 	}
 }
@@ -716,7 +706,7 @@ func TestDialerReleasesSocket(t *testing.T) {
 	require.NoError(t, err)
 	qc := c.(*tetherquic.Conn).QUICConn()
 	srv.closeConns()
-	closed(t, qc.Context().Done(), "client's connection closed")
+	transporttest.WaitClosed(t, qc.Context().Done(), "client's connection closed")
 	c.Close()
 	srv.crash()
 	// goleak polls until the Dialer's goroutines are gone, or fails.

@@ -21,7 +21,10 @@ type pair struct {
 	c, s *Conn
 }
 
+// newPair returns a pair, closed when the test ends, which then checks that
+// no goroutine is left behind.
 func newPair(t *testing.T, opts ...Option) *pair {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	sl := NewListener(ln, opts...)
@@ -31,7 +34,9 @@ func newPair(t *testing.T, opts ...Option) *pair {
 	require.NoError(t, err)
 	s, err := sl.AcceptSession()
 	require.NoError(t, err)
-	return &pair{sl, c, s}
+	p := &pair{sl, c, s}
+	t.Cleanup(func() { p.close(t) })
+	return p
 }
 
 func (p *pair) close(t *testing.T) {
@@ -73,29 +78,44 @@ func (p *pair) resumeBytes(attempt, recv uint64, forge bool) []byte {
 // server's reply (after its preface) and the connection.
 func send(t *testing.T, addr string, b []byte) (reply, net.Conn) {
 	t.Helper()
-	raw, err := net.Dial("tcp", addr)
-	require.NoError(t, err)
-	raw.SetDeadline(time.Now().Add(5 * time.Second))
-	_, err = raw.Write(b)
-	require.NoError(t, err)
-	require.NoError(t, readPreface(raw, roleServer))
-	buf := make([]byte, 1, acceptLen)
-	_, err = io.ReadFull(raw, buf)
-	require.NoError(t, err)
-	n := replyLen(buf[0])
-	require.NotZero(t, n, "reply type %#x", buf[0])
-	buf = buf[:n]
-	_, err = io.ReadFull(raw, buf[1:])
-	require.NoError(t, err)
-	r, err := decodeReply(buf)
+	r, raw, err := trySend(addr, b)
+	if err != nil && raw != nil {
+		raw.Close()
+	}
 	require.NoError(t, err)
 	return r, raw
 }
 
+// trySend is send for any goroutine: it returns its error, and the
+// connection once it has one.
+func trySend(addr string, b []byte) (reply, net.Conn, error) {
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		return reply{}, nil, err
+	}
+	raw.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := raw.Write(b); err != nil {
+		return reply{}, raw, err
+	}
+	if err := readPreface(raw, roleServer); err != nil {
+		return reply{}, raw, err
+	}
+	buf := make([]byte, 1, acceptLen)
+	if _, err := io.ReadFull(raw, buf); err != nil {
+		return reply{}, raw, err
+	}
+	if n := replyLen(buf[0]); n > 0 {
+		buf = buf[:n]
+		if _, err := io.ReadFull(raw, buf[1:]); err != nil {
+			return reply{}, raw, err
+		}
+	}
+	r, err := decodeReply(buf) // or the error of an unknown type
+	return r, raw, err
+}
+
 func TestForgedResume(t *testing.T) {
-	defer goleak.VerifyNone(t)
 	p := newPair(t)
-	defer p.close(t)
 	p.roundTrip(t, "before")
 	addr := p.sl.Addr().String()
 
@@ -115,9 +135,7 @@ func TestForgedResume(t *testing.T) {
 }
 
 func TestReplayedResume(t *testing.T) {
-	defer goleak.VerifyNone(t)
 	p := newPair(t)
-	defer p.close(t)
 	addr := p.sl.Addr().String()
 
 	// A resume that the server accepts, as an eavesdropper records it...
@@ -138,9 +156,7 @@ func TestReplayedResume(t *testing.T) {
 }
 
 func TestConcurrentResumes(t *testing.T) {
-	defer goleak.VerifyNone(t)
 	p := newPair(t)
-	defer p.close(t)
 	addr := p.sl.Addr().String()
 	// Many resumes of one session at once: they serialise, and the one
 	// with the highest attempt holds the session in the end, whatever the
@@ -152,23 +168,11 @@ func TestConcurrentResumes(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			raw, err := net.Dial("tcp", addr)
+			var err error
+			replies[i], conns[i], err = trySend(addr, p.resumeBytes(uint64(10+i), 0, false))
 			if err != nil {
-				t.Error(err)
-				return
+				t.Errorf("resume %d: %v", i, err)
 			}
-			conns[i] = raw
-			raw.SetDeadline(time.Now().Add(5 * time.Second))
-			raw.Write(p.resumeBytes(uint64(10+i), 0, false))
-			if err := readPreface(raw, roleServer); err != nil {
-				t.Error(err)
-				return
-			}
-			b := make([]byte, 1, acceptLen)
-			io.ReadFull(raw, b)
-			b = b[:replyLen(b[0])]
-			io.ReadFull(raw, b[1:])
-			replies[i], _ = decodeReply(b)
 		}()
 	}
 	wg.Wait()

@@ -79,17 +79,10 @@ func TestDialErrors(t *testing.T) {
 		{"negative UserTimeout", &tcp.Dialer{UserTimeout: -1}, t.Context(), refused, "tether/tcp: negative UserTimeout", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := tc.d.Dial(tc.ctx, tc.addr)
-			require.Nil(t, c)
-			require.EqualError(t, err, "dial tcp "+tc.addr+": "+tc.want)
-			var oe *net.OpError
-			require.ErrorAs(t, err, &oe)
+			oe := transporttest.DialFails(t, tc.ctx, tc.d, tc.addr, transporttest.DialError{
+				Msg: "dial tcp " + tc.addr + ": " + tc.want, Is: tc.is, Permanent: tc.permanent,
+			})
 			require.Equal(t, "tcp", oe.Net)
-			require.Equal(t, tc.addr, oe.Addr.String())
-			if tc.is != nil {
-				require.ErrorIs(t, err, tc.is)
-			}
-			require.Equal(t, tc.permanent, tether.IsPermanent(err), "IsPermanent(%v)", err)
 		})
 	}
 	tt, err := tcp.Dial(t.Context(), "127.0.0.1", nil)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -66,27 +65,9 @@ func TestRecorderWaitBadCountAndCancel(t *testing.T) {
 func TestRecorderWaitForFailsOnTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var rec tethertest.Recorder
-		var ft fakeTB
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			rec.WaitFor(&ft, tether.Reconnected, 1)
-		}()
-		<-done
-		require.Contains(t, ft.msg, "reconnected event #1: none within 30s")
+		msg := runFatal(t, func(tb testing.TB) { rec.WaitFor(tb, tether.Reconnected, 1) })
+		require.Contains(t, msg, "reconnected event #1: none within 30s")
 	})
-}
-
-// fakeTB catches a Fatalf without ending the test.
-type fakeTB struct {
-	testing.TB
-	msg string
-}
-
-func (f *fakeTB) Helper() {}
-func (f *fakeTB) Fatalf(format string, args ...any) {
-	f.msg = fmt.Sprintf(format, args...)
-	runtime.Goexit()
 }
 
 // A Recorder keeps what the handler decided, so a test can wait for an event

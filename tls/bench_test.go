@@ -40,14 +40,14 @@ func BenchmarkReconnect(b *testing.B) {
 			ctx := context.Background()
 			c, err := bc.d.Dial(ctx, srv.Addr()) // brings the session ticket
 			require.NoError(b, err)
-			echoByte(b, c)
+			transporttest.EchoByte(b, c)
 			b.ReportAllocs()
 			for b.Loop() {
 				c.Close()
 				if c, err = bc.d.Dial(ctx, srv.Addr()); err != nil {
 					b.Fatal(err)
 				}
-				echoByte(b, c)
+				transporttest.EchoByte(b, c)
 			}
 			b.StopTimer()
 			if tc, ok := c.(*tls.Conn); ok {
@@ -55,16 +55,6 @@ func BenchmarkReconnect(b *testing.B) {
 			}
 			c.Close()
 		})
-	}
-}
-
-func echoByte(b *testing.B, c net.Conn) {
-	buf := []byte{1}
-	if _, err := c.Write(buf); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := io.ReadFull(c, buf); err != nil {
-		b.Fatal(err)
 	}
 }
 

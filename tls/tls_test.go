@@ -388,20 +388,10 @@ func TestDialErrors(t *testing.T) {
 			"dial tls " + silent.Addr() + ": tether/tls: no connection within 100ms", context.DeadlineExceeded, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := tc.d.Dial(t.Context(), tc.addr)
-			require.Nil(t, c)
-			require.EqualError(t, err, tc.want)
-			var oe *net.OpError
-			require.ErrorAs(t, err, &oe)
-			require.Equal(t, tc.addr, oe.Addr.String(), "the address in %v", err)
-			if tc.is != nil {
-				require.ErrorIs(t, err, tc.is)
-			}
-			if tc.as != nil {
-				require.ErrorAs(t, err, tc.as)
-			}
-			require.Equal(t, tc.permanent, tether.IsPermanent(err), "IsPermanent(%v)", err)
-			require.Equal(t, tc.is == context.DeadlineExceeded, oe.Timeout(), "Timeout() of %v", err)
+			oe := transporttest.DialFails(t, t.Context(), tc.d, tc.addr, transporttest.DialError{
+				Msg: tc.want, Is: tc.is, As: tc.as, Permanent: tc.permanent,
+			})
+			require.Equal(t, tc.is == context.DeadlineExceeded, oe.Timeout(), "Timeout() of %v", oe)
 		})
 	}
 }

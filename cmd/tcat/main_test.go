@@ -78,6 +78,20 @@ func (p *proc) end(t *testing.T) error {
 	}
 }
 
+// hangUp ends a two-terminal session: the client's stdin ends first, the
+// listener sees its peer finish, then the listener's stdin ends, and both
+// exit without an error. (The client must finish first: a peer that
+// finishes while stdin is open is a lost connection to tcat, which
+// reconnects.)
+func hangUp(t *testing.T, l, c *proc) {
+	t.Helper()
+	require.NoError(t, c.stdin.Close())
+	l.stderr.expect(t, `the peer has finished$`)
+	require.NoError(t, l.stdin.Close())
+	require.NoError(t, l.end(t))
+	require.NoError(t, c.end(t))
+}
+
 // lines collects the lines of a reader, for the test to wait for.
 type lines struct {
 	mu      sync.Mutex
@@ -275,12 +289,7 @@ func TestListen(t *testing.T) {
 			l.write(t, "pong again\n")
 			c.stdout.expect(t, "^pong again$")
 
-			// Both ends of stdin: both exit.
-			require.NoError(t, c.stdin.Close())
-			l.stderr.expect(t, `the peer has finished$`)
-			require.NoError(t, l.stdin.Close())
-			require.NoError(t, l.end(t))
-			require.NoError(t, c.end(t))
+			hangUp(t, l, c)
 			require.Equal(t, []string{"pong", "pong again"}, c.stdout.rest(t))
 			require.Equal(t, []string{"ping again"}, l.stdout.rest(t))
 		})
@@ -296,13 +305,7 @@ func TestListenInsecure(t *testing.T) {
 	c := start(t, "-tls", "-insecure", addr)
 	c.write(t, "hello\n")
 	l.stdout.expect(t, "^hello$")
-	// The client finishes first: a peer that finishes while stdin is
-	// open is a lost connection to tcat, which reconnects.
-	require.NoError(t, c.stdin.Close())
-	l.stderr.expect(t, `the peer has finished$`)
-	require.NoError(t, l.stdin.Close())
-	require.NoError(t, c.end(t))
-	require.NoError(t, l.end(t))
+	hangUp(t, l, c)
 }
 
 // TestUntrusted: a server whose certificate does not verify is a
@@ -359,11 +362,7 @@ func TestListenPeerLost(t *testing.T) {
 	l.write(t, "three\n")
 	c.stdout.expect(t, "^three$")
 
-	require.NoError(t, c.stdin.Close())
-	l.stderr.expect(t, `the peer has finished$`)
-	require.NoError(t, l.stdin.Close())
-	require.NoError(t, l.end(t))
-	require.NoError(t, c.end(t))
+	hangUp(t, l, c)
 	require.Equal(t, []string{"one", "two", "three"}, c.stdout.rest(t))
 }
 

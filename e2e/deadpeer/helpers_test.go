@@ -3,9 +3,9 @@
 package deadpeer
 
 import (
+	"context"
 	"net"
 	"os"
-	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -20,59 +20,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// server serves a listener with a handler, and closes everything at stop.
-type server struct {
-	ln     net.Listener
-	handle func(net.Conn)
-	wg     sync.WaitGroup
-
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	done  bool
-}
-
-func startServer(t *testing.T, ln net.Listener, handle func(net.Conn)) *server {
-	s := &server{ln: ln, handle: handle, conns: map[net.Conn]struct{}{}}
-	s.wg.Add(1)
-	go s.serve()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *server) serve() {
-	defer s.wg.Done()
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return // closed by stop (nothing else makes Accept fail here)
-		}
-		s.mu.Lock()
-		if s.done {
-			s.mu.Unlock()
-			c.Close()
-			return
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			s.handle(c)
-			c.Close()
-		}()
-	}
-}
-
-// stop closes the listener and every connection, and waits for the handlers.
-func (s *server) stop() {
-	s.mu.Lock()
-	s.done = true
-	s.ln.Close()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
+// startServer serves ln with handle until the test ends.
+func startServer(t *testing.T, ln net.Listener, handle func(net.Conn)) {
+	listen := func(testing.TB, string) (transporttest.Listener, error) { return transporttest.NetListener(ln), nil }
+	transporttest.StartServer(t, transporttest.Transport{Name: ln.Addr().Network(), Listen: listen},
+		func(_ context.Context, c net.Conn, _ int) { handle(c) })
 }
 
 // echo writes back what it reads (see transporttest.EchoConn).

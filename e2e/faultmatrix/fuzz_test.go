@@ -221,11 +221,7 @@ func runOps(t *testing.T, flags byte, ops []byte) {
 
 	// Let the goroutines run (in virtual time), then close: every
 	// operation still blocked must return.
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
+	done := waitChan(&wg)
 	select {
 	case <-done:
 	case <-time.After(time.Hour):

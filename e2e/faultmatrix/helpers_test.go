@@ -3,11 +3,9 @@ package faultmatrix
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -72,124 +70,44 @@ func forEachTransport(t *testing.T, f func(t *testing.T, tr transport)) {
 	}
 }
 
-// server is a real server on loopback that can stop and come back on the
-// same port. Each connection runs handle after a greeting line that names
-// the server's incarnation: "hello 1\n", then "hello 2\n" after a restart.
-type server struct {
-	tr     transport
-	handle func(net.Conn)
-	addr   string
-
-	wg sync.WaitGroup
-
-	mu          sync.Mutex
-	ln          net.Listener
-	conns       map[net.Conn]struct{}
-	incarnation int
-	accepted    int
-}
-
-func startServer(t testing.TB, tr transport, handle func(net.Conn)) *server {
+// startServer starts a real server on loopback that can stop and come back
+// on the same port (Stop, Restart). Each connection runs handle after a
+// greeting line that names the server's incarnation: "hello 1\n", then
+// "hello 2\n" after a restart.
+func startServer(t testing.TB, tr transport, handle func(net.Conn)) *transporttest.Server {
 	t.Helper()
-	s := &server{tr: tr, handle: handle, addr: "127.0.0.1:0", conns: map[net.Conn]struct{}{}}
-	require.NoError(t, s.start())
-	t.Cleanup(s.stop)
-	return s
-}
-
-// start listens on the server's port (a fresh one the first time).
-func (s *server) start() error {
-	var (
-		ln  net.Listener
-		err error
-	)
-	for range 100 { // a port just closed may take a moment to bind again
-		if ln, err = net.Listen("tcp", s.addr); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.ln = s.tr.listen(ln)
-	s.addr = ln.Addr().String()
-	s.incarnation++
-	inc := s.incarnation
-	s.mu.Unlock()
-	s.wg.Add(1)
-	go s.serve(s.ln, inc)
-	return nil
-}
-
-func (s *server) serve(ln net.Listener, inc int) {
-	defer s.wg.Done()
-	for {
-		c, err := ln.Accept()
+	var incarnation atomic.Int32
+	listen := func(_ testing.TB, addr string) (transporttest.Listener, error) {
+		ln, err := e2etest.ListenAgain(addr)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			fmt.Fprintln(os.Stderr, "server: accept:", err)
-			time.Sleep(5 * time.Millisecond)
-			continue
+			return nil, err
 		}
-		s.mu.Lock()
-		if s.ln != ln { // stopped meanwhile
-			s.mu.Unlock()
-			c.Close()
-			continue
+		incarnation.Add(1)
+		return transporttest.NetListener(tr.listen(ln)), nil
+	}
+	// A connection of an incarnation that a Stop ended is closed before
+	// the Restart: it cannot greet with the next one's number.
+	return transporttest.StartServer(t, transporttest.Transport{Name: tr.name, Listen: listen}, func(_ context.Context, c net.Conn, _ int) {
+		if _, err := fmt.Fprintf(c, "hello %d\n", incarnation.Load()); err != nil {
+			return
 		}
-		s.conns[c] = struct{}{}
-		s.accepted++
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer func() {
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-				c.Close()
-			}()
-			if _, err := fmt.Fprintf(c, "hello %d\n", inc); err != nil {
-				return
-			}
-			s.handle(c)
-		}()
-	}
-}
-
-// stop closes the listener and every connection, as a server that exits.
-func (s *server) stop() {
-	s.mu.Lock()
-	if s.ln != nil {
-		s.ln.Close()
-		s.ln = nil
-	}
-	s.closeLocked()
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
-// closeConns closes the live connections cleanly; the server stays up.
-func (s *server) closeConns() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closeLocked()
-}
-
-func (s *server) closeLocked() int {
-	n := len(s.conns)
-	for c := range s.conns {
-		c.Close()
-	}
-	return n
+		handle(c)
+	})
 }
 
 // echo writes back what it reads (see transporttest.EchoConn).
 func echo(c net.Conn) { transporttest.EchoConn(c) }
+
+// waitChan returns a channel that is closed once wg's goroutines have all
+// returned, for a select.
+func waitChan(wg *sync.WaitGroup) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	return done
+}
 
 // sink returns a handler that reads everything and counts it in n.
 func sink(n *atomic.Int64) func(net.Conn) {
@@ -209,7 +127,7 @@ func sink(n *atomic.Int64) func(net.Conn) {
 type env struct {
 	t     *testing.T
 	tr    transport
-	srv   *server
+	srv   *transporttest.Server
 	proxy *faultproxy.Proxy
 	rec   *e2etest.Recorder
 	tt    *tether.Tether
@@ -234,7 +152,7 @@ func newEnv(t *testing.T, tr transport, cfg envConfig) *env {
 	t.Helper()
 	e := &env{t: t, tr: tr}
 	e.srv = startServer(t, tr, cfg.handle)
-	p, err := faultproxy.New(e.srv.addr, 1)
+	p, err := faultproxy.New(e.srv.Addr(), 1)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
 	e.proxy = p

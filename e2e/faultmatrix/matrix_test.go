@@ -26,9 +26,9 @@ func TestServerRestart(t *testing.T) {
 		e := newEnv(t, tr, envConfig{handle: echo})
 		e.startReader()
 
-		e.srv.stop()
+		e.srv.Stop()
 		time.Sleep(200 * time.Millisecond) // the server is down for a while
-		require.NoError(t, e.srv.start())
+		e.srv.Restart()
 		e.r.WaitRead(t, "hello 2\n", 1)
 
 		_, err := e.tt.Write([]byte("ping\n"))
@@ -154,7 +154,7 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 // reconnects.
 func TestCleanClose(t *testing.T) {
 	t.Parallel()
-	testBreakUnderReader(t, func(e *env) int { return e.srv.closeConns() }, func(t *testing.T, err error) {
+	testBreakUnderReader(t, func(e *env) int { return e.srv.KillConns() }, func(t *testing.T, err error) {
 		require.Equal(t, io.EOF, err, "a clean close is reported as io.EOF")
 	})
 }
@@ -338,7 +338,7 @@ func TestCloseDuring(t *testing.T) {
 		fault func(t *testing.T, e *env) // returns once the Tether is in the state
 	}{
 		{"restart", envConfig{}, func(t *testing.T, e *env) {
-			e.srv.stop() // the proxy resets every connection while it is down
+			e.srv.Stop() // the proxy resets every connection while it is down
 			e.rec.WaitAt(t, tether.Disconnected, 1)
 			e.rec.WaitAny(t, 2, tether.Disconnected, tether.Unreachable)
 		}},
@@ -347,7 +347,7 @@ func TestCloseDuring(t *testing.T) {
 			e.rec.WaitAt(t, tether.Disconnected, 1)
 		}},
 		{"clean-close", envConfig{}, func(t *testing.T, e *env) {
-			e.srv.closeConns()
+			e.srv.KillConns()
 			e.rec.WaitAt(t, tether.Disconnected, 1)
 		}},
 		{"refused", envConfig{}, func(t *testing.T, e *env) {

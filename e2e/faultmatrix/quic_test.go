@@ -168,21 +168,8 @@ func serveStream(st *quic.Stream, inc int) {
 	if _, err := fmt.Fprintf(st, "hello %d\n", inc); err != nil {
 		return
 	}
-	buf := make([]byte, 4096)
-	for {
-		n, err := st.Read(buf)
-		if n > 0 {
-			if _, err := st.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-		if err == io.EOF {
-			st.Close()
-			return
-		}
-		if err != nil {
-			return
-		}
+	if transporttest.EchoConn(st) == io.EOF {
+		st.Close()
 	}
 }
 
@@ -656,7 +643,7 @@ func TestQUICPacketLoss(t *testing.T) {
 		ev, detected := e.rec.WaitAt(t, tether.Disconnected, 1)
 		requireErrorAs[*quic.IdleTimeoutError](t, ev.Err, "Disconnected.Err")
 		require.GreaterOrEqual(t, detected.Sub(start), idle/2, "detected before the idle timeout")
-		requireClosedWithin(t, healed, "the loss's end")
+		transporttest.WaitClosed(t, healed, "the loss's end")
 		end := time.Now()
 		_, back := e.rec.WaitAt(t, tether.Reconnected, 1)
 		require.False(t, back.Before(end.Add(-50*time.Millisecond)), "reconnected during the loss")
@@ -727,15 +714,6 @@ func (e *quicEnv) waitEchoesAfter(t time.Time) time.Time {
 	return at
 }
 
-func requireClosedWithin(t *testing.T, ch <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(long):
-		t.Fatalf("%s: not within %v", what, long)
-	}
-}
-
 // A fraction of the datagrams (30 %, both ways) is lost for 2 s: QUIC
 // retransmits, the stream survives without a reconnect, and every line
 // arrives intact and in order.
@@ -748,7 +726,7 @@ func TestQUICFractionalLoss(t *testing.T) {
 	before := e.relay.Stats()
 	healed, err := e.relay.LoseFor(faultproxy.BothWays(rate), loss)
 	require.NoError(t, err)
-	requireClosedWithin(t, healed, "the loss's end")
+	transporttest.WaitClosed(t, healed, "the loss's end")
 	end := time.Now()
 	after := e.relay.Stats()
 	sent, _ := e.sentSoFar()
@@ -884,7 +862,7 @@ func TestQUICCloseDuring(t *testing.T) {
 			took := time.Since(start)
 			t.Logf("close during %s: Close took %v", tc.name, took)
 			require.Less(t, took, time.Second, "Close took %v", took)
-			requireClosedWithin(t, e.rdone, "a Read blocked at Close")
+			transporttest.WaitClosed(t, e.rdone, "a Read blocked at Close")
 			e.mu.Lock()
 			rerr := e.rerr
 			e.mu.Unlock()

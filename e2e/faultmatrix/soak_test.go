@@ -400,11 +400,7 @@ func waitStreams(t *testing.T, what string, c2s *records.Checker, cw int64, s2c 
 // fails if it still does not return.
 func waitDone(t *testing.T, wg *sync.WaitGroup, what string, tt *tether.Tether) {
 	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
+	done := waitChan(wg)
 	select {
 	case <-done:
 		return

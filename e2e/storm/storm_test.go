@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/e2e/internal/e2etest"
 	"github.com/io-tether/tether/tcp"
 )
 
@@ -253,7 +254,7 @@ func serveStorm() int {
 	addr := "127.0.0.1:0"
 	for inc := 1; ; inc++ {
 		start := time.Now()
-		ln, err := listenAgain(addr)
+		ln, err := e2etest.ListenAgain(addr)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "storm server:", err)
 			return 1
@@ -274,20 +275,6 @@ func serveStorm() int {
 			return 0 // the end of stdin
 		}
 	}
-}
-
-// listenAgain listens on addr, retrying while a port just closed is not
-// free yet.
-func listenAgain(addr string) (net.Listener, error) {
-	var err error
-	for range 100 {
-		var ln net.Listener
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			return ln, nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return nil, err
 }
 
 // serveIncarnation serves ln, and returns a func that closes it and every

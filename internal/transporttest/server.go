@@ -18,22 +18,37 @@ type Handler func(ctx context.Context, c net.Conn, n int)
 // Echo is a Handler that writes back what it reads.
 func Echo(_ context.Context, c net.Conn, _ int) { io.Copy(c, c) }
 
-// EchoConn writes back what it reads from c until an error. It copies
-// through a buffer: io.Copy between two TCP connections would splice through
-// a pipe, which costs two more file descriptors per connection (too many for
-// a storm of thousands).
-func EchoConn(c net.Conn) {
+// EchoConn writes back what it reads from c until an error, and returns
+// that error: the Read's (io.EOF at the peer's end) or the Write's. It
+// copies through a buffer: io.Copy between two TCP connections would splice
+// through a pipe, which costs two more file descriptors per connection (too
+// many for a storm of thousands).
+func EchoConn(c io.ReadWriter) error {
 	buf := make([]byte, 4096)
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
 			if _, err := c.Write(buf[:n]); err != nil {
-				return
+				return err
 			}
 		}
 		if err != nil {
-			return
+			return err
 		}
+	}
+}
+
+// EchoByte writes one byte on c, whose peer echoes, and reads it back; it
+// fails tb on an error. The reconnect benchmarks end each round with it.
+func EchoByte(tb testing.TB, c net.Conn) {
+	buf := []byte{1}
+	_, err := c.Write(buf)
+	if err == nil {
+		_, err = io.ReadFull(c, buf)
+	}
+	if err != nil {
+		tb.Helper()
+		tb.Fatal(err)
 	}
 }
 
@@ -110,7 +125,14 @@ func (s *Server) serve(ln Listener) {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				return
+				s.mu.Lock()
+				stopped := s.ln != ln
+				s.mu.Unlock()
+				if stopped {
+					return
+				}
+				time.Sleep(5 * time.Millisecond) // a passing error (out of files): accept again
+				continue
 			}
 			s.mu.Lock()
 			if s.ln != ln {
@@ -152,9 +174,9 @@ func (s *Server) run(ctx context.Context, c net.Conn, n int) {
 	s.handle(ctx, c, n)
 }
 
-// KillConns closes every connection the Server has accepted; the Server
-// goes on listening.
-func (s *Server) KillConns() {
+// KillConns closes every connection the Server has accepted, and returns
+// how many it closed; the Server goes on listening.
+func (s *Server) KillConns() int {
 	s.mu.Lock()
 	conns := make(map[net.Conn]context.CancelFunc, len(s.conns))
 	for c, cancel := range s.conns {
@@ -172,6 +194,7 @@ func (s *Server) KillConns() {
 		c.Close()
 		cancel()
 	}
+	return len(conns)
 }
 
 // Stop closes the listener and every connection: dials fail until Restart.

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // dial returns a Tether to addr over tr, closed when the test ends.
@@ -271,11 +272,7 @@ func testDeadlines(t *testing.T, tr Transport) {
 		// timeout even when the deadline moved on before the Tether looked
 		// at it (a watchdog that extends deadlines does this). The hook
 		// moves it in that instant, as such a goroutine may.
-		srv := StartServer(t, tr, Greet("hi"))
-		rec := NewRecorder(nil)
-		hooks := newHooks()
-		tt := dialHooked(t, tr, srv.Addr(), rec, hooks)
-		readString(t, tt, "hi")
+		tt, rec, hooks := startHooked(t, tr)
 
 		require.NoError(t, tt.SetReadDeadline(time.Now().Add(-time.Second)))
 		hooks.readTimeout <- func() { tt.SetReadDeadline(time.Now().Add(time.Hour)) }
@@ -291,11 +288,7 @@ func testDeadlines(t *testing.T, tr Transport) {
 		// deadline with a future one may meet the passed one: that
 		// timeout is the user's too. The hook starts the Write in the
 		// instant before the connection gets the new deadline.
-		srv := StartServer(t, tr, Greet("hi"))
-		rec := NewRecorder(nil)
-		hooks := newHooks()
-		tt := dialHooked(t, tr, srv.Addr(), rec, hooks)
-		readString(t, tt, "hi")
+		tt, rec, hooks := startHooked(t, tr)
 
 		require.NoError(t, tt.SetWriteDeadline(time.Now().Add(-time.Second)))
 		wrote := make(chan error, 1)
@@ -499,25 +492,28 @@ type hooks struct {
 	writeTimedOut    chan struct{} // a Write timed out
 }
 
-func newHooks() *hooks {
-	return &hooks{
+// startHooked starts a server that greets with "hi" and then echoes, dials
+// it with each connection wrapped to run the hooks it returns, and reads
+// the greeting.
+func startHooked(t *testing.T, tr Transport) (*tether.Tether, *tethertest.Recorder, *hooks) {
+	t.Helper()
+	srv := StartServer(t, tr, Greet("hi"))
+	rec := NewRecorder(nil)
+	h := &hooks{
 		readTimeout:      make(chan func(), 1),
 		setWriteDeadline: make(chan func(), 1),
 		writeTimedOut:    make(chan struct{}, 1),
 	}
-}
-
-// dialHooked is dial with each connection wrapped to run h.
-func dialHooked(t *testing.T, tr Transport, addr string, rec tether.DisconnectHandler, h *hooks) *tether.Tether {
-	t.Helper()
 	d := tr.Dialer()
-	return dialWith(t, tr, tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
+	tt := dialWith(t, tr, tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
 		c, err := d.Dial(ctx, addr)
 		if err != nil {
 			return nil, err
 		}
 		return &hookConn{Conn: c, h: h}, nil
-	}), addr, rec)
+	}), srv.Addr(), rec)
+	readString(t, tt, "hi")
+	return tt, rec, h
 }
 
 // hookConn is a connection that runs hooks.

@@ -7,6 +7,10 @@
 // or one that accepts the streams of QUIC connections) with a [Server] it
 // controls: it closes every connection at once, stops listening, and listens
 // again at the same address. It never imports a transport's package.
+//
+// It also holds what the tests of several packages would otherwise each
+// write: the Server for any test that needs a loopback server, the check
+// of a dialer's errors ([DialFails]), and small waits and echoes.
 package transporttest
 
 import (

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
@@ -22,67 +23,39 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // Real sockets on loopback: bounds are generous, for a loaded machine.
 const long = 10 * time.Second
 
-// upstream is an echo server that records what it reads.
+// upstream is an echo server on loopback TCP that records what it reads.
 type upstream struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-	got   bytes.Buffer
-	errs  []error // how each connection's reads ended
+	*transporttest.Server
+	mu   sync.Mutex
+	got  bytes.Buffer
+	errs []error // how each connection's reads ended
 }
 
 func startUpstream(t *testing.T) *upstream {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	u := &upstream{ln: ln}
-	u.wg.Add(1)
-	go func() {
-		defer u.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u.mu.Lock()
-			u.conns = append(u.conns, c)
-			u.mu.Unlock()
-			u.wg.Add(1)
-			go func() {
-				defer u.wg.Done()
-				defer c.Close()
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					u.mu.Lock()
-					u.got.Write(buf[:n])
-					if err != nil {
-						u.errs = append(u.errs, err)
-					}
-					u.mu.Unlock()
-					if err != nil {
-						return
-					}
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(u.stop)
+	u := &upstream{}
+	u.Server = transporttest.StartServer(t, transporttest.Transport{Name: "tcp", Listen: transporttest.ListenTCP}, u.serve)
 	return u
 }
 
-func (u *upstream) stop() {
-	u.ln.Close()
-	u.mu.Lock()
-	for _, c := range u.conns {
-		c.Close()
+// serve echoes c and records what it reads.
+func (u *upstream) serve(_ context.Context, c net.Conn, _ int) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		u.mu.Lock()
+		u.got.Write(buf[:n])
+		if err != nil {
+			u.errs = append(u.errs, err)
+		}
+		u.mu.Unlock()
+		if err != nil {
+			return
+		}
+		if _, err := c.Write(buf[:n]); err != nil {
+			return
+		}
 	}
-	u.mu.Unlock()
-	u.wg.Wait()
 }
 
 func (u *upstream) received() string {
@@ -102,7 +75,7 @@ func (u *upstream) readErrs() []error {
 func startProxied(t *testing.T) (*upstream, *faultproxy.Proxy) {
 	t.Helper()
 	u := startUpstream(t)
-	return u, startProxy(t, u.ln.Addr().String())
+	return u, startProxy(t, u.Addr())
 }
 
 func startProxy(t *testing.T, upstream string) *faultproxy.Proxy {
@@ -331,11 +304,7 @@ func TestStrand(t *testing.T) {
 
 	// A close on either side is not passed on.
 	c.Close()
-	u.mu.Lock()
-	for _, sc := range u.conns {
-		sc.Close()
-	}
-	u.mu.Unlock()
+	u.KillConns()
 	time.Sleep(100 * time.Millisecond) // a close that went through would show within this
 	require.Equal(t, 2, p.Conns(), "the stranded connection lasts until ResetAll")
 	require.Equal(t, 2, p.ResetAll())
@@ -388,7 +357,7 @@ func TestShapeCutAfter(t *testing.T) {
 
 func TestUpstreamDown(t *testing.T) {
 	u, p := startProxied(t)
-	u.stop()
+	u.Stop()
 	err := dialAndRead(t, p.Addr())
 	require.True(t, faultproxy.IsReset(err), "Read with the upstream down = %v, want a reset", err)
 	eventually(t, func() bool { return p.Stats().UpstreamFailures == 1 }, "the upstream failure was not counted")
@@ -396,7 +365,7 @@ func TestUpstreamDown(t *testing.T) {
 
 func TestCloseStopsEverything(t *testing.T) {
 	u := startUpstream(t)
-	p, err := faultproxy.New(u.ln.Addr().String(), 1)
+	p, err := faultproxy.New(u.Addr(), 1)
 	require.NoError(t, err)
 	c := dial(t, p.Addr())
 	echo(t, c, "x")

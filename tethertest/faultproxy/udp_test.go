@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
@@ -314,7 +315,7 @@ func TestUDPLoseForReplaced(t *testing.T) {
 	require.NoError(t, err)
 	second, err := r.LoseFor(faultproxy.BothWays(0.5), time.Hour)
 	require.NoError(t, err)
-	requireClosed(t, first, "the replaced LoseFor's channel")
+	transporttest.WaitClosed(t, first, "the replaced LoseFor's channel")
 	time.Sleep(60 * time.Millisecond) // past the first one's end: nothing may happen
 	require.Equal(t, faultproxy.BothWays(0.5), r.Loss(), "the first LoseFor's timer healed the second")
 	select {
@@ -324,24 +325,15 @@ func TestUDPLoseForReplaced(t *testing.T) {
 	}
 
 	require.NoError(t, r.SetLoss(faultproxy.BothWays(0.1)))
-	requireClosed(t, second, "a LoseFor's channel after SetLoss")
+	transporttest.WaitClosed(t, second, "a LoseFor's channel after SetLoss")
 	third, err := r.LoseFor(faultproxy.BothWays(1), time.Hour)
 	require.NoError(t, err)
 	r.Heal()
-	requireClosed(t, third, "a LoseFor's channel after Heal")
+	transporttest.WaitClosed(t, third, "a LoseFor's channel after Heal")
 	fourth, err := r.LoseFor(faultproxy.BothWays(1), time.Hour)
 	require.NoError(t, err)
 	require.NoError(t, r.Close())
-	requireClosed(t, fourth, "a LoseFor's channel after Close")
-}
-
-func requireClosed(t *testing.T, ch <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(long):
-		t.Fatalf("%s: not closed within %v", what, long)
-	}
+	transporttest.WaitClosed(t, fourth, "a LoseFor's channel after Close")
 }
 
 // A blackhole drops every datagram, both ways and new clients', until it is

@@ -1,6 +1,6 @@
 // Package e2etest holds what the end-to-end suites share: an event recorder
 // that notes when each event came, a reader that keeps what a Tether read,
-// and server handlers.
+// and what servers need.
 package e2etest
 
 import (
@@ -166,6 +166,25 @@ func (r *Reader) Stopped(t testing.TB) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.err
+}
+
+// ListenAgain listens on the TCP address addr (a fresh loopback port when
+// addr is ""), retrying for up to a second while a port that a server just
+// closed is not free yet: a server that restarts on its port listens with
+// it.
+func ListenAgain(addr string) (net.Listener, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var err error
+	for range 100 {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			return ln, nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil, err
 }
 
 // Ticker returns a server handler that writes "tick\n" every d (a
