@@ -1,10 +1,12 @@
 package faultmatrix
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,6 +128,7 @@ type soakServer struct {
 	curID   int
 	changed chan struct{} // closed and replaced when cur changes
 	closed  bool
+	bad     error // a hello that did not parse
 }
 
 func startSoakServer(t *testing.T, tr transport, recv *records.Checker, send *records.Sender) *soakServer {
@@ -177,14 +180,30 @@ func (s *soakServer) serve() {
 func (s *soakServer) read(c net.Conn, id int) {
 	defer s.wg.Done()
 	defer c.Close()
+	// The connection's generation for the checker is the client's count
+	// of its connections, from the hello: a connection that the proxy
+	// reset before it reached this server carried records too, and its
+	// loss is a reconnect that this server's own count would not show.
+	r := bufio.NewReaderSize(c, 64<<10)
+	hello, err := r.ReadString('\n')
+	if err != nil {
+		return // lost before its hello: it carried no record
+	}
+	gen, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimSuffix(hello, "\n"), "hello "), 10, 64)
+	if err != nil {
+		s.mu.Lock()
+		s.bad = fmt.Errorf("connection %d: bad hello %q", id, hello)
+		s.mu.Unlock()
+		return
+	}
 	buf := make([]byte, 64<<10)
 	for {
-		n, err := c.Read(buf)
+		n, err := r.Read(buf)
 		if n > 0 {
 			s.mu.Lock() // records are taken in connection order
 			current := s.curID == id
 			if current {
-				s.recv.Feed(buf[:n], uint64(id))
+				s.recv.Feed(buf[:n], gen)
 			}
 			s.mu.Unlock()
 			if !current {
@@ -270,11 +289,16 @@ func runIntegrity(t *testing.T, cfg integrityConfig) summary {
 
 	rec := e2etest.NewRecorder(transporttest.QuickBackoff())
 	p.SetSocketBuffers(sockBuf)
+	var conns atomic.Uint64 // the client's connections, each named in a hello
 	ctx, cancel := context.WithTimeout(context.Background(), long)
 	tt, err := tether.Dial(ctx, tr.dialer(dialTimeout), p.Addr(),
 		rec,
 		tether.WithWritePolicy(tether.WriteDrop), tether.WithReadIdleTimeout(idleTimeout),
-		tether.WithOnConnect(setBuffers))
+		tether.WithOnConnect(func(ctx context.Context, c net.Conn) error {
+			setBuffers(ctx, c)
+			_, err := fmt.Fprintf(c, "hello %d\n", conns.Add(1))
+			return err
+		}))
 	cancel()
 	require.NoError(t, err)
 	defer tt.Close()
@@ -366,6 +390,7 @@ func runIntegrity(t *testing.T, cfg integrityConfig) summary {
 	}
 	srv.close()
 	p.Close()
+	require.NoError(t, srv.bad)
 
 	bound := lossBound()
 	deaths := int64(rec.Count(tether.Disconnected))
