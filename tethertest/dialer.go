@@ -98,6 +98,12 @@ func (d *Dialer) dial(ctx context.Context, n int, addr string, hold chan struct{
 	}
 
 	d.mu.Lock()
+	if d.down[addr] {
+		// Down came while failFn ran: it saw no connection to close, so
+		// this dial must not make one.
+		d.mu.Unlock()
+		return nil, refused(addr)
+	}
 	c := newConn(len(d.conns), addr)
 	d.conns = append(d.conns, c)
 	d.mu.Unlock()

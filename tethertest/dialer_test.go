@@ -370,6 +370,20 @@ func TestDialerDownUp(t *testing.T) {
 	})
 }
 
+// A Down that comes while a dial to the address is under way (here, from
+// FailWhen's function) refuses that dial too: no connection to a down
+// address is left open.
+func TestDialerDownDuringDial(t *testing.T) {
+	var d tethertest.Dialer
+	d.FailWhen(func(n int, addr string) error {
+		d.Down(addr)
+		return nil
+	})
+	_, err := d.Dial(t.Context(), "a:1")
+	require.ErrorIs(t, err, syscall.ECONNREFUSED)
+	require.Empty(t, d.Conns())
+}
+
 // Serve plays every server, by address, until its ctx ends; then it closes
 // the connections and returns once the handlers have. Dial closes its
 // Tether when the test ends.

@@ -402,6 +402,7 @@ func TestScheduleDeterministic(t *testing.T) {
 		require.NotContains(t, s.String(), "fault(")
 	}
 	require.Greater(t, len(seen), 5, "50 steps draw from many faults")
+	require.Empty(t, faultproxy.Schedule(7, -1, cfg), "a negative count gives no step")
 
 	d := faultproxy.DecodeSchedule([]byte{0, 0, 0, 0, 255, 255, 255, 255, 9}, cfg)
 	require.Len(t, d, 2, "four bytes a step; the tail is ignored")

@@ -117,8 +117,11 @@ func (c ScheduleConfig) normalize() ScheduleConfig {
 }
 
 // Schedule returns n random steps drawn from seed: the same seed, n and
-// config give the same steps.
+// config give the same steps. n ≤ 0 gives none.
 func Schedule(seed uint64, n int, cfg ScheduleConfig) []Step {
+	if n <= 0 {
+		return nil
+	}
 	cfg = cfg.normalize()
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	steps := make([]Step, n)

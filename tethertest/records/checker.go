@@ -66,8 +66,10 @@ func NewChecker(seed uint64, onRecord func(seq uint64) error) *Checker {
 }
 
 // Feed takes the bytes of one Read from the connection of generation gen,
-// as tether.Tether.ReadGeneration returns them. Over a connection that
-// never changes (a session, one socket), gen is any constant.
+// as tether.Tether.ReadGeneration returns them: a Tether's first connection
+// is generation 1. Over a connection that never changes (a session, one
+// socket), gen is 1, so that records missing before the first that arrives
+// count as Missing, not as lost with a connection.
 func (c *Checker) Feed(b []byte, gen uint64) { c.FeedBetween(b, gen, gen) }
 
 // FeedBetween takes the bytes of one Read whose connection's generation is
