@@ -202,3 +202,28 @@ func TestConcurrentResumes(t *testing.T) {
 	p.c.mu.Unlock()
 	p.roundTrip(t, "after the resumes")
 }
+
+// A session sends one close frame at most: a Close after Listener.Close
+// queued and sent one (and before the listener ended the session) queues no
+// second one, whose sending would close closeSentCh twice.
+func TestOneCloseFrame(t *testing.T) {
+	p := newPair(t, WithLinger(100*time.Millisecond))
+	p.roundTrip(t, "hi")
+	p.s.mu.Lock()
+	require.True(t, p.s.queueCloseLocked(closeLost), "the listener's close is queued")
+	p.s.mu.Unlock()
+	select {
+	case <-p.s.closeSentCh:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the close frame was not sent")
+	}
+	p.s.mu.Lock()
+	require.False(t, p.s.queueCloseLocked(closeNormal), "a second close is not queued")
+	p.s.mu.Unlock()
+	p.s.Close() // would queue one too
+	select {
+	case <-p.s.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end the session")
+	}
+}

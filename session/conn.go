@@ -113,6 +113,7 @@ type Conn struct {
 	// The end.
 	idle        bool // the sender waits
 	closeSend   int  // a close reason to send, or -1
+	closeQueued bool // a close frame was queued: the session sends one at most
 	closeSentCh chan struct{}
 	closing     bool // the batch being written holds the close frame
 	closeRecv   int  // a close reason received, or -1
@@ -303,8 +304,7 @@ func (c *Conn) Close() error {
 			// for a resume: a courtesy (the peer would learn it when the
 			// client resumes, or the detached lifetime ends), so wait
 			// for it only briefly.
-			c.closeSend = closeNormal
-			c.kickLocked()
+			c.queueCloseLocked(closeNormal) // unless Listener.Close queued one
 			c.mu.Unlock()
 			t := time.NewTimer(max(time.Until(deadline), 100*time.Millisecond))
 			select {
@@ -468,6 +468,19 @@ func (c *Conn) setStateLocked(s tether.State) {
 	c.state = s
 	close(c.stateCh)
 	c.stateCh = make(chan struct{})
+}
+
+// queueCloseLocked has the sender send a close frame with reason, unless
+// one was queued already: Close and Listener.Close may both try, and the
+// sender closes closeSentCh after the frame.
+func (c *Conn) queueCloseLocked(reason int) bool {
+	if c.closeQueued {
+		return false
+	}
+	c.closeQueued = true
+	c.closeSend = reason
+	c.kickLocked()
+	return true
 }
 
 // Tether returns the client's Tether (nil on the server's end), for its

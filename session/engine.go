@@ -328,8 +328,9 @@ func (c *Conn) sendLoop() {
 		var err error
 		if vec {
 			c.iov = appendBuffers(c.iov[:0], b, spans)
-			_, err = c.iov.WriteTo(w) // consumes c.iov
-			clear(c.iov[:cap(c.iov)]) // an idle session keeps no buffer alive
+			v := c.iov
+			_, err = v.WriteTo(w) // consumes v, not c.iov, which is kept for the next batch
+			clear(c.iov)          // an idle session keeps no buffer alive
 			c.sentSpans(spans)
 		} else {
 			copySpans(b, spans)

@@ -141,9 +141,8 @@ func (l *Listener) Close() error {
 	// Tell every attached client, then end every session.
 	for _, c := range ss {
 		c.mu.Lock()
-		if w, _ := c.writerLocked(); !c.ended && w != nil && c.closeSend < 0 {
-			c.closeSend = closeLost
-			c.kickLocked()
+		if w, _ := c.writerLocked(); !c.ended && w != nil {
+			c.queueCloseLocked(closeLost)
 		}
 		c.mu.Unlock()
 	}
