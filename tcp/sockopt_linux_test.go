@@ -50,4 +50,20 @@ func TestSocketOptions(t *testing.T) {
 	require.Equal(t, 3, sockopt(t, c, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL))
 	require.Equal(t, 4, sockopt(t, c, syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT))
 	c.Close()
+
+	// A NetDialer's settings fill the fields the Dialer leaves zero.
+	c, err = (&tcp.Dialer{
+		KeepAliveConfig: net.KeepAliveConfig{Interval: 2 * time.Second},
+		NetDialer:       &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 9 * time.Second, Count: 5}},
+	}).Dial(t.Context(), addr)
+	require.NoError(t, err)
+	require.Equal(t, 9, sockopt(t, c, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE))
+	require.Equal(t, 2, sockopt(t, c, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL))
+	require.Equal(t, 5, sockopt(t, c, syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT))
+	c.Close()
+
+	c, err = (&tcp.Dialer{NetDialer: &net.Dialer{KeepAlive: -1}}).Dial(t.Context(), addr)
+	require.NoError(t, err)
+	require.Equal(t, 0, sockopt(t, c, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE), "a NetDialer that turns probes off")
+	c.Close()
 }

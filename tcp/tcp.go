@@ -32,9 +32,9 @@ type Dialer struct {
 
 	// KeepAliveConfig configures TCP keep-alive probes on each connection,
 	// as net.Dialer's field of that name does, but the probes are on unless
-	// NoKeepAlive is set, whatever its Enable says: the zero value enables
-	// them with net.Dialer's defaults (15 s idle, 15 s between probes, 9
-	// probes), and its fields, when set, override those. Keep-alive tells a dead peer
+	// NoKeepAlive is set, whatever its Enable says. A field left zero takes
+	// NetDialer's setting, if any, and else net.Dialer's default (15 s
+	// idle, 15 s between probes, 9 probes). Keep-alive tells a dead peer
 	// from a quiet one only while nothing is being sent: see UserTimeout.
 	KeepAliveConfig net.KeepAliveConfig
 
@@ -48,9 +48,11 @@ type Dialer struct {
 	UserTimeout time.Duration
 
 	// NetDialer, if non-nil, is the base for each dial (its LocalAddr,
-	// Resolver, Control, ...). It is copied, never changed; Timeout (when
-	// not 0), KeepAliveConfig, NoKeepAlive and UserTimeout above take
-	// precedence over its own.
+	// Resolver, Control, ...). It is copied, never changed. Timeout (when
+	// not 0), the fields of KeepAliveConfig that are set, NoKeepAlive and
+	// UserTimeout above take precedence over its own; a NetDialer that
+	// turns keep-alive off (a negative KeepAlive) keeps it off unless
+	// KeepAliveConfig sets a field.
 	NetDialer *net.Dialer
 }
 
@@ -77,6 +79,40 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	return c, nil
 }
 
+// keepAlive returns the keep-alive probes of a dial, and whether they are
+// on: the fields of KeepAliveConfig, each of which, when zero, comes from
+// NetDialer's configuration as net.Dialer would read it (its
+// KeepAliveConfig, or else its KeepAlive for Idle and Interval). Probes are
+// off under NoKeepAlive, or when NetDialer turns them off (a negative
+// KeepAlive, KeepAliveConfig not enabled) and KeepAliveConfig is zero.
+func (d *Dialer) keepAlive() (net.KeepAliveConfig, bool) {
+	ka := d.KeepAliveConfig
+	ka.Enable = true
+	b := d.NetDialer
+	switch {
+	case d.NoKeepAlive:
+		return net.KeepAliveConfig{}, false
+	case b == nil:
+		return ka, true
+	case b.KeepAlive < 0 && !b.KeepAliveConfig.Enable && d.KeepAliveConfig == (net.KeepAliveConfig{}):
+		return net.KeepAliveConfig{}, false
+	}
+	base := b.KeepAliveConfig
+	if !base.Enable && b.KeepAlive > 0 {
+		base = net.KeepAliveConfig{Idle: b.KeepAlive, Interval: b.KeepAlive}
+	}
+	if ka.Idle == 0 {
+		ka.Idle = base.Idle
+	}
+	if ka.Interval == 0 {
+		ka.Interval = base.Interval
+	}
+	if ka.Count == 0 {
+		ka.Count = base.Count
+	}
+	return ka, true
+}
+
 // netDialer returns the net.Dialer for one dial.
 func (d *Dialer) netDialer() (*net.Dialer, error) {
 	switch {
@@ -86,13 +122,11 @@ func (d *Dialer) netDialer() (*net.Dialer, error) {
 		return nil, tether.Permanent(errNegativeUserTimeout)
 	}
 	nd := attempt.NetDialer(d.NetDialer, d.Timeout)
-	if d.NoKeepAlive {
+	if ka, on := d.keepAlive(); on {
+		nd.KeepAliveConfig = ka
+	} else {
 		nd.KeepAlive = -1
 		nd.KeepAliveConfig = net.KeepAliveConfig{}
-	} else {
-		ka := d.KeepAliveConfig
-		ka.Enable = true
-		nd.KeepAliveConfig = ka
 	}
 	if d.UserTimeout > 0 {
 		ms := int(d.UserTimeout / time.Millisecond)
