@@ -15,9 +15,9 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/dialers"
-	"github.com/io-tether/tether/internal/testcert"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest"
 	tethertls "github.com/io-tether/tether/tls"
 	"github.com/quic-go/quic-go"
 )
@@ -96,7 +96,7 @@ func tlsTransport() *transport {
 	return &transport{
 		name: "tls",
 		listen: func(variant string) (net.Listener, error) {
-			cfg := testcert.Get().ServerConfig()
+			cfg := tethertest.TLSServerConfig()
 			// A server without tickets makes every handshake a full one.
 			cfg.SessionTicketsDisabled = variant == "full"
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -106,7 +106,7 @@ func tlsTransport() *transport {
 			return tls.NewListener(ln, cfg), nil
 		},
 		// The Dialer keeps a session cache, so that re-dials resume.
-		dialer:    func() tether.Dialer { return &tethertls.Dialer{Config: testcert.Get().ClientConfig()} },
+		dialer:    func() tether.Dialer { return &tethertls.Dialer{Config: tethertest.TLSClientConfig()} },
 		reconnect: []reconnectCase{{name: "resumed"}, {name: "full", variant: "full"}},
 	}
 }
@@ -117,10 +117,10 @@ func quicTransport() *transport {
 		clientFirst: true,
 		// Each stream is a connection, a *tetherquic.StreamConn.
 		listen: func(string) (net.Listener, error) {
-			return tetherquic.Listen("127.0.0.1:0", testcert.Get().ServerConfig(alpn),
+			return tetherquic.Listen("127.0.0.1:0", tethertest.TLSServerConfig(alpn),
 				&quic.Config{MaxIncomingStreams: 1 << 16, MaxIdleTimeout: 30 * time.Second})
 		},
-		dialer:    func() tether.Dialer { return &tetherquic.Dialer{TLSConfig: testcert.Get().ClientConfig(alpn)} },
+		dialer:    func() tether.Dialer { return &tetherquic.Dialer{TLSConfig: tethertest.TLSClientConfig(alpn)} },
 		reconnect: []reconnectCase{{name: "stream"}, {name: "redial", conn: true}},
 	}
 }

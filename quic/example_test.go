@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/testcert"
 	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/io-tether/tether/tethertest"
 	"github.com/quic-go/quic-go"
 )
 
@@ -31,7 +31,7 @@ func Example_serverSpeaksFirst() {
 	})
 	defer stop()
 
-	tlsConfig := testcert.Get().ClientConfig("greeter") // RootCAs, NextProtos
+	tlsConfig := tethertest.TLSClientConfig("greeter") // RootCAs, NextProtos
 	d := &tetherquic.Dialer{TLSConfig: tlsConfig}
 	defer d.Close()
 
@@ -61,7 +61,7 @@ func ExampleDialer() {
 	addr, stop := startExampleServer("echo", func(st *quic.Stream) { io.Copy(st, st) })
 	defer stop()
 
-	d := &tetherquic.Dialer{TLSConfig: testcert.Get().ClientConfig("echo")}
+	d := &tetherquic.Dialer{TLSConfig: tethertest.TLSClientConfig("echo")}
 	defer d.Close() // closes the QUIC connection
 
 	for range 2 {
@@ -95,7 +95,7 @@ func Example_requestResponse() {
 	defer stop()
 
 	d := &tetherquic.Dialer{
-		TLSConfig: testcert.Get().ClientConfig("rr"),
+		TLSConfig: tethertest.TLSClientConfig("rr"),
 		// A Tether closed in the middle of a request resets its stream
 		// rather than ending half a request with a FIN.
 		ResetOnClose: true,
@@ -141,7 +141,7 @@ func startExampleServer(proto string, serve func(*quic.Stream)) (addr string, st
 		log.Fatal(err)
 	}
 	tr := &quic.Transport{Conn: udp}
-	ln, err := tr.Listen(testcert.Get().ServerConfig(proto), nil)
+	ln, err := tr.Listen(tethertest.TLSServerConfig(proto), nil)
 	if err != nil {
 		log.Fatal(err)
 	}

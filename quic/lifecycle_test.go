@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/transporttest"
 	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/io-tether/tether/tethertest"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 )
@@ -136,7 +136,7 @@ func TestWatchdogRedials(t *testing.T) {
 			}
 		}
 	}
-	o := serverOpts{tls: testcert.Get().ServerConfig(alpn), handle: ticker}
+	o := serverOpts{tls: tethertest.TLSServerConfig(alpn), handle: ticker}
 	srv := newServer(t, o)
 	// A long idle timeout: only the watchdog can notice.
 	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{

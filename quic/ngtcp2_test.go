@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/transporttest"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/tethertest"
@@ -81,7 +80,7 @@ type ngtcp2 struct {
 func startNgtcp2(t *testing.T, args ...string) *ngtcp2 {
 	t.Helper()
 	s := &ngtcp2{t: t, bin: ngtcp2Path(t), dir: t.TempDir(), args: args, files: map[string][]byte{}}
-	writeCert(t, s.dir, testcert.Get().Server)
+	writeCert(t, s.dir, tethertest.TLSServerConfig().Certificates[0])
 	htdocs := filepath.Join(s.dir, "htdocs")
 	require.NoError(t, os.Mkdir(htdocs, 0o755))
 	for name, size := range map[string]int{"small": 100, "blob": 1 << 20} {
@@ -142,7 +141,7 @@ func (s *ngtcp2) start() {
 	deadline := time.Now().Add(wait)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		c, err := quic.DialAddr(ctx, s.addr(), testcert.Get().ClientConfig(h3ALPN),
+		c, err := quic.DialAddr(ctx, s.addr(), tethertest.TLSClientConfig(h3ALPN),
 			&quic.Config{HandshakeIdleTimeout: 500 * time.Millisecond})
 		cancel()
 		if err == nil {
@@ -203,7 +202,7 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 // closed at the end of the test.
 func h3Dialer(t *testing.T, conf *quic.Config) *tetherquic.Dialer {
 	d := &tetherquic.Dialer{
-		TLSConfig:       testcert.Get().ClientConfig(h3ALPN),
+		TLSConfig:       tethertest.TLSClientConfig(h3ALPN),
 		Config:          conf,
 		StreamErrorCode: h3RequestCanceled,
 		ResetOnClose:    true,

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/io-tether/tether/internal/testcert"
+	"github.com/io-tether/tether/tethertest"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 )
@@ -45,7 +45,7 @@ type testServer struct {
 type serverOpts struct {
 	addr      string                  // default "127.0.0.1:0"
 	resetKey  *quic.StatelessResetKey // enables stateless resets
-	tls       *tls.Config             // default a new testcert.Get().ServerConfig(alpn)
+	tls       *tls.Config             // default a new tethertest.TLSServerConfig(alpn)
 	allow0RTT bool
 	idle      time.Duration // server's MaxIdleTimeout; 0: quic-go's default
 	// onHello runs in the handshake, before the server answers a
@@ -61,7 +61,7 @@ func newServer(tb testing.TB, o serverOpts) *testServer {
 		o.addr = "127.0.0.1:0"
 	}
 	if o.tls == nil {
-		o.tls = testcert.Get().ServerConfig(alpn)
+		o.tls = tethertest.TLSServerConfig(alpn)
 	}
 	tc := o.tls
 	if o.onHello != nil {
@@ -224,7 +224,7 @@ func heldConfig() *quic.Config {
 	return c
 }
 
-func clientTLS() *tls.Config { return testcert.Get().ClientConfig(alpn) }
+func clientTLS() *tls.Config { return tethertest.TLSClientConfig(alpn) }
 
 // isStreamReset reports whether err is a reset of the stream by the peer.
 func isStreamReset(err error) bool {

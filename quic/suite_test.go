@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/transporttest"
 	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/io-tether/tether/tethertest"
 	"github.com/quic-go/quic-go"
 )
 
@@ -54,7 +54,7 @@ func listenStreams(_ testing.TB, addr string) (transporttest.Listener, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	ln, err := tetherquic.Listen(addr, testcert.Get().ServerConfig(alpn), nil)
+	ln, err := tetherquic.Listen(addr, tethertest.TLSServerConfig(alpn), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -3,9 +3,14 @@ package quic_test
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -13,7 +18,6 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/racebuild"
-	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/transporttest"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/tethertest"
@@ -184,7 +188,7 @@ func TestServerCrash(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := serverOpts{tls: testcert.Get().ServerConfig(alpn)} // its ticket keys survive the restart
+			o := serverOpts{tls: tethertest.TLSServerConfig(alpn)} // its ticket keys survive the restart
 			if tc.resetKey {
 				o.resetKey = newResetKey(t)
 			}
@@ -359,13 +363,13 @@ func TestZeroRTTRejected(t *testing.T) {
 // speaks another ALPN protocol), the stream's error is permanent and the
 // Tether gives up at once.
 func TestZeroRTTHandshakeFailure(t *testing.T) {
-	o := serverOpts{allow0RTT: true, resetKey: newResetKey(t), tls: testcert.Get().ServerConfig(alpn)}
+	o := serverOpts{allow0RTT: true, resetKey: newResetKey(t), tls: tethertest.TLSServerConfig(alpn)}
 	srv := newServer(t, o)
 	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig(), Enable0RTT: true}
 	tt, rec, r := dialEchoed(t, d, srv.addr)
 
 	gate := make(chan struct{})
-	o.tls = testcert.Get().ServerConfig("other")
+	o.tls = tethertest.TLSServerConfig("other")
 	o.onHello = func() { <-gate }
 	srv.restart(o)
 	send(t, tt, probe) // draws a stateless reset
@@ -387,17 +391,16 @@ func TestZeroRTTHandshakeFailure(t *testing.T) {
 // an ALPN protocol the server does not speak, makes the default policy give
 // up at the first dial, and after a reconnect.
 func TestPermanentHandshakeError(t *testing.T) {
-	other := testcert.New() // a CA the client does not trust
 	for _, tc := range []struct {
 		name  string
 		srv   *tls.Config
 		check func(t *testing.T, err error)
 	}{
-		{"unknown-authority", other.ServerConfig(alpn), func(t *testing.T, err error) {
+		{"unknown-authority", untrustedTLS(t, alpn), func(t *testing.T, err error) {
 			var cve *tls.CertificateVerificationError
 			require.ErrorAs(t, err, &cve)
 		}},
-		{"wrong-alpn", testcert.Get().ServerConfig("other"), func(t *testing.T, err error) {
+		{"wrong-alpn", tethertest.TLSServerConfig("other"), func(t *testing.T, err error) {
 			var te *quic.TransportError
 			require.ErrorAs(t, err, &te)
 			require.Equal(t, quic.TransportErrorCode(0x100+120), te.ErrorCode) // no_application_protocol
@@ -721,4 +724,22 @@ func TestDialerReleasesSocket(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, d.Close())
 	srv.crash()
+}
+
+// untrustedTLS returns a server config whose certificate, for localhost,
+// signs itself: a certificate the client (which trusts tethertest's CA
+// alone) does not trust.
+func untrustedTLS(t *testing.T, nextProtos ...string) *tls.Config {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, NextProtos: nextProtos}
 }

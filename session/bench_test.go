@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/session"
 	tethertcp "github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest"
 	tethertls "github.com/io-tether/tether/tls"
 )
 
@@ -26,7 +26,7 @@ func benchPair(b testing.TB, via string, h tether.DisconnectHandler, opts ...ses
 	}
 	if via == "raw" || via == "tls-raw" {
 		if via == "tls-raw" {
-			ln = tls.NewListener(ln, testcert.Get().ServerConfig())
+			ln = tls.NewListener(ln, tethertest.TLSServerConfig())
 		}
 		defer ln.Close()
 		acc := make(chan net.Conn, 1)
@@ -39,7 +39,7 @@ func benchPair(b testing.TB, via string, h tether.DisconnectHandler, opts ...ses
 		}()
 		var c net.Conn
 		if via == "tls-raw" {
-			c, err = tls.Dial("tcp", ln.Addr().String(), testcert.Get().ClientConfig())
+			c, err = tls.Dial("tcp", ln.Addr().String(), tethertest.TLSClientConfig())
 		} else {
 			c, err = net.Dial("tcp", ln.Addr().String())
 		}
@@ -51,8 +51,8 @@ func benchPair(b testing.TB, via string, h tether.DisconnectHandler, opts ...ses
 	}
 	var d tether.Dialer = &tethertcp.Dialer{}
 	if via == "tls-session" {
-		ln = tls.NewListener(ln, testcert.Get().ServerConfig())
-		d = &tethertls.Dialer{Config: testcert.Get().ClientConfig()}
+		ln = tls.NewListener(ln, tethertest.TLSServerConfig())
+		d = &tethertls.Dialer{Config: tethertest.TLSClientConfig()}
 	}
 	sl := session.NewListener(ln, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/testcert"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/session"
 	tethertcp "github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest"
 	tethertls "github.com/io-tether/tether/tls"
 )
 
@@ -40,21 +40,21 @@ var transports = []transport{
 		listen: func(t testing.TB) net.Listener {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			require.NoError(t, err)
-			return tls.NewListener(ln, testcert.Get().ServerConfig())
+			return tls.NewListener(ln, tethertest.TLSServerConfig())
 		},
 		dialer: func() (tether.Dialer, func()) {
-			return &tethertls.Dialer{Config: testcert.Get().ClientConfig()}, func() {}
+			return &tethertls.Dialer{Config: tethertest.TLSClientConfig()}, func() {}
 		},
 	},
 	{
 		name: "quic",
 		listen: func(t testing.TB) net.Listener {
-			ln, err := tetherquic.Listen("127.0.0.1:0", testcert.Get().ServerConfig("tether-test"), nil)
+			ln, err := tetherquic.Listen("127.0.0.1:0", tethertest.TLSServerConfig("tether-test"), nil)
 			require.NoError(t, err)
 			return ln
 		},
 		dialer: func() (tether.Dialer, func()) {
-			d := &tetherquic.Dialer{TLSConfig: testcert.Get().ClientConfig("tether-test")}
+			d := &tetherquic.Dialer{TLSConfig: tethertest.TLSClientConfig("tether-test")}
 			return d, func() { d.Close() }
 		},
 	},

@@ -16,10 +16,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/testcert"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/session"
 	tethertcp "github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest"
 	"github.com/io-tether/tether/tethertest/faultproxy"
 	"github.com/io-tether/tether/tethertest/records"
 	tethertls "github.com/io-tether/tether/tls"
@@ -66,7 +66,7 @@ func readRecords(c *session.Conn, ch *records.Checker) error {
 func proxiedDialer(tr transport, timeout time.Duration) tether.Dialer {
 	switch tr.name {
 	case "tls":
-		return &tethertls.Dialer{Config: testcert.Get().ClientConfig(), NetDialer: &tethertcp.Dialer{Timeout: timeout}}
+		return &tethertls.Dialer{Config: tethertest.TLSClientConfig(), NetDialer: &tethertcp.Dialer{Timeout: timeout}}
 	}
 	return &tethertcp.Dialer{Timeout: timeout}
 }
@@ -211,7 +211,7 @@ func TestIntegritySoakQUIC(t *testing.T) {
 	r, err := faultproxy.NewUDPRelay(sl.Addr().String(), *soakSeed)
 	require.NoError(t, err)
 	defer r.Close()
-	d := &tetherquic.Dialer{TLSConfig: testcert.Get().ClientConfig("tether-test"),
+	d := &tetherquic.Dialer{TLSConfig: tethertest.TLSClientConfig("tether-test"),
 		Config: &quic.Config{MaxIdleTimeout: 2 * time.Second, HandshakeIdleTimeout: time.Second}}
 	defer d.Close()
 	var conn atomic.Pointer[session.Conn]

@@ -1,6 +1,7 @@
 // Package tethertest helps test code that uses package tether: an in-memory
 // dialer whose connections break on command, an event recorder, helpers for
-// the usual steps of a test, and a conformance check for middleware.
+// the usual steps of a test, test certificates, and a conformance check for
+// middleware.
 //
 // # An in-memory dialer
 //
@@ -51,6 +52,12 @@
 //	tt, _ := tether.Dial(ctx, &d, "server", rec)
 //	...
 //	ev := rec.WaitFor(t, tether.Reconnected, 1)
+//
+// # TLS and QUIC
+//
+// [TLSServerConfig] and [TLSClientConfig] give a server and a client
+// tls.Config for tests over loopback: a certificate for localhost,
+// 127.0.0.1 and ::1, and a client that trusts its CA alone.
 //
 // # Checking a middleware
 //

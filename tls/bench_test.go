@@ -10,9 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest"
 	tethertls "github.com/io-tether/tether/tls"
 )
 
@@ -21,10 +21,9 @@ import (
 // one with a full handshake (the server issues no tickets) and with a
 // resumed session. Client and server share the machine's CPUs.
 func BenchmarkReconnect(b *testing.B) {
-	pair := testcert.Get()
-	noTickets := pair.ServerConfig()
+	noTickets := tethertest.TLSServerConfig()
 	noTickets.SessionTicketsDisabled = true
-	client := &tls.Config{RootCAs: pair.CA}
+	client := &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs}
 	for _, bc := range []struct {
 		name    string
 		tr      transporttest.Transport
@@ -33,7 +32,7 @@ func BenchmarkReconnect(b *testing.B) {
 	}{
 		{"tcp", plainTCP, &tcp.Dialer{}, false},
 		{"tls-full", transport(noTickets), &tethertls.Dialer{Config: client}, false},
-		{"tls-resumed", transport(pair.ServerConfig()), &tethertls.Dialer{Config: client}, true},
+		{"tls-resumed", transport(tethertest.TLSServerConfig()), &tethertls.Dialer{Config: client}, true},
 	} {
 		b.Run("kind="+bc.name, func(b *testing.B) {
 			srv := transporttest.StartServer(b, bc.tr, transporttest.Echo)
@@ -63,7 +62,6 @@ func BenchmarkReconnect(b *testing.B) {
 // writes without end, through the raw *tls.Conn and through a Tether over
 // the same kind of connection.
 func BenchmarkThroughput(b *testing.B) {
-	pair := testcert.Get()
 	block := make([]byte, 64<<10)
 	for _, dir := range []struct {
 		name   string
@@ -82,8 +80,8 @@ func BenchmarkThroughput(b *testing.B) {
 	} {
 		for _, via := range []string{"raw", "tether"} {
 			b.Run("dir="+dir.name+"/via="+via, func(b *testing.B) {
-				srv := transporttest.StartServer(b, transport(pair.ServerConfig()), dir.handle)
-				d := &tethertls.Dialer{Config: &tls.Config{RootCAs: pair.CA}}
+				srv := transporttest.StartServer(b, transport(tethertest.TLSServerConfig()), dir.handle)
+				d := &tethertls.Dialer{Config: &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs}}
 				var (
 					c   net.Conn
 					err error

@@ -10,7 +10,7 @@ import (
 	"net"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/testcert"
+	"github.com/io-tether/tether/tethertest"
 	tethertls "github.com/io-tether/tether/tls"
 )
 
@@ -43,16 +43,16 @@ var reconnectAtOnce = tether.DisconnectHandlerFunc(func(_ context.Context, ev *t
 })
 
 func ExampleDial() {
-	// An echo server on 127.0.0.1, with a certificate from a test CA.
-	certs := testcert.Get()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", certs.ServerConfig())
+	// An echo server on 127.0.0.1, with tethertest's test certificate.
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", tethertest.TLSServerConfig())
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer ln.Close()
 	go serve(ln, func(c *tls.Conn, _ int) { io.Copy(c, c) })
 
-	config := &tls.Config{RootCAs: certs.CA} // ServerName: the host dialed
+	// Trust the test CA; the Dialer sets ServerName to the host dialed.
+	config := &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs}
 	t, err := tethertls.Dial(context.Background(), ln.Addr().String(), config, nil)
 	if err != nil {
 		log.Fatal(err)
@@ -71,8 +71,7 @@ func ExampleDial() {
 // The Dialer keeps a session cache across its dials: the server sees the
 // reconnect resume the session of the first connection.
 func ExampleDialer() {
-	certs := testcert.Get()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", certs.ServerConfig())
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", tethertest.TLSServerConfig())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -85,7 +84,7 @@ func ExampleDialer() {
 		io.Copy(io.Discard, c)
 	})
 
-	d := &tethertls.Dialer{Config: &tls.Config{RootCAs: certs.CA}}
+	d := &tethertls.Dialer{Config: &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs}}
 	t, err := tether.Dial(context.Background(), d, ln.Addr().String(), reconnectAtOnce)
 	if err != nil {
 		log.Fatal(err)

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/transporttest"
+	"github.com/io-tether/tether/tethertest"
 	tethertls "github.com/io-tether/tether/tls"
 )
 
@@ -15,7 +15,7 @@ import (
 // client's Config has no ServerName, so each dial verifies the server's
 // certificate for the IP address it dials.
 func transport(server *tls.Config) transporttest.Transport {
-	ca := testcert.Get().CA
+	ca := tethertest.TLSClientConfig().RootCAs
 	return transporttest.Transport{
 		Name: "tls",
 		Listen: func(_ testing.TB, addr string) (transporttest.Listener, error) {
@@ -37,5 +37,5 @@ func transport(server *tls.Config) transporttest.Transport {
 
 // TestSuite holds the tls Dialer to the semantics every transport shares.
 func TestSuite(t *testing.T) {
-	transporttest.Run(t, transport(testcert.Get().ServerConfig()))
+	transporttest.Run(t, transport(tethertest.TLSServerConfig()))
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
-	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tcp"
 	"github.com/io-tether/tether/tethertest"
@@ -53,7 +52,7 @@ func dialCtx(t *testing.T) context.Context {
 // it closes, so that the client reconnects.
 func startResumptionServer(t *testing.T, closeFirst bool) (*transporttest.Server, <-chan bool) {
 	resumed := make(chan bool, 2)
-	srv := transporttest.StartServer(t, transport(testcert.Get().ServerConfig()), func(ctx context.Context, c net.Conn, n int) {
+	srv := transporttest.StartServer(t, transport(tethertest.TLSServerConfig()), func(ctx context.Context, c net.Conn, n int) {
 		resumed <- c.(*tls.Conn).ConnectionState().DidResume
 		io.WriteString(c, "hi")
 		if n > 1 || !closeFirst {
@@ -68,7 +67,7 @@ func startResumptionServer(t *testing.T, closeFirst bool) (*transporttest.Server
 // Config has no session cache, and that the caller's Config is unchanged.
 func TestResumption(t *testing.T) {
 	srv, resumed := startResumptionServer(t, true)
-	config := &tls.Config{RootCAs: testcert.Get().CA}
+	config := &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs}
 	tt, err := tethertls.Dial(dialCtx(t), srv.Addr(), config, new(tethertest.Recorder))
 	require.NoError(t, err, "tethertls.Dial")
 	defer tt.Close()
@@ -93,7 +92,7 @@ func TestResumption(t *testing.T) {
 func TestCallersSessionCache(t *testing.T) {
 	srv, resumed := startResumptionServer(t, false)
 	cache := tls.NewLRUClientSessionCache(4)
-	d := &tethertls.Dialer{Config: &tls.Config{RootCAs: testcert.Get().CA, ClientSessionCache: cache}}
+	d := &tethertls.Dialer{Config: &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs, ClientSessionCache: cache}}
 	for i, want := range []bool{false, true} {
 		tt, err := tether.Dial(dialCtx(t), d, srv.Addr(), nil)
 		require.NoError(t, err, "tether.Dial #%d", i+1)
@@ -112,9 +111,8 @@ func TestCallersSessionCache(t *testing.T) {
 // caller reads its Config: under the race detector, this proves that the
 // Dialer clones it once and never writes to it.
 func TestConcurrentDials(t *testing.T) {
-	pair := testcert.Get()
-	srv := transporttest.StartServer(t, transport(pair.ServerConfig()), transporttest.Echo)
-	config := &tls.Config{RootCAs: pair.CA}
+	srv := transporttest.StartServer(t, transport(tethertest.TLSServerConfig()), transporttest.Echo)
+	config := &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs}
 	d := &tethertls.Dialer{Config: config}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -147,11 +145,10 @@ func TestConcurrentDials(t *testing.T) {
 // TestServerName: with no ServerName in the Config, each dial verifies the
 // certificate for the host it dials, a name or an IP address.
 func TestServerName(t *testing.T) {
-	pair := testcert.Get()
-	srv := transporttest.StartServer(t, transport(pair.ServerConfig()), transporttest.Echo)
+	srv := transporttest.StartServer(t, transport(tethertest.TLSServerConfig()), transporttest.Echo)
 	_, port, err := net.SplitHostPort(srv.Addr())
 	require.NoError(t, err)
-	d := &tethertls.Dialer{Config: &tls.Config{RootCAs: pair.CA}}
+	d := &tethertls.Dialer{Config: &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs}}
 	for _, host := range []string{"localhost", "127.0.0.1"} {
 		c, err := d.Dial(t.Context(), net.JoinHostPort(host, port))
 		require.NoError(t, err, "Dial(%s)", host)
@@ -163,14 +160,13 @@ func TestServerName(t *testing.T) {
 // do not match is permanent, so that the default policy gives up at the
 // first dial; the error keeps the types callers look for.
 func TestPermanentErrors(t *testing.T) {
-	pair := testcert.Get()
 	serverConfig := func(f func(*tls.Config)) *tls.Config {
-		c := pair.ServerConfig()
+		c := tethertest.TLSServerConfig()
 		f(c)
 		return c
 	}
 	clientConfig := func(f func(*tls.Config)) *tls.Config {
-		c := &tls.Config{RootCAs: pair.CA}
+		c := &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs}
 		f(c)
 		return c
 	}
@@ -185,17 +181,17 @@ func TestPermanentErrors(t *testing.T) {
 		check  func(t *testing.T, err error)
 	}{{
 		name:   "UnknownAuthority",
-		server: tlsServer(pair.ServerConfig(), nil),
-		client: &tls.Config{RootCAs: testcert.New().CA},
+		server: tlsServer(tethertest.TLSServerConfig(), nil),
+		client: &tls.Config{RootCAs: x509.NewCertPool()},
 		check:  func(t *testing.T, err error) { require.ErrorAs(t, err, &cve) },
 	}, {
 		name:   "NilConfig",
-		server: tlsServer(pair.ServerConfig(), nil),
+		server: tlsServer(tethertest.TLSServerConfig(), nil),
 		client: nil, // the system's roots do not know the test CA
 		check:  func(t *testing.T, err error) { require.ErrorAs(t, err, &cve) },
 	}, {
 		name:   "HostnameMismatch",
-		server: tlsServer(pair.ServerConfig(), nil),
+		server: tlsServer(tethertest.TLSServerConfig(), nil),
 		client: clientConfig(func(c *tls.Config) { c.ServerName = "example.com" }),
 		check:  func(t *testing.T, err error) { require.ErrorAs(t, err, &cve) },
 	}, {
@@ -210,7 +206,7 @@ func TestPermanentErrors(t *testing.T) {
 		check:  requireAlert(&alert, 70),
 	}, {
 		name:   "ALPNMismatch",
-		server: tlsServer(pair.ServerConfig("h2"), nil),
+		server: tlsServer(tethertest.TLSServerConfig("h2"), nil),
 		client: clientConfig(func(c *tls.Config) { c.NextProtos = []string{"tether-test"} }),
 		check:  requireAlert(&alert, 120), // no_application_protocol
 	}, {
@@ -244,7 +240,7 @@ func TestPermanentErrors(t *testing.T) {
 		},
 	}, {
 		name:   "MinVersionAboveMax",
-		server: tlsServer(pair.ServerConfig(), nil),
+		server: tlsServer(tethertest.TLSServerConfig(), nil),
 		client: clientConfig(func(c *tls.Config) { c.MinVersion, c.MaxVersion = tls.VersionTLS13, tls.VersionTLS12 }),
 	}}
 	for _, tc := range tests {
@@ -311,7 +307,7 @@ func fakeServerHello(vers uint16, alpn string) transporttest.Handler {
 
 // TestTransientErrors: failures that a retry may mend are transient.
 func TestTransientErrors(t *testing.T) {
-	client := &tls.Config{RootCAs: testcert.Get().CA}
+	client := &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs}
 	t.Run("ClosedDuringHandshake", func(t *testing.T) {
 		srv := transporttest.StartServer(t, plainTCP, func(context.Context, net.Conn, int) {})
 		_, err := (&tethertls.Dialer{Config: client}).Dial(t.Context(), srv.Addr())
@@ -352,12 +348,11 @@ func TestTransientErrors(t *testing.T) {
 // fails, else "dial tls ADDR: cause" with crypto/tls's message unchanged;
 // errors.Is and errors.As reach the cause.
 func TestDialErrors(t *testing.T) {
-	pair := testcert.Get()
-	good := transporttest.StartServer(t, plainTCP, tlsServer(pair.ServerConfig("h2"), nil))
+	good := transporttest.StartServer(t, plainTCP, tlsServer(tethertest.TLSServerConfig("h2"), nil))
 	silent := transporttest.StartServer(t, plainTCP, func(ctx context.Context, _ net.Conn, _ int) { <-ctx.Done() })
 	stopped := transporttest.StartServer(t, plainTCP, transporttest.Echo)
 	stopped.Stop()
-	client := &tls.Config{RootCAs: pair.CA}
+	client := &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs}
 	var (
 		cve   *tls.CertificateVerificationError
 		alert tls.AlertError
@@ -382,7 +377,7 @@ func TestDialErrors(t *testing.T) {
 			"dial tls " + good.Addr() + ": tls: failed to verify certificate: x509: certificate signed by unknown authority", nil, &cve, true},
 		{"nil Dialer", nil, good.Addr(), // the system's roots do not know the test CA
 			"dial tls " + good.Addr() + ": tls: failed to verify certificate: x509: certificate signed by unknown authority", nil, &cve, true},
-		{"alert", &tethertls.Dialer{Config: &tls.Config{RootCAs: pair.CA, NextProtos: []string{"x"}}}, good.Addr(),
+		{"alert", &tethertls.Dialer{Config: &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs, NextProtos: []string{"x"}}}, good.Addr(),
 			"dial tls " + good.Addr() + ": remote error: tls: no application protocol", tls.AlertError(120), &alert, true},
 		{"handshake timeout", &tethertls.Dialer{Config: client, NetDialer: &tcp.Dialer{Timeout: 100 * time.Millisecond}}, silent.Addr(),
 			"dial tls " + silent.Addr() + ": tether/tls: no connection within 100ms", context.DeadlineExceeded, nil, false},
@@ -400,11 +395,10 @@ func TestDialErrors(t *testing.T) {
 // middle of a TLS handshake returns, the blocked Read returns
 // net.ErrClosed, and the half-made connection is closed.
 func TestCloseDuringHandshake(t *testing.T) {
-	pair := testcert.Get()
 	held, ended := make(chan struct{}), make(chan struct{})
 	srv := transporttest.StartServer(t, plainTCP, func(ctx context.Context, c net.Conn, n int) {
 		if n == 1 {
-			tlsServer(pair.ServerConfig(), func(c *tls.Conn, _ int) {
+			tlsServer(tethertest.TLSServerConfig(), func(c *tls.Conn, _ int) {
 				io.WriteString(c, "hi")
 				<-ctx.Done()
 			})(ctx, c, n)
@@ -414,7 +408,7 @@ func TestCloseDuringHandshake(t *testing.T) {
 		io.Copy(io.Discard, c)
 		close(ended)
 	})
-	tt, err := tethertls.Dial(dialCtx(t), srv.Addr(), &tls.Config{RootCAs: pair.CA}, new(tethertest.Recorder))
+	tt, err := tethertls.Dial(dialCtx(t), srv.Addr(), &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs}, new(tethertest.Recorder))
 	require.NoError(t, err, "tethertls.Dial")
 	buf := make([]byte, 2)
 	_, err = io.ReadFull(tt, buf)
@@ -437,11 +431,10 @@ func TestCloseDuringHandshake(t *testing.T) {
 // is over, in an alert the client reads on the connection. That is a
 // permanent failure too: the default policy gives up on it at once.
 func TestClientCertificateRejectedAfterHandshake(t *testing.T) {
-	pair := testcert.Get()
-	sc := pair.ServerConfig()
+	sc := tethertest.TLSServerConfig()
 	sc.ClientAuth = tls.RequireAndVerifyClientCert
 	srv := transporttest.StartServer(t, plainTCP, tlsServer(sc, nil))
-	tt, err := tether.Dial(dialCtx(t), &tethertls.Dialer{Config: pair.ClientConfig()}, srv.Addr(), nil)
+	tt, err := tether.Dial(dialCtx(t), &tethertls.Dialer{Config: tethertest.TLSClientConfig()}, srv.Addr(), nil)
 	require.NoError(t, err, "the client's side of a TLS 1.3 handshake completes")
 	defer tt.Close()
 	require.NoError(t, tt.SetReadDeadline(time.Now().Add(10*time.Second)))
@@ -455,8 +448,7 @@ func TestClientCertificateRejectedAfterHandshake(t *testing.T) {
 // server went away) does not cost the next dial its resumption, though
 // crypto/tls drops the session it offered.
 func TestResumptionAfterFailedHandshake(t *testing.T) {
-	pair := testcert.Get()
-	sc := pair.ServerConfig() // one config: one set of session ticket keys
+	sc := tethertest.TLSServerConfig() // one config: one set of session ticket keys
 	resumed := make(chan bool, 3)
 	srv := transporttest.StartServer(t, plainTCP, func(ctx context.Context, c net.Conn, n int) {
 		if n == 2 { // read the ClientHello, then go away
@@ -471,7 +463,7 @@ func TestResumptionAfterFailedHandshake(t *testing.T) {
 		io.WriteString(s, "hi")
 	})
 	rec := new(tethertest.Recorder)
-	tt, err := tether.Dial(dialCtx(t), &tethertls.Dialer{Config: &tls.Config{RootCAs: pair.CA}}, srv.Addr(), rec)
+	tt, err := tether.Dial(dialCtx(t), &tethertls.Dialer{Config: &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs}}, srv.Addr(), rec)
 	require.NoError(t, err)
 	defer tt.Close()
 	require.NoError(t, tt.SetReadDeadline(time.Now().Add(10*time.Second)))

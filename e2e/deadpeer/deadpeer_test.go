@@ -18,9 +18,9 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/e2e/internal/e2etest"
-	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest"
 	tethertls "github.com/io-tether/tether/tls"
 )
 
@@ -49,9 +49,9 @@ var transports = []transport{{
 	dialer: func(nd *tcp.Dialer) tether.Dialer { return nd },
 }, {
 	name:   "tls",
-	listen: func(l net.Listener) net.Listener { return tls.NewListener(l, testcert.Get().ServerConfig()) },
+	listen: func(l net.Listener) net.Listener { return tls.NewListener(l, tethertest.TLSServerConfig()) },
 	dialer: func(nd *tcp.Dialer) tether.Dialer {
-		return &tethertls.Dialer{Config: testcert.Get().ClientConfig(), NetDialer: nd}
+		return &tethertls.Dialer{Config: tethertest.TLSClientConfig(), NetDialer: nd}
 	},
 }}
 

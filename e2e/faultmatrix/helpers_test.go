@@ -16,9 +16,9 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/e2e/internal/e2etest"
-	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest"
 	"github.com/io-tether/tether/tethertest/faultproxy"
 	tethertls "github.com/io-tether/tether/tls"
 )
@@ -53,10 +53,10 @@ var transports = []transport{{
 }, {
 	name: "tls",
 	listen: func(l net.Listener) net.Listener {
-		return tls.NewListener(l, testcert.Get().ServerConfig())
+		return tls.NewListener(l, tethertest.TLSServerConfig())
 	},
 	dialer: func(timeout time.Duration) tether.Dialer {
-		return &tethertls.Dialer{Config: testcert.Get().ClientConfig(), NetDialer: &tcp.Dialer{Timeout: timeout}}
+		return &tethertls.Dialer{Config: tethertest.TLSClientConfig(), NetDialer: &tcp.Dialer{Timeout: timeout}}
 	},
 }}
 

@@ -21,9 +21,9 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/e2e/internal/e2etest"
-	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/transporttest"
 	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/io-tether/tether/tethertest"
 	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
@@ -75,7 +75,7 @@ type quicServer struct {
 
 func startQUICServer(t testing.TB, key *quic.StatelessResetKey) *quicServer {
 	t.Helper()
-	s := &quicServer{t: t, tls: testcert.Get().ServerConfig(quicALPN), addr: "127.0.0.1:0", down: true}
+	s := &quicServer{t: t, tls: tethertest.TLSServerConfig(quicALPN), addr: "127.0.0.1:0", down: true}
 	require.NoError(t, s.start(key))
 	t.Cleanup(s.crash)
 	return s
@@ -305,7 +305,7 @@ func newQUICEnv(t *testing.T, cfg quicEnvConfig) *quicEnv {
 		idle = 2 * time.Second
 	}
 	e.d = &tetherquic.Dialer{
-		TLSConfig: testcert.Get().ClientConfig(quicALPN),
+		TLSConfig: tethertest.TLSClientConfig(quicALPN),
 		Config:    &quic.Config{MaxIdleTimeout: idle, HandshakeIdleTimeout: quicHandshakeIdle},
 		Timeout:   quicDialTimeout,
 	}

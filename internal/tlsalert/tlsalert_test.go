@@ -7,22 +7,21 @@ import (
 	"net"
 	"testing"
 
-	"github.com/io-tether/tether/internal/testcert"
 	"github.com/io-tether/tether/internal/tlsalert"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // remoteAlert returns the error of a client handshake that the server
 // rejects with no_application_protocol (120), as crypto/tls reports it.
 func remoteAlert(t *testing.T) error {
 	t.Helper()
-	pair := testcert.Get()
 	client, server := net.Pipe()
 	defer client.Close()
 	go func() {
 		defer server.Close()
-		tls.Server(server, pair.ServerConfig("h2")).Handshake()
+		tls.Server(server, tethertest.TLSServerConfig("h2")).Handshake()
 	}()
-	err := tls.Client(client, pair.ClientConfig("x")).Handshake()
+	err := tls.Client(client, tethertest.TLSClientConfig("x")).Handshake()
 	if err == nil {
 		t.Fatal("Handshake() = nil, want the server's alert")
 	}
