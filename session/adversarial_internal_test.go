@@ -227,3 +227,93 @@ func TestOneCloseFrame(t *testing.T) {
 		t.Fatal("Close did not end the session")
 	}
 }
+
+// acked reports whether the peer has acknowledged every byte c wrote.
+func acked(c *Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sAcked == c.sWritten
+}
+
+// An ack falls due ackDelay after the first byte received, even when the
+// receiver's sender sleeps until its next ping (5 s off): a few bytes are
+// acknowledged well within a second.
+func TestAckDueWakesIdleSender(t *testing.T) {
+	p := newPair(t)
+	p.roundTrip(t, "hi")
+	require.Eventually(t, func() bool { return acked(p.c) && acked(p.s) }, 3*time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // both senders asleep, until their pings
+	_, err := p.c.Write([]byte("hello"))
+	require.NoError(t, err)
+	start := time.Now()
+	require.Eventually(t, func() bool { return acked(p.c) }, 4*time.Second, time.Millisecond,
+		"the server did not acknowledge 5 bytes (it does not read them) before its ping")
+	require.Less(t, time.Since(start), time.Second)
+}
+
+// CloseWrite returns at once, as a TCP connection's does, when a Write
+// waits on a full buffer: the Write returns what it buffered and an error,
+// and the peer reads exactly those bytes, then io.EOF.
+func TestCloseWriteDuringBlockedWrite(t *testing.T) {
+	p := newPair(t, WithLinger(0))
+	type result struct {
+		n   int
+		err error
+	}
+	wrote := make(chan result, 1)
+	go func() {
+		n, err := p.c.Write(make([]byte, 16<<20)) // the server does not read: its window and the client's buffer fill
+		wrote <- result{n, err}
+	}()
+	require.Eventually(t, func() bool {
+		p.c.mu.Lock()
+		defer p.c.mu.Unlock()
+		return p.c.snd.n == p.c.cfg.bufSize
+	}, 10*time.Second, time.Millisecond, "the Write did not fill the buffer")
+	done := make(chan error, 1)
+	go func() { done <- p.c.CloseWrite() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		p.c.SetWriteDeadline(time.Now())
+		t.Fatal("CloseWrite waited for the blocked Write")
+	}
+	w := <-wrote
+	require.ErrorIs(t, w.err, net.ErrClosed)
+	require.Less(t, w.n, 16<<20)
+	p.s.SetReadDeadline(time.Now().Add(20 * time.Second))
+	got, err := io.Copy(io.Discard, p.s)
+	require.NoError(t, err, "io.EOF after the bytes the Write buffered")
+	require.Equal(t, int64(w.n), got)
+}
+
+// With a linger of 0, Close returns nil when the peer has acknowledged
+// every byte: only the final frame's acknowledgement is missing, and no
+// byte is at risk.
+func TestCloseLingerZeroAllAcked(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	sl := NewListener(ln)
+	defer sl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, &tethertcp.Dialer{}, sl.Addr().String(), nil, WithLinger(0))
+	require.NoError(t, err)
+	s, err := sl.AcceptSession()
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = c.Write([]byte("hello"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return acked(c) }, 5*time.Second, time.Millisecond)
+	require.NoError(t, c.Close())
+}
+
+// A handshake the server rejected as malformed reads as such, permanent,
+// not as an exporter mismatch alone: a newer client's unknown flags get
+// the same code.
+func TestRejectBadError(t *testing.T) {
+	err := rejectErr(rejectBad)
+	require.True(t, tether.IsPermanent(err))
+	require.ErrorContains(t, err, "rejected the handshake as malformed")
+}

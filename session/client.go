@@ -191,7 +191,7 @@ func (c *Conn) open(raw net.Conn, flags byte, exp []byte) error {
 	handOver(raw)
 	c.mu.Lock()
 	c.id, c.key = r.id, key
-	c.peerLimit = uint64(r.window)
+	c.peerLimit, c.ackEvery = uint64(r.window), ackEvery(r.window)
 	c.epoch = 1
 	c.tconn = raw
 	c.lastRecv = time.Now()
@@ -279,7 +279,7 @@ func rejectErr(code byte) error {
 	case rejectVersion:
 		return errVersion
 	case rejectBad:
-		return errExporter
+		return errRejected
 	case rejectStale:
 		return errStale
 	case rejectShutdown:

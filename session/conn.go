@@ -15,7 +15,8 @@ import (
 // Protocol constants that are not options.
 const (
 	// ackThreshold: a receiver acknowledges at the latest once this many
-	// bytes are unacknowledged, or its read position moved this far.
+	// bytes are unacknowledged (half its peer's window, if less: ackEvery),
+	// or its read position moved this far (ackStep).
 	ackThreshold = 64 << 10
 	// ackDelay: and at the latest this long after the first unacknowledged
 	// byte.
@@ -53,11 +54,14 @@ type Conn struct {
 	client bool
 	t      *tether.Tether // client: the transport
 	l      *Listener      // server: the owner
+	// server, under l.mu: the session waits for Accept; it was removed
+	// from the Listener's sessions (it ended).
+	pending, removed bool
 
 	id  [16]byte
 	key []byte
 
-	rmu, wmu sync.Mutex // serialise Reads, and Writes with CloseWrite
+	rmu, wmu sync.Mutex // serialise Reads, and Writes
 	resumeMu sync.Mutex // server: serialises resumes
 	wg       sync.WaitGroup
 
@@ -99,6 +103,7 @@ type Conn struct {
 	finAt      uint64 // the peer's final position, once finKnown
 	finKnown   bool
 	ackedRecv  uint64 // what the last ack said
+	ackEvery   uint64 // bytes received that make an ack due (ackEvery)
 	ackedLimit uint64
 	ackFinSent bool
 	ackDue     time.Time // when an ack is due for bytes received (zero: none)
@@ -132,6 +137,7 @@ func newConn(cfg *config, client bool) *Conn {
 	return &Conn{
 		cfg:         cfg,
 		client:      client,
+		ackEvery:    ackThreshold,
 		closeSend:   -1,
 		closeRecv:   -1,
 		closeSentCh: make(chan struct{}),
@@ -259,10 +265,11 @@ func (c *Conn) writeErrLocked() error {
 
 // CloseWrite sends the peer a final frame after every byte written: the
 // peer's Reads return io.EOF once they have read them all. This end can
-// still read. It returns at once; Close waits for the acknowledgement.
+// still read. It returns at once, as a TCP connection's does: a Write
+// blocked meanwhile on a full buffer returns the count it buffered, which
+// the final frame follows, and an error. Close waits for the
+// acknowledgement.
 func (c *Conn) CloseWrite() error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.writeErrLocked(); err != nil {
@@ -270,6 +277,7 @@ func (c *Conn) CloseWrite() error {
 	}
 	c.finWant = true
 	c.kickLocked()
+	wake(c.wwake)
 	return nil
 }
 
@@ -296,7 +304,9 @@ func (c *Conn) Close() error {
 		c.kickLocked()
 		deadline := time.Now().Add(c.cfg.linger)
 		c.waitLocked(deadline, func() bool { return c.finAcked || c.ended })
-		if !c.finAcked && !c.ended {
+		if !c.finAcked && !c.ended && c.sAcked < c.sWritten {
+			// (Bytes all acknowledged, the final frame not yet: they
+			// arrived, and the close frame below ends the session.)
 			err = fmt.Errorf("%w (%d bytes unacknowledged)", errLingered, c.sWritten-c.sAcked)
 		}
 		if w, _ := c.writerLocked(); !c.ended && w != nil {

@@ -21,6 +21,12 @@ func (c *Conn) limitLocked() uint64 {
 	return c.rRecv - uint64(c.rcv.n) + uint64(c.cfg.bufSize)
 }
 
+// ackEvery returns how many bytes received make an ack due, for a peer
+// whose window (its buffer) is window bytes: ackThreshold, or half the
+// window when that is less, so that a peer with a small buffer is not
+// kept waiting for acks until ackDelay.
+func ackEvery(window uint32) uint64 { return min(ackThreshold, uint64(window)/2) }
+
 // ackStep is how far the limit moves before this end says so.
 func (c *Conn) ackStep() uint64 { return uint64(min(ackThreshold, c.cfg.bufSize/2)) }
 
@@ -50,8 +56,9 @@ func (c *Conn) onData(off uint64, p []byte) error {
 	c.rRecv = end
 	if c.ackDue.IsZero() {
 		c.ackDue = c.now.Add(ackDelay)
+		c.kickLocked() // an idle sender's timer is set for a ping: set it for the ack
 	}
-	if c.rRecv-c.ackedRecv >= ackThreshold {
+	if c.rRecv-c.ackedRecv >= c.ackEvery {
 		c.kickLocked()
 	}
 	wake(c.rwake)
@@ -159,7 +166,7 @@ func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 	}
 	limit := c.limitLocked()
 	finAck := c.finKnown && c.rRecv == c.finAt && !c.ackFinSent
-	if c.ackNow || finAck || c.rRecv-c.ackedRecv >= ackThreshold || limit-c.ackedLimit >= c.ackStep() ||
+	if c.ackNow || finAck || c.rRecv-c.ackedRecv >= c.ackEvery || limit-c.ackedLimit >= c.ackStep() ||
 		(!c.ackDue.IsZero() && !now.Before(c.ackDue)) {
 		var flags byte
 		if c.finKnown && c.rRecv == c.finAt {
@@ -309,7 +316,9 @@ func (c *Conn) sendLoop() {
 				batchPool.Put(bp)
 				bp = nil
 			}
-			timer.Reset(c.nextWakeLocked(now))
+			if w != nil {
+				timer.Reset(c.nextWakeLocked(now))
+			} // else nothing is due before a transport comes, which wakes the sender
 			c.idle = true
 			c.mu.Unlock()
 			select {

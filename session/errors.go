@@ -29,6 +29,7 @@ var (
 	errStale    = errors.New("tether/session: resume superseded by a later attempt")
 	errBadReply = errors.New("tether/session: server's resume reply failed authentication")
 	errExporter = tether.Permanent(errors.New("tether/session: the two ends disagree on binding the TLS exporter (is TLS terminated in between?)"))
+	errRejected = tether.Permanent(errors.New("tether/session: server rejected the handshake as malformed (a newer client, or ends that disagree on binding the TLS exporter: is TLS terminated in between?)"))
 	errExpired  = errors.New("tether/session: detached session expired")
 	errLingered = errors.New("tether/session: closed before the peer acknowledged every byte")
 )

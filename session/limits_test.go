@@ -120,6 +120,72 @@ func TestMaxSessions(t *testing.T) {
 	c.Close()
 }
 
+// A session that ended while it waited for Accept (its client wrote and
+// closed) still holds what it received, until Accept takes it: it counts
+// toward the session cap until then, and Accept returns it with its bytes.
+func TestEndedSessionsCountUntilAccepted(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	sl := session.NewListener(listen(t), session.WithMaxSessions(2))
+	defer sl.Close()
+	addr := sl.Addr().String()
+	payload := make([]byte, 256<<10)
+	dial := func(h tether.DisconnectHandler) (*session.Conn, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return session.Dial(ctx, &tethertcp.Dialer{}, addr, h)
+	}
+	for i := range 2 {
+		c, err := dial(quick())
+		require.NoError(t, err, "dial %d", i)
+		_, err = c.Write(payload)
+		require.NoError(t, err)
+		require.NoError(t, c.Close(), "the server acknowledged every byte, unaccepted")
+	}
+	require.Equal(t, 2, sl.Len())
+	_, err := dial(tether.DisconnectHandlerFunc(func(context.Context, *tether.Event) tether.Action { return tether.GiveUp }))
+	require.ErrorContains(t, err, "too many sessions", "the ended sessions still hold their bytes")
+	for range 2 {
+		s, err := sl.AcceptSession()
+		require.NoError(t, err)
+		got, err := io.ReadAll(s)
+		require.NoError(t, err)
+		require.Len(t, got, len(payload))
+		s.Close()
+	}
+	require.Equal(t, 0, sl.Len())
+	c, err := dial(quick())
+	require.NoError(t, err, "accepted, they no longer count")
+	c.Close()
+}
+
+// A client with a small buffer writing to a server with a large one gets
+// its acks after half its buffer, not after the server's ack threshold
+// or its ack delay: 256 KiB through a 16 KiB buffer take well under a
+// second (at one buffer per ack delay, they took 1.6 s).
+func TestSmallBufferGetsTimelyAcks(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	sl := session.NewListener(listen(t), session.WithLinger(0))
+	defer sl.Close()
+	go func() {
+		s, err := sl.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, s)
+		s.Close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := session.Dial(ctx, &tethertcp.Dialer{}, sl.Addr().String(), nil, session.WithBufferSize(16<<10), session.WithLinger(0))
+	require.NoError(t, err)
+	defer c.Close()
+	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	n, err := c.Write(make([]byte, 256<<10))
+	require.NoError(t, err, "%d bytes in %v", n, time.Since(start))
+	require.Less(t, time.Since(start), time.Second)
+}
+
 // A peer that never reads: the writer blocks once its buffer and the
 // peer's are full, and memory stays bounded by them.
 func TestPeerNeverReads(t *testing.T) {

@@ -32,8 +32,12 @@ type Listener struct {
 	stopped chan struct{}  // closed when the accept loop failed
 	wg      sync.WaitGroup // the accept loop and the handshakes
 
-	mu         sync.Mutex
-	sessions   map[[16]byte]*Conn
+	mu       sync.Mutex
+	sessions map[[16]byte]*Conn
+	// held counts the sessions in sessions and those that ended while
+	// they waited for Accept, which hold their unread bytes until Accept
+	// takes them: the session cap counts both.
+	held       int
 	handshakes map[net.Conn]struct{} // connections in a handshake
 	closed     bool
 	err        error // why Accept fails: the inner listener's error or a bad option
@@ -84,6 +88,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) AcceptSession() (*Conn, error) {
 	select {
 	case c := <-l.acceptq:
+		l.mu.Lock()
+		c.pending = false
+		if c.removed {
+			l.held--
+		}
+		l.mu.Unlock()
 		return c, nil
 	case <-l.done:
 	case <-l.stopped:
@@ -104,11 +114,13 @@ func (l *Listener) Addr() net.Addr {
 	return l.inner.Addr()
 }
 
-// Len returns the number of sessions the Listener holds.
+// Len returns the number of sessions the Listener holds, as its session
+// cap counts them: those not ended, and those that ended while they waited
+// for Accept (Accept still returns them, with the bytes they received).
 func (l *Listener) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.sessions)
+	return l.held
 }
 
 // Close stops accepting, closes the inner listener, and ends every session
@@ -146,12 +158,16 @@ func (l *Listener) Close() error {
 		}
 		c.mu.Unlock()
 	}
+	// One wait for them all: a detached session sends no close frame, nor
+	// does one whose sender is stuck on a peer that does not read.
 	t := time.NewTimer(250 * time.Millisecond)
+wait:
 	for _, c := range ss {
 		select {
 		case <-c.closeSentCh:
 		case <-c.done:
 		case <-t.C:
+			break wait
 		}
 	}
 	t.Stop()
@@ -358,20 +374,25 @@ func (l *Listener) open(raw net.Conn, h *hello, exp []byte) (*Conn, byte, error)
 
 	c := newConn(l.cfg, false)
 	c.l, c.id, c.key = l, r.id, key
-	c.peerLimit = uint64(h.window)
+	c.peerLimit, c.ackEvery = uint64(h.window), ackEvery(h.window)
 	l.mu.Lock()
 	switch {
 	case l.closed:
 		l.mu.Unlock()
 		return nil, rejectShutdown, errShutdown
-	case len(l.sessions) >= l.cfg.maxSessions:
+	case l.held >= l.cfg.maxSessions:
 		l.mu.Unlock()
 		return nil, rejectBusy, errBusy
 	}
 	l.sessions[c.id] = c
+	l.held++
+	c.pending = true
 	l.mu.Unlock()
 
 	if _, err := raw.Write(r.append(make([]byte, 0, acceptLen))); err != nil {
+		l.mu.Lock()
+		c.pending = false // never to be accepted
+		l.mu.Unlock()
 		l.remove(c)
 		return nil, 0, err
 	}
@@ -457,6 +478,10 @@ func (l *Listener) remove(c *Conn) {
 	l.mu.Lock()
 	if l.sessions[c.id] == c {
 		delete(l.sessions, c.id)
+		// A session not yet accepted stays held until Accept takes it.
+		if c.removed = true; !c.pending {
+			l.held--
+		}
 	}
 	l.mu.Unlock()
 }

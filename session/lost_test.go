@@ -159,6 +159,27 @@ func TestListenerCloseEndsSessions(t *testing.T) {
 	require.ErrorIs(t, err, net.ErrClosed)
 }
 
+// Listener.Close does not wait for sessions that cannot send a close
+// frame (detached ones): one short wait serves them all.
+func TestListenerCloseWithDetachedSessions(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	sl := session.NewListener(listen(t))
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := session.Dial(ctx, &tethertcp.Dialer{}, sl.Addr().String(), nil)
+		cancel()
+		require.NoError(t, err)
+		s, err := sl.AcceptSession()
+		require.NoError(t, err)
+		c.Tether().Close() // the client goes away without a close frame
+		waitNotReady(t, s)
+		c.Close()
+	}
+	start := time.Now()
+	require.NoError(t, sl.Close())
+	require.Less(t, time.Since(start), 3*time.Second, "the detached lifetime is 5 min")
+}
+
 // Close sends everything and waits for the acks, across a reconnect.
 func TestCloseLingers(t *testing.T) {
 	defer goleak.VerifyNone(t)
