@@ -175,18 +175,23 @@ func (t *Tether) setDeadline(tm time.Time, dir direction) error {
 	}
 	t.half[dir].seq.Add(1) // odd: operations that begin now cannot trust the connection's deadline
 	defer t.half[dir].seq.Add(1)
-	c := t.cur.Load()
-	if c.conn == nil {
+	conn := t.cur.Load().conn
+	if conn == nil && t.rec != nil {
+		// The lost connection, until the handler has decided: an
+		// operation may still be blocked on it.
+		conn = t.rec.lost
+	}
+	if conn == nil {
 		return nil
 	}
 	// An error from a dead connection does not matter: the next one gets
 	// the deadline.
 	if dir == dirWrite {
-		c.conn.SetWriteDeadline(tm)
+		conn.SetWriteDeadline(tm)
 	} else if t.wd != nil {
-		c.conn.SetReadDeadline(sooner(t.wd.at, tm)) // a Read may be waiting
+		conn.SetReadDeadline(sooner(t.wd.at, tm)) // a Read may be waiting
 	} else {
-		c.conn.SetReadDeadline(tm)
+		conn.SetReadDeadline(tm)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package tether_test
 
 import (
+	"context"
 	"io"
 	"net"
 	"os"
@@ -308,4 +309,54 @@ func TestFarDeadlineDeadPeerTimeout(t *testing.T) {
 		require.NoError(t, (<-got).err)
 		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
 	})
+}
+
+// Semantics 6, while the handler decides: a deadline set then reaches the
+// lost connection, on which a Read (Reconnect took the link down under it)
+// or a Write (to a peer that does not read) may still be blocked, so that
+// the operation returns at its deadline, not when the handler returns.
+func TestDeadlineWhileHandlerDecides(t *testing.T) {
+	for _, dir := range []string{"read", "write"} {
+		t.Run(dir, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				release := make(chan struct{})
+				h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+					if ev.Kind == tether.Disconnected {
+						select {
+						case <-release:
+						case <-ctx.Done():
+						}
+					}
+					return tether.Reconnect
+				})
+				tt, d := dialPipe(t, h)
+				d.Server(t) // reads nothing, writes nothing
+				var got <-chan result
+				if dir == "read" {
+					got = readAsync(tt, 1)
+				} else {
+					got = writeAsync(tt, "hello")
+				}
+				synctest.Wait()
+				tt.Reconnect()
+				synctest.Wait() // the handler holds the decision
+				set := tt.SetReadDeadline
+				if dir == "write" {
+					set = tt.SetWriteDeadline
+				}
+				require.NoError(t, set(time.Now().Add(100*time.Millisecond)))
+				time.Sleep(time.Second)
+				synctest.Wait()
+				select {
+				case res := <-got:
+					require.ErrorIs(t, res.err, os.ErrDeadlineExceeded)
+					close(release)
+				default:
+					t.Errorf("the %s is still blocked 900 ms after its deadline", dir)
+					close(release)
+					<-got
+				}
+			})
+		})
+	}
 }
