@@ -323,6 +323,10 @@ func (t *Tether) dialOnce(ctx context.Context, addr string) (net.Conn, error) {
 	conn.SetDeadline(dl)
 	err = t.cfg.onConnect(octx, conn)
 	cancel()
+	// OnConnect's deadline ends with it: the write buffer's flush and the
+	// Connected or Reconnected decision take their time, and install
+	// gives the connection the Tether's deadlines.
+	conn.SetDeadline(time.Time{})
 	if err != nil {
 		t.setPending(nil)
 		conn.Close()
@@ -406,6 +410,10 @@ func (t *Tether) install(l *link) error {
 		}
 		seg := b.first()
 		t.mu.Unlock()
+		// The flush writes bytes of Writes that have returned: no deadline
+		// of the user's applies to it (a kept connection has the last one,
+		// which may have passed during the outage).
+		l.conn.SetWriteDeadline(time.Time{})
 		n, err := l.conn.Write(seg)
 		t.mu.Lock()
 		b.wrote(n, err, t.cfg.writePolicy)

@@ -288,6 +288,59 @@ func TestWriteBuffer(t *testing.T) {
 	})
 }
 
+// Semantics 18: the buffer's flush runs under no deadline of OnConnect's
+// (it ends with OnConnect): a peer that reads late still gets the buffer,
+// on the first new connection.
+func TestWriteBufferFlushAfterOnConnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := delayed(time.Second)
+		tt, d := dialPipe(t, rec, tether.WithWriteBuffer(64),
+			tether.WithOnConnect(func(context.Context, net.Conn) error { return nil }),
+			tether.WithOnConnectTimeout(time.Second))
+		startOutage(t, tt, d.Server(t))
+		_, err := tt.Write([]byte("hello")) // buffered
+		require.NoError(t, err)
+		s2 := d.Server(t)
+		time.Sleep(2 * time.Second) // the peer reads after OnConnect's deadline
+		require.Equal(t, "hello", readString(t, s2, 5))
+		synctest.Wait()
+		require.Equal(t, tether.Ready, tt.State())
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, rec.Kinds())
+	})
+}
+
+// Semantics 18, with Ignore: the buffer goes to the kept connection under
+// no deadline of the user's, which may have passed while the handler
+// decided (the buffered Writes returned long ago).
+func TestWriteBufferFlushToKeptConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		rec := decide(func(ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Disconnected {
+				<-release
+				return tether.Ignore
+			}
+			return tether.Reconnect
+		})
+		d := wrapFirst(failingRead(errors.New("a hiccup")))
+		tt := tethertest.Dial(t, d, "a", rec, tether.WithWriteBuffer(64))
+		s := d.Server(t)
+		go tt.Read(make([]byte, 1)) // meets the hiccup: the handler decides
+		synctest.Wait()
+		_, err := tt.Write([]byte("hello")) // buffered meanwhile
+		require.NoError(t, err)
+		require.NoError(t, tt.SetWriteDeadline(time.Now().Add(500*time.Millisecond)))
+		time.Sleep(time.Second)
+		close(release)
+		synctest.Wait()
+		require.Equal(t, "hello", readString(t, s, 5), "on the kept connection")
+		synctest.Wait()
+		require.Equal(t, tether.Ready, tt.State())
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected}, rec.Kinds())
+		tt.Close()
+	})
+}
+
 // Semantics 18: WithFailFast makes a Write that does not fit fail at once
 // with ErrBufferFull, writing nothing; alone, it is a buffer of 0.
 func TestFailFast(t *testing.T) {

@@ -188,7 +188,6 @@ func (c *Conn) open(raw net.Conn, flags byte, exp []byte) error {
 		}
 		return protoErr("server's key confirmation does not match")
 	}
-	handOver(raw)
 	c.mu.Lock()
 	c.id, c.key = r.id, key
 	c.peerLimit, c.ackEvery = uint64(r.window), ackEvery(r.window)
@@ -218,7 +217,6 @@ func (c *Conn) resume(raw net.Conn, flags byte, exp []byte) error {
 	if want := resumedMAC(key, &h, r.recv, exp); !hmac.Equal(want[:], r.mac[:]) {
 		return errBadReply
 	}
-	handOver(raw)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if r.recv < c.sAcked || r.recv > c.sWritten {
@@ -228,13 +226,6 @@ func (c *Conn) resume(raw net.Conn, flags byte, exp []byte) error {
 	c.tconn = raw
 	return nil
 }
-
-// handOver readies raw, its handshake done, for the sender, which over TCP
-// and Unix writes to it at once: the Tether's OnConnect deadline stays on
-// the connection until the Tether installs it, after the Reconnected event,
-// and a slow handler would otherwise fail a sender's write that waits on a
-// full socket buffer, and with it a fresh connection.
-func handOver(raw net.Conn) { raw.SetWriteDeadline(time.Time{}) }
 
 // exchange sends the client's preface and h, and reads the server's
 // preface and reply; a reject becomes its error.
