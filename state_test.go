@@ -375,6 +375,31 @@ func TestStateObserver(t *testing.T) {
 	require.ErrorContains(t, err, "nil state observer")
 }
 
+// A Dial that fails tells the observer of Shutdown last, whichever way it
+// failed, so that a count of Tethers per state (otel's tether.count) drops
+// the Tether it never returned.
+func TestStateObserverFailedDial(t *testing.T) {
+	for name, h := range map[string]tether.DisconnectHandler{
+		"give-up": giveUpOn(tether.Unreachable),
+		"ignore":  ignoreOn(tether.Unreachable),
+		"ctx":     delayed(time.Hour),
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				d := &tethertest.Dialer{}
+				d.Down("a")
+				ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+				defer cancel()
+				var last []tether.State
+				_, err := tether.Dial(ctx, d, "a", h,
+					tether.WithStateObserver(func(_, to tether.State, _ time.Duration) { last = append(last, to) }))
+				require.Error(t, err)
+				require.Equal(t, tether.Shutdown, last[len(last)-1], "states: %v", last)
+			})
+		})
+	}
+}
+
 // A connection that the peer closed cleanly after bytes went both ways
 // ended an exchange (a server that answers one request per connection): it
 // is no flap, and Attempt stays 0 however short it lived. One that carried

@@ -128,6 +128,9 @@ func Dial(ctx context.Context, d Dialer, addr string, h DisconnectHandler, opts 
 	}
 	ev := Event{Addr: addr, State: Connecting}
 	if out, err := t.connect(ctx, &ev, time.Now(), true); out != connected {
+		t.mu.Lock()
+		t.setStateLocked(Shutdown) // the state observer's last call
+		t.mu.Unlock()
 		return nil, err
 	}
 	return t, nil
