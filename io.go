@@ -133,7 +133,7 @@ func (t *Tether) Write(p []byte) (int, error) {
 				}
 			}
 			if err := t.awaitLink(c, dirWrite); err != nil {
-				return n, err
+				return n, droppedErr(err, dropped, len(p))
 			}
 			continue
 		}
@@ -170,15 +170,26 @@ func (t *Tether) Write(p []byte) (int, error) {
 			dropped = len(p) - n
 		case t.cfg.writePolicy == uint8(WriteDrop), t.cfg.writePolicy == uint8(WriteWhole) && n > 0:
 			// The reconnect goes on; this Write reports its loss now.
-			return n, fmt.Errorf("%w (%d of %d bytes): %w", ErrDropped, len(p)-n, len(p), err)
+			return n, droppedErr(err, len(p)-n, len(p))
 		}
 		if o != nil && (n > 0 || t.cfg.buffer == 0 && !t.cfg.failFast) {
 			if e := t.await(o, dirWrite, err); e != nil {
-				return n, e
+				// A Write the boundary cut that ends while it waits
+				// (deadline, Close, give-up) still reports its loss.
+				return n, droppedErr(e, dropped, len(p))
 			}
 		}
 		// Else, with a buffer, the untouched Write goes to it.
 	}
+}
+
+// droppedErr returns err for a Write of size bytes whose last dropped bytes
+// went nowhere: matching ErrDropped too, when dropped > 0.
+func droppedErr(err error, dropped, size int) error {
+	if dropped == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (%d of %d bytes): %w", ErrDropped, dropped, size, err)
 }
 
 // boundary reports the reconnect boundary to an operation of dir that finds

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -443,4 +444,39 @@ func TestWriteBufferBadOptions(t *testing.T) {
 	_, err = tether.Dial(t.Context(), &tethertest.Dialer{}, "a", nil, tether.WithWriteBuffer(10), tether.WithReconnectBoundary())
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "WithReconnectBoundary and WithWriteBuffer"), err.Error())
+}
+
+// With the boundary, a Write cut by a loss that ends while it waits for
+// the new connection (its deadline, Close) still matches ErrDropped: a
+// framed client must not resend the rest of a frame as if it had timed
+// out on a healthy connection.
+func TestBoundaryCutWriteEndsWhileWaiting(t *testing.T) {
+	for _, end := range []string{"deadline", "close"} {
+		t.Run(end, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tt, d := dialPipe(t, nil, tether.WithReconnectBoundary())
+				s1 := d.Server(t)
+				d.Hold() // the new connection does not come
+				if end == "deadline" {
+					require.NoError(t, tt.SetWriteDeadline(time.Now().Add(5*time.Second)))
+				}
+				wrote := writeAsync(tt, "SET k hello")
+				readString(t, s1, 6)
+				synctest.Wait()
+				s1.Close()
+				synctest.Wait()
+				if end == "close" {
+					tt.Close()
+				}
+				w := <-wrote
+				require.Equal(t, 6, w.n)
+				require.ErrorIs(t, w.err, tether.ErrDropped)
+				if end == "deadline" {
+					require.ErrorIs(t, w.err, os.ErrDeadlineExceeded)
+				} else {
+					require.ErrorIs(t, w.err, net.ErrClosed)
+				}
+			})
+		})
+	}
 }
