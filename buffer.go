@@ -10,6 +10,10 @@ type writeBuffer struct {
 	head    int
 	segs    []int // the lengths of the Writes still in data, in order
 	dropped int64 // bytes of buffered Writes that no connection will get
+	// flushing: the buffer is being written to a connection, and takes no
+	// more Writes until it is empty (else a producer that keeps up with
+	// the flush would keep it from ever ending).
+	flushing bool
 }
 
 // size returns the count of bytes buffered (0 for a nil buffer).
@@ -22,8 +26,24 @@ func (b *writeBuffer) size() int {
 
 func (b *writeBuffer) empty() bool { return b == nil || len(b.segs) == 0 }
 
+// free returns the room left in a buffer of n bytes for a Write.
+func (b *writeBuffer) free(n int) int {
+	if b == nil {
+		return n
+	}
+	if b.flushing {
+		return 0
+	}
+	return n - b.size()
+}
+
 // add buffers the Write p.
 func (b *writeBuffer) add(p []byte) {
+	if b.head > 0 && len(b.data)+len(p) > cap(b.data) {
+		// Move what a cut flush left to the front rather than grow.
+		b.data = append(b.data[:0], b.data[b.head:]...)
+		b.head = 0
+	}
 	b.data = append(b.data, p...)
 	b.segs = append(b.segs, len(p))
 }
@@ -70,7 +90,7 @@ func (t *Tether) buffer(c *link, p []byte) (handled bool, n int, err error) {
 	if t.rec == nil {
 		t.startLocked(nil, nil) // Idle: this Write dials, whether it is buffered, fails fast or waits
 	}
-	if len(p) <= t.cfg.buffer-t.bufLocked().size() {
+	if len(p) <= t.bufLocked().free(t.cfg.buffer) {
 		x := t.extraLocked()
 		if x.buf == nil {
 			x.buf = &writeBuffer{}
@@ -79,7 +99,7 @@ func (t *Tether) buffer(c *link, p []byte) (handled bool, n int, err error) {
 		return true, len(p), nil
 	}
 	if t.cfg.failFast {
-		return true, 0, fmt.Errorf("%w (%d bytes, %d of %d free)", ErrBufferFull, len(p), t.cfg.buffer-t.bufLocked().size(), t.cfg.buffer)
+		return true, 0, fmt.Errorf("%w (%d bytes, %d of %d free)", ErrBufferFull, len(p), t.bufLocked().free(t.cfg.buffer), t.cfg.buffer)
 	}
 	return false, 0, nil
 }

@@ -233,8 +233,10 @@ func WithLazy() Option {
 // copied and returns len(p), nil at once, and the buffer goes first, in
 // order, to the next connection, before any later Write. A Write that does
 // not fit waits for a connection as without a buffer (or fails at once,
-// with WithFailFast). For producers that must not block during an outage
-// (nats.go's ReconnectBufSize).
+// with WithFailFast); so does one made while the buffer is being written to
+// a new connection, which then takes no more Writes, so that a producer
+// that keeps up with the flush cannot keep it from ending. For producers
+// that must not block during an outage (nats.go's ReconnectBufSize).
 //
 // A buffered Write has returned, so a failure of what it wrote cannot be
 // reported to it: the buffer keeps Writes whole, and if a connection dies

@@ -391,6 +391,9 @@ func (t *Tether) install(l *link) error {
 		if b.empty() {
 			// Installed under the same lock that saw the buffer empty:
 			// no Write can slip into the buffer after it was flushed.
+			if b != nil {
+				b.flushing = false
+			}
 			if t.rec != nil {
 				t.rec.pending = nil
 			}
@@ -409,6 +412,7 @@ func (t *Tether) install(l *link) error {
 			return nil
 		}
 		seg := b.first()
+		b.flushing = true
 		t.mu.Unlock()
 		// The flush writes bytes of Writes that have returned: no deadline
 		// of the user's applies to it (a kept connection has the last one,
@@ -417,6 +421,9 @@ func (t *Tether) install(l *link) error {
 		n, err := l.conn.Write(seg)
 		t.mu.Lock()
 		b.wrote(n, err, t.cfg.writePolicy)
+		if err != nil {
+			b.flushing = false // the next connection takes the rest, and Writes meanwhile
+		}
 		t.mu.Unlock()
 		if err != nil {
 			return fmt.Errorf("tether: writing the write buffer: %w", err)

@@ -1,12 +1,15 @@
 package tether_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -479,4 +482,76 @@ func TestBoundaryCutWriteEndsWhileWaiting(t *testing.T) {
 			})
 		})
 	}
+}
+
+// Semantics 18, with a producer that keeps up with the flush: the buffer
+// takes no Writes while it is written to the new connection (they fail
+// fast), so the flush ends and the Tether is Ready; the peer gets every
+// Write that returned success, once, in order.
+func TestWriteBufferFlushEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt, d := dialPipe(t, delayed(10*time.Millisecond), tether.WithWriteBuffer(100), tether.WithFailFast())
+		s1 := d.Server(t)
+		var (
+			mu   sync.Mutex
+			sent []byte // what Writes that returned success wrote
+		)
+		stop := make(chan struct{})
+		produced := make(chan struct{})
+		go func() { // 10 bytes every 0.5 ms, dropped when the buffer is full
+			defer close(produced)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(500 * time.Microsecond):
+				}
+				rec := fmt.Sprintf("%09d\n", i)
+				n, err := tt.Write([]byte(rec)) // a Write the loss cut sent n bytes
+				mu.Lock()
+				sent = append(sent, rec[:n]...)
+				mu.Unlock()
+				if err != nil && !errors.Is(err, tether.ErrBufferFull) && !errors.Is(err, tether.ErrDropped) {
+					return
+				}
+			}
+		}()
+		got := make(chan []byte, 1)
+		go func() { // the peer reads at 10 bytes a millisecond, half the producer's pace
+			var all []byte
+			buf := make([]byte, 10)
+			for _, s := range []net.Conn{s1, nil} {
+				if s == nil {
+					c, err := d.Accept(context.Background())
+					if err != nil {
+						break
+					}
+					s = c
+				}
+				for {
+					time.Sleep(time.Millisecond)
+					n, err := s.Read(buf)
+					all = append(all, buf[:n]...)
+					if err != nil {
+						break
+					}
+				}
+			}
+			got <- all
+		}()
+		time.Sleep(50 * time.Millisecond)
+		s1.Close() // an outage: the buffer fills, then goes to the next connection
+		time.Sleep(time.Second)
+		require.Equal(t, tether.Ready, tt.State(), "the flush ended")
+		close(stop)
+		<-produced
+		synctest.Wait()
+		tt.Close()
+		all := <-got
+		mu.Lock()
+		defer mu.Unlock()
+		require.NotEmpty(t, sent)
+		require.True(t, bytes.HasPrefix(sent, all), "the peer got what Writes sent, in order")
+		require.GreaterOrEqual(t, len(all), len(sent)-200, "and all of it but what was in flight at Close")
+	})
 }
