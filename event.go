@@ -76,7 +76,8 @@ type Event struct {
 	Uptime time.Duration
 	// Since is when the current outage began: when the connection was lost
 	// (for Disconnected and the Unreachable and Reconnected events that
-	// follow it), or when Dial began (for the events inside Dial).
+	// follow it), or when Dial began (for the events inside Dial), or a
+	// lazy Tether's first dial.
 	Since time.Time
 	// Generation is the connection number: 1 for Dial's first connection,
 	// incremented by every reconnect. On Disconnected it is the lost

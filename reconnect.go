@@ -131,8 +131,11 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 	} else {
 		ev.Addr, ev.State = t.addr, Connecting
 	}
-	since := t.since
 	first := t.cur.Load().gen == 0 // a lazy Tether's first dial
+	if lost == nil && first {
+		t.since = now // the lazy dial's outage begins now, as Dial's does
+	}
+	since := t.since
 	t.mu.Unlock()
 
 	if lost != nil {

@@ -114,7 +114,8 @@ var (
 // The handler is asked about every failed dial (Unreachable) and may retry
 // for as long as it likes: with context.Background() and a server that never
 // comes up, Dial with the default policy retries for ever. Bound it with a
-// ctx deadline, a middleware such as MaxAttempts, or WithNoInitialRetry.
+// ctx deadline, a middleware such as MaxDowntime (or Backoff's
+// MaxAttempts), or WithNoInitialRetry.
 // As with net.Dialer, once Dial has returned ctx no longer matters: the
 // handler then gets the Tether's own ctx, done when the Tether ends.
 func Dial(ctx context.Context, d Dialer, addr string, h DisconnectHandler, opts ...Option) (*Tether, error) {

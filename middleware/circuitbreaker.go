@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -168,7 +169,7 @@ func CircuitBreaker(b *Breaker) tether.Middleware {
 	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
 		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 			switch {
-			case ev.Kind == tether.Unreachable || ev.Kind == tether.Disconnected && ev.Attempt > 0:
+			case ev.Kind == tether.Unreachable || ev.Kind == tether.Disconnected && ev.Attempt > 0 && !errors.Is(ev.Err, tether.ErrForcedReconnect):
 				b.fail(ev.Dialed)
 			case ev.Kind == tether.Connected || ev.Kind == tether.Reconnected:
 				b.succeed(ev.Dialed)

@@ -65,7 +65,11 @@ func failover(name string, addrs []string, sticky bool) tether.Middleware {
 				ev.Addr = addrs[0]
 			case outage(ev):
 				// Index returns -1 for an unknown address: +1 makes it 0.
-				ev.Addr = addrs[(slices.Index(addrs, ev.Addr)+1)%len(addrs)]
+				at := ev.Dialed // where the Tether was, whatever an ignored event left in Addr
+				if at == "" {
+					at = ev.Addr
+				}
+				ev.Addr = addrs[(slices.Index(addrs, at)+1)%len(addrs)]
 			}
 			return next.HandleDisconnect(ctx, ev)
 		})

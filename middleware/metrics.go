@@ -36,8 +36,9 @@ type MetricsRecorder interface {
 	// the event that ended it. An outage that Close ends is not observed.
 	ObserveOutage(ev *tether.Event, d time.Duration, recovered bool)
 	// ObserveConnection records how long a connection lived, from its
-	// acceptance to its loss: for each Disconnected event (ev.Err is why it
-	// ended). A connection that Close ends is not observed.
+	// acceptance to its loss: for each Disconnected event that the
+	// handlers did not Ignore (Ignore keeps the connection; ev.Err is why
+	// it ended). A connection that Close ends is not observed.
 	ObserveConnection(ev *tether.Event, lifetime time.Duration)
 }
 
@@ -61,7 +62,9 @@ func Metrics(r MetricsRecorder) tether.Middleware {
 			r.CountEvent(ev, a)
 			switch ev.Kind {
 			case tether.Disconnected:
-				r.ObserveConnection(ev, ev.Uptime)
+				if a != tether.Ignore { // Ignore keeps the connection
+					r.ObserveConnection(ev, ev.Uptime)
+				}
 			case tether.Unreachable:
 				r.ObserveDial(ev, ev.DialTime, false)
 			case tether.Connected, tether.Reconnected:
@@ -194,7 +197,9 @@ var histogramBounds = [...]time.Duration{
 // Its zero value is empty; it implements expvar.Var.
 type histogram struct {
 	counts [len(histogramBounds) + 1]atomic.Int64 // the last is +Inf
-	sum    atomic.Int64                           // nanoseconds
+	// sum is in microseconds: in nanoseconds, the connections of 10,000
+	// Tethers that live a day each summed past int64 in 11 days.
+	sum atomic.Int64
 }
 
 func (h *histogram) observe(d time.Duration) {
@@ -204,7 +209,7 @@ func (h *histogram) observe(d time.Duration) {
 		i++
 	}
 	h.counts[i].Add(1)
-	h.sum.Add(int64(d))
+	h.sum.Add(d.Microseconds())
 }
 
 // String returns h as JSON: count, sum in seconds and cumulative buckets.
@@ -228,7 +233,7 @@ func (h *histogram) String() string {
 	b = append(b, `}, "count": `...)
 	b = strconv.AppendInt(b, n, 10)
 	b = append(b, `, "sum": `...)
-	b = strconv.AppendFloat(b, time.Duration(h.sum.Load()).Seconds(), 'g', -1, 64)
+	b = strconv.AppendFloat(b, float64(h.sum.Load())/1e6, 'g', -1, 64)
 	b = append(b, '}')
 	return string(b)
 }

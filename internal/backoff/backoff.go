@@ -4,6 +4,7 @@ package backoff
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -73,12 +74,9 @@ func (c Config) Nominal(attempt int) time.Duration {
 	if attempt <= 0 {
 		return 0
 	}
-	d, limit := float64(c.BaseDelay), float64(c.MaxDelay)
-	for i := 1; i < attempt && d < limit; i++ {
-		d *= c.Multiplier
-	}
-	if d > limit {
-		d = limit
+	d, limit := float64(c.BaseDelay)*math.Pow(c.Multiplier, float64(attempt-1)), float64(c.MaxDelay)
+	if d >= limit || d != d {
+		return c.MaxDelay
 	}
 	return time.Duration(d)
 }
@@ -98,6 +96,9 @@ func (c Config) Delay(attempt int, r float64) time.Duration {
 	d *= 1 + c.Jitter*(2*r-1)
 	if d < 0 {
 		d = 0
+	}
+	if d >= math.MaxInt64 {
+		return math.MaxInt64
 	}
 	return time.Duration(d)
 }
