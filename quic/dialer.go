@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -52,6 +53,8 @@ var (
 	errNoTLSConfig     = errors.New("tether/quic: Dialer has no TLSConfig")
 	errNoNextProtos    = errors.New("tether/quic: TLSConfig.NextProtos is empty (QUIC requires ALPN)")
 	errNegativeTimeout = errors.New("tether/quic: negative Timeout")
+	errNegativeIdle    = errors.New("tether/quic: negative Config.MaxIdleTimeout")
+	errNegativeHSIdle  = errors.New("tether/quic: negative Config.HandshakeIdleTimeout")
 	errNilDialer       = errors.New("tether/quic: nil *Dialer")
 	errNilConn         = errors.New("tether/quic: Conn not made by a Dialer")
 )
@@ -90,7 +93,9 @@ type Dialer struct {
 	// KeepAlivePeriod turns keep-alives off, and with them the Dialer's
 	// check that a connection still hears from its server), TokenStore an
 	// LRU store (so that a redial skips address validation). Its other
-	// fields take quic-go's defaults.
+	// fields take quic-go's defaults. A negative MaxIdleTimeout or
+	// HandshakeIdleTimeout, or a version in Versions other than
+	// quic.Version1 and quic.Version2, is an error.
 	Config *quic.Config
 
 	// Timeout bounds each Dial that makes a new connection: a dial to an
@@ -441,6 +446,8 @@ func (d *Dialer) init() error {
 		d.initErr = errNoNextProtos
 	case d.Timeout < 0:
 		d.initErr = errNegativeTimeout
+	default:
+		d.initErr = checkConfig(d.Config)
 	}
 	if d.initErr != nil {
 		d.initErr = tether.Permanent(d.initErr)
@@ -462,6 +469,29 @@ func (d *Dialer) init() error {
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.conns = make(map[string]*entry)
 	d.live = make(map[*qconn]struct{})
+	return nil
+}
+
+// checkConfig returns the error of a quic.Config that no dial can succeed
+// with: quic-go panics on a negative MaxIdleTimeout (it cannot encode it),
+// fails every handshake at once with a negative HandshakeIdleTimeout, and
+// refuses a version it does not speak, all as if the next dial could do
+// better. (A negative KeepAlivePeriod is valid: no keep-alives.)
+func checkConfig(c *quic.Config) error {
+	if c == nil {
+		return nil
+	}
+	if c.MaxIdleTimeout < 0 {
+		return errNegativeIdle
+	}
+	if c.HandshakeIdleTimeout < 0 {
+		return errNegativeHSIdle
+	}
+	for _, v := range c.Versions {
+		if v != quic.Version1 && v != quic.Version2 {
+			return fmt.Errorf("tether/quic: unsupported QUIC version %s in Config.Versions", v)
+		}
+	}
 	return nil
 }
 
