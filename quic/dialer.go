@@ -188,8 +188,9 @@ type entry struct {
 // Those that a retry cannot mend are marked permanent for
 // tether.IsPermanent: a bad configuration, ErrDialerClosed, an address
 // without a port, a TLS failure (certificate verification, no common ALPN
-// protocol), no common QUIC version. Everything else, a server that does not
-// answer in time included, is transient. ctx bounds the Dial only; the
+// protocol, a TLSConfig that rules out TLS 1.3), no common QUIC version.
+// Everything else, a server that does not answer in time or fails with a
+// TLS internal_error included, is transient. ctx bounds the Dial only; the
 // Conn and its connection outlive it.
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if d == nil {
@@ -581,9 +582,10 @@ func permanent(err error) bool {
 	var te *quic.TransportError
 	if errors.As(err, &te) && te.ErrorCode.IsCryptoError() {
 		// A TLS alert, local or from the server: certificate verification,
-		// no common ALPN protocol or cipher suite. Only internal_error (80)
-		// may be a passing trouble of the peer.
-		return te.ErrorCode != 0x100+80
+		// no common ALPN protocol or cipher suite. Only the server's
+		// internal_error (80) may be a passing trouble; raised here, it
+		// comes of a TLSConfig that cannot work (one without TLS 1.3, say).
+		return te.ErrorCode != 0x100+80 || !te.Remote
 	}
 	var ve *quic.VersionNegotiationError
 	return errors.As(err, &ve)

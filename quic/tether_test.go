@@ -575,6 +575,8 @@ func TestDialErrors(t *testing.T) {
 	defer udp.Close()
 	silent := udp.LocalAddr().String()
 	conf := &quic.Config{HandshakeIdleTimeout: 200 * time.Millisecond}
+	tls12 := clientTLS()
+	tls12.MaxVersion = tls.VersionTLS12 // QUIC needs TLS 1.3
 	for _, tc := range []struct {
 		name      string
 		d         *tetherquic.Dialer
@@ -591,6 +593,7 @@ func TestDialErrors(t *testing.T) {
 		{"negative-max-idle-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{MaxIdleTimeout: -1}}, "127.0.0.1:1", "tether/quic: negative Config.MaxIdleTimeout", nil, nil, true},
 		{"negative-handshake-idle-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{HandshakeIdleTimeout: -1}}, "127.0.0.1:1", "tether/quic: negative Config.HandshakeIdleTimeout", nil, nil, true},
 		{"unsupported-version", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{Versions: []quic.Version{quic.Version1, 0x1234}}}, "127.0.0.1:1", "tether/quic: unsupported QUIC version 0x1234 in Config.Versions", nil, nil, true},
+		{"tls12-only", &tetherquic.Dialer{TLSConfig: tls12}, "127.0.0.1:1", "CRYPTO_ERROR 0x150 (local): tls: no supported versions satisfy MinVersion and MaxVersion", nil, new(*quic.TransportError), true},
 		{"closed", closedDialer, "127.0.0.1:1", "tether/quic: Dialer closed", tetherquic.ErrDialerClosed, nil, true},
 		{"missing-port", &tetherquic.Dialer{TLSConfig: clientTLS()}, "127.0.0.1", "address 127.0.0.1: missing port in address", nil, new(*net.AddrError), true},
 		{"handshake-idle-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: conf}, silent, "timeout: no recent network activity", nil, new(*quic.IdleTimeoutError), false},
