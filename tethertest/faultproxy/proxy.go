@@ -323,7 +323,9 @@ func (p *Proxy) Strand() int {
 
 // Blackhole makes every connection, the live ones and new ones, forward
 // nothing while on is true: both sides stay open, and the bytes the proxy
-// has read wait. Blackhole(false) or Heal lets them through again.
+// has read wait, as does a close (FIN) or a reset of either side: the
+// other side sees it once the blackhole ends, after the bytes held.
+// Blackhole(false) or Heal lets them through again.
 func (p *Proxy) Blackhole(on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -512,7 +514,8 @@ func (c *conn) teardown(rst bool) {
 
 // pump forwards from src to dst until either fails or c is torn down. A
 // clean EOF from src is passed on as a half-close; an error is passed on as
-// a reset of both sides. On a stranded connection, nothing is passed on.
+// a reset of both sides. A blackhole holds them as it holds bytes, until
+// it ends; on a stranded connection, nothing is passed on.
 func (p *Proxy) pump(c *conn, src, dst *net.TCPConn, up bool) {
 	defer p.wg.Done()
 	dir := uint64(0)
@@ -529,6 +532,7 @@ func (p *Proxy) pump(c *conn, src, dst *net.TCPConn, up bool) {
 		if err != nil {
 			switch {
 			case c.stranded.Load():
+			case !c.waitOpen(): // torn down during a blackhole
 			case err == io.EOF:
 				if dst.CloseWrite() != nil || c.eofs.Add(1) == 2 {
 					c.teardown(false)

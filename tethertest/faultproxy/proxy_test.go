@@ -290,6 +290,36 @@ func TestBlackhole(t *testing.T) {
 	}
 }
 
+// TestBlackholeHoldsClose: a client's close (FIN or RST) during a
+// blackhole is held like its bytes: the server sees it once the blackhole
+// ends, not before.
+func TestBlackholeHoldsClose(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		close func(c *net.TCPConn) error
+		want  func(err error) bool
+	}{
+		{"close", (*net.TCPConn).Close, func(err error) bool { return err == io.EOF }},
+		{"reset", func(c *net.TCPConn) error { c.SetLinger(0); return c.Close() }, faultproxy.IsReset},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, p := startProxied(t)
+			c := dial(t, p.Addr())
+			echo(t, c, "before")
+			p.Blackhole(true)
+			require.NoError(t, tc.close(c.(*net.TCPConn)))
+			time.Sleep(300 * time.Millisecond) // a close that went through would show within this
+			require.Empty(t, u.readErrs(), "the server saw the client's %s through a blackhole", tc.name)
+			require.Equal(t, 1, p.Conns(), "both sides stay open")
+
+			p.Blackhole(false)
+			eventually(t, func() bool { return len(u.readErrs()) > 0 }, "the server never saw the client's %s", tc.name)
+			err := u.readErrs()[0]
+			require.True(t, tc.want(err), "the server's Read after the blackhole = %v, want the client's %s", err, tc.name)
+		})
+	}
+}
+
 func TestStrand(t *testing.T) {
 	u, p := startProxied(t)
 	c := dial(t, p.Addr())
