@@ -1,6 +1,7 @@
 package faultproxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -101,6 +102,8 @@ type Proxy struct {
 	addr     *net.TCPAddr // fixed for the Proxy's life
 	seed     uint64
 	dialer   net.Dialer
+	ctx      context.Context // done on Close: aborts the upstream dials
+	cancel   context.CancelFunc
 
 	wg sync.WaitGroup // accept loops, upstream dials and pumps
 
@@ -139,6 +142,7 @@ func New(upstream string, seed uint64) (*Proxy, error) {
 		ln:       ln,
 		conns:    make(map[*conn]struct{}),
 	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.wg.Add(1)
 	go p.serve(ln)
 	return p, nil
@@ -361,8 +365,8 @@ func (p *Proxy) Heal() error {
 	return p.SetMode(ModeForward)
 }
 
-// Close stops the proxy: it stops listening, resets every connection and
-// waits for its goroutines.
+// Close stops the proxy: it stops listening, aborts the upstream dials in
+// progress, resets every connection and waits for its goroutines.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -376,6 +380,7 @@ func (p *Proxy) Close() error {
 		}
 	}
 	p.ln, p.held, p.filler = nil, nil, nil
+	p.cancel()
 	if p.blackhole {
 		p.blackhole = false
 		close(p.healed)
@@ -445,10 +450,12 @@ func (p *Proxy) accept(client *net.TCPConn) {
 // connect dials upstream for c and starts its pumps.
 func (p *Proxy) connect(c *conn) {
 	defer p.wg.Done()
-	up, err := p.dialer.Dial("tcp", p.upstream)
+	up, err := p.dialer.DialContext(p.ctx, "tcp", p.upstream)
 	p.mu.Lock()
 	if err != nil {
-		p.stats.UpstreamFailures++
+		if !p.closed { // else Close aborted the dial
+			p.stats.UpstreamFailures++
+		}
 		p.mu.Unlock()
 		c.teardown(true)
 		return

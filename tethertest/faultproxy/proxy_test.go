@@ -410,6 +410,21 @@ func TestCloseStopsEverything(t *testing.T) {
 	require.True(t, faultproxy.IsReset(err), "Read after Close = %v, want a reset", err)
 }
 
+// TestCloseDuringUpstreamDial: Close aborts an upstream dial in progress
+// (to a server that drops SYNs) instead of waiting for it to time out.
+func TestCloseDuringUpstreamDial(t *testing.T) {
+	held := startProxy(t, "127.0.0.1:1") // its own upstream never matters: it holds every dial
+	require.NoError(t, held.SetMode(faultproxy.ModeHold))
+	p, err := faultproxy.New(held.Addr(), 1)
+	require.NoError(t, err)
+	dial(t, p.Addr())
+	eventually(t, func() bool { return p.Stats().Accepted == 1 }, "the proxy did not accept")
+	start := time.Now()
+	require.NoError(t, p.Close())
+	require.Less(t, time.Since(start), faultproxy.DefaultUpstreamTimeout/2, "Close waited for the upstream dial")
+	require.Zero(t, p.Stats().Forwarded)
+}
+
 func TestBadInput(t *testing.T) {
 	_, err := faultproxy.New("no-port", 1)
 	require.Error(t, err)
