@@ -78,7 +78,8 @@ type Dialer struct {
 	// TLSConfig configures TLS for every connection. It must be non-nil
 	// and set NextProtos (QUIC requires ALPN, and the server must offer a
 	// matching protocol). When ServerName is empty, the host part of the
-	// address is used.
+	// address is used (the loopback address dialed, for an address whose
+	// host is empty or unspecified).
 	//
 	// The Dialer clones it at its first Dial and never changes the
 	// caller's: when ClientSessionCache is nil, the clone gets an LRU cache
@@ -174,7 +175,9 @@ type entry struct {
 }
 
 // Dial returns a net.Conn (a *Conn) for a new bidirectional stream to addr
-// ("host:port"). When the Dialer holds a live QUIC connection to addr that
+// ("host:port"; an empty or unspecified host, as in ":443" or
+// "0.0.0.0:443", is the local system, as for net.Dial: 127.0.0.1, or ::1 for
+// "[::]:443"). When the Dialer holds a live QUIC connection to addr that
 // still hears from its server, the Conn goes on it, without a handshake;
 // otherwise Dial dials a new connection, resuming the TLS session when it
 // can (and with 0-RTT when Enable0RTT is set), and concurrent Dials to the
@@ -405,7 +408,10 @@ func (d *Dialer) transport() (*quic.Transport, error) {
 }
 
 // resolve splits addr and resolves its host, preferring IPv4 as
-// net.ResolveUDPAddr does.
+// net.ResolveUDPAddr does, and returns the host to verify the server's
+// certificate for. An empty or unspecified host is the local system, as for
+// net.Dial: its loopback address (IPv4 for an empty host), which is then
+// also the host returned.
 func resolve(ctx context.Context, addr string) (string, *net.UDPAddr, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -415,18 +421,30 @@ func resolve(ctx context.Context, addr string) (string, *net.UDPAddr, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return "", nil, err
-	}
-	ip := ips[0]
-	for _, a := range ips {
-		if a.Unmap().Is4() {
-			ip = a
-			break
+	ip := netip.IPv4Unspecified()
+	if host != "" {
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return "", nil, err
 		}
+		ip = ips[0]
+		for _, a := range ips {
+			if a.Unmap().Is4() {
+				ip = a
+				break
+			}
+		}
+		ip = ip.Unmap()
 	}
-	return host, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip.Unmap(), uint16(p))), nil
+	switch {
+	case ip == netip.IPv4Unspecified():
+		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		host = ip.String()
+	case ip == netip.IPv6Unspecified():
+		ip = netip.IPv6Loopback()
+		host = ip.String()
+	}
+	return host, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(p))), nil
 }
 
 // init checks the configuration and fills the defaults, once.

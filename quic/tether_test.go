@@ -703,6 +703,28 @@ func TestDialHostname(t *testing.T) {
 	require.Equal(t, "localhost", c.(*tetherquic.Conn).ConnectionState().TLS.ServerName)
 }
 
+// TestDialLocalSystem: an address with an empty or unspecified host
+// (":port", "0.0.0.0:port") dials the local system, as net.Dial does: its
+// IPv4 loopback address, for which the server's certificate is verified
+// when the TLSConfig names no server.
+func TestDialLocalSystem(t *testing.T) {
+	srv := newServer(t, serverOpts{})
+	_, port, err := net.SplitHostPort(srv.addr)
+	require.NoError(t, err)
+	tc := clientTLS()
+	tc.ServerName = ""
+	for _, host := range []string{"", "0.0.0.0"} {
+		d := &tetherquic.Dialer{TLSConfig: tc, Config: fastConfig()}
+		defer d.Close()
+		c, err := d.Dial(context.Background(), net.JoinHostPort(host, port))
+		require.NoError(t, err, "Dial(%q)", net.JoinHostPort(host, port))
+		require.Equal(t, srv.addr, c.RemoteAddr().String())
+		// Verified for 127.0.0.1 (an IP: crypto/tls sends no SNI for it).
+		require.NotEmpty(t, c.(*tetherquic.Conn).ConnectionState().TLS.VerifiedChains)
+		require.NoError(t, c.Close())
+	}
+}
+
 // TestDialerReleasesSocket: once its connections are gone, a Dialer holds no
 // socket and no goroutine, even unclosed; its next Dial makes a new socket.
 func TestDialerReleasesSocket(t *testing.T) {
