@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -55,6 +56,7 @@ var (
 	errNegativeTimeout = errors.New("tether/quic: negative Timeout")
 	errNegativeIdle    = errors.New("tether/quic: negative Config.MaxIdleTimeout")
 	errNegativeHSIdle  = errors.New("tether/quic: negative Config.HandshakeIdleTimeout")
+	errLongHSIdle      = fmt.Errorf("tether/quic: Config.HandshakeIdleTimeout above %v", time.Duration(maxHandshakeIdleTimeout))
 	errNilDialer       = errors.New("tether/quic: nil *Dialer")
 	errNilConn         = errors.New("tether/quic: Conn not made by a Dialer")
 )
@@ -95,8 +97,9 @@ type Dialer struct {
 	// check that a connection still hears from its server), TokenStore an
 	// LRU store (so that a redial skips address validation). Its other
 	// fields take quic-go's defaults. A negative MaxIdleTimeout or
-	// HandshakeIdleTimeout, or a version in Versions other than
-	// quic.Version1 and quic.Version2, is an error.
+	// HandshakeIdleTimeout, a HandshakeIdleTimeout above math.MaxInt64/2
+	// (about 146 years), or a version in Versions other than quic.Version1
+	// and quic.Version2, is an error.
 	Config *quic.Config
 
 	// Timeout bounds each Dial that makes a new connection: a dial to an
@@ -491,11 +494,16 @@ func (d *Dialer) init() error {
 	return nil
 }
 
+// maxHandshakeIdleTimeout is the longest HandshakeIdleTimeout: quic-go
+// bounds a handshake by twice it, which must not overflow.
+const maxHandshakeIdleTimeout = math.MaxInt64 / 2
+
 // checkConfig returns the error of a quic.Config that no dial can succeed
 // with: quic-go panics on a negative MaxIdleTimeout (it cannot encode it),
-// fails every handshake at once with a negative HandshakeIdleTimeout, and
-// refuses a version it does not speak, all as if the next dial could do
-// better. (A negative KeepAlivePeriod is valid: no keep-alives.)
+// fails every handshake at once with a negative HandshakeIdleTimeout (or
+// one whose double overflows), and refuses a version it does not speak, all
+// as if the next dial could do better. (A negative KeepAlivePeriod is
+// valid: no keep-alives.)
 func checkConfig(c *quic.Config) error {
 	if c == nil {
 		return nil
@@ -505,6 +513,9 @@ func checkConfig(c *quic.Config) error {
 	}
 	if c.HandshakeIdleTimeout < 0 {
 		return errNegativeHSIdle
+	}
+	if c.HandshakeIdleTimeout > maxHandshakeIdleTimeout {
+		return errLongHSIdle
 	}
 	for _, v := range c.Versions {
 		if v != quic.Version1 && v != quic.Version2 {

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"net"
 	"sync/atomic"
@@ -592,6 +593,7 @@ func TestDialErrors(t *testing.T) {
 		{"negative-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Timeout: -1}, "127.0.0.1:1", "tether/quic: negative Timeout", nil, nil, true},
 		{"negative-max-idle-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{MaxIdleTimeout: -1}}, "127.0.0.1:1", "tether/quic: negative Config.MaxIdleTimeout", nil, nil, true},
 		{"negative-handshake-idle-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{HandshakeIdleTimeout: -1}}, "127.0.0.1:1", "tether/quic: negative Config.HandshakeIdleTimeout", nil, nil, true},
+		{"handshake-idle-timeout-overflows", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{HandshakeIdleTimeout: math.MaxInt64}}, "127.0.0.1:1", "tether/quic: Config.HandshakeIdleTimeout above 1281023h53m38.427387903s", nil, nil, true},
 		{"unsupported-version", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{Versions: []quic.Version{quic.Version1, 0x1234}}}, "127.0.0.1:1", "tether/quic: unsupported QUIC version 0x1234 in Config.Versions", nil, nil, true},
 		{"tls12-only", &tetherquic.Dialer{TLSConfig: tls12}, "127.0.0.1:1", "CRYPTO_ERROR 0x150 (local): tls: no supported versions satisfy MinVersion and MaxVersion", nil, new(*quic.TransportError), true},
 		{"closed", closedDialer, "127.0.0.1:1", "tether/quic: Dialer closed", tetherquic.ErrDialerClosed, nil, true},
