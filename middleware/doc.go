@@ -13,9 +13,9 @@
 //	tether.Chain(nil,
 //		middleware.Logging(logger),            // after next: logs the final decision
 //		middleware.Metrics(recorder),          // after next: counts the final decision
-//		middleware.Notify(events),             // before next: every event, at once
+//		middleware.Notify(events),             // after next: every event, with the decision
 //		middleware.MaxDowntime(time.Minute),   // around: bounds the delays and waits inside
-//		middleware.CircuitBreaker(breaker),    // after next: holds back the dial chosen inside
+//		middleware.CircuitBreaker(breaker),    // around: counts failed dials, holds back the dial chosen inside
 //		middleware.Backoff(backoffConfig),     // after next: sets the delay
 //		middleware.RetryIf(transient),         // before next: gives up on what is not worth a retry
 //		middleware.Failover(primary, backup),  // before next: picks the next address
@@ -26,7 +26,7 @@
 // inner handlers. MaxDowntime goes outside whatever sets a delay or waits.
 // Each middleware's documentation says where it acts relative to next:
 // before (it changes the event, or decides without asking next), after (it
-// changes the decision or the delay), or around.
+// changes or observes the decision, the delay and the address), or around.
 //
 // # State
 //

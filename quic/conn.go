@@ -334,12 +334,16 @@ func connGone(err error) bool {
 // *quic.ApplicationError, ...) when the connection is gone. A handshake that
 // fails after a 0-RTT Dial returned (the server no longer trusts the session,
 // or speaks no common ALPN protocol) is marked permanent, as a Dial error
-// would be. Before the first Write, Read waits for it.
+// would be. Before the first Write, Read waits for it. After Close (and in
+// a Read that Close interrupts), it returns net.ErrClosed.
 func (c *Conn) Read(p []byte) (int, error) {
 	if c == nil || c.qc == nil {
 		return 0, errNilConn
 	}
 	for {
+		if c.closed.Load() {
+			return 0, net.ErrClosed
+		}
 		s := c.str.Load()
 		if s == nil {
 			if err := c.awaitStream(); err != nil {
@@ -353,6 +357,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 				c.timedOut.Store(false) // the server spoke since
 			}
 			return n, nil
+		}
+		if c.closed.Load() {
+			// Close stopped reading: the stream error says "canceled by
+			// local", which is no news for the caller.
+			return n, net.ErrClosed
 		}
 		if !errors.Is(err, quic.Err0RTTRejected) {
 			return n, c.note(ioError(err))

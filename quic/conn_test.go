@@ -11,6 +11,7 @@ import (
 	"time"
 
 	tetherquic "github.com/io-tether/tether/quic"
+	"github.com/io-tether/tether/tethertest"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 )
@@ -202,4 +203,52 @@ func TestConnCloseAfterStopSending(t *testing.T) {
 	var se *quic.StreamError
 	require.ErrorAs(t, werr, &se)
 	require.NoError(t, c.Close())
+}
+
+// TestReadAfterClose: a Read blocked when the Conn (or a Listener's
+// StreamConn) is closed, and every Read after, returns net.ErrClosed, as
+// Write does: not the stream error with which Close stopped reading, which
+// would read as a reset by the peer.
+func TestReadAfterClose(t *testing.T) {
+	ln, err := tetherquic.Listen("127.0.0.1:0", tethertest.TLSServerConfig(alpn), nil)
+	require.NoError(t, err)
+	defer ln.Close()
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig()}
+	defer d.Close()
+	// pair returns the two ends of a new stream, which both stay open.
+	pair := func(t *testing.T) (client, server net.Conn) {
+		client, err := d.Dial(context.Background(), ln.Addr().String())
+		require.NoError(t, err)
+		t.Cleanup(func() { client.Close() })
+		_, err = client.Write([]byte{0}) // the stream exists for the server once written on
+		require.NoError(t, err)
+		server, err = ln.Accept()
+		require.NoError(t, err)
+		t.Cleanup(func() { server.Close() })
+		_, err = io.ReadFull(server, make([]byte, 1))
+		require.NoError(t, err)
+		return client, server
+	}
+	for _, tc := range []struct {
+		name string
+		end  func(client, server net.Conn) net.Conn
+	}{
+		{"conn", func(client, _ net.Conn) net.Conn { return client }},
+		{"stream-conn", func(_, server net.Conn) net.Conn { return server }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.end(pair(t))
+			blocked := make(chan error, 1)
+			go func() {
+				_, err := c.Read(make([]byte, 1)) // the peer sends nothing
+				blocked <- err
+			}()
+			time.Sleep(50 * time.Millisecond) // let the Read block (it returns the same error if not)
+			require.NoError(t, c.Close())
+			err := recv(t, blocked, "Read blocked during Close")
+			require.ErrorIs(t, err, net.ErrClosed, "blocked Read() = %v, want net.ErrClosed", err)
+			_, err = c.Read(make([]byte, 1))
+			require.ErrorIs(t, err, net.ErrClosed, "Read() after Close = %v, want net.ErrClosed", err)
+		})
+	}
 }

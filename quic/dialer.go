@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -52,6 +54,9 @@ var (
 	errNoTLSConfig     = errors.New("tether/quic: Dialer has no TLSConfig")
 	errNoNextProtos    = errors.New("tether/quic: TLSConfig.NextProtos is empty (QUIC requires ALPN)")
 	errNegativeTimeout = errors.New("tether/quic: negative Timeout")
+	errNegativeIdle    = errors.New("tether/quic: negative Config.MaxIdleTimeout")
+	errNegativeHSIdle  = errors.New("tether/quic: negative Config.HandshakeIdleTimeout")
+	errLongHSIdle      = fmt.Errorf("tether/quic: Config.HandshakeIdleTimeout above %v", time.Duration(maxHandshakeIdleTimeout))
 	errNilDialer       = errors.New("tether/quic: nil *Dialer")
 	errNilConn         = errors.New("tether/quic: Conn not made by a Dialer")
 )
@@ -75,7 +80,8 @@ type Dialer struct {
 	// TLSConfig configures TLS for every connection. It must be non-nil
 	// and set NextProtos (QUIC requires ALPN, and the server must offer a
 	// matching protocol). When ServerName is empty, the host part of the
-	// address is used.
+	// address is used (the loopback address dialed, for an address whose
+	// host is empty or unspecified).
 	//
 	// The Dialer clones it at its first Dial and never changes the
 	// caller's: when ClientSessionCache is nil, the clone gets an LRU cache
@@ -90,7 +96,10 @@ type Dialer struct {
 	// KeepAlivePeriod turns keep-alives off, and with them the Dialer's
 	// check that a connection still hears from its server), TokenStore an
 	// LRU store (so that a redial skips address validation). Its other
-	// fields take quic-go's defaults.
+	// fields take quic-go's defaults. A negative MaxIdleTimeout or
+	// HandshakeIdleTimeout, a HandshakeIdleTimeout above math.MaxInt64/2
+	// (about 146 years), or a version in Versions other than quic.Version1
+	// and quic.Version2, is an error.
 	Config *quic.Config
 
 	// Timeout bounds each Dial that makes a new connection: a dial to an
@@ -169,7 +178,9 @@ type entry struct {
 }
 
 // Dial returns a net.Conn (a *Conn) for a new bidirectional stream to addr
-// ("host:port"). When the Dialer holds a live QUIC connection to addr that
+// ("host:port"; an empty or unspecified host, as in ":443" or
+// "0.0.0.0:443", is the local system, as for net.Dial: 127.0.0.1, or ::1 for
+// "[::]:443"). When the Dialer holds a live QUIC connection to addr that
 // still hears from its server, the Conn goes on it, without a handshake;
 // otherwise Dial dials a new connection, resuming the TLS session when it
 // can (and with 0-RTT when Enable0RTT is set), and concurrent Dials to the
@@ -183,8 +194,9 @@ type entry struct {
 // Those that a retry cannot mend are marked permanent for
 // tether.IsPermanent: a bad configuration, ErrDialerClosed, an address
 // without a port, a TLS failure (certificate verification, no common ALPN
-// protocol), no common QUIC version. Everything else, a server that does not
-// answer in time included, is transient. ctx bounds the Dial only; the
+// protocol, a TLSConfig that rules out TLS 1.3), no common QUIC version.
+// Everything else, a server that does not answer in time or fails with a
+// TLS internal_error included, is transient. ctx bounds the Dial only; the
 // Conn and its connection outlive it.
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if d == nil {
@@ -399,7 +411,10 @@ func (d *Dialer) transport() (*quic.Transport, error) {
 }
 
 // resolve splits addr and resolves its host, preferring IPv4 as
-// net.ResolveUDPAddr does.
+// net.ResolveUDPAddr does, and returns the host to verify the server's
+// certificate for. An empty or unspecified host is the local system, as for
+// net.Dial: its loopback address (IPv4 for an empty host), which is then
+// also the host returned.
 func resolve(ctx context.Context, addr string) (string, *net.UDPAddr, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -409,18 +424,30 @@ func resolve(ctx context.Context, addr string) (string, *net.UDPAddr, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return "", nil, err
-	}
-	ip := ips[0]
-	for _, a := range ips {
-		if a.Unmap().Is4() {
-			ip = a
-			break
+	ip := netip.IPv4Unspecified()
+	if host != "" {
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return "", nil, err
 		}
+		ip = ips[0]
+		for _, a := range ips {
+			if a.Unmap().Is4() {
+				ip = a
+				break
+			}
+		}
+		ip = ip.Unmap()
 	}
-	return host, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip.Unmap(), uint16(p))), nil
+	switch {
+	case ip == netip.IPv4Unspecified():
+		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		host = ip.String()
+	case ip == netip.IPv6Unspecified():
+		ip = netip.IPv6Loopback()
+		host = ip.String()
+	}
+	return host, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(p))), nil
 }
 
 // init checks the configuration and fills the defaults, once.
@@ -441,6 +468,8 @@ func (d *Dialer) init() error {
 		d.initErr = errNoNextProtos
 	case d.Timeout < 0:
 		d.initErr = errNegativeTimeout
+	default:
+		d.initErr = checkConfig(d.Config)
 	}
 	if d.initErr != nil {
 		d.initErr = tether.Permanent(d.initErr)
@@ -462,6 +491,37 @@ func (d *Dialer) init() error {
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.conns = make(map[string]*entry)
 	d.live = make(map[*qconn]struct{})
+	return nil
+}
+
+// maxHandshakeIdleTimeout is the longest HandshakeIdleTimeout: quic-go
+// bounds a handshake by twice it, which must not overflow.
+const maxHandshakeIdleTimeout = math.MaxInt64 / 2
+
+// checkConfig returns the error of a quic.Config that no dial can succeed
+// with: quic-go panics on a negative MaxIdleTimeout (it cannot encode it),
+// fails every handshake at once with a negative HandshakeIdleTimeout (or
+// one whose double overflows), and refuses a version it does not speak, all
+// as if the next dial could do better. (A negative KeepAlivePeriod is
+// valid: no keep-alives.)
+func checkConfig(c *quic.Config) error {
+	if c == nil {
+		return nil
+	}
+	if c.MaxIdleTimeout < 0 {
+		return errNegativeIdle
+	}
+	if c.HandshakeIdleTimeout < 0 {
+		return errNegativeHSIdle
+	}
+	if c.HandshakeIdleTimeout > maxHandshakeIdleTimeout {
+		return errLongHSIdle
+	}
+	for _, v := range c.Versions {
+		if v != quic.Version1 && v != quic.Version2 {
+			return fmt.Errorf("tether/quic: unsupported QUIC version %s in Config.Versions", v)
+		}
+	}
 	return nil
 }
 
@@ -551,9 +611,10 @@ func permanent(err error) bool {
 	var te *quic.TransportError
 	if errors.As(err, &te) && te.ErrorCode.IsCryptoError() {
 		// A TLS alert, local or from the server: certificate verification,
-		// no common ALPN protocol or cipher suite. Only internal_error (80)
-		// may be a passing trouble of the peer.
-		return te.ErrorCode != 0x100+80
+		// no common ALPN protocol or cipher suite. Only the server's
+		// internal_error (80) may be a passing trouble; raised here, it
+		// comes of a TLSConfig that cannot work (one without TLS 1.3, say).
+		return te.ErrorCode != 0x100+80 || !te.Remote
 	}
 	var ve *quic.VersionNegotiationError
 	return errors.As(err, &ve)

@@ -26,6 +26,7 @@ func TestClassify(t *testing.T) {
 		{"unknown-ca", &quic.TransportError{ErrorCode: 0x100 + 48, Remote: true}, true},
 		{"no-application-protocol", &quic.TransportError{ErrorCode: 0x100 + 120, Remote: true}, true},
 		{"tls-internal-error", &quic.TransportError{ErrorCode: 0x100 + 80, Remote: true}, false},
+		{"local-tls-internal-error", &quic.TransportError{ErrorCode: 0x100 + 80, ErrorMessage: "tls: no supported versions satisfy MinVersion and MaxVersion"}, true},
 		{"version-negotiation", &quic.VersionNegotiationError{}, true},
 		{"dialer-closed", ErrDialerClosed, true},
 		{"connection-refused", &quic.TransportError{ErrorCode: quic.ConnectionRefused, Remote: true}, false},

@@ -141,8 +141,18 @@ type StreamConn struct {
 	writing atomic.Int32 // Writes in progress: Close resets the send side then
 }
 
-// Read reads from the stream.
-func (s *StreamConn) Read(p []byte) (int, error) { return s.str.Read(p) }
+// Read reads from the stream. After Close (and in a Read that Close
+// interrupts), it returns net.ErrClosed.
+func (s *StreamConn) Read(p []byte) (int, error) {
+	if s.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	n, err := s.str.Read(p)
+	if err != nil && s.closed.Load() {
+		err = net.ErrClosed // not the "canceled by local" of Close
+	}
+	return n, err
+}
 
 // Write writes to the stream.
 func (s *StreamConn) Write(p []byte) (int, error) {

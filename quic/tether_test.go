@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"net"
 	"sync/atomic"
@@ -575,6 +576,8 @@ func TestDialErrors(t *testing.T) {
 	defer udp.Close()
 	silent := udp.LocalAddr().String()
 	conf := &quic.Config{HandshakeIdleTimeout: 200 * time.Millisecond}
+	tls12 := clientTLS()
+	tls12.MaxVersion = tls.VersionTLS12 // QUIC needs TLS 1.3
 	for _, tc := range []struct {
 		name      string
 		d         *tetherquic.Dialer
@@ -588,6 +591,11 @@ func TestDialErrors(t *testing.T) {
 		{"nil-tls", &tetherquic.Dialer{}, "127.0.0.1:1", "tether/quic: Dialer has no TLSConfig", nil, nil, true},
 		{"no-alpn", &tetherquic.Dialer{TLSConfig: noALPN}, "127.0.0.1:1", "tether/quic: TLSConfig.NextProtos is empty (QUIC requires ALPN)", nil, nil, true},
 		{"negative-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Timeout: -1}, "127.0.0.1:1", "tether/quic: negative Timeout", nil, nil, true},
+		{"negative-max-idle-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{MaxIdleTimeout: -1}}, "127.0.0.1:1", "tether/quic: negative Config.MaxIdleTimeout", nil, nil, true},
+		{"negative-handshake-idle-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{HandshakeIdleTimeout: -1}}, "127.0.0.1:1", "tether/quic: negative Config.HandshakeIdleTimeout", nil, nil, true},
+		{"handshake-idle-timeout-overflows", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{HandshakeIdleTimeout: math.MaxInt64}}, "127.0.0.1:1", "tether/quic: Config.HandshakeIdleTimeout above 1281023h53m38.427387903s", nil, nil, true},
+		{"unsupported-version", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{Versions: []quic.Version{quic.Version1, 0x1234}}}, "127.0.0.1:1", "tether/quic: unsupported QUIC version 0x1234 in Config.Versions", nil, nil, true},
+		{"tls12-only", &tetherquic.Dialer{TLSConfig: tls12}, "127.0.0.1:1", "CRYPTO_ERROR 0x150 (local): tls: no supported versions satisfy MinVersion and MaxVersion", nil, new(*quic.TransportError), true},
 		{"closed", closedDialer, "127.0.0.1:1", "tether/quic: Dialer closed", tetherquic.ErrDialerClosed, nil, true},
 		{"missing-port", &tetherquic.Dialer{TLSConfig: clientTLS()}, "127.0.0.1", "address 127.0.0.1: missing port in address", nil, new(*net.AddrError), true},
 		{"handshake-idle-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: conf}, silent, "timeout: no recent network activity", nil, new(*quic.IdleTimeoutError), false},
@@ -695,6 +703,28 @@ func TestDialHostname(t *testing.T) {
 	defer c.Close()
 	require.Equal(t, srv.addr, c.RemoteAddr().String())
 	require.Equal(t, "localhost", c.(*tetherquic.Conn).ConnectionState().TLS.ServerName)
+}
+
+// TestDialLocalSystem: an address with an empty or unspecified host
+// (":port", "0.0.0.0:port") dials the local system, as net.Dial does: its
+// IPv4 loopback address, for which the server's certificate is verified
+// when the TLSConfig names no server.
+func TestDialLocalSystem(t *testing.T) {
+	srv := newServer(t, serverOpts{})
+	_, port, err := net.SplitHostPort(srv.addr)
+	require.NoError(t, err)
+	tc := clientTLS()
+	tc.ServerName = ""
+	for _, host := range []string{"", "0.0.0.0"} {
+		d := &tetherquic.Dialer{TLSConfig: tc, Config: fastConfig()}
+		defer d.Close()
+		c, err := d.Dial(context.Background(), net.JoinHostPort(host, port))
+		require.NoError(t, err, "Dial(%q)", net.JoinHostPort(host, port))
+		require.Equal(t, srv.addr, c.RemoteAddr().String())
+		// Verified for 127.0.0.1 (an IP: crypto/tls sends no SNI for it).
+		require.NotEmpty(t, c.(*tetherquic.Conn).ConnectionState().TLS.VerifiedChains)
+		require.NoError(t, c.Close())
+	}
 }
 
 // TestDialerReleasesSocket: once its connections are gone, a Dialer holds no

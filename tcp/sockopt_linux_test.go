@@ -1,6 +1,7 @@
 package tcp_test
 
 import (
+	"context"
 	"net"
 	"syscall"
 	"testing"
@@ -65,5 +66,20 @@ func TestSocketOptions(t *testing.T) {
 	c, err = (&tcp.Dialer{NetDialer: &net.Dialer{KeepAlive: -1}}).Dial(t.Context(), addr)
 	require.NoError(t, err)
 	require.Equal(t, 0, sockopt(t, c, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE), "a NetDialer that turns probes off")
+	c.Close()
+
+	// net.Dialer ignores Control when ControlContext is set: UserTimeout
+	// goes in the hook that runs.
+	var called bool
+	c, err = (&tcp.Dialer{
+		UserTimeout: 5 * time.Second,
+		NetDialer: &net.Dialer{ControlContext: func(context.Context, string, string, syscall.RawConn) error {
+			called = true
+			return nil
+		}},
+	}).Dial(t.Context(), addr)
+	require.NoError(t, err)
+	require.True(t, called, "the NetDialer's ControlContext ran")
+	require.Equal(t, 5000, sockopt(t, c, syscall.IPPROTO_TCP, tcpUserTimeout), "TCP_USER_TIMEOUT with a NetDialer's ControlContext")
 	c.Close()
 }

@@ -3,6 +3,8 @@ package tcp
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"net"
 	"syscall"
 	"time"
@@ -44,7 +46,9 @@ type Dialer struct {
 	// UserTimeout, when positive, sets TCP_USER_TIMEOUT (Linux only; an
 	// error elsewhere): how long sent data may stay unacknowledged before the
 	// kernel drops the connection. It detects a dead peer while writing,
-	// which keep-alive does not. 0 leaves the system default.
+	// which keep-alive does not. 0 leaves the system default; the longest
+	// is 2^31-1 ms (about 24.8 days). It is set by a hook that runs after
+	// NetDialer's ControlContext, or its Control.
 	UserTimeout time.Duration
 
 	// NetDialer, if non-nil, is the base for each dial (its LocalAddr,
@@ -56,9 +60,14 @@ type Dialer struct {
 	NetDialer *net.Dialer
 }
 
+// maxUserTimeout is the longest TCP_USER_TIMEOUT: the kernel takes a C int
+// of milliseconds.
+const maxUserTimeout = math.MaxInt32 * time.Millisecond
+
 var (
 	errNegativeTimeout     = errors.New("tether/tcp: negative Timeout")
 	errNegativeUserTimeout = errors.New("tether/tcp: negative UserTimeout")
+	errLongUserTimeout     = fmt.Errorf("tether/tcp: UserTimeout above %v", maxUserTimeout)
 )
 
 // Dial dials addr ("host:port") over TCP. The host is resolved again at each
@@ -120,6 +129,8 @@ func (d *Dialer) netDialer() (*net.Dialer, error) {
 		return nil, tether.Permanent(errNegativeTimeout)
 	case d.UserTimeout < 0:
 		return nil, tether.Permanent(errNegativeUserTimeout)
+	case d.UserTimeout > maxUserTimeout:
+		return nil, tether.Permanent(errLongUserTimeout)
 	}
 	nd := attempt.NetDialer(d.NetDialer, d.Timeout)
 	if ka, on := d.keepAlive(); on {
@@ -133,14 +144,25 @@ func (d *Dialer) netDialer() (*net.Dialer, error) {
 		if ms == 0 {
 			ms = 1
 		}
-		inner := nd.Control
-		nd.Control = func(network, address string, c syscall.RawConn) error {
-			if inner != nil {
-				if err := inner(network, address, c); err != nil {
+		// net.Dialer runs ControlContext, when set, instead of Control:
+		// the option goes in the hook that runs.
+		if inner := nd.ControlContext; inner != nil {
+			nd.ControlContext = func(ctx context.Context, network, address string, c syscall.RawConn) error {
+				if err := inner(ctx, network, address, c); err != nil {
 					return err
 				}
+				return setUserTimeout(c, ms)
 			}
-			return setUserTimeout(c, ms)
+		} else {
+			inner := nd.Control
+			nd.Control = func(network, address string, c syscall.RawConn) error {
+				if inner != nil {
+					if err := inner(network, address, c); err != nil {
+						return err
+					}
+				}
+				return setUserTimeout(c, ms)
+			}
 		}
 	}
 	return nd, nil

@@ -77,6 +77,7 @@ func TestDialErrors(t *testing.T) {
 		{"timed out", &tcp.Dialer{}, expired, refused, "i/o timeout", context.DeadlineExceeded, false},
 		{"negative Timeout", &tcp.Dialer{Timeout: -1}, t.Context(), refused, "tether/tcp: negative Timeout", nil, true},
 		{"negative UserTimeout", &tcp.Dialer{UserTimeout: -1}, t.Context(), refused, "tether/tcp: negative UserTimeout", nil, true},
+		{"UserTimeout too long", &tcp.Dialer{UserTimeout: 25 * 24 * time.Hour}, t.Context(), refused, "tether/tcp: UserTimeout above 596h31m23.647s", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			oe := transporttest.DialFails(t, tc.ctx, tc.d, tc.addr, transporttest.DialError{

@@ -103,7 +103,12 @@ var middlewareRules = []middlewareRule{
 // middleware must not log or send to a place that blocks.
 //
 // CheckMiddleware may run inside a testing/synctest bubble when mw was made
-// inside it; then its timeouts take no real time.
+// inside it; then its timeouts take no real time. A handler that blocks for
+// good, ignoring ctx (on a channel that nothing will send to), cannot be
+// checked there: the call left running stays blocked in the bubble, and
+// synctest.Test panics when the bubble ends. Check such a middleware
+// outside a bubble, where the hung call is reported and its goroutine is
+// left blocked until whatever it waits for happens.
 func CheckMiddleware(mw tether.Middleware, opts ...MiddlewareOption) error {
 	c := newMiddlewareCheck(mw, opts)
 	var errs []error

@@ -288,6 +288,22 @@ func TestCheckMiddlewareCallTimeout(t *testing.T) {
 	})
 }
 
+// TestCheckMiddlewareHungHandler: outside a synctest bubble (see the
+// CheckMiddleware doc), a handler that hangs ignoring ctx is reported, by
+// the rule that waits for ctx and by the others, and its calls are left
+// running; they end here when the test releases them.
+func TestCheckMiddlewareHungHandler(t *testing.T) {
+	release := make(chan struct{})
+	hung := handlerFunc(func(next tether.DisconnectHandler, ctx context.Context, ev *tether.Event) tether.Action {
+		<-release // ignores ctx
+		return next.HandleDisconnect(ctx, ev)
+	})
+	err := tethertest.CheckMiddleware(hung, tethertest.WithCallTimeout(20*time.Millisecond))
+	close(release)
+	require.ErrorContains(t, err, "tethertest: returns when ctx is done: ")
+	require.ErrorContains(t, err, "did not return within 20ms")
+}
+
 // TestMiddlewareEOFEvents: the check's events carry transient errors: io.EOF
 // for Disconnected, so a RetryIf on EOF passes them on.
 func TestMiddlewareEOFEvents(t *testing.T) {

@@ -2,6 +2,7 @@ package tethertest
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"slices"
@@ -334,15 +335,22 @@ type Conn struct {
 type state struct {
 	reset     atomic.Bool
 	blackhole atomic.Bool
+	closed    [2]atomic.Bool // by side: whether that end was closed
 }
+
+// The sides of a connection, which index state.closed.
+const (
+	clientSide = 0
+	serverSide = 1
+)
 
 func newConn(index int, addr string) *Conn {
 	c, s := net.Pipe()
 	st := &state{}
 	caddr := pipeAddr("client-" + strconv.Itoa(index))
-	client := &pipeEnd{Conn: c, st: st, local: caddr, remote: pipeAddr(addr)}
+	client := &pipeEnd{Conn: c, st: st, side: clientSide, local: caddr, remote: pipeAddr(addr)}
 	return &Conn{
-		pipeEnd: pipeEnd{Conn: s, st: st, local: pipeAddr(addr), remote: caddr},
+		pipeEnd: pipeEnd{Conn: s, st: st, side: serverSide, local: pipeAddr(addr), remote: caddr},
 		index:   index,
 		addr:    addr,
 		client:  client,
@@ -375,7 +383,8 @@ func (c *Conn) Reset() {
 // their deadline or a Close. Only a read deadline (or the Tether's
 // WithReadIdleTimeout) tells a blackholed connection from a quiet one. A
 // Close of either end still reaches the other, so that the test's server
-// goroutine can end.
+// goroutine can end: its Reads return io.EOF and its Writes
+// io.ErrClosedPipe, as on net.Pipe.
 func (c *Conn) Blackhole() { c.st.blackhole.Store(true) }
 
 // pipeEnd is one end of a connection: a net.Pipe end with the faults of the
@@ -383,9 +392,12 @@ func (c *Conn) Blackhole() { c.st.blackhole.Store(true) }
 type pipeEnd struct {
 	net.Conn
 	st            *state
+	side          int // clientSide or serverSide
 	local, remote pipeAddr
-	closed        atomic.Bool
 }
+
+func (e *pipeEnd) closed() bool     { return e.st.closed[e.side].Load() }
+func (e *pipeEnd) peerClosed() bool { return e.st.closed[1-e.side].Load() }
 
 func (e *pipeEnd) Read(p []byte) (int, error) {
 	for {
@@ -401,7 +413,10 @@ func (e *pipeEnd) Read(p []byte) (int, error) {
 }
 
 func (e *pipeEnd) Write(p []byte) (int, error) {
-	if e.st.blackhole.Load() && !e.closed.Load() && !e.st.reset.Load() {
+	if e.st.blackhole.Load() && !e.closed() && !e.st.reset.Load() {
+		if e.peerClosed() {
+			return 0, io.ErrClosedPipe // as net.Pipe's Write after the other end's Close
+		}
 		return len(p), nil
 	}
 	n, err := e.Conn.Write(p)
@@ -413,7 +428,7 @@ func (e *pipeEnd) Write(p []byte) (int, error) {
 
 // Close closes this end: the other end reads io.EOF.
 func (e *pipeEnd) Close() error {
-	e.closed.Store(true)
+	e.st.closed[e.side].Store(true)
 	return e.Conn.Close()
 }
 
@@ -423,7 +438,7 @@ func (e *pipeEnd) RemoteAddr() net.Addr { return e.remote }
 // fault turns the pipe's error into the one the connection's faults call
 // for.
 func (e *pipeEnd) fault(op string, err error) error {
-	if e.closed.Load() || !e.st.reset.Load() {
+	if e.closed() || !e.st.reset.Load() {
 		return err // io.EOF, io.ErrClosedPipe, os.ErrDeadlineExceeded
 	}
 	return &net.OpError{Op: op, Net: network, Source: e.local, Addr: e.remote,

@@ -157,6 +157,21 @@ func TestDialerCloseAndBlackhole(t *testing.T) {
 		require.NoError(t, s.SetReadDeadline(time.Now().Add(time.Second)))
 		require.ErrorIs(t, read(s), os.ErrDeadlineExceeded)
 		require.NoError(t, <-done)
+
+		// A Close of either end reaches the other: its Writes fail, as
+		// on net.Pipe, so that a goroutine writing to it ends.
+		for _, closeServer := range []bool{false, true} {
+			c, s = connect(t, &d, "a:1")
+			s.Blackhole()
+			closing, other := c, net.Conn(s)
+			if closeServer {
+				closing, other = s, c
+			}
+			require.NoError(t, closing.Close())
+			require.ErrorIs(t, write(other, "x"), io.ErrClosedPipe, "Write after the peer's Close (server closed: %v)", closeServer)
+			require.Equal(t, io.EOF, read(other), "Read after the peer's Close (server closed: %v)", closeServer)
+			require.NoError(t, other.Close())
+		}
 	})
 }
 

@@ -1,6 +1,7 @@
 package faultproxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -101,6 +102,8 @@ type Proxy struct {
 	addr     *net.TCPAddr // fixed for the Proxy's life
 	seed     uint64
 	dialer   net.Dialer
+	ctx      context.Context // done on Close: aborts the upstream dials
+	cancel   context.CancelFunc
 
 	wg sync.WaitGroup // accept loops, upstream dials and pumps
 
@@ -139,6 +142,7 @@ func New(upstream string, seed uint64) (*Proxy, error) {
 		ln:       ln,
 		conns:    make(map[*conn]struct{}),
 	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.wg.Add(1)
 	go p.serve(ln)
 	return p, nil
@@ -323,7 +327,9 @@ func (p *Proxy) Strand() int {
 
 // Blackhole makes every connection, the live ones and new ones, forward
 // nothing while on is true: both sides stay open, and the bytes the proxy
-// has read wait. Blackhole(false) or Heal lets them through again.
+// has read wait, as does a close (FIN) or a reset of either side: the
+// other side sees it once the blackhole ends, after the bytes held.
+// Blackhole(false) or Heal lets them through again.
 func (p *Proxy) Blackhole(on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -359,8 +365,8 @@ func (p *Proxy) Heal() error {
 	return p.SetMode(ModeForward)
 }
 
-// Close stops the proxy: it stops listening, resets every connection and
-// waits for its goroutines.
+// Close stops the proxy: it stops listening, aborts the upstream dials in
+// progress, resets every connection and waits for its goroutines.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -374,6 +380,7 @@ func (p *Proxy) Close() error {
 		}
 	}
 	p.ln, p.held, p.filler = nil, nil, nil
+	p.cancel()
 	if p.blackhole {
 		p.blackhole = false
 		close(p.healed)
@@ -443,10 +450,12 @@ func (p *Proxy) accept(client *net.TCPConn) {
 // connect dials upstream for c and starts its pumps.
 func (p *Proxy) connect(c *conn) {
 	defer p.wg.Done()
-	up, err := p.dialer.Dial("tcp", p.upstream)
+	up, err := p.dialer.DialContext(p.ctx, "tcp", p.upstream)
 	p.mu.Lock()
 	if err != nil {
-		p.stats.UpstreamFailures++
+		if !p.closed { // else Close aborted the dial
+			p.stats.UpstreamFailures++
+		}
 		p.mu.Unlock()
 		c.teardown(true)
 		return
@@ -512,7 +521,8 @@ func (c *conn) teardown(rst bool) {
 
 // pump forwards from src to dst until either fails or c is torn down. A
 // clean EOF from src is passed on as a half-close; an error is passed on as
-// a reset of both sides. On a stranded connection, nothing is passed on.
+// a reset of both sides. A blackhole holds them as it holds bytes, until
+// it ends; on a stranded connection, nothing is passed on.
 func (p *Proxy) pump(c *conn, src, dst *net.TCPConn, up bool) {
 	defer p.wg.Done()
 	dir := uint64(0)
@@ -529,6 +539,7 @@ func (p *Proxy) pump(c *conn, src, dst *net.TCPConn, up bool) {
 		if err != nil {
 			switch {
 			case c.stranded.Load():
+			case !c.waitOpen(): // torn down during a blackhole
 			case err == io.EOF:
 				if dst.CloseWrite() != nil || c.eofs.Add(1) == 2 {
 					c.teardown(false)

@@ -290,6 +290,36 @@ func TestBlackhole(t *testing.T) {
 	}
 }
 
+// TestBlackholeHoldsClose: a client's close (FIN or RST) during a
+// blackhole is held like its bytes: the server sees it once the blackhole
+// ends, not before.
+func TestBlackholeHoldsClose(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		close func(c *net.TCPConn) error
+		want  func(err error) bool
+	}{
+		{"close", (*net.TCPConn).Close, func(err error) bool { return err == io.EOF }},
+		{"reset", func(c *net.TCPConn) error { c.SetLinger(0); return c.Close() }, faultproxy.IsReset},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, p := startProxied(t)
+			c := dial(t, p.Addr())
+			echo(t, c, "before")
+			p.Blackhole(true)
+			require.NoError(t, tc.close(c.(*net.TCPConn)))
+			time.Sleep(300 * time.Millisecond) // a close that went through would show within this
+			require.Empty(t, u.readErrs(), "the server saw the client's %s through a blackhole", tc.name)
+			require.Equal(t, 1, p.Conns(), "both sides stay open")
+
+			p.Blackhole(false)
+			eventually(t, func() bool { return len(u.readErrs()) > 0 }, "the server never saw the client's %s", tc.name)
+			err := u.readErrs()[0]
+			require.True(t, tc.want(err), "the server's Read after the blackhole = %v, want the client's %s", err, tc.name)
+		})
+	}
+}
+
 func TestStrand(t *testing.T) {
 	u, p := startProxied(t)
 	c := dial(t, p.Addr())
@@ -378,6 +408,21 @@ func TestCloseStopsEverything(t *testing.T) {
 	require.Error(t, p.SetMode(faultproxy.ModeForward))
 	err = readErr(t, c)
 	require.True(t, faultproxy.IsReset(err), "Read after Close = %v, want a reset", err)
+}
+
+// TestCloseDuringUpstreamDial: Close aborts an upstream dial in progress
+// (to a server that drops SYNs) instead of waiting for it to time out.
+func TestCloseDuringUpstreamDial(t *testing.T) {
+	held := startProxy(t, "127.0.0.1:1") // its own upstream never matters: it holds every dial
+	require.NoError(t, held.SetMode(faultproxy.ModeHold))
+	p, err := faultproxy.New(held.Addr(), 1)
+	require.NoError(t, err)
+	dial(t, p.Addr())
+	eventually(t, func() bool { return p.Stats().Accepted == 1 }, "the proxy did not accept")
+	start := time.Now()
+	require.NoError(t, p.Close())
+	require.Less(t, time.Since(start), faultproxy.DefaultUpstreamTimeout/2, "Close waited for the upstream dial")
+	require.Zero(t, p.Stats().Forwarded)
 }
 
 func TestBadInput(t *testing.T) {
