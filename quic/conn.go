@@ -383,7 +383,8 @@ func ioError(err error) error {
 }
 
 // Write writes p to the stream, opening it first if this is the first
-// Write.
+// Write. After Close (and in a Write that Close interrupts), it returns
+// net.ErrClosed.
 func (c *Conn) Write(p []byte) (int, error) {
 	if c == nil || c.qc == nil {
 		return 0, errNilConn
@@ -407,10 +408,13 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 	n, err := s.Write(p)
 	c.noteWrite(n)
-	if err != nil {
-		return n, c.note(ioError(err))
+	switch {
+	case err == nil:
+		return n, nil
+	case c.closed.Load():
+		return n, net.ErrClosed // Close reset the send side under the Write
 	}
-	return n, nil
+	return n, c.note(ioError(err))
 }
 
 func (c *Conn) noteWrite(n int) {

@@ -205,11 +205,11 @@ func TestConnCloseAfterStopSending(t *testing.T) {
 	require.NoError(t, c.Close())
 }
 
-// TestReadAfterClose: a Read blocked when the Conn (or a Listener's
-// StreamConn) is closed, and every Read after, returns net.ErrClosed, as
-// Write does: not the stream error with which Close stopped reading, which
-// would read as a reset by the peer.
-func TestReadAfterClose(t *testing.T) {
+// TestCloseInterruptsReadAndWrite: a Read or a Write blocked when the Conn
+// (or a Listener's StreamConn) is closed, and every one after, returns
+// net.ErrClosed: not the stream error with which Close stopped the stream,
+// which would read as a reset by the peer.
+func TestCloseInterruptsReadAndWrite(t *testing.T) {
 	ln, err := tetherquic.Listen("127.0.0.1:0", tethertest.TLSServerConfig(alpn), nil)
 	require.NoError(t, err)
 	defer ln.Close()
@@ -236,7 +236,7 @@ func TestReadAfterClose(t *testing.T) {
 		{"conn", func(client, _ net.Conn) net.Conn { return client }},
 		{"stream-conn", func(_, server net.Conn) net.Conn { return server }},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(tc.name+"-read", func(t *testing.T) {
 			c := tc.end(pair(t))
 			blocked := make(chan error, 1)
 			go func() {
@@ -249,6 +249,25 @@ func TestReadAfterClose(t *testing.T) {
 			require.ErrorIs(t, err, net.ErrClosed, "blocked Read() = %v, want net.ErrClosed", err)
 			_, err = c.Read(make([]byte, 1))
 			require.ErrorIs(t, err, net.ErrClosed, "Read() after Close = %v, want net.ErrClosed", err)
+		})
+		t.Run(tc.name+"-write", func(t *testing.T) {
+			c := tc.end(pair(t))
+			blocked := make(chan error, 1)
+			go func() {
+				big := make([]byte, 64<<20) // beyond the flow-control windows: the peer reads nothing
+				for {
+					if _, err := c.Write(big); err != nil {
+						blocked <- err
+						return
+					}
+				}
+			}()
+			time.Sleep(200 * time.Millisecond) // let the Write block (it returns the same error if not)
+			require.NoError(t, c.Close())
+			err := recv(t, blocked, "Write blocked during Close")
+			require.ErrorIs(t, err, net.ErrClosed, "blocked Write() = %v, want net.ErrClosed", err)
+			_, err = c.Write([]byte("x"))
+			require.ErrorIs(t, err, net.ErrClosed, "Write() after Close = %v, want net.ErrClosed", err)
 		})
 	}
 }

@@ -154,14 +154,19 @@ func (s *StreamConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Write writes to the stream.
+// Write writes to the stream. After Close (and in a Write that Close
+// interrupts), it returns net.ErrClosed.
 func (s *StreamConn) Write(p []byte) (int, error) {
 	s.writing.Add(1)
 	defer s.writing.Add(-1)
 	if s.closed.Load() {
 		return 0, net.ErrClosed
 	}
-	return s.str.Write(p)
+	n, err := s.str.Write(p)
+	if err != nil && s.closed.Load() {
+		err = net.ErrClosed // not the "canceled by local" of Close
+	}
+	return n, err
 }
 
 // CloseWrite sends a FIN after what was written.
