@@ -62,7 +62,9 @@ func (d *Unix) Dial(ctx context.Context, path string) (net.Conn, error) {
 // DialContext of a proxy dialer. Its errors are "dial NETWORK ADDR: ...":
 // dial's own when it returns a *net.OpError of that form (as net.Dialer
 // does), else a *net.OpError that wraps dial's error. A nil dial or an
-// empty network makes every Dial fail with a permanent error.
+// empty network makes every Dial fail with a permanent error. FromFunc
+// bounds no attempt in time itself, unlike the module's other dialers:
+// dial does, or wrap the result in Timeout.
 func FromFunc(network string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) tether.DialerFunc {
 	return func(ctx context.Context, addr string) (net.Conn, error) {
 		switch {
