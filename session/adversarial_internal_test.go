@@ -317,3 +317,118 @@ func TestRejectBadError(t *testing.T) {
 	require.True(t, tether.IsPermanent(err))
 	require.ErrorContains(t, err, "rejected the handshake as malformed")
 }
+
+// Close reports bytes that a lost session will never deliver: the client
+// wrote during an outage, the server restarted (it forgot the session),
+// and Close's resume learns the session is lost. Close returned nil.
+func TestCloseReportsBytesLostWithSession(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	sl := NewListener(ln)
+	slow := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+		if ev.Kind == tether.Disconnected || ev.Kind == tether.Unreachable {
+			ev.Delay = 500 * time.Millisecond
+		}
+		return tether.Reconnect
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, &tethertcp.Dialer{}, addr, slow, WithLinger(3*time.Second))
+	require.NoError(t, err)
+	s, err := sl.AcceptSession()
+	require.NoError(t, err)
+	_, err = c.Write([]byte("delivered"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(s, make([]byte, 9))
+	require.NoError(t, err)
+	s.mu.Lock()
+	tr := s.tr
+	s.mu.Unlock()
+	closeHard(tr)
+	require.Eventually(t, func() bool { return c.State() != tether.Ready }, 5*time.Second, time.Millisecond)
+	_, err = c.Write([]byte("never delivered"))
+	require.NoError(t, err)
+	require.NoError(t, sl.Close()) // the server restarts: it forgets the session
+	ln2, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	sl2 := NewListener(ln2)
+	defer sl2.Close()
+	err = c.Close()
+	require.ErrorIs(t, err, errLingered)
+	require.ErrorIs(t, err, ErrSessionLost)
+	require.ErrorContains(t, err, "24 bytes unacknowledged") // the first 9 too: their ack died with the transport
+}
+
+// hookConn runs hook on its first Write, before it writes.
+type hookConn struct {
+	net.Conn
+	hook func()
+}
+
+func (h *hookConn) Write(b []byte) (int, error) {
+	if f := h.hook; f != nil {
+		h.hook = nil
+		f()
+	}
+	return h.Conn.Write(b)
+}
+
+// A resume of a new session that comes while the server still sets it up
+// (its client got the accept, lost that connection at once and resumed)
+// waits for the setup: the session ends on the resume's transport, not on
+// the one its client abandoned, which open attached after the resume's.
+func TestResumeWaitsForOpen(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	l := NewListener(ln)
+	defer l.Close()
+	a1, b1 := net.Pipe()
+	a2, b2 := net.Pipe()
+	defer a1.Close()
+	defer a2.Close()
+	go io.Copy(io.Discard, a1)
+	go io.Copy(io.Discard, a2)
+	resumed := make(chan error, 1)
+	raw1 := &hookConn{Conn: b1}
+	var c *Conn
+	raw1.hook = func() { // as open writes its accept: the session is known
+		l.mu.Lock()
+		for _, s := range l.sessions {
+			c = s
+		}
+		l.mu.Unlock()
+		go func() {
+			h := hello{typ: msgResume, id: c.id, attempt: 1}
+			h.mac = resumeMAC(c.key, &h, nil)
+			_, err := l.resume(b2, &h, nil)
+			resumed <- err
+		}()
+		time.Sleep(100 * time.Millisecond) // the resume runs now, or waits for open
+	}
+	priv, err := newKeyPair()
+	require.NoError(t, err)
+	h := hello{typ: msgNew, window: 1 << 20}
+	copy(h.pub[:], priv.PublicKey().Bytes())
+	got, _, err := l.open(raw1, &h, nil)
+	require.NoError(t, err)
+	require.Same(t, c, got)
+	require.NoError(t, <-resumed)
+	c.mu.Lock()
+	tr := c.tr
+	c.mu.Unlock()
+	require.True(t, tr == net.Conn(b2), "the session's transport is the one its client abandoned")
+}
+
+// A final frame beyond the largest stream position is a protocol error, as
+// the protocol says (it was taken, and the reader never reached EOF).
+func TestFinBeyondMaxPosition(t *testing.T) {
+	cfg := newConfig(nil)
+	c := newConn(cfg, false)
+	var d decoder
+	c.mu.Lock()
+	err := c.feedLocked(&d, appendU64Frame(nil, frameFin, 1<<63), time.Now())
+	c.mu.Unlock()
+	require.ErrorContains(t, err, "beyond the stream's end")
+}

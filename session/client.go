@@ -88,6 +88,8 @@ func checkTetherOptions(opts []tether.Option) error {
 			return errProbe
 		})}, first...)
 		all = append(all, opts...)
+		// The probe's own observer: the user's sees no probe's states.
+		all = append(all, tether.WithStateObserver(func(tether.State, tether.State, time.Duration) {}))
 		all = append(all, last...)
 		all = append(all, tether.WithNoInitialRetry())
 		d := tether.DialerFunc(func(context.Context, string) (net.Conn, error) {
@@ -104,6 +106,8 @@ func checkTetherOptions(opts []tether.Option) error {
 	}
 	ran, dialed, err := probe(nil, nil)
 	switch {
+	case !dialed && err == nil:
+		return errors.New("tether/session: WithTether: WithLazy does not go with a session, whose Dial runs its handshake")
 	case !dialed:
 		return fmt.Errorf("tether/session: WithTether: %w", err)
 	case !ran:
@@ -153,10 +157,19 @@ func (c *Conn) onConnect(ctx context.Context, raw net.Conn) error {
 	if closed {
 		return net.ErrClosed
 	}
+	// ctx's end (Dial's ctx cancelled, the Tether closed) interrupts the
+	// handshake, not only its deadline: a past deadline fails its I/O.
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	if resume {
-		return c.resume(raw, flags, exp)
+		err = c.resume(raw, flags, exp)
+	} else {
+		err = c.open(raw, flags, exp)
 	}
-	return c.open(raw, flags, exp)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("tether/session: handshake: %w", ctx.Err())
+	}
+	return err
 }
 
 // open runs the handshake of a new session.
@@ -340,10 +353,10 @@ func (c *Conn) endOf(err error) error {
 	closed := c.closed
 	c.mu.Unlock()
 	switch {
+	case errors.Is(err, ErrSessionLost): // even during Close, which reports it
+		return err
 	case closed:
 		return net.ErrClosed
-	case errors.Is(err, ErrSessionLost):
-		return err
 	}
 	return lost(err)
 }

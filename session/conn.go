@@ -286,7 +286,9 @@ func (c *Conn) CloseWrite() error {
 // acknowledged them all, across reconnects if need be, then tells the peer
 // that the session is over and closes the transport. The peer reads every
 // byte, then io.EOF. Close returns an error when the linger time passed
-// before the peer acknowledged everything (those bytes may never arrive).
+// before the peer acknowledged everything (those bytes may never arrive),
+// or when the session had ended (lost) with bytes unacknowledged (they
+// never will); the error wraps the session's end.
 // Blocked and later operations return net.ErrClosed; a second Close returns
 // net.ErrClosed.
 func (c *Conn) Close() error {
@@ -304,11 +306,6 @@ func (c *Conn) Close() error {
 		c.kickLocked()
 		deadline := time.Now().Add(c.cfg.linger)
 		c.waitLocked(deadline, func() bool { return c.finAcked || c.ended })
-		if !c.finAcked && !c.ended && c.sAcked < c.sWritten {
-			// (Bytes all acknowledged, the final frame not yet: they
-			// arrived, and the close frame below ends the session.)
-			err = fmt.Errorf("%w (%d bytes unacknowledged)", errLingered, c.sWritten-c.sAcked)
-		}
 		if w, _ := c.writerLocked(); !c.ended && w != nil {
 			// Tell the peer the session is over, so that it need not wait
 			// for a resume: a courtesy (the peer would learn it when the
@@ -325,6 +322,15 @@ func (c *Conn) Close() error {
 			t.Stop()
 			c.mu.Lock()
 		}
+	}
+	switch n := c.sWritten - c.sAcked; {
+	case c.finAcked || n == 0:
+		// (Bytes all acknowledged, the final frame perhaps not: they
+		// arrived, and the close frame ends the session.)
+	case c.ended:
+		err = fmt.Errorf("%w (%d bytes unacknowledged): %w", errLingered, n, c.endErr)
+	default:
+		err = fmt.Errorf("%w (%d bytes unacknowledged)", errLingered, n)
 	}
 	c.mu.Unlock()
 	c.finish(net.ErrClosed)

@@ -85,18 +85,24 @@
 // # Security
 //
 // The session id is random, every resume is authenticated, and a recorded
-// resume cannot be played again (its attempt counter is spent; on TLS and
-// QUIC the handshake also binds the key and each resume to the connection
-// through its TLS exporter, so a resume is valid on its own connection
-// only).
+// resume that the server processed cannot be played again (its attempt
+// counter is spent). On TLS and QUIC the handshake also binds the key and
+// each resume to the connection through its TLS exporter, so a resume is
+// valid on its own connection only. On plain TCP, a resume that the server
+// never read (its connection broke on the way, or the server shed it at
+// its handshake cap) stays valid until the client's next resume succeeds:
+// someone who recorded it on the path can play it in that window, and
+// take over the session's server end.
 //
 // What the protocol does not protect against: on plain TCP, an active
 // man-in-the-middle. Nothing but the handshake is authenticated there,
 // and nothing is encrypted: an attacker on the path can read and change
 // the stream, inject frames, or run the key exchange with each end in
 // turn and hijack the session, as with any plain TCP stream. A passive
-// eavesdropper cannot resume the session (it lacks the key), but can read
-// it. Use TLS (package tls of this module, and tls.NewListener on the
+// eavesdropper cannot make a resume of its own (it lacks the key), but can
+// read the stream, and play a recorded resume that the server never read
+// (above). Closing that window needs a challenge from the server, a round
+// trip more on every resume, which TLS makes needless. Use TLS (package tls of this module, and tls.NewListener on the
 // server) for anything that crosses a network you do not control.
 //
 // # State

@@ -344,3 +344,66 @@ func TestBadOptions(t *testing.T) {
 	require.ErrorContains(t, err, "nil net.Listener")
 	require.False(t, errors.Is(err, net.ErrClosed))
 }
+
+// Cancelling Dial's ctx interrupts the handshake at once, as it would any
+// dial: a server that accepts and stays silent held Dial for the whole
+// handshake timeout.
+func TestDialCtxInterruptsHandshake(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ln := listen(t)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // silent
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := session.Dial(ctx, &tethertcp.Dialer{}, ln.Addr().String(), nil, session.WithHandshakeTimeout(10*time.Second))
+	require.ErrorIs(t, err, context.Canceled)
+	require.Less(t, time.Since(start), 5*time.Second, "the handshake timeout is 10 s")
+}
+
+// A Listener owns its inner listener even when its options were bad: Close
+// closes it.
+func TestBadOptionsListenerClosesInner(t *testing.T) {
+	ln := listen(t)
+	sl := session.NewListener(ln, session.WithTether())
+	_, err := sl.Accept()
+	require.ErrorContains(t, err, "WithTether")
+	require.NoError(t, sl.Close())
+	require.ErrorIs(t, ln.Close(), net.ErrClosed, "the inner listener was left open")
+	require.ErrorIs(t, sl.Close(), net.ErrClosed)
+}
+
+// WithTether's options are checked without showing the check to them: a
+// state observer sees the session's Tether alone. WithLazy, which a
+// session cannot take, gets a clear error.
+func TestTetherOptionsCheckUnseen(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	sl := session.NewListener(listen(t))
+	defer sl.Close()
+	var mu sync.Mutex
+	var seen []string
+	obs := tether.WithStateObserver(func(from, to tether.State, _ time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, from.String()+"->"+to.String())
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := session.Dial(ctx, &tethertcp.Dialer{}, sl.Addr().String(), nil, session.WithTether(obs))
+	require.NoError(t, err)
+	mu.Lock()
+	require.Equal(t, []string{"connecting->connecting", "connecting->ready"}, seen)
+	mu.Unlock()
+	c.Close()
+	_, err = session.Dial(ctx, &tethertcp.Dialer{}, sl.Addr().String(), nil, session.WithTether(tether.WithLazy()))
+	require.ErrorContains(t, err, "WithLazy does not go with a session")
+}

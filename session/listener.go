@@ -40,6 +40,7 @@ type Listener struct {
 	held       int
 	handshakes map[net.Conn]struct{} // connections in a handshake
 	closed     bool
+	unstarted  bool  // bad options: inner is still to close
 	err        error // why Accept fails: the inner listener's error or a bad option
 }
 
@@ -65,7 +66,7 @@ func NewListener(inner net.Listener, opts ...Option) *Listener {
 		handshakes: make(map[net.Conn]struct{}),
 	}
 	if cfg.err != nil {
-		l.err, l.closed = cfg.err, true
+		l.err, l.closed, l.unstarted = cfg.err, true, true
 		close(l.done)
 		return l
 	}
@@ -133,9 +134,14 @@ func (l *Listener) Len() int {
 func (l *Listener) Close() error {
 	l.mu.Lock()
 	if l.closed {
+		unstarted := l.unstarted
+		l.unstarted = false
 		l.mu.Unlock()
-		if l.err != nil {
-			return nil // never started
+		if unstarted && l.inner != nil {
+			return l.inner.Close() // it owns inner, started or not
+		}
+		if unstarted {
+			return nil
 		}
 		return net.ErrClosed
 	}
@@ -375,6 +381,11 @@ func (l *Listener) open(raw net.Conn, h *hello, exp []byte) (*Conn, byte, error)
 	c := newConn(l.cfg, false)
 	c.l, c.id, c.key = l, r.id, key
 	c.peerLimit, c.ackEvery = uint64(h.window), ackEvery(h.window)
+	// A resume of the session (its client lost this connection as soon as
+	// the accept reached it) waits until this connection is attached, so
+	// that it is not attached over the resume's.
+	c.resumeMu.Lock()
+	defer c.resumeMu.Unlock()
 	l.mu.Lock()
 	switch {
 	case l.closed:

@@ -350,7 +350,11 @@ func (d *decoder) frame(b []byte, h frameHandler) error {
 	case framePong:
 		h.onPong(binary.BigEndian.Uint64(b[1:]))
 	case frameFin:
-		return h.onFin(binary.BigEndian.Uint64(b[1:]))
+		off := binary.BigEndian.Uint64(b[1:])
+		if off > maxPos {
+			return protoErr("final frame beyond the stream's end")
+		}
+		return h.onFin(off)
 	case frameClose:
 		if b[1] > closeLost {
 			return protoErr("unknown close reason %d", b[1])
