@@ -256,3 +256,32 @@ func TestBackoffBadConfigNeverPanics(t *testing.T) {
 		require.False(t, errors.Is(ev.Err, errRefused))
 	}
 }
+
+// Backoff's delay does not overflow time.Duration for huge delays: it is
+// the longest one, not 0 (a tight loop) or negative.
+func TestBackoffHugeDelays(t *testing.T) {
+	for _, c := range []middleware.BackoffConfig{
+		{BaseDelay: math.MaxInt64, MaxDelay: math.MaxInt64},
+		{BaseDelay: time.Hour, MaxDelay: math.MaxInt64, Multiplier: 1e6},
+		{BaseDelay: 8e18, MaxDelay: 8e18, Jitter: 0.2},
+	} {
+		h := middleware.Backoff(c)(reconnect)
+		for i := range 20 {
+			_, ev := handle(h, tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, Attempt: 5})
+			if ev.Delay < time.Hour {
+				t.Errorf("%+v: attempt 5, draw %d: Delay %v", c, i, ev.Delay)
+				break
+			}
+		}
+	}
+}
+
+// With Multiplier 1 (a constant backoff), a decision takes the same time
+// at any Attempt: it took time in proportion to Attempt, 0.4 s at 2^28.
+func TestBackoffMultiplierOneIsConstantTime(t *testing.T) {
+	h := middleware.Backoff(middleware.BackoffConfig{BaseDelay: 10 * time.Millisecond, MaxDelay: time.Second, Multiplier: 1})(reconnect)
+	start := time.Now()
+	_, ev := handle(h, tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: addrA, Attempt: math.MaxInt32})
+	require.InDelta(t, 10*time.Millisecond, ev.Delay, float64(3*time.Millisecond), "the base delay, with the default jitter")
+	require.Less(t, time.Since(start), time.Second, "one decision (the loop took 2^31 steps)")
+}

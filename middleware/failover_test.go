@@ -2,8 +2,10 @@ package middleware_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -136,6 +138,65 @@ func TestStickyFailoverFlappingPrimary(t *testing.T) {
 		require.Equal(t, addrB, tn.Addr())
 		require.Equal(t, 2, len(n.History()), "one dial to the flapping primary, one to the backup")
 		require.NoError(t, tn.Close())
+		<-done
+	})
+}
+
+var errHiccup = errors.New("hiccup")
+
+type hiccupConn struct {
+	net.Conn
+	once bool
+}
+
+func (c *hiccupConn) Read(p []byte) (int, error) {
+	if !c.once {
+		c.once = true
+		return 0, errHiccup
+	}
+	return c.Conn.Read(p)
+}
+
+// Failover counts from the address that failed (Event.Dialed): after an
+// ignored error (the connection to A kept, though Failover had moved the
+// address on), A's loss fails over to B, not back to A.
+func TestFailoverAfterIgnore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := servers(t, map[string]func(net.Conn){addrA: hold, addrB: hold})
+		n.Wrap(func(c *tethertest.Conn) net.Conn {
+			if c.Index() == 0 {
+				return &hiccupConn{Conn: c.Client()}
+			}
+			return c.Client()
+		})
+		var mu sync.Mutex
+		var evs []tether.Event
+		policy := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+			mu.Lock()
+			defer mu.Unlock()
+			evs = append(evs, *ev)
+			if errors.Is(ev.Err, errHiccup) {
+				return tether.Ignore
+			}
+			ev.Delay = 10 * time.Millisecond
+			return tether.Reconnect
+		})
+		tt := tethertest.Dial(t, n, addrA, tether.Chain(policy, middleware.Failover(addrA, addrB)))
+		_, err := tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, errHiccup) // ignored: the connection to A is kept
+		done := drain(tt)
+		synctest.Wait()
+		n.Down(addrA)
+		time.Sleep(time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ev := range evs {
+			t.Logf("%v dialed=%s next=%s err=%v", ev.Kind, ev.Dialed, ev.Addr, ev.Err)
+		}
+		hist := n.History()
+		t.Logf("dials: %+v", hist)
+		require.Equal(t, addrB, hist[1].Addr, "the first dial after A's loss went back to A")
+		tt.Close()
 		<-done
 	})
 }

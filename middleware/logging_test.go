@@ -185,3 +185,25 @@ func TestLoggingTether(t *testing.T) {
 		}, msgs)
 	})
 }
+
+type wrapErr struct{ err error }
+
+func (e wrapErr) Error() string { return "wrapped: " + e.err.Error() }
+func (e wrapErr) Unwrap() error { return e.err }
+
+type sliceErr []string
+
+func (sliceErr) Error() string { return "slice" }
+
+// Logging compares errors of a comparable type that hold uncomparable
+// values without a panic (== on them panics at run time).
+func TestLoggingUncomparableValues(t *testing.T) {
+	l := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := middleware.Logging(l)(tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+		ev.Err = wrapErr{sliceErr{"b"}}
+		return tether.GiveUp
+	}))
+	require.NotPanics(t, func() {
+		handle(h, tether.Event{Kind: tether.Disconnected, Err: wrapErr{sliceErr{"a"}}, Addr: addrA})
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/middleware"
+	"github.com/io-tether/tether/tethertest"
 )
 
 func TestMaxDowntimeDecisions(t *testing.T) {
@@ -110,5 +112,38 @@ func TestMaxDowntimeBoundsWaitingHandler(t *testing.T) {
 		require.ErrorIs(t, got.Err, middleware.ErrMaxDowntime)
 		require.ErrorIs(t, got.Err, io.EOF)
 		require.Equal(t, time.Minute, time.Since(start))
+	})
+}
+
+// MaxDowntime bounds a lazy Tether's first dials too: their events carry
+// the time the lazy dial began as Event.Since (they carried the zero
+// time, and the Tether retried for ever).
+func TestMaxDowntimeBoundsLazyDial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &tethertest.Dialer{}
+		d.FailWhen(func(int, string) error { return errRefused })
+		var mu sync.Mutex
+		var since []time.Time
+		rec := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+			mu.Lock()
+			defer mu.Unlock()
+			since = append(since, ev.Since)
+			return tether.Reconnect
+		})
+		h := tether.Chain(rec, middleware.MaxDowntime(time.Second),
+			middleware.Backoff(middleware.BackoffConfig{BaseDelay: 100 * time.Millisecond, MaxDelay: 100 * time.Millisecond}))
+		tt, err := tether.Dial(context.Background(), d, addrA, h, tether.WithLazy())
+		require.NoError(t, err)
+		defer tt.Close()
+		tt.Connect()
+		time.Sleep(10 * time.Second)
+		select {
+		case <-tt.Done():
+		default:
+			mu.Lock()
+			defer mu.Unlock()
+			t.Errorf("MaxDowntime(1s): still retrying after 10 s, %d dials; Event.Since of the first: %v",
+				d.Dials(), since[0])
+		}
 	})
 }
