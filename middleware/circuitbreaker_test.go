@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -227,29 +226,15 @@ func TestBreakerIgnoresForcedReconnect(t *testing.T) {
 		n := servers(t, map[string]func(net.Conn){addrA: hold})
 		n.FailNext(2, nil) // two failed dials, then a connection
 		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 3})
-		var mu sync.Mutex
-		var evs []tether.Event
-		rec := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
-			mu.Lock()
-			defer mu.Unlock()
-			evs = append(evs, *ev)
-			return tether.Reconnect
-		})
+		rec := &tethertest.Recorder{Next: reconnect}
 		tt := tethertest.Dial(t, n, addrA, tether.Chain(rec, middleware.CircuitBreaker(b)))
 		done := drain(tt)
 		synctest.Wait()
-		before := n.Dials()
 		tt.Reconnect() // the user's choice: "does not count as a failed attempt"
 		time.Sleep(5 * time.Second)
-		t.Logf("dials to A in the 5 s after Reconnect(): %d; state %v; breaker %v",
-			n.Dials()-before, tt.State(), b.State(addrA))
-		mu.Lock()
-		defer mu.Unlock()
-		for _, ev := range evs {
-			t.Logf("%v attempt=%d err=%v", ev.Kind, ev.Attempt, ev.Err)
-		}
 		require.Equal(t, middleware.BreakerClosed, b.State(addrA),
-			"two failed dials and a successful one, then a forced reconnect, opened the circuit")
+			"two failed dials and a successful one, then a forced reconnect, opened the circuit: %v", rec)
+		require.Equal(t, tether.Ready, tt.State())
 		tt.Close()
 		<-done
 	})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -122,14 +121,7 @@ func TestMaxDowntimeBoundsLazyDial(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := &tethertest.Dialer{}
 		d.FailWhen(func(int, string) error { return errRefused })
-		var mu sync.Mutex
-		var since []time.Time
-		rec := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
-			mu.Lock()
-			defer mu.Unlock()
-			since = append(since, ev.Since)
-			return tether.Reconnect
-		})
+		rec := &tethertest.Recorder{Next: reconnect}
 		h := tether.Chain(rec, middleware.MaxDowntime(time.Second),
 			middleware.Backoff(middleware.BackoffConfig{BaseDelay: 100 * time.Millisecond, MaxDelay: 100 * time.Millisecond}))
 		tt, err := tether.Dial(context.Background(), d, addrA, h, tether.WithLazy())
@@ -140,10 +132,8 @@ func TestMaxDowntimeBoundsLazyDial(t *testing.T) {
 		select {
 		case <-tt.Done():
 		default:
-			mu.Lock()
-			defer mu.Unlock()
 			t.Errorf("MaxDowntime(1s): still retrying after 10 s, %d dials; Event.Since of the first: %v",
-				d.Dials(), since[0])
+				d.Dials(), rec.Events()[0].Since)
 		}
 	})
 }
