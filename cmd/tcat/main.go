@@ -8,6 +8,8 @@
 //	tcat [-tls | -quic] [-alpn P] [-ca FILE | -insecure] [-w 1m] [-v] [-session [-L host:port]] host:port
 //	tcat -l [-tls | -quic] [-alpn P] [-ca FILE] [-v] [-session [-to host:port]] [host]:port
 //
+// Flags may also follow the address.
+//
 // When stdin ends, tcat shuts down its side of the connection (CloseWrite)
 // and copies to stdout until the peer has finished too, then exits; if the
 // connection is replaced after that, the new one is shut down for writing
@@ -163,18 +165,31 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			"Copies stdin to the connection and the connection to stdout, reconnecting as needed.\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, err
+	// Flags may follow the address (tcat -l :9000 -v): fs.Parse stops at
+	// the first argument that is not a flag, so parse again after each;
+	// "--" ends the flags.
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return c, err
+			}
+			return c, errUsage // fs has reported it, with the usage
 		}
-		return c, errUsage // fs has reported it, with the usage
+		rest := fs.Args()
+		ended := len(rest) < len(args) && args[len(args)-len(rest)-1] == "--"
+		if len(rest) == 0 || ended {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
 	}
-	if err := c.check(fs.Args()); err != nil {
+	if err := c.check(pos); err != nil {
 		fmt.Fprintln(stderr, "tcat:", err)
 		fs.Usage()
 		return c, errUsage
 	}
-	c.addr = fs.Arg(0)
+	c.addr = pos[0]
 	if c.quic && c.alpn == "" {
 		c.alpn = defaultALPN
 	}

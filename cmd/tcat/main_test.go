@@ -334,6 +334,31 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// TestFlagsAfterAddress: flags may follow the address, as in the relay
+// command of the package doc (flag parsing alone stops at the first
+// argument that is not a flag); both orders mean the same, and "--" ends
+// the flags.
+func TestFlagsAfterAddress(t *testing.T) {
+	want := config{listen: true, session: true, to: "127.0.0.1:6379", wait: time.Minute, addr: ":9000"}
+	for _, args := range [][]string{
+		{"-l", "-session", ":9000", "-to", "127.0.0.1:6379"},
+		{"-l", "-session", "-to", "127.0.0.1:6379", ":9000"},
+		{":9000", "-l", "-session", "-to", "127.0.0.1:6379"},
+		{"-l", "-session", "-to", "127.0.0.1:6379", "--", ":9000"},
+	} {
+		var stderr strings.Builder
+		got, err := parseFlags(args, &stderr)
+		require.NoError(t, err, "parseFlags(%q); stderr:\n%s", args, &stderr)
+		require.Equal(t, want, got, "parseFlags(%q)", args)
+	}
+	for _, args := range [][]string{
+		{":9000", "-l", "-nosuchflag"}, {":9000", "-l", ":9001"}, {"-l", "--", ":9000", "-v"},
+	} {
+		_, err := parseFlags(args, io.Discard)
+		require.ErrorIs(t, err, errUsage, "parseFlags(%q)", args)
+	}
+}
+
 // TestListenPeerLost: the listener's peer is lost with a clean close (FIN)
 // while its stdin is open, and the chunks the listener writes before the
 // client comes back reach the client on its next connection, in order:
