@@ -64,8 +64,9 @@
 //	tar c dir | tcat -session host:9000
 //	tcat -l -session :9000 </dev/null | tar x
 //
-// The listener serves one session (later ones are refused) and exits when
-// both directions have ended.
+// The listener serves one session and exits when both directions have
+// ended. A later client is refused at the handshake: it retries until its
+// -w passes, then fails ("server has too many sessions").
 //
 // The relay pair carries any TCP service over sessions, as Eternal
 // Terminal's tunnel does; each connection accepted on -L is a session of

@@ -440,6 +440,30 @@ func TestSession(t *testing.T) {
 	}
 }
 
+// TestSessionRefusesSecondClient: the listener serves one session; a
+// second client is refused at the handshake, retries until its -w, and
+// fails, rather than have its bytes acknowledged and dropped and exit 0.
+// The first session goes on.
+func TestSessionRefusesSecondClient(t *testing.T) {
+	l := start(t, "-v", "-l", "-session", "127.0.0.1:0")
+	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+	c1 := start(t, "-session", addr)
+	c1.write(t, "first\n")
+	l.stdout.expect(t, "^first$")
+
+	c2 := start(t, "-session", "-w", "1s", addr)
+	go io.WriteString(c2.stdin, "second\n") // read only once connected: it fails when c2 ends
+	require.ErrorContains(t, c2.end(t), "too many sessions")
+
+	c1.write(t, "third\n")
+	l.stdout.expect(t, "^third$")
+	require.NoError(t, c1.stdin.Close())
+	require.NoError(t, l.stdin.Close())
+	require.NoError(t, l.end(t))
+	require.NoError(t, c1.end(t))
+	require.Equal(t, []string{"first", "third"}, l.stdout.rest(t))
+}
+
 // TestSessionRelay: the relay pair carries a TCP service (an echo server)
 // over a session, and a client of the service keeps its connection through
 // resets between the two relays.

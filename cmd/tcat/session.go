@@ -96,7 +96,15 @@ func pipe(ctx context.Context, c *session.Conn, stdin io.Reader, stdout io.Write
 // session as a pipe with stdin and stdout (later ones are refused), or with
 // -to relays each session to a TCP server.
 func serveSessions(ctx context.Context, cfg config, ln listener, stdin io.Reader, stdout, stderr io.Writer) error {
-	sl := session.NewListener(netListenerOf(ln))
+	var opts []session.Option
+	if cfg.to == "" {
+		// One pipe: a later session is refused at its handshake, so that
+		// its client retries until its -w and fails. Accepting it and
+		// closing it would acknowledge its bytes, and its client would
+		// exit 0 with them dropped.
+		opts = append(opts, session.WithMaxSessions(1))
+	}
+	sl := session.NewListener(netListenerOf(ln), opts...)
 	defer sl.Close()
 	stop := context.AfterFunc(ctx, func() { sl.Close() })
 	defer stop()
@@ -111,16 +119,6 @@ func serveSessions(ctx context.Context, cfg config, ln listener, stdin io.Reader
 		return closedBy(ctx, err)
 	}
 	logf(stderr, cfg.verbose, "session from %v", c.RemoteAddr())
-	// Later sessions are refused: this is one pipe.
-	go func() {
-		for {
-			o, err := sl.Accept()
-			if err != nil {
-				return
-			}
-			o.Close()
-		}
-	}()
 	return pipe(ctx, c, stdin, stdout)
 }
 
