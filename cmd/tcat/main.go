@@ -66,7 +66,10 @@
 //
 // The listener serves one session and exits when both directions have
 // ended. A later client is refused at the handshake: it retries until its
-// -w passes, then fails ("server has too many sessions").
+// -w passes, then fails ("server has too many sessions"). Either end fails
+// when the session ends before its stdin does (the other end was
+// interrupted, say), without waiting for stdin: the rest of stdin would
+// reach nobody.
 //
 // The relay pair carries any TCP service over sessions, as Eternal
 // Terminal's tunnel does; each connection accepted on -L is a session of

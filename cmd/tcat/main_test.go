@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/io-tether/tether/internal/transporttest"
+	"github.com/io-tether/tether/session"
 	"github.com/io-tether/tether/tethertest/faultproxy"
 	"github.com/stretchr/testify/require"
 )
@@ -462,6 +464,38 @@ func TestSessionRefusesSecondClient(t *testing.T) {
 	require.NoError(t, l.end(t))
 	require.NoError(t, c1.end(t))
 	require.Equal(t, []string{"first", "third"}, l.stdout.rest(t))
+}
+
+// TestSessionInterruptStdinOpen: a session whose peer has finished (its
+// CloseWrite) while stdin is still open (a terminal) ends when tcat is
+// interrupted, although stdin's Read cannot be woken.
+func TestSessionInterruptStdinOpen(t *testing.T) {
+	l := start(t, "-v", "-l", "-session", "127.0.0.1:0")
+	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+	c := start(t, "-v", "-session", addr)
+	c.write(t, "hello\n")
+	l.stdout.expect(t, "^hello$")
+	require.NoError(t, l.stdin.Close())
+	c.stderr.expect(t, `^tcat: session to \S+: the peer has finished$`)
+	c.cancel()
+	require.ErrorIs(t, c.end(t), context.Canceled)
+}
+
+// TestSessionPeerClosedStdinOpen: when the peer closes the whole session
+// (it was interrupted) while stdin is still open, tcat ends at once, with
+// an error: what stdin has left will reach nobody.
+func TestSessionPeerClosedStdinOpen(t *testing.T) {
+	l := start(t, "-v", "-l", "-session", "127.0.0.1:0")
+	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+	c := start(t, "-session", addr)
+	c.write(t, "hello\n")
+	l.stdout.expect(t, "^hello$")
+	l.cancel()
+	require.ErrorIs(t, l.end(t), context.Canceled)
+	// The listener's Close and its Listener's race to end the session.
+	err := c.end(t)
+	require.True(t, errors.Is(err, session.ErrPeerClosed) || errors.Is(err, session.ErrSessionLost),
+		"tcat -session = %v, want an error of the ended session", err)
 }
 
 // TestSessionRelay: the relay pair carries a TCP service (an echo server)
