@@ -36,11 +36,15 @@
 // With -l, tcat listens instead, on 127.0.0.1 when the address has no host
 // (say 0.0.0.0:PORT or [::]:PORT for every interface). It serves one peer at
 // a time, and a new connection replaces the current one: that is how a
-// reconnecting peer comes back. With -tls or -quic it uses a self-signed
-// certificate for localhost, the loopback addresses and the listening host:
-// with -ca FILE, the one in FILE, made and written there (with its key,
-// mode 0600) if FILE does not exist, so that a restarted listener keeps it;
-// without, a new one, which clients accept only with -insecure.
+// reconnecting peer comes back. A peer's end may be a lost connection:
+// what the listener wrote after it (up to 1 MiB) goes again, first, to the
+// next connection when a later write fails; a connection replaced before
+// any write failed counts as having delivered it. With -tls or -quic it
+// uses a self-signed certificate for localhost, the loopback addresses and
+// the listening host: with -ca FILE, the one in FILE, made and written
+// there (with its key, mode 0600) if FILE does not exist, so that a
+// restarted listener keeps it; without, a new one, which clients accept
+// only with -insecure.
 //
 // Two terminals:
 //

@@ -393,6 +393,35 @@ func TestListenPeerLost(t *testing.T) {
 	require.Equal(t, []string{"one", "two", "three"}, c.stdout.rest(t))
 }
 
+// TestListenNoReplayOfDelivered: what the listener wrote after a peer's
+// end (its CloseWrite) and that peer read is not sent again to the next
+// peer, once the first has gone without a failed write.
+func TestListenNoReplayOfDelivered(t *testing.T) {
+	l := start(t, "-v", "-l", "127.0.0.1:0")
+	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+	a, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer a.Close()
+	require.NoError(t, a.(*net.TCPConn).CloseWrite()) // its stdin was /dev/null
+	l.stderr.expect(t, `the peer has finished$`)
+	l.write(t, "line1\n")
+	a.SetReadDeadline(time.Now().Add(wait))
+	got, err := bufio.NewReader(a).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "line1\n", got)
+	require.NoError(t, a.Close())
+
+	b, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer b.Close()
+	l.stderr.expect(t, `connection from \S+ replaced`)
+	l.write(t, "line2\n")
+	b.SetReadDeadline(time.Now().Add(wait))
+	got, err = bufio.NewReader(b).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "line2\n", got, "the second peer first received a line that the first had read")
+}
+
 // TestSession: tcat -session on both ends, through a proxy that resets the
 // connection again and again while lines flow both ways: every line
 // arrives, once, in order.
