@@ -99,11 +99,12 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 		// afterEOF holds the chunks written to cur after its peer's EOF
 		// (up to maxAfterEOF bytes). That EOF may have been a loss (a
 		// connection closed in between): a dead connection takes the
-		// first Write, and fails a later one. So when a Write fails,
-		// afterEOF and the failed chunk go to unsure, which goes first to
-		// the next connection. A connection replaced before any of its
-		// Writes failed counts as having delivered afterEOF: its peer
-		// may have read it, and another peer must not get it again.
+		// first Write, and its peer resets it, which fails a later one.
+		// So when a Write fails, or cur is replaced and has been reset
+		// (wasReset), afterEOF goes to unsure, with the failed chunk,
+		// and unsure goes first to the next connection. A connection
+		// replaced otherwise counts as having delivered afterEOF: its
+		// peer read it, and another peer must not get it again.
 		afterEOF     [][]byte
 		afterEOFSize int
 		unsure       [][]byte
@@ -121,6 +122,9 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 		case c := <-accepted:
 			if cur != nil {
 				logf(stderr, verbose, "connection from %v replaced", cur.RemoteAddr())
+				if wasReset(cur) {
+					unsure = append(unsure, afterEOF...)
+				}
 				drop()
 			}
 			logf(stderr, verbose, "connection from %v", c.RemoteAddr())

@@ -38,8 +38,9 @@
 // a time, and a new connection replaces the current one: that is how a
 // reconnecting peer comes back. A peer's end may be a lost connection:
 // what the listener wrote after it (up to 1 MiB) goes again, first, to the
-// next connection when a later write fails; a connection replaced before
-// any write failed counts as having delivered it. With -tls or -quic it
+// next connection when the old one turns out dead (a later write fails,
+// or, over TCP and TLS on Unix, the peer reset it); a connection replaced
+// otherwise counts as having delivered it. With -tls or -quic it
 // uses a self-signed certificate for localhost, the loopback addresses and
 // the listening host: with -ca FILE, the one in FILE, made and written
 // there (with its key, mode 0600) if FILE does not exist, so that a
