@@ -96,15 +96,18 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 		cur       net.Conn // the current connection, if any
 		peerDone  bool     // cur's peer has finished sending
 		stdinDone bool
-		// unsure holds the chunks that may not have reached the peer:
-		// those written after its EOF (a lost peer's connection takes
-		// the first Write) and the one whose Write failed. They go first
-		// to the next connection: a peer whose EOF was the end of its
-		// stdin (a half-close) never reconnects (after CloseWrite a loss
-		// is final for a Tether), so a next connection means the EOF was
-		// a loss.
-		unsure     [][]byte
-		unsureSize int
+		// afterEOF holds the chunks written to cur after its peer's EOF
+		// (up to maxAfterEOF bytes). That EOF may have been a loss (a
+		// connection closed in between): a dead connection takes the
+		// first Write, and its peer resets it, which fails a later one.
+		// So when a Write fails, or cur is replaced and has been reset
+		// (wasReset), afterEOF goes to unsure, with the failed chunk,
+		// and unsure goes first to the next connection. A connection
+		// replaced otherwise counts as having delivered afterEOF: its
+		// peer read it, and another peer must not get it again.
+		afterEOF     [][]byte
+		afterEOFSize int
+		unsure       [][]byte
 	)
 	drop := func() {
 		cur.Close()
@@ -119,10 +122,14 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 		case c := <-accepted:
 			if cur != nil {
 				logf(stderr, verbose, "connection from %v replaced", cur.RemoteAddr())
+				if wasReset(cur) {
+					unsure = append(unsure, afterEOF...)
+				}
 				drop()
 			}
 			logf(stderr, verbose, "connection from %v", c.RemoteAddr())
 			cur, peerDone = c, false
+			afterEOF, afterEOFSize = nil, 0
 			go func() {
 				_, err := io.Copy(out, c)
 				select {
@@ -136,7 +143,6 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 					drop()
 					break
 				}
-				unsureSize -= len(unsure[0])
 				unsure = unsure[1:]
 			}
 			if cur == nil {
@@ -155,17 +161,15 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 				}
 				continue
 			}
-			if peerDone && unsureSize < maxUnsure {
-				unsure = append(unsure, b)
-				unsureSize += len(b)
-			}
 			if _, err := cur.Write(b); err != nil {
 				logf(stderr, verbose, "connection from %v: %v", cur.RemoteAddr(), err)
-				if !peerDone {
-					unsure = append(unsure, b)
-					unsureSize += len(b)
-				}
+				unsure = append(append(unsure, afterEOF...), b)
 				drop()
+				continue
+			}
+			if peerDone && afterEOFSize < maxAfterEOF {
+				afterEOF = append(afterEOF, b)
+				afterEOFSize += len(b)
 			}
 		case e := <-readDone:
 			if e.c != cur {
@@ -193,9 +197,9 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 	}
 }
 
-// maxUnsure bounds the chunks kept after a peer's EOF: a peer that took
+// maxAfterEOF bounds the chunks kept after a peer's EOF: a peer that took
 // this much after its EOF is reading (a lost one fails the second Write).
-const maxUnsure = 1 << 20
+const maxAfterEOF = 1 << 20
 
 // closeWrite shuts down the writing side of c.
 func closeWrite(c net.Conn) {

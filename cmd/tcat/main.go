@@ -8,6 +8,8 @@
 //	tcat [-tls | -quic] [-alpn P] [-ca FILE | -insecure] [-w 1m] [-v] [-session [-L host:port]] host:port
 //	tcat -l [-tls | -quic] [-alpn P] [-ca FILE] [-v] [-session [-to host:port]] [host]:port
 //
+// Flags may also follow the address.
+//
 // When stdin ends, tcat shuts down its side of the connection (CloseWrite)
 // and copies to stdout until the peer has finished too, then exits; if the
 // connection is replaced after that, the new one is shut down for writing
@@ -34,11 +36,16 @@
 // With -l, tcat listens instead, on 127.0.0.1 when the address has no host
 // (say 0.0.0.0:PORT or [::]:PORT for every interface). It serves one peer at
 // a time, and a new connection replaces the current one: that is how a
-// reconnecting peer comes back. With -tls or -quic it uses a self-signed
-// certificate for localhost, the loopback addresses and the listening host:
-// with -ca FILE, the one in FILE, made and written there (with its key,
-// mode 0600) if FILE does not exist, so that a restarted listener keeps it;
-// without, a new one, which clients accept only with -insecure.
+// reconnecting peer comes back. A peer's end may be a lost connection:
+// what the listener wrote after it (up to 1 MiB) goes again, first, to the
+// next connection when the old one turns out dead (a later write fails,
+// or, over TCP and TLS on Unix, the peer reset it); a connection replaced
+// otherwise counts as having delivered it. With -tls or -quic it
+// uses a self-signed certificate for localhost, the loopback addresses and
+// the listening host: with -ca FILE, the one in FILE, made and written
+// there (with its key, mode 0600) if FILE does not exist, so that a
+// restarted listener keeps it; without, a new one, which clients accept
+// only with -insecure.
 //
 // Two terminals:
 //
@@ -62,8 +69,12 @@
 //	tar c dir | tcat -session host:9000
 //	tcat -l -session :9000 </dev/null | tar x
 //
-// The listener serves one session (later ones are refused) and exits when
-// both directions have ended.
+// The listener serves one session and exits when both directions have
+// ended. A later client is refused at the handshake: it retries until its
+// -w passes, then fails ("server has too many sessions"). Either end fails
+// when the session ends before its stdin does (the other end was
+// interrupted, say), without waiting for stdin: the rest of stdin would
+// reach nobody.
 //
 // The relay pair carries any TCP service over sessions, as Eternal
 // Terminal's tunnel does; each connection accepted on -L is a session of
@@ -163,18 +174,31 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			"Copies stdin to the connection and the connection to stdout, reconnecting as needed.\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, err
+	// Flags may follow the address (tcat -l :9000 -v): fs.Parse stops at
+	// the first argument that is not a flag, so parse again after each;
+	// "--" ends the flags.
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return c, err
+			}
+			return c, errUsage // fs has reported it, with the usage
 		}
-		return c, errUsage // fs has reported it, with the usage
+		rest := fs.Args()
+		ended := len(rest) < len(args) && args[len(args)-len(rest)-1] == "--"
+		if len(rest) == 0 || ended {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
 	}
-	if err := c.check(fs.Args()); err != nil {
+	if err := c.check(pos); err != nil {
 		fmt.Fprintln(stderr, "tcat:", err)
 		fs.Usage()
 		return c, errUsage
 	}
-	c.addr = fs.Arg(0)
+	c.addr = pos[0]
 	if c.quic && c.alpn == "" {
 		c.alpn = defaultALPN
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/io-tether/tether/internal/transporttest"
+	"github.com/io-tether/tether/session"
 	"github.com/io-tether/tether/tethertest/faultproxy"
 	"github.com/stretchr/testify/require"
 )
@@ -334,36 +336,99 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// TestFlagsAfterAddress: flags may follow the address, as in the relay
+// command of the package doc (flag parsing alone stops at the first
+// argument that is not a flag); both orders mean the same, and "--" ends
+// the flags.
+func TestFlagsAfterAddress(t *testing.T) {
+	want := config{listen: true, session: true, to: "127.0.0.1:6379", wait: time.Minute, addr: ":9000"}
+	for _, args := range [][]string{
+		{"-l", "-session", ":9000", "-to", "127.0.0.1:6379"},
+		{"-l", "-session", "-to", "127.0.0.1:6379", ":9000"},
+		{":9000", "-l", "-session", "-to", "127.0.0.1:6379"},
+		{"-l", "-session", "-to", "127.0.0.1:6379", "--", ":9000"},
+	} {
+		var stderr strings.Builder
+		got, err := parseFlags(args, &stderr)
+		require.NoError(t, err, "parseFlags(%q); stderr:\n%s", args, &stderr)
+		require.Equal(t, want, got, "parseFlags(%q)", args)
+	}
+	for _, args := range [][]string{
+		{":9000", "-l", "-nosuchflag"}, {":9000", "-l", ":9001"}, {"-l", "--", ":9000", "-v"},
+	} {
+		_, err := parseFlags(args, io.Discard)
+		require.ErrorIs(t, err, errUsage, "parseFlags(%q)", args)
+	}
+}
+
 // TestListenPeerLost: the listener's peer is lost with a clean close (FIN)
 // while its stdin is open, and the chunks the listener writes before the
-// client comes back reach the client on its next connection, in order:
-// the first went into the dead connection (TCP took it), the second
-// failed. Before the fix, the listener took the EOF for the peer's end
-// and lost both.
+// client comes back reach the client on its next connection, in order.
+// The first goes into the dead connection (TCP takes it) and the peer's
+// reset comes back: then a second Write fails, or, if there is none, the
+// connection is found reset when the client's next one replaces it.
+// Before the fix, the listener took the EOF for the peer's end and lost
+// them.
 func TestListenPeerLost(t *testing.T) {
+	for _, lost := range [][]string{{"one", "two"}, {"one"}} {
+		t.Run(fmt.Sprint(len(lost)), func(t *testing.T) {
+			l := start(t, "-v", "-l", "127.0.0.1:0")
+			addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+			p, err := faultproxy.New(addr, 1)
+			require.NoError(t, err)
+			defer p.Close()
+			c := start(t, "-v", p.Addr())
+			c.write(t, "ping\n")
+			l.stdout.expect(t, "^ping$")
+
+			require.NoError(t, p.SetMode(faultproxy.ModeRefuse)) // the client cannot come back yet
+			p.CloseAll()
+			l.stderr.expect(t, `the peer has finished$`)
+			for _, s := range lost {
+				l.write(t, s+"\n")
+				time.Sleep(100 * time.Millisecond) // the dead peer's reset comes back
+			}
+			if len(lost) > 1 {
+				l.stderr.expect(t, `connection from \S+: .*(reset|broken pipe)`)
+			}
+			require.NoError(t, p.SetMode(faultproxy.ModeForward))
+			c.stderr.expect(t, `msg="tether reconnected"`)
+			l.write(t, "three\n")
+			c.stdout.expect(t, "^three$")
+
+			hangUp(t, l, c)
+			require.Equal(t, append(lost, "three"), c.stdout.rest(t))
+		})
+	}
+}
+
+// TestListenNoReplayOfDelivered: what the listener wrote after a peer's
+// end (its CloseWrite) and that peer read is not sent again to the next
+// peer, once the first has gone without a failed write.
+func TestListenNoReplayOfDelivered(t *testing.T) {
 	l := start(t, "-v", "-l", "127.0.0.1:0")
 	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
-	p, err := faultproxy.New(addr, 1)
+	a, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
-	defer p.Close()
-	c := start(t, "-v", p.Addr())
-	c.write(t, "ping\n")
-	l.stdout.expect(t, "^ping$")
-
-	require.NoError(t, p.SetMode(faultproxy.ModeRefuse)) // the client cannot come back yet
-	p.CloseAll()
+	defer a.Close()
+	require.NoError(t, a.(*net.TCPConn).CloseWrite()) // its stdin was /dev/null
 	l.stderr.expect(t, `the peer has finished$`)
-	l.write(t, "one\n")
-	time.Sleep(100 * time.Millisecond) // the dead peer's reset comes back
-	l.write(t, "two\n")
-	l.stderr.expect(t, `connection from \S+: .*(reset|broken pipe)`)
-	require.NoError(t, p.SetMode(faultproxy.ModeForward))
-	c.stderr.expect(t, `msg="tether reconnected"`)
-	l.write(t, "three\n")
-	c.stdout.expect(t, "^three$")
+	l.write(t, "line1\n")
+	a.SetReadDeadline(time.Now().Add(wait))
+	got, err := bufio.NewReader(a).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "line1\n", got)
+	require.NoError(t, a.Close())
 
-	hangUp(t, l, c)
-	require.Equal(t, []string{"one", "two", "three"}, c.stdout.rest(t))
+	b, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer b.Close()
+	l.stderr.expect(t, `connection from \S+ replaced`)
+	l.write(t, "line2\n")
+	b.SetReadDeadline(time.Now().Add(wait))
+	got, err = bufio.NewReader(b).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "line2\n", got, "the second peer first received a line that the first had read")
 }
 
 // TestSession: tcat -session on both ends, through a proxy that resets the
@@ -413,6 +478,62 @@ func TestSession(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSessionRefusesSecondClient: the listener serves one session; a
+// second client is refused at the handshake, retries until its -w, and
+// fails, rather than have its bytes acknowledged and dropped and exit 0.
+// The first session goes on.
+func TestSessionRefusesSecondClient(t *testing.T) {
+	l := start(t, "-v", "-l", "-session", "127.0.0.1:0")
+	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+	c1 := start(t, "-session", addr)
+	c1.write(t, "first\n")
+	l.stdout.expect(t, "^first$")
+
+	c2 := start(t, "-session", "-w", "1s", addr)
+	go io.WriteString(c2.stdin, "second\n") // read only once connected: it fails when c2 ends
+	require.ErrorContains(t, c2.end(t), "too many sessions")
+
+	c1.write(t, "third\n")
+	l.stdout.expect(t, "^third$")
+	require.NoError(t, c1.stdin.Close())
+	require.NoError(t, l.stdin.Close())
+	require.NoError(t, l.end(t))
+	require.NoError(t, c1.end(t))
+	require.Equal(t, []string{"first", "third"}, l.stdout.rest(t))
+}
+
+// TestSessionInterruptStdinOpen: a session whose peer has finished (its
+// CloseWrite) while stdin is still open (a terminal) ends when tcat is
+// interrupted, although stdin's Read cannot be woken.
+func TestSessionInterruptStdinOpen(t *testing.T) {
+	l := start(t, "-v", "-l", "-session", "127.0.0.1:0")
+	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+	c := start(t, "-v", "-session", addr)
+	c.write(t, "hello\n")
+	l.stdout.expect(t, "^hello$")
+	require.NoError(t, l.stdin.Close())
+	c.stderr.expect(t, `^tcat: session to \S+: the peer has finished$`)
+	c.cancel()
+	require.ErrorIs(t, c.end(t), context.Canceled)
+}
+
+// TestSessionPeerClosedStdinOpen: when the peer closes the whole session
+// (it was interrupted) while stdin is still open, tcat ends at once, with
+// an error: what stdin has left will reach nobody.
+func TestSessionPeerClosedStdinOpen(t *testing.T) {
+	l := start(t, "-v", "-l", "-session", "127.0.0.1:0")
+	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+	c := start(t, "-session", addr)
+	c.write(t, "hello\n")
+	l.stdout.expect(t, "^hello$")
+	l.cancel()
+	require.ErrorIs(t, l.end(t), context.Canceled)
+	// The listener's Close and its Listener's race to end the session.
+	err := c.end(t)
+	require.True(t, errors.Is(err, session.ErrPeerClosed) || errors.Is(err, session.ErrSessionLost),
+		"tcat -session = %v, want an error of the ended session", err)
 }
 
 // TestSessionRelay: the relay pair carries a TCP service (an echo server)

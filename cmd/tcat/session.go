@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/io-tether/tether"
 	tetherquic "github.com/io-tether/tether/quic"
@@ -52,19 +53,23 @@ func connectSession(ctx context.Context, cfg config, stdin io.Reader, stdout, st
 		return err
 	}
 	logf(stderr, cfg.verbose, "session to %s", cfg.addr)
-	return pipe(ctx, c, stdin, stdout)
+	return pipe(ctx, c, stdin, stdout, logTo(stderr, cfg.verbose, "session to "+cfg.addr))
 }
 
 // pipe copies stdin to c and c to stdout until both have ended (c's end is
 // the peer's CloseWrite or Close), then closes c, which waits for the peer
-// to acknowledge every byte.
-func pipe(ctx context.Context, c *session.Conn, stdin io.Reader, stdout io.Writer) error {
+// to acknowledge every byte. It logs the peer's end with log. When the
+// session ends (the peer closed it) before stdin, or ctx ends, pipe
+// returns without waiting for stdin, whose Read nothing can interrupt.
+func pipe(ctx context.Context, c *session.Conn, stdin io.Reader, stdout io.Writer, log func(string)) error {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
+	var stdinDone atomic.Bool
 	wrote := make(chan error, 1)
 	go func() {
 		_, err := io.Copy(c, stdin)
 		if err == nil {
+			stdinDone.Store(true) // before the final frame, which the peer's Close may answer
 			err = c.CloseWrite()
 		}
 		wrote <- err
@@ -72,9 +77,24 @@ func pipe(ctx context.Context, c *session.Conn, stdin io.Reader, stdout io.Write
 	_, rerr := io.Copy(stdout, c)
 	var werr error
 	if rerr == nil {
-		// The peer has finished; wait for stdin to end, unless the peer
-		// closed the whole session (then Writes fail).
-		werr = <-wrote
+		log("the peer has finished")
+		watch, cancel := context.WithCancel(ctx)
+		defer cancel()
+		select {
+		case werr = <-wrote:
+		case <-ended(watch, c):
+			if stdinDone.Load() {
+				werr = <-wrote // on its way
+				break
+			}
+			// The peer closed the session, or it was lost: what stdin
+			// has left would reach nobody. A Write says which.
+			if _, werr = c.Write(nil); werr == nil {
+				werr = errors.New("the session ended")
+			}
+			werr = fmt.Errorf("%w, before the end of stdin", werr)
+		case <-ctx.Done():
+		}
 	}
 	cerr := c.Close()
 	if ctx.Err() != nil {
@@ -83,7 +103,7 @@ func pipe(ctx context.Context, c *session.Conn, stdin io.Reader, stdout io.Write
 	switch {
 	case rerr != nil:
 		return rerr
-	case werr != nil && !errors.Is(werr, session.ErrPeerClosed):
+	case werr != nil:
 		return werr
 	}
 	if errors.Is(cerr, net.ErrClosed) {
@@ -92,11 +112,34 @@ func pipe(ctx context.Context, c *session.Conn, stdin io.Reader, stdout io.Write
 	return cerr
 }
 
+// ended returns a channel closed once c has ended (its state is Shutdown),
+// unless ctx ends first.
+func ended(ctx context.Context, c *session.Conn) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		for s := c.State(); s != tether.Shutdown; s = c.State() {
+			if !c.WaitForStateChange(ctx, s) {
+				return
+			}
+		}
+		close(ch)
+	}()
+	return ch
+}
+
 // serveSessions is the listen mode with -session: it serves the first
 // session as a pipe with stdin and stdout (later ones are refused), or with
 // -to relays each session to a TCP server.
 func serveSessions(ctx context.Context, cfg config, ln listener, stdin io.Reader, stdout, stderr io.Writer) error {
-	sl := session.NewListener(netListenerOf(ln))
+	var opts []session.Option
+	if cfg.to == "" {
+		// One pipe: a later session is refused at its handshake, so that
+		// its client retries until its -w and fails. Accepting it and
+		// closing it would acknowledge its bytes, and its client would
+		// exit 0 with them dropped.
+		opts = append(opts, session.WithMaxSessions(1))
+	}
+	sl := session.NewListener(netListenerOf(ln), opts...)
 	defer sl.Close()
 	stop := context.AfterFunc(ctx, func() { sl.Close() })
 	defer stop()
@@ -110,18 +153,9 @@ func serveSessions(ctx context.Context, cfg config, ln listener, stdin io.Reader
 	if err != nil {
 		return closedBy(ctx, err)
 	}
-	logf(stderr, cfg.verbose, "session from %v", c.RemoteAddr())
-	// Later sessions are refused: this is one pipe.
-	go func() {
-		for {
-			o, err := sl.Accept()
-			if err != nil {
-				return
-			}
-			o.Close()
-		}
-	}()
-	return pipe(ctx, c, stdin, stdout)
+	from := fmt.Sprintf("session from %v", c.RemoteAddr())
+	logf(stderr, cfg.verbose, "%s", from)
+	return pipe(ctx, c, stdin, stdout, logTo(stderr, cfg.verbose, from))
 }
 
 // relayLocal accepts TCP connections on cfg.local and relays each over a
@@ -171,6 +205,11 @@ func relayEach(ctx context.Context, cfg config, stderr io.Writer, ln net.Listene
 			logf(stderr, cfg.verbose, "%s: ended", from)
 		})
 	}
+}
+
+// logTo returns a func that logs a line about what to w, when verbose.
+func logTo(w io.Writer, verbose bool, what string) func(string) {
+	return func(s string) { logf(w, verbose, "%s: %s", what, s) }
 }
 
 // closedBy returns ctx's error when ctx has ended (and closed the listener

@@ -29,14 +29,17 @@ func clientOnly(ctx context.Context, cfg config, stdout, stderr io.Writer) error
 	defer end.Stop()
 	tick := time.NewTicker(cfg.every)
 	defer tick.Stop()
+	if err := c.request(ctx); err != nil {
+		return err
+	}
 	for {
-		if err := c.request(ctx); err != nil {
-			return err
-		}
 		select {
 		case <-tick.C:
+			if err := c.request(ctx); err != nil {
+				return err
+			}
 		case ev := <-c.events:
-			c.print(ev)
+			c.print(ev) // and wait on for the tick: an outage's events come fast
 		case <-end.C:
 			fmt.Fprintf(stdout, "%d requests, %d answered\n", c.sent, c.sent-c.unanswered)
 			return nil

@@ -81,12 +81,25 @@ func TestServeAndClient(t *testing.T) {
 	c.expect(t, `^  reconnected to `+regexp.QuoteMeta(yAddr)+`$`)
 	c.expect(t, `^request \d+: answered by Y$`)
 	c.expect(t, `^\d+ requests, \d+ answered$`)
-	select {
-	case err := <-c.done:
-		require.NoError(t, err)
-	case <-time.After(wait):
-		t.Fatal("the client did not end")
-	}
+	require.NoError(t, c.end(t))
+}
+
+// TestClientRequestsOnTicksOnly: the client sends a request every -every
+// and no more often: the events of an outage are printed, but send no
+// request of their own.
+func TestClientRequestsOnTicksOnly(t *testing.T) {
+	x := runLines(t, "-serve", "127.0.0.1:0", "-name", "X")
+	xAddr := x.expect(t, `^serving as X on (\S+)$`)[1]
+
+	c := runLines(t, "-servers", xAddr, "-d", "3s", "-every", "1h")
+	c.expect(t, `^request 1: answered by X$`)
+	x.cancel()
+	require.ErrorIs(t, <-x.done, context.Canceled)
+	c.expect(t, `^  lost `+regexp.QuoteMeta(xAddr)+`: (EOF|connection reset by peer)$`)
+	c.expect(t, `^  dial `+regexp.QuoteMeta(xAddr)+`: connection refused$`)
+	c.expect(t, `^  dial `+regexp.QuoteMeta(xAddr)+`: connection refused$`)
+	require.Equal(t, "1 requests, 1 answered", c.expect(t, `^\d+ requests, \d+ answered$`)[0])
+	require.NoError(t, c.end(t))
 }
 
 // TestUsage: a bad command line is an error, reported on stderr with the
@@ -135,6 +148,18 @@ func runLines(t *testing.T, args ...string) *running {
 	}()
 	t.Cleanup(cancel)
 	return rn
+}
+
+// end waits for the run to return, and returns its error.
+func (rn *running) end(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-rn.done:
+		return err
+	case <-time.After(wait):
+		t.Fatalf("the run did not end within %v", wait)
+		return nil
+	}
 }
 
 // expect consumes lines up to the first that matches re, and returns its
