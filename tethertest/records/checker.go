@@ -23,6 +23,11 @@ type Checker struct {
 	lastLo  uint64 // g0 of the Read that delivered the end of the last record
 	scratch []byte
 	res     Result
+	// The records up to res.Last that were not received: in res.Gaps,
+	// missing within a connection, or corrupted. A record at or before
+	// Last that is none of these is a duplicate.
+	missing []Gap
+	bad     map[int64]bool
 }
 
 // A Gap is a run of records, From to To inclusive, that never arrived,
@@ -129,20 +134,27 @@ func (c *Checker) check(line []byte, reconnect bool) {
 	if err != nil {
 		c.res.Corrupted++
 		c.violate("%v", err)
+		if int64(seq) == c.res.Last+1 && seq > 0 {
+			// A damaged record where the next one belongs: it counts
+			// once, and the record after it follows it.
+			c.res.Last = int64(seq)
+			c.markBad(int64(seq))
+		}
 		return
 	}
 	s, last := int64(seq), c.res.Last
 	switch {
-	case s == last:
+	case s <= last && c.received(s):
 		c.res.Duplicated++
-		c.violate("record %d twice", s)
+		c.violate("record %d again, after record %d", s, last)
 		return
-	case s < last:
+	case s <= last:
 		c.res.Reordered++
 		c.violate("record %d after record %d", s, last)
 		return
 	case s > last+1 && !reconnect:
 		c.res.Missing += s - last - 1
+		c.missing = append(c.missing, Gap{last + 1, s - 1})
 		c.violate("records %d to %d missing with no reconnect in between", last+1, s-1)
 	case s > last+1:
 		c.res.Gaps = append(c.res.Gaps, Gap{last + 1, s - 1})
@@ -153,6 +165,7 @@ func (c *Checker) check(line []byte, reconnect bool) {
 		c.mu.Lock()
 		if err != nil {
 			c.res.Last = s // in order all the same: the next one follows it
+			c.markBad(s)
 			c.res.Corrupted++
 			c.violate("record %d: %v", seq, err)
 			return
@@ -161,6 +174,29 @@ func (c *Checker) check(line []byte, reconnect bool) {
 	c.res.Last = s
 	c.res.Received++
 	c.res.Bytes += int64(len(line) + 1)
+}
+
+// received reports whether record s, at or before Last, was received.
+func (c *Checker) received(s int64) bool {
+	if c.bad[s] {
+		return false
+	}
+	for _, gs := range [][]Gap{c.res.Gaps, c.missing} {
+		for _, g := range gs {
+			if g.From <= s && s <= g.To {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// markBad notes that record s, now at or before Last, was not received.
+func (c *Checker) markBad(s int64) {
+	if c.bad == nil {
+		c.bad = make(map[int64]bool)
+	}
+	c.bad[s] = true
 }
 
 // violate notes a violation of the invariant (the first few).

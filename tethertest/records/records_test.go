@@ -161,3 +161,49 @@ func TestOnRecord(t *testing.T) {
 	require.Equal(t, int64(1), r.Corrupted)
 	require.Equal(t, []string{"record 1: never written"}, r.Violations)
 }
+
+// recs returns the records of seed with the given sequence numbers, as one
+// stream.
+func recs(seed uint64, seqs ...uint64) []byte {
+	var b []byte
+	for _, s := range seqs {
+		b = Append(b, seed, s)
+	}
+	return b
+}
+
+// Records received again (a resend of what was delivered, the classic
+// resume bug) count as duplicated, each once; a record that comes late
+// into a gap counts as reordered.
+func TestReplayCountsAsDuplicated(t *testing.T) {
+	c := NewChecker(1, nil)
+	c.Feed(recs(1, 0, 1, 2, 3, 4, 5), 1)
+	c.Feed(recs(1, 3, 4, 5, 6), 1)
+	r := c.Result()
+	require.Equal(t, int64(3), r.Duplicated, "%+v", r)
+	require.Zero(t, r.Reordered)
+	require.Equal(t, int64(6), r.Last)
+
+	c = NewChecker(1, nil)
+	c.Feed(recs(1, 0, 1), 1)
+	c.Feed(recs(1, 4, 2), 2) // 2 and 3 in a gap; 2 comes late
+	r = c.Result()
+	require.Equal(t, int64(1), r.Reordered, "%+v", r)
+	require.Zero(t, r.Duplicated)
+}
+
+// A damaged record in its place counts once, as corrupted: the record
+// after it follows it, and is not missing too.
+func TestCorruptedCountsOnce(t *testing.T) {
+	c := NewChecker(1, nil)
+	b := recs(1, 0, 1, 2)
+	b[len(Append(nil, 1, 0))+5] ^= 1 // a payload byte of record 1
+	c.Feed(b, 1)
+	r := c.Result()
+	require.Equal(t, int64(1), r.Failures(), "%+v", r)
+	require.Equal(t, int64(1), r.Corrupted)
+	require.Equal(t, int64(2), r.Received)
+	require.Equal(t, int64(2), r.Last)
+	c.Feed(recs(1, 1), 1) // the damaged one, sent again: not received before
+	require.Equal(t, int64(1), c.Result().Reordered)
+}
