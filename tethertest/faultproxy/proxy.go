@@ -215,16 +215,19 @@ func (p *Proxy) SetMode(m Mode) error {
 		}
 	}
 	p.mode = m
-	switch m {
-	case ModeRefuse:
-		return nil
-	case ModeHold:
-		return p.holdLocked()
+	var err error
+	switch {
+	case m == ModeHold:
+		err = p.holdLocked()
+	case m != ModeRefuse && p.ln == nil:
+		err = p.listenLocked()
 	}
-	if p.ln == nil {
-		return p.listenLocked()
+	if err != nil {
+		// Nothing listens: the proxy refuses, and says so (Mode, and a
+		// Heal that listens again).
+		p.mode = ModeRefuse
 	}
-	return nil
+	return err
 }
 
 // listenLocked listens again on the proxy's port and starts accepting.
@@ -573,16 +576,31 @@ func (p *Proxy) forward(c *conn, dst *net.TCPConn, b []byte, rng *rand.Rand, up 
 		if sh.Slice > 0 {
 			n = min(n, 1+rng.IntN(sh.Slice))
 		}
-		cut := false
+		cut, claimed := false, false
 		if sh.CutAfter > 0 {
-			if left := sh.CutAfter - c.fwd.Load(); left <= int64(n) {
-				n, cut = int(max(left, 0)), true
+			// Claim the bytes before writing them: the two directions
+			// share the budget, and must not both spend what is left.
+			for {
+				f := c.fwd.Load()
+				k := int64(n)
+				if left := sh.CutAfter - f; left <= k {
+					k, cut = max(left, 0), true
+				}
+				if c.fwd.CompareAndSwap(f, f+k) {
+					n, claimed = int(k), true
+					break
+				}
+				cut = false
 			}
 		}
 		if n > 0 {
 			m, err := dst.Write(b[:n])
 			p.writes.Add(1)
-			c.fwd.Add(int64(m))
+			if claimed {
+				c.fwd.Add(int64(m - n)) // what the write did not take
+			} else {
+				c.fwd.Add(int64(m))
+			}
 			if up {
 				p.bytesUp.Add(int64(m))
 			} else {

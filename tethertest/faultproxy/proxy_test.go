@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -493,4 +494,92 @@ func TestSetSocketBuffers(t *testing.T) {
 	t.Logf("a blackholed connection took %d bytes", n)
 	require.Less(t, n, 256<<10)
 	p.Blackhole(false)
+}
+
+// A SetMode that cannot listen again (the port was taken meanwhile) leaves
+// the proxy refusing, as it then is, and saying so: Heal listens again, and
+// a later SetMode does not trip over the listener that never came.
+func TestSetModeAfterFailedListen(t *testing.T) {
+	up, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer up.Close()
+	p, err := faultproxy.New(up.Addr().String(), 1)
+	require.NoError(t, err)
+	defer p.Close()
+	require.NoError(t, p.SetMode(faultproxy.ModeRefuse))
+	squat, err := net.Listen("tcp", p.Addr()) // the port is taken meanwhile
+	require.NoError(t, err)
+	require.Error(t, p.SetMode(faultproxy.ModeForward))
+	require.Equal(t, faultproxy.ModeRefuse, p.Mode())
+	require.NoError(t, p.SetMode(faultproxy.ModeRefuse))
+	squat.Close()
+	require.NoError(t, p.Heal())
+	require.Equal(t, faultproxy.ModeForward, p.Mode())
+	c, err := net.Dial("tcp", p.Addr())
+	require.NoError(t, err, "after Heal, the proxy listens")
+	c.Close()
+}
+
+// CutAfter bounds both directions together: with bytes going both ways at
+// once, no connection forwards more than CutAfter bytes (the two
+// directions could each spend what was left).
+func TestCutAfterBothWays(t *testing.T) {
+	up, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer up.Close()
+	go func() { // writes while it reads
+		for {
+			c, err := up.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(io.Discard, c)
+			go func() {
+				defer c.Close()
+				for {
+					if _, err := c.Write(make([]byte, 7)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	p, err := faultproxy.New(up.Addr().String(), 1)
+	require.NoError(t, err)
+	defer p.Close()
+	const cutAfter = 4000
+	p.SetShape(faultproxy.Shape{CutAfter: cutAfter, Slice: 7})
+	settled := func() faultproxy.Stats { // once the connection's pumps are done
+		var s faultproxy.Stats
+		require.Eventually(t, func() bool {
+			a := p.Stats()
+			time.Sleep(5 * time.Millisecond)
+			s = p.Stats()
+			return p.Conns() == 0 && a.BytesUp == s.BytesUp && a.BytesDown == s.BytesDown
+		}, 10*time.Second, time.Millisecond)
+		return s
+	}
+	before := settled()
+	for i := range 60 {
+		// The cut may come before the dial returns (the upstream writes
+		// at once): that dial fails with a reset, and counts all the same.
+		c, err := net.Dial("tcp", p.Addr())
+		if err == nil {
+			go io.Copy(io.Discard, c)
+			for {
+				if _, err := c.Write(make([]byte, 7)); err != nil {
+					break
+				}
+			}
+		} else {
+			require.ErrorIs(t, err, syscall.ECONNRESET, "connection %d", i)
+		}
+		if c != nil {
+			c.Close()
+		}
+		after := settled()
+		n := after.BytesUp + after.BytesDown - before.BytesUp - before.BytesDown
+		require.LessOrEqual(t, n, int64(cutAfter), "connection %d", i)
+		before = after
+	}
 }
