@@ -21,11 +21,15 @@ const WaitTimeout = 30 * time.Second
 // copy of each event, as Next left it (with its Delay, Addr and Err), and of
 // the decision, for a test to wait for and inspect.
 //
-// The zero value decides Reconnect on every event. A Recorder is safe for
+// The zero value decides Reconnect on every event, at once: against an
+// address that refuses, it redials without pause. Inside testing/synctest
+// such a loop never lets virtual time pass (a WaitFor or a timer waits for
+// ever): give it a Next that sets a delay, such as
+// tether.DefaultHandler(), where a dial may fail. A Recorder is safe for
 // concurrent use; use one per Tether, or count the events of all together.
 type Recorder struct {
-	// Next decides; nil means Reconnect on every event. Set it before the
-	// Recorder's first event.
+	// Next decides; nil means Reconnect on every event, without delay.
+	// Set it before the Recorder's first event.
 	Next tether.DisconnectHandler
 
 	mu      sync.Mutex

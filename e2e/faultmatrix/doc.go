@@ -15,8 +15,10 @@
 //     WithReadIdleTimeout) while the proxy injects random faults drawn from
 //     -seed; no record is corrupted, reordered or duplicated, every record
 //     reported written arrives or was in flight on a connection that died
-//     (those are counted and bounded by what the connection's buffers
-//     hold), and the streams recover. -soak=60s runs it longer; it prints a
+//     (those are counted, and their bytes bounded in all by what the
+//     buffers of the connections that died hold: one gap may span several
+//     deaths, so no bound applies to a gap alone), and the streams
+//     recover. -soak=60s runs it longer; it prints a
 //     summary.
 //   - Over quic (quic_test.go), a Tether over tetherquic reaches a quic-go
 //     server through a faultproxy.UDPRelay: crash and restart with and without
