@@ -225,14 +225,16 @@ func (t *Tether) fail(c *link, err error, dir direction, seq0 uint64) (*recovery
 	if t.err != nil {
 		return nil, t.endErrLocked(dir)
 	}
+	if t.cur.Load() != c {
+		// Stale: an error of a connection already replaced (by
+		// Reconnect, say, after CloseWrite on it): go on with the new one.
+		return nil, nil
+	}
 	if t.halfClosed.Load() == c.gen {
 		// After CloseWrite the exchange is ending: the request went on
 		// this connection, and a new one would never carry it. Its loss,
 		// or the peer's clean EOF, is final.
 		return nil, err
-	}
-	if t.cur.Load() != c {
-		return nil, nil // stale: an error of a connection already replaced
 	}
 	if t.rec != nil {
 		return t.rec, nil

@@ -1045,6 +1045,28 @@ func TestLossAfterCloseWriteIsFinal(t *testing.T) {
 	})
 }
 
+// Semantics 12 and Reconnect: after CloseWrite, a Reconnect the user asks
+// for replaces the half-closed connection, and a Read waiting on it goes on
+// with the new one, as after any reconnect: it does not return the error
+// of the connection the Tether closed (which reads as the user's Close).
+func TestReconnectAfterCloseWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := wrapEach(func(c net.Conn) net.Conn { return &halfCloser{Conn: c} })
+		tt := tethertest.Dial(t, d, "a", nil)
+		d.Server(t)
+		require.NoError(t, tt.CloseWrite())
+		got := readAsync(tt, 1)
+		synctest.Wait()
+		tt.Reconnect()
+		s2 := d.Server(t)
+		go s2.Write([]byte("x"))
+		res := <-got
+		require.NoError(t, res.err)
+		require.Equal(t, "x", res.s)
+		require.NoError(t, tt.Err())
+	})
+}
+
 // requireReadAllOfLastWords has the server end s write its last words and
 // close, and requires that io.ReadAll of tt reads them and ends normally.
 func requireReadAllOfLastWords(t *testing.T, tt *tether.Tether, s net.Conn) {
