@@ -100,9 +100,13 @@ func (t *Tether) State() State {
 
 // WaitForStateChange waits until the Tether's state is not from, as
 // grpc-go's ClientConn.WaitForStateChange: it returns true at once if the
-// state is not from, true when it changes, and false when ctx ends first.
-// Any number of goroutines may wait; none costs a goroutine of its own.
+// state is not from, true when it changes, and false when ctx ends first
+// (a nil ctx never ends). Any number of goroutines may wait; none costs a
+// goroutine of its own.
 func (t *Tether) WaitForStateChange(ctx context.Context, from State) bool {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	for {
 		if !t.valid() {
 			if from != Shutdown {
