@@ -300,7 +300,9 @@ func WithErrorPropagation(p Propagation) Option {
 
 // WithNoInitialRetry makes Dial return the first dial's error at once, without
 // asking the handler (io-tether's connect_without_retry). Reconnects after the
-// first connection still follow the handler.
+// first connection still follow the handler. With WithLazy, the first dial is
+// the first operation's (or Connect's): its failure ends the Tether, the
+// operation gets the error, and the handler sees no event.
 func WithNoInitialRetry() Option {
 	return optionFunc(func(c *options) { c.noInitialRetry = true })
 }

@@ -62,6 +62,8 @@ func (s State) String() string {
 //
 //	(Dial)            Dial begins                                   Connecting
 //	(Dial)            Dial with WithLazy returns                    Idle
+//	(New)             New begins                                    Connecting
+//	Connecting        New installs its connection                   Ready
 //	Idle              a Read, a Write or Connect dials              Connecting
 //	Connecting        a connection accepted (Connected/Reconnected) Ready
 //	Connecting        Ignore on Disconnected: the connection kept   Ready
@@ -71,6 +73,7 @@ func (s State) String() string {
 //	Ready             a loss met by an operation or the watchdog,   Connecting
 //	                  or Reconnect
 //	any               Close, or the handler gives up                Shutdown
+//	Connecting        Dial's ctx ends, or WithNoInitialRetry        Shutdown
 func (t *Tether) setStateLocked(to State) {
 	from := State(t.state.Load())
 	if from == to || from == Shutdown {
@@ -149,9 +152,11 @@ func (t *Tether) Connect() {
 }
 
 // ResetBackoff cuts short the delay that a TransientFailure Tether is
-// waiting (Event.Delay) and dials now, as grpc-go's ResetConnectBackoff: for
-// a network that just came back. It returns at once; in any other state it
-// does nothing.
+// waiting (Event.Delay) and dials now: for a network that just came back.
+// Unlike grpc-go's ResetConnectBackoff, it leaves the count of failed
+// dials as it is: if that dial fails too, the handler sees the next
+// Attempt, and its backoff goes on from there. It returns at once; in any
+// other state it does nothing.
 func (t *Tether) ResetBackoff() {
 	if !t.valid() {
 		return

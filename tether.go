@@ -102,6 +102,7 @@ var (
 	errNilContext = errors.New("tether: nil Context")
 	errNilConn    = errors.New("tether: nil net.Conn")
 	errEmptyNext  = errors.New("tether: handler set an empty address")
+	errLazyNew    = errors.New("tether: WithLazy given to New, whose connection is up")
 	errNilDialed  = errors.New("tether: Dialer returned a nil net.Conn and no error")
 	errZero       = errors.New("tether: nil or zero Tether: make one with Dial or New")
 )
@@ -147,6 +148,12 @@ func New(conn net.Conn, d Dialer, addr string, h DisconnectHandler, opts ...Opti
 	t, err := newTether(context.Background(), d, addr, h, opts)
 	if err != nil {
 		return nil, err
+	}
+	if t.cfg.lazy {
+		t.mu.Lock()
+		t.setStateLocked(Shutdown) // the state observer's last call
+		t.mu.Unlock()
+		return nil, errLazyNew
 	}
 	t.install(newLink(conn, 1, addr))
 	return t, nil

@@ -477,6 +477,10 @@ func TestBadInput(t *testing.T) {
 			return tether.New(c, nil, "a", nil)
 		}, "tether: nil Dialer"},
 		{"nil conn in New", func() (*tether.Tether, error) { return tether.New(nil, d, "a", nil) }, "tether: nil net.Conn"},
+		{"WithLazy in New", func() (*tether.Tether, error) {
+			c, _ := net.Pipe()
+			return tether.New(c, d, "a", nil, tether.WithLazy())
+		}, "tether: WithLazy given to New, whose connection is up"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tt, err := tc.dial()
