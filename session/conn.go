@@ -38,6 +38,9 @@ const (
 	// grows while reads fill it.
 	readBufMin = 2 << 10
 	readBufMax = 256 << 10
+	// unlockedCopy is the least copy that Write and Read make without
+	// the lock: taking it twice costs more than a smaller copy.
+	unlockedCopy = 8 << 10
 )
 
 // A Conn is one end of a session: a net.Conn whose byte stream survives
@@ -45,10 +48,10 @@ const (
 // reordered. Dial returns the client's end; Listener.Accept the server's.
 //
 // Write copies into the send buffer and returns; it blocks only while the
-// buffer is full (see WithBufferSize), until the peer acknowledges bytes,
-// its deadline passes, or Close. Reads and Writes may run concurrently, as
-// on any net.Conn. Deadlines apply to the session, whatever happens to its
-// transports.
+// buffer is full (see WithBufferSize and the package doc's Limits), until
+// the peer acknowledges bytes, its deadline passes, or Close. Reads and
+// Writes may run concurrently, as on any net.Conn. Deadlines apply to the
+// session, whatever happens to its transports.
 type Conn struct {
 	cfg    *config
 	client bool
@@ -61,8 +64,9 @@ type Conn struct {
 	id  [16]byte
 	key []byte
 
-	rmu, wmu sync.Mutex // serialise Reads, and Writes
-	resumeMu sync.Mutex // server: serialises resumes
+	rmu, wmu sync.Mutex  // serialise Reads, and Writes
+	wtimer   *time.Timer // under wmu: a Write waits for the acks to stop
+	resumeMu sync.Mutex  // server: serialises resumes
 	wg       sync.WaitGroup
 
 	mu sync.Mutex
@@ -86,6 +90,17 @@ type Conn struct {
 	sWritten  uint64
 	sSent     uint64 // the next byte to send in this epoch
 	peerLimit uint64 // the peer lets this end send up to here
+	// Round trips, measured from a batch to the ack of its last byte
+	// (sendBoundLocked): the sample under way ends at the ack of rttAt
+	// (0: none), and began at rttStart with sAcked at rttAcked.
+	rttAt     uint64
+	rttStart  time.Time
+	rttAcked  uint64
+	minRTT    time.Duration // of this epoch, the least since minRTTAt
+	minRTTAt  time.Time
+	bdp       uint64    // bytes the path carries in minRTT, estimated
+	lastAck   time.Time // of this epoch: of new bytes
+	appending bool      // a Write copies into the room it reserved
 	// copying: the sender copies bytes from copyLow on out of the lock
 	// (spans); acks that would free them are deferred to ackDeferred.
 	copying     bool
@@ -186,7 +201,20 @@ func (c *Conn) Read(p []byte) (int, error) {
 			c.mu.Unlock()
 			return 0, nil
 		case c.rcv.n > 0:
-			n := c.rcv.read(p)
+			// Copy without the lock, so that the transport's reader
+			// goes on meanwhile: the bytes stay put until discarded,
+			// and only Read discards them.
+			a, b := c.rcv.front(min(len(p), c.rcv.n))
+			locked := len(a)+len(b) < unlockedCopy
+			if !locked {
+				c.mu.Unlock()
+			}
+			n := copy(p, a)
+			n += copy(p[n:], b)
+			if !locked {
+				c.mu.Lock()
+			}
+			c.rcv.discard(n)
 			if c.limitLocked()-c.ackedLimit >= c.ackStep() {
 				c.kickLocked()
 			}
@@ -233,9 +261,29 @@ func (c *Conn) Write(p []byte) (int, error) {
 			c.mu.Unlock()
 			return n, nil
 		}
-		if room := c.cfg.bufSize - c.snd.n; room > 0 {
+		bound, until := c.sendBoundLocked(time.Now())
+		c.snd.shrink(bound)
+		if room := bound - c.snd.n; room > 0 {
+			// Copy without the lock, so that the sender and the
+			// transport's reader go on meanwhile: only Write (under
+			// wmu) appends, and acks discard from the other end.
 			k := min(room, len(p)-n)
-			c.snd.write(p[n : n+k])
+			c.snd.rewind()
+			a, b := c.snd.reserve(k)
+			if k < unlockedCopy {
+				copy(b, p[n+copy(a, p[n:n+k]):n+k])
+			} else {
+				c.appending = true
+				c.mu.Unlock()
+				copy(b, p[n+copy(a, p[n:n+k]):n+k])
+				c.mu.Lock()
+				c.appending = false
+				if c.ended {
+					c.snd.release()
+					continue // writeErrLocked says why
+				}
+			}
+			c.snd.commit(k)
 			c.sWritten += uint64(k)
 			n += k
 			c.kickLocked()
@@ -243,10 +291,25 @@ func (c *Conn) Write(p []byte) (int, error) {
 			continue
 		}
 		c.mu.Unlock()
+		var stalled <-chan time.Time
+		if !until.IsZero() {
+			// Blocked short of the buffer's size: until the acks stop,
+			// if they do.
+			if c.wtimer == nil {
+				c.wtimer = time.NewTimer(time.Until(until))
+			} else {
+				c.wtimer.Reset(time.Until(until))
+			}
+			stalled = c.wtimer.C
+		}
 		select {
 		case <-c.wwake:
 		case <-dl:
 		case <-c.done:
+		case <-stalled:
+		}
+		if stalled != nil {
+			c.wtimer.Stop()
 		}
 	}
 }
@@ -378,7 +441,9 @@ func (c *Conn) finish(err error) {
 	if c.watchdog != nil {
 		c.watchdog.Stop()
 	}
-	c.snd.release()
+	if !c.appending {
+		c.snd.release()
+	}
 	c.mu.Unlock()
 	if c.client {
 		if c.t != nil {

@@ -114,6 +114,7 @@ func FuzzHandshake(f *testing.F) {
 func FuzzRing(f *testing.F) {
 	f.Add([]byte{0, 200, 1, 50, 2, 30, 3, 0, 1, 255, 4, 0})
 	f.Add([]byte{1, 255, 1, 255, 2, 255, 1, 100, 5, 1, 3, 0})
+	f.Add([]byte{6, 100, 0, 50, 6, 255, 2, 20, 7, 10, 6, 30, 2, 255, 7, 0})
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		var (
 			r     ring
@@ -121,6 +122,13 @@ func FuzzRing(f *testing.F) {
 			next  byte // the next byte value written
 			out   = make([]byte, 1<<16)
 		)
+		read := func(p []byte) int {
+			a, b := r.front(min(len(p), r.n))
+			m := copy(p, a)
+			m += copy(p[m:], b)
+			r.discard(m)
+			return m
+		}
 		fill := func(p []byte) []byte {
 			for i := range p {
 				p[i] = next
@@ -130,7 +138,7 @@ func FuzzRing(f *testing.F) {
 		}
 		for ; len(prog) >= 2; prog = prog[2:] {
 			k := int(prog[1]) * 37
-			switch prog[0] % 6 {
+			switch prog[0] % 8 {
 			case 0: // append by copy
 				p := fill(make([]byte, k))
 				r.write(p)
@@ -142,14 +150,14 @@ func FuzzRing(f *testing.F) {
 				}
 				fill(p)
 				if prog[0]%6 == 5 {
-					m := r.read(out[:min(len(out), k/2)])
+					m := read(out[:min(len(out), k/2)])
 					model = model[m:]
 					r.release()
 				}
 				r.write(p)
 				model = append(model, p...)
 			case 2: // read
-				m := r.read(out[:min(len(out), k)])
+				m := read(out[:min(len(out), k)])
 				if !bytes.Equal(out[:m], model[:m]) {
 					t.Fatalf("read %x, want %x", out[:m], model[:m])
 				}
@@ -160,6 +168,22 @@ func FuzzRing(f *testing.F) {
 				m := min(k, r.n)
 				r.discard(m)
 				model = model[m:]
+			case 6: // reserve, discard meanwhile, commit
+				r.rewind()
+				a, b := r.reserve(k)
+				if len(a)+len(b) != k {
+					t.Fatalf("reserved %d+%d bytes, want %d", len(a), len(b), k)
+				}
+				m := min(k/3, r.n)
+				r.discard(m)
+				model = model[m:]
+				fill(a)
+				fill(b)
+				r.commit(k)
+				model = append(append(model, a...), b...)
+			case 7:
+				r.shrink(k)
+				r.rewind()
 			}
 			if r.n != len(model) {
 				t.Fatalf("ring holds %d bytes, want %d", r.n, len(model))

@@ -233,6 +233,36 @@ func TestPeerNeverReads(t *testing.T) {
 	require.ErrorIs(t, <-errc, net.ErrClosed)
 }
 
+// While the peer acknowledges, Write holds a few round trips' worth; once
+// the acks stop (here the peer never reads, and its window is full), it
+// fills the whole buffer, as in an outage.
+func TestWriteFillsBufferWhenAcksStop(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	const buf = session.DefaultBufferSize
+	sl := session.NewListener(listen(t))
+	defer sl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := session.Dial(ctx, &tethertcp.Dialer{}, sl.Addr().String(), quick(), session.WithLinger(0))
+	require.NoError(t, err)
+	defer c.Close()
+	s, err := sl.AcceptSession() // and never reads
+	require.NoError(t, err)
+	defer s.Close()
+
+	chunk := make([]byte, 32<<10)
+	total := 0
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(3*time.Second)))
+	var werr error
+	for werr == nil && total < 4*buf {
+		var n int
+		n, werr = c.Write(chunk)
+		total += n
+	}
+	require.ErrorIs(t, werr, os.ErrDeadlineExceeded)
+	require.Equal(t, 2*buf, total, "the peer's window, then this end's whole buffer")
+}
+
 // A session client against a plain server fails at once, permanently,
 // and says why.
 func TestPlainServer(t *testing.T) {

@@ -104,9 +104,10 @@ func WithTether(opts ...tether.Option) Option {
 
 // WithBufferSize bounds each direction of the session to n bytes (default
 // DefaultBufferSize): a Write blocks while n bytes written are not yet
-// acknowledged by the peer, and this end lets the peer send at most n
-// bytes ahead of what its reader has read. The buffers are allocated as
-// they fill, and freed while the session is idle. n must be at least 4 KiB.
+// acknowledged by the peer (sooner while the peer acknowledges: see the
+// package doc's Limits), and this end lets the peer send at most n bytes
+// ahead of what its reader has read. The buffers are allocated as they
+// fill, and freed while the session is idle. n must be at least 4 KiB.
 func WithBufferSize(n int) Option {
 	return optionFunc(func(c *config) {
 		if n < minWindow || n > 1<<30 {

@@ -36,6 +36,7 @@ func (r *ring) tail(need, max int) []byte {
 	if r.n+need > len(r.buf) {
 		r.grow(r.n + need)
 	}
+	r.rewind()
 	if r.n == len(r.buf) {
 		return nil
 	}
@@ -67,6 +68,41 @@ func (r *ring) peek(off int, p []byte) {
 	copy(p[k:], r.buf)
 }
 
+// front returns the first k bytes held (k <= n), in one or two pieces of
+// the array: they stay put until discarded, whatever is written or grown
+// meanwhile (grow copies them into a new array).
+func (r *ring) front(k int) (a, b []byte) {
+	if k == 0 {
+		return nil, nil
+	}
+	i := r.head
+	if j := len(r.buf) - i; j < k {
+		return r.buf[i:], r.buf[:k-j]
+	}
+	return r.buf[i : i+k], nil
+}
+
+// reserve returns room for k more bytes after those held, in one or two
+// pieces of the array, growing it as needed: a writer copies into them,
+// then commits. Until then no other write or grow may come, nor a
+// release; discards may (they leave the end of what is held in place).
+func (r *ring) reserve(k int) (a, b []byte) {
+	if k == 0 {
+		return nil, nil
+	}
+	if r.n+k > len(r.buf) {
+		r.grow(r.n + k)
+	}
+	t := (r.head + r.n) % len(r.buf)
+	if j := len(r.buf) - t; j < k {
+		return r.buf[t:], r.buf[:k-j]
+	}
+	return r.buf[t : t+k], nil
+}
+
+// commit appends the k bytes copied into the room reserve returned.
+func (r *ring) commit(k int) { r.n += k }
+
 // discard drops the first k bytes.
 func (r *ring) discard(k int) {
 	if k > 0 {
@@ -75,17 +111,30 @@ func (r *ring) discard(k int) {
 	}
 }
 
-// read moves up to len(p) bytes into p.
-func (r *ring) read(p []byte) int {
-	k := min(len(p), r.n)
-	r.peek(0, p[:k])
-	r.discard(k)
-	return k
-}
-
 // release frees an empty buffer (an idle session keeps none).
 func (r *ring) release() {
 	if r.n == 0 {
 		r.buf, r.head = nil, 0
 	}
+}
+
+// rewind moves an empty ring's start to the front of its array, so that
+// a ring kept near empty reuses the same (cached) memory rather than
+// cycling through all of it.
+func (r *ring) rewind() {
+	if r.n == 0 {
+		r.head = 0
+	}
+}
+
+// shrink moves the bytes held into a smaller array, when the array is
+// more than twice size and holds at most half of it: a buffer that grew
+// (in an outage) returns to the size in use, and stays in the caches.
+func (r *ring) shrink(size int) {
+	if len(r.buf) <= 2*size || r.n > size/2 {
+		return
+	}
+	b := make([]byte, max(minRing, size))
+	r.peek(0, b[:r.n])
+	r.buf, r.head = b, 0
 }

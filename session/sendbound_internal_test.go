@@ -1,0 +1,92 @@
+package session
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// boundPath plays round trips of a path to c's send-buffer bound: each
+// round sends what the bound lets Write hold, and its ack comes after the
+// path's base round trip plus the time the bytes beyond the path's
+// capacity wait in its queue, at rate bytes a second; the first round
+// sends first bytes, if that is not 0 (a stream that starts small). It
+// returns the bound after each round and the time of the last ack.
+func boundPath(c *Conn, now time.Time, rounds int, base time.Duration, rate float64, first int) ([]int, time.Time) {
+	var bounds []int
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range rounds {
+		inflight, _ := c.sendBoundLocked(now)
+		if i == 0 && first > 0 {
+			inflight = first
+		}
+		c.snd.write(make([]byte, inflight))
+		c.sWritten += uint64(inflight)
+		c.rttAt, c.rttStart, c.rttAcked = c.sWritten, now, c.sAcked
+		queued := float64(inflight) - rate*base.Seconds()
+		now = now.Add(base + time.Duration(max(queued, 0)/rate*float64(time.Second)))
+		c.now = now
+		if err := c.onAck(0, c.sWritten, c.sWritten+uint64(c.cfg.bufSize)); err != nil {
+			panic(err)
+		}
+		b, _ := c.sendBoundLocked(now)
+		bounds = append(bounds, b)
+	}
+	return bounds, now
+}
+
+// A path that holds more than the buffer keeps the whole buffer; over a
+// shorter one the bound settles at twice what the path holds, whatever
+// waits in the queues; over a short fast one (loopback), at its least;
+// when the round trip grows, the bound doubles with each round trip once
+// the old least round trip has expired; when the acks stop, Write may
+// fill the whole buffer; and a resume measures the path anew.
+func TestSendBound(t *testing.T) {
+	const size = 4 << 20
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	conn := func() *Conn { return newConn(newConfig([]Option{WithBufferSize(size)}), true) }
+
+	c := conn()
+	b, _ := c.sendBoundLocked(t0)
+	require.Equal(t, size, b, "before the first ack")
+	bounds, _ := boundPath(c, t0, 10, 50*time.Millisecond, 100e6, 0) // 5 MB in flight
+	for i, b := range bounds {
+		require.Equal(t, size, b, "round %d", i)
+	}
+
+	bounds, _ = boundPath(conn(), t0, 10, 50*time.Millisecond, 20e6, 64<<10) // 1 MB
+	require.Equal(t, []int{minSendBound, 2 * minSendBound, 4 * minSendBound}, bounds[:3], "doubling")
+	for i, b := range bounds[3:] {
+		require.InDelta(t, 2e6, b, 1e3, "round %d: settled", i+3)
+	}
+	// A stream that starts with the whole buffer in flight never sees
+	// the bare path: it keeps the whole buffer, as a fixed bound would.
+	bounds, _ = boundPath(conn(), t0, 10, 50*time.Millisecond, 20e6, 0)
+	require.Equal(t, size, bounds[9])
+
+	c = conn()
+	bounds, last := boundPath(c, t0, 50, 20*time.Microsecond, 4e9, 64<<10) // 80 KB
+	for i, b := range bounds[1:] {
+		require.Equal(t, minSendBound, b, "round %d", i+1)
+	}
+	b, until := c.sendBoundLocked(last.Add(minAckStall - time.Nanosecond))
+	require.Equal(t, minSendBound, b)
+	require.Equal(t, last.Add(minAckStall), until, "when the acks count as stopped")
+	b, until = c.sendBoundLocked(last.Add(minAckStall))
+	require.Equal(t, size, b, "the acks stopped")
+	require.True(t, until.IsZero())
+
+	// The same transport now takes 50 ms a round trip (5 MB in flight).
+	expire := int(minRTTWindow / (50 * time.Millisecond)) // rounds
+	bounds, last = boundPath(c, last, expire+3, 50*time.Millisecond, 100e6, 0)
+	for i, b := range bounds[:expire-1] {
+		require.Equal(t, minSendBound, b, "round %d, the old round trip stands", i)
+	}
+	require.Equal(t, []int{2 * minSendBound, 4 * minSendBound, 8 * minSendBound, size}, bounds[expire-1:])
+
+	c.resumedLocked(c.sAcked, last)
+	b, _ = c.sendBoundLocked(last)
+	require.Equal(t, size, b, "after a resume, before the first ack")
+}
