@@ -96,14 +96,10 @@ func (c *Conn) onAck(flags byte, recv, limit uint64) error {
 // fill its whole buffer (bufSize, a few MiB) on a fast path keeps that
 // much unacknowledged: it waits in the kernels' socket buffers, and the
 // send buffer cycles through all of its memory, which then no cache
-// holds (on loopback, a 32 KiB stream ran at half the speed of raw TCP
-// with 4 MiB in flight, at 0.7 with 512 KiB). So while the peer
-// acknowledges, Write blocks at about twice what the path carries in a
-// round trip, measured as TCP's BBR does: the least round trip of the
-// last ten seconds times the rate of the acks. Over a long path the bound doubles
-// with each round trip until it reaches the path's bytes in flight or
-// bufSize. When the acks stop (an outage, a peer that stopped reading),
-// Write may fill the whole buffer, as it may before the first ack.
+// holds. So while the peer acknowledges, Write blocks at about twice
+// what the path carries in a round trip, measured as TCP's BBR does: the
+// least round trip of the last ten seconds times the rate of the acks
+// (see the package doc's Limits).
 const (
 	// minSendBound is the least bound while acks flow.
 	minSendBound = 256 << 10
