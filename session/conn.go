@@ -98,6 +98,7 @@ type Conn struct {
 	rttAcked  uint64
 	minRTT    time.Duration // of this epoch, the least since minRTTAt
 	minRTTAt  time.Time
+	probing   bool      // the least round trip expired: measure it anew
 	bdp       uint64    // bytes the path carries in minRTT, estimated
 	lastAck   time.Time // of this epoch: of new bytes
 	appending bool      // a Write copies into the room it reserved
@@ -155,6 +156,8 @@ func newConn(cfg *config, client bool) *Conn {
 		ackEvery:    ackThreshold,
 		closeSend:   -1,
 		closeRecv:   -1,
+		snd:         ring{limit: cfg.bufSize},
+		rcv:         ring{limit: cfg.bufSize},
 		closeSentCh: make(chan struct{}),
 		state:       tether.Connecting,
 		stateCh:     make(chan struct{}),
@@ -238,7 +241,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 }
 
 // Write copies p into the send buffer. It blocks while the buffer is full
-// (until the peer acknowledges bytes, the write deadline passes, or Close),
+// (until the peer acknowledges bytes, the write deadline passes, or Close;
+// while acks flow, the buffer counts as full sooner: see the package doc's
+// Limits),
 // and returns len(p), nil once all of p is buffered: the session then sends
 // it, across reconnects if need be. A Write after CloseWrite, after the
 // peer closed the session (ErrPeerClosed), or after it was lost
@@ -278,9 +283,13 @@ func (c *Conn) Write(p []byte) (int, error) {
 				copy(b, p[n+copy(a, p[n:n+k]):n+k])
 				c.mu.Lock()
 				c.appending = false
-				if c.ended {
+				if err := c.writeErrLocked(); err != nil {
+					// The session ended, or CloseWrite or Close came,
+					// meanwhile: the bytes copied are not written, and
+					// a final frame follows the n before them.
 					c.snd.release()
-					continue // writeErrLocked says why
+					c.mu.Unlock()
+					return n, err
 				}
 			}
 			c.snd.commit(k)

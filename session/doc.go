@@ -65,13 +65,15 @@
 // twice what the path carries in its least round trip (at least 256
 // KiB), measured from the acks as TCP's BBR measures it: more in flight
 // would only wait in the kernels' queues, and a buffer cycled through in
-// full stays in no cache (on loopback, 32 KiB writes ran at 0.5 of raw
+// full stays in no cache (on loopback, 32 KiB writes ran at 0.6 of raw
 // TCP with 4 MiB in flight, at 0.7 with 256 KiB). Over a long path the
-// bound doubles with each round trip, up to the buffer's size; once the
-// acks stop (an outage, a peer that stopped reading) for four round
-// trips, or 10 ms, Write may fill the whole buffer. A stream that puts
-// the whole buffer in flight before its first ack never sees the bare
-// path's round trip and keeps the whole buffer in flight.
+// bound doubles with each round trip, up to the buffer's size. Every ten
+// seconds the bound falls to 256 KiB until a round trip with no more in
+// flight measures the path anew (BBR's PROBE_RTT), so that neither a
+// route that grew longer nor the queues this end built hold it wrong.
+// Once the acks stop (an outage, a peer that stopped reading) for four
+// round trips or 10 ms, whichever is longer, Write may fill the whole
+// buffer.
 //
 // A Listener caps its sessions (WithMaxSessions) and its
 // handshakes in progress (WithMaxHandshakes), bounds each handshake in

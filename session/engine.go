@@ -98,17 +98,20 @@ func (c *Conn) onAck(flags byte, recv, limit uint64) error {
 // send buffer cycles through all of its memory, which then no cache
 // holds. So while the peer acknowledges, Write blocks at about twice
 // what the path carries in a round trip, measured as TCP's BBR does: the
-// least round trip of the last ten seconds times the rate of the acks
-// (see the package doc's Limits).
+// least round trip times the rate of the acks (see the package doc's
+// Limits).
 const (
 	// minSendBound is the least bound while acks flow.
 	minSendBound = 256 << 10
 	// minAckStall is the least time without an ack after which the acks
-	// count as stopped: four least round trips, or this.
+	// count as stopped: four least round trips, or this if longer.
 	minAckStall = 10 * time.Millisecond
-	// minRTTWindow is how long the least round trip stands: a path whose
-	// round trip grew (a route changed) is measured anew after it, as
-	// BBR does.
+	// minRTTWindow is how long the least round trip stands. Then, as
+	// BBR's PROBE_RTT does, the bound falls to minSendBound until a
+	// round trip sampled with no more in flight measures it anew: a
+	// path whose round trip grew (a route changed) is not held to the
+	// old one, and a sample taken through the queues the sender built
+	// does not replace it.
 	minRTTWindow = 10 * time.Second
 )
 
@@ -119,8 +122,13 @@ func (c *Conn) sampledLocked(recv uint64) {
 	if rtt <= 0 {
 		return
 	}
-	if c.minRTT == 0 || rtt < c.minRTT || c.now.Sub(c.minRTTAt) >= minRTTWindow {
+	switch {
+	case c.probing:
+		c.minRTT, c.minRTTAt, c.probing = rtt, c.now, false
+	case c.minRTT == 0 || rtt < c.minRTT:
 		c.minRTT, c.minRTTAt = rtt, c.now
+	case c.now.Sub(c.minRTTAt) >= minRTTWindow:
+		c.probing = true
 	}
 	// The bytes acknowledged during the sample, scaled from rtt to the
 	// least round trip: what the path carries without the queues. The
@@ -139,6 +147,9 @@ func (c *Conn) sendBoundLocked(now time.Time) (int, time.Time) {
 	}
 	until := c.lastAck.Add(max(4*c.minRTT, minAckStall))
 	bound := uint64(max(minSendBound, 2*c.bdp))
+	if c.probing {
+		bound = minSendBound
+	}
 	if bound >= uint64(c.cfg.bufSize) || !now.Before(until) {
 		return c.cfg.bufSize, time.Time{}
 	}
@@ -202,7 +213,7 @@ func (c *Conn) resumedLocked(peerRecv uint64, now time.Time) {
 	}
 	c.sSent = peerRecv
 	// The path may be another: measure it anew.
-	c.rttAt, c.minRTT, c.bdp, c.lastAck = 0, 0, 0, time.Time{}
+	c.rttAt, c.minRTT, c.bdp, c.lastAck, c.probing = 0, 0, 0, time.Time{}, false
 	c.epoch++
 	c.blocked = false
 	c.finSent = false
@@ -269,7 +280,7 @@ func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 		payload += n
 		c.sSent += uint64(n)
 	}
-	if payload > 0 && c.rttAt == 0 {
+	if payload > 0 && c.rttAt == 0 && (!c.probing || c.sSent-c.sAcked <= minSendBound) {
 		c.rttAt, c.rttStart, c.rttAcked = c.sSent, now, c.sAcked
 	}
 	if c.finWant && !c.finSent && c.sSent == c.sWritten && cap(b)-len(b) >= finLen {

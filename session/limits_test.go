@@ -263,6 +263,57 @@ func TestWriteFillsBufferWhenAcksStop(t *testing.T) {
 	require.Equal(t, 2*buf, total, "the peer's window, then this end's whole buffer")
 }
 
+// A CloseWrite that comes while a large Write copies into the buffer
+// (without the session's lock) ends the stream after what that Write
+// returned as buffered: the peer reads exactly that, then io.EOF.
+func TestCloseWriteDuringLargeWrite(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	const buf = 16 << 20
+	p := make([]byte, buf)
+	for i := range 8 {
+		sl := session.NewListener(listen(t), session.WithBufferSize(buf), session.WithLinger(0))
+		type result struct {
+			n   int64
+			err error
+		}
+		got := make(chan result, 1)
+		go func() {
+			s, err := sl.Accept()
+			if err != nil {
+				got <- result{0, err}
+				return
+			}
+			n, err := io.Copy(io.Discard, s)
+			got <- result{n, err}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := session.Dial(ctx, &tethertcp.Dialer{}, sl.Addr().String(), quick(), session.WithBufferSize(buf), session.WithLinger(0))
+		cancel()
+		require.NoError(t, err)
+		_, err = c.Write([]byte("hello"))
+		require.NoError(t, err)
+		time.Sleep(20 * time.Millisecond) // sent: a final frame could go at once
+		written := make(chan int, 1)
+		go func() {
+			n, _ := c.Write(p)
+			written <- n
+		}()
+		time.Sleep(time.Duration(i) * time.Millisecond)
+		require.NoError(t, c.CloseWrite())
+		n := 5 + <-written
+		var r result
+		select {
+		case r = <-got:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("iteration %d: the peer did not reach the end", i)
+		}
+		require.NoError(t, r.err, "iteration %d", i)
+		require.EqualValues(t, n, r.n, "iteration %d: what the peer read, against what Write buffered", i)
+		c.Close()
+		sl.Close()
+	}
+}
+
 // A session client against a plain server fails at once, permanently,
 // and says why.
 func TestPlainServer(t *testing.T) {

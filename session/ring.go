@@ -3,9 +3,10 @@ package session
 // ring is a byte FIFO that grows by doubling up to the bound its caller
 // keeps; it allocates nothing until the first byte.
 type ring struct {
-	buf  []byte
-	head int // index of the first byte
-	n    int // bytes held
+	buf   []byte
+	head  int // index of the first byte
+	n     int // bytes held
+	limit int // the most its caller lets it hold (0: none): growth stops there
 }
 
 const minRing = 4 << 10
@@ -52,6 +53,9 @@ func (r *ring) grow(need int) {
 	size := max(2*len(r.buf), minRing)
 	for size < need {
 		size *= 2
+	}
+	if r.limit > 0 {
+		size = min(size, max(r.limit, need))
 	}
 	b := make([]byte, size)
 	r.peek(0, b[:r.n])
@@ -127,14 +131,19 @@ func (r *ring) rewind() {
 	}
 }
 
-// shrink moves the bytes held into a smaller array, when the array is
-// more than twice size and holds at most half of it: a buffer that grew
-// (in an outage) returns to the size in use, and stays in the caches.
+// shrink moves the bytes held into a smaller array, the least power of
+// two of at least size, when the array is at least twice that and holds
+// at most half of it: a buffer that grew (in an outage) returns to the
+// size in use, and stays in the caches.
 func (r *ring) shrink(size int) {
-	if len(r.buf) <= 2*size || r.n > size/2 {
+	target := minRing
+	for target < size {
+		target *= 2
+	}
+	if len(r.buf) < 2*target || r.n > target/2 {
 		return
 	}
-	b := make([]byte, max(minRing, size))
+	b := make([]byte, target)
 	r.peek(0, b[:r.n])
 	r.buf, r.head = b, 0
 }

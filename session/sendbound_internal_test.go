@@ -56,18 +56,26 @@ func TestSendBound(t *testing.T) {
 		require.Equal(t, size, b, "round %d", i)
 	}
 
-	bounds, _ = boundPath(conn(), t0, 10, 50*time.Millisecond, 20e6, 64<<10) // 1 MB
+	// 1 MB in flight, for 400 round trips: a probe every 10 s measures
+	// the same round trip, not the one through the queues this end built.
+	bounds, last := boundPath(conn(), t0, 400, 50*time.Millisecond, 20e6, 64<<10)
 	require.Equal(t, []int{minSendBound, 2 * minSendBound, 4 * minSendBound}, bounds[:3], "doubling")
+	probes := 0
 	for i, b := range bounds[3:] {
-		require.InDelta(t, 2e6, b, 1e3, "round %d: settled", i+3)
+		if b == minSendBound {
+			probes++
+			continue
+		}
+		require.InDelta(t, 2e6, b, 0.25e6, "round %d: settled", i+3)
 	}
+	require.InDelta(t, float64(last.Sub(t0)/minRTTWindow), probes, 1, "a probe every %v", minRTTWindow)
 	// A stream that starts with the whole buffer in flight never sees
 	// the bare path: it keeps the whole buffer, as a fixed bound would.
 	bounds, _ = boundPath(conn(), t0, 10, 50*time.Millisecond, 20e6, 0)
 	require.Equal(t, size, bounds[9])
 
 	c = conn()
-	bounds, last := boundPath(c, t0, 50, 20*time.Microsecond, 4e9, 64<<10) // 80 KB
+	bounds, last = boundPath(c, t0, 50, 20*time.Microsecond, 4e9, 64<<10) // 80 KB
 	for i, b := range bounds[1:] {
 		require.Equal(t, minSendBound, b, "round %d", i+1)
 	}
@@ -80,13 +88,54 @@ func TestSendBound(t *testing.T) {
 
 	// The same transport now takes 50 ms a round trip (5 MB in flight).
 	expire := int(minRTTWindow / (50 * time.Millisecond)) // rounds
-	bounds, last = boundPath(c, last, expire+3, 50*time.Millisecond, 100e6, 0)
+	bounds, last = boundPath(c, last, expire+4, 50*time.Millisecond, 100e6, 0)
 	for i, b := range bounds[:expire-1] {
 		require.Equal(t, minSendBound, b, "round %d, the old round trip stands", i)
 	}
-	require.Equal(t, []int{2 * minSendBound, 4 * minSendBound, 8 * minSendBound, size}, bounds[expire-1:])
+	require.Equal(t, []int{minSendBound, 2 * minSendBound, 4 * minSendBound, 8 * minSendBound, size}, bounds[expire-1:],
+		"a probe, then doubling")
 
 	c.resumedLocked(c.sAcked, last)
 	b, _ = c.sendBoundLocked(last)
 	require.Equal(t, size, b, "after a resume, before the first ack")
+}
+
+// A ring that shrank grows back to its limit, not past it: a session's
+// buffer never holds more memory than its size.
+func TestRingShrinkAndLimit(t *testing.T) {
+	const size = 4 << 20
+	r := ring{limit: size}
+	r.reserve(size)
+	r.commit(size)
+	r.discard(size)
+	r.shrink(2000000)
+	require.Equal(t, 2<<20, len(r.buf), "the least power of two of at least the bound")
+	r.rewind()
+	r.reserve(size)
+	r.commit(size)
+	require.Equal(t, size, len(r.buf))
+}
+
+// A Write copying without the lock when the session ends returns, rather
+// than taking the lock it holds a second time.
+func TestEndDuringUnlockedCopy(t *testing.T) {
+	c := newConn(newConfig([]Option{WithBufferSize(64 << 20)}), true)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, 64<<20))
+		errc <- err
+	}()
+	for appending := false; !appending; {
+		time.Sleep(10 * time.Microsecond)
+		c.mu.Lock()
+		appending = c.appending
+		c.mu.Unlock()
+	}
+	c.finish(errShutdown)
+	select {
+	case err := <-errc:
+		require.Error(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Write still blocked 10 s after the session ended")
+	}
 }
