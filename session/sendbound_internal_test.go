@@ -119,23 +119,37 @@ func TestRingShrinkAndLimit(t *testing.T) {
 // A Write copying without the lock when the session ends returns, rather
 // than taking the lock it holds a second time.
 func TestEndDuringUnlockedCopy(t *testing.T) {
-	c := newConn(newConfig([]Option{WithBufferSize(64 << 20)}), true)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Write(make([]byte, 64<<20))
-		errc <- err
-	}()
-	for appending := false; !appending; {
-		time.Sleep(10 * time.Microsecond)
-		c.mu.Lock()
-		appending = c.appending
-		c.mu.Unlock()
-	}
-	c.finish(errShutdown)
-	select {
-	case err := <-errc:
-		require.Error(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("Write still blocked 10 s after the session ended")
+	p := make([]byte, 64<<20)
+	for attempt := 0; ; attempt++ {
+		require.Less(t, attempt, 50, "no Write was seen copying without the lock")
+		c := newConn(newConfig([]Option{WithBufferSize(len(p))}), true)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := c.Write(p)
+			errc <- err
+		}()
+		caught := false
+		for done := false; !caught && !done; {
+			select {
+			case err := <-errc: // the copy ended before this saw it
+				require.NoError(t, err)
+				done = true
+			default:
+				c.mu.Lock()
+				caught = c.appending
+				c.mu.Unlock()
+			}
+		}
+		if !caught {
+			continue
+		}
+		c.finish(errShutdown)
+		select {
+		case err := <-errc:
+			require.Error(t, err)
+			return
+		case <-time.After(10 * time.Second):
+			t.Fatal("Write still blocked 10 s after the session ended")
+		}
 	}
 }

@@ -116,6 +116,7 @@ type Proxy struct {
 	held      net.Listener // ModeHold: a listener whose accept queue is full
 	filler    net.Conn     // ModeHold: the connection that fills it
 	conns     map[*conn]struct{}
+	draining  int // connections torn down whose pumps still run
 	nextID    uint64
 	blackhole bool
 	healed    chan struct{} // closed when the blackhole ends
@@ -167,11 +168,13 @@ func (p *Proxy) Stats() Stats {
 	return s
 }
 
-// Conns returns the number of live connections.
+// Conns returns the number of live connections. A connection torn down
+// counts until the proxy has stopped forwarding its bytes, so that once
+// Conns returns 0, Stats counts every byte forwarded.
 func (p *Proxy) Conns() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.conns)
+	return len(p.conns) + p.draining
 }
 
 // Mode returns the current mode.
@@ -477,6 +480,7 @@ func (p *Proxy) connect(c *conn) {
 	}
 	c.server = server
 	p.stats.Forwarded++
+	c.pumps = 2
 	p.wg.Add(2)
 	p.mu.Unlock()
 	go p.pump(c, c.client, server, true)
@@ -498,6 +502,8 @@ type conn struct {
 	once     sync.Once
 	stranded atomic.Bool
 	fwd      atomic.Int64 // bytes forwarded, both directions
+	pumps    int          // pumps running; guarded by p.mu
+	torn     bool         // guarded by p.mu
 	eofs     atomic.Int32 // directions that ended with a clean EOF
 }
 
@@ -506,6 +512,9 @@ func (c *conn) teardown(rst bool) {
 	c.once.Do(func() {
 		c.p.mu.Lock()
 		delete(c.p.conns, c)
+		if c.torn = true; c.pumps > 0 {
+			c.p.draining++
+		}
 		server := c.server
 		close(c.done)
 		c.p.mu.Unlock()
@@ -528,6 +537,13 @@ func (c *conn) teardown(rst bool) {
 // it ends; on a stranded connection, nothing is passed on.
 func (p *Proxy) pump(c *conn, src, dst *net.TCPConn, up bool) {
 	defer p.wg.Done()
+	defer func() {
+		p.mu.Lock()
+		if c.pumps--; c.pumps == 0 && c.torn {
+			p.draining--
+		}
+		p.mu.Unlock()
+	}()
 	dir := uint64(0)
 	if up {
 		dir = 1
