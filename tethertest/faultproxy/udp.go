@@ -308,12 +308,15 @@ func (r *UDPRelay) serve() {
 		default:
 			// An unconnected socket: a closed upstream port makes no
 			// error here, as a crashed server makes none on the network.
-			if _, err := s.conn.WriteToUDPAddrPort(buf[:n], up); err != nil {
-				r.errs.Add(1)
-				continue
-			}
+			// Counted before it goes, so that whoever sees its answer
+			// sees it counted; uncounted if it could not go.
 			r.up.Add(1)
 			r.bytesUp.Add(int64(n))
+			if _, err := s.conn.WriteToUDPAddrPort(buf[:n], up); err != nil {
+				r.up.Add(-1)
+				r.bytesUp.Add(-int64(n))
+				r.errs.Add(1)
+			}
 		}
 	}
 }
@@ -376,12 +379,13 @@ func (r *UDPRelay) pump(s *udpSession) {
 		case drop:
 			r.droppedDown.Add(1)
 		default:
-			if _, err := r.pc.WriteToUDPAddrPort(buf[:n], s.client); err != nil {
-				r.errs.Add(1)
-				continue
-			}
-			r.down.Add(1)
+			r.down.Add(1) // as up: counted before it goes
 			r.bytesDown.Add(int64(n))
+			if _, err := r.pc.WriteToUDPAddrPort(buf[:n], s.client); err != nil {
+				r.down.Add(-1)
+				r.bytesDown.Add(-int64(n))
+				r.errs.Add(1)
+			}
 		}
 	}
 }
