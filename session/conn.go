@@ -242,10 +242,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 // Write copies p into the send buffer. It blocks while the buffer is full
 // (until the peer acknowledges bytes, the write deadline passes, or Close;
-// while acks flow, the buffer counts as full sooner: see the package doc's
-// Limits),
-// and returns len(p), nil once all of p is buffered: the session then sends
-// it, across reconnects if need be. A Write after CloseWrite, after the
+// while acks flow, the buffer counts as full sooner: see the package
+// doc's Limits), and returns len(p), nil once all of p is buffered: the
+// session then sends it, across reconnects if need be. A Write after CloseWrite, after the
 // peer closed the session (ErrPeerClosed), or after it was lost
 // (ErrSessionLost) fails; after Close it returns net.ErrClosed.
 func (c *Conn) Write(p []byte) (int, error) {
@@ -266,8 +265,13 @@ func (c *Conn) Write(p []byte) (int, error) {
 			c.mu.Unlock()
 			return n, nil
 		}
-		bound, until := c.sendBoundLocked(time.Now())
-		c.snd.shrink(bound)
+		bound, until := c.cfg.bufSize, time.Time{}
+		// No bound is below minSendBound: below it, only a buffer that
+		// grew (in an outage) needs the bound, to shrink.
+		if c.snd.n+len(p)-n > minSendBound || len(c.snd.buf) > 2*minSendBound {
+			bound, until = c.sendBoundLocked(time.Now())
+			c.snd.shrink(bound)
+		}
 		if room := bound - c.snd.n; room > 0 {
 			// Copy without the lock, so that the sender and the
 			// transport's reader go on meanwhile: only Write (under
