@@ -34,6 +34,13 @@ type proc struct {
 	cancel         context.CancelFunc
 }
 
+// startListener starts tcat with args, which make it listen over TCP,
+// and returns it with the address it listens on.
+func startListener(t *testing.T, args ...string) (*proc, string) {
+	l := start(t, args...)
+	return l, l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+}
+
 // start runs tcat with args.
 func start(t *testing.T, args ...string) *proc {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -372,8 +379,7 @@ func TestFlagsAfterAddress(t *testing.T) {
 func TestListenPeerLost(t *testing.T) {
 	for _, lost := range [][]string{{"one", "two"}, {"one"}} {
 		t.Run(fmt.Sprint(len(lost)), func(t *testing.T) {
-			l := start(t, "-v", "-l", "127.0.0.1:0")
-			addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+			l, addr := startListener(t, "-v", "-l", "127.0.0.1:0")
 			p, err := faultproxy.New(addr, 1)
 			require.NoError(t, err)
 			defer p.Close()
@@ -406,8 +412,7 @@ func TestListenPeerLost(t *testing.T) {
 // end (its CloseWrite) and that peer read is not sent again to the next
 // peer, once the first has gone without a failed write.
 func TestListenNoReplayOfDelivered(t *testing.T) {
-	l := start(t, "-v", "-l", "127.0.0.1:0")
-	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+	l, addr := startListener(t, "-v", "-l", "127.0.0.1:0")
 	a, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
 	defer a.Close()
@@ -485,8 +490,7 @@ func TestSession(t *testing.T) {
 // fails, rather than have its bytes acknowledged and dropped and exit 0.
 // The first session goes on.
 func TestSessionRefusesSecondClient(t *testing.T) {
-	l := start(t, "-v", "-l", "-session", "127.0.0.1:0")
-	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+	l, addr := startListener(t, "-v", "-l", "-session", "127.0.0.1:0")
 	c1 := start(t, "-session", addr)
 	c1.write(t, "first\n")
 	l.stdout.expect(t, "^first$")
@@ -508,8 +512,7 @@ func TestSessionRefusesSecondClient(t *testing.T) {
 // CloseWrite) while stdin is still open (a terminal) ends when tcat is
 // interrupted, although stdin's Read cannot be woken.
 func TestSessionInterruptStdinOpen(t *testing.T) {
-	l := start(t, "-v", "-l", "-session", "127.0.0.1:0")
-	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+	l, addr := startListener(t, "-v", "-l", "-session", "127.0.0.1:0")
 	c := start(t, "-v", "-session", addr)
 	c.write(t, "hello\n")
 	l.stdout.expect(t, "^hello$")
@@ -523,8 +526,7 @@ func TestSessionInterruptStdinOpen(t *testing.T) {
 // (it was interrupted) while stdin is still open, tcat ends at once, with
 // an error: what stdin has left will reach nobody.
 func TestSessionPeerClosedStdinOpen(t *testing.T) {
-	l := start(t, "-v", "-l", "-session", "127.0.0.1:0")
-	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+	l, addr := startListener(t, "-v", "-l", "-session", "127.0.0.1:0")
 	c := start(t, "-session", addr)
 	c.write(t, "hello\n")
 	l.stdout.expect(t, "^hello$")
@@ -541,8 +543,7 @@ func TestSessionPeerClosedStdinOpen(t *testing.T) {
 // resets between the two relays.
 func TestSessionRelay(t *testing.T) {
 	srv := transporttest.StartServer(t, transporttest.Transport{Name: "tcp", Listen: transporttest.ListenTCP}, transporttest.Echo)
-	l := start(t, "-v", "-l", "-session", "-to", srv.Addr(), "127.0.0.1:0")
-	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tcp\)$`)[1]
+	l, addr := startListener(t, "-v", "-l", "-session", "-to", srv.Addr(), "127.0.0.1:0")
 	p, err := faultproxy.New(addr, 1)
 	require.NoError(t, err)
 	defer p.Close()
