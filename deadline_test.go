@@ -211,6 +211,7 @@ func TestReadIdleTimeoutCountsOnlyReads(t *testing.T) {
 		start := time.Now()
 		got := readAsync(tt, 1)
 		d.Server(t)
+		synctest.Wait() // the dial has returned; Reconnected is next
 		require.Equal(t, 500*time.Millisecond, time.Since(start), "1.5 s + 0.5 s of silence in Reads")
 		_ = s1
 		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, r.Kinds())
