@@ -229,7 +229,9 @@ func TestFrozenPeer(t *testing.T) {
 	ka := session.WithKeepAlive(100*time.Millisecond, 200*time.Millisecond)
 	pp := newProxiedPair(t, []session.Option{ka}, ka)
 	defer pp.close()
-	pp.p.SetSocketBuffers(16 << 10)
+	// Small buffers, so that the sender is stuck in a write soon after the
+	// strand; not below loopback's 64 KiB segments (see SetSocketBuffers).
+	pp.p.SetSocketBuffers(64 << 10)
 	pp.p.ResetAll() // new connections get the small buffers
 	waitState(t, pp.c, tether.Ready)
 
