@@ -48,6 +48,7 @@ func takeDown(t *testing.T, srv *Server, tt *tether.Tether) {
 // ResetBackoff, the write buffer, fail-fast, and the reconnect boundary.
 func testStates(t *testing.T, tr Transport) {
 	t.Run("Lazy", func(t *testing.T) {
+		t.Parallel()
 		srv := StartServer(t, tr, Echo)
 		rec := NewRecorder(nil)
 		tt := dial(t, tr, srv.Addr(), rec, tether.WithLazy())
@@ -58,6 +59,7 @@ func testStates(t *testing.T, tr Transport) {
 		require.Equal(t, []tether.EventKind{tether.Connected}, rec.Kinds())
 	})
 	t.Run("Connect", func(t *testing.T) {
+		t.Parallel()
 		srv := StartServer(t, tr, Echo)
 		tt := dial(t, tr, srv.Addr(), NewRecorder(nil), tether.WithLazy())
 		tt.Connect()
@@ -65,6 +67,7 @@ func testStates(t *testing.T, tr Transport) {
 		roundtrip(t, tt, "ping")
 	})
 	t.Run("Reconnect", func(t *testing.T) {
+		t.Parallel()
 		srv := StartServer(t, tr, Echo)
 		rec := NewRecorder(nil)
 		tt := dial(t, tr, srv.Addr(), rec)
@@ -77,6 +80,7 @@ func testStates(t *testing.T, tr Transport) {
 		require.Equal(t, uint64(2), tt.Generation())
 	})
 	t.Run("ResetBackoff", func(t *testing.T) {
+		t.Parallel()
 		srv := StartServer(t, tr, Echo)
 		tt := dial(t, tr, srv.Addr(), NewRecorder(downPolicy))
 		takeDown(t, srv, tt)
@@ -87,6 +91,7 @@ func testStates(t *testing.T, tr Transport) {
 		require.Less(t, time.Since(start), waitTimeout)
 	})
 	t.Run("WriteBuffer", func(t *testing.T) {
+		t.Parallel()
 		srv := StartServer(t, tr, Echo)
 		tt := dial(t, tr, srv.Addr(), NewRecorder(downPolicy), tether.WithWriteBuffer(64))
 		takeDown(t, srv, tt)
@@ -106,6 +111,7 @@ func testStates(t *testing.T, tr Transport) {
 		readString(t, tt, "uffered while down!")
 	})
 	t.Run("FailFast", func(t *testing.T) {
+		t.Parallel()
 		srv := StartServer(t, tr, Echo)
 		tt := dial(t, tr, srv.Addr(), NewRecorder(downPolicy), tether.WithFailFast())
 		takeDown(t, srv, tt)
@@ -114,6 +120,7 @@ func testStates(t *testing.T, tr Transport) {
 		require.Zero(t, n)
 	})
 	t.Run("Boundary", func(t *testing.T) {
+		t.Parallel()
 		srv := StartServer(t, tr, Echo)
 		rec := NewRecorder(nil)
 		tt := dial(t, tr, srv.Addr(), rec, tether.WithReconnectBoundary())

@@ -176,6 +176,7 @@ func testOneReconnectForReaderAndWriter(t *testing.T, tr Transport) {
 // and bulk data flows both ways at once.
 func testFullDuplex(t *testing.T, tr Transport) {
 	t.Run("WriteWhileReadBlocked", func(t *testing.T) {
+		t.Parallel()
 		// The server answers only once it has read the Write's bytes, so
 		// the Read is blocked until the Write is done.
 		srv := StartServer(t, tr, func(_ context.Context, c net.Conn, _ int) {
@@ -199,6 +200,7 @@ func testFullDuplex(t *testing.T, tr Transport) {
 		require.Equal(t, `"re: hello" <nil>`, recv(t, read, "the blocked Read"))
 	})
 	t.Run("Bulk", func(t *testing.T) {
+		t.Parallel()
 		// An echo server stops reading while its writes are blocked: the
 		// exchange ends only if the Tether reads while it writes.
 		srv := StartServer(t, tr, Echo)
@@ -224,6 +226,7 @@ func testFullDuplex(t *testing.T, tr Transport) {
 // disconnect.
 func testDeadlines(t *testing.T, tr Transport) {
 	t.Run("WhileReconnecting", func(t *testing.T) {
+		t.Parallel()
 		srv := StartServer(t, tr, Greet("hi"))
 		rec := NewRecorder(nil)
 		tt := dial(t, tr, srv.Addr(), rec)
@@ -248,6 +251,7 @@ func testDeadlines(t *testing.T, tr Transport) {
 		roundtrip(t, tt, "ping")
 	})
 	t.Run("NewConnectionGetsDeadline", func(t *testing.T) {
+		t.Parallel()
 		srv := StartServer(t, tr, func(_ context.Context, c net.Conn, _ int) {
 			io.WriteString(c, "hi")
 			io.Copy(io.Discard, c) // then silence
@@ -267,6 +271,7 @@ func testDeadlines(t *testing.T, tr Transport) {
 		require.Equal(t, 1, rec.Count(tether.Disconnected), "Disconnected events: the timeout is none; events: %v", rec.Kinds())
 	})
 	t.Run("MovedAfterTimeout", func(t *testing.T) {
+		t.Parallel()
 		// net.Conn lets one goroutine set a deadline while another reads:
 		// a Read that timed out on the user's deadline is the user's
 		// timeout even when the deadline moved on before the Tether looked
@@ -284,6 +289,7 @@ func testDeadlines(t *testing.T, tr Transport) {
 		roundtrip(t, tt, "ping")
 	})
 	t.Run("MovedDuringOperation", func(t *testing.T) {
+		t.Parallel()
 		// A Write that begins while SetWriteDeadline replaces a passed
 		// deadline with a future one may meet the passed one: that
 		// timeout is the user's too. The hook starts the Write in the
@@ -315,6 +321,7 @@ func testDeadlines(t *testing.T, tr Transport) {
 		}
 	})
 	t.Run("PassedDeadlineIsNotDisconnect", func(t *testing.T) {
+		t.Parallel()
 		srv := StartServer(t, tr, Greet("hi"))
 		rec := NewRecorder(nil)
 		tt := dial(t, tr, srv.Addr(), rec)
@@ -362,6 +369,7 @@ func testCloseDuringReconnect(t *testing.T, tr Transport) {
 	}
 
 	t.Run("BackoffWait", func(t *testing.T) {
+		t.Parallel()
 		srv := StartServer(t, tr, Greet("hi"))
 		rec := NewRecorder(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Unreachable {
@@ -377,6 +385,7 @@ func testCloseDuringReconnect(t *testing.T, tr Transport) {
 		closeAndCheck(t, tt, read)
 	})
 	t.Run("OnConnect", func(t *testing.T) {
+		t.Parallel()
 		entered := make(chan struct{})
 		secondEnded := make(chan struct{})
 		srv := StartServer(t, tr, func(ctx context.Context, c net.Conn, n int) {
@@ -418,6 +427,7 @@ func testGiveUp(t *testing.T, tr Transport) {
 		}
 	}
 	t.Run("OnUnreachable", func(t *testing.T) {
+		t.Parallel()
 		srv := StartServer(t, tr, Greet("hi"))
 		rec := NewRecorder(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Unreachable {
@@ -441,6 +451,7 @@ func testGiveUp(t *testing.T, tr Transport) {
 		require.NotErrorIs(t, err, io.EOF, "Write after the give-up")
 	})
 	t.Run("OnEOF", func(t *testing.T) {
+		t.Parallel()
 		srv := StartServer(t, tr, func(_ context.Context, c net.Conn, _ int) {
 			io.WriteString(c, "bye")
 		})
@@ -465,6 +476,7 @@ func testGiveUp(t *testing.T, tr Transport) {
 		require.NotErrorIs(t, err, io.EOF, "Write after the give-up")
 	})
 	t.Run("CauseSetByHandler", func(t *testing.T) {
+		t.Parallel()
 		errBanned := errors.New("banned by the test")
 		srv := StartServer(t, tr, func(context.Context, net.Conn, int) {})
 		rec := NewRecorder(func(ev *tether.Event) tether.Action {

@@ -94,11 +94,12 @@ func ListenTCP(_ testing.TB, addr string) (Listener, error) {
 	return NetListener(ln), nil
 }
 
-// Run runs the suite over tr, each test as a subtest of t, and then checks
-// that none of them left a goroutine behind. Run's test must not be
-// parallel.
+// Run runs the suite over tr, each test as a parallel subtest of t (most
+// of their time is spent waiting on timers), and then checks that none of
+// them left a goroutine behind. Run's test must not be parallel.
 func Run(t *testing.T, tr Transport) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) }) // after the subtests
 	tests := []struct {
 		name string
 		f    func(*testing.T, Transport)
@@ -114,6 +115,9 @@ func Run(t *testing.T, tr Transport) {
 		{"NetConn", testNetConn},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.f(t, tr) })
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.f(t, tr)
+		})
 	}
 }
