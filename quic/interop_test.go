@@ -18,6 +18,7 @@ import (
 // TestNgtcp2Download: a verified download, then a second request on a new
 // stream of the same connection.
 func TestNgtcp2Download(t *testing.T) {
+	t.Parallel()
 	srv := startNgtcp2(t)
 	d := h3Dialer(t, nil)
 	require.Equal(t, tetherquic.FullHandshake, srv.fetch(t, d, "/blob"))
@@ -27,6 +28,7 @@ func TestNgtcp2Download(t *testing.T) {
 // TestNgtcp2ManyStreams: many requests, one Tether each, on one QUIC
 // connection: in a row, then 32 at once.
 func TestNgtcp2ManyStreams(t *testing.T) {
+	t.Parallel()
 	srv := startNgtcp2(t)
 	d := h3Dialer(t, nil)
 	const sequential, concurrent = 200, 32
@@ -75,6 +77,7 @@ func TestNgtcp2ManyStreams(t *testing.T) {
 // frame error, and a FIN after half a frame a truncated frame: nghttp3
 // closes the whole connection for either.)
 func TestNgtcp2CloseUnused(t *testing.T) {
+	t.Parallel()
 	srv := startNgtcp2(t)
 	d := h3Dialer(t, nil)
 
@@ -109,6 +112,7 @@ func TestNgtcp2CloseUnused(t *testing.T) {
 // second Tether's Dial succeeds at once, and its first Write waits for the
 // first request to end: waiting for stream credit is not a failed dial.
 func TestNgtcp2StreamCredit(t *testing.T) {
+	t.Parallel()
 	srv := startNgtcp2(t, "--max-streams-bidi=1")
 	d := h3Dialer(t, &quic.Config{})
 	d.Timeout = 2 * time.Second // the longest a dial attempt may last
@@ -153,6 +157,9 @@ func TestNgtcp2StreamCredit(t *testing.T) {
 // and ngtcp2 sends no stateless reset) and started again on the same port,
 // a request made once the Dialer can tell that the old connection no longer
 // hears from its server goes on a new connection, not on the dead one.
+//
+// The restart tests are not parallel, as the others here are: a parallel
+// test's socket could take the port while the server is down.
 func TestNgtcp2Restart(t *testing.T) {
 	srv := startNgtcp2(t)
 	d := h3Dialer(t, nil)
@@ -210,6 +217,7 @@ func TestNgtcp2RestartFigures(t *testing.T) {
 // TestNgtcp2Resumption: a connection that the server's idle timeout ended
 // is redialed with the TLS session resumed.
 func TestNgtcp2Resumption(t *testing.T) {
+	t.Parallel()
 	srv := startNgtcp2(t, "--timeout=1s")
 	// No keep-alives, so that the connection idles out; the client's own
 	// idle timeout matches the server's (quic-go would read the server's
@@ -234,6 +242,7 @@ func TestNgtcp2Resumption(t *testing.T) {
 // quic-go reads as 5 s) keeps its connection with the Dialer's default
 // keep-alives, and a request after a 3 s pause goes through on it.
 func TestNgtcp2ShortIdleTimeout(t *testing.T) {
+	t.Parallel()
 	srv := startNgtcp2(t, "--timeout=2s")
 	d := h3Dialer(t, nil)
 	srv.fetch(t, d, "/small")
@@ -245,6 +254,7 @@ func TestNgtcp2ShortIdleTimeout(t *testing.T) {
 // killed notices within the Dialer's defaults (idle timeout, plus at most
 // one keep-alive period).
 func TestNgtcp2DeadServer(t *testing.T) {
+	t.Parallel()
 	srv := startNgtcp2(t)
 	d := h3Dialer(t, nil)
 	x := dialExchange(t, d, srv.addr())

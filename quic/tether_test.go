@@ -241,6 +241,7 @@ func TestServerCrash(t *testing.T) {
 // last acknowledgement is lost. The figures (time to notice, lines lost)
 // are what the package documentation states.
 func TestSmallWritesDeadServer(t *testing.T) {
+	t.Parallel()
 	var received atomic.Int64
 	srv := newServer(t, serverOpts{handle: func(s *testServer, c *quic.Conn, st *quic.Stream) {
 		sc := bufio.NewScanner(st)
