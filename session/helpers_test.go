@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/io-tether/tether"
 	tetherquic "github.com/io-tether/tether/quic"
@@ -17,6 +18,11 @@ import (
 	"github.com/io-tether/tether/tethertest"
 	tethertls "github.com/io-tether/tether/tls"
 )
+
+// TestMain checks, once every test is done, that none left a goroutine
+// behind: the parallel tests, which goleak.VerifyNone cannot check one by
+// one, included.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // transport is one kind of transport connection for sessions.
 type transport struct {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/io-tether/tether"
 	tetherquic "github.com/io-tether/tether/quic"
@@ -82,7 +81,7 @@ func TestIntegritySoak(t *testing.T) {
 			continue // TestIntegritySoakQUIC: the fault proxy is TCP
 		}
 		t.Run(tr.name, func(t *testing.T) {
-			defer goleak.VerifyNone(t)
+			t.Parallel() // TestMain checks for leaks
 			sum := runSoak(t, tr, *soakSeed, *soakFor)
 			t.Log(sum)
 			fmt.Println(sum)
@@ -202,7 +201,7 @@ func soak(t *testing.T, name string, sl *session.Listener, path faultPath, seed 
 // that loses every datagram for a while (longer or shorter than the
 // keep-alive), or 30 % of them, and with streams reset by the client.
 func TestIntegritySoakQUIC(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	t.Parallel() // TestMain checks for leaks
 	tr := transports[2]
 	opts := []session.Option{session.WithKeepAlive(200*time.Millisecond, 300*time.Millisecond),
 		session.WithBufferSize(256 << 10), session.WithHandshakeTimeout(2 * time.Second)}

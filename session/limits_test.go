@@ -237,7 +237,7 @@ func TestPeerNeverReads(t *testing.T) {
 // the acks stop (here the peer never reads, and its window is full), it
 // fills the whole buffer, as in an outage.
 func TestWriteFillsBufferWhenAcksStop(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	t.Parallel() // it waits on a deadline; TestMain checks for leaks
 	const buf = session.DefaultBufferSize
 	sl := session.NewListener(listen(t))
 	defer sl.Close()
