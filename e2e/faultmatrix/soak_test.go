@@ -29,6 +29,7 @@ import (
 func TestIntegritySoak(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
 			steps := faultproxy.Schedule(*soakSeed, 100000, soakSchedule)
 			sum := runIntegrity(t, integrityConfig{tr: tr, seed: *soakSeed, steps: steps, duration: *soakFor})
 			t.Log(sum)

@@ -18,6 +18,7 @@ import (
 // TestRun runs the demo for 4 s, long enough for a blackhole that outlasts
 // the read idle timeout, and checks its summary and verdict.
 func TestRun(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	logFile := filepath.Join(t.TempDir(), "tether.log")
@@ -60,6 +61,7 @@ func TestRun(t *testing.T) {
 // TestRunSession runs the demo through a session: the same faults, and
 // nothing lost in flight.
 func TestRunSession(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var stdout, stderr strings.Builder

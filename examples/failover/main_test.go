@@ -15,6 +15,7 @@ import (
 // TestScript checks the sequence of the demo: which server answers each
 // request, and the events in between.
 func TestScript(t *testing.T) {
+	t.Parallel()
 	var stdout, stderr strings.Builder
 	require.NoError(t, run(context.Background(), config{}, &stdout, &stderr))
 	require.Empty(t, stderr.String())
@@ -68,6 +69,7 @@ request 18: answered by B
 // TestServeAndClient runs the hand-driven modes: two servers, and a client
 // that moves from the first to the second when the first stops.
 func TestServeAndClient(t *testing.T) {
+	t.Parallel()
 	x := runLines(t, "-serve", "127.0.0.1:0", "-name", "X")
 	y := runLines(t, "-serve", "127.0.0.1:0", "-name", "Y")
 	xAddr := x.expect(t, `^serving as X on (\S+)$`)[1]
@@ -88,6 +90,7 @@ func TestServeAndClient(t *testing.T) {
 // and no more often: the events of an outage are printed, but send no
 // request of their own.
 func TestClientRequestsOnTicksOnly(t *testing.T) {
+	t.Parallel()
 	x := runLines(t, "-serve", "127.0.0.1:0", "-name", "X")
 	xAddr := x.expect(t, `^serving as X on (\S+)$`)[1]
 
