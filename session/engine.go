@@ -238,14 +238,7 @@ func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 	finAck := c.finKnown && c.rRecv == c.finAt && !c.ackFinSent
 	if c.ackNow || finAck || c.rRecv-c.ackedRecv >= c.ackEvery || limit-c.ackedLimit >= c.ackStep() ||
 		(!c.ackDue.IsZero() && !now.Before(c.ackDue)) {
-		var flags byte
-		if c.finKnown && c.rRecv == c.finAt {
-			flags = ackFin
-			c.ackFinSent = true
-		}
-		b = appendAck(b, flags, c.rRecv, limit)
-		c.ackedRecv, c.ackedLimit = c.rRecv, limit
-		c.ackNow, c.ackDue = false, time.Time{}
+		b = c.appendAckLocked(b, limit)
 	}
 	if !c.pinged && now.Sub(c.lastRecv) >= c.cfg.keepAlive {
 		c.pingVal++
@@ -288,10 +281,32 @@ func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 		c.finSent = true
 	}
 	if c.closeSend >= 0 && cap(b)-len(b) >= closeLen {
+		// The close frame ends the session: it follows an ack of every
+		// byte received, so that the peer's Close knows they arrived,
+		// though no ack was due yet.
+		if c.rRecv != c.ackedRecv {
+			if cap(b)-len(b) < ackLen+closeLen {
+				return b // both go in the next batch
+			}
+			b = c.appendAckLocked(b, c.limitLocked())
+		}
 		b = appendClose(b, byte(c.closeSend))
 		c.closing = true
 	}
 	return b
+}
+
+// appendAckLocked appends to b an ack of every byte received, with the
+// window's limit.
+func (c *Conn) appendAckLocked(b []byte, limit uint64) []byte {
+	var flags byte
+	if c.finKnown && c.rRecv == c.finAt {
+		flags = ackFin
+		c.ackFinSent = true
+	}
+	c.ackedRecv, c.ackedLimit = c.rRecv, limit
+	c.ackNow, c.ackDue = false, time.Time{}
+	return appendAck(b, flags, c.rRecv, limit)
 }
 
 // nextWakeLocked returns how long the sender may sleep: until an ack or a
