@@ -432,3 +432,31 @@ func TestFinBeyondMaxPosition(t *testing.T) {
 	c.mu.Unlock()
 	require.ErrorContains(t, err, "beyond the stream's end")
 }
+
+// An end that read what its peer wrote, then closed, acknowledged those
+// bytes before its close frame, though no ack was due yet: the peer's
+// Close then reports nothing unacknowledged. (Its close frame went out with
+// the ack still pending, and the peer's Close reported the bytes as
+// perhaps lost.)
+func TestCloseAcksWhatArrived(t *testing.T) {
+	for _, closer := range []string{"server", "client"} {
+		t.Run(closer, func(t *testing.T) {
+			p := newPair(t)
+			from, to := p.c, p.s
+			if closer == "client" {
+				from, to = p.s, p.c
+			}
+			_, err := from.Write([]byte("hello"))
+			require.NoError(t, err)
+			got := make([]byte, 5)
+			to.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err = io.ReadFull(to, got)
+			require.NoError(t, err)
+			require.NoError(t, to.Close(), "the closer: everything it wrote was acknowledged")
+			from.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err = from.Read(got)
+			require.ErrorIs(t, err, io.EOF, "the peer's final frame, then its close")
+			require.NoError(t, from.Close(), "the other end: its 5 bytes arrived, and were read")
+		})
+	}
+}
