@@ -44,7 +44,6 @@ func boundPath(c *Conn, now time.Time, rounds int, base time.Duration, rate floa
 // the old least round trip has expired; when the acks stop, Write may
 // fill the whole buffer; and a resume measures the path anew.
 func TestSendBound(t *testing.T) {
-	t.Parallel() // minutes of simulated round trips: a few seconds of CPU
 	const size = 4 << 20
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	conn := func() *Conn { return newConn(newConfig([]Option{WithBufferSize(size)}), true) }
@@ -120,7 +119,6 @@ func TestRingShrinkAndLimit(t *testing.T) {
 // A Write copying without the lock when the session ends returns, rather
 // than taking the lock it holds a second time.
 func TestEndDuringUnlockedCopy(t *testing.T) {
-	t.Parallel()
 	p := make([]byte, 64<<20)
 	for attempt := 0; ; attempt++ {
 		require.Less(t, attempt, 50, "no Write was seen copying without the lock")
