@@ -36,6 +36,17 @@ func dialWith(t *testing.T, tr Transport, d tether.Dialer, addr string, h tether
 	return tt
 }
 
+// greeted starts a server that greets with "hi", and returns it with a
+// Tether to it (and its Recorder) that has read the greeting.
+func greeted(t *testing.T, tr Transport) (*Server, *tethertest.Recorder, *tether.Tether) {
+	t.Helper()
+	srv := StartServer(t, tr, Greet("hi"))
+	rec := NewRecorder(nil)
+	tt := dial(t, tr, srv.Addr(), rec)
+	readString(t, tt, "hi")
+	return srv, rec, tt
+}
+
 // recv receives from ch, failing the test after a generous timeout.
 func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
@@ -103,10 +114,7 @@ func testTransparentReconnect(t *testing.T, tr Transport) {
 // until it listens again, and then a Read that waited all along reads from
 // the new connection.
 func testReconnectAfterRestart(t *testing.T, tr Transport) {
-	srv := StartServer(t, tr, Greet("hi"))
-	rec := NewRecorder(nil)
-	tt := dial(t, tr, srv.Addr(), rec)
-	readString(t, tt, "hi")
+	srv, rec, tt := greeted(t, tr)
 
 	srv.Stop()
 	read := make(chan string, 1)
@@ -227,10 +235,7 @@ func testFullDuplex(t *testing.T, tr Transport) {
 func testDeadlines(t *testing.T, tr Transport) {
 	t.Run("WhileReconnecting", func(t *testing.T) {
 		t.Parallel()
-		srv := StartServer(t, tr, Greet("hi"))
-		rec := NewRecorder(nil)
-		tt := dial(t, tr, srv.Addr(), rec)
-		readString(t, tt, "hi")
+		srv, rec, tt := greeted(t, tr)
 
 		srv.Stop()
 		require.NoError(t, tt.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
@@ -322,10 +327,7 @@ func testDeadlines(t *testing.T, tr Transport) {
 	})
 	t.Run("PassedDeadlineIsNotDisconnect", func(t *testing.T) {
 		t.Parallel()
-		srv := StartServer(t, tr, Greet("hi"))
-		rec := NewRecorder(nil)
-		tt := dial(t, tr, srv.Addr(), rec)
-		readString(t, tt, "hi")
+		_, rec, tt := greeted(t, tr)
 
 		require.NoError(t, tt.SetReadDeadline(time.Now().Add(-time.Second)))
 		_, err := tt.Read(make([]byte, 1))
