@@ -164,13 +164,18 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 			return
 		}
 		// Close the lost connection so that operations blocked on it wake
-		// (and wait for the new one).
+		// (and wait for the new one). One that Reconnect gave up is
+		// healthy: it closes as the user's would.
 		t.mu.Lock()
 		c := o.lost
 		o.lost = nil
 		t.mu.Unlock()
-		if c != nil {
+		switch {
+		case c == nil:
+		case cause == ErrForcedReconnect:
 			c.Close()
+		default:
+			closeLost(c)
 		}
 	}
 	switch out, err := t.connect(ctx, &ev, since, first); out {

@@ -259,12 +259,29 @@ func (t *Tether) takeDownLocked() [3]net.Conn {
 	return conns
 }
 
+// closeAll closes the connections takeDownLocked returned: the lost one
+// as such.
 func closeAll(conns [3]net.Conn) {
-	for _, c := range conns {
-		if c != nil {
+	for i, c := range conns {
+		switch {
+		case c == nil:
+		case i == 1:
+			closeLost(c)
+		default:
 			c.Close()
 		}
 	}
+}
+
+// closeLost closes a lost connection. A TLS connection's Close first
+// writes a close_notify alert, and waits up to 5 s for a dead peer whose
+// buffers are full (a frozen peer or middlebox): the connection under it
+// is closed first, so that the alert fails at once.
+func closeLost(c net.Conn) {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		nc.NetConn().Close()
+	}
+	c.Close()
 }
 
 // valid reports whether t was made by Dial or New: every method of a nil or
