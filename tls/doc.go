@@ -63,4 +63,13 @@
 // classify: it comes in a Read of the Tether. Under TLS 1.3 this is how a
 // server rejects a client certificate, after the client's side of the
 // handshake is complete.
+//
+// # Closing
+//
+// The Tether closes a lost connection without a close_notify alert: the
+// TCP connection under it first. crypto/tls's Close writes the alert with a
+// 5 s deadline, which a dead peer whose buffers are full (a frozen server
+// or middlebox) would make the reconnect wait out. [tether.Tether.Close]
+// and [tether.Tether.Reconnect] close a live connection as crypto/tls does,
+// with the alert.
 package tls
