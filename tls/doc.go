@@ -70,6 +70,6 @@
 // TCP connection under it first. crypto/tls's Close writes the alert with a
 // 5 s deadline, which a dead peer whose buffers are full (a frozen server
 // or middlebox) would make the reconnect wait out. [tether.Tether.Close]
-// and [tether.Tether.Reconnect] close a live connection as crypto/tls does,
-// with the alert.
+// closes the current connection, and [tether.Tether.Reconnect] the one it
+// replaces, as crypto/tls does, with the alert.
 package tls
