@@ -2,6 +2,7 @@ package tether_test
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"os"
@@ -357,6 +358,58 @@ func TestDeadlineWhileHandlerDecides(t *testing.T) {
 					close(release)
 					<-got
 				}
+			})
+		})
+	}
+}
+
+// A TLS connection that the watchdog found dead, behind a peer that reads
+// nothing more (its buffers full: a net.Pipe whose other end never
+// reads), is closed at once. crypto/tls's Close would first write a
+// close_notify alert, for up to 5 s, and the reconnect, or Close while the
+// handler decides, would wait for it.
+func TestLostTLSConnectionClosesAtOnce(t *testing.T) {
+	for _, closeEarly := range []bool{false, true} {
+		name := map[bool]string{false: "Reconnect", true: "CloseWhileDeciding"}[closeEarly]
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				d := &tethertest.Dialer{}
+				d.Wrap(func(c *tethertest.Conn) net.Conn { return tls.Client(c.Client(), tethertest.TLSClientConfig()) })
+				go d.Serve(t.Context(), func(c *tethertest.Conn) {
+					s := tls.Server(c, tethertest.TLSServerConfig())
+					io.WriteString(s, "hi") // then it reads nothing
+					<-t.Context().Done()
+				})
+				deciding := make(chan struct{})
+				h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+					if ev.Kind == tether.Disconnected && closeEarly {
+						close(deciding)
+						<-ctx.Done() // until Close
+					}
+					return tether.Reconnect
+				})
+				tt := tethertest.Dial(t, d, "a", h, tether.WithReadIdleTimeout(time.Second))
+				buf := make([]byte, 2)
+				_, err := io.ReadFull(tt, buf)
+				require.NoError(t, err)
+
+				// A Write that the peer never reads fails at its deadline.
+				require.NoError(t, tt.SetWriteDeadline(time.Now().Add(100*time.Millisecond)))
+				_, err = tt.Write([]byte("request"))
+				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+				require.NoError(t, tt.SetWriteDeadline(time.Time{}))
+
+				start := time.Now()
+				if !closeEarly {
+					_, err = io.ReadFull(tt, buf) // the watchdog ends the first connection
+					require.NoError(t, err)
+					require.Equal(t, time.Second, time.Since(start), "the idle timeout, then at once the new connection's greeting")
+					return
+				}
+				go tt.Read(buf)
+				<-deciding
+				require.NoError(t, tt.Close())
+				require.Equal(t, time.Second, time.Since(start), "the idle timeout, then at once Close")
 			})
 		})
 	}
