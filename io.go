@@ -218,6 +218,9 @@ func (t *Tether) fail(c *link, err error, dir direction, seq0 uint64) (*recovery
 		return nil, net.ErrClosed
 	}
 	if t.userTimeout(err, dir, seq0) {
+		if dir == dirWrite {
+			c.writeTimedOut.Store(true)
+		}
 		return nil, err
 	}
 	t.mu.Lock()

@@ -165,14 +165,15 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 		}
 		// Close the lost connection so that operations blocked on it wake
 		// (and wait for the new one). One that Reconnect gave up is
-		// healthy: it closes as the user's would.
+		// healthy, unless a Write on it timed out: it closes as the
+		// user's would.
 		t.mu.Lock()
 		c := o.lost
 		o.lost = nil
 		t.mu.Unlock()
 		switch {
 		case c == nil:
-		case cause == ErrForcedReconnect:
+		case cause == ErrForcedReconnect && !lost.writeTimedOut.Load():
 			c.Close()
 		default:
 			closeLost(c)
@@ -473,13 +474,15 @@ func (t *Tether) end(cause, ioErr error) {
 		t.werr = t.rerr
 	}
 	var conns [3]net.Conn
-	if t.cur.Load() != nil { // nil inside Dial
+	broken := false
+	if c := t.cur.Load(); c != nil { // nil inside Dial
+		broken = c.writeTimedOut.Load()
 		conns = t.takeDownLocked()
 	}
 	t.stopLocked()
 	t.setStateLocked(Shutdown)
 	t.mu.Unlock()
-	closeAll(conns)
+	closeAll(conns, broken)
 }
 
 func stopErr(ctx context.Context, last error) error {

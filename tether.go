@@ -76,6 +76,10 @@ type link struct {
 	// read and wrote record that the connection carried bytes each way: a
 	// clean end after that ends an exchange, and is no flap.
 	read, wrote atomic.Bool
+	// writeTimedOut records that a Write failed at the user's deadline:
+	// the connection may hold a partial record, and its peer may read
+	// nothing more, so it closes as a lost one does (closeLost).
+	writeTimedOut atomic.Bool
 }
 
 func newLink(c net.Conn, gen uint64, addr string) *link {
@@ -237,9 +241,10 @@ func (t *Tether) Close() error {
 	}
 	t.rerr, t.werr = net.ErrClosed, net.ErrClosed
 	t.setStateLocked(Shutdown)
+	broken := t.cur.Load().writeTimedOut.Load()
 	conns := t.takeDownLocked()
 	t.mu.Unlock()
-	closeAll(conns)
+	closeAll(conns, broken)
 	return nil
 }
 
@@ -260,12 +265,12 @@ func (t *Tether) takeDownLocked() [3]net.Conn {
 }
 
 // closeAll closes the connections takeDownLocked returned: the lost one
-// as such.
-func closeAll(conns [3]net.Conn) {
+// as such, and the current one too when broken (a Write on it timed out).
+func closeAll(conns [3]net.Conn, broken bool) {
 	for i, c := range conns {
 		switch {
 		case c == nil:
-		case i == 1:
+		case i == 1, i == 0 && broken:
 			closeLost(c)
 		default:
 			c.Close()

@@ -71,5 +71,7 @@
 // 5 s deadline, which a dead peer whose buffers are full (a frozen server
 // or middlebox) would make the reconnect wait out. [tether.Tether.Close]
 // closes the current connection, and [tether.Tether.Reconnect] the one it
-// replaces, as crypto/tls does, with the alert.
+// replaces, as crypto/tls does, with the alert, unless a Write on it
+// failed at its deadline: the connection may then end in part of a record,
+// and its peer may read nothing more.
 package tls
