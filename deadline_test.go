@@ -363,15 +363,16 @@ func TestDeadlineWhileHandlerDecides(t *testing.T) {
 	}
 }
 
-// A TLS connection that the watchdog found dead, behind a peer that reads
-// nothing more (its buffers full: a net.Pipe whose other end never
-// reads), is closed at once. crypto/tls's Close would first write a
-// close_notify alert, for up to 5 s, and the reconnect, or Close while the
-// handler decides, would wait for it.
+// A TLS connection behind a peer that reads nothing more (its buffers
+// full: a net.Pipe whose other end never reads), on which a Write failed
+// at its deadline, is closed at once: when the watchdog found it dead, when
+// Close comes while the handler decides about it, when Close or Reconnect
+// comes before the watchdog. crypto/tls's Close would first write a
+// close_notify alert, for up to 5 s, and the reconnect or Close would wait
+// for it.
 func TestLostTLSConnectionClosesAtOnce(t *testing.T) {
-	for _, closeEarly := range []bool{false, true} {
-		name := map[bool]string{false: "Reconnect", true: "CloseWhileDeciding"}[closeEarly]
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []string{"Watchdog", "CloseWhileDeciding", "Close", "Reconnect"} {
+		t.Run(tc, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				d := &tethertest.Dialer{}
 				d.Wrap(func(c *tethertest.Conn) net.Conn { return tls.Client(c.Client(), tethertest.TLSClientConfig()) })
@@ -382,7 +383,7 @@ func TestLostTLSConnectionClosesAtOnce(t *testing.T) {
 				})
 				deciding := make(chan struct{})
 				h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
-					if ev.Kind == tether.Disconnected && closeEarly {
+					if ev.Kind == tether.Disconnected && tc == "CloseWhileDeciding" {
 						close(deciding)
 						<-ctx.Done() // until Close
 					}
@@ -400,16 +401,25 @@ func TestLostTLSConnectionClosesAtOnce(t *testing.T) {
 				require.NoError(t, tt.SetWriteDeadline(time.Time{}))
 
 				start := time.Now()
-				if !closeEarly {
+				switch tc {
+				case "Watchdog":
 					_, err = io.ReadFull(tt, buf) // the watchdog ends the first connection
 					require.NoError(t, err)
 					require.Equal(t, time.Second, time.Since(start), "the idle timeout, then at once the new connection's greeting")
-					return
+				case "CloseWhileDeciding":
+					go tt.Read(buf)
+					<-deciding
+					require.NoError(t, tt.Close())
+					require.Equal(t, time.Second, time.Since(start), "the idle timeout, then at once Close")
+				case "Close":
+					require.NoError(t, tt.Close())
+					require.Zero(t, time.Since(start))
+				case "Reconnect":
+					tt.Reconnect()
+					_, err = io.ReadFull(tt, buf)
+					require.NoError(t, err)
+					require.Zero(t, time.Since(start), "the new connection's greeting, at once")
 				}
-				go tt.Read(buf)
-				<-deciding
-				require.NoError(t, tt.Close())
-				require.Equal(t, time.Second, time.Since(start), "the idle timeout, then at once Close")
 			})
 		})
 	}
