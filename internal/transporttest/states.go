@@ -80,7 +80,7 @@ func testStates(t *testing.T, tr Transport) {
 		require.Equal(t, uint64(2), tt.Generation())
 	})
 	t.Run("ResetBackoff", func(t *testing.T) {
-		t.Parallel()
+		// Not parallel: it stops its server (see Run).
 		srv := StartServer(t, tr, Echo)
 		tt := dial(t, tr, srv.Addr(), NewRecorder(downPolicy))
 		takeDown(t, srv, tt)
@@ -91,7 +91,7 @@ func testStates(t *testing.T, tr Transport) {
 		require.Less(t, time.Since(start), waitTimeout)
 	})
 	t.Run("WriteBuffer", func(t *testing.T) {
-		t.Parallel()
+		// Not parallel: it stops its server (see Run).
 		srv := StartServer(t, tr, Echo)
 		tt := dial(t, tr, srv.Addr(), NewRecorder(downPolicy), tether.WithWriteBuffer(64))
 		takeDown(t, srv, tt)
@@ -111,7 +111,7 @@ func testStates(t *testing.T, tr Transport) {
 		readString(t, tt, "uffered while down!")
 	})
 	t.Run("FailFast", func(t *testing.T) {
-		t.Parallel()
+		// Not parallel: it stops its server (see Run).
 		srv := StartServer(t, tr, Echo)
 		tt := dial(t, tr, srv.Addr(), NewRecorder(downPolicy), tether.WithFailFast())
 		takeDown(t, srv, tt)

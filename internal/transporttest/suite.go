@@ -234,7 +234,7 @@ func testFullDuplex(t *testing.T, tr Transport) {
 // disconnect.
 func testDeadlines(t *testing.T, tr Transport) {
 	t.Run("WhileReconnecting", func(t *testing.T) {
-		t.Parallel()
+		// Not parallel: it stops its server (see Run).
 		srv, rec, tt := greeted(t, tr)
 
 		srv.Stop()
@@ -371,7 +371,7 @@ func testCloseDuringReconnect(t *testing.T, tr Transport) {
 	}
 
 	t.Run("BackoffWait", func(t *testing.T) {
-		t.Parallel()
+		// Not parallel: it stops its server (see Run).
 		srv := StartServer(t, tr, Greet("hi"))
 		rec := NewRecorder(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Unreachable {
@@ -429,7 +429,7 @@ func testGiveUp(t *testing.T, tr Transport) {
 		}
 	}
 	t.Run("OnUnreachable", func(t *testing.T) {
-		t.Parallel()
+		// Not parallel: it stops its server (see Run).
 		srv := StartServer(t, tr, Greet("hi"))
 		rec := NewRecorder(func(ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Unreachable {
