@@ -90,6 +90,12 @@ func (t *Tether) buffer(c *link, p []byte) (handled bool, n int, err error) {
 	if t.rec == nil {
 		t.startLocked(nil, nil) // Idle: this Write dials, whether it is buffered, fails fast or waits
 	}
+	if len(p) == 0 {
+		// Nothing to keep: buffered, it would become a write of nothing
+		// to the new connection, which waits for a reader on a
+		// synchronous pipe (net.Pipe) and so holds the reconnect.
+		return true, 0, nil
+	}
 	if len(p) <= t.bufLocked().free(t.cfg.buffer) {
 		x := t.extraLocked()
 		if x.buf == nil {

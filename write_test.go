@@ -370,6 +370,35 @@ func TestFailFast(t *testing.T) {
 	}
 }
 
+// Semantics 18: a Write of nothing while not Ready returns 0, nil and
+// leaves nothing in the buffer: buffered, it would become a write of
+// nothing to the new connection, which on a synchronous pipe waits for a
+// reader and held the reconnect in Connecting (a server that speaks first
+// then waited on the client for ever).
+func TestEmptyWriteWhileDown(t *testing.T) {
+	for name, opts := range map[string][]tether.Option{
+		"buffer":    {tether.WithWriteBuffer(4)},
+		"fail fast": {tether.WithFailFast()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tt, d := dialPipe(t, delayed(time.Second), opts...)
+				startOutage(t, tt, d.Server(t))
+				n, err := tt.Write(nil)
+				require.NoError(t, err)
+				require.Zero(t, n)
+				require.Zero(t, tt.Buffered())
+				s2 := d.Server(t)
+				go s2.Write([]byte("hi")) // the server speaks first
+				synctest.Wait()
+				require.Equal(t, tether.Ready, tt.State())
+				// startOutage's Read took the "h".
+				require.Equal(t, "i", readString(t, tt, 1))
+			})
+		})
+	}
+}
+
 // Semantics 18: Close keeps Buffered at the count never sent, and Dropped
 // counts it; a give-up says it in Err's message, which still matches the
 // cause.
