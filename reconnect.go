@@ -468,7 +468,7 @@ func (t *Tether) end(cause, ioErr error) {
 		// The peer closed cleanly and a middleware gave up with an
 		// error of its own around the EOF: Read still says io.EOF, so
 		// that io.ReadAll and io.Copy end normally.
-		t.rerr, t.werr = io.EOF, fmt.Errorf("%w: %w: %w", ErrGaveUp, ErrPeerClosed, e)
+		t.rerr, t.werr = io.EOF, fmt.Errorf("%w: %w: %w", ErrGaveUp, ErrPeerClosed, notEOF{e})
 	default:
 		t.rerr = fmt.Errorf("%w: %w", ErrGaveUp, e)
 		t.werr = t.rerr
@@ -484,6 +484,20 @@ func (t *Tether) end(cause, ioErr error) {
 	t.mu.Unlock()
 	closeAll(conns, broken)
 }
+
+// notEOF is an error that wraps an io.EOF as a Write's error after a
+// give-up: its text and its causes, io.EOF excepted, so that a Write's
+// error never matches io.EOF (code that takes errors.Is(err, io.EOF) for a
+// normal end would take the failed Write for one).
+type notEOF struct{ err error }
+
+func (e notEOF) Error() string { return e.err.Error() }
+
+// Is reports whether the error matches target, io.EOF excepted.
+func (e notEOF) Is(target error) bool { return target != io.EOF && errors.Is(e.err, target) }
+
+// As finds the first error in the chain that matches target.
+func (e notEOF) As(target any) bool { return errors.As(e.err, target) }
 
 func stopErr(ctx context.Context, last error) error {
 	err := context.Cause(ctx)

@@ -951,7 +951,9 @@ func TestGiveUpWrappedEOF(t *testing.T) {
 		_, err := tt.Write([]byte("x"))
 		require.ErrorIs(t, err, tether.ErrGaveUp)
 		require.ErrorIs(t, err, tether.ErrPeerClosed)
-		require.NotEqual(t, io.EOF, err)
+		require.ErrorIs(t, err, middleware.ErrMaxAttempts) // the middleware's cause stays
+		require.NotErrorIs(t, err, io.EOF)                 // but the Write does not end normally
+		require.Contains(t, err.Error(), "EOF")
 	})
 }
 
