@@ -143,6 +143,14 @@ func (h *handler) HandleDisconnect(ctx context.Context, ev *tether.Event) tether
 // onConnect is the Tether's OnConnect hook: the handshake on every new
 // transport connection.
 func (c *Conn) onConnect(ctx context.Context, raw net.Conn) error {
+	// A TLS connection whose handshake has not run yet (tls.Client returns
+	// one: it runs on the first Read or Write) runs it now, since the
+	// exporter needs it. After a handshake it returns at once.
+	if hs, ok := raw.(interface{ HandshakeContext(context.Context) error }); ok {
+		if err := hs.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("tether/session: TLS handshake: %w", err)
+		}
+	}
 	exp, err := exporter(raw)
 	if err != nil {
 		return err

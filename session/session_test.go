@@ -3,6 +3,8 @@ package session_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/io-tether/tether/dialers"
 	"github.com/io-tether/tether/session"
 	tethertcp "github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest"
 )
 
 func TestEcho(t *testing.T) {
@@ -95,4 +98,48 @@ func TestStreamAcrossLoss(t *testing.T) {
 			require.NoError(t, s.Close())
 		})
 	}
+}
+
+// TestLazyTLSDialer: a Dialer may return a TLS connection whose handshake
+// has not run (tls.Client runs it on the first Read or Write). The
+// session runs it before it reads the exporter, which needs it; it used
+// to fail every dial with "TLS handshake not complete", and Dial waited
+// out its ctx. A handshake that fails is the dial's error, classified as
+// it would be from the tls package's Dialer.
+func TestLazyTLSDialer(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	sl := session.NewListener(tls.NewListener(ln, tethertest.TLSServerConfig()))
+	defer sl.Close()
+	go echo(sl)
+	lazy := func(cfg *tls.Config) tether.Dialer {
+		return tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return tls.Client(c, cfg), nil
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, err := session.Dial(ctx, lazy(tethertest.TLSClientConfig()), sl.Addr().String(), quick())
+	require.NoError(t, err)
+	_, err = c.Write([]byte("ping"))
+	require.NoError(t, err)
+	got := make([]byte, 4)
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.Equal(t, "ping", string(got))
+	require.NoError(t, c.Close())
+
+	untrusting := tethertest.TLSClientConfig()
+	untrusting.RootCAs = x509.NewCertPool()
+	_, err = session.Dial(ctx, lazy(untrusting), sl.Addr().String(), quick())
+	var unknown x509.UnknownAuthorityError
+	require.ErrorAs(t, err, &unknown)
+	require.True(t, tether.IsPermanent(err), "a certificate the client does not trust is permanent: %v", err)
+	require.NoError(t, ctx.Err(), "Dial gave up at once")
 }
