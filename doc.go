@@ -93,9 +93,13 @@
 // application are lost with the connection (a reset also discards what the
 // peer's kernel had received but not yet delivered): a Write into a socket
 // whose peer just closed usually succeeds (the peer answers with a reset),
-// and the kernel's send buffer of a dead connection is gone. Protocols that
-// need every byte acknowledge them above the Tether; package
-// [github.com/io-tether/tether/session] does it when both ends use it.
+// and the kernel's send buffer of a dead connection is gone. Bytes the peer
+// sent go with the connection too when a Write finds it lost before a Read
+// has taken them: the reconnect closes the lost connection, so that a Read
+// blocked on it wakes (a Read that meets the loss itself returns them
+// first). Protocols that need every byte acknowledge them above the
+// Tether; package [github.com/io-tether/tether/session] does it when both
+// ends use it.
 //
 // Nothing notices a lost peer while nobody reads or writes: a write-only
 // Tether learns of it at its next Write, and a Read on a peer that vanished
