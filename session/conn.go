@@ -258,6 +258,12 @@ func (c *Conn) Write(p []byte) (int, error) {
 		}
 		c.mu.Lock()
 		if err := c.writeErrLocked(); err != nil {
+			if c.closed {
+				// Close waits on wwake too (waitLocked): the wake-up
+				// this Write may have taken was perhaps the ack Close
+				// waits for, so pass it on.
+				wake(c.wwake)
+			}
 			c.mu.Unlock()
 			return n, err
 		}
@@ -415,7 +421,8 @@ func (c *Conn) Close() error {
 }
 
 // waitLocked waits, with c.mu held around it, until cond holds or deadline
-// passes. Whatever changes cond wakes wwake.
+// passes. Whatever changes cond wakes wwake; a Write that takes such a
+// wake-up after Close passes it on.
 func (c *Conn) waitLocked(deadline time.Time, cond func() bool) {
 	for !cond() {
 		d := time.Until(deadline)
