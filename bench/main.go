@@ -36,7 +36,7 @@
 //     (the server ends the stream: a new stream on the live connection) and
 //     "redial" (the server closes the QUIC connection: a resumed handshake).
 //     Each reconnect is checked to be of its case's kind. Raw and wrapped
-//     are the medians of each side's samples. Target: a median at most 25 us
+//     are the medians of each side's samples. Target: a median at most 10 us
 //     above the raw re-dial over TCP.
 //   - idle: the live heap and the goroutines that thousands of idle
 //     connections keep, raw and as Tethers (the server's ends count in both,
@@ -300,7 +300,7 @@ func (b *bench) main(stdout io.Writer) int {
 	if b.cfg.mode == "quick" {
 		for i, r := range b.rows {
 			// A few runs of 10 ms, on a machine busy with other work,
-			// cannot resolve a 5 % throughput target or a 25 µs delta:
+			// cannot resolve a 5 % throughput target or a 10 µs delta:
 			// quick mode keeps the suite from rotting, and judges only
 			// what it can (allocations, idle memory, goroutines).
 			b.rows[i].Unjudged = r.Unit == "MB/s" || r.Unit == "us"
