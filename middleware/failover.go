@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"github.com/io-tether/tether"
@@ -32,8 +33,10 @@ func Failover(addrs ...string) tether.Middleware {
 // the first reconnect after it answers again, instead of staying on the
 // backup until that fails.
 //
-// Precisely: on a Disconnected event after a stable connection (Attempt 0)
-// it sets Event.Addr to addrs[0]; on Unreachable, and on a Disconnected
+// Precisely: on a Disconnected event after a stable connection (Attempt 0),
+// or after a forced Tether.Reconnect (the user's choice, not a failure:
+// [tether.ErrForcedReconnect]), it sets Event.Addr to addrs[0]; on
+// Unreachable, and on a Disconnected
 // event for a connection that died within the stability period (which the
 // Tether counts as a failed dial, so that a first address that accepts and
 // closes at once does not trap the Tether), it moves to the next address as
@@ -61,7 +64,9 @@ func failover(name string, addrs []string, sticky bool) tether.Middleware {
 	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
 		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 			switch {
-			case sticky && ev.Kind == tether.Disconnected && ev.Attempt == 0:
+			case sticky && ev.Kind == tether.Disconnected && (ev.Attempt == 0 || errors.Is(ev.Err, tether.ErrForcedReconnect)):
+				// A forced reconnect leaves Attempt at the failures
+				// before it: it is no failure of the connection.
 				ev.Addr = addrs[0]
 			case outage(ev):
 				// Index returns -1 for an unknown address: +1 makes it 0.

@@ -121,6 +121,31 @@ func TestStickyFailoverReturnsToPrimary(t *testing.T) {
 	}
 }
 
+// TestStickyFailoverForcedReconnect: Tether.Reconnect on a backup, soon
+// after Dial failed over to it, goes back to the primary. The event's
+// Attempt still counts the failed dial before the backup's connection, but
+// a forced reconnect is no failure: before the fix it moved on to C.
+func TestStickyFailoverForcedReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := servers(t, map[string]func(net.Conn){addrA: hold, addrB: hold, addrC: hold})
+		n.Down(addrA)
+		tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.StickyFailover(addrA, addrB, addrC)))
+		require.NoError(t, err)
+		require.Equal(t, addrB, tn.Addr())
+		done := drain(tn)
+		n.Up(addrA)
+		time.Sleep(100 * time.Millisecond) // within the stability period
+		tn.Reconnect()
+		time.Sleep(5 * time.Second) // the default policy's delay
+		log := n.History()
+		require.Len(t, log, 3)
+		require.Equal(t, addrA, log[2].Addr, "the forced reconnect went to %s", log[2].Addr)
+		require.NoError(t, log[2].Err)
+		require.NoError(t, tn.Close())
+		<-done
+	})
+}
+
 // TestStickyFailoverFlappingPrimary: a primary that accepts and closes at
 // once does not trap the Tether: the flap counts as a failed dial and
 // StickyFailover moves on to the backup.
