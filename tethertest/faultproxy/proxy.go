@@ -293,7 +293,11 @@ func (p *Proxy) ResetAll() int { return p.breakAll(true) }
 
 // CloseAll closes every live connection cleanly, both sides (FIN), and
 // returns how many there were. Bytes the proxy has read but not yet written
-// are lost, as in a server that exits.
+// are lost, as in a server that exits; so are the bytes that have reached
+// the proxy's sockets and that it has not read (a delay or a strand held
+// them back): it drops them, so that the close is a FIN, where Linux would
+// reset a socket closed with bytes unread. What a side sends after the
+// close is reset.
 func (p *Proxy) CloseAll() int { return p.breakAll(false) }
 
 func (p *Proxy) breakAll(rst bool) int {
@@ -438,7 +442,7 @@ func (p *Proxy) accept(client *net.TCPConn) {
 	case ModeAcceptClose:
 		p.stats.AcceptClosed++
 		p.mu.Unlock()
-		client.Close()
+		closeClean(client)
 		return
 	case ModeAcceptReset:
 		p.stats.AcceptClosed++
@@ -497,6 +501,17 @@ func resetConn(c *net.TCPConn) {
 	c.Close()
 }
 
+// closeClean closes tc with a FIN, not a reset: Linux resets a socket
+// closed with bytes unread (a client that wrote first, bytes a delay or a
+// strand held back). So it first reads and drops what has arrived, waiting
+// 1 ms at most for more. What the peer sends after the close is reset, as
+// by a server that exited.
+func closeClean(tc *net.TCPConn) {
+	tc.SetReadDeadline(time.Now().Add(time.Millisecond))
+	io.Copy(io.Discard, tc)
+	tc.Close()
+}
+
 // conn is one proxied connection.
 type conn struct {
 	p        *Proxy
@@ -512,9 +527,11 @@ type conn struct {
 	eofs     atomic.Int32 // directions that ended with a clean EOF
 }
 
-// teardown closes both sides of c, with a reset when rst is true.
-func (c *conn) teardown(rst bool) {
+// teardown closes both sides of c, with a reset when rst is true. It
+// reports whether this call tore c down (the first one does).
+func (c *conn) teardown(rst bool) (first bool) {
 	c.once.Do(func() {
+		first = true
 		c.p.mu.Lock()
 		delete(c.p.conns, c)
 		if c.torn = true; c.pumps > 0 {
@@ -530,10 +547,11 @@ func (c *conn) teardown(rst bool) {
 			if rst {
 				resetConn(tc)
 			} else {
-				tc.Close()
+				closeClean(tc)
 			}
 		}
 	})
+	return first
 }
 
 // pump forwards from src to dst until either fails or c is torn down. A
@@ -633,10 +651,13 @@ func (p *Proxy) forward(c *conn, dst *net.TCPConn, b []byte, rng *rand.Rand, up 
 			}
 		}
 		if cut {
-			p.mu.Lock()
-			p.stats.Cuts++
-			p.mu.Unlock()
-			c.teardown(true)
+			// Both directions may find the budget spent: the one that
+			// tears c down counts the cut.
+			if c.teardown(true) {
+				p.mu.Lock()
+				p.stats.Cuts++
+				p.mu.Unlock()
+			}
 			return false
 		}
 		b = b[n:]

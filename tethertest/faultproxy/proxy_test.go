@@ -201,6 +201,33 @@ func TestCloseAll(t *testing.T) {
 	require.Equal(t, 1, p.Stats().Closes)
 }
 
+// CloseAll closes with a FIN though the proxy holds bytes it has not read
+// (a delay holds the first chunk, or the connection is stranded): Linux
+// resets a socket closed with bytes unread, so the proxy reads them until
+// the peer closes.
+func TestCloseAllWithBytesUnread(t *testing.T) {
+	for name, fault := range map[string]func(*faultproxy.Proxy){
+		"delay":  func(p *faultproxy.Proxy) { p.SetShape(faultproxy.Shape{Delay: time.Hour}) },
+		"strand": func(p *faultproxy.Proxy) { p.Strand() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			u, p := startProxied(t)
+			c := dial(t, p.Addr())
+			echo(t, c, "before")
+			fault(p)
+			for _, s := range []string{"one", "two"} {
+				_, err := c.Write([]byte(s))
+				require.NoError(t, err)
+				time.Sleep(20 * time.Millisecond) // two chunks: the proxy reads the first only
+			}
+			require.Equal(t, 1, p.CloseAll())
+			require.Equal(t, io.EOF, readErr(t, c))
+			eventually(t, func() bool { return len(u.readErrs()) == 1 }, "the server did not see the close")
+			require.Equal(t, io.EOF, u.readErrs()[0])
+		})
+	}
+}
+
 func TestRefuseThenBack(t *testing.T) {
 	_, p := startProxied(t)
 	live := dial(t, p.Addr())
@@ -258,6 +285,22 @@ func TestAcceptClose(t *testing.T) {
 	require.Equal(t, 2, st.Faults)
 	require.NoError(t, p.Heal())
 	echo(t, dial(t, p.Addr()), "healed")
+}
+
+// ModeAcceptClose closes with a FIN though the client wrote first (a
+// request, an OnConnect hello): closed with those bytes unread, the socket
+// would be reset.
+func TestAcceptCloseClientWritesFirst(t *testing.T) {
+	_, p := startProxied(t)
+	require.NoError(t, p.SetMode(faultproxy.ModeAcceptClose))
+	for i := range 20 {
+		c := dial(t, p.Addr())
+		_, err := c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+		require.NoError(t, err)
+		require.Equal(t, io.EOF, readErr(t, c), "connection %d", i)
+		c.Close()
+	}
+	require.Equal(t, 20, p.Stats().AcceptClosed)
 }
 
 func TestBlackhole(t *testing.T) {
@@ -582,4 +625,6 @@ func TestCutAfterBothWays(t *testing.T) {
 		require.LessOrEqual(t, n, int64(cutAfter), "connection %d", i)
 		before = after
 	}
+	// Both directions may find the budget spent: one cut each all the same.
+	require.Equal(t, 60, p.Stats().Cuts)
 }
