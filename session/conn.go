@@ -366,7 +366,10 @@ func (c *Conn) CloseWrite() error {
 // Close ends the session: it sends every byte written and a final frame,
 // waits (at most the linger time, WithLinger) until the peer has
 // acknowledged them all, across reconnects if need be, then tells the peer
-// that the session is over and closes the transport. The peer reads every
+// that the session is over, waits briefly for its answer (a few round
+// trips: the peer has then read everything this end sent, so that the
+// application may close what carries the transport, a QUIC connection
+// say, at once), and closes the transport. The peer reads every
 // byte, then io.EOF. Close returns an error when the linger time passed
 // before the peer acknowledged everything (those bytes may never arrive),
 // or when the session had ended (lost) with bytes unacknowledged (they
@@ -394,10 +397,23 @@ func (c *Conn) Close() error {
 			// client resumes, or the detached lifetime ends), so wait
 			// for it only briefly.
 			c.queueCloseLocked(closeNormal) // unless Listener.Close queued one
+			answer := c.answerWaitLocked()
 			c.mu.Unlock()
 			t := time.NewTimer(max(time.Until(deadline), 100*time.Millisecond))
 			select {
 			case <-c.closeSentCh:
+				// The peer answers with a close frame of its own once it
+				// has read every frame before it (answerClose), which
+				// ends the session here: after it the peer needs nothing
+				// more of this end's transport, which the application
+				// may then tear down (a QUIC connection, whose close
+				// drops the stream data not yet sent). A peer that does
+				// not answer costs the wait.
+				t.Reset(answer)
+				select {
+				case <-c.done:
+				case <-t.C:
+				}
 			case <-c.done:
 			case <-t.C:
 			}
@@ -569,6 +585,34 @@ func (c *Conn) setStateLocked(s tether.State) {
 	c.state = s
 	close(c.stateCh)
 	c.stateCh = make(chan struct{})
+}
+
+// answerWaitLocked is how long Close waits for the peer's answer to its
+// close frame: four least round trips, at least 50 ms and at most 1 s.
+func (c *Conn) answerWaitLocked() time.Duration {
+	return min(max(4*c.minRTT, 50*time.Millisecond), time.Second)
+}
+
+// answerClose answers the peer's close frame, of reason, with one of the
+// same reason, unless this end sent one, and waits (answerWaitLocked at
+// most) until the sender wrote it: the peer's Close waits for it (see
+// Close). The same reason, so that the answer ends the peer's session as
+// its own close frame would have (a Listener.Close's sessions are lost).
+func (c *Conn) answerClose(reason int) {
+	c.mu.Lock()
+	w, _ := c.writerLocked()
+	if c.ended || w == nil || !c.queueCloseLocked(reason) {
+		c.mu.Unlock()
+		return
+	}
+	t := time.NewTimer(c.answerWaitLocked())
+	c.mu.Unlock()
+	defer t.Stop()
+	select {
+	case <-c.closeSentCh:
+	case <-c.done:
+	case <-t.C:
+	}
 }
 
 // queueCloseLocked has the sender send a close frame with reason, unless

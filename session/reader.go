@@ -74,6 +74,7 @@ func (c *Conn) took(r *frameReader, p []byte, epoch uint64) bool {
 		c.finish(lost(err))
 		return false
 	case reason >= 0:
+		c.answerClose(reason)
 		c.finish(closeErr(reason))
 		return false
 	}

@@ -143,3 +143,46 @@ func TestLazyTLSDialer(t *testing.T) {
 	require.True(t, tether.IsPermanent(err), "a certificate the client does not trust is permanent: %v", err)
 	require.NoError(t, ctx.Err(), "Dial gave up at once")
 }
+
+// TestCloseThenTearDown: Close returns once the peer has answered its
+// close frame, so that an application may tear the transport down at
+// once: a QUIC connection closed right after the session's Close (tcat's
+// client closes its Dialer) used to drop the frames still queued on the
+// stream, among them the ack of the peer's last bytes, and the peer's
+// Close then waited out its linger and reported them unacknowledged. Both
+// ends close first in turn; QUIC only, since a TCP connection's close
+// sends what its buffer holds.
+func TestCloseThenTearDown(t *testing.T) {
+	tr := transports[2]
+	require.Equal(t, "quic", tr.name)
+	for _, first := range []string{"client", "server"} {
+		t.Run(first+" closes first", func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			sl := session.NewListener(tr.listen(t), session.WithLinger(2*time.Second))
+			defer sl.Close()
+			d, closeDialer := tr.dialer()
+			defer closeDialer()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := session.Dial(ctx, d, sl.Addr().String(), quick(), session.WithLinger(2*time.Second))
+			require.NoError(t, err)
+			s, err := sl.AcceptSession()
+			require.NoError(t, err)
+			closer, peer := net.Conn(c), net.Conn(s)
+			tearDown := closeDialer
+			if first == "server" {
+				closer, peer = s, c
+				tearDown = func() { sl.Close() } // closes the server's QUIC connections at once
+			}
+			msg := bytes.Repeat([]byte("x"), 64<<10)
+			go peer.Write(msg)
+			_, err = io.ReadFull(closer, make([]byte, len(msg)))
+			require.NoError(t, err)
+			require.NoError(t, closer.Close())
+			tearDown()
+			start := time.Now()
+			require.NoError(t, peer.Close(), "the peer's bytes were read: its Close must know")
+			require.Less(t, time.Since(start), time.Second, "the peer's Close waited out its linger")
+		})
+	}
+}
