@@ -485,6 +485,53 @@ func TestSession(t *testing.T) {
 	}
 }
 
+// TestSessionEndsCleanly: both ends of a -session pipe exit 0 at once
+// when the stdins end, whichever end sends last, over every transport.
+// Over QUIC the end that closed its session last used to close its QUIC
+// connection with its last frames unsent (the ack of the peer's bytes),
+// and the peer's Close waited out its 5 s linger and failed: each end's
+// Close now waits for the peer's answer to its close frame, and the
+// listener for the client to close the connection.
+func TestSessionEndsCleanly(t *testing.T) {
+	for _, tr := range []string{"tcp", "tls", "quic", "quic", "quic", "quic"} { // QUIC's failed one run in three
+		for _, last := range []string{"client", "listener"} {
+			t.Run(tr+"/"+last+" sends last", func(t *testing.T) {
+				ca := filepath.Join(t.TempDir(), "tcat.pem")
+				var fl []string
+				if tr != "tcp" {
+					fl = []string{"-" + tr, "-ca", ca}
+				}
+				l := start(t, append(append([]string{"-l", "-session"}, fl...), "127.0.0.1:0")...)
+				addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(`)[1]
+				c := start(t, append(append([]string{"-session"}, fl...), addr)...)
+				sender, other := c, l
+				if last == "listener" {
+					sender, other = l, c
+				}
+				c.write(t, "hello\n") // the session is up before one end ends
+				l.stdout.expect(t, "^hello$")
+				require.NoError(t, other.stdin.Close())
+				line := strings.Repeat("x", 199) + "\n"
+				for range 2000 {
+					sender.write(t, line)
+				}
+				start := time.Now()
+				require.NoError(t, sender.stdin.Close())
+				require.NoError(t, c.end(t))
+				require.NoError(t, l.end(t))
+				require.Less(t, time.Since(start), 3*time.Second, "the ends waited out a linger")
+				got := 0
+				for _, l := range other.stdout.rest(t) {
+					if l+"\n" == line {
+						got++
+					}
+				}
+				require.Equal(t, 2000, got, "lines received")
+			})
+		}
+	}
+}
+
 // TestSessionRefusesSecondClient: the listener serves one session; a
 // second client is refused at the handshake, retries until its -w, and
 // fails, rather than have its bytes acknowledged and dropped and exit 0.

@@ -130,7 +130,7 @@ func ended(ctx context.Context, c *session.Conn) <-chan struct{} {
 // serveSessions is the listen mode with -session: it serves the first
 // session as a pipe with stdin and stdout (later ones are refused), or with
 // -to relays each session to a TCP server.
-func serveSessions(ctx context.Context, cfg config, ln listener, stdin io.Reader, stdout, stderr io.Writer) error {
+func serveSessions(ctx context.Context, cfg config, ln listener, stdin io.Reader, stdout, stderr io.Writer) (err error) {
 	var opts []session.Option
 	if cfg.to == "" {
 		// One pipe: a later session is refused at its handshake, so that
@@ -140,7 +140,16 @@ func serveSessions(ctx context.Context, cfg config, ln listener, stdin io.Reader
 		opts = append(opts, session.WithMaxSessions(1))
 	}
 	sl := session.NewListener(netListenerOf(ln), opts...)
-	defer sl.Close()
+	defer func() {
+		if ql, ok := ln.(*quicListener); ok && err == nil {
+			// Closing the listener closes its QUIC connections, and with
+			// them the frames not yet sent (the answer to the peer's
+			// close frame, which the peer's Close waits for): wait for
+			// the peer to close them first, as listen does.
+			ql.drain(closeGrace)
+		}
+		sl.Close()
+	}()
 	stop := context.AfterFunc(ctx, func() { sl.Close() })
 	defer stop()
 	if cfg.to != "" {
