@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -621,4 +622,61 @@ func TestSessionRelay(t *testing.T) {
 	require.ErrorIs(t, err, io.EOF)
 	l.stderr.expect(t, `session from \S+: ended$`)
 	c.stderr.expect(t, `connection from \S+: ended$`)
+}
+
+// emfileListener fails its first n Accepts with EMFILE, as the Accept of a
+// process out of file descriptors does.
+type emfileListener struct {
+	net.Listener
+	n int
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	if l.n > 0 {
+		l.n--
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestRelaySurvivesEMFILE: a passing shortage of file descriptors does not
+// end a relay's accept loop (it ended -L for good): it accepts again after
+// a pause, as net/http does.
+func TestRelaySurvivesEMFILE(t *testing.T) {
+	up, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer up.Close()
+	go func() {
+		for {
+			c, err := up.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln := &emfileListener{Listener: inner, n: 3}
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan error, 1)
+	go func() {
+		ended <- relayEach(ctx, config{}, io.Discard, ln, "connection", up.Addr().String(), func(ctx context.Context) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", up.Addr().String())
+		})
+	}()
+	c, err := net.Dial("tcp", inner.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(wait))
+	_, err = c.Write([]byte("hi"))
+	require.NoError(t, err)
+	got := make([]byte, 2)
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err, "the relay stopped accepting")
+	require.Equal(t, "hi", string(got))
+	cancel()
+	inner.Close() // as relayLocal's AfterFunc does
+	c.Close()
+	require.ErrorIs(t, <-ended, context.Canceled)
 }

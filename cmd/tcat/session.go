@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/io-tether/tether"
 	tetherquic "github.com/io-tether/tether/quic"
@@ -194,11 +196,26 @@ func relayEach(ctx context.Context, cfg config, stderr io.Writer, ln net.Listene
 	dial func(context.Context) (net.Conn, error)) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	var delay time.Duration
 	for {
 		a, err := ln.Accept()
 		if err != nil {
+			if ctx.Err() == nil && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) {
+				// As net/http: a passing shortage of file descriptors
+				// (the relays hold two each) ends no relay.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				logf(stderr, cfg.verbose, "accept: %v; again in %v", err, delay)
+				t := time.NewTimer(delay)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+				}
+				continue
+			}
 			return closedBy(ctx, err)
 		}
+		delay = 0
 		wg.Go(func() {
 			from := fmt.Sprintf("%s from %v", what, a.RemoteAddr())
 			b, err := dial(ctx)
