@@ -75,9 +75,11 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		}
 		err = handshakeError(err)
 		var alert tls.AlertError
-		if !errors.As(err, &alert) && !tether.IsPermanent(err) {
+		if !errors.As(err, &alert) && (!tether.IsPermanent(err) || ctx.Err() != nil) {
 			// The server did not answer (it went away, the attempt timed
-			// out): keep the session for the next dial.
+			// out, or ctx was cancelled meanwhile: the Tether closed):
+			// keep the session for the next dial, of any Tether that
+			// shares the Dialer.
 			guard.Restore()
 		}
 		return nil, attempt.Error("tls", addr, err)

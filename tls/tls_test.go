@@ -475,3 +475,40 @@ func TestResumptionAfterFailedHandshake(t *testing.T) {
 	require.False(t, <-resumed, "DidResume on the first connection")
 	require.True(t, <-resumed, "DidResume after the failed handshake")
 }
+
+// TestUnansweredHandshakeKeepsSession: a handshake that the server never
+// answers keeps the session that crypto/tls dropped when it offered it,
+// whether the attempt timed out or ctx was cancelled (a Tether sharing the
+// Dialer was closed during its dial): the next dial of every Tether on
+// the Dialer resumes. The cancelled one used to drop it.
+func TestUnansweredHandshakeKeepsSession(t *testing.T) {
+	sc := tethertest.TLSServerConfig()
+	sc.MaxVersion = tls.VersionTLS12 // the session is cached when the handshake ends
+	good := transporttest.StartServer(t, plainTCP, func(ctx context.Context, c net.Conn, _ int) {
+		tls.Server(c, sc).HandshakeContext(ctx)
+	})
+	mute := transporttest.StartServer(t, plainTCP, func(ctx context.Context, c net.Conn, _ int) {
+		<-ctx.Done() // takes the connection, answers nothing
+	})
+	cache := tls.NewLRUClientSessionCache(4)
+	cc := tethertest.TLSClientConfig()
+	cc.ClientSessionCache = cache
+	d := &tethertls.Dialer{Config: cc, NetDialer: &tcp.Dialer{Timeout: 200 * time.Millisecond}}
+	c, err := d.Dial(t.Context(), good.Addr())
+	require.NoError(t, err)
+	c.Close()
+	_, ok := cache.Get(cc.ServerName)
+	require.True(t, ok, "a session is cached")
+
+	_, err = d.Dial(t.Context(), mute.Addr())
+	require.Error(t, err)
+	_, ok = cache.Get(cc.ServerName)
+	require.True(t, ok, "the session is kept after the attempt timed out")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, err = d.Dial(ctx, mute.Addr())
+	require.ErrorIs(t, err, context.Canceled)
+	_, ok = cache.Get(cc.ServerName)
+	require.True(t, ok, "the session is kept after ctx was cancelled")
+}
