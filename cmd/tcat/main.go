@@ -216,6 +216,8 @@ func (c config) check(args []string) error {
 		return errors.New("-alpn, -ca and -insecure need -tls or -quic")
 	case c.listen && c.insecure:
 		return errors.New("-insecure is for dialing")
+	case c.ca != "" && c.insecure:
+		return errors.New("-ca and -insecure exclude each other") // -insecure would ignore -ca
 	case c.wait < 0:
 		return errors.New("-w must not be negative")
 	case c.local != "" && (!c.session || c.listen):
