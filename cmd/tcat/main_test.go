@@ -680,3 +680,43 @@ func TestRelaySurvivesEMFILE(t *testing.T) {
 	c.Close()
 	require.ErrorIs(t, <-ended, context.Canceled)
 }
+
+// lostConn is a session that carries part of a reply, then is lost.
+type lostConn struct {
+	net.Conn
+	sent bool
+}
+
+func (c *lostConn) Read(p []byte) (int, error) {
+	if !c.sent {
+		c.sent = true
+		return copy(p, "partial re"), nil
+	}
+	return 0, errors.New("tether/session: session lost")
+}
+
+func (c *lostConn) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestRelayResetsOnLoss: when the session breaks, the relay resets the
+// local TCP connection, so that its application sees an error rather than
+// an end of stream that would pass the cut reply for a whole one.
+func TestRelayResetsOnLoss(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	app, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer app.Close()
+	local, err := ln.Accept()
+	require.NoError(t, err)
+	pa, pb := net.Pipe()
+	defer pb.Close()
+	done := make(chan struct{})
+	go func() { relay(local, &lostConn{Conn: pa}); close(done) }()
+	app.SetReadDeadline(time.Now().Add(wait))
+	got, err := io.ReadAll(app)
+	require.Equal(t, "partial re", string(got))
+	require.Error(t, err, "the application must not see a clean end") // a reset
+	app.Close()
+	<-done
+}

@@ -250,11 +250,15 @@ func closedBy(ctx context.Context, err error) error {
 // relay copies between a and b, both ways, passing each end of stream on
 // as a half-close, until both directions are done; then it closes both. A
 // direction that breaks closes the connection it writes to: a lost
-// session ends the TCP connection, and a broken TCP connection the
-// session.
+// session resets the TCP connection (its application sees an error, not
+// an end of stream that would pass a cut reply for a whole one), and a
+// broken TCP connection closes the session.
 func relay(a, b net.Conn) {
 	pass := func(dst, src net.Conn) {
 		if _, err := io.Copy(dst, src); err != nil {
+			if tc, ok := dst.(*net.TCPConn); ok {
+				tc.SetLinger(0) // a reset
+			}
 			dst.Close()
 			return
 		}
