@@ -86,6 +86,15 @@ func (o Origin) String() string {
 // closes its Conn after a failure, so the server never takes the end of an
 // abandoned stream for the end of a request.
 //
+// Unlike TCP's, which the kernel sends after close, that FIN and the bytes
+// before it still unacknowledged go out only while the QUIC connection
+// lives: closing the connection (Dialer.Close; for a Tether from Dial, the
+// Tether's Close) drops them, and the server sees the connection's close
+// instead of the end of the stream. quic-go tells no one when a stream's
+// bytes are acknowledged; a protocol whose last bytes must arrive has the
+// server answer them (CloseWrite, then read to io.EOF, before Close), as
+// package session does.
+//
 // # Introspection
 //
 // A Tether's Conn method and the Event.Conn of Connected and Reconnected

@@ -554,7 +554,9 @@ func configWithDefaults(c *quic.Config) *quic.Config {
 // (with ConnErrorCode), and its UDP socket, and aborts the dials in
 // progress; it returns once they have ended. The streams of the Tethers
 // using the Dialer fail, and their redials fail with ErrDialerClosed, which
-// is permanent: with the default policy they give up. Close is idempotent.
+// is permanent: with the default policy they give up. What the streams
+// wrote that the servers have not acknowledged is lost with the
+// connections (see Conn). Close is idempotent.
 func (d *Dialer) Close() error {
 	if d == nil {
 		return errNilDialer
@@ -623,8 +625,9 @@ func permanent(err error) bool {
 // Dial returns a Tether over a QUIC stream to addr, with a Dialer of its own
 // configured by tlsConfig: the convenience for tether.Dial(ctx,
 // &Dialer{TLSConfig: tlsConfig}, addr, h, opts...). The Dialer's connection
-// is closed when the Tether ends (a goroutine waits for that). Tethers that
-// should share one QUIC connection share a Dialer instead.
+// is closed when the Tether ends (a goroutine waits for that), and with it
+// what the stream wrote that the server has not acknowledged (see Conn).
+// Tethers that should share one QUIC connection share a Dialer instead.
 func Dial(ctx context.Context, addr string, tlsConfig *tls.Config, h tether.DisconnectHandler, opts ...tether.Option) (*tether.Tether, error) {
 	d := &Dialer{TLSConfig: tlsConfig}
 	t, err := tether.Dial(ctx, d, addr, h, opts...)
