@@ -424,6 +424,11 @@ func resolve(ctx context.Context, addr string) (string, *net.UDPAddr, error) {
 	if err != nil {
 		return "", nil, err
 	}
+	if p == 0 {
+		// An empty port is 0, to which UDP sends nothing: every dial
+		// would fail alike (quic-go's INTERNAL_ERROR, as transient).
+		return "", nil, &net.AddrError{Err: "no port to dial", Addr: addr}
+	}
 	ip := netip.IPv4Unspecified()
 	if host != "" {
 		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)

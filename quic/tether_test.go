@@ -615,6 +615,8 @@ func TestDialErrors(t *testing.T) {
 		{"tls12-only", &tetherquic.Dialer{TLSConfig: tls12}, "127.0.0.1:1", "CRYPTO_ERROR 0x150 (local): tls: no supported versions satisfy MinVersion and MaxVersion", nil, new(*quic.TransportError), true},
 		{"closed", closedDialer, "127.0.0.1:1", "tether/quic: Dialer closed", tetherquic.ErrDialerClosed, nil, true},
 		{"missing-port", &tetherquic.Dialer{TLSConfig: clientTLS()}, "127.0.0.1", "address 127.0.0.1: missing port in address", nil, new(*net.AddrError), true},
+		{"empty-port", &tetherquic.Dialer{TLSConfig: clientTLS()}, "127.0.0.1:", "address 127.0.0.1:: no port to dial", nil, new(*net.AddrError), true},
+		{"port-0", &tetherquic.Dialer{TLSConfig: clientTLS()}, "127.0.0.1:0", "address 127.0.0.1:0: no port to dial", nil, new(*net.AddrError), true},
 		{"attempt-timeout", &tetherquic.Dialer{TLSConfig: clientTLS(), Timeout: 200 * time.Millisecond}, silent, "tether/quic: no connection within 200ms", context.DeadlineExceeded, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
