@@ -271,3 +271,37 @@ func TestCloseInterruptsReadAndWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestListenerCloseTellsEveryClient: Listener.Close closes every accepted
+// connection with an application error, at once: a client learns it
+// promptly, not at its idle timeout. (The accept loops could drop a
+// connection from the set Close walks as soon as Close cancelled them,
+// before Close got to it: a window found by reading, which no run of this
+// test hit.)
+func TestListenerCloseTellsEveryClient(t *testing.T) {
+	ln, err := tetherquic.Listen("127.0.0.1:0", tethertest.TLSServerConfig(alpn), nil)
+	require.NoError(t, err)
+	const clients = 20
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{MaxIdleTimeout: time.Minute}}
+		t.Cleanup(func() { d.Close() })
+		c, err := d.Dial(context.Background(), ln.Addr().String())
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		_, err = c.Write([]byte{0})
+		require.NoError(t, err)
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		_, err = io.ReadFull(s, make([]byte, 1))
+		require.NoError(t, err)
+		conns[i] = c
+	}
+	require.NoError(t, ln.Close())
+	for i, c := range conns {
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+		_, err := c.Read(make([]byte, 1))
+		var ae *quic.ApplicationError
+		require.ErrorAs(t, err, &ae, "client %d: Read after Listener.Close", i)
+	}
+}

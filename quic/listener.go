@@ -28,8 +28,9 @@ type Listener struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
-	mu    sync.Mutex
-	conns map[*quic.Conn]struct{}
+	mu     sync.Mutex
+	closed bool // under mu: Close closes every connection in conns
+	conns  map[*quic.Conn]struct{}
 }
 
 var errListenTLS = errors.New("tether/quic: Listen needs a tls.Config with Certificates and NextProtos")
@@ -68,6 +69,12 @@ func (l *Listener) acceptConns() {
 			return
 		}
 		l.mu.Lock()
+		if l.closed {
+			// Accepted as Close began: Close did not see it.
+			l.mu.Unlock()
+			c.CloseWithError(0, "tether/quic: listener closed")
+			return
+		}
 		l.conns[c] = struct{}{}
 		l.mu.Unlock()
 		l.wg.Go(func() { l.acceptStreams(c) })
@@ -77,7 +84,9 @@ func (l *Listener) acceptConns() {
 func (l *Listener) acceptStreams(c *quic.Conn) {
 	defer func() {
 		l.mu.Lock()
-		delete(l.conns, c)
+		if !l.closed { // else Close closes c: it may not have yet
+			delete(l.conns, c)
+		}
 		l.mu.Unlock()
 	}()
 	for {
@@ -117,6 +126,11 @@ func (l *Listener) Close() error {
 		return net.ErrClosed
 	default:
 	}
+	// Marked closed before the accept loops stop, so that none drops a
+	// connection from conns before it is closed here, nor adds one after.
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
 	l.cancel()
 	l.mu.Lock()
 	for c := range l.conns {
