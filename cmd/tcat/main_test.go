@@ -643,26 +643,15 @@ func (l *emfileListener) Accept() (net.Conn, error) {
 // end a relay's accept loop (it ended -L for good): it accepts again after
 // a pause, as net/http does.
 func TestRelaySurvivesEMFILE(t *testing.T) {
-	up, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer up.Close()
-	go func() {
-		for {
-			c, err := up.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	up := transporttest.StartServer(t, transporttest.Transport{Name: "tcp", Listen: transporttest.ListenTCP}, transporttest.Echo)
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ln := &emfileListener{Listener: inner, n: 3}
 	ctx, cancel := context.WithCancel(context.Background())
 	ended := make(chan error, 1)
 	go func() {
-		ended <- relayEach(ctx, config{}, io.Discard, ln, "connection", up.Addr().String(), func(ctx context.Context) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "tcp", up.Addr().String())
+		ended <- relayEach(ctx, config{}, io.Discard, ln, "connection", up.Addr(), func(ctx context.Context) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", up.Addr())
 		})
 	}()
 	c, err := net.Dial("tcp", inner.Addr().String())
