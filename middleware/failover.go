@@ -36,11 +36,10 @@ func Failover(addrs ...string) tether.Middleware {
 // Precisely: on a Disconnected event after a stable connection (Attempt 0),
 // or after a forced Tether.Reconnect (the user's choice, not a failure:
 // [tether.ErrForcedReconnect]), it sets Event.Addr to addrs[0]; on
-// Unreachable, and on a Disconnected
-// event for a connection that died within the stability period (which the
-// Tether counts as a failed dial, so that a first address that accepts and
-// closes at once does not trap the Tether), it moves to the next address as
-// Failover does. Like Failover, it acts before next and keeps no state.
+// Unreachable, and on a Disconnected event for a connection that died
+// within the stability period (which the Tether counts as a failed dial, so
+// that a first address that accepts and closes at once does not trap the
+// Tether), it moves to the next address as Failover does. Like Failover, it acts before next and keeps no state.
 //
 // A Tether connected to a backup does not leave it while it works: a
 // handler only acts when a connection is lost.
