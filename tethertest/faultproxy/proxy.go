@@ -315,9 +315,11 @@ func (p *Proxy) breakAll(rst bool) int {
 		p.stats.Closes += len(cs)
 	}
 	p.mu.Unlock()
+	var wg sync.WaitGroup // a clean close may wait 1 ms (closeClean): all at once
 	for _, c := range cs {
-		c.teardown(rst)
+		wg.Go(func() { c.teardown(rst) })
 	}
+	wg.Wait()
 	return len(cs)
 }
 
