@@ -527,13 +527,12 @@ type conn struct {
 	pumps    int          // pumps running; guarded by p.mu
 	torn     bool         // guarded by p.mu
 	eofs     atomic.Int32 // directions that ended with a clean EOF
+	cut      atomic.Bool  // Shape.CutAfter cut c (counted once)
 }
 
-// teardown closes both sides of c, with a reset when rst is true. It
-// reports whether this call tore c down (the first one does).
-func (c *conn) teardown(rst bool) (first bool) {
+// teardown closes both sides of c, with a reset when rst is true.
+func (c *conn) teardown(rst bool) {
 	c.once.Do(func() {
-		first = true
 		c.p.mu.Lock()
 		delete(c.p.conns, c)
 		if c.torn = true; c.pumps > 0 {
@@ -553,7 +552,6 @@ func (c *conn) teardown(rst bool) (first bool) {
 			}
 		}
 	})
-	return first
 }
 
 // pump forwards from src to dst until either fails or c is torn down. A
@@ -653,13 +651,14 @@ func (p *Proxy) forward(c *conn, dst *net.TCPConn, b []byte, rng *rand.Rand, up 
 			}
 		}
 		if cut {
-			// Both directions may find the budget spent: the one that
-			// tears c down counts the cut.
-			if c.teardown(true) {
+			// Both directions may find the budget spent: the first
+			// counts the cut, before the reset that a client may see.
+			if c.cut.CompareAndSwap(false, true) {
 				p.mu.Lock()
 				p.stats.Cuts++
 				p.mu.Unlock()
 			}
+			c.teardown(true)
 			return false
 		}
 		b = b[n:]
