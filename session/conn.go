@@ -134,7 +134,9 @@ type Conn struct {
 	// The end.
 	idle        bool // the sender waits
 	closeSend   int  // a close reason to send, or -1
-	closeQueued bool // a close frame was queued: the session sends one at most
+	closeQueued bool // a close frame was queued: the session sends one at most (again after a resume)
+	closeReason int  // the reason queued
+	closeSent   bool // closeSentCh is closed
 	closeSentCh chan struct{}
 	closing     bool // the batch being written holds the close frame
 	closeRecv   int  // a close reason received, or -1
@@ -623,7 +625,7 @@ func (c *Conn) queueCloseLocked(reason int) bool {
 		return false
 	}
 	c.closeQueued = true
-	c.closeSend = reason
+	c.closeSend, c.closeReason = reason, reason
 	c.kickLocked()
 	return true
 }

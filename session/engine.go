@@ -217,6 +217,11 @@ func (c *Conn) resumedLocked(peerRecv uint64, now time.Time) {
 	c.epoch++
 	c.blocked = false
 	c.finSent = false
+	if c.closeQueued {
+		// The close frame went to the lost transport, or never went:
+		// the peer, which resumed, has not seen it. Send it again.
+		c.closeSend = c.closeReason
+	}
 	c.pinged = false
 	c.lastRecv = now
 	c.ackNow = true
@@ -439,7 +444,10 @@ func (c *Conn) sendLoop() {
 		if closing {
 			c.mu.Lock()
 			c.closeSend = -1
-			close(c.closeSentCh)
+			if !c.closeSent {
+				c.closeSent = true
+				close(c.closeSentCh)
+			}
 			c.mu.Unlock()
 		}
 		if err != nil {

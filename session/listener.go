@@ -155,28 +155,32 @@ func (l *Listener) Close() error {
 		closeHard(raw)
 	}
 	l.mu.Unlock()
-	err := l.inner.Close()
-	// Tell every attached client, then end every session.
+	// Tell every attached client, then end every session. The inner
+	// listener closes after the clients' answers (or the wait's end):
+	// closing a QUIC listener closes its connections at once, with the
+	// close frames not yet sent.
+	told := make([]*Conn, 0, len(ss))
 	for _, c := range ss {
 		c.mu.Lock()
-		if w, _ := c.writerLocked(); !c.ended && w != nil {
-			c.queueCloseLocked(closeLost)
+		if w, _ := c.writerLocked(); !c.ended && w != nil && c.queueCloseLocked(closeLost) {
+			told = append(told, c)
 		}
 		c.mu.Unlock()
 	}
-	// One wait for them all: a detached session sends no close frame, nor
-	// does one whose sender is stuck on a peer that does not read.
+	// One wait for them all: a client answers once it has read the close
+	// frame, which ends the session (done); one whose sender is stuck on a
+	// peer that does not read, or that does not answer, costs the wait.
 	t := time.NewTimer(250 * time.Millisecond)
 wait:
-	for _, c := range ss {
+	for _, c := range told {
 		select {
-		case <-c.closeSentCh:
 		case <-c.done:
 		case <-t.C:
 			break wait
 		}
 	}
 	t.Stop()
+	err := l.inner.Close()
 	for _, c := range ss {
 		c.finish(lost(errShutdown))
 	}

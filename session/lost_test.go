@@ -330,3 +330,63 @@ func TestResumeBeforeAccept(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "one two", string(got))
 }
+
+// TestListenerCloseTellsClients: Listener.Close tells every attached
+// client, over every transport: the client reads what it had, then
+// ErrSessionLost, at once. Over QUIC the inner listener, closed first,
+// closed its connections with the close frames still queued: the client
+// went on redialling the dead address.
+func TestListenerCloseTellsClients(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			sl := session.NewListener(tr.listen(t))
+			d, closeDialer := tr.dialer()
+			defer closeDialer()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := session.Dial(ctx, d, sl.Addr().String(), quick())
+			require.NoError(t, err)
+			defer c.Close()
+			s, err := sl.AcceptSession()
+			require.NoError(t, err)
+			write(t, s, "last words")
+			_, err = io.ReadFull(c, make([]byte, 10))
+			require.NoError(t, err)
+			start := time.Now()
+			require.NoError(t, sl.Close())
+			got, err := readAll(t, c)
+			require.Empty(t, got)
+			require.ErrorIs(t, err, session.ErrSessionLost)
+			require.Less(t, time.Since(start), time.Second, "the client learned it from the close frame")
+		})
+	}
+}
+
+// TestCloseFrameResentAfterResume: a close frame lost with its transport
+// goes again on the next one. The client's transport is stranded just
+// before its Close sends the frame, then reset: the client resumes, sends
+// the frame again, and the server's session ends as closed by its peer,
+// not kept detached for its lifetime (its Writes would then fail with
+// ErrSessionLost, minutes later).
+func TestCloseFrameResentAfterResume(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	pp := newProxiedPair(t, []session.Option{session.WithDetachedLifetime(time.Minute)})
+	defer pp.close()
+	write(t, pp.c, "hello")
+	_, err := io.ReadFull(pp.s, make([]byte, 5))
+	require.NoError(t, err)
+	require.NoError(t, pp.c.CloseWrite())
+	got, err := readAll(t, pp.s) // the client's FIN: acknowledged at once
+	require.Empty(t, got)
+	require.NoError(t, err)
+	time.Sleep(50 * time.Millisecond) // the ack of the FIN reaches the client
+	pp.p.Strand()                     // the close frame goes nowhere
+	closed := make(chan error, 1)
+	go func() { closed <- pp.c.Close() }()
+	time.Sleep(10 * time.Millisecond) // Close writes the frame into the strand
+	pp.p.ResetAll()
+	require.NoError(t, <-closed)
+	_, err = pp.s.Write([]byte("x"))
+	require.ErrorIs(t, err, session.ErrPeerClosed, "the server's session did not learn of the close")
+}
