@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"github.com/io-tether/tether/internal/tlsalert"
 )
 
 // OtherErrorType is the error.type of an error that ErrorType does not
@@ -29,7 +31,7 @@ const OtherErrorType = "_OTHER"
 //	host_unreachable    syscall.EHOSTUNREACH
 //	network_unreachable syscall.ENETUNREACH
 //	dns                 a *net.DNSError
-//	tls                 a certificate verification failure, a TLS alert
+//	tls                 a certificate verification failure, a TLS alert (ours or the peer's)
 //	timeout             a deadline or a net.Error whose Timeout() is true
 //	canceled            context.Canceled
 //	closed              net.ErrClosed
@@ -66,7 +68,8 @@ func ErrorType(err error) string {
 	case errors.As(err, &dnsErr):
 		return "dns"
 	case errors.As(err, &verify), errors.As(err, &alert), errors.As(err, &record),
-		errors.As(err, &unknown), errors.As(err, &invalid), errors.As(err, &hostname):
+		errors.As(err, &unknown), errors.As(err, &invalid), errors.As(err, &hostname),
+		remoteAlert(err):
 		return "tls"
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &netErr) && netErr.Timeout():
@@ -77,4 +80,12 @@ func ErrorType(err error) string {
 		return "closed"
 	}
 	return OtherErrorType
+}
+
+// remoteAlert reports whether err holds a TLS alert that the peer sent, in
+// the form crypto/tls reports it after a handshake (a TLS 1.3 server that
+// rejects the client's certificate says so at the client's first Read).
+func remoteAlert(err error) bool {
+	_, ok := tlsalert.Remote(err)
+	return ok
 }

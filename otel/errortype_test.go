@@ -14,6 +14,7 @@ import (
 
 	"github.com/io-tether/tether"
 	tetherotel "github.com/io-tether/tether/otel"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // opErr is err as a dial or a read returns it.
@@ -58,5 +59,33 @@ func TestErrorType(t *testing.T) {
 		if got := tetherotel.ErrorType(tt.err); got != tt.want {
 			t.Errorf("ErrorType(%v) = %q, want %q", tt.err, got, tt.want)
 		}
+	}
+}
+
+// TestErrorTypeRemoteAlert: a TLS alert from the peer, in the form
+// crypto/tls reports it (a *net.OpError "remote error" around a type of
+// its own), is "tls", not _OTHER: a server that refuses the client's ALPN
+// protocol, here.
+func TestErrorTypeRemoteAlert(t *testing.T) {
+	sc := tethertest.TLSServerConfig("h2")
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	_, err = tls.Dial("tcp", ln.Addr().String(), tethertest.TLSClientConfig("not-h2"))
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "remote error" {
+		t.Fatalf("the dial's error is %v, want a remote error", err)
+	}
+	if got := tetherotel.ErrorType(err); got != "tls" {
+		t.Errorf("ErrorType(%v) = %q, want \"tls\"", err, got)
 	}
 }
