@@ -603,11 +603,26 @@ func (d *Dialer) Close() error {
 // dialError returns err, the failure of a dial to addr, as "dial quic ADDR:
 // ...", marked permanent when a retry cannot mend it.
 func dialError(addr string, err error) error {
+	var te *quic.TransportError
+	if errors.As(err, &te) && te.ErrorCode.IsCryptoError() {
+		// The TLS alert is the code less 0x100: errors.As finds it as a
+		// tls.AlertError, as in crypto/tls's errors over TCP.
+		err = &cryptoError{err: err, alert: tls.AlertError(te.ErrorCode - 0x100)}
+	}
 	if permanent(err) {
 		err = tether.Permanent(err)
 	}
 	return attempt.Error("quic", addr, err)
 }
+
+// A cryptoError is a QUIC CRYPTO_ERROR with the TLS alert it carries.
+type cryptoError struct {
+	err   error
+	alert tls.AlertError
+}
+
+func (e *cryptoError) Error() string   { return e.err.Error() }
+func (e *cryptoError) Unwrap() []error { return []error{e.err, e.alert} }
 
 // permanent reports whether err, a dial error, will happen again however
 // often the dial is retried.

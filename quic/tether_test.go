@@ -595,6 +595,9 @@ func TestDialErrors(t *testing.T) {
 	conf := &quic.Config{HandshakeIdleTimeout: 200 * time.Millisecond}
 	tls12 := clientTLS()
 	tls12.MaxVersion = tls.VersionTLS12 // QUIC needs TLS 1.3
+	otherALPN := clientTLS()
+	otherALPN.NextProtos = []string{"not-" + alpn}
+	srv := newServer(t, serverOpts{})
 	for _, tc := range []struct {
 		name      string
 		d         *tetherquic.Dialer
@@ -613,6 +616,7 @@ func TestDialErrors(t *testing.T) {
 		{"handshake-idle-timeout-overflows", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{HandshakeIdleTimeout: math.MaxInt64}}, "127.0.0.1:1", "tether/quic: Config.HandshakeIdleTimeout above 1281023h53m38.427387903s", nil, nil, true},
 		{"unsupported-version", &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{Versions: []quic.Version{quic.Version1, 0x1234}}}, "127.0.0.1:1", "tether/quic: unsupported QUIC version 0x1234 in Config.Versions", nil, nil, true},
 		{"tls12-only", &tetherquic.Dialer{TLSConfig: tls12}, "127.0.0.1:1", "CRYPTO_ERROR 0x150 (local): tls: no supported versions satisfy MinVersion and MaxVersion", nil, new(*quic.TransportError), true},
+		{"alpn-refused", &tetherquic.Dialer{TLSConfig: otherALPN}, srv.addr, "CRYPTO_ERROR 0x178 (remote): tls: no application protocol", nil, new(*quic.TransportError), true},
 		{"closed", closedDialer, "127.0.0.1:1", "tether/quic: Dialer closed", tetherquic.ErrDialerClosed, nil, true},
 		{"missing-port", &tetherquic.Dialer{TLSConfig: clientTLS()}, "127.0.0.1", "address 127.0.0.1: missing port in address", nil, new(*net.AddrError), true},
 		{"empty-port", &tetherquic.Dialer{TLSConfig: clientTLS()}, "127.0.0.1:", "address 127.0.0.1:: no port to dial", nil, new(*net.AddrError), true},
@@ -626,6 +630,13 @@ func TestDialErrors(t *testing.T) {
 			})
 			require.Equal(t, "quic", oe.Net)
 			require.Equal(t, !tc.permanent, oe.Timeout(), "Timeout() of %v", oe)
+			var te *quic.TransportError
+			if errors.As(oe, &te) && te.ErrorCode.IsCryptoError() {
+				// The TLS alert, as crypto/tls's errors hold it over TCP.
+				var alert tls.AlertError
+				require.ErrorAs(t, oe, &alert)
+				require.Equal(t, uint64(te.ErrorCode-0x100), uint64(alert))
+			}
 		})
 	}
 	// A silent address: the handshake times out for want of any packet
