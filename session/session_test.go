@@ -127,12 +127,10 @@ func TestLazyTLSDialer(t *testing.T) {
 
 	c, err := session.Dial(ctx, lazy(tethertest.TLSClientConfig()), sl.Addr().String(), quick())
 	require.NoError(t, err)
-	_, err = c.Write([]byte("ping"))
-	require.NoError(t, err)
+	write(t, c, "ping")
 	got := make([]byte, 4)
 	_, err = io.ReadFull(c, got)
-	require.NoError(t, err)
-	require.Equal(t, "ping", string(got))
+	require.Equal(t, "ping", string(got), "echo: %v", err)
 	require.NoError(t, c.Close())
 
 	untrusting := tethertest.TLSClientConfig()
