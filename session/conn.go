@@ -140,11 +140,14 @@ type Conn struct {
 	closeSentCh chan struct{}
 	closing     bool // the batch being written holds the close frame
 	closeRecv   int  // a close reason received, or -1
-	closed      bool
-	ended       bool
-	endErr      error
-	state       tether.State
-	stateCh     chan struct{}
+	// closeAnswered: the close frame received came after this end queued
+	// its own (an answer, or a close at the same time).
+	closeAnswered bool
+	closed        bool
+	ended         bool
+	endErr        error
+	state         tether.State
+	stateCh       chan struct{}
 
 	rdl, wdl            deadline
 	rwake, wwake, swake chan struct{} // capacity 1: a pending wake-up
@@ -341,6 +344,10 @@ func (c *Conn) writeErrLocked() error {
 		return net.ErrClosed
 	case c.ended:
 		return c.endErr
+	case c.closeRecv >= 0:
+		// The peer closed the session: it reads nothing more, though
+		// this end ends only once it has answered (answerClose).
+		return closeErr(c.closeRecv)
 	case c.finWant:
 		return fmt.Errorf("tether/session: write after CloseWrite: %w", net.ErrClosed)
 	}
@@ -369,9 +376,10 @@ func (c *Conn) CloseWrite() error {
 // waits (at most the linger time, WithLinger) until the peer has
 // acknowledged them all, across reconnects if need be, then tells the peer
 // that the session is over, waits briefly for its answer (a few round
-// trips: the peer has then read everything this end sent, so that the
-// application may close what carries the transport, a QUIC connection
-// say, at once), and closes the transport. The peer reads every
+// trips, within the linger time; while a client resumes, to the end of
+// the linger time: the peer has then read everything this end sent, so
+// that the application may close what carries the transport, a QUIC
+// connection say, at once), and closes the transport. The peer reads every
 // byte, then io.EOF. Close returns an error when the linger time passed
 // before the peer acknowledged everything (those bytes may never arrive),
 // or when the session had ended (lost) with bytes unacknowledged (they
@@ -409,13 +417,9 @@ func (c *Conn) Close() error {
 				// ends the session here: after it the peer needs nothing
 				// more of this end's transport, which the application
 				// may then tear down (a QUIC connection, whose close
-				// drops the stream data not yet sent). A peer that does
-				// not answer costs the wait.
-				t.Reset(answer)
-				select {
-				case <-c.done:
-				case <-t.C:
-				}
+				// drops the stream data not yet sent).
+				t.Stop()
+				c.awaitAnswer(deadline, answer)
 			case <-c.done:
 			case <-t.C:
 			}
@@ -427,7 +431,7 @@ func (c *Conn) Close() error {
 	case c.finAcked || n == 0:
 		// (Bytes all acknowledged, the final frame perhaps not: they
 		// arrived, and the close frame ends the session.)
-	case c.ended:
+	case c.ended && !c.closeAnswered: // else the peer's answer to this end's close ended it
 		err = fmt.Errorf("%w (%d bytes unacknowledged): %w", errLingered, n, c.endErr)
 	default:
 		err = fmt.Errorf("%w (%d bytes unacknowledged)", errLingered, n)
@@ -436,6 +440,43 @@ func (c *Conn) Close() error {
 	c.finish(net.ErrClosed)
 	c.wg.Wait()
 	return err
+}
+
+// awaitAnswer waits, within the linger time (deadline), for the peer's
+// answer to this end's close frame, which ends the session (done): at most
+// answer, and on while the client's transport is being replaced, since a
+// resume sends the frame again (resumedLocked). A peer that does not
+// answer, or a transport that died without a word, costs the wait.
+func (c *Conn) awaitAnswer(deadline time.Time, answer time.Duration) {
+	until := time.Now().Add(answer)
+	if deadline.Before(until) {
+		until = deadline
+	}
+	for {
+		t := time.NewTimer(max(time.Until(until), 0))
+		select {
+		case <-c.done:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if !c.resuming() || !time.Now().Before(deadline) {
+			return
+		}
+		until = deadline
+	}
+}
+
+// resuming reports whether the client's Tether is reconnecting, after
+// which it resumes. (A server whose transport is gone cannot tell whether
+// the client will resume, nor wait for it: a client that closed the
+// connection at once after its own close frame never does.)
+func (c *Conn) resuming() bool {
+	if !c.client {
+		return false
+	}
+	s := c.t.State()
+	return s == tether.Connecting || s == tether.TransientFailure
 }
 
 // waitLocked waits, with c.mu held around it, until cond holds or deadline

@@ -194,6 +194,7 @@ func (c *Conn) onFin(off uint64) error {
 
 func (c *Conn) onClose(reason byte) error {
 	c.closeRecv = int(reason)
+	c.closeAnswered = c.closeQueued
 	return nil
 }
 
@@ -443,7 +444,9 @@ func (c *Conn) sendLoop() {
 		}
 		if closing {
 			c.mu.Lock()
-			c.closeSend = -1
+			if c.epoch == epoch { // else a resume meanwhile armed the frame again
+				c.closeSend = -1
+			}
 			if !c.closeSent {
 				c.closeSent = true
 				close(c.closeSentCh)

@@ -368,25 +368,72 @@ func TestListenerCloseTellsClients(t *testing.T) {
 // before its Close sends the frame, then reset: the client resumes, sends
 // the frame again, and the server's session ends as closed by its peer,
 // not kept detached for its lifetime (its Writes would then fail with
-// ErrSessionLost, minutes later).
+// ErrSessionLost, minutes later). Close waits for the answer across the
+// resume, within its linger time, however long the answer wait alone
+// would be.
 func TestCloseFrameResentAfterResume(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		down time.Duration // how long the server refuses the resume
+	}{{"quick resume", 0}, {"slow resume", 300 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			pp := newProxiedPair(t, []session.Option{session.WithDetachedLifetime(time.Minute)})
+			defer pp.close()
+			write(t, pp.c, "hello")
+			_, err := io.ReadFull(pp.s, make([]byte, 5))
+			require.NoError(t, err)
+			require.NoError(t, pp.c.CloseWrite())
+			got, err := readAll(t, pp.s) // the client's FIN: acknowledged at once
+			require.Empty(t, got)
+			require.NoError(t, err)
+			time.Sleep(50 * time.Millisecond) // the ack of the FIN reaches the client
+			pp.p.Strand()                     // the close frame goes nowhere
+			closed := make(chan error, 1)
+			go func() { closed <- pp.c.Close() }()
+			time.Sleep(10 * time.Millisecond) // Close writes the frame into the strand
+			if tc.down > 0 {
+				require.NoError(t, pp.p.SetMode(faultproxy.ModeRefuse))
+				time.AfterFunc(tc.down, func() { pp.p.SetMode(faultproxy.ModeForward) })
+			}
+			pp.p.ResetAll()
+			require.NoError(t, <-closed)
+			_, err = pp.s.Write([]byte("x"))
+			require.ErrorIs(t, err, session.ErrPeerClosed, "the server's session did not learn of the close")
+		})
+	}
+}
+
+// TestCloseLingerZero: WithLinger(0) makes Close return at once, the wait
+// for the peer's answer to the close frame included: here a peer that
+// cannot answer, on a path whose round trip (300 ms) makes the answer
+// wait its longest, 1 s.
+func TestCloseLingerZero(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	pp := newProxiedPair(t, []session.Option{session.WithDetachedLifetime(time.Minute)})
+	pp := newProxiedPair(t, []session.Option{session.WithLinger(0)}, session.WithLinger(0))
 	defer pp.close()
+	pp.p.SetShape(faultproxy.Shape{Delay: 150 * time.Millisecond})
 	write(t, pp.c, "hello")
 	_, err := io.ReadFull(pp.s, make([]byte, 5))
 	require.NoError(t, err)
-	require.NoError(t, pp.c.CloseWrite())
-	got, err := readAll(t, pp.s) // the client's FIN: acknowledged at once
-	require.Empty(t, got)
+	time.Sleep(600 * time.Millisecond) // the ack comes back: a round trip measured
+	pp.p.Strand()
+	start := time.Now()
+	require.NoError(t, pp.c.Close())
+	require.Less(t, time.Since(start), 500*time.Millisecond)
+}
+
+// TestCloseLingerErrorIsOurs: a Close whose linger passed with bytes the
+// peer had not taken reports them, and not the peer's close: the peer's
+// answer to this end's close frame ends the session, which this end
+// closed.
+func TestCloseLingerErrorIsOurs(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	pp := newProxiedPair(t, []session.Option{session.WithBufferSize(64 << 10)}, session.WithLinger(200*time.Millisecond))
+	defer pp.close()
+	_, err := pp.c.Write(make([]byte, 256<<10)) // the server reads none: its window closes
 	require.NoError(t, err)
-	time.Sleep(50 * time.Millisecond) // the ack of the FIN reaches the client
-	pp.p.Strand()                     // the close frame goes nowhere
-	closed := make(chan error, 1)
-	go func() { closed <- pp.c.Close() }()
-	time.Sleep(10 * time.Millisecond) // Close writes the frame into the strand
-	pp.p.ResetAll()
-	require.NoError(t, <-closed)
-	_, err = pp.s.Write([]byte("x"))
-	require.ErrorIs(t, err, session.ErrPeerClosed, "the server's session did not learn of the close")
+	err = pp.c.Close()
+	require.ErrorContains(t, err, "bytes unacknowledged")
+	require.NotErrorIs(t, err, session.ErrPeerClosed)
 }
