@@ -203,8 +203,8 @@ func TestCloseAll(t *testing.T) {
 
 // CloseAll closes with a FIN though the proxy holds bytes it has not read
 // (a delay holds the first chunk, or the connection is stranded): Linux
-// resets a socket closed with bytes unread, so the proxy reads them until
-// the peer closes.
+// resets a socket closed with bytes unread, so the proxy drops what has
+// arrived before it closes.
 func TestCloseAllWithBytesUnread(t *testing.T) {
 	for name, fault := range map[string]func(*faultproxy.Proxy){
 		"delay":  func(p *faultproxy.Proxy) { p.SetShape(faultproxy.Shape{Delay: time.Hour}) },
