@@ -162,7 +162,8 @@ func (l *Listener) Close() error {
 	told := make([]*Conn, 0, len(ss))
 	for _, c := range ss {
 		c.mu.Lock()
-		if w, _ := c.writerLocked(); !c.ended && w != nil && c.queueCloseLocked(closeLost) {
+		if w, _ := c.writerLocked(); !c.ended && w != nil {
+			c.queueCloseLocked(closeLost) // unless its Close queued one: it is told all the same
 			told = append(told, c)
 		}
 		c.mu.Unlock()
