@@ -174,7 +174,7 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 		switch {
 		case c == nil:
 		case cause == ErrForcedReconnect && !lost.writeTimedOut.Load():
-			c.Close()
+			closeConn(c)
 		default:
 			closeLost(c)
 		}

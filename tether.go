@@ -273,9 +273,29 @@ func closeAll(conns [3]net.Conn, broken bool) {
 		case i == 1, i == 0 && broken:
 			closeLost(c)
 		default:
-			c.Close()
+			closeConn(c)
 		}
 	}
+}
+
+// closeGrace is how long closeConn lets a TLS connection write its
+// close_notify alert before it closes the connection under it.
+const closeGrace = 50 * time.Millisecond
+
+// closeConn closes a healthy connection. A TLS connection's Close writes a
+// close_notify alert first, and crypto/tls waits up to 5 s for a peer that
+// reads nothing (a frozen peer or middlebox whose buffers are full): after
+// closeGrace the connection under it is closed, so that the alert fails and
+// Close returns promptly (semantics 7).
+func closeConn(c net.Conn) {
+	nc, ok := c.(interface{ NetConn() net.Conn })
+	if !ok {
+		c.Close()
+		return
+	}
+	cut := time.AfterFunc(closeGrace, func() { nc.NetConn().Close() })
+	c.Close()
+	cut.Stop()
 }
 
 // closeLost closes a lost connection. A TLS connection's Close first

@@ -73,5 +73,7 @@
 // closes the current connection, and [tether.Tether.Reconnect] the one it
 // replaces, as crypto/tls does, with the alert, unless a Write on it
 // failed at its deadline: the connection may then end in part of a record,
-// and its peer may read nothing more.
+// and its peer may read nothing more. An alert that cannot be written within
+// 50 ms (the peer reads nothing) is given up, and the TCP connection closed
+// without it, so that Close returns promptly.
 package tls
