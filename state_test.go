@@ -206,12 +206,10 @@ func TestLazy(t *testing.T) {
 // deadline and by Close.
 func TestLazyOperationsWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
+		tt, d := dialPipe(t, nil, tether.WithLazy())
 		d.FailWhen(func(int, string) error { return errRefused })
-		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithLazy())
-		require.NoError(t, err)
 		require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Second)))
-		_, err = tt.Read(make([]byte, 1))
+		_, err := tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 		got := writeAsync(tt, "x")
 		synctest.Wait()
@@ -256,12 +254,9 @@ func TestResetBackoff(t *testing.T) {
 // attempt however young the connection; the boundary is raised.
 func TestForcedReconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
 		r := &tethertest.Recorder{}
-		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithStabilityPeriod(time.Hour),
+		tt, d := dialPipe(t, r, tether.WithStabilityPeriod(time.Hour),
 			tether.WithReconnectBoundary())
-		require.NoError(t, err)
-		defer tt.Close()
 		s1 := d.Server(t)
 		got := readAsync(tt, 1)
 		synctest.Wait()
@@ -347,12 +342,9 @@ type stateChange struct {
 func TestStateObserver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var changes []stateChange // one call at a time per Tether
-		d := &tethertest.Dialer{}
-		r := delayed(3 * time.Second)
-		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithStateObserver(func(from, to tether.State, in time.Duration) {
+		tt, d := dialPipe(t, delayed(3*time.Second), tether.WithStateObserver(func(from, to tether.State, in time.Duration) {
 			changes = append(changes, stateChange{from, to, in})
 		}))
-		require.NoError(t, err)
 		time.Sleep(10 * time.Second)
 		d.Server(t).Close()
 		go tt.Read(make([]byte, 1))
@@ -596,13 +588,12 @@ func TestCloseDuringFlushToKeptConnection(t *testing.T) {
 			}
 			return tether.Reconnect
 		})
-		tt, err := tether.Dial(t.Context(), d, "a", h, tether.WithWriteBuffer(100))
-		require.NoError(t, err)
+		tt := tethertest.Dial(t, d, "a", h, tether.WithWriteBuffer(100))
 		s := d.Server(t)
 		fc.failRead.Store(true)
 		go tt.Read(make([]byte, 1)) // meets the error: the handler holds the decision
 		synctest.Wait()
-		_, err = tt.Write([]byte("hello"))
+		_, err := tt.Write([]byte("hello"))
 		require.NoError(t, err)
 		close(release)
 		synctest.Wait() // the buffer is being written: the peer reads nothing

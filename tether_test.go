@@ -118,9 +118,7 @@ func TestStaleErrorTriggersNothing(t *testing.T) {
 // Write queued behind another honours its own deadline and Close.
 func TestFullDuplex(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
-		tt, err := tether.Dial(t.Context(), d, "a", nil)
-		require.NoError(t, err)
+		tt, d := dialPipe(t, nil)
 		s := d.Server(t)
 
 		got := readAsync(tt, 1)
@@ -273,17 +271,14 @@ func TestGiveUpErrorPropagation(t *testing.T) {
 // operations return net.ErrClosed.
 func TestCloseDuringBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
-		r := delayed(time.Hour)
-		tt, err := tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
+		tt, d := dialPipe(t, delayed(time.Hour))
 		d.Server(t).Close()
 		got := readAsync(tt, 1)
 		synctest.Wait()
 		start := time.Now()
 		require.NoError(t, tt.Close())
 		require.ErrorIs(t, (<-got).err, net.ErrClosed)
-		_, err = tt.Write([]byte("x"))
+		_, err := tt.Write([]byte("x"))
 		require.ErrorIs(t, err, net.ErrClosed)
 		synctest.Wait() // the outage's goroutine is gone
 		require.Zero(t, time.Since(start))
@@ -295,10 +290,8 @@ func TestCloseDuringBackoff(t *testing.T) {
 // Semantics 7: Close interrupts a slow dial.
 func TestCloseDuringSlowDial(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
-		tt, err := tether.Dial(t.Context(), d, "a", tether.DisconnectHandlerFunc(
+		tt, d := dialPipe(t, tether.DisconnectHandlerFunc(
 			func(context.Context, *tether.Event) tether.Action { return tether.Reconnect }))
-		require.NoError(t, err)
 		d.Hold() // never released
 		d.Server(t).Close()
 		got := readAsync(tt, 1)
@@ -313,10 +306,9 @@ func TestCloseDuringSlowDial(t *testing.T) {
 // Semantics 7: Close interrupts OnConnect, closing the fresh connection.
 func TestCloseDuringOnConnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
 		var calls atomic.Int32
 		hookErr := make(chan error, 1)
-		tt, err := tether.Dial(t.Context(), d, "a", nil,
+		tt, d := dialPipe(t, nil,
 			tether.WithOnConnect(func(ctx context.Context, c net.Conn) error {
 				if calls.Add(1) == 1 {
 					return nil
@@ -325,7 +317,6 @@ func TestCloseDuringOnConnect(t *testing.T) {
 				hookErr <- err
 				return err
 			}))
-		require.NoError(t, err)
 		d.Server(t).Close()
 		got := readAsync(tt, 1)
 		d.Server(t) // the second connection, in OnConnect
@@ -341,20 +332,16 @@ func TestCloseDuringOnConnect(t *testing.T) {
 // returns nil and Err keeps the cause.
 func TestCloseIdempotent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
-		tt, err := tether.Dial(t.Context(), d, "a", nil)
-		require.NoError(t, err)
+		tt, d := dialPipe(t, nil)
 		require.NoError(t, tt.Close())
 		require.ErrorIs(t, tt.Close(), net.ErrClosed)
 		require.ErrorIs(t, tt.Err(), net.ErrClosed)
 
-		r := giveUpOn(tether.Disconnected)
-		tt, err = tether.Dial(t.Context(), d, "a", r)
-		require.NoError(t, err)
+		tt = tethertest.Dial(t, d, "a", giveUpOn(tether.Disconnected))
 		d.Server(t)
 		s := d.Server(t)
 		s.Close()
-		_, err = tt.Read(make([]byte, 1))
+		_, err := tt.Read(make([]byte, 1))
 		require.Equal(t, io.EOF, err)
 		require.NoError(t, tt.Close())
 		require.Equal(t, io.EOF, tt.Err(), "Err keeps the first cause")
@@ -370,9 +357,7 @@ func TestNoGoroutineWhenHealthy(t *testing.T) {
 		d := &tethertest.Dialer{}
 		var ts []*tether.Tether
 		for range 50 {
-			tt, err := tether.Dial(t.Context(), d, "a", nil)
-			require.NoError(t, err)
-			ts = append(ts, tt)
+			ts = append(ts, tethertest.Dial(t, d, "a", nil))
 		}
 		synctest.Wait()
 		require.Zero(t, tetherGoroutines(), "healthy Tethers")
@@ -388,9 +373,6 @@ func TestNoGoroutineWhenHealthy(t *testing.T) {
 		require.NoError(t, (<-got).err)
 		synctest.Wait()
 		require.Zero(t, tetherGoroutines(), "after the outage")
-		for _, tt := range ts {
-			tt.Close()
-		}
 	})
 }
 
@@ -400,15 +382,13 @@ func TestDefaultPolicyDoesNotSpin(t *testing.T) {
 	for _, fault := range []string{"accept-and-close", "refuse"} {
 		t.Run(fault, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				d := &tethertest.Dialer{}
-				tt, err := tether.Dial(t.Context(), d, "a", nil)
-				require.NoError(t, err)
+				tt, d := dialPipe(t, nil)
 				if fault == "refuse" {
 					d.FailWhen(func(int, string) error { return errRefused })
 				}
 				go d.Serve(t.Context(), func(*tethertest.Conn) {}) // the server closes each connection at once
 				tt.SetReadDeadline(time.Now().Add(10 * time.Minute))
-				_, err = tt.Read(make([]byte, 1))
+				_, err := tt.Read(make([]byte, 1))
 				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 				n := d.Dials()
 				// 10 minutes of backoff from 1 s ×1.6 capped at 120 s:
@@ -420,7 +400,6 @@ func TestDefaultPolicyDoesNotSpin(t *testing.T) {
 					gap := dials[i].At.Sub(dials[i-1].At)
 					require.GreaterOrEqual(t, gap, 800*time.Millisecond, "gap before dial %d", i)
 				}
-				tt.Close()
 			})
 		})
 	}
@@ -597,18 +576,15 @@ func TestAttemptCounting(t *testing.T) {
 // A failed OnConnect counts as a failed dial.
 func TestOnConnectFailureCountsAsFailedDial(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
 		hello := errors.New("hello rejected")
 		var calls atomic.Int32
 		r := &tethertest.Recorder{}
-		tt, err := tether.Dial(t.Context(), d, "a", r, tether.WithOnConnect(func(context.Context, net.Conn) error {
+		dialPipe(t, r, tether.WithOnConnect(func(context.Context, net.Conn) error {
 			if calls.Add(1) == 1 {
 				return hello
 			}
 			return nil
 		}))
-		require.NoError(t, err)
-		defer tt.Close()
 		evs := r.Events()
 		require.Len(t, evs, 2)
 		require.Equal(t, tether.Unreachable, evs[0].Kind)
@@ -870,8 +846,7 @@ func lostConnSetup(t *testing.T, decide tether.Action, ignoreCtx bool) (tt *teth
 		}
 		return decide
 	})
-	tt, err := tether.Dial(t.Context(), d, "a", h)
-	require.NoError(t, err)
+	tt = tethertest.Dial(t, d, "a", h)
 	s1 = d.Server(t)
 	wrote = writeAsync(tt, "stuck")
 	synctest.Wait()
@@ -919,16 +894,13 @@ func TestLostConnectionClosed(t *testing.T) {
 // connection at once, not when the handler returns.
 func TestCloseDuringReconnectedClosesNewConn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
 		release := make(chan struct{})
-		h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+		tt, d := dialPipe(t, tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 			if ev.Kind == tether.Reconnected {
 				<-release
 			}
 			return tether.Reconnect
-		})
-		tt, err := tether.Dial(t.Context(), d, "a", h)
-		require.NoError(t, err)
+		}))
 		d.Server(t).Close()
 		go tt.Read(make([]byte, 1))
 		s2 := d.Server(t)

@@ -24,11 +24,8 @@ import (
 // accept go first to the next one, before a later Write's bytes.
 func TestWriteResumeRemainderGoesFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
-		tt, err := tether.Dial(t.Context(), d, "a", nil,
+		tt, d := dialPipe(t, nil,
 			tether.WithStabilityPeriod(0), tether.WithWritePolicy(tether.WriteResume))
-		require.NoError(t, err)
-		defer tt.Close()
 		s1 := d.Server(t)
 
 		first := writeAsync(tt, "hello")
@@ -177,11 +174,8 @@ func TestReconnectBoundary(t *testing.T) {
 // ErrDropped; it uses up the write side's boundary.
 func TestReconnectBoundaryCutWrite(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
-		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithReconnectBoundary(),
+		tt, d := dialPipe(t, nil, tether.WithReconnectBoundary(),
 			tether.WithWritePolicy(tether.WriteResume)) // the boundary wins over resume
-		require.NoError(t, err)
-		defer tt.Close()
 		s1 := d.Server(t)
 
 		wrote := writeAsync(tt, "hello")
@@ -207,13 +201,10 @@ func TestReconnectBoundaryCutWrite(t *testing.T) {
 // last generation the direction used to the current one.
 func TestReconnectBoundaryCoalesces(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &tethertest.Dialer{}
-		tt, err := tether.Dial(t.Context(), d, "a", nil, tether.WithReconnectBoundary(),
+		tt, d := dialPipe(t, nil, tether.WithReconnectBoundary(),
 			tether.WithStabilityPeriod(0))
-		require.NoError(t, err)
-		defer tt.Close()
 		d.Server(t).Close()
-		_, err = tt.Read(make([]byte, 1))
+		_, err := tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, tether.ErrReconnected)
 		d.Server(t).Close()
 		_, err = tt.Read(make([]byte, 1))
@@ -251,11 +242,9 @@ func TestReconnectBoundaryIgnore(t *testing.T) {
 		oops := errors.New("oops")
 		r := ignoreOn(tether.Disconnected)
 		d := wrapEach(failingRead(oops))
-		tt, err := tether.Dial(context.Background(), d, "a", r, tether.WithReconnectBoundary())
-		require.NoError(t, err)
-		defer tt.Close()
+		tt := tethertest.Dial(t, d, "a", r, tether.WithReconnectBoundary())
 		s1 := d.Server(t)
-		_, err = tt.Read(make([]byte, 1))
+		_, err := tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, oops)
 		go s1.Write([]byte("x"))
 		n, err := tt.Read(make([]byte, 1))
