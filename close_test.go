@@ -12,24 +12,22 @@ import (
 	"github.com/io-tether/tether/tethertest"
 )
 
-// frozenTLSDialer dials TLS over net.Pipe to a server that completes the
+// frozenTLS returns a Dialer of TLS connections whose server completes the
 // handshake and then reads nothing, as a frozen peer or middlebox whose
 // buffers are full: crypto/tls's Close would wait up to 5 s to write its
-// close_notify alert. Each dial's server end is sent on servers.
-func frozenTLSDialer(servers chan<- net.Conn) tether.DialerFunc {
-	return func(ctx context.Context, _ string) (net.Conn, error) {
-		c, s := net.Pipe()
-		go func() {
-			ts := tls.Server(s, tethertest.TLSServerConfig())
-			ts.HandshakeContext(context.Background())
-			servers <- s
-		}()
-		tc := tls.Client(c, tethertest.TLSClientConfig())
-		if err := tc.HandshakeContext(ctx); err != nil {
-			c.Close()
-			return nil, err
+// close_notify alert. The handshake is left to the first I/O (tls.Client):
+// handshake completes it.
+func frozenTLS(t *testing.T) (d *tethertest.Dialer, handshake func(*tether.Tether)) {
+	d = &tethertest.Dialer{}
+	d.Wrap(func(c *tethertest.Conn) net.Conn { return tls.Client(c.Client(), tethertest.TLSClientConfig()) })
+	go d.Serve(t.Context(), func(c *tethertest.Conn) {
+		tls.Server(c, tethertest.TLSServerConfig()).HandshakeContext(t.Context())
+		<-t.Context().Done()
+	})
+	return d, func(tt *tether.Tether) {
+		if err := tt.Conn().(*tls.Conn).HandshakeContext(t.Context()); err != nil {
+			t.Fatal(err)
 		}
-		return tc, nil
 	}
 }
 
@@ -37,13 +35,12 @@ func frozenTLSDialer(servers chan<- net.Conn) tether.DialerFunc {
 // the close_notify alert cannot be written.
 func TestCloseFrozenTLSPeer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		servers := make(chan net.Conn, 2)
-		tt, err := tether.Dial(t.Context(), frozenTLSDialer(servers), "frozen", nil)
+		d, handshake := frozenTLS(t)
+		tt, err := tether.Dial(t.Context(), d, "frozen", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := <-servers
-		defer s.Close()
+		handshake(tt)
 		start := time.Now()
 		if err := tt.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
@@ -58,20 +55,21 @@ func TestCloseFrozenTLSPeer(t *testing.T) {
 // that reads nothing does not hold the new dial back for crypto/tls's 5 s.
 func TestReconnectFrozenTLSPeer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		servers := make(chan net.Conn, 2)
-		tt, err := tether.Dial(t.Context(), frozenTLSDialer(servers), "frozen", nil)
+		d, handshake := frozenTLS(t)
+		atOnce := tether.DisconnectHandlerFunc(func(context.Context, *tether.Event) tether.Action { return tether.Reconnect })
+		tt, err := tether.Dial(t.Context(), d, "frozen", atOnce)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer tt.Close()
-		s := <-servers
-		defer s.Close()
+		handshake(tt)
+
 		start := time.Now()
 		tt.Reconnect()
-		s2 := <-servers
-		defer s2.Close()
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
 		for tt.Generation() < 2 {
-			if !tt.WaitForStateChange(t.Context(), tt.State()) {
+			if !tt.WaitForStateChange(ctx, tt.State()) {
 				t.Fatal("no new connection")
 			}
 		}
