@@ -15,6 +15,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/middleware"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // nominal is the delay before jitter after attempt failed dials, computed
@@ -208,8 +209,7 @@ func TestBackoffFlapDamping(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := middleware.BackoffConfig{BaseDelay: 100 * time.Millisecond, MaxDelay: 10 * time.Second, Multiplier: 2, Jitter: 0.1}
 		n := servers(t, map[string]func(net.Conn){addrA: func(net.Conn) {}}) // accept, close
-		tt, err := tether.Dial(context.Background(), n, addrA, tether.Chain(reconnect, middleware.Backoff(c)))
-		require.NoError(t, err)
+		tt := tethertest.Dial(t, n, addrA, tether.Chain(reconnect, middleware.Backoff(c)))
 		done := drain(tt)
 		time.Sleep(10 * time.Second)
 		dials := n.History()

@@ -1,7 +1,6 @@
 package middleware_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/middleware"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // addrDelay shows the event's address and whether it has a delay.
@@ -81,10 +81,9 @@ func TestRecommendedChain(t *testing.T) {
 			addrA: sendAndClose("foo"),
 			addrB: sendAndClose("bar"),
 		})
-		tn, err := tether.Dial(context.Background(), n, addrA, h)
-		require.NoError(t, err)
+		tn := tethertest.Dial(t, n, addrA, h)
 		buf := make([]byte, 6)
-		_, err = io.ReadFull(tn, buf)
+		_, err := io.ReadFull(tn, buf)
 		require.NoError(t, err)
 		require.Equal(t, "foobar", string(buf))
 

@@ -120,8 +120,7 @@ func TestBreakerSharedByTethers(t *testing.T) {
 		var ts []*tether.Tether
 		var drains []<-chan struct{}
 		for range tethers {
-			tn, err := tether.Dial(context.Background(), n, addrA, h)
-			require.NoError(t, err)
+			tn := tethertest.Dial(t, n, addrA, h)
 			ts = append(ts, tn)
 			drains = append(drains, drain(tn))
 		}

@@ -70,10 +70,9 @@ func TestFailoverSeed(t *testing.T) {
 			addrA: sendAndClose("foo"),
 			addrB: sendAndClose("bar"),
 		})
-		tt, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.Failover(addrA, addrB)))
-		require.NoError(t, err)
+		tt := tethertest.Dial(t, n, addrA, tether.Chain(nil, middleware.Failover(addrA, addrB)))
 		buf := make([]byte, 6)
-		_, err = io.ReadFull(tt, buf)
+		_, err := io.ReadFull(tt, buf)
 		require.NoError(t, err)
 		require.Equal(t, "foobar", string(buf))
 		require.NoError(t, tt.Close())
@@ -102,8 +101,7 @@ func TestStickyFailoverReturnsToPrimary(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				n := servers(t, map[string]func(net.Conn){addrA: hold, addrB: hold, addrC: hold})
 				n.Down(addrA)
-				tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, tt.mw))
-				require.NoError(t, err)
+				tn := tethertest.Dial(t, n, addrA, tether.Chain(nil, tt.mw))
 				require.Equal(t, addrB, tn.Addr(), "Dial failed over to the backup")
 				done := drain(tn)
 				time.Sleep(10 * time.Second) // stable
@@ -129,8 +127,7 @@ func TestStickyFailoverForcedReconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := servers(t, map[string]func(net.Conn){addrA: hold, addrB: hold, addrC: hold})
 		n.Down(addrA)
-		tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.StickyFailover(addrA, addrB, addrC)))
-		require.NoError(t, err)
+		tn := tethertest.Dial(t, n, addrA, tether.Chain(nil, middleware.StickyFailover(addrA, addrB, addrC)))
 		require.Equal(t, addrB, tn.Addr())
 		done := drain(tn)
 		n.Up(addrA)
@@ -155,8 +152,7 @@ func TestStickyFailoverFlappingPrimary(t *testing.T) {
 			addrA: func(net.Conn) {}, // accept, close
 			addrB: hold,
 		})
-		tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.StickyFailover(addrA, addrB)))
-		require.NoError(t, err)
+		tn := tethertest.Dial(t, n, addrA, tether.Chain(nil, middleware.StickyFailover(addrA, addrB)))
 		done := drain(tn)
 		time.Sleep(time.Minute)
 		require.Equal(t, addrB, tn.Addr())

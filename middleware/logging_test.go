@@ -15,6 +15,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/middleware"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // records is a slog.Handler that keeps the records it is given, with their
@@ -162,11 +163,10 @@ func TestLoggingTether(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &records{}
 		n := servers(t, map[string]func(net.Conn){addrA: sendAndClose("foo")})
-		tn, err := tether.Dial(context.Background(), n, addrA,
+		tn := tethertest.Dial(t, n, addrA,
 			tether.Chain(nil, middleware.Logging(slog.New(rec)), middleware.Backoff(middleware.BackoffConfig{MaxAttempts: 2})))
-		require.NoError(t, err)
 		buf := make([]byte, 3)
-		_, err = io.ReadFull(tn, buf)
+		_, err := io.ReadFull(tn, buf)
 		require.NoError(t, err)
 		require.Equal(t, "foo", string(buf))
 		time.Sleep(2 * time.Second) // stable: the redials count from 0

@@ -124,9 +124,7 @@ func TestMaxDowntimeBoundsLazyDial(t *testing.T) {
 		rec := &tethertest.Recorder{Next: reconnect}
 		h := tether.Chain(rec, middleware.MaxDowntime(time.Second),
 			middleware.Backoff(middleware.BackoffConfig{BaseDelay: 100 * time.Millisecond, MaxDelay: 100 * time.Millisecond}))
-		tt, err := tether.Dial(context.Background(), d, addrA, h, tether.WithLazy())
-		require.NoError(t, err)
-		defer tt.Close()
+		tt := tethertest.Dial(t, d, addrA, h, tether.WithLazy())
 		tt.Connect()
 		time.Sleep(10 * time.Second)
 		select {

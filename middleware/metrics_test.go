@@ -18,6 +18,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/middleware"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // calls is a MetricsRecorder that records its calls as strings.
@@ -177,9 +178,8 @@ func TestMetricsTether(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := &calls{}
 		n := servers(t, map[string]func(net.Conn){addrA: hold})
-		tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.Metrics(c),
+		tn := tethertest.Dial(t, n, addrA, tether.Chain(nil, middleware.Metrics(c),
 			middleware.Backoff(middleware.BackoffConfig{BaseDelay: time.Second, Multiplier: 2, Jitter: 0.001})))
-		require.NoError(t, err)
 		done := drain(tn)
 		time.Sleep(10 * time.Second)
 		n.Down(addrA)
@@ -208,8 +208,7 @@ func TestExpvarMetricsStates(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var m middleware.ExpvarMetrics
 		n := servers(t, map[string]func(net.Conn){addrA: func(c net.Conn) {}})
-		tn, err := tether.Dial(t.Context(), n, addrA, nil, m.StateObserver())
-		require.NoError(t, err)
+		tn := tethertest.Dial(t, n, addrA, nil, m.StateObserver())
 		time.Sleep(time.Minute)
 		tn.Close()
 		var got struct {

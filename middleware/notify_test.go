@@ -13,6 +13,7 @@ import (
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/middleware"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // Notify's copies carry the decision: the address and delay that next set,
@@ -86,9 +87,8 @@ func TestNotifyTetherEvents(t *testing.T) {
 			addrA: sendAndClose("foo"),
 			addrB: sendAndClose("bar"),
 		})
-		tn, err := tether.Dial(context.Background(), n, addrA, tether.Chain(nil, middleware.Notify(ch), middleware.Failover(addrA, addrB)))
-		require.NoError(t, err)
-		_, err = io.ReadFull(tn, make([]byte, 6))
+		tn := tethertest.Dial(t, n, addrA, tether.Chain(nil, middleware.Notify(ch), middleware.Failover(addrA, addrB)))
+		_, err := io.ReadFull(tn, make([]byte, 6))
 		require.NoError(t, err)
 		require.NoError(t, tn.Close())
 		var kinds []tether.EventKind

@@ -1,7 +1,6 @@
 package middleware_test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -85,8 +84,7 @@ func TestRetryIfTether(t *testing.T) {
 			return nil
 		})
 		h := tether.Chain(reconnect, middleware.RetryIf(func(ev *tether.Event) bool { return !errors.Is(ev.Err, errAuth) }))
-		tn, err := tether.Dial(context.Background(), n, addrA, h)
-		require.NoError(t, err)
+		tn := tethertest.Dial(t, n, addrA, h)
 		b, err := io.ReadAll(tn)
 		require.ErrorIs(t, err, errAuth)
 		require.Equal(t, "foofoo", string(b))
