@@ -24,18 +24,15 @@ func TestRecorder(t *testing.T) {
 			}
 			return tether.Reconnect
 		})}
-		tt, err := tether.Dial(t.Context(), &d, "server", rec)
-		require.NoError(t, err)
-		defer tt.Close()
+		tt := tethertest.Dial(t, &d, "server", rec)
 		require.Equal(t, []tether.EventKind{tether.Connected}, rec.Kinds())
 		connectedAt := time.Now()
 
-		s, err := d.Accept(t.Context())
-		require.NoError(t, err)
+		s := d.Server(t)
 		time.Sleep(time.Second) // virtual: the loss comes a second later
 		d.FailNext(1, nil)
 		s.Reset()
-		_, err = tt.Read(make([]byte, 1))
+		_, err := tt.Read(make([]byte, 1))
 		require.Error(t, err)
 
 		ev := rec.WaitFor(t, tether.Unreachable, 1)
