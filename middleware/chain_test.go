@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -77,10 +76,7 @@ func TestRecommendedChain(t *testing.T) {
 			middleware.RetryIf(transient),
 			middleware.Failover(addrA, addrB),
 		)
-		n := servers(t, map[string]func(net.Conn){
-			addrA: sendAndClose("foo"),
-			addrB: sendAndClose("bar"),
-		})
+		n := fooBar(t.Context())
 		tn := tethertest.Dial(t, n, addrA, h)
 		buf := make([]byte, 6)
 		_, err := io.ReadFull(tn, buf)

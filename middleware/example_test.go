@@ -19,7 +19,8 @@ import (
 )
 
 // fooBar returns a Dialer with two servers in memory, until ctx ends:
-// 127.0.0.1:7001 says "foo" and closes, 127.0.0.1:7002 says "bar".
+// 127.0.0.1:7001 says "foo" and closes, 127.0.0.1:7002 says "bar". The
+// examples and the tests that replay the seed (addrA, addrB) share it.
 func fooBar(ctx context.Context) *tethertest.Dialer {
 	var d tethertest.Dialer
 	go d.Serve(ctx, func(c *tethertest.Conn) {

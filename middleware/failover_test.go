@@ -66,10 +66,7 @@ func TestFailoverCallerSliceIsCopied(t *testing.T) {
 // "foobar".
 func TestFailoverSeed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := servers(t, map[string]func(net.Conn){
-			addrA: sendAndClose("foo"),
-			addrB: sendAndClose("bar"),
-		})
+		n := fooBar(t.Context())
 		tt := tethertest.Dial(t, n, addrA, tether.Chain(nil, middleware.Failover(addrA, addrB)))
 		buf := make([]byte, 6)
 		_, err := io.ReadFull(tt, buf)

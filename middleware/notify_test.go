@@ -3,7 +3,6 @@ package middleware_test
 import (
 	"context"
 	"io"
-	"net"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -60,10 +59,7 @@ func TestNotifyNeverBlocks(t *testing.T) {
 			{"full", make(chan tether.Event, 1)},
 		} {
 			var dropped atomic.Uint64
-			n := servers(t, map[string]func(net.Conn){
-				addrA: sendAndClose("foo"),
-				addrB: sendAndClose("bar"),
-			})
+			n := fooBar(t.Context())
 			tn, err := tether.Dial(context.Background(), n, addrA,
 				tether.Chain(nil, middleware.NotifyDropped(tt.ch, &dropped), middleware.Failover(addrA, addrB)))
 			require.NoError(t, err, tt.name)
@@ -83,10 +79,7 @@ func TestNotifyNeverBlocks(t *testing.T) {
 func TestNotifyTetherEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ch := make(chan tether.Event, 10)
-		n := servers(t, map[string]func(net.Conn){
-			addrA: sendAndClose("foo"),
-			addrB: sendAndClose("bar"),
-		})
+		n := fooBar(t.Context())
 		tn := tethertest.Dial(t, n, addrA, tether.Chain(nil, middleware.Notify(ch), middleware.Failover(addrA, addrB)))
 		_, err := io.ReadFull(tn, make([]byte, 6))
 		require.NoError(t, err)
