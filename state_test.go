@@ -225,12 +225,7 @@ func TestResetBackoff(t *testing.T) {
 		r := delayed(time.Hour)
 		tt, d := dialPipe(t, r)
 		tt.ResetBackoff() // Ready: nothing to cut
-		d.FailWhen(func(n int, _ string) error {
-			if n == 1 {
-				return errRefused
-			}
-			return nil
-		})
+		d.FailNext(1, errRefused)
 		d.Server(t).Close()
 		go tt.Read(make([]byte, 1))
 		synctest.Wait()
@@ -489,12 +484,7 @@ func TestControlRightAfterTheChange(t *testing.T) {
 	idleAfterFailedDial := func(t *testing.T, opts ...tether.Option) (*tether.Tether, *tethertest.Dialer) {
 		r := ignoreOn(tether.Unreachable)
 		tt, d := dialPipe(t, r, append(opts, tether.WithLazy())...)
-		d.FailWhen(func(n int, _ string) error {
-			if n == 0 {
-				return errRefused
-			}
-			return nil
-		})
+		d.FailNext(1, errRefused)
 		tt.Connect()
 		for s := tt.State(); s != tether.Idle; s = tt.State() {
 			tt.WaitForStateChange(t.Context(), s)

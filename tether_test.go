@@ -505,12 +505,7 @@ func TestIgnoreUnreachable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := ignoreOn(tether.Unreachable)
 		tt, d := dialPipe(t, r)
-		d.FailWhen(func(n int, _ string) error {
-			if n == 1 {
-				return errRefused
-			}
-			return nil
-		})
+		d.FailNext(1, errRefused)
 		d.Server(t).Close()
 		_, err := tt.Read(make([]byte, 1))
 		require.ErrorIs(t, err, errRefused)
