@@ -45,6 +45,18 @@ func TestWriteResumeRemainderGoesFirst(t *testing.T) {
 	})
 }
 
+// cutWrite starts a Write of p on tt, lets the server end s take the first
+// n bytes, and closes s: the connection is lost in the middle of the Write.
+// It returns what the Write reports.
+func cutWrite(t *testing.T, tt *tether.Tether, s net.Conn, p string, n int) <-chan result {
+	t.Helper()
+	wrote := writeAsync(tt, p)
+	readString(t, s, n)
+	synctest.Wait()
+	s.Close()
+	return wrote
+}
+
 // Semantics 4: with WriteDrop the Write returns at once with the count
 // accepted and ErrDropped; later Writes go to the new connection.
 func TestWriteDrop(t *testing.T) {
@@ -52,16 +64,12 @@ func TestWriteDrop(t *testing.T) {
 		tt, d := dialPipe(t, nil, tether.WithWritePolicy(tether.WriteDrop))
 		s1 := d.Server(t)
 
-		wrote := writeAsync(tt, "hello")
-		readString(t, s1, 2)
-		synctest.Wait()
-		s1.Close()
-		w := <-wrote
+		w := <-cutWrite(t, tt, s1, "hello", 2)
 		require.Equal(t, 2, w.n)
 		require.ErrorIs(t, w.err, tether.ErrDropped)
 		require.ErrorIs(t, w.err, io.ErrClosedPipe, "the cause is kept")
 
-		wrote = writeAsync(tt, "world")
+		wrote := writeAsync(tt, "world")
 		s2 := d.Server(t)
 		require.Equal(t, "world", readString(t, s2, 5))
 		w = <-wrote
@@ -78,16 +86,12 @@ func TestWriteWholeReportsCutWrite(t *testing.T) {
 		tt, d := dialPipe(t, nil, tether.WithStabilityPeriod(0))
 		s1 := d.Server(t)
 
-		wrote := writeAsync(tt, "SET k hello")
-		readString(t, s1, 6) // "SET k " taken, then the loss
-		synctest.Wait()
-		s1.Close()
-		w := <-wrote
+		w := <-cutWrite(t, tt, s1, "SET k hello", 6) // "SET k " taken, then the loss
 		require.Equal(t, 6, w.n)
 		require.ErrorIs(t, w.err, tether.ErrDropped)
 		require.NotErrorIs(t, w.err, tether.ErrReconnected)
 
-		wrote = writeAsync(tt, "PING")
+		wrote := writeAsync(tt, "PING")
 		s2 := d.Server(t)
 		require.Equal(t, "PING", readString(t, s2, 4), "the cut Write's rest never reaches the new connection")
 		require.NoError(t, (<-wrote).err)
@@ -178,10 +182,7 @@ func TestReconnectBoundaryCutWrite(t *testing.T) {
 			tether.WithWritePolicy(tether.WriteResume)) // the boundary wins over resume
 		s1 := d.Server(t)
 
-		wrote := writeAsync(tt, "hello")
-		readString(t, s1, 2)
-		synctest.Wait()
-		s1.Close()
+		wrote := cutWrite(t, tt, s1, "hello", 2)
 		s2 := d.Server(t)
 		w := <-wrote
 		require.Equal(t, 2, w.n)
@@ -481,10 +482,7 @@ func TestBoundaryCutWriteEndsWhileWaiting(t *testing.T) {
 				if end == "deadline" {
 					require.NoError(t, tt.SetWriteDeadline(time.Now().Add(5*time.Second)))
 				}
-				wrote := writeAsync(tt, "SET k hello")
-				readString(t, s1, 6)
-				synctest.Wait()
-				s1.Close()
+				wrote := cutWrite(t, tt, s1, "SET k hello", 6)
 				synctest.Wait()
 				if end == "close" {
 					tt.Close()
