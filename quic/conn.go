@@ -145,11 +145,15 @@ type Conn struct {
 	early      atomic.Bool
 	replayable bool
 
-	// wmu serialises Writes, CloseWrite and the replay after a 0-RTT
-	// rejection; it is taken only while early.
-	wmu  sync.Mutex
-	sent []byte // bytes written while early: resent on rejection
-	fin  bool   // CloseWrite was called while early
+	// wlock serialises Writes, CloseWrite and the replay after a 0-RTT
+	// rejection; it is taken only while early. It is a lock of one token,
+	// so that a Read that meets the rejection while a Write holds it (one
+	// that flow control blocks) can wait within its deadline. replaced is
+	// closed once the replay has replaced the first stream. Both are made
+	// with a stream opened in 0-RTT, before str is published.
+	wlock, replaced chan struct{}
+	sent            []byte // bytes written while early: resent on rejection
+	fin             bool   // CloseWrite was called while early
 
 	dlmu         sync.Mutex // the deadlines, for the stream to come or a replacement
 	rdl, wdl     time.Time
@@ -208,6 +212,7 @@ func (c *Conn) open(wait bool) (*quic.Stream, error) {
 	if !handshakeDone(c.qc) {
 		c.early.Store(true)
 		c.replayable = true
+		c.wlock, c.replaced = make(chan struct{}, 1), make(chan struct{})
 	}
 	c.str.Store(s)
 	c.dlmu.Unlock()
@@ -275,29 +280,39 @@ func (c *Conn) openSync() (*quic.Stream, error) {
 // awaitStream waits for the first Write to open the stream, within the read
 // deadline, until Close, and while the connection lives.
 func (c *Conn) awaitStream() error {
+	_, err := c.awaitRead(c.ready, nil)
+	return err
+}
+
+// awaitRead waits, within the read deadline and until Close or the end of
+// the connection, for done to be closed (nil error) or, when lock is not
+// nil, to take lock's token (locked).
+func (c *Conn) awaitRead(done <-chan struct{}, lock chan struct{}) (locked bool, err error) {
 	for {
 		dl, moved := c.deadline(true)
 		var timeout <-chan time.Time
 		if !dl.IsZero() {
 			d := time.Until(dl)
 			if d <= 0 {
-				return os.ErrDeadlineExceeded
+				return false, os.ErrDeadlineExceeded
 			}
 			timer := time.NewTimer(d)
 			defer timer.Stop()
 			timeout = timer.C
 		}
 		select {
-		case <-c.ready:
-			return nil
+		case <-done:
+			return false, nil
+		case lock <- struct{}{}:
+			return true, nil
 		case <-c.ctx.Done():
-			return net.ErrClosed
+			return false, net.ErrClosed
 		case <-c.qc.Context().Done():
 			// The connection is gone: its error, as a Read on the stream
 			// would have returned it.
-			return ioError(context.Cause(c.qc.Context()))
+			return false, ioError(context.Cause(c.qc.Context()))
 		case <-timeout:
-			return os.ErrDeadlineExceeded
+			return false, os.ErrDeadlineExceeded
 		case <-moved:
 		}
 	}
@@ -435,8 +450,8 @@ func (c *Conn) noteWrite(n int) {
 // writeEarly writes p while 0-RTT data may be rejected: it keeps a copy, and
 // replays it on a fresh stream after a rejection.
 func (c *Conn) writeEarly(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
+	c.wlock <- struct{}{}
+	defer func() { <-c.wlock }()
 	total := 0
 	for {
 		s := c.str.Load()
@@ -468,14 +483,21 @@ func (c *Conn) settleLocked() {
 	}
 }
 
-// replayFrom replays the early bytes unless another operation has already
-// replaced the stream old.
+// replayFrom, for a Read, replays the early bytes unless another operation
+// has already replaced the stream old. While a Write holds the lock (it
+// replays them itself), it waits for the new stream within the read
+// deadline: a Write that flow control blocks may hold it long.
 func (c *Conn) replayFrom(old *quic.Stream) error {
+	if !c.replayable {
+		return quic.Err0RTTRejected // opened after the handshake: see replayLocked
+	}
 	if c.str.Load() != old {
 		return nil
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
+	if locked, err := c.awaitRead(c.replaced, c.wlock); !locked {
+		return err // nil: replaced
+	}
+	defer func() { <-c.wlock }()
 	return c.replayLocked(old)
 }
 
@@ -513,6 +535,7 @@ func (c *Conn) replayLocked(old *quic.Stream) error {
 	c.str.Store(s)
 	c.dlmu.Unlock()
 	c.early.Store(false)
+	close(c.replaced)
 	if c.closed.Load() {
 		// Close may have closed old and not s.
 		s.CancelRead(c.code)
@@ -581,8 +604,8 @@ func (c *Conn) CloseWrite() error {
 	}
 	c.finished.Store(true)
 	if c.early.Load() {
-		c.wmu.Lock()
-		defer c.wmu.Unlock()
+		c.wlock <- struct{}{}
+		defer func() { <-c.wlock }()
 		c.fin = true
 		s = c.str.Load() // a replay may have replaced it
 	}

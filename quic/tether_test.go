@@ -14,6 +14,7 @@ import (
 	"math"
 	"math/big"
 	"net"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -372,6 +373,44 @@ func TestZeroRTTRejected(t *testing.T) {
 			require.Equal(t, uint64(2), tt.Generation(), "the Tether saw more than one reconnect")
 			require.Equal(t, 1, rec.Count(tether.Disconnected), "events: %v", rec)
 		})
+	}
+}
+
+// TestZeroRTTRejectedReadDeadline: a Read's deadline holds while a Write
+// that the server's flow control blocks holds the replay of rejected 0-RTT
+// data: the Read waits for the new stream, not for the Write.
+func TestZeroRTTRejectedReadDeadline(t *testing.T) {
+	skipZeroRTTUnderRace(t)
+	key := newResetKey(t)
+	srv := newServer(t, serverOpts{allow0RTT: true, resetKey: key})
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig(), Enable0RTT: true}
+	tt, rec := dialTether(t, d, srv.addr)
+	send(t, tt, "one")
+	buf := make([]byte, 3)
+	_, err := io.ReadFull(tt, buf)
+	require.NoError(t, err)
+
+	gate := make(chan struct{})
+	srv.restart(serverOpts{allow0RTT: true, resetKey: key, onHello: func() { <-gate },
+		handle: func(s *testServer, _ *quic.Conn, _ *quic.Stream) { <-s.ctx.Done() }}) // reads nothing
+	read := make(chan error, 1)
+	go func() { // notices the loss (a stateless reset), then reads the new stream
+		_, err := tt.Read(buf)
+		read <- err
+	}()
+	require.Equal(t, tetherquic.ZeroRTT, evOrigin(t, rec.WaitFor(t, tether.Reconnected, 1)), "before the server answers")
+	go tt.Write(make([]byte, 4<<20)) // more than flow control lets through: blocks, holding the replay
+	// Time for the Write to block before the rejection: without it the
+	// test passes either way; with it, a Read that waited for the Write's
+	// lock hung.
+	time.Sleep(100 * time.Millisecond)
+	tt.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	close(gate) // the server rejects the 0-RTT data
+	select {
+	case err := <-read:
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	case <-time.After(wait):
+		t.Fatalf("Read still blocked %v after its deadline", wait)
 	}
 }
 
