@@ -242,7 +242,9 @@ func WithLazy() Option {
 // reported to it: the buffer keeps Writes whole, and if a connection dies
 // while the buffer is being written to it, the write policy applies to the
 // Write being written (by default, the rest of a cut one is dropped) and
-// the rest of the buffer goes to the next connection. Dropped counts the
+// the rest of the buffer goes to the next connection. A new connection
+// that fails so has had its Reconnected event: an Unreachable event follows,
+// as for a failed dial. Dropped counts the
 // bytes so lost, and those never sent when the Tether is closed or gives
 // up; Buffered counts those waiting. The buffer is allocated when first
 // used; the healthy path does not touch it. A negative n is an error from

@@ -49,6 +49,12 @@ type MetricsRecorder interface {
 // inside Logging. The first connection of Dial is not an outage, but a
 // give-up inside Dial is.
 //
+// With a write buffer (tether.WithWriteBuffer), a new connection that
+// fails while the buffer is written to it does so after its Reconnected
+// event, which the handlers accepted: Metrics has then observed the outage
+// as recovered, and the Unreachable event that follows begins what it
+// observes as a second outage, measured from the same start.
+//
 // Metrics keeps no state of its own; one value serves any number of Tethers,
 // which then share r. A nil r: the Middleware gives up on its first event
 // with an error that wraps ErrBadConfig.
