@@ -637,18 +637,35 @@ func (c *Conn) answerWaitLocked() time.Duration {
 }
 
 // answerClose answers the peer's close frame, of reason, with one of the
-// same reason, unless this end sent one, and waits (answerWaitLocked at
-// most) until the sender wrote it: the peer's Close waits for it (see
-// Close). The same reason, so that the answer ends the peer's session as
-// its own close frame would have (a Listener.Close's sessions are lost).
+// same reason, and waits until the sender wrote it: the peer's Close waits
+// for it (see Close), and the session's end, which follows, closes the
+// transport. The same reason, so that the answer ends the peer's session
+// as its own close frame would have (a Listener.Close's sessions are
+// lost). A close frame this end queued itself (Close or Listener.Close, at
+// the same time as the peer's) is the answer: unless the sender wrote it
+// already, it is waited for all the same (its first writing only: one
+// sent again after a resume is not).
+//
+// The wait is the linger time (at least answerWaitLocked), not a few
+// round trips: the sender writes at once, but on a loaded machine it may
+// wait longer than that for a CPU. A transport closed without the answer
+// costs the peer more than the wait: a client's Tether reconnects, and its
+// Close waits for the answer across the resume to the end of its linger
+// time, though the server, which forgot the session, may be gone (tcat's
+// listener exits with its session). The wait ends sooner with the session
+// (Close, Listener.Close), or when the sender's write fails.
 func (c *Conn) answerClose(reason int) {
 	c.mu.Lock()
 	w, _ := c.writerLocked()
-	if c.ended || w == nil || !c.queueCloseLocked(reason) {
+	if c.ended || w == nil {
 		c.mu.Unlock()
 		return
 	}
-	t := time.NewTimer(c.answerWaitLocked())
+	if !c.queueCloseLocked(reason) && c.closeSent { // this end's own, written
+		c.mu.Unlock()
+		return
+	}
+	t := time.NewTimer(max(c.cfg.linger, c.answerWaitLocked()))
 	c.mu.Unlock()
 	defer t.Stop()
 	select {

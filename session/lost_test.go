@@ -2,8 +2,10 @@ package session_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -436,4 +438,127 @@ func TestCloseLingerErrorIsOurs(t *testing.T) {
 	err = pp.c.Close()
 	require.ErrorContains(t, err, "bytes unacknowledged")
 	require.NotErrorIs(t, err, session.ErrPeerClosed)
+}
+
+// lateListener hands out connections whose Writes wait 50 ms, and 100 ms
+// more for a close frame: a sender that a loaded machine leaves without a
+// CPU as it is about to write one. (The client measures a round trip of
+// 50 ms, and waits four for the answer to its close frame: longer than
+// the server's answer wait, 50 ms, which measured none.) A close frame
+// (0x06, then its reason) ends the batch that carries it.
+type lateListener struct {
+	net.Listener
+	once    sync.Once
+	writing chan struct{} // closed as the first close frame waits
+}
+
+func (l *lateListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return lateConn{c, l}, nil
+}
+
+type lateConn struct {
+	net.Conn
+	l *lateListener
+}
+
+func (c lateConn) Write(p []byte) (int, error) {
+	time.Sleep(50 * time.Millisecond)
+	if n := len(p); n >= 2 && p[n-2] == 0x06 && p[n-1] <= 1 {
+		c.l.once.Do(func() { close(c.l.writing) })
+		time.Sleep(100 * time.Millisecond)
+	}
+	return c.Conn.Write(p)
+}
+
+// TestCloseAnswerWrittenLate: a server whose sender is slow to write its
+// close frame still sends it before it closes the transport, whether it
+// answers the client's close frame or closed at the same time. It used to
+// end the session at once when its own close frame was queued but not yet
+// written, and give an answer a few round trips (50 ms here) to be
+// written: the transport then closed without the frame, the client's
+// Tether reconnected, and its Close, which waits for the answer across a
+// resume, waited out its linger, the server gone (tcat -session's
+// listener exits with its session: the pipe took 5 s to end on a loaded
+// machine).
+func TestCloseAnswerWrittenLate(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		serverFirst bool // the server closes, then the client, as the server writes its frame
+	}{
+		{"server answers", false},
+		{"both close", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			ll := &lateListener{Listener: ln, writing: make(chan struct{})}
+			sl := session.NewListener(ll)
+			defer sl.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			const linger = 3 * time.Second
+			// The client reconnects after 500 ms (tcat's after 100 ms,
+			// middleware.Backoff's first delay): the server has closed
+			// its Listener by then.
+			slowly := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+				if tether.IsPermanent(ev.Err) {
+					return tether.GiveUp
+				}
+				ev.Delay = 500 * time.Millisecond
+				return tether.Reconnect
+			})
+			c, err := session.Dial(ctx, &tethertcp.Dialer{Timeout: time.Second}, ln.Addr().String(), slowly, session.WithLinger(linger))
+			require.NoError(t, err)
+			s, err := sl.AcceptSession()
+			require.NoError(t, err)
+			write(t, c, "hello")
+			_, err = io.ReadFull(s, make([]byte, 5))
+			require.NoError(t, err)
+
+			if tc.serverFirst {
+				// The server acknowledges the client's final frame before
+				// it closes: the client's Close sends its close frame at
+				// once, as the server's waits to be written.
+				require.NoError(t, c.CloseWrite())
+			}
+			// As tcat does, the server closes the Listener once its
+			// session has ended: the client cannot resume after that.
+			served := make(chan error, 1)
+			go func() {
+				if tc.serverFirst {
+					if _, err := io.ReadAll(s); err != nil {
+						served <- err
+						return
+					}
+				} else {
+					// The client's close frame ends the session.
+					for st := s.State(); st != tether.Shutdown; st = s.State() {
+						if !s.WaitForStateChange(ctx, st) {
+							served <- fmt.Errorf("the server's session did not end: %w", ctx.Err())
+							return
+						}
+					}
+				}
+				err := s.Close()
+				sl.Close()
+				served <- err
+			}()
+			if tc.serverFirst {
+				select {
+				case <-ll.writing:
+				case <-ctx.Done():
+					t.Fatal("the server wrote no close frame")
+				}
+			}
+			start := time.Now()
+			require.NoError(t, c.Close())
+			require.Less(t, time.Since(start), linger/2, "the client's Close waited out its linger for the server's close frame")
+			require.NoError(t, <-served)
+		})
+	}
 }
