@@ -517,8 +517,15 @@ func (c *Conn) watch() {
 	kill := w != nil && silent >= limit
 	epoch := c.epoch
 	next := limit - silent
-	if kill {
+	switch {
+	case kill:
 		c.lastRecv, c.pinged = now, false
+		next = limit
+	case w == nil:
+		// No transport to check: look again a whole period on, not
+		// every millisecond of an outage (a detached session's lasts
+		// minutes). One that comes meanwhile sets lastRecv, so its
+		// check is not late.
 		next = limit
 	}
 	c.watchdog.Reset(max(next, time.Millisecond))
