@@ -401,15 +401,23 @@ func (c *Conn) Close() error {
 		c.kickLocked()
 		deadline := time.Now().Add(c.cfg.linger)
 		c.waitLocked(deadline, func() bool { return c.finAcked || c.ended })
-		if w, _ := c.writerLocked(); !c.ended && w != nil {
+		w, _ := c.writerLocked()
+		if !c.ended && (w != nil || c.client && time.Now().Before(deadline)) {
 			// Tell the peer the session is over, so that it need not wait
 			// for a resume: a courtesy (the peer would learn it when the
 			// client resumes, or the detached lifetime ends), so wait
-			// for it only briefly.
+			// for it only briefly. A client whose sender has no
+			// transport (its last write failed) queues the frame all the
+			// same: its resume, within the linger time, sends it
+			// (resumedLocked).
 			c.queueCloseLocked(closeNormal) // unless Listener.Close queued one
 			answer := c.answerWaitLocked()
 			c.mu.Unlock()
-			t := time.NewTimer(max(time.Until(deadline), 100*time.Millisecond))
+			floor := 100 * time.Millisecond // for writing the frame to a transport that is up
+			if w == nil {
+				floor = 0
+			}
+			t := time.NewTimer(max(time.Until(deadline), floor))
 			select {
 			case <-c.closeSentCh:
 				// The peer answers with a close frame of its own once it

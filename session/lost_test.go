@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -561,4 +562,31 @@ func TestCloseAnswerWrittenLate(t *testing.T) {
 			require.NoError(t, <-served)
 		})
 	}
+}
+
+// TestCloseDuringOutageTellsServer: a client that Closes while its transport
+// is down (its sender's last write failed), its final frame acknowledged
+// already, queues its close frame all the same; the resume within the
+// linger time sends it (PROTOCOL.md 4.3), and the server learns that the
+// session is over instead of keeping it detached for its lifetime.
+func TestCloseDuringOutageTellsServer(t *testing.T) {
+	pp := newProxiedPair(t, []session.Option{session.WithDetachedLifetime(time.Minute)},
+		session.WithKeepAlive(30*time.Millisecond, 10*time.Second), session.WithLinger(3*time.Second))
+	defer pp.close()
+	write(t, pp.c, "hello")
+	require.NoError(t, pp.c.CloseWrite())
+	got, err := readAll(t, pp.s)
+	require.NoError(t, err)
+	require.Equal(t, "hello", got)
+	require.Eventually(t, func() bool { return session.FinAcked(pp.c) }, 10*time.Second, time.Millisecond)
+
+	require.NoError(t, pp.p.SetMode(faultproxy.ModeRefuse)) // the server unreachable for 300 ms
+	pp.p.ResetAll()
+	require.Eventually(t, func() bool { return session.SenderBlocked(pp.c) }, 10*time.Second, time.Millisecond) // a ping failed
+	time.AfterFunc(300*time.Millisecond, func() { pp.p.SetMode(faultproxy.ModeForward) })
+	require.NoError(t, pp.c.Close())
+	require.Eventually(t, func() bool {
+		_, err := pp.s.Write([]byte("x"))
+		return errors.Is(err, session.ErrPeerClosed)
+	}, 10*time.Second, 10*time.Millisecond, "the server was not told (state %v)", pp.s.State())
 }
