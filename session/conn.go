@@ -258,7 +258,12 @@ func (c *Conn) Write(p []byte) (int, error) {
 	n := 0
 	for {
 		dl := c.wdl.wait()
-		if isClosed(dl) {
+		if isClosed(dl) && (n < len(p) || n == 0) {
+			// (Once all of p is buffered, the Write succeeded: the
+			// deadline that passed during its last copy does not undo
+			// it.) The wake-up this Write may have taken could be one
+			// that Close waits for (waitLocked): pass it on.
+			wake(c.wwake)
 			return n, os.ErrDeadlineExceeded
 		}
 		c.mu.Lock()

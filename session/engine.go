@@ -550,9 +550,12 @@ func (c *Conn) dropTransport(epoch uint64) {
 		return
 	}
 	c.mu.Lock()
-	current := c.epoch == epoch
+	var conn net.Conn // the transport of epoch, unless a resume replaced it
+	if c.epoch == epoch {
+		conn = c.tconn
+	}
 	c.mu.Unlock()
-	if conn := c.t.Conn(); current && conn != nil {
+	if conn != nil {
 		closeHard(conn) // the Tether's reader fails, and the Tether reconnects
 	}
 }
