@@ -468,3 +468,25 @@ func TestCloseAcksWhatArrived(t *testing.T) {
 		})
 	}
 }
+
+// A session that ends as lost (Listener.Close) sends its close frame before
+// the bytes not sent yet, which the peer would never have whole: the frame
+// does not wait behind a window of data on a slow path, so that the client
+// is told before the listener tears its transport down.
+func TestLostCloseGoesBeforeData(t *testing.T) {
+	c := newConn(newConfig(nil), false)
+	c.mu.Lock()
+	c.snd.write(make([]byte, 64<<10))
+	c.sWritten, c.peerLimit = 64<<10, 1<<20
+	c.lastRecv = time.Now() // no ping due
+	c.queueCloseLocked(closeLost)
+	b := c.batchLocked(make([]byte, 0, 128<<10), c.lastRecv, false)
+	c.mu.Unlock()
+	var r recorder
+	var d decoder
+	require.NoError(t, d.feed(b, &r))
+	got := r.out.String()
+	got = got[:min(len(got), 80)]
+	require.NotContains(t, got, "data", "a data frame before the close frame")
+	require.Contains(t, got, fmt.Sprintf("\nclose %d", closeLost))
+}

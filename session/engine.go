@@ -257,7 +257,14 @@ func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 		c.rcv.release()
 	}
 	payload := 0 // of this batch
-	for end := min(c.sWritten, c.peerLimit); c.sSent < end; {
+	end := min(c.sWritten, c.peerLimit)
+	if c.closeSend == closeLost {
+		// The session ends as lost (Listener.Close): the peer drains
+		// what it has and no more, so the close frame need not wait
+		// behind bytes it would never have whole.
+		end = c.sSent
+	}
+	for c.sSent < end {
 		room := cap(b) - len(b) - dataHdrLen
 		if vec && room >= 0 {
 			room = vecBatch - payload

@@ -131,6 +131,11 @@ func (l *Listener) Len() int {
 // connections). The server's Conns return it too. Close waits for the
 // Listener's goroutines and the sessions' to stop. A second Close returns
 // net.ErrClosed.
+//
+// The close frames go before the bytes the sessions have not sent yet, and
+// Close gives them 250 ms in all: a client whose path still carries more
+// than that (bytes in the socket buffers, on a slow link) is not told, and
+// its Tether redials the closed listener as its handler decides.
 func (l *Listener) Close() error {
 	l.mu.Lock()
 	if l.closed {
