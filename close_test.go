@@ -78,3 +78,33 @@ func TestReconnectFrozenTLSPeer(t *testing.T) {
 		}
 	})
 }
+
+// noNetConn offers NetConn but has no connection under it (a mock, an
+// in-memory transport).
+type noNetConn struct{ net.Conn }
+
+func (noNetConn) NetConn() net.Conn { return nil }
+
+// A connection whose NetConn returns nil is closed as any other, on a loss
+// and on Close (the first reconnect panicked).
+func TestNilNetConn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &tethertest.Dialer{}
+		d.Wrap(func(c *tethertest.Conn) net.Conn { return noNetConn{c.Client()} })
+		atOnce := tether.DisconnectHandlerFunc(func(context.Context, *tether.Event) tether.Action { return tether.Reconnect })
+		tt := tethertest.Dial(t, d, "a", atOnce)
+		d.Server(t).Close()
+		got := make(chan error, 1)
+		go func() {
+			_, err := tt.Read(make([]byte, 1))
+			got <- err
+		}()
+		d.Server(t).Write([]byte("x"))
+		if err := <-got; err != nil {
+			t.Fatalf("Read after the reconnect: %v", err)
+		}
+		if err := tt.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	})
+}

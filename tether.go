@@ -289,11 +289,15 @@ const closeGrace = 50 * time.Millisecond
 // Close returns promptly (semantics 7).
 func closeConn(c net.Conn) {
 	nc, ok := c.(interface{ NetConn() net.Conn })
-	if !ok {
+	var under net.Conn
+	if ok {
+		under = nc.NetConn()
+	}
+	if under == nil {
 		c.Close()
 		return
 	}
-	cut := time.AfterFunc(closeGrace, func() { nc.NetConn().Close() })
+	cut := time.AfterFunc(closeGrace, func() { under.Close() })
 	c.Close()
 	cut.Stop()
 }
@@ -304,7 +308,9 @@ func closeConn(c net.Conn) {
 // is closed first, so that the alert fails at once.
 func closeLost(c net.Conn) {
 	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
-		nc.NetConn().Close()
+		if under := nc.NetConn(); under != nil {
+			under.Close()
+		}
 	}
 	c.Close()
 }

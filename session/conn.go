@@ -711,7 +711,9 @@ func (c *Conn) Tether() *tether.Tether { return c.t }
 // connection under it goes first.
 func closeHard(c net.Conn) {
 	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
-		nc.NetConn().Close()
+		if under := nc.NetConn(); under != nil {
+			under.Close()
+		}
 	}
 	c.Close()
 }
