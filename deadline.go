@@ -52,11 +52,26 @@ func (w *watchdog) done(t *Tether, start time.Time, n int, err error, seq0 uint6
 	} else {
 		w.spent += time.Since(start)
 	}
-	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || t.userTimeout(err, dirRead, seq0) {
+	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	if t.userTimeout(err, dirRead, seq0) && !w.expiredAlone(t) {
 		return err
 	}
 	w.spent = 0 // the firing uses up the silence: a connection kept (Ignore) starts again
 	return fmt.Errorf("%w (%v): %w", ErrIdleTimeout, w.d, err)
+}
+
+// expiredAlone reports whether the watchdog's own deadline has passed while
+// the user's read deadline has not: the timeout is the watchdog's, even if
+// the user moved the deadline during the Read (a heartbeat that keeps
+// pushing it forward).
+func (w *watchdog) expiredAlone(t *Tether) bool {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	dl := t.half[dirRead].dl
+	return !w.at.IsZero() && !now.Before(w.at) && (dl.IsZero() || now.Before(dl))
 }
 
 // sooner returns the sooner of two deadlines, where the zero time is none.
@@ -120,8 +135,8 @@ func (t *Tether) block(dir direction, ch <-chan struct{}) error {
 // timeout, the watchdog) is a disconnect.
 func (t *Tether) userTimeout(err error, dir direction, seq0 uint64) bool {
 	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		return false
+	if !errors.As(err, &ne) || !ne.Timeout() || errors.Is(err, ErrIdleTimeout) {
+		return false // the watchdog's firing is a disconnect (watchdog.done decided)
 	}
 	if seq0&1 == 1 {
 		return true

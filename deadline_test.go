@@ -424,3 +424,37 @@ func TestLostTLSConnectionClosesAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// Semantics 6 and 14: a watchdog's firing is a disconnect, also when the
+// application pushes the read deadline forward while the Read is pending (a
+// heartbeat); the deadline moved, but it has not passed. (The firing was
+// returned to the Read as the user's timeout.)
+func TestReadIdleTimeoutWithMovingDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &tethertest.Dialer{}
+		giveUp := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Disconnected {
+				return tether.GiveUp // the Read ends with the watchdog's error
+			}
+			return tether.Reconnect
+		})
+		tt := tethertest.Dial(t, d, "a", giveUp, tether.WithReadIdleTimeout(10*time.Second))
+		d.Server(t) // a silent peer
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				tt.SetReadDeadline(time.Now().Add(time.Hour))
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Second):
+				}
+			}
+		}()
+		_, err := tt.Read(make([]byte, 1))
+		require.ErrorIs(t, err, tether.ErrIdleTimeout)
+		require.ErrorIs(t, tt.Err(), tether.ErrIdleTimeout)
+	})
+}
+
