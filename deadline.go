@@ -195,6 +195,12 @@ func (t *Tether) setDeadline(tm time.Time, dir direction) error {
 		// The lost connection, until the handler has decided: an
 		// operation may still be blocked on it.
 		conn = t.rec.lost
+		if conn == nil && dir == dirRead && t.rec.kept {
+			// A connection the handler kept (Ignore) while the write
+			// buffer is flushed to it: a Read may be blocked on it. (Not
+			// the write deadline: the flush runs without one.)
+			conn = t.rec.pending
+		}
 	}
 	if conn == nil {
 		return nil

@@ -458,3 +458,47 @@ func TestReadIdleTimeoutWithMovingDeadline(t *testing.T) {
 	})
 }
 
+// Semantics 6: a Read blocked on a connection that the handler keeps
+// (Ignore on Disconnected) gets a read deadline set while the write buffer
+// is written to that connection (it stayed blocked, against a peer that
+// reads nothing, until Close).
+func TestReadDeadlineDuringFlushToKeptConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &tethertest.Dialer{}
+		d.Wrap(func(c *tethertest.Conn) net.Conn {
+			fc := &failOnce{Conn: c.Client()}
+			fc.failWrite.Store(true)
+			return fc
+		})
+		release := make(chan struct{})
+		h := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+			if ev.Kind == tether.Disconnected {
+				<-release
+				return tether.Ignore
+			}
+			return tether.Reconnect
+		})
+		tt := tethertest.Dial(t, d, "a", h, tether.WithWriteBuffer(64))
+		d.Server(t) // a peer that reads and sends nothing
+		readErr := make(chan error, 1)
+		go func() {
+			_, err := tt.Read(make([]byte, 1))
+			readErr <- err
+		}()
+		synctest.Wait()
+		n, err := tt.Write([]byte("x")) // meets the loss: buffered while the handler decides
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		close(release) // Ignore: the buffer goes to the kept connection, and waits for a reader
+		synctest.Wait()
+		require.Equal(t, tether.Connecting, tt.State(), "the flush is under way")
+		require.NoError(t, tt.SetReadDeadline(time.Now()))
+		synctest.Wait()
+		select {
+		case err := <-readErr:
+			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		default:
+			t.Fatal("the Read is still blocked after its deadline passed")
+		}
+	})
+}

@@ -21,6 +21,7 @@ type recovery struct {
 	pending net.Conn      // a new connection not yet installed, for Close to find
 	reset   chan struct{} // ResetBackoff's token: cut the delay short
 	ignored bool          // Ignore on Disconnected: each operation gets its own error
+	kept    bool          // pending is the lost connection, kept (Ignore), while the buffer is flushed to it; guarded by mu
 	err     error         // the error for waiting operations (Ignore on Unreachable)
 }
 
@@ -147,7 +148,7 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 			t.mu.Lock()
 			keep := t.err == nil && t.cur.Load() == o.down
 			if keep {
-				o.lost, o.pending = nil, lost.conn // Close finds it while the buffer is written
+				o.lost, o.pending, o.kept = nil, lost.conn, true // Close finds it while the buffer is written
 			}
 			t.mu.Unlock()
 			if !keep || t.install(lost) == nil {
@@ -157,7 +158,7 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 			// The kept connection failed the buffer: it is lost after
 			// all, and the handler's Ignore applied to the first error.
 			t.mu.Lock()
-			o.lost, o.pending = lost.conn, nil
+			o.lost, o.pending, o.kept = lost.conn, nil, false
 			t.mu.Unlock()
 		case GiveUp:
 			t.end(orErr(ev.Err, cause), cause) // closes the lost connection
