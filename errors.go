@@ -90,10 +90,13 @@ func Permanent(err error) error {
 }
 
 // IsPermanent reports whether err is a failure that retrying will not mend,
-// so that the default policy gives up at once:
+// so that the default policy gives up at once. The first error in err's
+// chain that has a method Permanent() bool decides, whatever the rest of the
+// chain holds (see Permanent; the tls and quic dialers mark theirs): a
+// wrapper whose method returns false marks as transient an error that
+// would count as permanent. Without such a method, err is permanent when
+// its chain holds:
 //
-//   - an error in whose chain some error has a method Permanent() bool that
-//     returns true (see Permanent; the tls and quic dialers mark theirs),
 //   - a certificate verification failure (*tls.CertificateVerificationError,
 //     x509.UnknownAuthorityError, x509.HostnameError,
 //     x509.CertificateInvalidError),

@@ -45,6 +45,8 @@ func TestIsPermanent(t *testing.T) {
 		{"deadline exceeded", context.DeadlineExceeded, false},
 		{"name does not resolve now", op(&net.DNSError{Err: "no such host", Name: "x", IsNotFound: true}), false},
 		{"closed pipe", io.ErrClosedPipe, false},
+		{"marked transient around marked", transient{tether.Permanent(errors.New("x"))}, false},
+		{"marked transient around a certificate", transient{x509.UnknownAuthorityError{}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tether.IsPermanent(tc.err); got != tc.want {
@@ -53,6 +55,13 @@ func TestIsPermanent(t *testing.T) {
 		})
 	}
 }
+
+// transient is an error whose Permanent method says false: IsPermanent takes
+// the first such method's word over the rest of the chain.
+type transient struct{ error }
+
+func (e transient) Unwrap() error { return e.error }
+func (transient) Permanent() bool { return false }
 
 func TestPermanentNil(t *testing.T) {
 	if err := tether.Permanent(nil); err != nil {
