@@ -73,7 +73,8 @@ func (s State) String() string {
 //	Ready             a loss met by an operation or the watchdog,   Connecting
 //	                  or Reconnect
 //	any               Close, or the handler gives up                Shutdown
-//	Connecting        Dial's ctx ends, or WithNoInitialRetry        Shutdown
+//	Connecting,       Dial fails: its ctx ends (also in a delay),   Shutdown
+//	TransientFailure  WithNoInitialRetry, Ignore on Unreachable
 func (t *Tether) setStateLocked(to State) {
 	from := State(t.state.Load())
 	if from == to || from == Shutdown {
