@@ -471,13 +471,7 @@ func TestReadDeadlineDuringFlushToKeptConnection(t *testing.T) {
 			return fc
 		})
 		release := make(chan struct{})
-		h := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
-			if ev.Kind == tether.Disconnected {
-				<-release
-				return tether.Ignore
-			}
-			return tether.Reconnect
-		})
+		h := decide(ignoreWhenReleased(release))
 		tt := tethertest.Dial(t, d, "a", h, tether.WithWriteBuffer(64))
 		d.Server(t) // a peer that reads and sends nothing
 		readErr := make(chan error, 1)

@@ -571,13 +571,7 @@ func TestCloseDuringFlushToKeptConnection(t *testing.T) {
 		var fc *failOnce
 		d := wrapEach(func(c net.Conn) net.Conn { fc = &failOnce{Conn: c}; return fc })
 		release := make(chan struct{})
-		h := tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
-			if ev.Kind == tether.Disconnected {
-				<-release
-				return tether.Ignore
-			}
-			return tether.Reconnect
-		})
+		h := decide(ignoreWhenReleased(release))
 		tt := tethertest.Dial(t, d, "a", h, tether.WithWriteBuffer(100))
 		s := d.Server(t)
 		fc.failRead.Store(true)

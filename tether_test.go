@@ -1059,6 +1059,19 @@ func decide(f func(ev *tether.Event) tether.Action) *tethertest.Recorder {
 		func(_ context.Context, ev *tether.Event) tether.Action { return f(ev) })}
 }
 
+// ignoreWhenReleased is a decision for decide: on a loss it waits until
+// release is closed, then keeps the connection (Ignore); otherwise it
+// reconnects.
+func ignoreWhenReleased(release <-chan struct{}) func(*tether.Event) tether.Action {
+	return func(ev *tether.Event) tether.Action {
+		if ev.Kind == tether.Disconnected {
+			<-release
+			return tether.Ignore
+		}
+		return tether.Reconnect
+	}
+}
+
 var errRefused = errors.New("refused (test)")
 
 // readAsync reads exactly n bytes from c in a goroutine and reports them.

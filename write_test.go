@@ -309,13 +309,7 @@ func TestWriteBufferFlushAfterOnConnect(t *testing.T) {
 func TestWriteBufferFlushToKeptConnection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		rec := decide(func(ev *tether.Event) tether.Action {
-			if ev.Kind == tether.Disconnected {
-				<-release
-				return tether.Ignore
-			}
-			return tether.Reconnect
-		})
+		rec := decide(ignoreWhenReleased(release))
 		d := wrapFirst(failingRead(errors.New("a hiccup")))
 		tt := tethertest.Dial(t, d, "a", rec, tether.WithWriteBuffer(64))
 		s := d.Server(t)
