@@ -111,6 +111,7 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 	}()
 	ctx := o.ctx
 	var ev Event
+	counted := false // the loss counts as a failed dial (until Ignore keeps the connection)
 	now := time.Now()
 	t.mu.Lock()
 	if lost != nil {
@@ -125,6 +126,7 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 		case cause != ErrForcedReconnect: // Reconnect is the user's choice, not a failure
 			t.failures++
 			t.total++
+			counted = true
 		}
 		t.since = now
 		ev = Event{Kind: Disconnected, Err: cause, Addr: t.addr, Attempt: t.failures, Dialed: lost.addr,
@@ -146,6 +148,12 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 			// go on with it, after the Writes buffered meanwhile. (If the
 			// Tether ended meanwhile, Close or the give-up closed it.)
 			t.mu.Lock()
+			if counted {
+				// The connection did not fail after all: the next
+				// event's Attempt counts failed dials only.
+				t.failures--
+				t.total--
+			}
 			keep := t.err == nil && t.cur.Load() == o.down
 			if keep {
 				o.lost, o.pending, o.kept = nil, lost.conn, true // Close finds it while the buffer is written
@@ -159,6 +167,10 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 			// all, and the handler's Ignore applied to the first error.
 			t.mu.Lock()
 			o.lost, o.pending, o.kept = lost.conn, nil, false
+			if counted {
+				t.failures++
+				t.total++
+			}
 			t.mu.Unlock()
 		case GiveUp:
 			t.end(orErr(ev.Err, cause), cause) // closes the lost connection

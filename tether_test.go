@@ -568,6 +568,39 @@ func TestAttemptCounting(t *testing.T) {
 	})
 }
 
+// A connection that the handler keeps (Ignore on Disconnected) did not fail:
+// the loss it reported does not count as a failed dial in the next events'
+// Attempt and Total. (Three ignored idle timeouts made a later loss
+// Attempt 4, and Backoff's MaxAttempts gave up after a single dial.)
+func TestIgnoredLossIsNoFailedDial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &tethertest.Dialer{}
+		r := decide(func(ev *tether.Event) tether.Action {
+			if errors.Is(ev.Err, tether.ErrIdleTimeout) {
+				return tether.Ignore
+			}
+			return tether.Reconnect
+		})
+		tt := tethertest.Dial(t, d, "a", r, tether.WithReadIdleTimeout(100*time.Millisecond))
+		s := d.Server(t)
+		for range 3 {
+			_, err := tt.Read(make([]byte, 1))
+			require.ErrorIs(t, err, tether.ErrIdleTimeout) // kept
+		}
+		s.Close() // a loss within the stability period
+		got := readAsync(tt, 1)
+		go d.Server(t).Write([]byte("x"))
+		require.NoError(t, (<-got).err)
+		evs := r.Events()
+		last := evs[len(evs)-2:]
+		require.Equal(t, tether.Disconnected, last[0].Kind)
+		require.Equal(t, 1, last[0].Attempt, "the loss after three kept connections: %v", evs)
+		require.Equal(t, 1, last[0].Total)
+		require.Equal(t, tether.Reconnected, last[1].Kind)
+		require.Equal(t, 1, last[1].Attempt)
+	})
+}
+
 // A failed OnConnect counts as a failed dial.
 func TestOnConnectFailureCountsAsFailedDial(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
