@@ -59,6 +59,8 @@ func badConfigs() []struct {
 		{"CircuitBreaker negative Window", middleware.CircuitBreaker(middleware.NewBreaker(middleware.BreakerConfig{Window: -1})), "CircuitBreaker: negative Window"},
 		{"CircuitBreaker negative CoolDown", middleware.CircuitBreaker(middleware.NewBreaker(middleware.BreakerConfig{CoolDown: -1})), "CircuitBreaker: negative CoolDown"},
 		{"Metrics(nil)", middleware.Metrics(nil), "Metrics: nil MetricsRecorder"},
+		{"Metrics nil pointer", middleware.Metrics((*middleware.ExpvarMetrics)(nil)), "Metrics: nil MetricsRecorder (a nil *middleware.ExpvarMetrics)"},
+		{"CircuitBreaker zero", middleware.CircuitBreaker(&middleware.Breaker{}), "CircuitBreaker: zero Breaker (make one with NewBreaker)"},
 	}
 }
 

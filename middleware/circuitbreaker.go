@@ -132,9 +132,10 @@ func (b *Breaker) State(addr string) BreakerState {
 // CircuitBreaker returns a Middleware that stops dialing an address that
 // keeps failing, for every Tether that shares b.
 //
-// It acts around next. Before next, it records the outcome the event
-// reports for Event.Dialed: a failed dial (Unreachable, or Disconnected
-// with Attempt above 0), or a successful one (Connected, Reconnected). When
+// It acts around next. It records the outcome the event reports for
+// Event.Dialed: a failed dial (Unreachable, before next; Disconnected with
+// Attempt above 0, after next, unless next keeps the connection with
+// Ignore), or a successful one (Connected, Reconnected, before next). When
 // BreakerConfig.Failures failed dials fall within BreakerConfig.Window, the
 // circuit for that address opens.
 //
@@ -156,25 +157,32 @@ func (b *Breaker) State(addr string) BreakerState {
 // from its outcome on, that Tether is held back too.
 //
 // Put CircuitBreaker inside MaxDowntime (which bounds its wait) and outside
-// Backoff and Failover (so that it sees their delay and address). A nil b,
-// or one made from a bad BreakerConfig: the Middleware gives up on its first
-// event with an error that wraps ErrBadConfig.
+// Backoff and Failover (so that it sees their delay and address). A nil or
+// zero b, or one made from a bad BreakerConfig: the Middleware gives up on
+// its first event with an error that wraps ErrBadConfig.
 func CircuitBreaker(b *Breaker) tether.Middleware {
 	switch {
 	case b == nil:
 		return failing(badConfig("CircuitBreaker: nil *Breaker"))
 	case b.err != nil:
 		return failing(b.err)
+	case b.circuits == nil:
+		return failing(badConfig("CircuitBreaker: zero Breaker (make one with NewBreaker)"))
 	}
 	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
 		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
-			switch {
-			case ev.Kind == tether.Unreachable || ev.Kind == tether.Disconnected && ev.Attempt > 0 && !errors.Is(ev.Err, tether.ErrForcedReconnect):
-				b.fail(ev.Dialed)
-			case ev.Kind == tether.Connected || ev.Kind == tether.Reconnected:
-				b.succeed(ev.Dialed)
+			dialed := ev.Dialed
+			flap := ev.Kind == tether.Disconnected && ev.Attempt > 0 && !errors.Is(ev.Err, tether.ErrForcedReconnect)
+			switch ev.Kind {
+			case tether.Unreachable:
+				b.fail(dialed)
+			case tether.Connected, tether.Reconnected:
+				b.succeed(dialed)
 			}
 			a := next.HandleDisconnect(ctx, ev)
+			if flap && a != tether.Ignore { // Ignore keeps the connection: it did not fail
+				b.fail(dialed)
+			}
 			if a == tether.Reconnect && outage(ev) {
 				b.wait(ctx, ev)
 			}

@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -236,5 +237,30 @@ func TestBreakerIgnoresForcedReconnect(t *testing.T) {
 		require.Equal(t, tether.Ready, tt.State())
 		tt.Close()
 		<-done
+	})
+}
+
+// A loss that the handler inside keeps (Ignore) is no failed dial: three
+// ignored idle timeouts leave the circuit closed (they opened it, on an
+// address whose connection was up).
+func TestBreakerIgnoredLoss(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &tethertest.Dialer{}
+		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 3})
+		keepIdle := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+			if errors.Is(ev.Err, tether.ErrIdleTimeout) {
+				return tether.Ignore
+			}
+			return tether.Reconnect
+		})
+		tn := tethertest.Dial(t, d, addrA, tether.Chain(keepIdle, middleware.CircuitBreaker(b)),
+			tether.WithReadIdleTimeout(100*time.Millisecond))
+		d.Server(t)
+		for range 3 {
+			_, err := tn.Read(make([]byte, 1))
+			require.ErrorIs(t, err, tether.ErrIdleTimeout)
+		}
+		require.Equal(t, tether.Ready, tn.State())
+		require.Equal(t, middleware.BreakerClosed, b.State(addrA))
 	})
 }

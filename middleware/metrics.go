@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"expvar"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -56,11 +57,14 @@ type MetricsRecorder interface {
 // observes as a second outage, measured from the same start.
 //
 // Metrics keeps no state of its own; one value serves any number of Tethers,
-// which then share r. A nil r: the Middleware gives up on its first event
-// with an error that wraps ErrBadConfig.
+// which then share r. A nil r (or a nil pointer in it): the Middleware gives
+// up on its first event with an error that wraps ErrBadConfig.
 func Metrics(r MetricsRecorder) tether.Middleware {
 	if r == nil {
 		return failing(badConfig("Metrics: nil MetricsRecorder"))
+	}
+	if v := reflect.ValueOf(r); v.Kind() == reflect.Pointer && v.IsNil() {
+		return failing(badConfig("Metrics: nil MetricsRecorder (a nil " + v.Type().String() + ")"))
 	}
 	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
 		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
