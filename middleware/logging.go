@@ -48,7 +48,7 @@ func Logging(l *slog.Logger) tether.Middleware {
 			if ev.Kind != tether.Connected {
 				attrs = append(attrs, slog.Duration("outage", ev.Outage(time.Now())))
 			}
-			if cause != nil && !sameError(cause, ev.Err) {
+			if a == tether.GiveUp && cause != nil && !sameError(cause, ev.Err) {
 				attrs = append(attrs, slog.String("cause", cause.Error()))
 			}
 			l.LogAttrs(ctx, level, "tether "+ev.Kind.String(), attrs...)
