@@ -44,6 +44,11 @@
 //
 //   - a certificate that does not verify: a *tls.CertificateVerificationError,
 //     reachable with errors.As;
+//   - a certificate that the Config's own checks reject
+//     (VerifyPeerCertificate, VerifyConnection: pinning, say): their error,
+//     wrapped with tether.Permanent unless it has a Permanent method of its
+//     own (a check that failed for a passing reason, an OCSP fetch, may say
+//     false);
 //   - an alert from the server that says so (protocol version, no
 //     application protocol, bad certificate, ...: see tether.IsPermanent;
 //     and handshake failure, which a server sends when it finds no cipher

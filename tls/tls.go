@@ -3,6 +3,7 @@ package tls
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -95,6 +96,16 @@ func (d *Dialer) configFor(addr string) (*tls.Config, error) {
 		} else {
 			d.config = d.Config.Clone()
 		}
+		// A certificate that the Config's own checks reject is a
+		// verification failure: permanent, unless the check says otherwise.
+		if f := d.config.VerifyPeerCertificate; f != nil {
+			d.config.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+				return permanentVerify(f(raw, chains))
+			}
+		}
+		if f := d.config.VerifyConnection; f != nil {
+			d.config.VerifyConnection = func(cs tls.ConnectionState) error { return permanentVerify(f(cs)) }
+		}
 		if d.config.ClientSessionCache == nil {
 			d.config.ClientSessionCache = tls.NewLRUClientSessionCache(0)
 		}
@@ -111,6 +122,16 @@ func (d *Dialer) configFor(addr string) (*tls.Config, error) {
 	c := d.config.Clone()
 	c.ServerName = host
 	return c, nil
+}
+
+// permanentVerify marks err, from a Config's verification callback, as
+// permanent unless it classifies itself (a Permanent method).
+func permanentVerify(err error) error {
+	var p interface{ Permanent() bool }
+	if err == nil || errors.As(err, &p) {
+		return err
+	}
+	return tether.Permanent(err)
 }
 
 // handshakeError makes the handshake errors that say the configurations do

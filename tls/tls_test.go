@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -239,6 +240,21 @@ func TestPermanentErrors(t *testing.T) {
 			require.ErrorAs(t, err, &rhe)
 		},
 	}, {
+		// The client's own check (pinning) rejects the certificate.
+		name:   "VerifyPeerCertificateRejects",
+		server: tlsServer(tethertest.TLSServerConfig(), nil),
+		client: clientConfig(func(c *tls.Config) {
+			c.VerifyPeerCertificate = func([][]byte, [][]*x509.Certificate) error { return errPin }
+		}),
+		check: func(t *testing.T, err error) { require.ErrorIs(t, err, errPin) },
+	}, {
+		name:   "VerifyConnectionRejects",
+		server: tlsServer(tethertest.TLSServerConfig(), nil),
+		client: clientConfig(func(c *tls.Config) {
+			c.VerifyConnection = func(tls.ConnectionState) error { return errPin }
+		}),
+		check: func(t *testing.T, err error) { require.ErrorIs(t, err, errPin) },
+	}, {
 		name:   "MinVersionAboveMax",
 		server: tlsServer(tethertest.TLSServerConfig(), nil),
 		client: clientConfig(func(c *tls.Config) { c.MinVersion, c.MaxVersion = tls.VersionTLS13, tls.VersionTLS12 }),
@@ -266,6 +282,9 @@ func TestPermanentErrors(t *testing.T) {
 		})
 	}
 }
+
+// errPin is a client's own certificate check's error.
+var errPin = errors.New("certificate pin mismatch (test)")
 
 // requireAlert returns a check that err wraps the TLS alert want.
 func requireAlert(alert *tls.AlertError, want tls.AlertError) func(t *testing.T, err error) {
