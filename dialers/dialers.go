@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/io-tether/tether"
@@ -50,6 +51,13 @@ func (d *Unix) Dial(ctx context.Context, path string) (net.Conn, error) {
 		return nil, attempt.Error("unix", path, tether.Permanent(errNegativeTimeout))
 	}
 	c, err := attempt.NetDialer(d.NetDialer, d.Timeout).DialContext(ctx, "unix", path)
+	if oe, ok := err.(*net.OpError); ok && errors.Is(err, syscall.EINVAL) {
+		// A path that no socket address can hold (too long): no retry
+		// mends it.
+		bad := *oe
+		bad.Err = tether.Permanent(oe.Err)
+		err = &bad
+	}
 	if err != nil {
 		return nil, attempt.Error("unix", path, err) // never a typed nil in the interface
 	}

@@ -20,7 +20,8 @@
 // between, a dial fails with "no such file or directory", and before the
 // server listens with "connection refused". Both are transient for
 // [github.com/io-tether/tether.IsPermanent], so the default policy waits for
-// the server.
+// the server. A path longer than a socket address holds ("invalid
+// argument") is permanent: no retry mends it.
 //
 // # Timeouts per attempt
 //
