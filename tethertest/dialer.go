@@ -86,6 +86,9 @@ func (d *Dialer) dial(ctx context.Context, n int, addr string, hold chan struct{
 	var err error
 	if len(d.fail) > 0 {
 		err, d.fail = d.fail[0], d.fail[1:]
+		if err == errRefused {
+			err = refused(addr)
+		}
 	} else if d.down[addr] {
 		err = refused(addr)
 	}
@@ -193,7 +196,7 @@ func (d *Dialer) Serve(ctx context.Context, handle func(c *Conn)) {
 // wraps syscall.ECONNREFUSED, as a TCP dial to a closed port returns.
 func (d *Dialer) FailNext(n int, err error) {
 	if err == nil {
-		err = refused("")
+		err = errRefused // made with the address at each dial
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -313,6 +316,9 @@ func (d *Dialer) Conns() []*Conn {
 
 const network = "tethertest"
 
+// errRefused stands, in Dialer.fail, for refused(addr) of the dial.
+var errRefused = refused("")
+
 // pipeAddr is the net.Addr of an in-memory connection: the address dialed
 // for the server's end, "client-N" for the client's.
 type pipeAddr string
@@ -394,6 +400,25 @@ type pipeEnd struct {
 	st            *state
 	side          int // clientSide or serverSide
 	local, remote pipeAddr
+	wdl           atomic.Int64 // the write deadline in Unix ns; 0: none
+}
+
+func (e *pipeEnd) SetDeadline(t time.Time) error {
+	e.storeWriteDeadline(t)
+	return e.Conn.SetDeadline(t)
+}
+
+func (e *pipeEnd) SetWriteDeadline(t time.Time) error {
+	e.storeWriteDeadline(t)
+	return e.Conn.SetWriteDeadline(t)
+}
+
+func (e *pipeEnd) storeWriteDeadline(t time.Time) {
+	if t.IsZero() {
+		e.wdl.Store(0)
+	} else {
+		e.wdl.Store(t.UnixNano())
+	}
 }
 
 func (e *pipeEnd) closed() bool     { return e.st.closed[e.side].Load() }
@@ -416,6 +441,9 @@ func (e *pipeEnd) Write(p []byte) (int, error) {
 	if e.st.blackhole.Load() && !e.closed() && !e.st.reset.Load() {
 		if e.peerClosed() {
 			return 0, io.ErrClosedPipe // as net.Pipe's Write after the other end's Close
+		}
+		if dl := e.wdl.Load(); dl != 0 && time.Now().UnixNano() >= dl {
+			return 0, os.ErrDeadlineExceeded // as net.Pipe's Write after its deadline
 		}
 		return len(p), nil
 	}

@@ -148,6 +148,12 @@ func TestDialerCloseAndBlackhole(t *testing.T) {
 		start := time.Now()
 		require.ErrorIs(t, read(c), os.ErrDeadlineExceeded)
 		require.Equal(t, 3*time.Second, time.Since(start), "nothing arrives before the deadline")
+		for _, e := range []net.Conn{c, s} { // a Write past its deadline fails, as on any net.Conn
+			require.NoError(t, e.SetWriteDeadline(time.Now().Add(-time.Second)))
+			require.ErrorIs(t, write(e, "late"), os.ErrDeadlineExceeded)
+			require.NoError(t, e.SetDeadline(time.Time{}))
+			require.NoError(t, write(e, "lost"))
+		}
 
 		// A Write already blocked when the blackhole begins is swallowed too.
 		c, s = connect(t, &d, "a:1")
@@ -183,6 +189,7 @@ func TestDialerFailNextAndHold(t *testing.T) {
 		d.FailNext(1, boom)
 		_, err := d.Dial(t.Context(), "a:1")
 		require.ErrorIs(t, err, syscall.ECONNREFUSED)
+		require.EqualError(t, err, "dial tethertest a:1: connect: connection refused")
 		require.False(t, tether.IsPermanent(err), "a refused dial is transient")
 		_, err = d.Dial(t.Context(), "a:1")
 		require.Equal(t, boom, err)
