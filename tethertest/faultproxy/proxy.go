@@ -505,10 +505,13 @@ func resetConn(c *net.TCPConn) {
 
 // closeClean closes tc with a FIN, not a reset: Linux resets a socket
 // closed with bytes unread (a client that wrote first, bytes a delay or a
-// strand held back). So it first reads and drops what has arrived, waiting
-// 1 ms at most for more. What the peer sends after the close is reset, as
-// by a server that exited.
+// strand held back). So it sends the FIN first, then reads and drops what
+// has arrived, waiting 1 ms at most for more: a reset that the close still
+// sends, for more than that drained, comes after the FIN, and the peer
+// reads io.EOF. What the peer sends after the close is reset, as by a
+// server that exited.
 func closeClean(tc *net.TCPConn) {
+	tc.CloseWrite()
 	tc.SetReadDeadline(time.Now().Add(time.Millisecond))
 	io.Copy(io.Discard, tc)
 	tc.Close()
