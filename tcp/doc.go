@@ -38,7 +38,8 @@
 // configuration ("dial tcp ADDR: tether/tcp: negative Timeout"). errors.Is
 // and errors.As reach the cause (syscall.ECONNREFUSED, a *net.DNSError,
 // ...), and [github.com/io-tether/tether.IsPermanent] classifies it: an
-// address without a port and a bad configuration are permanent; refused,
+// address without a port, or with port 0 or a service name the system does
+// not know (a *net.AddrError), and a bad configuration are permanent; refused,
 // reset, unreachable, timeouts and a name that does not resolve now are
 // transient.
 package tcp

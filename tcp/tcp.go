@@ -78,6 +78,9 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		d = &Dialer{} // a nil *Dialer behaves as the zero value
 	}
 	nd, err := d.netDialer()
+	if err == nil {
+		err = badPort(ctx, addr)
+	}
 	if err != nil {
 		return nil, attempt.Error("tcp", addr, err)
 	}
@@ -86,6 +89,31 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		return nil, attempt.Error("tcp", addr, err) // never a typed nil in the interface
 	}
 	return c, nil
+}
+
+// badPort returns a *net.AddrError, permanent for tether.IsPermanent, for
+// an address whose port no dial reaches: port 0 or none ("host:"), which a
+// dial is refused on, or a service name that the system does not know
+// (net reports it as a name that does not resolve, transient). Other
+// malformed addresses are net's to report; their errors are permanent
+// already (a missing port).
+func badPort(ctx context.Context, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	switch {
+	case err != nil:
+		return nil
+	case port == "" || port == "0":
+		return &net.AddrError{Err: "no port to dial", Addr: addr}
+	case port[0] >= '0' && port[0] <= '9':
+		return nil // a number: net checks its range
+	}
+	if _, err := net.DefaultResolver.LookupPort(ctx, "tcp", port); err != nil {
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			return &net.AddrError{Err: "unknown port", Addr: addr}
+		}
+	}
+	return nil
 }
 
 // keepAlive returns the keep-alive probes of a dial, and whether they are

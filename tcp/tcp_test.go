@@ -73,6 +73,9 @@ func TestDialErrors(t *testing.T) {
 	}{
 		{"refused", nil, t.Context(), refused, "connect: connection refused", syscall.ECONNREFUSED, false},
 		{"missing port", &tcp.Dialer{}, t.Context(), "127.0.0.1", "address 127.0.0.1: missing port in address", nil, true},
+		{"port 0", &tcp.Dialer{}, t.Context(), "127.0.0.1:0", "address 127.0.0.1:0: no port to dial", nil, true},
+		{"empty port", &tcp.Dialer{}, t.Context(), "127.0.0.1:", "address 127.0.0.1:: no port to dial", nil, true},
+		{"unknown service", &tcp.Dialer{}, t.Context(), "127.0.0.1:no-such-service", "address 127.0.0.1:no-such-service: unknown port", nil, true},
 		{"cancelled", &tcp.Dialer{}, cancelled, refused, "operation was canceled", context.Canceled, true},
 		{"timed out", &tcp.Dialer{}, expired, refused, "i/o timeout", context.DeadlineExceeded, false},
 		{"negative Timeout", &tcp.Dialer{Timeout: -1}, t.Context(), refused, "tether/tcp: negative Timeout", nil, true},
