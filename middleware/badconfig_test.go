@@ -58,6 +58,7 @@ func badConfigs() []struct {
 		{"CircuitBreaker negative Failures", middleware.CircuitBreaker(middleware.NewBreaker(middleware.BreakerConfig{Failures: -1})), "CircuitBreaker: negative Failures"},
 		{"CircuitBreaker negative Window", middleware.CircuitBreaker(middleware.NewBreaker(middleware.BreakerConfig{Window: -1})), "CircuitBreaker: negative Window"},
 		{"CircuitBreaker negative CoolDown", middleware.CircuitBreaker(middleware.NewBreaker(middleware.BreakerConfig{CoolDown: -1})), "CircuitBreaker: negative CoolDown"},
+		{"CircuitBreaker negative Stability", middleware.CircuitBreaker(middleware.NewBreaker(middleware.BreakerConfig{Stability: -1})), "CircuitBreaker: negative Stability"},
 		{"Metrics(nil)", middleware.Metrics(nil), "Metrics: nil MetricsRecorder"},
 		{"Metrics nil pointer", middleware.Metrics((*middleware.ExpvarMetrics)(nil)), "Metrics: nil MetricsRecorder (a nil *middleware.ExpvarMetrics)"},
 		{"CircuitBreaker zero", middleware.CircuitBreaker(&middleware.Breaker{}), "CircuitBreaker: zero Breaker (make one with NewBreaker)"},

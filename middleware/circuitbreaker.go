@@ -31,6 +31,11 @@ type BreakerConfig struct {
 	// CoolDown is how long an open circuit stays open before it lets one
 	// trial dial through (default DefaultBreakerCoolDown).
 	CoolDown time.Duration
+	// Stability is how long the connection of a successful trial must stay
+	// up before the circuit closes (default tether.DefaultStabilityPeriod,
+	// the Tethers' own default): a server that accepts and closes at once
+	// fails its trials. Match it to the Tethers' WithStabilityPeriod.
+	Stability time.Duration
 }
 
 // BreakerState is the state of a Breaker's circuit for one address.
@@ -42,8 +47,9 @@ const (
 	// BreakerOpen holds every dial back until the cool-down ends.
 	BreakerOpen
 	// BreakerHalfOpen lets one trial dial through, and holds the others back
-	// until its outcome: a success closes the circuit, a failure opens it
-	// for another cool-down.
+	// until its outcome: a connection that stays up for the stability period
+	// closes the circuit; a failed dial, or a connection that dies sooner,
+	// opens it for another cool-down.
 	BreakerHalfOpen
 )
 
@@ -79,12 +85,15 @@ type Breaker struct {
 }
 
 // circuit is the state for one address. Closed: openUntil is zero. Open: now
-// is before openUntil. Half-open: openUntil has passed; probe is when the
-// trial dial's lease ends (zero: no trial out).
+// is before openUntil, and settle is zero. Half-open: openUntil has passed;
+// probe is when the trial dial's lease ends (zero: no trial out). Settling
+// (half-open too): a dial succeeded, and the circuit closes at settle
+// unless a failure comes first.
 type circuit struct {
 	fails     []time.Time // failed dials within the window, oldest first (closed only)
 	openUntil time.Time
 	probe     time.Time
+	settle    time.Time
 	changed   chan struct{} // closed and replaced on every change of state
 	waiters   int           // handlers waiting on changed
 }
@@ -101,6 +110,8 @@ func NewBreaker(c BreakerConfig) *Breaker {
 		b.err = badConfig("CircuitBreaker: negative Window")
 	case c.CoolDown < 0:
 		b.err = badConfig("CircuitBreaker: negative CoolDown")
+	case c.Stability < 0:
+		b.err = badConfig("CircuitBreaker: negative Stability")
 	}
 	if c.Failures == 0 {
 		c.Failures = DefaultBreakerFailures
@@ -111,6 +122,9 @@ func NewBreaker(c BreakerConfig) *Breaker {
 	if c.CoolDown == 0 {
 		c.CoolDown = DefaultBreakerCoolDown
 	}
+	if c.Stability == 0 {
+		c.Stability = tether.DefaultStabilityPeriod
+	}
 	b.cfg = c
 	return b
 }
@@ -120,10 +134,11 @@ func (b *Breaker) State(addr string) BreakerState {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	c := b.circuits[addr]
+	now := time.Now()
 	switch {
-	case c == nil || c.openUntil.IsZero():
+	case c == nil || c.settled(now) || c.openUntil.IsZero():
 		return BreakerClosed
-	case time.Now().Before(c.openUntil):
+	case c.settle.IsZero() && now.Before(c.openUntil):
 		return BreakerOpen
 	}
 	return BreakerHalfOpen
@@ -137,7 +152,10 @@ func (b *Breaker) State(addr string) BreakerState {
 // Attempt above 0, after next, unless next keeps the connection with
 // Ignore), or a successful one (Connected, Reconnected, before next). When
 // BreakerConfig.Failures failed dials fall within BreakerConfig.Window, the
-// circuit for that address opens.
+// circuit for that address opens. A successful dial to an address whose
+// circuit is not closed closes it once its connection has stayed up for
+// BreakerConfig.Stability; meanwhile the circuit stays half-open, and a
+// failure opens it again.
 //
 // After next, when next decided to Reconnect on Disconnected or Unreachable
 // and the circuit for Event.Addr (the address of the next dial) is not
@@ -201,7 +219,12 @@ func (b *Breaker) fail(addr string) {
 		c = &circuit{changed: make(chan struct{})}
 		b.circuits[addr] = c
 	}
+	c.settled(now)
 	switch {
+	case !c.settle.IsZero():
+		// Settling: the connection that succeeded died young, or
+		// another dial failed.
+		c.open(now, b.cfg.CoolDown)
 	case !c.openUntil.IsZero() && now.Before(c.openUntil):
 		// Open: a dial that began before the circuit opened.
 	case !c.openUntil.IsZero():
@@ -225,8 +248,12 @@ func (b *Breaker) succeed(addr string) {
 	if c == nil {
 		return
 	}
-	if !c.openUntil.IsZero() {
-		c.openUntil, c.probe, c.fails = time.Time{}, time.Time{}, nil
+	if !c.settled(now) && !c.openUntil.IsZero() && c.settle.IsZero() {
+		// Not closed yet: the connection must stay up for the stability
+		// period (a server that accepts and closes at once would close the
+		// circuit with every trial), while the others wait.
+		c.settle = now.Add(b.cfg.Stability)
+		c.probe = c.settle
 		c.notify()
 	}
 	// Failures within the window still count: a success does not reset a
@@ -241,6 +268,7 @@ func (b *Breaker) succeed(addr string) {
 // bounded by the addresses that failed recently.
 func (b *Breaker) forget(addr string, c *circuit, now time.Time) {
 	idle := func(c *circuit) bool {
+		c.settled(now)
 		c.fails = c.prune(now, b.cfg.Window)
 		if c.waiters > 0 || len(c.fails) > 0 {
 			return false
@@ -263,8 +291,19 @@ func (b *Breaker) forget(addr string, c *circuit, now time.Time) {
 }
 
 func (c *circuit) open(now time.Time, coolDown time.Duration) {
-	c.openUntil, c.probe, c.fails = now.Add(coolDown), time.Time{}, nil
+	c.openUntil, c.probe, c.settle, c.fails = now.Add(coolDown), time.Time{}, time.Time{}, nil
 	c.notify()
+}
+
+// settled closes c if its successful connection has stayed up for the
+// stability period, and reports whether it did.
+func (c *circuit) settled(now time.Time) bool {
+	if c.settle.IsZero() || now.Before(c.settle) {
+		return false
+	}
+	c.openUntil, c.probe, c.settle, c.fails = time.Time{}, time.Time{}, time.Time{}, nil
+	c.notify()
+	return true
 }
 
 func (c *circuit) notify() {
@@ -286,19 +325,23 @@ func (c *circuit) prune(now time.Time, window time.Duration) []time.Time {
 func (b *Breaker) wait(ctx context.Context, ev *tether.Event) {
 	start := time.Now()
 	b.mu.Lock()
+loop:
 	for {
 		c := b.circuits[ev.Addr]
-		if c == nil || c.openUntil.IsZero() {
+		now := time.Now()
+		if c == nil || c.settled(now) || c.openUntil.IsZero() {
 			break // closed
 		}
-		now := time.Now()
 		until := c.openUntil
-		if !now.Before(until) {
+		switch {
+		case !c.settle.IsZero():
+			until = c.settle // a connection is settling: wait for the outcome
+		case !now.Before(until):
 			// Half-open: take the trial unless another Tether holds it.
 			if c.probe.IsZero() || !now.Before(c.probe) {
 				left := max(ev.Delay-now.Sub(start), 0)
 				c.probe = now.Add(left + b.cfg.CoolDown)
-				break
+				break loop
 			}
 			until = c.probe
 		}

@@ -42,7 +42,19 @@ func TestBreakerStates(t *testing.T) {
 		require.Equal(t, middleware.BreakerOpen, b.State(addrA), "a failure when half-open opens again")
 		time.Sleep(30 * time.Second)
 		handle(h, tether.Event{Kind: tether.Reconnected, Addr: addrA, Dialed: addrA, Attempt: 5})
-		require.Equal(t, middleware.BreakerClosed, b.State(addrA), "a success when half-open closes")
+		require.Equal(t, middleware.BreakerHalfOpen, b.State(addrA), "a success when half-open: the connection settles")
+		time.Sleep(time.Second)
+		require.Equal(t, middleware.BreakerClosed, b.State(addrA), "closed once it stayed up for the stability period")
+
+		// A connection that dies before it has settled opens the circuit again.
+		for range 3 {
+			handle(h, failedDial(addrA, addrB))
+		}
+		time.Sleep(30 * time.Second)
+		handle(h, tether.Event{Kind: tether.Reconnected, Addr: addrA, Dialed: addrA, Attempt: 3})
+		time.Sleep(time.Second - time.Nanosecond)
+		handle(h, tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrB, Dialed: addrA, Attempt: 4})
+		require.Equal(t, middleware.BreakerOpen, b.State(addrA), "a flap while settling opens again")
 	})
 }
 
@@ -102,7 +114,7 @@ func TestBreakerHoldsBack(t *testing.T) {
 		synctest.Wait()
 		require.Empty(t, second, "the second Tether dials only after the trial")
 		handle(h, tether.Event{Kind: tether.Reconnected, Addr: addrA, Dialed: addrA, Attempt: 1})
-		require.Equal(t, 10*time.Second, <-second, "the trial's success releases the second Tether")
+		require.Equal(t, 11*time.Second, <-second, "the trial's connection, up for the stability period, releases the second Tether")
 		require.Equal(t, middleware.BreakerClosed, b.State(addrA))
 	})
 }
@@ -110,7 +122,8 @@ func TestBreakerHoldsBack(t *testing.T) {
 // TestBreakerSharedByTethers: five Tethers lose the same server. Three
 // failed dials open its circuit; no Tether dials during a cool-down; one
 // trial dial goes out at the end of each; when the server is back, the
-// trial succeeds and every Tether reconnects at once.
+// trial succeeds, and once its connection has stayed up for the stability
+// period every other Tether reconnects at once.
 func TestBreakerSharedByTethers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const tethers = 5
@@ -154,16 +167,53 @@ func TestBreakerSharedByTethers(t *testing.T) {
 		require.Equal(t, held+1, dialsTo(n, addrA, lost), "no dial during the second cool-down")
 		time.Sleep(time.Nanosecond)
 		synctest.Wait()
+		require.Equal(t, middleware.BreakerHalfOpen, b.State(addrA), "the trial's connection settles")
+		require.Equal(t, held+2, dialsTo(n, addrA, lost), "the trial alone")
+		time.Sleep(time.Second) // the stability period
+		synctest.Wait()
 		require.Equal(t, middleware.BreakerClosed, b.State(addrA))
 		require.Equal(t, held+1+tethers, dialsTo(n, addrA, lost), "the trial and then every other Tether")
-		for _, d := range n.History()[tethers+held+1:] {
+		for i, d := range n.History()[tethers+held+1:] {
 			require.NoError(t, d.Err)
-			require.Equal(t, opened.Add(2*coolDown), d.At)
+			want := opened.Add(2 * coolDown)
+			if i > 0 {
+				want = want.Add(time.Second)
+			}
+			require.Equal(t, want, d.At)
 		}
 		for i, tn := range ts {
 			require.NoError(t, tn.Close())
 			<-drains[i]
 		}
+	})
+}
+
+// TestBreakerFlappingServer: a server that accepts and closes at once fails
+// every trial, as its connections die young: five Tethers that share the
+// Breaker make one trial dial a cool-down. (Each trial's Reconnected closed
+// the circuit before its connection died, and released the five: about 500
+// dials in the ten cool-downs, against 10.)
+func TestBreakerFlappingServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := servers(t, map[string]func(net.Conn){addrA: hold})
+		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 3, CoolDown: 10 * time.Second, Window: time.Minute})
+		h := tether.Chain(nil, middleware.CircuitBreaker(b),
+			middleware.Backoff(middleware.BackoffConfig{BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second}))
+		for range 5 {
+			drain(tethertest.Dial(t, n, addrA, h))
+		}
+		time.Sleep(2 * time.Second) // stable
+		n.Wrap(func(c *tethertest.Conn) net.Conn { c.Close(); return c.Client() }) // accept and close
+		for _, c := range n.Conns() {
+			c.Close()
+		}
+		for b.State(addrA) != middleware.BreakerOpen {
+			time.Sleep(10 * time.Millisecond)
+		}
+		start := time.Now()
+		time.Sleep(100 * time.Second)
+		require.LessOrEqual(t, dialsTo(n, addrA, start), 11, "one trial a cool-down, in ten cool-downs")
+		require.Equal(t, middleware.BreakerOpen, b.State(addrA))
 	})
 }
 
