@@ -203,7 +203,8 @@ func TestBreakerFlappingServer(t *testing.T) {
 			drain(tethertest.Dial(t, n, addrA, h))
 		}
 		time.Sleep(2 * time.Second) // stable
-		n.Wrap(func(c *tethertest.Conn) net.Conn { c.Close(); return c.Client() }) // accept and close
+		// From now on the server accepts and closes at once.
+		n.Wrap(func(c *tethertest.Conn) net.Conn { c.Close(); return c.Client() })
 		for _, c := range n.Conns() {
 			c.Close()
 		}
