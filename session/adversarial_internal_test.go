@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -469,24 +470,99 @@ func TestCloseAcksWhatArrived(t *testing.T) {
 	}
 }
 
-// A session that ends as lost (Listener.Close) sends its close frame before
-// the bytes not sent yet, which the peer would never have whole: the frame
-// does not wait behind a window of data on a slow path, so that the client
-// is told before the listener tears its transport down.
-func TestLostCloseGoesBeforeData(t *testing.T) {
+// A session that ends as lost (Listener.Close) sends no more DATA once its
+// close frame is queued, before it or after: the peer would never have the
+// rest of the stream, and the frame does not wait behind a window of data on
+// a slow path, so that the client is told before the listener tears its
+// transport down. (The first version held the DATA back only until the
+// frame was written.)
+func TestNoDataAfterLostClose(t *testing.T) {
 	c := newConn(newConfig(nil), false)
+	p1, p2 := net.Pipe()
+	defer p2.Close()
 	c.mu.Lock()
+	c.tr = p1
 	c.snd.write(make([]byte, 64<<10))
 	c.sWritten, c.peerLimit = 64<<10, 1<<20
-	c.lastRecv = time.Now() // no ping due
+	c.lastRecv = time.Now().Add(time.Hour) // no ping due
 	c.queueCloseLocked(closeLost)
-	b := c.batchLocked(make([]byte, 0, 128<<10), c.lastRecv, false)
+	c.wg.Add(1)
+	go c.sendLoop()
 	c.mu.Unlock()
+
 	var r recorder
 	var d decoder
-	require.NoError(t, d.feed(b, &r))
+	buf := make([]byte, 256<<10)
+	p2.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	for {
+		n, err := p2.Read(buf)
+		require.NoError(t, d.feed(buf[:n], &r))
+		if err != nil {
+			break
+		}
+	}
+	stopSender(c, p1)
 	got := r.out.String()
-	got = got[:min(len(got), 80)]
-	require.NotContains(t, got, "data", "a data frame before the close frame")
 	require.Contains(t, got, fmt.Sprintf("\nclose %d", closeLost))
+	if strings.Contains(got, "data") {
+		t.Fatalf("DATA with the CLOSE of reason 1: %.80q", got)
+	}
+}
+
+// stopSender ends the sender of c, a Conn of no Listener, on transport tr.
+func stopSender(c *Conn, tr net.Conn) {
+	c.mu.Lock()
+	c.ended = true
+	close(c.done)
+	c.mu.Unlock()
+	tr.Close()
+	c.wg.Wait()
+}
+
+// failingWrite is a transport whose Writes wait for fail, then fail.
+type failingWrite struct {
+	net.Conn
+	fail    chan struct{}
+	writing chan struct{}
+}
+
+func (f *failingWrite) Write(p []byte) (int, error) {
+	select {
+	case f.writing <- struct{}{}:
+	default:
+	}
+	<-f.fail
+	return 0, net.ErrClosed
+}
+
+// An end that answers the peer's close frame stops waiting for its own when
+// a write fails before it (a batch of data in flight): the frame will not go
+// out on this transport, and the transport's reader, which answers, does
+// not wait out the linger time.
+func TestAnswerCloseEndsWhenWriteFails(t *testing.T) {
+	c := newConn(newConfig(nil), false)
+	p1, p2 := net.Pipe()
+	defer p2.Close()
+	tr := &failingWrite{Conn: p1, fail: make(chan struct{}), writing: make(chan struct{}, 1)}
+	c.mu.Lock()
+	c.tr = tr
+	c.snd.write(make([]byte, 1000))
+	c.sWritten, c.peerLimit = 1000, 1<<20
+	c.lastRecv = time.Now().Add(time.Hour)
+	c.wg.Add(1)
+	go c.sendLoop()
+	c.mu.Unlock()
+	<-tr.writing // the sender writes the data
+
+	done := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		c.answerClose(closeNormal) // the peer's close frame arrived meanwhile
+		done <- time.Since(start)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	close(tr.fail)
+	took := <-done
+	stopSender(c, p1)
+	require.Less(t, took, time.Second, "answerClose waited after the write failed (linger %v)", c.cfg.linger)
 }

@@ -138,8 +138,9 @@ type Conn struct {
 	closeReason int  // the reason queued
 	closeSent   bool // closeSentCh is closed
 	closeSentCh chan struct{}
-	closing     bool // the batch being written holds the close frame
-	closeRecv   int  // a close reason received, or -1
+	sendFail    chan struct{} // woken when the sender's write fails (blocked), for answerClose
+	closing     bool          // the batch being written holds the close frame
+	closeRecv   int           // a close reason received, or -1
 	// closeAnswered: the close frame received came after this end queued
 	// its own (an answer, or a close at the same time).
 	closeAnswered bool
@@ -164,6 +165,7 @@ func newConn(cfg *config, client bool) *Conn {
 		snd:         ring{limit: cfg.bufSize},
 		rcv:         ring{limit: cfg.bufSize},
 		closeSentCh: make(chan struct{}),
+		sendFail:    make(chan struct{}, 1),
 		state:       tether.Connecting,
 		stateCh:     make(chan struct{}),
 		rwake:       make(chan struct{}, 1),
@@ -411,10 +413,11 @@ func (c *Conn) Close() error {
 			// Tell the peer the session is over, so that it need not wait
 			// for a resume: a courtesy (the peer would learn it when the
 			// client resumes, or the detached lifetime ends), so wait
-			// for it only briefly. A client whose sender has no
-			// transport (its last write failed) queues the frame all the
-			// same: its resume, within the linger time, sends it
-			// (resumedLocked).
+			// for it only within the linger time. A client whose sender
+			// has no transport (its last write failed) queues the frame
+			// all the same: its resume, within the linger time, sends it
+			// (resumedLocked); a server that does not come back costs
+			// the rest of the linger time, as in awaitAnswer.
 			c.queueCloseLocked(closeNormal) // unless Listener.Close queued one
 			answer := c.answerWaitLocked()
 			c.mu.Unlock()
@@ -681,10 +684,24 @@ func (c *Conn) answerClose(reason int) {
 	t := time.NewTimer(max(c.cfg.linger, c.answerWaitLocked()))
 	c.mu.Unlock()
 	defer t.Stop()
-	select {
-	case <-c.closeSentCh:
-	case <-c.done:
-	case <-t.C:
+	for {
+		select {
+		case <-c.closeSentCh:
+			return
+		case <-c.done:
+			return
+		case <-t.C:
+			return
+		case <-c.sendFail:
+			// A write failed: the frame does not go out on this
+			// transport (the wake-up may be an older transport's).
+			c.mu.Lock()
+			blocked := c.blocked
+			c.mu.Unlock()
+			if blocked {
+				return
+			}
+		}
 	}
 }
 

@@ -258,7 +258,7 @@ func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 	}
 	payload := 0 // of this batch
 	end := min(c.sWritten, c.peerLimit)
-	if c.closeSend == closeLost {
+	if c.closeQueued && c.closeReason == closeLost {
 		// The session ends as lost (Listener.Close): the peer drains
 		// what it has and no more, so the close frame need not wait
 		// behind bytes it would never have whole.
@@ -493,6 +493,7 @@ func (c *Conn) sendFailed(epoch uint64, w io.Writer) {
 	current := c.epoch == epoch
 	if current {
 		c.blocked = true
+		wake(c.sendFail)
 	}
 	tr := c.tr
 	c.mu.Unlock()
