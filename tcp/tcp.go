@@ -79,7 +79,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	}
 	nd, err := d.netDialer()
 	if err == nil {
-		err = badPort(ctx, addr)
+		err = badPort(ctx, nd.Resolver, addr)
 	}
 	if err != nil {
 		return nil, attempt.Error("tcp", addr, err)
@@ -97,23 +97,28 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 // (net reports it as a name that does not resolve, transient). Other
 // malformed addresses are net's to report; their errors are permanent
 // already (a missing port).
-func badPort(ctx context.Context, addr string) error {
+func badPort(ctx context.Context, r *net.Resolver, addr string) error {
 	_, port, err := net.SplitHostPort(addr)
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil
-	case port == "" || port == "0":
+	}
+	if port == "" {
 		return &net.AddrError{Err: "no port to dial", Addr: addr}
-	case port[0] >= '0' && port[0] <= '9':
-		return nil // a number: net checks its range
 	}
-	if _, err := net.DefaultResolver.LookupPort(ctx, "tcp", port); err != nil {
-		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-			return &net.AddrError{Err: "unknown port", Addr: addr}
-		}
+	if r == nil {
+		r = net.DefaultResolver
 	}
-	return nil
+	// As the dial reads the port: a number, in any spelling net takes
+	// ("00", "+80"), or a service name.
+	p, err := r.LookupPort(ctx, "tcp", port)
+	var dnsErr *net.DNSError
+	switch {
+	case err == nil && p == 0:
+		return &net.AddrError{Err: "no port to dial", Addr: addr}
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return &net.AddrError{Err: "unknown port", Addr: addr}
+	}
+	return nil // net reports the rest (a port out of range)
 }
 
 // keepAlive returns the keep-alive probes of a dial, and whether they are
