@@ -192,7 +192,7 @@ func TestBreakerSharedByTethers(t *testing.T) {
 // every trial, as its connections die young: five Tethers that share the
 // Breaker make one trial dial a cool-down. (Each trial's Reconnected closed
 // the circuit before its connection died, and released the five: about 500
-// dials in the ten cool-downs, against 10.)
+// dials in the ten cool-downs.)
 func TestBreakerFlappingServer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := servers(t, map[string]func(net.Conn){addrA: hold})
@@ -213,7 +213,9 @@ func TestBreakerFlappingServer(t *testing.T) {
 		}
 		start := time.Now()
 		time.Sleep(100 * time.Second)
-		require.LessOrEqual(t, dialsTo(n, addrA, start), 11, "one trial a cool-down, in ten cool-downs")
+		// One trial a cool-down, and at most one dial each Tether had
+		// decided before the circuit opened (11 to 13 dials in 100 runs).
+		require.LessOrEqual(t, dialsTo(n, addrA, start), 10+5, "one trial a cool-down, in ten cool-downs")
 		require.Equal(t, middleware.BreakerOpen, b.State(addrA))
 	})
 }

@@ -84,11 +84,18 @@ func Decision(k tether.EventKind, a tether.Action) string {
 func newConn(k tether.EventKind) bool { return k == tether.Connected || k == tether.Reconnected }
 
 // sameError reports whether a and b are the same error value, without the
-// panic that == causes on two errors of one uncomparable type.
+// panic that == causes on two errors of one uncomparable type (those are
+// compared deeply).
 func sameError(a, b error) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
-	return va.Type() == vb.Type() && va.Comparable() && vb.Comparable() && a == b
+	if va.Type() != vb.Type() {
+		return false
+	}
+	if va.Comparable() && vb.Comparable() {
+		return a == b
+	}
+	return reflect.DeepEqual(a, b)
 }

@@ -209,11 +209,15 @@ func TestLoggingUncomparableValues(t *testing.T) {
 }
 
 // An error that == cannot compare, left as it was, is no replaced cause: a
-// reconnect logs no "cause" (it logged one beside every such error).
+// reconnect or a give-up logs no "cause" (it logged one beside every such
+// error).
 func TestLoggingUnchangedUncomparableCause(t *testing.T) {
-	rec := &records{}
-	h := middleware.Logging(slog.New(rec))(reconnect)
-	handle(h, tether.Event{Kind: tether.Disconnected, Err: wrapErr{sliceErr{"a"}}, Addr: addrA})
-	require.Len(t, rec.all(), 1)
-	require.NotContains(t, rec.all()[0].attrs, "cause")
+	giveUp := tether.DisconnectHandlerFunc(func(context.Context, *tether.Event) tether.Action { return tether.GiveUp })
+	for _, next := range []tether.DisconnectHandler{reconnect, giveUp} {
+		rec := &records{}
+		h := middleware.Logging(slog.New(rec))(next)
+		handle(h, tether.Event{Kind: tether.Disconnected, Err: wrapErr{sliceErr{"a"}}, Addr: addrA})
+		require.Len(t, rec.all(), 1)
+		require.NotContains(t, rec.all()[0].attrs, "cause")
+	}
 }
