@@ -483,6 +483,10 @@ func (c *Conn) settleLocked() {
 	}
 }
 
+// testHookReplay, when set (by tests only), runs as a replay begins, with
+// the write lock held.
+var testHookReplay func()
+
 // replayFrom, for a Read, replays the early bytes unless another operation
 // has already replaced the stream old. While a Write holds the lock (it
 // replays them itself), it waits for the new stream within the read
@@ -507,6 +511,9 @@ func (c *Conn) replayFrom(old *quic.Stream) error {
 func (c *Conn) replayLocked(old *quic.Stream) error {
 	if c.str.Load() != old {
 		return nil // replaced already
+	}
+	if testHookReplay != nil {
+		testHookReplay()
 	}
 	if c.closed.Load() {
 		return net.ErrClosed

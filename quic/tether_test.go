@@ -394,16 +394,26 @@ func TestZeroRTTRejectedReadDeadline(t *testing.T) {
 	srv.restart(serverOpts{allow0RTT: true, resetKey: key, onHello: func() { <-gate },
 		handle: func(s *testServer, _ *quic.Conn, _ *quic.Stream) { <-s.ctx.Done() }}) // reads nothing
 	read := make(chan error, 1)
+	readDone := make(chan struct{})
 	go func() { // notices the loss (a stateless reset), then reads the new stream
 		_, err := tt.Read(buf)
 		read <- err
+		close(readDone)
 	}()
 	require.Equal(t, tetherquic.ZeroRTT, evOrigin(t, rec.WaitFor(t, tether.Reconnected, 1)), "before the server answers")
-	go tt.Write(make([]byte, 4<<20)) // more than flow control lets through: blocks, holding the replay
-	// Time for the Write to block before the rejection: without it the
-	// test passes either way; with it, a Read that waited for the Write's
-	// lock hung.
-	time.Sleep(100 * time.Millisecond)
+	// A replay waits until the Read has returned, or 2 s: the Read meets
+	// the rejection while the old stream is still in place, and the Write
+	// that holds the lock has not replaced it (the Read would then read the
+	// new stream, under its deadline, and need no lock). Were the Read to
+	// take the lock itself, its own replay would end the wait at 2 s.
+	defer tetherquic.SetReplayHook(func() {
+		select {
+		case <-readDone:
+		case <-time.After(2 * time.Second):
+		}
+	})()
+	go tt.Write(make([]byte, 4<<20))   // more than flow control lets through: blocks, holding the lock
+	time.Sleep(100 * time.Millisecond) // the Write is under way
 	tt.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 	close(gate) // the server rejects the 0-RTT data
 	select {
