@@ -376,10 +376,10 @@ func (c *Conn) Read(p []byte) (int, error) {
 			continue
 		}
 		n, err := s.Read(p)
+		if (n > 0 || err == io.EOF) && c.timedOut.Load() {
+			c.timedOut.Store(false) // the server spoke since (its FIN too)
+		}
 		if err == nil {
-			if c.timedOut.Load() {
-				c.timedOut.Store(false) // the server spoke since
-			}
 			return n, nil
 		}
 		if c.closed.Load() {
@@ -425,10 +425,13 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.early.Load() {
 		n, err := c.writeEarly(p)
 		c.noteWrite(n)
-		if err != nil {
-			return n, c.note(err)
+		switch {
+		case err == nil:
+			return n, nil
+		case c.closed.Load():
+			return n, net.ErrClosed // Close reset the send side under the Write
 		}
-		return n, nil
+		return n, c.note(err)
 	}
 	n, err := s.Write(p)
 	c.noteWrite(n)
@@ -551,7 +554,15 @@ func (c *Conn) replayLocked(old *quic.Stream) error {
 	}
 	sent := c.sent
 	c.sent = nil
-	if _, err := s.Write(sent); err != nil {
+	// The bytes are those of Writes that returned: the write deadline, which
+	// may have passed since, is not theirs. The Dialer's timeout bounds
+	// the replay instead.
+	s.SetWriteDeadline(time.Now().Add(c.timeout))
+	_, err = s.Write(sent)
+	c.dlmu.Lock()
+	s.SetWriteDeadline(c.wdl)
+	c.dlmu.Unlock()
+	if err != nil {
 		return err
 	}
 	if c.fin {

@@ -112,7 +112,11 @@
 // idempotent hello, not "debit 100"). When the server rejects 0-RTT (it lost
 // its session ticket keys on a restart, say), the [Conn] writes those bytes
 // again on a fresh stream once the handshake is complete, and the Tether does
-// not notice.
+// not notice. The next Read or Write to meet the rejection writes them, within
+// the Dialer's timeout (not a deadline of the user's: the Writes that took
+// them have returned). A Conn closed before any operation met the rejection
+// does not write them: they are lost, as bytes a closed stream had not
+// delivered are.
 //
 // # Timeouts
 //

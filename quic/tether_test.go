@@ -872,3 +872,184 @@ func untrustedTLS(t *testing.T, nextProtos ...string) *tls.Config {
 	require.NoError(t, err)
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, NextProtos: nextProtos}
 }
+
+// TestPollThenFINKeepsConnection: a Tether polls with a read deadline
+// that passes (nothing to read), then reads more from the server, which ends
+// the stream with a FIN. The QUIC connection is alive (the server just spoke
+// on it), so the reconnect must be a new stream on it, not a new handshake.
+func TestPollThenFINKeepsConnection(t *testing.T) {
+	for _, poll := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no-poll", true: "poll"}[poll], func(t *testing.T) { pollThenFIN(t, poll) })
+	}
+}
+
+func pollThenFIN(t *testing.T, poll bool) {
+	finish := make(chan struct{})
+	srv := newServer(t, serverOpts{handle: func(s *testServer, _ *quic.Conn, st *quic.Stream) {
+		buf := make([]byte, 1)
+		if _, err := io.ReadFull(st, buf); err != nil {
+			return
+		}
+		st.Write(buf)
+		select {
+		case <-finish:
+		case <-s.ctx.Done():
+			return
+		}
+		st.Write([]byte("bye"))
+		st.Close() // FIN: the end of this exchange
+		<-s.ctx.Done()
+	}})
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: steadyConfig()}
+	tt, rec := dialTether(t, d, srv.addr)
+	send(t, tt, "x")
+	buf := make([]byte, 1)
+	_, err := tt.Read(buf) // the echo
+	require.NoError(t, err)
+	if poll {
+		require.NoError(t, tt.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
+		_, err = tt.Read(buf)
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded, "a poll with nothing to read")
+		require.NoError(t, tt.SetReadDeadline(time.Time{}))
+	}
+
+	close(finish)
+	got := make([]byte, 3)
+	_, err = io.ReadFull(tt, got) // "bye", then the FIN makes the Tether reconnect
+	require.NoError(t, err)
+	require.Equal(t, "bye", string(got))
+	go tt.Read(buf) // meets the FIN
+	rec.WaitFor(t, tether.Disconnected, 1)
+	ev := rec.WaitFor(t, tether.Reconnected, 1)
+	require.Equal(t, tetherquic.NewStream, evOrigin(t, ev),
+		"the server just spoke on the connection, yet the reconnect redialed it")
+	require.EqualValues(t, 1, srv.conns.Load(), "connections accepted by the server")
+}
+
+// TestZeroRTTWriteInterruptedByClose: a Write blocked during a 0-RTT
+// handshake returns net.ErrClosed when Close interrupts it, as any Write
+// does (it returned the stream's cancellation).
+func TestZeroRTTWriteInterruptedByClose(t *testing.T) {
+	skipZeroRTTUnderRace(t)
+	var held atomic.Pointer[chan struct{}]
+	srv := newServer(t, serverOpts{allow0RTT: true, onHello: func() {
+		if g := held.Load(); g != nil {
+			<-*g
+		}
+	}})
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig(), Enable0RTT: true}
+	t.Cleanup(func() { d.Close() })
+	c0, err := d.Dial(context.Background(), srv.addr)
+	require.NoError(t, err)
+	_, err = c0.Write([]byte("one"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c0, make([]byte, 3))
+	require.NoError(t, err)
+	require.NoError(t, c0.Close())
+	old := c0.(*tetherquic.Conn).QUICConn()
+
+	gate := make(chan struct{})
+	defer close(gate)
+	held.Store(&gate)
+	srv.closeConns()
+	select {
+	case <-old.Context().Done():
+	case <-time.After(wait):
+		t.Fatal("the old connection is still up")
+	}
+	c, err := d.Dial(context.Background(), srv.addr)
+	require.NoError(t, err)
+	require.Equal(t, tetherquic.ZeroRTT, c.(*tetherquic.Conn).Origin())
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, 1<<20)) // more than 0-RTT lets through: blocks
+		wrote <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	require.NoError(t, c.Close())
+	select {
+	case err := <-wrote:
+		require.ErrorIs(t, err, net.ErrClosed)
+	case <-time.After(wait):
+		t.Fatal("Write not interrupted by Close")
+	}
+}
+
+// TestZeroRTTReplayAfterWriteDeadline: a client that sets a write
+// deadline for each Write (a common pattern) writes a request in 0-RTT;
+// the Write returns at once. The server rejects 0-RTT after that deadline
+// has passed: the replay of the request on a fresh stream is not bound by
+// it. (It was: the replay failed at once, the Read, with no deadline of its
+// own, returned os.ErrDeadlineExceeded, and the request never reached the
+// server.)
+func TestZeroRTTReplayAfterWriteDeadline(t *testing.T) {
+	skipZeroRTTUnderRace(t)
+	key := newResetKey(t)
+	srv := newServer(t, serverOpts{allow0RTT: true, resetKey: key})
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig(), Enable0RTT: true}
+	t.Cleanup(func() { d.Close() })
+	c0, err := d.Dial(context.Background(), srv.addr)
+	require.NoError(t, err)
+	_, err = c0.Write([]byte("one"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c0, make([]byte, 3))
+	require.NoError(t, err)
+	require.NoError(t, c0.Close())
+	old := c0.(*tetherquic.Conn).QUICConn()
+
+	gate := make(chan struct{})
+	srv.restart(serverOpts{allow0RTT: true, resetKey: key, onHello: func() { <-gate }}) // echoes
+	select {
+	case <-old.Context().Done():
+	case <-time.After(wait):
+		t.Fatal("the old connection is still up")
+	}
+	c, err := d.Dial(context.Background(), srv.addr)
+	require.NoError(t, err)
+	require.Equal(t, tetherquic.ZeroRTT, c.(*tetherquic.Conn).Origin())
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(100*time.Millisecond)))
+	_, err = c.Write([]byte("hello"))
+	require.NoError(t, err)
+	type result struct {
+		s   string
+		err error
+	}
+	read := make(chan result, 1)
+	go func() {
+		b := make([]byte, 5)
+		_, err := io.ReadFull(c, b)
+		read <- result{string(b), err}
+	}()
+	time.Sleep(300 * time.Millisecond) // the write deadline passes; no read deadline is set
+	close(gate)                        // the server rejects 0-RTT
+	select {
+	case r := <-read:
+		require.NoError(t, r.err, "Read (no read deadline set)")
+		require.Equal(t, "hello", r.s)
+	case <-time.After(wait):
+		t.Fatal("no echo")
+	}
+	require.EqualValues(t, 1, srv.streams.Load(), "streams the server got")
+}
+
+// TestZeroRTTReplayAfterWriteDeadlineTether: the same through a Tether,
+// which saw no second disconnect. (The request was lost, the Tether took
+// the stray timeout for a disconnect, and its Read waited for ever.)
+func TestZeroRTTReplayAfterWriteDeadlineTether(t *testing.T) {
+	skipZeroRTTUnderRace(t)
+	key := newResetKey(t)
+	srv := newServer(t, serverOpts{allow0RTT: true, resetKey: key})
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig(), Enable0RTT: true}
+	tt, rec, r := dialEchoed(t, d, srv.addr)
+
+	gate := make(chan struct{})
+	srv.restart(serverOpts{allow0RTT: true, resetKey: key, onHello: func() { <-gate }})
+	rec.WaitFor(t, tether.Disconnected, 1)
+	require.Equal(t, tetherquic.ZeroRTT, evOrigin(t, rec.WaitFor(t, tether.Reconnected, 1)))
+	require.NoError(t, tt.SetWriteDeadline(time.Now().Add(100*time.Millisecond)))
+	send(t, tt, "hello")
+	time.Sleep(300 * time.Millisecond)
+	close(gate)
+	r.expect(t, "hello")
+	require.Equal(t, 1, rec.Count(tether.Disconnected), "events: %v", rec)
+}
