@@ -69,12 +69,17 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 	defer close(stop)
 	accepted := make(chan net.Conn)
 	acceptErr := make(chan error, 1)
+	waiting := make(chan struct{}, 1) // a connection waits to replace the current one (see write)
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				acceptErr <- err
 				return
+			}
+			select {
+			case waiting <- struct{}{}:
+			default:
 			}
 			select {
 			case accepted <- c:
@@ -120,6 +125,10 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 		}
 		select {
 		case c := <-accepted:
+			select {
+			case <-waiting: // the token of c, unless a write took it
+			default:
+			}
 			if cur != nil {
 				logf(stderr, verbose, "connection from %v replaced", cur.RemoteAddr())
 				if wasReset(cur) {
@@ -138,7 +147,7 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 				}
 			}()
 			for len(unsure) > 0 {
-				if _, err := cur.Write(unsure[0]); err != nil {
+				if err := write(ctx, cur, unsure[0], waiting); err != nil {
 					logf(stderr, verbose, "connection from %v: %v", cur.RemoteAddr(), err)
 					drop()
 					break
@@ -161,7 +170,7 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 				}
 				continue
 			}
-			if _, err := cur.Write(b); err != nil {
+			if err := write(ctx, cur, b, waiting); err != nil {
 				logf(stderr, verbose, "connection from %v: %v", cur.RemoteAddr(), err)
 				unsure = append(append(unsure, afterEOF...), b)
 				drop()
@@ -195,6 +204,30 @@ func serve(ctx context.Context, ln listener, stdin io.Reader, stdout, stderr io.
 			return ctx.Err()
 		}
 	}
+}
+
+// write writes b to c, unless a new connection comes to replace c, or ctx
+// ends, first: it then closes c, which ends the Write with an error. A peer
+// that stopped reading (a connection dead without a word, whose socket
+// buffers are full), or a TLS client that never sends its handshake, would
+// otherwise hold the loop, and neither a reconnecting peer nor an interrupt
+// would be served.
+func write(ctx context.Context, c net.Conn, b []byte, waiting <-chan struct{}) error {
+	done, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-waiting:
+			c.Close()
+		case <-ctx.Done():
+			c.Close()
+		case <-done:
+		}
+	}()
+	_, err := c.Write(b)
+	close(done)
+	<-watched
+	return err
 }
 
 // maxAfterEOF bounds the chunks kept after a peer's EOF: a peer that took

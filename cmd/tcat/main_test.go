@@ -709,3 +709,57 @@ func TestRelayResetsOnLoss(t *testing.T) {
 	app.Close()
 	<-done
 }
+
+// TestListenPeerStopsReading: a peer that stops reading (dead without a
+// word: its socket buffers fill) does not hold the listener: a reconnecting
+// peer replaces it, and an interrupt ends tcat. (The listen loop blocked in
+// its Write to the first, until the kernel gave up on it.)
+func TestListenPeerStopsReading(t *testing.T) {
+	l, addr := startListener(t, "-l", "127.0.0.1:0")
+	stalled, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer stalled.Close()
+	go func() {
+		chunk := strings.Repeat("x", 32<<10) + "\n"
+		for {
+			if _, err := io.WriteString(l.stdin, chunk); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(time.Second) // the buffers fill: the Write blocks
+	peer, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer peer.Close()
+	_, err = peer.Write([]byte("hello\n"))
+	require.NoError(t, err)
+	l.stdout.expect(t, "^hello$")
+	l.cancel()
+	require.ErrorIs(t, l.end(t), context.Canceled)
+}
+
+// TestListenTLSStrayConnection: with -tls, a connection that never sends a
+// TLS handshake (a port scan, a plain-TCP client by mistake) does not hold
+// the listener: the next TLS client replaces it and is served.
+func TestListenTLSStrayConnection(t *testing.T) {
+	l := start(t, "-l", "-tls", "127.0.0.1:0")
+	addr := l.stderr.expect(t, `^tcat: listening on (\S+) \(tls\)$`)[1]
+	go func() {
+		for {
+			if _, err := io.WriteString(l.stdin, "tick\n"); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	stray, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer stray.Close()
+	time.Sleep(300 * time.Millisecond) // a tick goes to the stray: its handshake waits
+	peer, err := tls.DialWithDialer(&net.Dialer{Timeout: wait}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	require.NoError(t, err)
+	defer peer.Close()
+	_, err = peer.Write([]byte("hello\n"))
+	require.NoError(t, err)
+	l.stdout.expect(t, "^hello$")
+}
