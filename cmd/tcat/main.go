@@ -145,6 +145,7 @@ type config struct {
 	ca       string
 	insecure bool
 	wait     time.Duration
+	waitSet  bool // -w was given
 	verbose  bool
 	session  bool   // a session (package session) over the connection
 	local    string // -L: relay the connections accepted here
@@ -193,6 +194,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		pos, args = append(pos, rest[0]), rest[1:]
 	}
+	fs.Visit(func(f *flag.Flag) { c.waitSet = c.waitSet || f.Name == "w" })
 	if err := c.check(pos); err != nil {
 		fmt.Fprintln(stderr, "tcat:", err)
 		fs.Usage()
@@ -216,6 +218,8 @@ func (c config) check(args []string) error {
 		return errors.New("-alpn, -ca and -insecure need -tls or -quic")
 	case c.listen && c.insecure:
 		return errors.New("-insecure is for dialing")
+	case c.listen && c.waitSet:
+		return errors.New("-w is for dialing") // a listener waits for its peers for ever
 	case c.ca != "" && c.insecure:
 		return errors.New("-ca and -insecure exclude each other") // -insecure would ignore -ca
 	case c.wait < 0:

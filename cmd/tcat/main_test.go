@@ -336,6 +336,7 @@ func TestUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{}, {"a:1", "b:2"}, {"-tls", "-quic", "a:1"}, {"-ca", "x", "a:1"}, {"-l", "-tls", "-insecure", ":1"},
 		{"-tls", "-ca", "x", "-insecure", "a:1"}, {"-w", "-1s", "a:1"}, {"nohostport"}, {"-nosuchflag", "a:1"},
+		{"-l", "-w", "1s", ":1"}, {"-l", "-session", "-to", "127.0.0.1:1", "-w", "1s", ":1"},
 	} {
 		var stderr strings.Builder
 		err := run(context.Background(), args, strings.NewReader(""), io.Discard, &stderr)
