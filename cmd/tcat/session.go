@@ -64,7 +64,19 @@ func connectSession(ctx context.Context, cfg config, stdin io.Reader, stdout, st
 // session ends (the peer closed it) before stdin, or ctx ends, pipe
 // returns without waiting for stdin, whose Read nothing can interrupt.
 func pipe(ctx context.Context, c *session.Conn, stdin io.Reader, stdout io.Writer, log func(string)) error {
-	stop := context.AfterFunc(ctx, func() { c.Close() })
+	// Interrupted, the Close need not wait for the peer's acks (for the
+	// linger time, 5 s, against a peer that is down): what is
+	// unacknowledged will reach nobody, as the exit status says. The
+	// client's transport goes first, and the session with it.
+	interrupted := func() {
+		if t := c.Tether(); t != nil {
+			t.Close()
+		}
+	}
+	stop := context.AfterFunc(ctx, func() {
+		interrupted()
+		c.Close()
+	})
 	defer stop()
 	var stdinDone atomic.Bool
 	wrote := make(chan error, 1)
@@ -97,6 +109,9 @@ func pipe(ctx context.Context, c *session.Conn, stdin io.Reader, stdout io.Write
 			werr = fmt.Errorf("%w, before the end of stdin", werr)
 		case <-ctx.Done():
 		}
+	}
+	if ctx.Err() != nil {
+		interrupted() // this Close may come before the one above
 	}
 	cerr := c.Close()
 	if ctx.Err() != nil {
