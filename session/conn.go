@@ -458,6 +458,42 @@ func (c *Conn) Close() error {
 	return err
 }
 
+// Abort ends the session at once, as a reset ends a TCP connection: it
+// does not wait for the peer's acknowledgement of what was written (some of
+// it may never arrive), only for its close frame to be written, which goes
+// before the bytes not sent yet (at most the linger time, for a transport
+// that takes nothing). The frame tells the peer, when this end's transport
+// is up, that the session was aborted: the peer's Reads
+// return what had arrived, then an error matching ErrPeerAborted, never
+// io.EOF, and its Writes fail. A relay uses it to pass on a reset, so that
+// a reply cut short is not taken for a whole one. Blocked and later
+// operations return net.ErrClosed; Abort after Close, or a second Abort,
+// returns net.ErrClosed.
+func (c *Conn) Abort() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return net.ErrClosed
+	}
+	c.closed = true
+	wake(c.rwake)
+	wake(c.wwake)
+	if w, _ := c.writerLocked(); !c.ended && w != nil {
+		// The frame goes before any data not yet sent (batchLocked),
+		// at once, but a sender short of CPU may take more than a few
+		// round trips to write it: wait for it as answerClose does.
+		c.queueCloseLocked(closeAborted) // unless Listener.Close queued one
+		d := max(c.cfg.linger, c.answerWaitLocked())
+		c.mu.Unlock()
+		c.awaitCloseSent(d)
+	} else {
+		c.mu.Unlock()
+	}
+	c.finish(net.ErrClosed)
+	c.wg.Wait()
+	return nil
+}
+
 // awaitAnswer waits, within the linger time (deadline), for the peer's
 // answer to this end's close frame, which ends the session (done): at most
 // answer, and on while the client's transport is being replaced, since a
@@ -681,8 +717,16 @@ func (c *Conn) answerClose(reason int) {
 		c.mu.Unlock()
 		return
 	}
-	t := time.NewTimer(max(c.cfg.linger, c.answerWaitLocked()))
+	d := max(c.cfg.linger, c.answerWaitLocked())
 	c.mu.Unlock()
+	c.awaitCloseSent(d)
+}
+
+// awaitCloseSent waits, for d at most, until this end's close frame is
+// written, the session ends, or a write fails (the frame does not go out on
+// this transport).
+func (c *Conn) awaitCloseSent(d time.Duration) {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
 		select {

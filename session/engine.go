@@ -200,8 +200,11 @@ func (c *Conn) onClose(reason byte) error {
 
 // closeErr is what operations return after the peer sent a close frame.
 func closeErr(reason int) error {
-	if reason == closeNormal {
+	switch reason {
+	case closeNormal:
 		return ErrPeerClosed
+	case closeAborted:
+		return ErrPeerAborted
 	}
 	return lost(errShutdown)
 }
@@ -258,10 +261,10 @@ func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 	}
 	payload := 0 // of this batch
 	end := min(c.sWritten, c.peerLimit)
-	if c.closeQueued && c.closeReason == closeLost {
-		// The session ends as lost (Listener.Close): the peer drains
-		// what it has and no more, so the close frame need not wait
-		// behind bytes it would never have whole.
+	if c.closeQueued && c.closeReason != closeNormal {
+		// The session ends as lost (Listener.Close) or aborted: the
+		// peer drains what it has and no more, so the close frame need
+		// not wait behind bytes it would never have whole.
 		end = c.sSent
 	}
 	for c.sSent < end {

@@ -18,6 +18,13 @@ var (
 	// closed the session (its Close): nobody will read those bytes.
 	ErrPeerClosed = errors.New("tether/session: peer closed the session")
 
+	// ErrPeerAborted is matched by the errors of operations after the peer
+	// aborted the session (its Abort), as a reset ends a TCP connection:
+	// Read returns it once every byte that arrived has been read, in place
+	// of io.EOF, so that a stream cut short is not taken for a whole one;
+	// Write at once.
+	ErrPeerAborted = errors.New("tether/session: peer aborted the session")
+
 	// ErrNotSession is matched by the error of a Dial whose server does
 	// not speak tether-session (its preface does not match): a plain
 	// server, say. It is permanent: no handler retries it.

@@ -184,3 +184,45 @@ func TestCloseThenTearDown(t *testing.T) {
 		})
 	}
 }
+
+// TestAbort: an end that aborts the session tells its peer at once,
+// without waiting for acks: the peer reads what arrived, then an error
+// matching ErrPeerAborted, never io.EOF, and its Writes fail; over every
+// transport, and from either end.
+func TestAbort(t *testing.T) {
+	for _, tr := range transports {
+		for _, aborter := range []string{"client", "server"} {
+			t.Run(tr.name+"/"+aborter, func(t *testing.T) {
+				defer goleak.VerifyNone(t)
+				sl := session.NewListener(tr.listen(t))
+				defer sl.Close()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				d, closeDialer := tr.dialer()
+				defer closeDialer()
+				c, err := session.Dial(ctx, d, sl.Addr().String(), quick())
+				require.NoError(t, err)
+				defer c.Close()
+				s, err := sl.AcceptSession()
+				require.NoError(t, err)
+				defer s.Close()
+				a, peer := c, s
+				if aborter == "server" {
+					a, peer = s, c
+				}
+				_, err = a.Write([]byte("partial re"))
+				require.NoError(t, err)
+				got := make([]byte, 10)
+				_, err = io.ReadFull(peer, got)
+				require.NoError(t, err)
+				require.NoError(t, a.Abort())
+				require.ErrorIs(t, a.Abort(), net.ErrClosed)
+				peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, err = peer.Read(got)
+				require.ErrorIs(t, err, session.ErrPeerAborted)
+				_, err = peer.Write([]byte("x"))
+				require.ErrorIs(t, err, session.ErrPeerAborted)
+			})
+		}
+	}
+}

@@ -78,8 +78,9 @@ const ackFin = 0x01
 
 // Close reasons.
 const (
-	closeNormal = 0 // the session is over after the final frame
-	closeLost   = 1 // the peer ended the session (listener closed, expired)
+	closeNormal  = 0 // the session is over after the final frame
+	closeLost    = 1 // the peer ended the session (listener closed, expired)
+	closeAborted = 2 // the peer aborted the session (Abort): its stream is cut
 )
 
 var errProtocol = errors.New("tether/session: protocol error")
@@ -356,7 +357,7 @@ func (d *decoder) frame(b []byte, h frameHandler) error {
 		}
 		return h.onFin(off)
 	case frameClose:
-		if b[1] > closeLost {
+		if b[1] > closeAborted {
 			return protoErr("unknown close reason %d", b[1])
 		}
 		return h.onClose(b[1])
