@@ -764,3 +764,40 @@ func TestListenTLSStrayConnection(t *testing.T) {
 	require.NoError(t, err)
 	l.stdout.expect(t, "^hello$")
 }
+
+// TestRelayPassesResetOn: the service behind -to sends part of a reply and
+// resets its connection; the relay pair passes the reset on, so that the
+// client sees an error, as it would talking to the service directly, not a
+// cut reply that ends cleanly.
+func TestRelayPassesResetOn(t *testing.T) {
+	svc, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer svc.Close()
+	go func() {
+		for {
+			c, err := svc.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				c.Read(make([]byte, 64)) // the request
+				c.Write([]byte("partial re"))
+				time.Sleep(100 * time.Millisecond)
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close() // a reset: the reply is cut
+			}()
+		}
+	}()
+	_, addr := startListener(t, "-l", "-session", "-to", svc.Addr().String(), "127.0.0.1:0")
+	c := start(t, "-session", "-L", "127.0.0.1:0", addr)
+	local := c.stderr.expect(t, `^tcat: relaying (\S+) to \S+ over sessions \(tcp\)$`)[1]
+	conn, err := net.Dial("tcp", local)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte("GET\n"))
+	require.NoError(t, err)
+	conn.SetReadDeadline(time.Now().Add(wait))
+	got, err := io.ReadAll(conn)
+	require.Equal(t, "partial re", string(got))
+	require.ErrorIs(t, err, syscall.ECONNRESET, "the relay's client after the service's reset")
+}

@@ -264,17 +264,23 @@ func closedBy(ctx context.Context, err error) error {
 
 // relay copies between a and b, both ways, passing each end of stream on
 // as a half-close, until both directions are done; then it closes both. A
-// direction that breaks closes the connection it writes to: a lost
-// session resets the TCP connection (its application sees an error, not
-// an end of stream that would pass a cut reply for a whole one), and a
-// broken TCP connection closes the session.
+// direction that breaks passes the break on, as a reset, to the connection
+// it writes to, so that an application sees an error, not an end of stream
+// that would pass a cut reply for a whole one: a lost or aborted session
+// resets the TCP connection, and a reset (or any failure) of the TCP
+// connection aborts the session, whose other end resets its own.
 func relay(a, b net.Conn) {
 	pass := func(dst, src net.Conn) {
 		if _, err := io.Copy(dst, src); err != nil {
-			if tc, ok := dst.(*net.TCPConn); ok {
-				tc.SetLinger(0) // a reset
+			switch d := dst.(type) {
+			case *net.TCPConn:
+				d.SetLinger(0) // a reset
+				d.Close()
+			case *session.Conn:
+				d.Abort()
+			default:
+				dst.Close()
 			}
-			dst.Close()
 			return
 		}
 		closeWrite(dst)
