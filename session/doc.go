@@ -28,7 +28,9 @@
 // Over TLS the server wraps a tls.NewListener; over QUIC, a listener of
 // QUIC streams. Conn.CloseWrite sends the end of the stream (the peer reads
 // io.EOF after every byte); Conn.Close sends what is buffered and waits,
-// at most the linger time, for the peer to acknowledge it all.
+// at most the linger time, for the peer to acknowledge it all; Conn.Abort
+// ends the session at once, as a reset ends a TCP connection (the peer
+// reads what arrived, then ErrPeerAborted).
 //
 // # How it works
 //
