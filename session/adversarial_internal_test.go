@@ -566,3 +566,23 @@ func TestAnswerCloseEndsWhenWriteFails(t *testing.T) {
 	stopSender(c, p1)
 	require.Less(t, took, time.Second, "answerClose waited after the write failed (linger %v)", c.cfg.linger)
 }
+
+// An end that aborts after CloseWrite, its final frame not written yet,
+// sends no final frame: the peer's Reads end with ErrPeerAborted, not
+// io.EOF (found in review: one run in five read a clean end).
+func TestAbortSendsNoFin(t *testing.T) {
+	c := newConn(newConfig(nil), false)
+	c.mu.Lock()
+	c.snd.write([]byte("partial re"))
+	c.sWritten, c.sSent, c.peerLimit = 10, 10, 1<<20 // the data went out
+	c.lastRecv = time.Now().Add(time.Hour)
+	c.finWant = true // CloseWrite, its final frame not written yet
+	c.queueCloseLocked(closeAborted)
+	b := c.batchLocked(make([]byte, 0, 1024), time.Now(), false)
+	c.mu.Unlock()
+	var r recorder
+	var d decoder
+	require.NoError(t, d.feed(b, &r))
+	require.NotContains(t, r.out.String(), "fin", "a final frame with the CLOSE of reason 2")
+	require.Contains(t, r.out.String(), fmt.Sprintf("\nclose %d", closeAborted))
+}

@@ -461,9 +461,10 @@ func (c *Conn) Close() error {
 // Abort ends the session at once, as a reset ends a TCP connection: it
 // does not wait for the peer's acknowledgement of what was written (some of
 // it may never arrive), only for its close frame to be written, which goes
-// before the bytes not sent yet (at most the linger time, for a transport
-// that takes nothing). The frame tells the peer, when this end's transport
-// is up, that the session was aborted: the peer's Reads
+// before the bytes not sent yet, with no final frame (at most the linger
+// time: for a transport that takes nothing, or, on a client, for the
+// resume after a loss, which sends it again). The frame tells the peer
+// that the session was aborted: the peer's Reads
 // return what had arrived, then an error matching ErrPeerAborted, never
 // io.EOF, and its Writes fail. A relay uses it to pass on a reset, so that
 // a reply cut short is not taken for a whole one. Blocked and later
@@ -478,15 +479,32 @@ func (c *Conn) Abort() error {
 	c.closed = true
 	wake(c.rwake)
 	wake(c.wwake)
-	if w, _ := c.writerLocked(); !c.ended && w != nil {
+	w, _ := c.writerLocked()
+	switch {
+	case c.ended:
+		c.mu.Unlock()
+	case c.client:
 		// The frame goes before any data not yet sent (batchLocked),
-		// at once, but a sender short of CPU may take more than a few
-		// round trips to write it: wait for it as answerClose does.
+		// and again after a resume when the transport failed
+		// (resumedLocked): wait for it as Close does, within the
+		// linger time.
 		c.queueCloseLocked(closeAborted) // unless Listener.Close queued one
+		t := time.NewTimer(max(c.cfg.linger, c.answerWaitLocked()))
+		c.mu.Unlock()
+		select {
+		case <-c.closeSentCh:
+		case <-c.done:
+		case <-t.C:
+		}
+		t.Stop()
+	case w != nil:
+		// A server cannot wait for a resume: its frame goes on this
+		// transport or not at all (answerClose's wait).
+		c.queueCloseLocked(closeAborted)
 		d := max(c.cfg.linger, c.answerWaitLocked())
 		c.mu.Unlock()
 		c.awaitCloseSent(d)
-	} else {
+	default:
 		c.mu.Unlock()
 	}
 	c.finish(net.ErrClosed)

@@ -292,7 +292,8 @@ func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 	if payload > 0 && c.rttAt == 0 && (!c.probing || c.sSent-c.sAcked <= minSendBound) {
 		c.rttAt, c.rttStart, c.rttAcked = c.sSent, now, c.sAcked
 	}
-	if c.finWant && !c.finSent && c.sSent == c.sWritten && cap(b)-len(b) >= finLen {
+	aborted := c.closeQueued && c.closeReason == closeAborted // no end of stream: a cut one
+	if c.finWant && !c.finSent && !aborted && c.sSent == c.sWritten && cap(b)-len(b) >= finLen {
 		b = appendU64Frame(b, frameFin, c.sWritten)
 		c.finSent = true
 	}

@@ -590,3 +590,24 @@ func TestCloseDuringOutageTellsServer(t *testing.T) {
 		return errors.Is(err, session.ErrPeerClosed)
 	}, 10*time.Second, 10*time.Millisecond, "the server was not told (state %v)", pp.s.State())
 }
+
+// TestAbortDuringOutage: a client that aborts while its transport is down
+// sends its close frame after the resume, within the linger time: the
+// server's Reads end with ErrPeerAborted, not after its detached lifetime
+// with ErrSessionLost.
+func TestAbortDuringOutage(t *testing.T) {
+	pp := newProxiedPair(t, []session.Option{session.WithDetachedLifetime(time.Minute)},
+		session.WithKeepAlive(30*time.Millisecond, 10*time.Second), session.WithLinger(3*time.Second))
+	defer pp.close()
+	write(t, pp.c, "partial re")
+	_, err := io.ReadFull(pp.s, make([]byte, 10))
+	require.NoError(t, err)
+	require.NoError(t, pp.p.SetMode(faultproxy.ModeRefuse)) // the server unreachable for 300 ms
+	pp.p.ResetAll()
+	require.Eventually(t, func() bool { return session.SenderBlocked(pp.c) }, 10*time.Second, time.Millisecond) // a ping failed
+	time.AfterFunc(300*time.Millisecond, func() { pp.p.SetMode(faultproxy.ModeForward) })
+	require.NoError(t, pp.c.Abort())
+	pp.s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = pp.s.Read(make([]byte, 1))
+	require.ErrorIs(t, err, session.ErrPeerAborted)
+}
