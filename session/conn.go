@@ -458,18 +458,18 @@ func (c *Conn) Close() error {
 	return err
 }
 
-// Abort ends the session at once, as a reset ends a TCP connection: it
-// does not wait for the peer's acknowledgement of what was written (some of
-// it may never arrive), only for its close frame to be written, which goes
-// before the bytes not sent yet, with no final frame (at most the linger
-// time: for a transport that takes nothing, or, on a client, for the
-// resume after a loss, which sends it again). The frame tells the peer
-// that the session was aborted: the peer's Reads
-// return what had arrived, then an error matching ErrPeerAborted, never
-// io.EOF, and its Writes fail. A relay uses it to pass on a reset, so that
-// a reply cut short is not taken for a whole one. Blocked and later
-// operations return net.ErrClosed; Abort after Close, or a second Abort,
-// returns net.ErrClosed.
+// Abort ends the session at once, as a reset ends a TCP connection. It does
+// not wait for the peer's acknowledgement of what was written (some of it
+// may never arrive), only for its close frame to be written, which goes
+// before the bytes not sent yet, with no final frame: at most the linger
+// time, for a transport that takes nothing or, on a client, for the resume
+// after a loss, which sends it again. The frame tells the peer that the
+// session was aborted: the peer's Reads return what had arrived, then an
+// error matching ErrPeerAborted, not io.EOF (unless a final frame of
+// CloseWrite's had gone out before), and its Writes fail. A relay uses it
+// to pass on a reset, so that a reply cut short is not taken for a whole
+// one. Blocked and later operations return net.ErrClosed; Abort after
+// Close, or a second Abort, returns net.ErrClosed.
 func (c *Conn) Abort() error {
 	c.mu.Lock()
 	if c.closed {

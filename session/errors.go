@@ -21,8 +21,9 @@ var (
 	// ErrPeerAborted is matched by the errors of operations after the peer
 	// aborted the session (its Abort), as a reset ends a TCP connection:
 	// Read returns it once every byte that arrived has been read, in place
-	// of io.EOF, so that a stream cut short is not taken for a whole one;
-	// Write at once.
+	// of io.EOF (unless the peer's CloseWrite had ended the stream before),
+	// so that a stream cut short is not taken for a whole one; Write at
+	// once.
 	ErrPeerAborted = errors.New("tether/session: peer aborted the session")
 
 	// ErrNotSession is matched by the error of a Dial whose server does
