@@ -154,6 +154,7 @@ type Conn struct {
 	wlock, replaced chan struct{}
 	sent            []byte // bytes written while early: resent on rejection
 	fin             bool   // CloseWrite was called while early
+	replaying       bool   // a replay writes on str, under its own deadline; guarded by dlmu
 
 	dlmu         sync.Mutex // the deadlines, for the stream to come or a replacement
 	rdl, wdl     time.Time
@@ -539,12 +540,26 @@ func (c *Conn) replayLocked(old *quic.Stream) error {
 	// resets s rather than closing it during the Write below.
 	c.writing.Add(1)
 	defer c.writing.Add(-1)
+	// The bytes to write again are those of Writes that returned: the
+	// write deadline, which may have passed since, is not theirs, and a
+	// new one must not cut them short (replaying). The Dialer's timeout
+	// bounds the replay instead; the user's deadline applies after it.
 	c.dlmu.Lock()
 	s.SetReadDeadline(c.rdl)
-	s.SetWriteDeadline(c.wdl)
+	s.SetWriteDeadline(time.Now().Add(c.timeout))
+	c.replaying = true
 	c.str.Store(s)
 	c.dlmu.Unlock()
-	c.early.Store(false)
+	defer func() {
+		c.dlmu.Lock()
+		c.replaying = false
+		s.SetWriteDeadline(c.wdl)
+		c.dlmu.Unlock()
+	}()
+	// early stays set until the replay is written: a Write or CloseWrite
+	// meanwhile waits for the lock (writeEarly), so that nothing goes
+	// before the replayed bytes.
+	defer c.early.Store(false)
 	close(c.replaced)
 	if c.closed.Load() {
 		// Close may have closed old and not s.
@@ -554,15 +569,7 @@ func (c *Conn) replayLocked(old *quic.Stream) error {
 	}
 	sent := c.sent
 	c.sent = nil
-	// The bytes are those of Writes that returned: the write deadline, which
-	// may have passed since, is not theirs. The Dialer's timeout bounds
-	// the replay instead.
-	s.SetWriteDeadline(time.Now().Add(c.timeout))
-	_, err = s.Write(sent)
-	c.dlmu.Lock()
-	s.SetWriteDeadline(c.wdl)
-	c.dlmu.Unlock()
-	if err != nil {
+	if _, err := s.Write(sent); err != nil {
 		return err
 	}
 	if c.fin {
@@ -681,6 +688,8 @@ func (c *Conn) setDeadline(t time.Time, read bool) error {
 		return nil
 	case read:
 		return s.SetReadDeadline(t)
+	case c.replaying:
+		return nil // the replay puts it on the stream when it is over
 	default:
 		return s.SetWriteDeadline(t)
 	}
