@@ -837,6 +837,13 @@ func TestDialerReleasesSocket(t *testing.T) {
 	c, err := d.Dial(context.Background(), srv.addr)
 	require.NoError(t, err)
 	qc := c.(*tetherquic.Conn).QUICConn()
+	// An echo: the server has accepted the connection, which closeConns
+	// then finds (a Dial returns once the client's handshake is done,
+	// maybe before the server's Accept).
+	_, err = c.Write([]byte("x"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c, make([]byte, 1))
+	require.NoError(t, err)
 	srv.closeConns()
 	transporttest.WaitClosed(t, qc.Context().Done(), "client's connection closed")
 	c.Close()
