@@ -394,14 +394,9 @@ func (c *Conn) CloseWrite() error {
 // Blocked and later operations return net.ErrClosed; a second Close returns
 // net.ErrClosed.
 func (c *Conn) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !c.closeLocking() {
 		return net.ErrClosed
 	}
-	c.closed = true
-	wake(c.rwake)
-	wake(c.wwake)
 	var err error
 	if !c.ended {
 		c.finWant = true
@@ -471,14 +466,9 @@ func (c *Conn) Close() error {
 // one. Blocked and later operations return net.ErrClosed; Abort after
 // Close, or a second Abort, returns net.ErrClosed.
 func (c *Conn) Abort() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !c.closeLocking() {
 		return net.ErrClosed
 	}
-	c.closed = true
-	wake(c.rwake)
-	wake(c.wwake)
 	w, _ := c.writerLocked()
 	switch {
 	case c.ended:
@@ -510,6 +500,21 @@ func (c *Conn) Abort() error {
 	c.finish(net.ErrClosed)
 	c.wg.Wait()
 	return nil
+}
+
+// closeLocking marks c closed for Close or Abort, and wakes blocked
+// operations; it returns with c.mu held, or false, with c.mu not held, when
+// c was closed already.
+func (c *Conn) closeLocking() bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	c.closed = true
+	wake(c.rwake)
+	wake(c.wwake)
+	return true
 }
 
 // awaitAnswer waits, within the linger time (deadline), for the peer's

@@ -66,6 +66,22 @@ var transports = []transport{
 	},
 }
 
+// dial dials a session over tr to sl, with quick and opts, within 10 s;
+// closeDialer closes the dialer (a QUIC Dialer's connections), to be
+// deferred before the session's Close.
+func (tr transport) dial(t *testing.T, sl *session.Listener, opts ...session.Option) (c *session.Conn, closeDialer func()) {
+	t.Helper()
+	d, closeDialer := tr.dialer()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := session.Dial(ctx, d, sl.Addr().String(), quick(), opts...)
+	if err != nil {
+		closeDialer()
+	}
+	require.NoError(t, err)
+	return c, closeDialer
+}
+
 // quick is a handler that reconnects at once, then with short delays, and
 // gives up on permanent errors.
 func quick() tether.DisconnectHandler {

@@ -344,12 +344,8 @@ func TestListenerCloseTellsClients(t *testing.T) {
 		t.Run(tr.name, func(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			sl := session.NewListener(tr.listen(t))
-			d, closeDialer := tr.dialer()
+			c, closeDialer := tr.dial(t, sl)
 			defer closeDialer()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, err := session.Dial(ctx, d, sl.Addr().String(), quick())
-			require.NoError(t, err)
 			defer c.Close()
 			s, err := sl.AcceptSession()
 			require.NoError(t, err)
