@@ -944,29 +944,12 @@ func TestZeroRTTWriteInterruptedByClose(t *testing.T) {
 			<-*g
 		}
 	}})
-	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig(), Enable0RTT: true}
-	t.Cleanup(func() { d.Close() })
-	c0, err := d.Dial(context.Background(), srv.addr)
-	require.NoError(t, err)
-	_, err = c0.Write([]byte("one"))
-	require.NoError(t, err)
-	_, err = io.ReadFull(c0, make([]byte, 3))
-	require.NoError(t, err)
-	require.NoError(t, c0.Close())
-	old := c0.(*tetherquic.Conn).QUICConn()
-
 	gate := make(chan struct{})
 	defer close(gate)
-	held.Store(&gate)
-	srv.closeConns()
-	select {
-	case <-old.Context().Done():
-	case <-time.After(wait):
-		t.Fatal("the old connection is still up")
-	}
-	c, err := d.Dial(context.Background(), srv.addr)
-	require.NoError(t, err)
-	require.Equal(t, tetherquic.ZeroRTT, c.(*tetherquic.Conn).Origin())
+	c := redialZeroRTT(t, srv.addr, func() {
+		held.Store(&gate)
+		srv.closeConns()
+	})
 	wrote := make(chan error, 1)
 	go func() {
 		_, err := c.Write(make([]byte, 1<<20)) // more than 0-RTT lets through: blocks
@@ -993,29 +976,12 @@ func TestZeroRTTReplayAfterWriteDeadline(t *testing.T) {
 	skipZeroRTTUnderRace(t)
 	key := newResetKey(t)
 	srv := newServer(t, serverOpts{allow0RTT: true, resetKey: key})
-	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig(), Enable0RTT: true}
-	t.Cleanup(func() { d.Close() })
-	c0, err := d.Dial(context.Background(), srv.addr)
-	require.NoError(t, err)
-	_, err = c0.Write([]byte("one"))
-	require.NoError(t, err)
-	_, err = io.ReadFull(c0, make([]byte, 3))
-	require.NoError(t, err)
-	require.NoError(t, c0.Close())
-	old := c0.(*tetherquic.Conn).QUICConn()
-
 	gate := make(chan struct{})
-	srv.restart(serverOpts{allow0RTT: true, resetKey: key, onHello: func() { <-gate }}) // echoes
-	select {
-	case <-old.Context().Done():
-	case <-time.After(wait):
-		t.Fatal("the old connection is still up")
-	}
-	c, err := d.Dial(context.Background(), srv.addr)
-	require.NoError(t, err)
-	require.Equal(t, tetherquic.ZeroRTT, c.(*tetherquic.Conn).Origin())
+	c := redialZeroRTT(t, srv.addr, func() {
+		srv = srv.restart(serverOpts{allow0RTT: true, resetKey: key, onHello: func() { <-gate }}) // echoes
+	})
 	require.NoError(t, c.SetWriteDeadline(time.Now().Add(100*time.Millisecond)))
-	_, err = c.Write([]byte("hello"))
+	_, err := c.Write([]byte("hello"))
 	require.NoError(t, err)
 	type result struct {
 		s   string
@@ -1059,4 +1025,33 @@ func TestZeroRTTReplayAfterWriteDeadlineTether(t *testing.T) {
 	close(gate)
 	r.expect(t, "hello")
 	require.Equal(t, 1, rec.Count(tether.Disconnected), "events: %v", rec)
+}
+
+// redialZeroRTT dials addr with a 0-RTT Dialer and exchanges a line over
+// the connection (its session ticket comes with it), then ends it with end,
+// which must end the QUIC connection (a server that closes it, or
+// restarts) and hold the server in its next handshake, and dials again: a
+// Conn in 0-RTT.
+func redialZeroRTT(t *testing.T, addr string, end func()) net.Conn {
+	t.Helper()
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: heldConfig(), Enable0RTT: true}
+	t.Cleanup(func() { d.Close() })
+	c0, err := d.Dial(context.Background(), addr)
+	require.NoError(t, err)
+	_, err = c0.Write([]byte("one"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c0, make([]byte, 3))
+	require.NoError(t, err)
+	require.NoError(t, c0.Close())
+	old := c0.(*tetherquic.Conn).QUICConn()
+	end()
+	select {
+	case <-old.Context().Done():
+	case <-time.After(wait):
+		t.Fatal("the old connection is still up")
+	}
+	c, err := d.Dial(context.Background(), addr)
+	require.NoError(t, err)
+	require.Equal(t, tetherquic.ZeroRTT, c.(*tetherquic.Conn).Origin())
+	return c
 }
