@@ -423,18 +423,12 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if err != nil {
 		return 0, c.note(ioError(err))
 	}
+	var n int
 	if c.early.Load() {
-		n, err := c.writeEarly(p)
-		c.noteWrite(n)
-		switch {
-		case err == nil:
-			return n, nil
-		case c.closed.Load():
-			return n, net.ErrClosed // Close reset the send side under the Write
-		}
-		return n, c.note(err)
+		n, err = c.writeEarly(p) // its errors are marked already
+	} else if n, err = s.Write(p); err != nil {
+		err = ioError(err)
 	}
-	n, err := s.Write(p)
 	c.noteWrite(n)
 	switch {
 	case err == nil:
@@ -442,7 +436,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	case c.closed.Load():
 		return n, net.ErrClosed // Close reset the send side under the Write
 	}
-	return n, c.note(ioError(err))
+	return n, c.note(err)
 }
 
 func (c *Conn) noteWrite(n int) {
