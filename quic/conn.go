@@ -241,10 +241,9 @@ func (c *Conn) openSync() (*quic.Stream, error) {
 		}
 
 		ctx, cancel := context.WithCancelCause(c.ctx)
+		cancelT := context.CancelFunc(func() {})
 		if !dl.IsZero() {
-			var cancelT context.CancelFunc
 			ctx, cancelT = context.WithDeadlineCause(ctx, dl, os.ErrDeadlineExceeded)
-			defer cancelT()
 		}
 		stop := make(chan struct{})
 		go func() {
@@ -264,6 +263,7 @@ func (c *Conn) openSync() (*quic.Stream, error) {
 		close(stop)
 		cause := context.Cause(ctx)
 		cancel(nil)
+		cancelT() // each turn's, not one more per moved deadline until the return
 		switch {
 		case err == nil:
 			return s, nil
@@ -290,32 +290,41 @@ func (c *Conn) awaitStream() error {
 // nil, to take lock's token (locked).
 func (c *Conn) awaitRead(done <-chan struct{}, lock chan struct{}) (locked bool, err error) {
 	for {
-		dl, moved := c.deadline(true)
-		var timeout <-chan time.Time
-		if !dl.IsZero() {
-			d := time.Until(dl)
-			if d <= 0 {
-				return false, os.ErrDeadlineExceeded
-			}
-			timer := time.NewTimer(d)
-			defer timer.Stop()
-			timeout = timer.C
+		if locked, moved, err := c.awaitReadOnce(done, lock); !moved {
+			return locked, err
 		}
-		select {
-		case <-done:
-			return false, nil
-		case lock <- struct{}{}:
-			return true, nil
-		case <-c.ctx.Done():
-			return false, net.ErrClosed
-		case <-c.qc.Context().Done():
-			// The connection is gone: its error, as a Read on the stream
-			// would have returned it.
-			return false, ioError(context.Cause(c.qc.Context()))
-		case <-timeout:
-			return false, os.ErrDeadlineExceeded
-		case <-moved:
+	}
+}
+
+// awaitReadOnce is awaitRead under the read deadline of the moment; moved
+// says that the deadline changed meanwhile (and nothing else happened).
+func (c *Conn) awaitReadOnce(done <-chan struct{}, lock chan struct{}) (locked, moved bool, err error) {
+	dl, changed := c.deadline(true)
+	var timeout <-chan time.Time
+	if !dl.IsZero() {
+		d := time.Until(dl)
+		if d <= 0 {
+			return false, false, os.ErrDeadlineExceeded
 		}
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		timeout = timer.C
+	}
+	select {
+	case <-done:
+		return false, false, nil
+	case lock <- struct{}{}:
+		return true, false, nil
+	case <-c.ctx.Done():
+		return false, false, net.ErrClosed
+	case <-c.qc.Context().Done():
+		// The connection is gone: its error, as a Read on the stream
+		// would have returned it.
+		return false, false, ioError(context.Cause(c.qc.Context()))
+	case <-timeout:
+		return false, false, os.ErrDeadlineExceeded
+	case <-changed:
+		return false, true, nil
 	}
 }
 
