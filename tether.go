@@ -288,11 +288,7 @@ const closeGrace = 50 * time.Millisecond
 // closeGrace the connection under it is closed, so that the alert fails and
 // Close returns promptly (semantics 7).
 func closeConn(c net.Conn) {
-	nc, ok := c.(interface{ NetConn() net.Conn })
-	var under net.Conn
-	if ok {
-		under = nc.NetConn()
-	}
+	under := netConnOf(c)
 	if under == nil {
 		c.Close()
 		return
@@ -307,12 +303,19 @@ func closeConn(c net.Conn) {
 // buffers are full (a frozen peer or middlebox): the connection under it
 // is closed first, so that the alert fails at once.
 func closeLost(c net.Conn) {
-	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
-		if under := nc.NetConn(); under != nil {
-			under.Close()
-		}
+	if under := netConnOf(c); under != nil {
+		under.Close()
 	}
 	c.Close()
+}
+
+// netConnOf returns the connection under c (a TLS connection's), or nil
+// when c has none, or a NetConn method that returns nil.
+func netConnOf(c net.Conn) net.Conn {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		return nc.NetConn()
+	}
+	return nil
 }
 
 // valid reports whether t was made by Dial or New: every method of a nil or
