@@ -102,6 +102,7 @@ type Conn struct {
 	bdp       uint64    // bytes the path carries in minRTT, estimated
 	lastAck   time.Time // of this epoch: of new bytes
 	appending bool      // a Write copies into the room it reserved
+	shrunkAt  time.Time // when Write last looked at shrinking the send buffer
 	// copying: the sender copies bytes from copyLow on out of the lock
 	// (spans); acks that would free them are deferred to ackDeferred.
 	copying     bool
@@ -287,8 +288,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 		// No bound is below minSendBound: below it, only a buffer that
 		// grew (in an outage) needs the bound, to shrink.
 		if c.snd.n+len(p)-n > minSendBound || len(c.snd.buf) > 2*minSendBound {
-			bound, until = c.sendBoundLocked(time.Now())
-			c.snd.shrink(bound)
+			now := time.Now()
+			bound, until = c.sendBoundLocked(now)
+			c.shrinkLocked(bound, now)
 		}
 		if room := bound - c.snd.n; room > 0 {
 			// Copy without the lock, so that the sender and the

@@ -156,6 +156,23 @@ func (c *Conn) sendBoundLocked(now time.Time) (int, time.Time) {
 	return int(bound), until
 }
 
+// shrinkEvery is how often Write looks at shrinking the send buffer.
+const shrinkEvery = time.Second
+
+// shrinkLocked returns the send buffer to the size in use, once an outage
+// grew it: to the bound, or to the most it held since the last look if
+// more, at most once every shrinkEvery. The bound moves with each ack
+// sample; a buffer that followed it would be reallocated (and cleared)
+// every few writes of a fast stream.
+func (c *Conn) shrinkLocked(bound int, now time.Time) {
+	if now.Sub(c.shrunkAt) < shrinkEvery {
+		return
+	}
+	c.shrunkAt = now
+	c.snd.shrink(max(bound, c.snd.peak))
+	c.snd.peak = c.snd.n
+}
+
 // ackToLocked drops what the peer has received, up to recv.
 func (c *Conn) ackToLocked(recv uint64) {
 	if c.copying && recv > c.copyLow {

@@ -7,6 +7,7 @@ type ring struct {
 	head  int // index of the first byte
 	n     int // bytes held
 	limit int // the most its caller lets it hold (0: none): growth stops there
+	peak  int // the most held since its caller reset it (commit keeps it)
 }
 
 const minRing = 4 << 10
@@ -105,7 +106,10 @@ func (r *ring) reserve(k int) (a, b []byte) {
 }
 
 // commit appends the k bytes copied into the room reserve returned.
-func (r *ring) commit(k int) { r.n += k }
+func (r *ring) commit(k int) {
+	r.n += k
+	r.peak = max(r.peak, r.n)
+}
 
 // discard drops the first k bytes.
 func (r *ring) discard(k int) {
@@ -132,15 +136,15 @@ func (r *ring) rewind() {
 }
 
 // shrink moves the bytes held into a smaller array, the least power of
-// two of at least size, when the array is at least twice that and holds
-// at most half of it: a buffer that grew (in an outage) returns to the
-// size in use, and stays in the caches.
+// two of at least size, when the array is at least twice that and what it
+// holds fits: a buffer that grew (in an outage) returns to the size in
+// use, and stays in the caches.
 func (r *ring) shrink(size int) {
 	target := minRing
 	for target < size {
 		target *= 2
 	}
-	if len(r.buf) < 2*target || r.n > target/2 {
+	if len(r.buf) < 2*target || r.n > target {
 		return
 	}
 	b := make([]byte, target)

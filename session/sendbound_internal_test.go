@@ -116,6 +116,51 @@ func TestRingShrinkAndLimit(t *testing.T) {
 	require.Equal(t, size, len(r.buf))
 }
 
+// A fast stream whose bound moves with each ack sample keeps its send
+// buffer: it is not reallocated each time the bound falls below half of
+// it. A buffer that an outage grew returns to the size in use within two
+// shrinkEvery: the first look after the outage still sees what it held.
+func TestSendBufferKeptWhileBoundMoves(t *testing.T) {
+	c := newConn(newConfig(nil), true)
+	now := time.Now()
+	fill := func(writes int, bound func(i int) int) (reallocs int) {
+		for i := range writes {
+			before, b := c.snd.buf, bound(i)
+			c.shrinkLocked(b, now)
+			// The acks since the last write: what lets this write in,
+			// and once in 16 writes all of it (the peer caught up).
+			acked := c.snd.n + 32<<10 - b
+			if i%16 == 0 {
+				acked = c.snd.n
+			}
+			c.snd.discard(max(acked, 0))
+			c.snd.rewind()
+			c.snd.reserve(32 << 10)
+			c.snd.commit(32 << 10)
+			if len(before) > 0 && &before[0] != &c.snd.buf[0] {
+				reallocs++
+			}
+			now = now.Add(10 * time.Microsecond) // 3 GB/s
+		}
+		return reallocs
+	}
+	moving := func(i int) int { return minSendBound << (i / 16 % 2) } // 256 KiB, 512 KiB, ...
+	fill(100, moving)
+	require.Zero(t, fill(300_000, moving), "reallocations in 3 s of a stream at 3 GB/s")
+
+	// An outage: no acks, and Writes fill the whole buffer. Then acks
+	// flow again.
+	for c.snd.n < c.cfg.bufSize {
+		c.shrinkLocked(c.cfg.bufSize, now)
+		c.snd.reserve(32 << 10)
+		c.snd.commit(32 << 10)
+		now = now.Add(10 * time.Microsecond)
+	}
+	require.Equal(t, c.cfg.bufSize, len(c.snd.buf))
+	fill(int(2*shrinkEvery/(10*time.Microsecond))+1, func(int) int { return minSendBound })
+	require.Equal(t, minSendBound, len(c.snd.buf), "within two shrinkEvery of the outage's end")
+}
+
 // A Write copying without the lock when the session ends returns, rather
 // than taking the lock it holds a second time.
 func TestEndDuringUnlockedCopy(t *testing.T) {
