@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/attempt"
 )
 
 // Defaults of BreakerConfig.
@@ -86,13 +87,16 @@ type Breaker struct {
 
 // circuit is the state for one address. Closed: openUntil is zero. Open: now
 // is before openUntil, and settle is zero. Half-open: openUntil has passed;
-// probe is when the trial dial's lease ends (zero: no trial out). Settling
-// (half-open too): a dial succeeded, and the circuit closes at settle
-// unless a failure comes first.
+// probe is when the trial dial's lease ends (zero: no trial out), and
+// holder the Done channel of the ctx of the handler that took it (nil:
+// none): the lease ends with it. Settling (half-open too): a dial
+// succeeded, and the circuit closes at settle unless a failure comes
+// first.
 type circuit struct {
 	fails     []time.Time // failed dials within the window, oldest first (closed only)
 	openUntil time.Time
 	probe     time.Time
+	holder    <-chan struct{}
 	settle    time.Time
 	changed   chan struct{} // closed and replaced on every change of state
 	waiters   int           // handlers waiting on changed
@@ -164,8 +168,11 @@ func (b *Breaker) State(addr string) BreakerState {
 // make the trial dial, or until the trial's outcome closes the circuit. It
 // then returns Reconnect with Event.Delay shortened by the time it waited.
 // The wait ends at once when ctx is done (Close, or Dial's ctx); the Tether
-// then stops. A trial that reports no outcome within its delay plus a
-// cool-down (its Tether was closed) hands the trial to another Tether.
+// then stops, and takes no trial. A trial's Tether that stops before it
+// reports an outcome (it was closed, or gave up) hands the trial to another
+// Tether at once; one whose ctx goes on (a Dial whose ctx never ends) does
+// after its delay, a cool-down and the default per-attempt timeout
+// (tcp.DefaultTimeout), reporting nothing.
 //
 // Why a wait and not a longer Event.Delay: a delay fixes the time of the next
 // dial in advance, so every held Tether would dial at the end of the
@@ -253,7 +260,7 @@ func (b *Breaker) succeed(addr string) {
 		// period (a server that accepts and closes at once would close the
 		// circuit with every trial), while the others wait.
 		c.settle = now.Add(b.cfg.Stability)
-		c.probe = c.settle
+		c.probe, c.holder = c.settle, nil
 		c.notify()
 	}
 	// Failures within the window still count: a success does not reset a
@@ -291,7 +298,7 @@ func (b *Breaker) forget(addr string, c *circuit, now time.Time) {
 }
 
 func (c *circuit) open(now time.Time, coolDown time.Duration) {
-	c.openUntil, c.probe, c.settle, c.fails = now.Add(coolDown), time.Time{}, time.Time{}, nil
+	c.openUntil, c.probe, c.holder, c.settle, c.fails = now.Add(coolDown), time.Time{}, nil, time.Time{}, nil
 	c.notify()
 }
 
@@ -301,9 +308,23 @@ func (c *circuit) settled(now time.Time) bool {
 	if c.settle.IsZero() || now.Before(c.settle) {
 		return false
 	}
-	c.openUntil, c.probe, c.settle, c.fails = time.Time{}, time.Time{}, time.Time{}, nil
+	c.openUntil, c.probe, c.holder, c.settle, c.fails = time.Time{}, time.Time{}, nil, time.Time{}, nil
 	c.notify()
 	return true
+}
+
+// trialOut reports whether a trial dial's lease holds c at now: until the
+// lease's time, unless the handler that took it stopped first.
+func (c *circuit) trialOut(now time.Time) bool {
+	if c.probe.IsZero() || !now.Before(c.probe) {
+		return false
+	}
+	select {
+	case <-c.holder:
+		return false
+	default:
+		return true
+	}
 }
 
 func (c *circuit) notify() {
@@ -320,6 +341,12 @@ func (c *circuit) prune(now time.Time, window time.Duration) []time.Time {
 	return append(c.fails[:0], c.fails[i:]...)
 }
 
+// trialDial is what a trial's lease allows for its dial, beyond its delay
+// and a cool-down: the default per-attempt timeout of this module's
+// dialers, so that a slow dial (to a server that does not answer) is not
+// taken for a trial that will report nothing.
+const trialDial = attempt.DefaultTimeout
+
 // wait holds the caller back while the circuit for ev.Addr does not let it
 // dial, and takes the time waited off ev.Delay.
 func (b *Breaker) wait(ctx context.Context, ev *tether.Event) {
@@ -333,17 +360,21 @@ loop:
 			break // closed
 		}
 		until := c.openUntil
+		var holder <-chan struct{}
 		switch {
 		case !c.settle.IsZero():
 			until = c.settle // a connection is settling: wait for the outcome
 		case !now.Before(until):
-			// Half-open: take the trial unless another Tether holds it.
-			if c.probe.IsZero() || !now.Before(c.probe) {
-				left := max(ev.Delay-now.Sub(start), 0)
-				c.probe = now.Add(left + b.cfg.CoolDown)
+			// Half-open: take the trial unless another Tether holds it,
+			// or this one stops (it would never dial).
+			if !c.trialOut(now) {
+				if ctx.Err() == nil {
+					left := max(ev.Delay-now.Sub(start), 0)
+					c.probe, c.holder = now.Add(left+b.cfg.CoolDown+trialDial), ctx.Done()
+				}
 				break loop
 			}
-			until = c.probe
+			until, holder = c.probe, c.holder
 		}
 		ch := c.changed
 		c.waiters++
@@ -352,6 +383,7 @@ loop:
 		select {
 		case <-timer.C:
 		case <-ch:
+		case <-holder: // the trial's Tether stopped: take the trial
 		case <-ctx.Done():
 		}
 		timer.Stop()

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/dialers"
 	"github.com/io-tether/tether/middleware"
 	"github.com/io-tether/tether/tethertest"
 )
@@ -315,5 +316,90 @@ func TestBreakerIgnoredLoss(t *testing.T) {
 		}
 		require.Equal(t, tether.Ready, tn.State())
 		require.Equal(t, middleware.BreakerClosed, b.State(addrA))
+	})
+}
+
+// A trial dial slower than the cool-down (to a server that does not
+// answer, bounded by a 10 s per-attempt timeout) still holds the others
+// back until its outcome: one trial at a time.
+func TestBreakerSlowTrial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const coolDown = 2 * time.Second
+		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 1, CoolDown: coolDown, Window: time.Minute})
+		h := tether.Chain(nil, middleware.CircuitBreaker(b),
+			middleware.Backoff(middleware.BackoffConfig{BaseDelay: 100 * time.Millisecond, MaxDelay: 100 * time.Millisecond, Multiplier: 1}))
+		n := servers(t, map[string]func(net.Conn){addrA: hold})
+		d := dialers.Timeout(n, 10*time.Second)
+		var ts []*tether.Tether
+		for range 3 {
+			tn := tethertest.Dial(t, d, addrA, h)
+			ts = append(ts, tn)
+			drain(tn)
+		}
+		time.Sleep(5 * time.Second) // stable
+		n.Down(addrA)
+		for b.State(addrA) != middleware.BreakerOpen {
+			time.Sleep(time.Millisecond)
+		}
+		opened := time.Now()
+		time.Sleep(time.Second) // every Tether's redial was refused, or held back
+		synctest.Wait()
+		n.Hold() // dials now hang until their timeout
+		time.Sleep(coolDown + 8*time.Second)
+		synctest.Wait()
+		var trials []time.Duration
+		for _, r := range n.History() {
+			if r.Addr == addrA && r.At.After(opened.Add(time.Second)) {
+				trials = append(trials, r.At.Sub(opened))
+			}
+		}
+		require.Len(t, trials, 1, "trial dials (since the circuit opened) while the first was out")
+		for _, tn := range ts {
+			tn.Close()
+		}
+		n.Release()
+	})
+}
+
+// A Tether that stops (its ctx is done) takes no trial, and one that stops
+// while its trial is out hands it on at once: the others are not held back
+// for a trial that will report nothing.
+func TestBreakerStoppedTrial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const coolDown = 10 * time.Second
+		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 1, CoolDown: coolDown})
+		h := middleware.CircuitBreaker(b)(reconnect)
+		handle(h, failedDial(addrA, addrB)) // opens A's circuit
+		time.Sleep(coolDown)
+		require.Equal(t, middleware.BreakerHalfOpen, b.State(addrA))
+
+		stopped, cancel := context.WithCancel(context.Background())
+		cancel()
+		ev := failedDial(addrC, addrA)
+		h.HandleDisconnect(stopped, &ev)
+		start := time.Now()
+		handle(h, failedDial(addrC, addrA))
+		require.Zero(t, time.Since(start), "held back by the trial of a Tether that had stopped")
+
+		// That live Tether holds the trial; a third waits for it, until
+		// the trial's Tether stops.
+		holder, stop := context.WithCancel(context.Background())
+		b2 := middleware.NewBreaker(middleware.BreakerConfig{Failures: 1, CoolDown: coolDown})
+		h2 := middleware.CircuitBreaker(b2)(reconnect)
+		handle(h2, failedDial(addrA, addrB))
+		time.Sleep(coolDown)
+		ev = failedDial(addrC, addrA)
+		h2.HandleDisconnect(holder, &ev) // takes the trial
+		third := make(chan time.Duration, 1)
+		go func() {
+			begin := time.Now()
+			handle(h2, failedDial(addrC, addrA))
+			third <- time.Since(begin)
+		}()
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		require.Empty(t, third, "the trial is out")
+		stop()
+		require.Equal(t, 3*time.Second, <-third, "the trial's Tether stopped: the next takes the trial at once")
 	})
 }
