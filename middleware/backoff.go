@@ -22,8 +22,8 @@ import (
 type BackoffConfig struct {
 	// BaseDelay is the delay after the first failed dial (default 1 s).
 	BaseDelay time.Duration
-	// MaxDelay caps the delay before jitter (default 120 s). It must not be
-	// less than BaseDelay.
+	// MaxDelay caps the delay before jitter (default 120 s, or BaseDelay
+	// if that is more). It must not be less than BaseDelay.
 	MaxDelay time.Duration
 	// Multiplier is the factor by which the delay grows after each failed
 	// dial (default 1.6); at least 1.

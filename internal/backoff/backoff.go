@@ -53,7 +53,9 @@ func (c Config) Normalize(prefix string) (Config, error) {
 		c.BaseDelay = DefaultBaseDelay
 	}
 	if c.MaxDelay == 0 {
-		c.MaxDelay = DefaultMaxDelay
+		// The default cap does not turn a BaseDelay above it into a bad
+		// configuration: it rises to BaseDelay (no growth).
+		c.MaxDelay = max(DefaultMaxDelay, c.BaseDelay)
 	}
 	if c.Multiplier == 0 {
 		c.Multiplier = DefaultMultiplier

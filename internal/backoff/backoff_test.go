@@ -37,6 +37,12 @@ func TestNormalize(t *testing.T) {
 	got, err := Config{}.Normalize("p: ")
 	require.NoError(t, err)
 	require.Equal(t, Default, got)
+	// A BaseDelay above the default cap, with no cap set: the cap rises
+	// to it.
+	got, err = Config{BaseDelay: 5 * time.Minute}.Normalize("p: ")
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Minute, got.MaxDelay)
+	require.Equal(t, 5*time.Minute, got.Nominal(3))
 	for name, c := range map[string]Config{
 		"negative base":  {BaseDelay: -1},
 		"negative max":   {MaxDelay: -1},
