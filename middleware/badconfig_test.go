@@ -26,6 +26,7 @@ func badConfigs() []struct {
 } {
 	var dropped atomic.Uint64
 	always := func(*tether.Event) bool { return true }
+	never := func(*tether.Event) bool { return false }
 	return []struct {
 		name string
 		mw   tether.Middleware
@@ -53,6 +54,7 @@ func badConfigs() []struct {
 		{"When nil Middleware", middleware.When(always, nil), "When: nil Middleware"},
 		{"When nil handler", middleware.When(always, func(tether.DisconnectHandler) tether.DisconnectHandler { return nil }), "When: the Middleware returned a nil handler"},
 		{"When bad inner", middleware.When(always, middleware.Failover()), "Failover: no addresses"},
+		{"When bad inner, never picked", middleware.When(never, middleware.Failover()), "Failover: no addresses"},
 		{"RetryIf(nil)", middleware.RetryIf(nil), "RetryIf: nil predicate"},
 		{"CircuitBreaker(nil)", middleware.CircuitBreaker(nil), "CircuitBreaker: nil *Breaker"},
 		{"CircuitBreaker negative Failures", middleware.CircuitBreaker(middleware.NewBreaker(middleware.BreakerConfig{Failures: -1})), "CircuitBreaker: negative Failures"},

@@ -34,12 +34,16 @@ func (e *configError) Is(target error) bool { return target == ErrBadConfig }
 // failing returns the Middleware of a bad configuration: its handler gives
 // up on every event, the first included, with err.
 func failing(err error) tether.Middleware {
-	return func(tether.DisconnectHandler) tether.DisconnectHandler {
-		return tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
-			ev.Err = err
-			return tether.GiveUp
-		})
-	}
+	return func(tether.DisconnectHandler) tether.DisconnectHandler { return failed{err} }
+}
+
+// failed is the handler of a bad configuration (failing): a type of its own,
+// so that When can tell it.
+type failed struct{ err error }
+
+func (f failed) HandleDisconnect(_ context.Context, ev *tether.Event) tether.Action {
+	ev.Err = f.err
+	return tether.GiveUp
 }
 
 // outage reports whether ev is about a lost connection or a failed dial: the

@@ -16,9 +16,10 @@ import (
 //	}, middleware.Backoff(middleware.BackoffConfig{BaseDelay: 5 * time.Second}))
 //
 // When goes where mw would go. It keeps no state of its own; it keeps
-// whatever mw keeps. A nil pred or
-// mw, or an mw that returns a nil handler: the Middleware gives up on its
-// first event with an error that wraps ErrBadConfig.
+// whatever mw keeps. A nil pred or mw, an mw that returns a nil handler, or
+// a middleware of this package with a bad configuration as mw: the
+// Middleware gives up on its first event, whatever pred says, with an
+// error that wraps ErrBadConfig.
 func When(pred func(ev *tether.Event) bool, mw tether.Middleware) tether.Middleware {
 	switch {
 	case pred == nil:
@@ -28,8 +29,11 @@ func When(pred func(ev *tether.Event) bool, mw tether.Middleware) tether.Middlew
 	}
 	return func(next tether.DisconnectHandler) tether.DisconnectHandler {
 		h := mw(next)
-		if h == nil {
+		switch f, bad := h.(failed); {
+		case h == nil:
 			return failing(badConfig("When: the Middleware returned a nil handler"))(next)
+		case bad:
+			return f // the first event tells the bad configuration, not the first that pred picks
 		}
 		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 			if pred(ev) {
