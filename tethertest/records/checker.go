@@ -130,11 +130,11 @@ func (c *Checker) FeedBetween(b []byte, g0, g1 uint64) {
 // check verifies one record; reconnect says whether a connection may have
 // ended since the record before.
 func (c *Checker) check(line []byte, reconnect bool) {
-	seq, err := parse(line, c.seed, c.scratch)
+	seq, numbered, err := parse(line, c.seed, c.scratch)
 	if err != nil {
 		c.res.Corrupted++
 		c.violate("%v", err)
-		if int64(seq) == c.res.Last+1 && seq > 0 {
+		if numbered && int64(seq) == c.res.Last+1 {
 			// A damaged record where the next one belongs: it counts
 			// once, and the record after it follows it.
 			c.res.Last = int64(seq)

@@ -69,29 +69,30 @@ func Append(b []byte, seed, seq uint64) []byte {
 }
 
 // parse checks one record, given without its '\n', and returns its
-// sequence number. scratch is reused for the expected payload.
-func parse(line []byte, seed uint64, scratch []byte) (uint64, error) {
+// sequence number, and whether that could be read (a damaged record may
+// still say where it belongs). scratch is reused for the expected payload.
+func parse(line []byte, seed uint64, scratch []byte) (seq uint64, numbered bool, err error) {
 	if len(line) == 0 || line[0] != '#' {
-		return 0, fmt.Errorf("bytes %q where a record should start", clip(line))
+		return 0, false, fmt.Errorf("bytes %q where a record should start", clip(line))
 	}
 	sp1, sp2 := bytes.IndexByte(line, ' '), bytes.LastIndexByte(line, ' ')
 	if sp1 < 0 || sp2 <= sp1 || len(line)-sp2-1 != 8 {
-		return 0, fmt.Errorf("malformed record %q", clip(line))
+		return 0, false, fmt.Errorf("malformed record %q", clip(line))
 	}
-	seq, err := strconv.ParseUint(string(line[1:sp1]), 10, 64)
+	seq, err = strconv.ParseUint(string(line[1:sp1]), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("malformed record %q", clip(line))
+		return 0, false, fmt.Errorf("malformed record %q", clip(line))
 	}
 	sum, err := strconv.ParseUint(string(line[sp2+1:]), 16, 32)
 	if err != nil || crc32.ChecksumIEEE(line[:sp2]) != uint32(sum) {
-		return seq, fmt.Errorf("record %d: bad checksum", seq)
+		return seq, true, fmt.Errorf("record %d: bad checksum", seq)
 	}
 	// The checksum is what a real protocol checks; a test also knows what
 	// was sent.
 	if !bytes.Equal(line[sp1+1:sp2], payload(scratch[:0], seed, seq)) {
-		return seq, fmt.Errorf("record %d: payload differs from the one sent", seq)
+		return seq, true, fmt.Errorf("record %d: payload differs from the one sent", seq)
 	}
-	return seq, nil
+	return seq, true, nil
 }
 
 // clip returns the start of b, for an error message.

@@ -28,16 +28,16 @@ func TestParse(t *testing.T) {
 	require.Equal(t, byte('\n'), rec[len(rec)-1])
 	require.LessOrEqual(t, len(rec), MaxSize)
 	require.Equal(t, 1, bytes.Count(rec, []byte("#")))
-	seq, err := parse(rec[:len(rec)-1], seed, nil)
+	seq, _, err := parse(rec[:len(rec)-1], seed, nil)
 	require.NoError(t, err)
 	require.Equal(t, uint64(42), seq)
 
 	flipped := bytes.Clone(rec)
 	flipped[10] ^= 1
-	_, err = parse(flipped[:len(flipped)-1], seed, nil)
+	_, _, err = parse(flipped[:len(flipped)-1], seed, nil)
 	require.ErrorContains(t, err, "record 42: bad checksum")
 
-	_, err = parse(rec[:len(rec)-1], seed+1, nil)
+	_, _, err = parse(rec[:len(rec)-1], seed+1, nil)
 	require.ErrorContains(t, err, "payload differs")
 }
 
@@ -206,4 +206,18 @@ func TestCorruptedCountsOnce(t *testing.T) {
 	require.Equal(t, int64(2), r.Last)
 	c.Feed(recs(1, 1), 1) // the damaged one, sent again: not received before
 	require.Equal(t, int64(1), c.Result().Reordered)
+}
+
+// The same holds for record 0, and for a damaged checksum.
+func TestCorruptedFirstCountsOnce(t *testing.T) {
+	for _, bad := range []uint64{0, 3} {
+		rs := records(0, 5)
+		rs[bad] = bytes.Clone(rs[bad])
+		rs[bad][len(rs[bad])-3] ^= 1 // a bit of the checksum
+		c := NewChecker(seed, nil)
+		c.Feed(bytes.Join(rs, nil), 1)
+		r := c.Result()
+		require.Equal(t, int64(1), r.Failures(), "record %d damaged: %+v", bad, r)
+		require.Equal(t, int64(1), r.Corrupted, "record %d damaged", bad)
+	}
 }
