@@ -92,12 +92,15 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 }
 
 // badPort returns a *net.AddrError, permanent for tether.IsPermanent, for
-// an address whose port no dial reaches: port 0 or none ("host:"), which a
-// dial is refused on, or a service name that the system does not know
-// (net reports it as a name that does not resolve, transient). Other
-// malformed addresses are net's to report; their errors are permanent
-// already (a missing port).
+// an address whose port no dial reaches: an empty address (net reports
+// it as transient), port 0 or none ("host:"), which a dial is refused on,
+// or a service name that the system does not know (net reports it as a
+// name that does not resolve, transient). Other malformed addresses are
+// net's to report; their errors are permanent already (a missing port).
 func badPort(ctx context.Context, r *net.Resolver, addr string) error {
+	if addr == "" {
+		return &net.AddrError{Err: "missing address"}
+	}
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil

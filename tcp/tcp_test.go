@@ -73,6 +73,7 @@ func TestDialErrors(t *testing.T) {
 	}{
 		{"refused", nil, t.Context(), refused, "connect: connection refused", syscall.ECONNREFUSED, false},
 		{"missing port", &tcp.Dialer{}, t.Context(), "127.0.0.1", "address 127.0.0.1: missing port in address", nil, true},
+		{"empty address", &tcp.Dialer{}, t.Context(), "", "missing address", nil, true},
 		{"port 0", &tcp.Dialer{}, t.Context(), "127.0.0.1:0", "address 127.0.0.1:0: no port to dial", nil, true},
 		{"empty port", &tcp.Dialer{}, t.Context(), "127.0.0.1:", "address 127.0.0.1:: no port to dial", nil, true},
 		{"unknown service", &tcp.Dialer{}, t.Context(), "127.0.0.1:no-such-service", "address 127.0.0.1:no-such-service: unknown port", nil, true},
