@@ -440,7 +440,9 @@ func (c *Conn) Close() error {
 			c.mu.Lock()
 		}
 	}
-	switch n := c.sWritten - c.sAcked; {
+	// (An ack that the sender defers while it copies counts: the bytes
+	// arrived.)
+	switch n := c.sWritten - max(c.sAcked, c.ackDeferred); {
 	case c.finAcked || n == 0:
 		// (Bytes all acknowledged, the final frame perhaps not: they
 		// arrived, and the close frame ends the session.)
