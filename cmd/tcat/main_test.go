@@ -801,3 +801,22 @@ func TestRelayPassesResetOn(t *testing.T) {
 	require.Equal(t, "partial re", string(got))
 	require.ErrorIs(t, err, syscall.ECONNRESET, "the relay's client after the service's reset")
 }
+
+// A service that the -to side cannot reach is a reset for the application
+// too, not a clean and empty reply.
+func TestRelayServiceDown(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	down := dead.Addr().String()
+	dead.Close() // dials to down are refused
+	l, addr := startListener(t, "-v", "-l", "-session", "-to", down, "127.0.0.1:0")
+	c := start(t, "-session", "-L", "127.0.0.1:0", addr)
+	local := c.stderr.expect(t, `^tcat: relaying (\S+) to \S+ over sessions \(tcp\)$`)[1]
+	conn, err := net.Dial("tcp", local)
+	require.NoError(t, err)
+	defer conn.Close()
+	l.stderr.expect(t, `connection refused$`)
+	conn.SetReadDeadline(time.Now().Add(wait))
+	_, err = conn.Read(make([]byte, 1))
+	require.ErrorIs(t, err, syscall.ECONNRESET, "the application, when the service is down")
+}

@@ -236,7 +236,7 @@ func relayEach(ctx context.Context, cfg config, stderr io.Writer, ln net.Listene
 			b, err := dial(ctx)
 			if err != nil {
 				logf(stderr, cfg.verbose, "%s: %v", from, err)
-				a.Close()
+				reset(a) // no service: an error for the application, not an empty reply
 				return
 			}
 			logf(stderr, cfg.verbose, "%s: relayed to %s", from, to)
@@ -272,15 +272,7 @@ func closedBy(ctx context.Context, err error) error {
 func relay(a, b net.Conn) {
 	pass := func(dst, src net.Conn) {
 		if _, err := io.Copy(dst, src); err != nil {
-			switch d := dst.(type) {
-			case *net.TCPConn:
-				d.SetLinger(0) // a reset
-				d.Close()
-			case *session.Conn:
-				d.Abort()
-			default:
-				dst.Close()
-			}
+			reset(dst)
 			return
 		}
 		closeWrite(dst)
@@ -291,6 +283,20 @@ func relay(a, b net.Conn) {
 	wg.Wait()
 	a.Close()
 	b.Close()
+}
+
+// reset ends c as a break, not an end of stream: a TCP connection with a
+// reset, a session with Abort.
+func reset(c net.Conn) {
+	switch c := c.(type) {
+	case *net.TCPConn:
+		c.SetLinger(0)
+		c.Close()
+	case *session.Conn:
+		c.Abort()
+	default:
+		c.Close()
+	}
 }
 
 // netListenerOf returns ln as a net.Listener, for session.NewListener.
