@@ -44,8 +44,9 @@
 // uses a self-signed certificate for localhost, the loopback addresses and
 // the listening host: with -ca FILE, the one in FILE, made and written
 // there (with its key, mode 0600) if FILE does not exist, so that a
-// restarted listener keeps it; without, a new one, which clients accept
-// only with -insecure.
+// restarted listener keeps it (a week: one of its own that expires within
+// a day is made anew); without, a new one, which clients accept only with
+// -insecure.
 //
 // Two terminals:
 //

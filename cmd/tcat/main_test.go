@@ -190,7 +190,7 @@ func (l *lines) rest(t *testing.T) []string {
 // certs makes a self-signed certificate for the servers of a test, and
 // writes it to a file for tcat's -ca.
 func certs(t *testing.T) (server *tls.Config, caFile string) {
-	cert, certPEM, _, err := selfSigned("")
+	cert, certPEM, _, err := selfSigned("", time.Now())
 	require.NoError(t, err)
 	caFile = filepath.Join(t.TempDir(), "ca.pem")
 	require.NoError(t, os.WriteFile(caFile, certPEM, 0o600))

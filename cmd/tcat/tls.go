@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -44,22 +45,36 @@ func clientTLS(cfg config) (*tls.Config, error) {
 
 // serverTLS returns the listen mode's TLS configuration, with a
 // self-signed certificate: the one in cfg.ca if the file exists, else a new
-// one, written there (with its key) when cfg.ca is set.
+// one, written there (with its key) when cfg.ca is set. A certificate of
+// tcat's own in cfg.ca that has expired, or expires within a day, is
+// replaced by a new one; any other that is not valid now is an error.
 func serverTLS(cfg config, stderr io.Writer) (*tls.Config, error) {
 	var (
 		cert tls.Certificate
 		err  error
 	)
 	dial := "dial with -" + proto(cfg)
+	fresh := true
 	if pemBytes, rerr := os.ReadFile(cfg.ca); cfg.ca != "" && rerr == nil {
 		if cert, err = tls.X509KeyPair(pemBytes, pemBytes); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.ca, err)
 		}
-		fmt.Fprintf(stderr, "tcat: certificate from %s: %s -ca %s\n", cfg.ca, dial, cfg.ca)
-	} else {
+		now, leaf := time.Now(), cert.Leaf
+		switch {
+		case now.Add(24*time.Hour).Before(leaf.NotAfter) && !now.Before(leaf.NotBefore):
+			fresh = false
+			fmt.Fprintf(stderr, "tcat: certificate from %s: %s -ca %s\n", cfg.ca, dial, cfg.ca)
+		case leaf.Subject.CommonName != "tcat" || !bytes.Equal(leaf.RawIssuer, leaf.RawSubject):
+			return nil, fmt.Errorf("%s: the certificate is valid from %v to %v, not now",
+				cfg.ca, leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
+		default:
+			fmt.Fprintf(stderr, "tcat: the certificate in %s expires %v: making a new one\n", cfg.ca, leaf.NotAfter.Format(time.RFC3339))
+		}
+	}
+	if fresh {
 		host, _, _ := net.SplitHostPort(listenAddr(cfg.addr))
 		var certPEM, keyPEM []byte
-		if cert, certPEM, keyPEM, err = selfSigned(host); err != nil {
+		if cert, certPEM, keyPEM, err = selfSigned(host, time.Now()); err != nil {
 			return nil, err
 		}
 		if cfg.ca != "" {
@@ -79,10 +94,10 @@ func serverTLS(cfg config, stderr io.Writer) (*tls.Config, error) {
 	return tc, nil
 }
 
-// selfSigned makes a self-signed certificate, valid for a week, for
+// selfSigned makes a self-signed certificate, valid for a week from now, for
 // localhost, the loopback addresses and host; it returns it with its
 // certificate and its key in PEM.
-func selfSigned(host string) (cert tls.Certificate, certPEM, keyPEM []byte, err error) {
+func selfSigned(host string, now time.Time) (cert tls.Certificate, certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return cert, nil, nil, err
@@ -91,7 +106,6 @@ func selfSigned(host string) (cert tls.Certificate, certPEM, keyPEM []byte, err 
 	if err != nil {
 		return cert, nil, nil, err
 	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: "tcat"},
