@@ -23,7 +23,10 @@ import (
 //     gives up if the moment has passed.
 //
 // So the last dial happens when the outage reaches d at the latest, and if it
-// fails the Tether gives up then: on time, not a backoff step later. Put
+// fails the Tether gives up then: on time, not a backoff step later. A dial
+// that began before that moment runs to its end, bounded by its Dialer's
+// per-attempt timeout (10 s by default): give the Dialer a shorter one for
+// a tighter bound. Put
 // MaxDowntime outside Backoff and CircuitBreaker, whose delays it bounds.
 // Other events pass through unchanged.
 //
