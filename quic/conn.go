@@ -402,6 +402,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		// The server never saw this stream: nothing was read from it.
 		if err := c.replayFrom(s); err != nil {
+			if c.closed.Load() {
+				return 0, net.ErrClosed // the replay's wait, cut short by Close
+			}
 			return 0, c.note(ioError(err))
 		}
 	}
@@ -428,14 +431,19 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.closed.Load() {
 		return 0, net.ErrClosed
 	}
-	s, err := c.stream()
-	if err != nil {
+	if _, err := c.stream(); err != nil { // opens it, on the first Write
 		return 0, c.note(ioError(err))
 	}
-	var n int
+	var (
+		n   int
+		err error
+	)
 	if c.early.Load() {
 		n, err = c.writeEarly(p) // its errors are marked already
-	} else if n, err = s.Write(p); err != nil {
+	} else if n, err = c.str.Load().Write(p); err != nil {
+		// (The stream loaded after early: a Read's replay may have
+		// replaced the one opened above, and it clears early after it
+		// stored the new one.)
 		err = ioError(err)
 	}
 	c.noteWrite(n)
@@ -626,8 +634,7 @@ func (c *Conn) CloseWrite() error {
 	if c.closed.Load() {
 		return net.ErrClosed
 	}
-	s, err := c.stream()
-	if err != nil {
+	if _, err := c.stream(); err != nil {
 		return c.note(ioError(err))
 	}
 	c.finished.Store(true)
@@ -635,9 +642,8 @@ func (c *Conn) CloseWrite() error {
 		c.wlock <- struct{}{}
 		defer func() { <-c.wlock }()
 		c.fin = true
-		s = c.str.Load() // a replay may have replaced it
 	}
-	return s.Close()
+	return c.str.Load().Close() // not s: a replay may have replaced it
 }
 
 // LocalAddr returns the local address of the QUIC connection.

@@ -965,6 +965,61 @@ func TestZeroRTTWriteInterruptedByClose(t *testing.T) {
 	}
 }
 
+// TestZeroRTTReadReplayInterruptedByClose: a Read that met the rejection
+// of 0-RTT data replays it, and waits for a stream that the server does not
+// allow yet; Close interrupts it, and it returns net.ErrClosed (it returned
+// the replay's cancelled context).
+func TestZeroRTTReadReplayInterruptedByClose(t *testing.T) {
+	skipZeroRTTUnderRace(t)
+	srv := newServer(t, serverOpts{allow0RTT: true})
+	c := redialZeroRTT(t, srv.addr, func() {
+		srv.closeConns()
+		srv.crash()
+		// Back with new ticket keys (0-RTT is rejected), and no stream
+		// allowed for now.
+		ua, err := net.ResolveUDPAddr("udp", srv.addr)
+		require.NoError(t, err)
+		udp, err := net.ListenUDP("udp", ua)
+		require.NoError(t, err)
+		tr := &quic.Transport{Conn: udp}
+		ln, err := tr.ListenEarly(tethertest.TLSServerConfig(alpn), &quic.Config{Allow0RTT: true, MaxIncomingStreams: -1})
+		require.NoError(t, err)
+		t.Cleanup(func() { ln.Close(); tr.Close(); udp.Close() })
+		go func() {
+			for {
+				if _, err := ln.Accept(context.Background()); err != nil {
+					return
+				}
+			}
+		}()
+	})
+	replaying := make(chan struct{}, 1)
+	defer tetherquic.SetReplayHook(func() {
+		select {
+		case replaying <- struct{}{}:
+		default:
+		}
+	})()
+	read := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		read <- err
+	}()
+	select {
+	case <-replaying:
+	case <-time.After(wait):
+		t.Fatal("no replay began")
+	}
+	time.Sleep(100 * time.Millisecond) // into the wait for a stream
+	require.NoError(t, c.Close())
+	select {
+	case err := <-read:
+		require.ErrorIs(t, err, net.ErrClosed)
+	case <-time.After(wait):
+		t.Fatal("Read not interrupted by Close")
+	}
+}
+
 // TestZeroRTTReplayAfterWriteDeadline: a client that sets a write
 // deadline for each Write (a common pattern) writes a request in 0-RTT;
 // the Write returns at once. The server rejects 0-RTT after that deadline
