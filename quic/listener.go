@@ -33,13 +33,14 @@ type Listener struct {
 	conns  map[*quic.Conn]struct{}
 }
 
-var errListenTLS = errors.New("tether/quic: Listen needs a tls.Config with Certificates and NextProtos")
+var errListenTLS = errors.New("tether/quic: Listen needs a tls.Config with a certificate (Certificates, GetCertificate or GetConfigForClient) and NextProtos")
 
 // Listen listens for QUIC connections on the UDP address addr, with tlsConf
-// (certificates and NextProtos are required) and conf (nil: quic-go's
+// (a certificate and NextProtos are required) and conf (nil: quic-go's
 // defaults).
 func Listen(addr string, tlsConf *tls.Config, conf *quic.Config) (*Listener, error) {
-	if tlsConf == nil || len(tlsConf.NextProtos) == 0 {
+	if tlsConf == nil || len(tlsConf.NextProtos) == 0 ||
+		len(tlsConf.Certificates) == 0 && tlsConf.GetCertificate == nil && tlsConf.GetConfigForClient == nil {
 		return nil, errListenTLS
 	}
 	ua, err := net.ResolveUDPAddr("udp", addr)
@@ -138,6 +139,16 @@ func (l *Listener) Close() error {
 	}
 	l.mu.Unlock()
 	l.ln.Close()
+	// Handshakes that completed as Close began wait in quic-go's accept
+	// queue, which closing the transport would drop without telling their
+	// clients: take them, and close them as the others.
+	for {
+		c, err := l.ln.Accept(context.Background()) // ErrServerClosed once the queue is empty
+		if err != nil {
+			break
+		}
+		c.CloseWithError(0, "tether/quic: listener closed")
+	}
 	l.tr.Close()
 	err := l.udp.Close()
 	l.wg.Wait()
