@@ -340,7 +340,11 @@ func (c *Conn) note(err error) error {
 		if c.q != nil && connGone(err) {
 			// quic-go ends the connection's Context only after its
 			// streams have failed: until then, the Dialer must learn it
-			// from here, or it would hand out a stream on it.
+			// from here, or it would hand out a stream on it (or redial
+			// without the session).
+			if c.q.unanswered != nil {
+				c.q.unanswered(err)
+			}
 			c.q.retire()
 		}
 	}

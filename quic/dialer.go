@@ -275,7 +275,7 @@ func (d *Dialer) conn(ctx context.Context, addr string) (q *qconn, fresh bool, e
 // connection it returns is taken for a Conn.
 func (d *Dialer) dial(ctx context.Context, addr string, e *entry) (*qconn, error) {
 	defer d.wg.Done()
-	tr, c, err := d.handshake(ctx, addr)
+	tr, c, unanswered, err := d.handshake(ctx, addr)
 
 	d.mu.Lock()
 	d.dialing--
@@ -293,6 +293,7 @@ func (d *Dialer) dial(ctx context.Context, addr string, e *entry) (*qconn, error
 	if c != nil {
 		q = newQConn(d, addr, c)
 		q.refs = 1 // for the Conn of this Dial
+		q.unanswered = unanswered
 		d.live[q] = struct{}{}
 	}
 	e.conn, e.err = q, err
@@ -359,15 +360,17 @@ func (d *Dialer) releaseLocked() func() {
 	}
 }
 
-// handshake resolves addr and dials a QUIC connection to it.
-func (d *Dialer) handshake(ctx context.Context, addr string) (*quic.Transport, *quic.Conn, error) {
+// handshake resolves addr and dials a QUIC connection to it. For a 0-RTT
+// connection, up before the server answered, it also returns the function
+// to call with the error that ends the connection (see unanswered).
+func (d *Dialer) handshake(ctx context.Context, addr string) (*quic.Transport, *quic.Conn, func(error), error) {
 	host, raddr, err := resolve(ctx, addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	tr, err := d.transport()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	tc := d.tls
 	if tc.ServerName == "" {
@@ -381,14 +384,36 @@ func (d *Dialer) handshake(ctx context.Context, addr string) (*quic.Transport, *
 	} else {
 		c, err = tr.Dial(ctx, raddr, tc, d.conf)
 	}
-	var te *quic.TransportError
-	if err != nil && !(errors.As(err, &te) && te.ErrorCode.IsCryptoError()) {
-		// No TLS alert: the server did not answer (it is down, the attempt
-		// timed out). crypto/tls dropped the session it offered; keep it
-		// for the redial that succeeds.
-		guard.Restore()
+	var unanswered func(error)
+	switch {
+	case err != nil:
+		if !tlsAlert(err) {
+			// No TLS alert: the server did not answer (it is down, the
+			// attempt timed out). crypto/tls dropped the session it
+			// offered; keep it for the redial that succeeds.
+			guard.Restore()
+		}
+	case !handshakeDone(c):
+		// A 0-RTT connection, up before the server answered: its
+		// handshake may yet fail as a dial would (the server is down),
+		// after this returned. The session goes back before the
+		// connection's streams fail (Conn.note), so that the redial
+		// they lead to finds it, and at the latest as its Context ends.
+		unanswered = func(cause error) {
+			if !handshakeDone(c) && !tlsAlert(cause) {
+				guard.Restore()
+			}
+		}
+		context.AfterFunc(c.Context(), func() { unanswered(context.Cause(c.Context())) })
 	}
-	return tr, c, err
+	return tr, c, unanswered, err
+}
+
+// tlsAlert reports whether err is a QUIC CRYPTO_ERROR: a TLS alert, ours
+// or the server's.
+func tlsAlert(err error) bool {
+	var te *quic.TransportError
+	return errors.As(err, &te) && te.ErrorCode.IsCryptoError()
 }
 
 // transport returns the Dialer's QUIC transport, making it (and its UDP

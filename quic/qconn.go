@@ -39,6 +39,10 @@ type qconn struct {
 	doubtAt  uint64      // count when the doubt arose
 	timer    *time.Timer // the sampler; nil once the connection is gone
 	stopped  bool
+	// unanswered, for a 0-RTT connection, puts back the TLS session that
+	// crypto/tls dropped when the handshake failed, unless the server
+	// sent an alert (the error that ended the connection); nil: none.
+	unanswered func(error)
 }
 
 func newQConn(d *Dialer, addr string, qc *quic.Conn) *qconn {

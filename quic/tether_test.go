@@ -235,6 +235,57 @@ func TestServerCrash(t *testing.T) {
 	}
 }
 
+// TestSessionKeptWhileServerDown: a redial while the server is down times
+// out (1-RTT) or is up at once and its handshake times out later (0-RTT);
+// either way the Dialer keeps the TLS session, and the dial once the server
+// is back resumes it.
+func TestSessionKeptWhileServerDown(t *testing.T) {
+	for _, early := range []bool{false, true} {
+		t.Run(map[bool]string{false: "1-rtt", true: "0-rtt"}[early], func(t *testing.T) {
+			o := serverOpts{allow0RTT: true, tls: tethertest.TLSServerConfig(alpn)} // its ticket keys survive the restart
+			srv := newServer(t, o)
+			d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig(), Enable0RTT: early}
+			defer d.Close()
+			c, err := d.Dial(context.Background(), srv.addr)
+			require.NoError(t, err)
+			_, err = c.Write([]byte("x"))
+			require.NoError(t, err)
+			_, err = io.ReadFull(c, make([]byte, 1)) // the ticket has come by now
+			require.NoError(t, err)
+			qc := c.(*tetherquic.Conn).QUICConn()
+			srv.closeConns()
+			<-qc.Context().Done()
+			c.Close()
+			srv.crash()
+
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			c, err = d.Dial(ctx, srv.addr)
+			cancel()
+			if err == nil { // 0-RTT: up before the server answered
+				require.True(t, early)
+				c.Write([]byte("y"))
+				// A Tether redials once its Read fails: when the
+				// handshake times out.
+				require.NoError(t, c.SetReadDeadline(time.Now().Add(wait)))
+				_, err := c.Read(make([]byte, 1))
+				var ie *quic.IdleTimeoutError
+				require.ErrorAs(t, err, &ie)
+				c.Close()
+			}
+
+			srv = srv.restart(o)
+			c, err = d.Dial(context.Background(), srv.addr)
+			require.NoError(t, err)
+			defer c.Close()
+			_, err = c.Write([]byte("z"))
+			require.NoError(t, err)
+			_, err = io.ReadFull(c, make([]byte, 1))
+			require.NoError(t, err)
+			require.NotEqual(t, tetherquic.FullHandshake, c.(*tetherquic.Conn).Origin(), "the dial once the server is back")
+		})
+	}
+}
+
 // TestSmallWritesDeadServer: a client that only writes small lines, one
 // every 50 ms, to a server that vanishes without a word (no stateless
 // reset, as from ngtcp2): its Writes return nil until the Dialer's default
