@@ -440,7 +440,16 @@ func (t *Tether) install(l *link) error {
 		// of the user's applies to it (a kept connection has the last one,
 		// which may have passed during the outage).
 		l.conn.SetWriteDeadline(time.Time{})
+		// Marked written first, as by Write: the peer may answer and end
+		// the exchange before the flush returns.
+		first := !l.wrote.Load()
+		if first {
+			l.wrote.Store(true)
+		}
 		n, err := l.conn.Write(seg)
+		if first && n == 0 {
+			l.wrote.Store(false)
+		}
 		t.mu.Lock()
 		b.wrote(n, err, t.cfg.writePolicy)
 		if err != nil {

@@ -440,6 +440,48 @@ func TestCleanEndAfterExchangeIsNoFlap(t *testing.T) {
 	})
 }
 
+// The same with each request written through the write buffer (made
+// while the Tether reconnects): the flush marks the connection written.
+func TestBufferedExchangeIsNoFlap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := delayed(time.Second)
+		tt, d := dialPipe(t, r, tether.WithStabilityPeriod(time.Hour), tether.WithWriteBuffer(64))
+		serve := func() {
+			s := d.Server(t)
+			go func() {
+				buf := make([]byte, 3)
+				io.ReadFull(s, buf)
+				s.Write([]byte("re:" + string(buf)))
+				s.Close()
+			}()
+		}
+		serve()
+		_, err := tt.Write([]byte("req"))
+		require.NoError(t, err)
+		require.Equal(t, "re:req", readString(t, tt, 6))
+		for i := range 3 {
+			// The Read meets the end of the exchange; the next request
+			// is written during the reconnect's delay: buffered.
+			got := readAsync(tt, 6)
+			synctest.Wait()
+			require.Equal(t, tether.TransientFailure, tt.State())
+			_, err := tt.Write([]byte("req"))
+			require.NoError(t, err, "request %d", i)
+			require.Equal(t, 3, tt.Buffered())
+			serve()
+			requireRead(t, got, "re:req")
+		}
+		n := 0
+		for _, ev := range r.Events() {
+			if ev.Kind == tether.Disconnected {
+				require.Zero(t, ev.Attempt, "Disconnected after an exchange")
+				n++
+			}
+		}
+		require.Equal(t, 3, n)
+	})
+}
+
 // failOnce fails its next Read (failRead) or next Write (failWrite) with
 // errRefused, once.
 type failOnce struct {
