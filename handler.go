@@ -21,7 +21,8 @@ const (
 	// rejects the new connection. It is io-tether's "exhaust".
 	GiveUp
 	// Ignore neither reconnects nor gives up. On Disconnected the error goes
-	// to the operation that met it and the connection is kept; on
+	// to the operation that met it (but for a Write with a write buffer,
+	// which is buffered: see WithWriteBuffer) and the connection is kept; on
 	// Unreachable the dial error goes to the operations waiting for a
 	// connection, and the next operation dials again; on Connected and
 	// Reconnected it accepts the connection. The Tether never loops on an

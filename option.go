@@ -238,6 +238,11 @@ func WithLazy() Option {
 // that keeps up with the flush cannot keep it from ending. For producers
 // that must not block during an outage (nats.go's ReconnectBufSize).
 //
+// The Write whose connection fails does not wait for the handler either:
+// it is buffered as the others of the outage, so it returns len(p), nil,
+// even when the handler answers Ignore (whose error would otherwise go to
+// it), and its bytes then go to the kept connection.
+//
 // A buffered Write has returned, so a failure of what it wrote cannot be
 // reported to it: the buffer keeps Writes whole, and if a connection dies
 // while the buffer is being written to it, the write policy applies to the

@@ -329,6 +329,31 @@ func TestWriteBufferFlushToKeptConnection(t *testing.T) {
 	})
 }
 
+// Semantics 18 before Ignore's "the error goes to the operation that met
+// it": with a buffer, the Write whose connection failed does not wait for
+// the handler (a producer must not block in an outage); it is buffered,
+// and on Ignore its bytes go to the kept connection.
+func TestWriteBufferWriteThatMetIgnoredError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := wrapFirst(func(c net.Conn) net.Conn {
+			fo := &failOnce{Conn: c}
+			fo.failWrite.Store(true)
+			return fo
+		})
+		r := ignoreOn(tether.Disconnected)
+		tt := tethertest.Dial(t, d, "a", r, tether.WithWriteBuffer(64))
+		s := d.Server(t)
+		got := readAsync(s, 5)
+		n, err := tt.Write([]byte("hello"))
+		require.NoError(t, err)
+		require.Equal(t, 5, n)
+		requireRead(t, got, "hello")
+		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected}, r.Kinds())
+		require.Zero(t, tt.Dropped())
+		require.Equal(t, tether.Ready, tt.State())
+	})
+}
+
 // Semantics 18: WithFailFast makes a Write that does not fit fail at once
 // with ErrBufferFull, writing nothing; alone, it is a buffer of 0.
 func TestFailFast(t *testing.T) {
