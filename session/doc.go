@@ -75,7 +75,8 @@
 // route that grew longer nor the queues this end built hold it wrong.
 // Once the acks stop (an outage, a peer that stopped reading) for four
 // round trips or 10 ms, whichever is longer, Write may fill the whole
-// buffer.
+// buffer; once they flow again, it shrinks back within two seconds (not
+// at every move of the bound, which would reallocate it all the time).
 //
 // A Listener caps its sessions (WithMaxSessions) and its
 // handshakes in progress (WithMaxHandshakes), bounds each handshake in
