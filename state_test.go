@@ -391,6 +391,18 @@ func TestStateObserverFailedDial(t *testing.T) {
 	}
 }
 
+// answerOnce serves the next connection of d: it reads a request of 3
+// bytes, answers "re:" and the request, and closes.
+func answerOnce(t *testing.T, d *tethertest.Dialer) {
+	s := d.Server(t)
+	go func() {
+		buf := make([]byte, 3)
+		io.ReadFull(s, buf)
+		s.Write([]byte("re:" + string(buf)))
+		s.Close()
+	}()
+}
+
 // A connection that the peer closed cleanly after bytes went both ways
 // ended an exchange (a server that answers one request per connection): it
 // is no flap, and Attempt stays 0 however short it lived. One that carried
@@ -408,13 +420,7 @@ func TestCleanEndAfterExchangeIsNoFlap(t *testing.T) {
 			require.NoError(t, tt.SetReadDeadline(time.Time{}))
 		}
 		for i := range 3 {
-			s := d.Server(t)
-			go func() {
-				buf := make([]byte, 3)
-				io.ReadFull(s, buf)
-				s.Write([]byte("re:" + string(buf)))
-				s.Close()
-			}()
+			answerOnce(t, d)
 			_, err := tt.Write([]byte("req"))
 			require.NoError(t, err, "request %d", i)
 			require.Equal(t, "re:req", readString(t, tt, 6))
@@ -446,16 +452,7 @@ func TestBufferedExchangeIsNoFlap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := delayed(time.Second)
 		tt, d := dialPipe(t, r, tether.WithStabilityPeriod(time.Hour), tether.WithWriteBuffer(64))
-		serve := func() {
-			s := d.Server(t)
-			go func() {
-				buf := make([]byte, 3)
-				io.ReadFull(s, buf)
-				s.Write([]byte("re:" + string(buf)))
-				s.Close()
-			}()
-		}
-		serve()
+		answerOnce(t, d)
 		_, err := tt.Write([]byte("req"))
 		require.NoError(t, err)
 		require.Equal(t, "re:req", readString(t, tt, 6))
@@ -468,7 +465,7 @@ func TestBufferedExchangeIsNoFlap(t *testing.T) {
 			_, err := tt.Write([]byte("req"))
 			require.NoError(t, err, "request %d", i)
 			require.Equal(t, 3, tt.Buffered())
-			serve()
+			answerOnce(t, d)
 			requireRead(t, got, "re:req")
 		}
 		n := 0
