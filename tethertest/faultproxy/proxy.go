@@ -112,9 +112,10 @@ type Proxy struct {
 	mu        sync.Mutex
 	closed    bool
 	mode      Mode
-	ln        net.Listener // accepting: every mode but ModeRefuse and ModeHold
-	held      net.Listener // ModeHold: a listener whose accept queue is full
-	filler    net.Conn     // ModeHold: the connection that fills it
+	ln        net.Listener  // accepting: every mode but ModeRefuse and ModeHold
+	served    chan struct{} // closed when ln's accept loop has ended
+	held      net.Listener  // ModeHold: a listener whose accept queue is full
+	filler    net.Conn      // ModeHold: the connection that fills it
 	conns     map[*conn]struct{}
 	draining  int // connections torn down whose pumps still run
 	nextID    uint64
@@ -144,9 +145,15 @@ func New(upstream string, seed uint64) (*Proxy, error) {
 		conns:    make(map[*conn]struct{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	p.wg.Add(1)
-	go p.serve(ln)
+	p.startServing(ln)
 	return p, nil
+}
+
+// startServing makes ln the listener, and starts its accept loop.
+func (p *Proxy) startServing(ln net.Listener) {
+	p.ln, p.served = ln, make(chan struct{})
+	p.wg.Add(1)
+	go p.serve(ln, p.served)
 }
 
 // Addr returns the proxy's address, "127.0.0.1:port". It stays the same when
@@ -186,6 +193,9 @@ func (p *Proxy) Mode() Mode {
 
 // SetMode sets what happens to new connections; see Mode. Going from
 // ModeRefuse or ModeHold to another mode listens again on the same port.
+// Going to ModeRefuse or ModeHold stops listening: SetMode returns once a
+// connection accepted just before is among the live ones (ResetAll finds
+// it); those still in the kernel's accept queue are reset.
 func (p *Proxy) SetMode(m Mode) error {
 	if m < ModeForward || m > ModeAcceptReset {
 		return fmt.Errorf("tether/tethertest/faultproxy: unknown mode %d", int(m))
@@ -193,13 +203,23 @@ func (p *Proxy) SetMode(m Mode) error {
 	if m == ModeHold && !canHold {
 		return fmt.Errorf("tether/tethertest/faultproxy: %v: %w", m, errors.ErrUnsupported)
 	}
+	served, err := p.setMode(m)
+	if served != nil {
+		<-served
+	}
+	return err
+}
+
+// setMode is SetMode but for the wait: it returns the channel closed once
+// the accept loop of the listener it closed has ended, if it closed one.
+func (p *Proxy) setMode(m Mode) (served <-chan struct{}, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return errClosed
+		return nil, errClosed
 	}
 	if m == p.mode {
-		return nil
+		return nil, nil
 	}
 	if m != ModeForward {
 		p.stats.Faults++
@@ -214,11 +234,11 @@ func (p *Proxy) SetMode(m Mode) error {
 	default:
 		if m == ModeRefuse || m == ModeHold {
 			p.ln.Close()
-			p.ln = nil
+			served = p.served
+			p.ln, p.served = nil, nil
 		}
 	}
 	p.mode = m
-	var err error
 	switch {
 	case m == ModeHold:
 		err = p.holdLocked()
@@ -230,7 +250,7 @@ func (p *Proxy) SetMode(m Mode) error {
 		// Heal that listens again).
 		p.mode = ModeRefuse
 	}
-	return err
+	return served, err
 }
 
 // listenLocked listens again on the proxy's port and starts accepting.
@@ -250,9 +270,7 @@ func (p *Proxy) listenLocked() error {
 	if err != nil {
 		return fmt.Errorf("tether/tethertest/faultproxy: listen again on %v: %w", p.addr, err)
 	}
-	p.ln = ln
-	p.wg.Add(1)
-	go p.serve(ln)
+	p.startServing(ln)
 	return nil
 }
 
@@ -414,9 +432,10 @@ func (p *Proxy) Close() error {
 	return nil
 }
 
-// serve accepts on ln until it is closed.
-func (p *Proxy) serve(ln net.Listener) {
+// serve accepts on ln until it is closed, then closes served.
+func (p *Proxy) serve(ln net.Listener, served chan<- struct{}) {
 	defer p.wg.Done()
+	defer close(served)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
