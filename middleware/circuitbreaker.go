@@ -87,16 +87,13 @@ type Breaker struct {
 
 // circuit is the state for one address. Closed: openUntil is zero. Open: now
 // is before openUntil, and settle is zero. Half-open: openUntil has passed;
-// probe is when the trial dial's lease ends (zero: no trial out), and
-// holder the Done channel of the ctx of the handler that took it (nil:
-// none): the lease ends with it. Settling (half-open too): a dial
-// succeeded, and the circuit closes at settle unless a failure comes
-// first.
+// probe is when the trial dial's lease ends (zero: no trial out). Settling
+// (half-open too): a dial succeeded, and the circuit closes at settle
+// unless a failure comes first.
 type circuit struct {
 	fails     []time.Time // failed dials within the window, oldest first (closed only)
 	openUntil time.Time
 	probe     time.Time
-	holder    <-chan struct{}
 	settle    time.Time
 	changed   chan struct{} // closed and replaced on every change of state
 	waiters   int           // handlers waiting on changed
@@ -168,11 +165,11 @@ func (b *Breaker) State(addr string) BreakerState {
 // make the trial dial, or until the trial's outcome closes the circuit. It
 // then returns Reconnect with Event.Delay shortened by the time it waited.
 // The wait ends at once when ctx is done (Close, or Dial's ctx); the Tether
-// then stops, and takes no trial. A trial's Tether that stops before it
-// reports an outcome (it was closed, or gave up) hands the trial to another
-// Tether at once; one whose ctx goes on (a Dial whose ctx never ends) does
-// after its delay, a cool-down and the default per-attempt timeout
-// (tcp.DefaultTimeout), reporting nothing.
+// then stops, and takes no trial. A trial that reports no outcome within
+// its delay, a cool-down and the default per-attempt timeout
+// (tcp.DefaultTimeout) hands the trial to another Tether: its Tether was
+// closed or gave up. (Its ctx cannot tell: a MaxDowntime outside hands
+// CircuitBreaker a ctx that ends when the handler returns.)
 //
 // Why a wait and not a longer Event.Delay: a delay fixes the time of the next
 // dial in advance, so every held Tether would dial at the end of the
@@ -260,7 +257,7 @@ func (b *Breaker) succeed(addr string) {
 		// period (a server that accepts and closes at once would close the
 		// circuit with every trial), while the others wait.
 		c.settle = now.Add(b.cfg.Stability)
-		c.probe, c.holder = c.settle, nil
+		c.probe = c.settle
 		c.notify()
 	}
 	// Failures within the window still count: a success does not reset a
@@ -298,7 +295,7 @@ func (b *Breaker) forget(addr string, c *circuit, now time.Time) {
 }
 
 func (c *circuit) open(now time.Time, coolDown time.Duration) {
-	c.openUntil, c.probe, c.holder, c.settle, c.fails = now.Add(coolDown), time.Time{}, nil, time.Time{}, nil
+	c.openUntil, c.probe, c.settle, c.fails = now.Add(coolDown), time.Time{}, time.Time{}, nil
 	c.notify()
 }
 
@@ -308,23 +305,9 @@ func (c *circuit) settled(now time.Time) bool {
 	if c.settle.IsZero() || now.Before(c.settle) {
 		return false
 	}
-	c.openUntil, c.probe, c.holder, c.settle, c.fails = time.Time{}, time.Time{}, nil, time.Time{}, nil
+	c.openUntil, c.probe, c.settle, c.fails = time.Time{}, time.Time{}, time.Time{}, nil
 	c.notify()
 	return true
-}
-
-// trialOut reports whether a trial dial's lease holds c at now: until the
-// lease's time, unless the handler that took it stopped first.
-func (c *circuit) trialOut(now time.Time) bool {
-	if c.probe.IsZero() || !now.Before(c.probe) {
-		return false
-	}
-	select {
-	case <-c.holder:
-		return false
-	default:
-		return true
-	}
 }
 
 func (c *circuit) notify() {
@@ -360,21 +343,20 @@ loop:
 			break // closed
 		}
 		until := c.openUntil
-		var holder <-chan struct{}
 		switch {
 		case !c.settle.IsZero():
 			until = c.settle // a connection is settling: wait for the outcome
 		case !now.Before(until):
 			// Half-open: take the trial unless another Tether holds it,
 			// or this one stops (it would never dial).
-			if !c.trialOut(now) {
+			if c.probe.IsZero() || !now.Before(c.probe) {
 				if ctx.Err() == nil {
 					left := max(ev.Delay-now.Sub(start), 0)
-					c.probe, c.holder = now.Add(left+b.cfg.CoolDown+trialDial), ctx.Done()
+					c.probe = now.Add(left + b.cfg.CoolDown + trialDial)
 				}
 				break loop
 			}
-			until, holder = c.probe, c.holder
+			until = c.probe
 		}
 		ch := c.changed
 		c.waiters++
@@ -383,7 +365,6 @@ loop:
 		select {
 		case <-timer.C:
 		case <-ch:
-		case <-holder: // the trial's Tether stopped: take the trial
 		case <-ctx.Done():
 		}
 		timer.Stop()

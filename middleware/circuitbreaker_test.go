@@ -321,12 +321,14 @@ func TestBreakerIgnoredLoss(t *testing.T) {
 
 // A trial dial slower than the cool-down (to a server that does not
 // answer, bounded by a 10 s per-attempt timeout) still holds the others
-// back until its outcome: one trial at a time.
+// back until its outcome: one trial at a time. The chain is the recommended
+// one: MaxDowntime outside, which hands the breaker a ctx that ends as it
+// returns.
 func TestBreakerSlowTrial(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const coolDown = 2 * time.Second
 		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 1, CoolDown: coolDown, Window: time.Minute})
-		h := tether.Chain(nil, middleware.CircuitBreaker(b),
+		h := tether.Chain(nil, middleware.MaxDowntime(time.Hour), middleware.CircuitBreaker(b),
 			middleware.Backoff(middleware.BackoffConfig{BaseDelay: 100 * time.Millisecond, MaxDelay: 100 * time.Millisecond, Multiplier: 1}))
 		n := servers(t, map[string]func(net.Conn){addrA: hold})
 		d := dialers.Timeout(n, 10*time.Second)
@@ -361,9 +363,8 @@ func TestBreakerSlowTrial(t *testing.T) {
 	})
 }
 
-// A Tether that stops (its ctx is done) takes no trial, and one that stops
-// while its trial is out hands it on at once: the others are not held back
-// for a trial that will report nothing.
+// A Tether that stops (its ctx is done) takes no trial: the others are not
+// held back for a trial that will report nothing.
 func TestBreakerStoppedTrial(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const coolDown = 10 * time.Second
@@ -380,26 +381,30 @@ func TestBreakerStoppedTrial(t *testing.T) {
 		start := time.Now()
 		handle(h, failedDial(addrC, addrA))
 		require.Zero(t, time.Since(start), "held back by the trial of a Tether that had stopped")
+	})
+}
 
-		// That live Tether holds the trial; a third waits for it, until
-		// the trial's Tether stops.
-		holder, stop := context.WithCancel(context.Background())
-		b2 := middleware.NewBreaker(middleware.BreakerConfig{Failures: 1, CoolDown: coolDown})
-		h2 := middleware.CircuitBreaker(b2)(reconnect)
-		handle(h2, failedDial(addrA, addrB))
+// The trial's lease holds while its Tether dials, whatever ctx the breaker
+// was handed: under MaxDowntime it ends as the handler returns.
+func TestBreakerTrialUnderMaxDowntime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const coolDown = 10 * time.Second
+		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 1, CoolDown: coolDown})
+		h := tether.Chain(reconnect, middleware.MaxDowntime(time.Hour), middleware.CircuitBreaker(b))
+		since := func(ev tether.Event) tether.Event { ev.Since = time.Now(); return ev }
+		handle(h, since(failedDial(addrA, addrB))) // opens A
 		time.Sleep(coolDown)
-		ev = failedDial(addrC, addrA)
-		h2.HandleDisconnect(holder, &ev) // takes the trial
-		third := make(chan time.Duration, 1)
+		handle(h, since(failedDial(addrC, addrA))) // takes the trial
+		second := make(chan time.Duration, 1)
 		go func() {
 			begin := time.Now()
-			handle(h2, failedDial(addrC, addrA))
-			third <- time.Since(begin)
+			handle(h, since(failedDial(addrC, addrA)))
+			second <- time.Since(begin)
 		}()
-		time.Sleep(3 * time.Second)
+		time.Sleep(5 * time.Second)
 		synctest.Wait()
-		require.Empty(t, third, "the trial is out")
-		stop()
-		require.Equal(t, 3*time.Second, <-third, "the trial's Tether stopped: the next takes the trial at once")
+		require.Empty(t, second, "a second trial while the first is out")
+		handle(h, tether.Event{Kind: tether.Reconnected, Addr: addrA, Dialed: addrA, Attempt: 1})
+		require.Equal(t, 6*time.Second, <-second, "released when the trial's connection has settled")
 	})
 }
