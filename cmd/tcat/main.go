@@ -45,8 +45,9 @@
 // the listening host: with -ca FILE, the one in FILE, made and written
 // there (with its key, mode 0600) if FILE does not exist, so that a
 // restarted listener keeps it (a week: one of its own that expires within
-// a day is made anew); without, a new one, which clients accept only with
-// -insecure.
+// a day is made anew, at the start or in a handshake, and clients started
+// before need the new FILE); without, a new one, which clients accept only
+// with -insecure.
 //
 // Two terminals:
 //

@@ -36,9 +36,9 @@ func TestListenerCertificateFile(t *testing.T) {
 		return tc, stderr.String(), err
 	}
 	served := func(tc *tls.Config) time.Time {
-		leaf, err := x509.ParseCertificate(tc.Certificates[0].Certificate[0])
+		cert, err := tc.GetCertificate(&tls.ClientHelloInfo{})
 		require.NoError(t, err)
-		return leaf.NotAfter
+		return cert.Leaf.NotAfter
 	}
 
 	write(time.Now().Add(-5 * 24 * time.Hour)) // two days left
@@ -82,4 +82,35 @@ func TestListenerCertificateFile(t *testing.T) {
 	after, err := os.ReadFile(cfg.ca)
 	require.NoError(t, err)
 	require.Equal(t, file, after)
+}
+
+// A listener that runs until its certificate is about to expire makes a
+// new one in a handshake, and writes it to the file.
+func TestListenerRenewsCertificate(t *testing.T) {
+	cfg := config{quic: true, ca: filepath.Join(t.TempDir(), "tcat.pem"), addr: "127.0.0.1:0"}
+	var (
+		stderr strings.Builder
+		now    = time.Now()
+	)
+	tc, err := serverTLSAt(cfg, &stderr, func() time.Time { return now })
+	require.NoError(t, err)
+	first, err := tc.GetCertificate(&tls.ClientHelloInfo{})
+	require.NoError(t, err)
+	now = now.Add(5 * 24 * time.Hour)
+	same, err := tc.GetCertificate(&tls.ClientHelloInfo{})
+	require.NoError(t, err)
+	require.Same(t, first, same, "two days left: kept")
+
+	now = now.Add(36 * time.Hour) // half a day left
+	renewed, err := tc.GetCertificate(&tls.ClientHelloInfo{})
+	require.NoError(t, err)
+	require.NotSame(t, first, renewed)
+	require.WithinDuration(t, now.Add(7*24*time.Hour), renewed.Leaf.NotAfter, time.Hour)
+	require.Contains(t, stderr.String(), "making a new one (clients started before need it)")
+	file, err := os.ReadFile(cfg.ca)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(file))
+	_, err = renewed.Leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "localhost", CurrentTime: now.Add(6 * 24 * time.Hour)})
+	require.NoError(t, err, "the file holds the new certificate")
 }
