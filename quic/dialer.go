@@ -399,10 +399,16 @@ func (d *Dialer) handshake(ctx context.Context, addr string) (*quic.Transport, *
 		// after this returned. The session goes back before the
 		// connection's streams fail (Conn.note), so that the redial
 		// they lead to finds it, and at the latest as its Context ends.
+		// Once: a later call (a Conn that fails much later) could put
+		// the session back after a TLS alert of a newer connection made
+		// crypto/tls drop it.
+		var once sync.Once
 		unanswered = func(cause error) {
-			if !handshakeDone(c) && !tlsAlert(cause) {
-				guard.Restore()
-			}
+			once.Do(func() {
+				if !handshakeDone(c) && !tlsAlert(cause) {
+					guard.Restore()
+				}
+			})
 		}
 		context.AfterFunc(c.Context(), func() { unanswered(context.Cause(c.Context())) })
 	}
