@@ -370,8 +370,8 @@ func (c *Conn) Addr() string { return c.addr }
 // connection, then 1, 2, ... (failed dials make no connection).
 func (c *Conn) Index() int { return c.index }
 
-// Client returns the client's end of the connection, the net.Conn that Dial
-// returned.
+// Client returns the client's end of the connection: the net.Conn that Dial
+// returned, or, under Wrap, the end that the wrapping function was given.
 func (c *Conn) Client() net.Conn { return c.client }
 
 // Reset resets the connection, as a TCP RST does: pending and later

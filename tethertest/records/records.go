@@ -14,7 +14,9 @@
 // or missing between two records of one connection violates the invariant.
 // A Checker tells where a connection may have ended from the generations of
 // the reads (tether.Tether.ReadGeneration gives them). Over a stream that
-// loses nothing (a session), everything sent must arrive: [Tally.Lost] is 0.
+// loses nothing (a session), everything sent must arrive whole: both
+// [Tally.Lost] and [Result.Failures] are 0 (a record missing within one
+// connection counts in Result.Missing, a violation, not in Tally.Lost).
 //
 // # The format
 //

@@ -85,8 +85,11 @@ type Tally struct {
 	Failed int64
 	// Received counts the records that checked out.
 	Received int64
-	// Lost counts the records sent that never arrived: in flight on a
-	// connection that died, or still in flight. LostBytes are their bytes;
+	// Lost counts the records sent that never arrived where a connection
+	// may have ended: in flight on a connection that died, or still in
+	// flight. (Those missing within one connection, or corrupted, are
+	// violations: Result.Missing and Result.Corrupted count them.)
+	// LostBytes are their bytes;
 	// MaxLostBytes, the most lost at one place (one gap, or the tail after
 	// the last record received), and LostAt, the number of such places.
 	Lost, LostBytes, MaxLostBytes int64
