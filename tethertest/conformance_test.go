@@ -204,6 +204,19 @@ func TestCheckMiddlewareCatches(t *testing.T) {
 				})
 			}(), "keeps no per-Tether state"},
 			{"counts its own attempts", counting(time.Second), "keeps no per-Tether state"},
+			{"backs off by a count of all Tethers' failures, reset on success, capped", func() tether.Middleware {
+				var failures atomic.Int64
+				return handlerFunc(func(next tether.DisconnectHandler, ctx context.Context, ev *tether.Event) tether.Action {
+					a := next.HandleDisconnect(ctx, ev)
+					switch {
+					case ev.Kind == tether.Connected || ev.Kind == tether.Reconnected:
+						failures.Store(0)
+					case outage(ev) && a == tether.Reconnect:
+						ev.Delay = min(100*time.Millisecond<<min(failures.Add(1)-1, 20), 30*time.Second)
+					}
+					return a
+				})
+			}(), "keeps no per-Tether state"},
 			{"not safe for concurrent use", handlerFunc(func(next tether.DisconnectHandler, ctx context.Context, ev *tether.Event) tether.Action {
 				if inside.Add(1) > 1 {
 					inside.Add(-1)
