@@ -123,19 +123,24 @@ func Timeout(d tether.Dialer, timeout time.Duration) tether.DialerFunc {
 			c, err := d.Dial(ctx, addr)
 			done <- result{c, err}
 		}()
+		var r result
 		select {
-		case r := <-done:
-			if r.err != nil {
-				return nil, r.err
-			}
-			return r.c, nil
+		case r = <-done:
 		case <-ctx.Done():
-			go func() { // d ignores ctx: close what it makes too late
-				if r := <-done; r.c != nil {
-					r.c.Close()
-				}
-			}()
-			return nil, attempt.Error("", addr, context.Cause(ctx))
+			select {
+			case r = <-done: // came as the time ran out: in time
+			default:
+				go func() { // d ignores ctx: close what it makes too late
+					if r := <-done; r.c != nil {
+						r.c.Close()
+					}
+				}()
+				return nil, attempt.Error("", addr, context.Cause(ctx))
+			}
 		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		return r.c, nil
 	}
 }
