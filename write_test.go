@@ -348,6 +348,7 @@ func TestWriteBufferWriteThatMetIgnoredError(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 5, n)
 		requireRead(t, got, "hello")
+		synctest.Wait() // the flush's Write has returned, and the install ended
 		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected}, r.Kinds())
 		require.Zero(t, tt.Dropped())
 		require.Equal(t, tether.Ready, tt.State())
