@@ -127,9 +127,12 @@ func (t *Tether) Write(p []byte) (int, error) {
 	for {
 		c := t.cur.Load()
 		if c.conn == nil {
-			if n == 0 && dropped == 0 && (t.cfg.buffer > 0 || t.cfg.failFast) {
-				if handled, n, err := t.buffer(c, p); handled {
-					return n, err
+			// A Write untouched, or the rest of one that a loss cut
+			// (WriteResume): buffered, it goes to the next connection
+			// before any later Write, as it would by waiting.
+			if dropped == 0 && (t.cfg.buffer > 0 || t.cfg.failFast) {
+				if handled, m, err := t.buffer(c, p[n:]); handled {
+					return n + m, err
 				}
 			}
 			if err := t.awaitLink(c, dirWrite); err != nil {
@@ -172,14 +175,14 @@ func (t *Tether) Write(p []byte) (int, error) {
 			// The reconnect goes on; this Write reports its loss now.
 			return n, droppedErr(err, len(p)-n, len(p))
 		}
-		if o != nil && (n > 0 || t.cfg.buffer == 0 && !t.cfg.failFast) {
+		if o != nil && (dropped > 0 || t.cfg.buffer == 0 && !t.cfg.failFast) {
 			if e := t.await(o, dirWrite, err); e != nil {
 				// A Write the boundary cut that ends while it waits
 				// (deadline, Close, give-up) still reports its loss.
 				return n, droppedErr(e, dropped, len(p))
 			}
 		}
-		// Else, with a buffer, the untouched Write goes to it.
+		// Else, with a buffer, what is left of the Write goes to it.
 	}
 }
 

@@ -355,6 +355,72 @@ func TestWriteBufferWriteThatMetIgnoredError(t *testing.T) {
 	})
 }
 
+// Semantics 18 with WriteResume: the rest of a Write that a loss cut goes
+// to the buffer, and the Write returns; later Writes are buffered behind
+// it, at once, instead of waiting for the whole outage behind it.
+func TestWriteBufferTakesRestOfCutWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt, d := dialPipe(t, delayed(time.Hour), tether.WithWritePolicy(tether.WriteResume),
+			tether.WithWriteBuffer(64), tether.WithFailFast(), tether.WithStabilityPeriod(0))
+		cut := cutWrite(t, tt, d.Server(t), "hello", 2) // the loss cuts it after "he"
+		w := <-cut
+		require.NoError(t, w.err)
+		require.Equal(t, 5, w.n)
+		n, err := tt.Write([]byte("x"))
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		require.Equal(t, 4, tt.Buffered())
+		synctest.Wait()
+		require.Equal(t, tether.TransientFailure, tt.State())
+		tt.ResetBackoff()
+		require.Equal(t, "llox", readString(t, d.Server(t), 4), "the rest first, then the later Write")
+	})
+}
+
+// Semantics 4 with WriteDrop: a Write the lost connection took none of is
+// dropped whole, and returns 0 and ErrDropped; the next Write alone
+// reaches the new connection.
+func TestWriteDropUntouchedWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt, d := dialPipe(t, delayed(time.Second), tether.WithWritePolicy(tether.WriteDrop))
+		s1 := d.Server(t)
+		wrote := writeAsync(tt, "hello") // the peer reads nothing: none of it is taken
+		synctest.Wait()
+		s1.Close()
+		w := <-wrote
+		require.Zero(t, w.n)
+		require.ErrorIs(t, w.err, tether.ErrDropped)
+		s2 := d.Server(t)
+		got := writeAsync(tt, "next")
+		require.Equal(t, "next", readString(t, s2, 4), "nothing of the dropped Write reached the new connection")
+		require.NoError(t, (<-got).err)
+	})
+}
+
+// The write buffer's flush under WriteResume: a flush that a loss cuts
+// sends the rest of the Write it was writing to the next connection,
+// dropping nothing.
+func TestWriteBufferFlushCutResume(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := delayed(time.Second)
+		tt, d := dialPipe(t, r, tether.WithWriteBuffer(100), tether.WithWritePolicy(tether.WriteResume))
+		startOutage(t, tt, d.Server(t))
+		for _, w := range []string{"first ", "second "} {
+			_, err := tt.Write([]byte(w))
+			require.NoError(t, err)
+		}
+		s2 := d.Server(t)
+		require.Equal(t, "fir", readString(t, s2, 3))
+		synctest.Wait()
+		s2.Close() // cuts "first " after 3 bytes
+		s3 := d.Server(t)
+		require.Equal(t, "st second ", readString(t, s3, 10))
+		synctest.Wait()
+		require.Zero(t, tt.Dropped())
+		require.Zero(t, tt.Buffered())
+	})
+}
+
 // Semantics 18: WithFailFast makes a Write that does not fit fail at once
 // with ErrBufferFull, writing nothing; alone, it is a buffer of 0.
 func TestFailFast(t *testing.T) {
