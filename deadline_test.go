@@ -16,6 +16,23 @@ import (
 	"github.com/io-tether/tether/tethertest"
 )
 
+// Semantics 6 for writes: the new connection gets the write deadline too.
+func TestWriteDeadlineAcrossReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tt, d := dialPipe(t, delayed(2*time.Second))
+		require.NoError(t, tt.SetWriteDeadline(time.Now().Add(time.Second)))
+		d.Server(t).Close()
+		go tt.Read(make([]byte, 1)) // notices the loss
+		s2 := d.Server(t)
+		synctest.Wait()
+		require.Equal(t, uint64(2), tt.Generation())
+		go io.Copy(io.Discard, s2) // a peer that reads: only the deadline can fail the Write
+		_, err := tt.Write([]byte("late"))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded, "the new connection has the passed write deadline")
+		require.Equal(t, uint64(2), tt.Generation(), "a user timeout is not a disconnect")
+	})
+}
+
 // Semantics 6: an operation waiting for a reconnect returns a timeout when
 // its deadline passes; the reconnect goes on, and the new connection gets the
 // deadlines.

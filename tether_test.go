@@ -623,6 +623,32 @@ func TestOnConnectFailureCountsAsFailedDial(t *testing.T) {
 	})
 }
 
+// OnConnect runs within its timeout (WithOnConnectTimeout): a hook that
+// waits for ever fails at it, as a failed dial.
+func TestOnConnectTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		r := &tethertest.Recorder{}
+		start := time.Now()
+		dialPipe(t, r, tether.WithOnConnectTimeout(3*time.Second),
+			tether.WithOnConnect(func(ctx context.Context, _ net.Conn) error {
+				if calls.Add(1) == 1 {
+					<-ctx.Done() // a server that never answers the hello
+					return ctx.Err()
+				}
+				return nil
+			}))
+		evs := r.Events()
+		require.Len(t, evs, 2)
+		require.Equal(t, tether.Unreachable, evs[0].Kind)
+		require.ErrorIs(t, evs[0].Err, context.DeadlineExceeded)
+		require.Equal(t, 3*time.Second, evs[0].DialTime)
+		require.Equal(t, tether.Connected, evs[1].Kind)
+		require.Equal(t, 1, evs[1].Attempt)
+		require.Equal(t, 3*time.Second, time.Since(start))
+	})
+}
+
 // The fields beyond the fixed ones.
 func TestEventFields(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
