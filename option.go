@@ -238,6 +238,10 @@ func WithLazy() Option {
 // that keeps up with the flush cannot keep it from ending. For producers
 // that must not block during an outage (nats.go's ReconnectBufSize).
 //
+// Under WriteResume, the rest of a Write that a loss cut goes to the buffer
+// the same way, ahead of any later Write, and the Write returns len(p),
+// nil (or, with WithFailFast and no room, its count and ErrBufferFull).
+//
 // The Write whose connection fails does not wait for the handler either:
 // it is buffered as the others of the outage, so it returns len(p), nil,
 // even when the handler answers Ignore (whose error would otherwise go to
