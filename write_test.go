@@ -397,30 +397,6 @@ func TestWriteDropUntouchedWrite(t *testing.T) {
 	})
 }
 
-// The write buffer's flush under WriteResume: a flush that a loss cuts
-// sends the rest of the Write it was writing to the next connection,
-// dropping nothing.
-func TestWriteBufferFlushCutResume(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		r := delayed(time.Second)
-		tt, d := dialPipe(t, r, tether.WithWriteBuffer(100), tether.WithWritePolicy(tether.WriteResume))
-		startOutage(t, tt, d.Server(t))
-		for _, w := range []string{"first ", "second "} {
-			_, err := tt.Write([]byte(w))
-			require.NoError(t, err)
-		}
-		s2 := d.Server(t)
-		require.Equal(t, "fir", readString(t, s2, 3))
-		synctest.Wait()
-		s2.Close() // cuts "first " after 3 bytes
-		s3 := d.Server(t)
-		require.Equal(t, "st second ", readString(t, s3, 10))
-		synctest.Wait()
-		require.Zero(t, tt.Dropped())
-		require.Zero(t, tt.Buffered())
-	})
-}
-
 // Semantics 18: WithFailFast makes a Write that does not fit fail at once
 // with ErrBufferFull, writing nothing; alone, it is a buffer of 0.
 func TestFailFast(t *testing.T) {
@@ -510,27 +486,39 @@ func TestWriteBufferUnsent(t *testing.T) {
 
 // If the connection dies while the buffer is written to it, the write policy
 // applies to the Write being written (by default its rest is dropped, and
-// counted), and the rest of the buffer goes to the next connection.
+// counted; under WriteResume it goes first to the next connection), and the
+// rest of the buffer goes to the next connection.
 func TestWriteBufferFlushCut(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		r := delayed(time.Second)
-		tt, d := dialPipe(t, r, tether.WithWriteBuffer(100))
-		startOutage(t, tt, d.Server(t))
-		for _, w := range []string{"first ", "second "} {
-			_, err := tt.Write([]byte(w))
-			require.NoError(t, err)
-		}
-		s2 := d.Server(t)
-		require.Equal(t, "fir", readString(t, s2, 3))
-		synctest.Wait()
-		s2.Close() // cuts "first " after 3 bytes
-		s3 := d.Server(t)
-		require.Equal(t, "second ", readString(t, s3, 7))
-		synctest.Wait() // the flush accounts for its Write once the peer has read it
-		require.Equal(t, int64(3), tt.Dropped(), `"st " dropped`)
-		require.Zero(t, tt.Buffered())
-		require.Equal(t, tether.Unreachable, r.Events()[3].Kind, "the buffer's failure counts as a failed dial")
-	})
+	for _, tc := range []struct {
+		policy  tether.WritePolicy
+		s3      string // what the next connection gets
+		dropped int64
+	}{
+		{tether.WriteWhole, "second ", 3}, // "st " dropped
+		{tether.WriteResume, "st second ", 0},
+	} {
+		t.Run(tc.policy.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := delayed(time.Second)
+				tt, d := dialPipe(t, r, tether.WithWriteBuffer(100), tether.WithWritePolicy(tc.policy))
+				startOutage(t, tt, d.Server(t))
+				for _, w := range []string{"first ", "second "} {
+					_, err := tt.Write([]byte(w))
+					require.NoError(t, err)
+				}
+				s2 := d.Server(t)
+				require.Equal(t, "fir", readString(t, s2, 3))
+				synctest.Wait()
+				s2.Close() // cuts "first " after 3 bytes
+				s3 := d.Server(t)
+				require.Equal(t, tc.s3, readString(t, s3, len(tc.s3)))
+				synctest.Wait() // the flush accounts for its Write once the peer has read it
+				require.Equal(t, tc.dropped, tt.Dropped())
+				require.Zero(t, tt.Buffered())
+				require.Equal(t, tether.Unreachable, r.Events()[3].Kind, "the buffer's failure counts as a failed dial")
+			})
+		})
+	}
 }
 
 // A lazy Tether's first Write, with a buffer, is buffered and dials.

@@ -24,6 +24,18 @@ func failedDial(dialed, next string) tether.Event {
 	return tether.Event{Kind: tether.Unreachable, Err: errRefused, Addr: next, Dialed: dialed, Attempt: 1}
 }
 
+// handleTimed calls h on ev in a goroutine of its own, and sends how long
+// the call took.
+func handleTimed(h tether.DisconnectHandler, ev tether.Event) <-chan time.Duration {
+	took := make(chan time.Duration, 1)
+	go func() {
+		begin := time.Now()
+		handle(h, ev)
+		took <- time.Since(begin)
+	}()
+	return took
+}
+
 func TestBreakerStates(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := middleware.NewBreaker(middleware.BreakerConfig{Failures: 3, Window: 10 * time.Second, CoolDown: 30 * time.Second})
@@ -105,12 +117,7 @@ func TestBreakerHoldsBack(t *testing.T) {
 		require.Equal(t, middleware.BreakerHalfOpen, b.State(addrA))
 
 		// The trial is out: another Tether's event waits for its outcome.
-		second := make(chan time.Duration, 1)
-		go func() {
-			begin := time.Now()
-			handle(h, tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA, Dialed: addrA})
-			second <- time.Since(begin)
-		}()
+		second := handleTimed(h, tether.Event{Kind: tether.Disconnected, Err: io.EOF, Addr: addrA, Dialed: addrA})
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
 		require.Empty(t, second, "the second Tether dials only after the trial")
@@ -395,12 +402,7 @@ func TestBreakerTrialUnderMaxDowntime(t *testing.T) {
 		handle(h, since(failedDial(addrA, addrB))) // opens A
 		time.Sleep(coolDown)
 		handle(h, since(failedDial(addrC, addrA))) // takes the trial
-		second := make(chan time.Duration, 1)
-		go func() {
-			begin := time.Now()
-			handle(h, since(failedDial(addrC, addrA)))
-			second <- time.Since(begin)
-		}()
+		second := handleTimed(h, since(failedDial(addrC, addrA)))
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		require.Empty(t, second, "a second trial while the first is out")
