@@ -133,10 +133,11 @@ type Conn struct {
 
 	// What the stream carried, for Close: wrote, a byte; finished, our FIN
 	// (CloseWrite); failed, an error other than io.EOF and a deadline;
+	// cut, a Write that failed (at its deadline too) after part of it went;
 	// timedOut, a deadline error with no byte read since (the server may be
 	// gone: the Dialer then checks that the connection hears from it before
 	// it puts a new stream on it).
-	wrote, finished, failed, timedOut atomic.Bool
+	wrote, finished, failed, cut, timedOut atomic.Bool
 
 	// early is set while 0-RTT data written on the stream may still be
 	// rejected; it is never set again once cleared. replayable says that
@@ -451,6 +452,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 		err = ioError(err)
 	}
 	c.noteWrite(n)
+	if err != nil && n > 0 {
+		c.cut.Store(true) // the stream ends inside this Write: Close resets it
+	}
 	switch {
 	case err == nil:
 		return n, nil
@@ -617,7 +621,7 @@ func (c *Conn) Close() error {
 // for an abandoned one.
 func (c *Conn) end(s *quic.Stream) {
 	switch {
-	case c.writing.Load() > 0, c.failed.Load(), !c.finished.Load() && (!c.wrote.Load() || c.resetOnClose):
+	case c.writing.Load() > 0, c.failed.Load(), c.cut.Load(), !c.finished.Load() && (!c.wrote.Load() || c.resetOnClose):
 		s.CancelWrite(c.code) // also unblocks a Write
 	case !c.finished.Load():
 		// An error says that the send side was canceled already (the

@@ -412,3 +412,35 @@ func TestListenWithoutCertificate(t *testing.T) {
 	require.NoError(t, err, "a certificate from GetCertificate")
 	ln.Close()
 }
+
+// A Write cut by its deadline leaves the stream inside a record: Close
+// resets it, as the Conn doc says, rather than sending a FIN that a framed
+// server would take for the end of a request.
+func TestCloseAfterCutWriteResets(t *testing.T) {
+	type res struct {
+		n   int64
+		err error
+	}
+	results := make(chan res, 1)
+	release := make(chan struct{})
+	srv := newServer(t, serverOpts{handle: func(_ *testServer, _ *quic.Conn, st *quic.Stream) {
+		<-release // reads nothing until the client's Write is cut
+		n, err := io.Copy(io.Discard, st)
+		results <- res{n, err}
+	}})
+	c := dialConn(t, srv)
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(300*time.Millisecond)))
+	n, err := c.Write(make([]byte, 64<<20))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	require.Positive(t, n)
+	require.Less(t, n, 64<<20, "the Write was cut")
+	require.NoError(t, c.Close())
+	close(release)
+	select {
+	case r := <-results:
+		var se *quic.StreamError
+		require.ErrorAs(t, r.err, &se, "the server read %d bytes, then %v: want a reset", r.n, r.err)
+	case <-time.After(wait):
+		t.Fatal("the server's read did not end")
+	}
+}
