@@ -120,6 +120,13 @@ type Dialer struct {
 	// When the server rejects 0-RTT, the bytes written in it are sent again
 	// on a fresh stream once the handshake completes, unseen by the Tether.
 	//
+	// A 0-RTT dial returns before the server answers, so a dial to a
+	// server that is down succeeds, and the connection fails at the
+	// handshake idle timeout instead. After such a failure, dials to that
+	// address wait for the handshake (1-RTT, still resuming the session)
+	// until one succeeds: they fail as dials do, and a Tether's count of
+	// failed dials (Event.Attempt, Backoff's MaxAttempts) grows.
+	//
 	// quic-go v0.65 has an open data race of its own here (quic-go issue
 	// 4303): a stream opened during the 0-RTT handshake reads the server's
 	// transport parameters while the handshake writes them. The race
@@ -161,6 +168,7 @@ type Dialer struct {
 	tr        *quic.Transport     // nil while the Dialer has no connection and no dial
 	udp       *net.UDPConn        // tr's socket
 	conns     map[string]*entry   // the connection new streams to each address go on
+	unheard   map[string]bool     // addresses whose last 0-RTT handshake went unanswered: no 0-RTT to them
 	live      map[*qconn]struct{} // every connection not yet gone, retired ones included
 	dialing   int                 // dials in progress
 	wg        sync.WaitGroup      // the dials in progress, for Close
@@ -379,10 +387,13 @@ func (d *Dialer) handshake(ctx context.Context, addr string) (*quic.Transport, *
 	}
 	guard := sessioncache.Note(tc.ClientSessionCache, tc.ServerName)
 	var c *quic.Conn
-	if d.Enable0RTT {
+	if d.Enable0RTT && !d.isUnheard(addr) {
 		c, err = tr.DialEarly(ctx, raddr, tc, d.conf)
 	} else {
 		c, err = tr.Dial(ctx, raddr, tc, d.conf)
+		if err == nil {
+			d.setUnheard(addr, false)
+		}
 	}
 	var unanswered func(error)
 	switch {
@@ -407,12 +418,34 @@ func (d *Dialer) handshake(ctx context.Context, addr string) (*quic.Transport, *
 			once.Do(func() {
 				if !handshakeDone(c) && !tlsAlert(cause) {
 					guard.Restore()
+					d.setUnheard(addr, true) // the next dials fail as dials do
 				}
 			})
 		}
 		context.AfterFunc(c.Context(), func() { unanswered(context.Cause(c.Context())) })
 	}
 	return tr, c, unanswered, err
+}
+
+// isUnheard reports whether the last 0-RTT handshake with addr went
+// unanswered, and no handshake has completed since.
+func (d *Dialer) isUnheard(addr string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.unheard[addr]
+}
+
+func (d *Dialer) setUnheard(addr string, unheard bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case unheard && d.unheard == nil:
+		d.unheard = map[string]bool{addr: true}
+	case unheard:
+		d.unheard[addr] = true
+	default:
+		delete(d.unheard, addr)
+	}
 }
 
 // tlsAlert reports whether err is a QUIC CRYPTO_ERROR: a TLS alert, ours

@@ -22,6 +22,7 @@ import (
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/internal/racebuild"
 	"github.com/io-tether/tether/internal/transporttest"
+	"github.com/io-tether/tether/middleware"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/tethertest"
 	"github.com/quic-go/quic-go"
@@ -282,6 +283,47 @@ func TestSessionKeptWhileServerDown(t *testing.T) {
 			_, err = io.ReadFull(c, make([]byte, 1))
 			require.NoError(t, err)
 			require.NotEqual(t, tetherquic.FullHandshake, c.(*tetherquic.Conn).Origin(), "the dial once the server is back")
+		})
+	}
+}
+
+// TestZeroRTTDeadServerGivesUp: a 0-RTT dial to a server that is down
+// succeeds, and the connection fails at the handshake idle timeout, later
+// than the stability period. The next dials to that address wait for the
+// handshake, and fail as dials do: a Tether's MaxAttempts gives up, as it
+// does without 0-RTT, where it used to reconnect for ever.
+func TestZeroRTTDeadServerGivesUp(t *testing.T) {
+	for _, early := range []bool{false, true} {
+		t.Run(map[bool]string{false: "1-rtt", true: "0-rtt"}[early], func(t *testing.T) {
+			if early {
+				skipZeroRTTUnderRace(t)
+			}
+			srv := newServer(t, serverOpts{allow0RTT: true, tls: tethertest.TLSServerConfig(alpn)})
+			conf := &quic.Config{MaxIdleTimeout: time.Second, HandshakeIdleTimeout: 1500 * time.Millisecond}
+			d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: conf, Enable0RTT: early}
+			defer d.Close()
+			c, err := d.Dial(context.Background(), srv.addr) // a session ticket first
+			require.NoError(t, err)
+			_, err = c.Write([]byte("x"))
+			require.NoError(t, err)
+			_, err = io.ReadFull(c, make([]byte, 1))
+			require.NoError(t, err)
+			c.Close()
+
+			rec := &tethertest.Recorder{Next: tether.Chain(nil, middleware.Backoff(middleware.BackoffConfig{
+				BaseDelay: 10 * time.Millisecond, MaxDelay: 10 * time.Millisecond, MaxAttempts: 2}))}
+			tt, err := tether.Dial(context.Background(), d, srv.addr, rec)
+			require.NoError(t, err)
+			defer tt.Close()
+			startReader(tt)
+			send(t, tt, "hello")
+			srv.crash() // for good
+			select {
+			case <-tt.Done():
+				require.ErrorIs(t, tt.Err(), middleware.ErrMaxAttempts)
+			case <-time.After(wait):
+				t.Fatalf("still reconnecting to a server that is gone; events: %v", rec.Kinds())
+			}
 		})
 	}
 }
