@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/io-tether/tether/internal/tetheropts"
 )
 
 // Defaults of the options.
@@ -80,7 +82,20 @@ type config struct {
 // which the Tether does not keep.
 type options struct {
 	config
-	err error
+	err       error
+	policySet bool // WithWritePolicy was given (for package session: tetheropts)
+}
+
+func init() {
+	tetheropts.SetsWritePolicy = func(opts []any) bool {
+		var c options
+		for _, o := range opts {
+			if o, ok := o.(Option); ok && o != nil {
+				o.apply(&c)
+			}
+		}
+		return c.policySet
+	}
 }
 
 // newConfig applies opts to the defaults; it returns the error of the
@@ -191,6 +206,7 @@ func (p WritePolicy) String() string {
 // Dial.
 func WithWritePolicy(p WritePolicy) Option {
 	return optionFunc(func(c *options) {
+		c.policySet = true
 		if p < WriteWhole || p > WriteDrop {
 			c.fail("unknown WritePolicy")
 			return

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/tetheropts"
 )
 
 // Dial opens a new session with the server at addr, over connections that
@@ -71,13 +72,13 @@ func Dial(ctx context.Context, d tether.Dialer, addr string, h tether.Disconnect
 
 var errProbe = errors.New("probe")
 
-// checkTetherOptions fails when opts set an OnConnect hook or the
-// reconnect boundary, which the session owns (the write policy it sets
-// over whatever opts say). It cannot see inside a tether.Option, so it
-// probes: a dial over a connection that fails every operation, with a hook
-// of its own first (if the hook does not run, opts replaced it), and the
-// options with a write buffer, which tether.Dial refuses beside the
-// boundary.
+// checkTetherOptions fails when opts set an OnConnect hook, the reconnect
+// boundary or a write policy, which the session owns. It cannot see inside
+// a tether.Option, so it probes: a dial over a connection that fails every
+// operation, with a hook of its own first (if the hook does not run, opts
+// replaced it), and the options with a write buffer, which tether.Dial
+// refuses beside the boundary; the write policy, package tether tells
+// (tetheropts).
 func checkTetherOptions(opts []tether.Option) error {
 	if len(opts) == 0 {
 		return nil
@@ -115,6 +116,13 @@ func checkTetherOptions(opts []tether.Option) error {
 	}
 	if _, dialed, _ := probe(nil, []tether.Option{tether.WithWriteBuffer(1)}); !dialed {
 		return errors.New("tether/session: WithTether: the session owns the reconnect boundary (it replays across reconnects)")
+	}
+	as := make([]any, len(opts))
+	for i, o := range opts {
+		as[i] = o
+	}
+	if tetheropts.SetsWritePolicy(as) {
+		return errors.New("tether/session: WithTether: the session owns the Tether's write policy (WriteDrop: it replays what a failed Write sent)")
 	}
 	return nil
 }

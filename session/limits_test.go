@@ -411,6 +411,8 @@ func TestBadOptions(t *testing.T) {
 	require.ErrorContains(t, err, "OnConnect")
 	_, err = session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithTether(tether.WithReconnectBoundary()))
 	require.ErrorContains(t, err, "reconnect boundary")
+	_, err = session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithTether(tether.WithStabilityPeriod(time.Second), tether.WithWritePolicy(tether.WriteResume)))
+	require.ErrorContains(t, err, "write policy")
 	_, err = session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithMaxSessions(3))
 	require.ErrorContains(t, err, "listener option")
 	_, err = session.Dial(ctx, d, "127.0.0.1:1", nil, session.WithBufferSize(10))

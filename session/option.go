@@ -90,11 +90,11 @@ func (c *config) fail(msg string) {
 
 // WithTether passes options to the client's Tether (client only). The
 // session owns the Tether's OnConnect hook (it runs the handshake), the
-// reconnect boundary, its OnConnect timeout (WithHandshakeTimeout) and its
-// write policy (tether.WriteDrop: the session replays, a failed Write goes
-// to no other connection): Dial fails with a clear error when opts set an
-// OnConnect hook or the boundary, and sets the others over whatever opts
-// say.
+// reconnect boundary, its write policy (tether.WriteDrop: the session
+// replays, a failed Write goes to no other connection) and its OnConnect
+// timeout (WithHandshakeTimeout): Dial fails with a clear error when opts
+// set an OnConnect hook, the boundary or a write policy, and sets the
+// OnConnect timeout over whatever opts say.
 func WithTether(opts ...tether.Option) Option {
 	return optionFunc(func(c *config) {
 		c.clientOnly = true
