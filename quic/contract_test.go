@@ -126,3 +126,30 @@ func TestMoveWriteDeadlineWhileWaitingForStream(t *testing.T) {
 		t.Fatal("the second Write did not get its stream")
 	}
 }
+
+// Concurrent Dials to one address share a dial; one whose caller's ctx
+// ended abandons it, and the Dial that waited on it dials again, bounded
+// by its own ctx, not failing with the other caller's.
+func TestSharedDialAbandoned(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0") // a server that never answers
+	require.NoError(t, err)
+	defer pc.Close()
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{HandshakeIdleTimeout: 10 * time.Second}, Timeout: time.Minute}
+	defer d.Close()
+	addr := pc.LocalAddr().String()
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		d.Dial(ctx, addr)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = d.Dial(ctx, addr)
+	require.Error(t, err)
+	require.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond, "the waiting Dial ended with the other caller's ctx: %v", err)
+	<-first
+}
