@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -1065,6 +1066,12 @@ func TestZeroRTTWriteInterruptedByClose(t *testing.T) {
 func TestZeroRTTReadReplayInterruptedByClose(t *testing.T) {
 	skipZeroRTTUnderRace(t)
 	srv := newServer(t, serverOpts{allow0RTT: true})
+	// The new server holds its handshake until the Conn is checked to be in
+	// 0-RTT (a completed handshake that rejected it reports FullHandshake).
+	gate := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
 	c := redialZeroRTT(t, srv.addr, func() {
 		srv.closeConns()
 		srv.crash()
@@ -1075,7 +1082,12 @@ func TestZeroRTTReadReplayInterruptedByClose(t *testing.T) {
 		udp, err := net.ListenUDP("udp", ua)
 		require.NoError(t, err)
 		tr := &quic.Transport{Conn: udp}
-		ln, err := tr.ListenEarly(tethertest.TLSServerConfig(alpn), &quic.Config{Allow0RTT: true, MaxIncomingStreams: -1})
+		tc := tethertest.TLSServerConfig(alpn)
+		tc.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			<-gate
+			return nil, nil
+		}
+		ln, err := tr.ListenEarly(tc, &quic.Config{Allow0RTT: true, MaxIncomingStreams: -1})
 		require.NoError(t, err)
 		t.Cleanup(func() { ln.Close(); tr.Close(); udp.Close() })
 		go func() {
@@ -1098,6 +1110,7 @@ func TestZeroRTTReadReplayInterruptedByClose(t *testing.T) {
 		_, err := c.Read(make([]byte, 1))
 		read <- err
 	}()
+	release()
 	select {
 	case <-replaying:
 	case <-time.After(wait):
