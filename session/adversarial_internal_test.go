@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -155,6 +156,40 @@ func TestReplayedResume(t *testing.T) {
 	p.c.attempt = 7
 	p.c.mu.Unlock()
 	p.roundTrip(t, "after the replay")
+}
+
+// PROTOCOL.md 3.5: the server refuses (code 4) a resume whose recv lies
+// outside what it can replay: beyond the bytes it wrote, or below those
+// the client acknowledged, which it discarded. The session goes on: its
+// client resumes. (Without the check the server answered RESUMED and
+// replayed from a position it no longer held, or never reached.)
+func TestResumeRecvOutOfRange(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		recv uint64 // the server wrote and had acknowledged 5 bytes
+	}{
+		{"beyond written", 6},
+		{"below acknowledged", 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPair(t)
+			_, err := p.s.Write([]byte("hello"))
+			require.NoError(t, err)
+			p.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err = io.ReadFull(p.c, make([]byte, 5))
+			require.NoError(t, err)
+			require.Eventually(t, func() bool { return acked(p.s) }, 10*time.Second, time.Millisecond)
+
+			r, raw := send(t, p.sl.Addr().String(), p.resumeBytes(7, tc.recv, false))
+			raw.Close()
+			require.Equal(t, reply{typ: msgReject, code: rejectBad}, r, "resume with recv %d", tc.recv)
+
+			p.c.mu.Lock()
+			p.c.attempt = 7 // the refused resume's attempt counts: resume above it
+			p.c.mu.Unlock()
+			p.roundTrip(t, "after the refused resume")
+		})
+	}
 }
 
 func TestConcurrentResumes(t *testing.T) {
@@ -428,6 +463,97 @@ func TestResumeWaitsForOpen(t *testing.T) {
 	tr := c.tr
 	c.mu.Unlock()
 	require.True(t, tr == net.Conn(b2), "the session's transport is the one its client abandoned")
+}
+
+// idleListener is a net.Listener that accepts nothing until it is closed,
+// for a Listener whose handshakes a test runs itself, in a synctest
+// bubble (a loopback listener's Accept is not durably blocked).
+type idleListener struct {
+	done chan struct{}
+	once sync.Once
+}
+
+func newIdleListener() *idleListener { return &idleListener{done: make(chan struct{})} }
+
+func (l *idleListener) Accept() (net.Conn, error) {
+	<-l.done
+	return nil, net.ErrClosed
+}
+
+func (l *idleListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *idleListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// slowToStop is a transport whose Read, once the transport failed, returns
+// only when release is closed: a Read still running when the transport is
+// closed (a TLS or QUIC Read copying what it had received into the
+// caller's buffer, which for a session's reader is the receive buffer).
+type slowToStop struct {
+	net.Conn
+	release chan struct{}
+}
+
+func (c *slowToStop) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		<-c.release
+	}
+	return n, err
+}
+
+// PROTOCOL.md 3.5: a resume detaches the old transport and waits until
+// its reader has stopped before it answers RESUMED and the new epoch
+// starts: a reader still in a Read into the receive buffer (a data
+// frame's payload goes straight there) would race the new transport's
+// reader, which writes the replay there. (A resume that did not wait
+// passed every test.)
+func TestResumeWaitsForOldReader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := NewListener(newIdleListener())
+		defer l.Close()
+		c1, s1 := net.Pipe()
+		c2, s2 := net.Pipe()
+		defer c1.Close()
+		defer c2.Close()
+		go io.Copy(io.Discard, c1) // the clients read nothing they are sent
+		go io.Copy(io.Discard, c2)
+		old := &slowToStop{Conn: s1, release: make(chan struct{})}
+		release := sync.OnceFunc(func() { close(old.release) })
+		defer release()
+
+		priv, err := newKeyPair()
+		require.NoError(t, err)
+		hn := hello{typ: msgNew, window: 1 << 20}
+		copy(hn.pub[:], priv.PublicKey().Bytes())
+		c, _, err := l.open(old, &hn, nil)
+		require.NoError(t, err)
+
+		resumed := make(chan error, 1)
+		go func() {
+			h := hello{typ: msgResume, id: c.id, attempt: 1}
+			h.mac = resumeMAC(c.key, &h, nil)
+			_, err := l.resume(s2, &h, nil)
+			resumed <- err
+		}()
+		synctest.Wait() // the resume closed the old transport; its reader is still in Read
+		select {
+		case err := <-resumed:
+			t.Fatalf("the resume ended (%v) while the old transport's reader was still reading", err)
+		default:
+		}
+		require.Equal(t, tether.Connecting, c.State())
+
+		release()
+		require.NoError(t, <-resumed)
+		require.Equal(t, tether.Ready, c.State())
+		c.mu.Lock()
+		tr := c.tr
+		c.mu.Unlock()
+		require.True(t, tr == net.Conn(s2), "the session is not on the resume's transport")
+	})
 }
 
 // A final frame beyond the largest stream position is a protocol error, as

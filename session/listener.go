@@ -456,8 +456,11 @@ func (l *Listener) resume(raw net.Conn, h *hello, exp []byte) (byte, error) {
 		return rejectStale, errors.New("tether/session: resume with a stale attempt counter")
 	}
 	c.attempt = h.attempt
-	// Detach the old transport and wait until its reader has stopped, so
-	// that the received count is final.
+	// Detach the old transport (the new epoch: its reader feeds no more
+	// frames, so the received count is final) and wait until its reader
+	// has stopped: a Read of it may still be copying a data frame's
+	// payload into the receive buffer (next), where the new transport's
+	// reader writes the replay.
 	old, oldDone := c.tr, c.trDone
 	c.detachLocked()
 	c.mu.Unlock()

@@ -246,6 +246,56 @@ func TestIdleSessionStaysUp(t *testing.T) {
 	require.Equal(t, gen, c.t.Generation(), "an idle session lost its transport")
 }
 
+// newBytes returns a client's preface and a NEW message with a fresh key.
+func newBytes(t *testing.T) []byte {
+	priv, err := newKeyPair()
+	require.NoError(t, err)
+	h := hello{typ: msgNew, window: 1 << 20}
+	copy(h.pub[:], priv.PublicKey().Bytes())
+	return h.append(putPreface(nil, roleClient))
+}
+
+// PROTOCOL.md 4.2 and the PONG's row in 4: an end answers every PING with
+// a PONG of the PING's value, sent with (before) its ACK. (The pong was
+// never sent, and no test saw it: the ACK alone keeps this package's own
+// peer alive, but the protocol promises the PONG.)
+func TestPingAnsweredWithPong(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	sl := NewListener(ln)
+	defer sl.Close()
+	r, raw := send(t, sl.Addr().String(), newBytes(t))
+	defer raw.Close()
+	require.Equal(t, byte(msgAccept), r.typ)
+
+	_, err = raw.Write(appendU64Frame(nil, framePing, 0x1234))
+	require.NoError(t, err)
+	var (
+		rec recorder
+		d   decoder
+	)
+	buf := make([]byte, 256)
+	for !strings.Contains(rec.out.String(), "\npong 4660\nack") { // (an ACK of the window may go first)
+		n, err := raw.Read(buf)
+		require.NoError(t, d.feed(buf[:n], &rec))
+		require.NoError(t, err, "no PONG 4660 and ACK; frames received: %q", rec.out.String())
+	}
+}
+
+// PROTOCOL.md 3.2: ACCEPT carries the server's detached lifetime in
+// milliseconds (WithDetachedLifetime). (A server that announced another
+// value, or none, passed every test: the client does not use it.)
+func TestAcceptAnnouncesLifetime(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	sl := NewListener(ln, WithDetachedLifetime(90*time.Second+250*time.Millisecond))
+	defer sl.Close()
+	r, raw := send(t, sl.Addr().String(), newBytes(t))
+	raw.Close()
+	require.Equal(t, byte(msgAccept), r.typ)
+	require.Equal(t, uint32(90250), r.lifetime, "ACCEPT's lifetime (ms)")
+}
+
 // PROTOCOL.md, every message and frame, byte for byte as its tables say.
 func TestWireGolden(t *testing.T) {
 	hx := func(s string) string { return strings.ReplaceAll(s, " ", "") }
