@@ -106,7 +106,8 @@ func (o Origin) String() string {
 //
 // While 0-RTT data may still be rejected, a Conn keeps a copy of the bytes
 // written, and on a rejection writes them again on a fresh stream before
-// going on.
+// going on. It drops the copy at the first Write or Read that returns bytes
+// after the handshake accepted the 0-RTT data.
 //
 // The zero Conn (or a nil one) is not usable: its methods return an error.
 type Conn struct {
@@ -394,6 +395,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if (n > 0 || err == io.EOF) && c.timedOut.Load() {
 			c.timedOut.Store(false) // the server spoke since (its FIN too)
 		}
+		if n > 0 && c.early.Load() {
+			c.trySettle() // a client that wrote its request in 0-RTT, then only reads
+		}
 		if err == nil {
 			return n, nil
 		}
@@ -503,6 +507,17 @@ func (c *Conn) settleLocked() {
 	if handshakeDone(c.qc) && c.qc.ConnectionState().Used0RTT {
 		c.early.Store(false)
 		c.sent = nil
+	}
+}
+
+// trySettle settles (settleLocked) unless a Write or a replay holds the
+// lock: a Write settles when it returns.
+func (c *Conn) trySettle() {
+	select {
+	case c.wlock <- struct{}{}:
+		c.settleLocked()
+		<-c.wlock
+	default:
 	}
 }
 

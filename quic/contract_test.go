@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/tethertest"
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlog"
+	"github.com/quic-go/quic-go/qlogwriter"
 	"github.com/stretchr/testify/require"
 )
 
@@ -86,46 +89,135 @@ func TestWriteDeadlineBeforeFirstWrite(t *testing.T) {
 }
 
 // The write deadline applies to the first Write's wait for the server to
-// allow a stream; moving it later while the Write waits does not fail it.
+// allow a stream, as it moves: moved later, the wait goes on and the Write
+// gets its stream once one is free; moved earlier, the Write fails at the
+// new deadline, not the old one.
 func TestMoveWriteDeadlineWhileWaitingForStream(t *testing.T) {
-	ln, err := tetherquic.Listen("127.0.0.1:0", tethertest.TLSServerConfig(alpn), &quic.Config{MaxIncomingStreams: 1})
-	require.NoError(t, err)
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	for _, tc := range []struct {
+		name  string
+		moved time.Duration // from the move
+		want  error         // of the waiting Write, once a stream is free
+	}{
+		{"later", 2 * time.Hour, nil},
+		{"earlier", 300 * time.Millisecond, os.ErrDeadlineExceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := tetherquic.Listen("127.0.0.1:0", tethertest.TLSServerConfig(alpn), &quic.Config{MaxIncomingStreams: 1})
+			require.NoError(t, err)
+			defer ln.Close()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go func() { io.Copy(c, c); c.Close() }()
+				}
+			}()
+			d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: steadyConfig()}
+			defer d.Close()
+			c1, err := d.Dial(context.Background(), ln.Addr().String())
+			require.NoError(t, err)
+			defer c1.Close()
+			_, err = c1.Write([]byte("1")) // takes the only stream
+			require.NoError(t, err)
+			c2, err := d.Dial(context.Background(), ln.Addr().String())
+			require.NoError(t, err)
+			defer c2.Close()
+			require.NoError(t, c2.SetWriteDeadline(time.Now().Add(time.Hour)))
+			errc := make(chan error, 1)
+			go func() {
+				_, err := c2.Write([]byte("2"))
+				errc <- err
+			}()
+			time.Sleep(200 * time.Millisecond) // the Write waits for a stream
+			require.NoError(t, c2.SetWriteDeadline(time.Now().Add(tc.moved)))
+			if tc.want == nil {
+				time.Sleep(200 * time.Millisecond)
+				c1.Close() // frees the stream
 			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: steadyConfig()}
-	defer d.Close()
-	c1, err := d.Dial(context.Background(), ln.Addr().String())
-	require.NoError(t, err)
-	_, err = c1.Write([]byte("1"))
-	require.NoError(t, err)
-	c2, err := d.Dial(context.Background(), ln.Addr().String())
-	require.NoError(t, err)
-	defer c2.Close()
-	require.NoError(t, c2.SetWriteDeadline(time.Now().Add(time.Hour)))
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c2.Write([]byte("2"))
-		errc <- err
-	}()
-	time.Sleep(200 * time.Millisecond)
-	require.NoError(t, c2.SetWriteDeadline(time.Now().Add(2*time.Hour))) // moved, later
-	time.Sleep(200 * time.Millisecond)
-	c1.Close() // frees the stream
-	select {
-	case err := <-errc:
-		require.NoError(t, err, "the waiting Write, after its deadline moved")
-	case <-time.After(wait):
-		t.Fatal("the second Write did not get its stream")
+			select {
+			case err := <-errc:
+				if tc.want == nil {
+					require.NoError(t, err, "the waiting Write, after its deadline moved later")
+				} else {
+					require.ErrorIs(t, err, tc.want, "the waiting Write, after its deadline moved earlier")
+				}
+			case <-time.After(wait):
+				t.Fatalf("the waiting Write did not return within %v of its deadline's move", wait)
+			}
+		})
 	}
 }
+
+// A stream error that says that the QUIC connection is gone (here the
+// server's CONNECTION_CLOSE) tells the Dialer at once: the next Dial opens a
+// new connection, rather than a stream on the dead one, even while quic-go
+// has not yet ended the old connection's Context (a tracer holds it between
+// the failure of its streams and the end of its Context).
+func TestConnGoneRetiresConnection(t *testing.T) {
+	srv := newServer(t, serverOpts{})
+	hold := &closeHold{closing: make(chan struct{}), release: make(chan struct{})}
+	conf := steadyConfig()
+	conf.Tracer = hold.tracer
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: conf}
+	t.Cleanup(func() { d.Close() })
+	c1, err := d.Dial(context.Background(), srv.addr)
+	require.NoError(t, err)
+	// Closing c1 closes its retired connection, which waits for the end of
+	// the held close.
+	t.Cleanup(func() { close(hold.release); c1.Close() })
+	_, err = c1.Write([]byte("one"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c1, make([]byte, 3))
+	require.NoError(t, err)
+	old := c1.(*tetherquic.Conn).QUICConn()
+
+	hold.armed.Store(true)
+	srv.closeConns()
+	// (Bounded, should a quic-go to come record the close before it fails
+	// the streams.)
+	require.NoError(t, c1.SetReadDeadline(time.Now().Add(wait)))
+	_, err = c1.Read(make([]byte, 1))
+	var ae *quic.ApplicationError
+	require.ErrorAs(t, err, &ae, "Read after the server closed the connection")
+	recv(t, hold.closing, "the old connection held in its close")
+	require.NoError(t, old.Context().Err(), "the old connection's Context ended: nothing held")
+
+	c2, err := d.Dial(context.Background(), srv.addr)
+	require.NoError(t, err)
+	defer c2.Close()
+	require.True(t, c2.(*tetherquic.Conn).QUICConn() != old, "Dial after the connection's error: a stream on the dead connection")
+	require.NotEqual(t, tetherquic.NewStream, c2.(*tetherquic.Conn).Origin(), "Dial after the connection's error")
+	_, err = c2.Write([]byte("two"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c2, make([]byte, 3))
+	require.NoError(t, err)
+	require.EqualValues(t, 2, srv.conns.Load(), "connections the server accepted")
+}
+
+// closeHold is a quic.Config.Tracer that, once armed, holds the next
+// connection that closes in the middle of its close: after quic-go has
+// failed its streams (with the connection's error) and before it ends its
+// Context, where it records the close in its qlog.
+type closeHold struct {
+	armed   atomic.Bool
+	closing chan struct{} // closed when a connection is held
+	release chan struct{} // closed by the test: the close goes on
+}
+
+func (h *closeHold) tracer(context.Context, bool, quic.ConnectionID) qlogwriter.Trace { return h }
+
+func (h *closeHold) AddProducer() qlogwriter.Recorder { return h }
+
+func (h *closeHold) RecordEvent(ev qlogwriter.Event) {
+	if _, ok := ev.(qlog.ConnectionClosed); ok && h.armed.CompareAndSwap(true, false) {
+		close(h.closing)
+		<-h.release
+	}
+}
+
+func (h *closeHold) Close() error { return nil }
 
 // Concurrent Dials to one address share a dial; one whose caller's ctx
 // ended abandons it, and the Dial that waited on it dials again, bounded

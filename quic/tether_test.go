@@ -388,7 +388,8 @@ func TestSmallWritesDeadServer(t *testing.T) {
 }
 
 // TestZeroRTT: with the server held in its handshake, the bytes written after
-// a redial travel in 0-RTT; the server accepts them.
+// a redial travel in 0-RTT; the server accepts them, and the Conn then drops
+// its copy of them and keeps none of the bytes written after.
 func TestZeroRTT(t *testing.T) {
 	skipZeroRTTUnderRace(t)
 	var held atomic.Pointer[chan struct{}] // set: the next handshakes wait until it is closed
@@ -413,12 +414,24 @@ func TestZeroRTT(t *testing.T) {
 	default:
 	}
 	send(t, tt, "two")
+	keeping, kept := tetherquic.ZeroRTTCopies(c)
+	require.True(t, keeping, "keeping copies while the server may reject 0-RTT")
+	require.Equal(t, len("two"), kept, "bytes kept for a replay")
 	close(gate)
 	r.expect(t, "two")
 	require.True(t, srv.state(t).Used0RTT, "server: Used0RTT")
+	transporttest.WaitClosed(t, c.QUICConn().HandshakeComplete(), "the client's handshake complete")
 	require.Equal(t, tetherquic.ZeroRTT, c.Origin())
-	send(t, tt, "three") // after the handshake: the Conn stops keeping copies
+	// The echo came in 1-RTT packets, which the client decrypts only once
+	// its handshake completed: the Read that returned it dropped the copy.
+	keeping, kept = tetherquic.ZeroRTTCopies(c)
+	require.False(t, keeping, "keeping copies after a Read of the server's answer")
+	require.Zero(t, kept, "bytes kept for a replay after a Read of the server's answer")
+	send(t, tt, "three")
 	r.expect(t, "three")
+	keeping, kept = tetherquic.ZeroRTTCopies(c)
+	require.False(t, keeping, "keeping copies after the server accepted 0-RTT")
+	require.Zero(t, kept, "bytes kept for a replay after the server accepted 0-RTT")
 }
 
 // TestZeroRTTRejected: a server restarted with new session ticket keys
@@ -1132,7 +1145,8 @@ func TestZeroRTTReadReplayInterruptedByClose(t *testing.T) {
 // has passed: the replay of the request on a fresh stream is not bound by
 // it. (It was: the replay failed at once, the Read, with no deadline of its
 // own, returned os.ErrDeadlineExceeded, and the request never reached the
-// server.)
+// server.) Once the replay is over, the user's deadline binds the Writes on
+// the fresh stream again: passed, it fails the next one at once.
 func TestZeroRTTReplayAfterWriteDeadline(t *testing.T) {
 	skipZeroRTTUnderRace(t)
 	key := newResetKey(t)
@@ -1164,6 +1178,9 @@ func TestZeroRTTReplayAfterWriteDeadline(t *testing.T) {
 		t.Fatal("no echo")
 	}
 	require.EqualValues(t, 1, srv.streams.Load(), "streams the server got")
+	// The Read replayed the request, and returned after the replay.
+	_, err = c.Write([]byte("late"))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "Write after the replay, past the write deadline")
 }
 
 // TestZeroRTTReplayAfterWriteDeadlineTether: the same through a Tether,
