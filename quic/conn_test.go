@@ -422,18 +422,30 @@ func TestCloseAfterCutWriteResets(t *testing.T) {
 		err error
 	}
 	results := make(chan res, 1)
-	release := make(chan struct{})
+	release, arrived := make(chan struct{}), make(chan struct{})
 	srv := newServer(t, serverOpts{handle: func(_ *testServer, _ *quic.Conn, st *quic.Stream) {
-		<-release // reads nothing until the client's Write is cut
+		close(arrived) // the stream's first bytes: the Write is under way
+		<-release      // reads nothing until the client's Write is cut
 		n, err := io.Copy(io.Discard, st)
 		results <- res{n, err}
 	}})
 	c := dialConn(t, srv)
-	require.NoError(t, c.SetWriteDeadline(time.Now().Add(300*time.Millisecond)))
-	n, err := c.Write(make([]byte, 64<<20))
-	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-	require.Positive(t, n)
-	require.Less(t, n, 64<<20, "the Write was cut")
+	wrote := make(chan res, 1)
+	go func() {
+		n, err := c.Write(make([]byte, 64<<20)) // flow control blocks it
+		wrote <- res{int64(n), err}
+	}()
+	recv(t, arrived, "the Write's first bytes at the server")
+	require.NoError(t, c.SetWriteDeadline(time.Now())) // cuts the Write
+	var w res
+	select {
+	case w = <-wrote:
+	case <-time.After(wait):
+		t.Fatal("the Write was not cut by its deadline")
+	}
+	require.ErrorIs(t, w.err, os.ErrDeadlineExceeded)
+	require.Positive(t, w.n)
+	require.Less(t, w.n, int64(64<<20), "the Write was cut")
 	require.NoError(t, c.Close())
 	close(release)
 	select {
