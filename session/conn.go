@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -390,9 +391,13 @@ func (c *Conn) CloseWrite() error {
 // that the application may close what carries the transport, a QUIC
 // connection say, at once), and closes the transport. The peer reads every
 // byte, then io.EOF. Close returns an error when the linger time passed
-// before the peer acknowledged everything (those bytes may never arrive),
-// or when the session had ended (lost) with bytes unacknowledged (they
-// never will); the error wraps the session's end.
+// before the peer acknowledged everything, the bytes and the final frame
+// (those bytes may never arrive; without the final frame the peer's Read
+// ends with the loss of the session, not io.EOF), or when the session had
+// ended (lost) short of that (they never will); the error wraps the
+// session's end. It returns nil when the peer closed the session first,
+// after every byte arrived, and with a linger of 0 (WithLinger) when every
+// byte arrived.
 // Blocked and later operations return net.ErrClosed; a second Close returns
 // net.ErrClosed.
 func (c *Conn) Close() error {
@@ -442,10 +447,21 @@ func (c *Conn) Close() error {
 	}
 	// (An ack that the sender defers while it copies counts: the bytes
 	// arrived.)
-	switch n := c.sWritten - max(c.sAcked, c.ackDeferred); {
-	case c.finAcked || n == 0:
-		// (Bytes all acknowledged, the final frame perhaps not: they
-		// arrived, and the close frame ends the session.)
+	n := c.sWritten - max(c.sAcked, c.ackDeferred)
+	peerEnded := c.ended && (errors.Is(c.endErr, ErrPeerClosed) || errors.Is(c.endErr, ErrPeerAborted))
+	switch {
+	case c.finAcked:
+	case n == 0 && (c.closeAnswered || peerEnded):
+		// Every byte arrived, and the peer learned that the session is
+		// over: from this end's close frame, or it closed it itself.
+	case n == 0 && c.cfg.linger == 0:
+		// Close did not wait: only bytes count (WithLinger).
+	case n == 0 && c.ended:
+		// Every byte arrived, but the end of the stream did not: the
+		// peer's Read ends with the loss, not io.EOF.
+		err = fmt.Errorf("%w (the final frame unacknowledged): %w", errLingered, c.endErr)
+	case n == 0:
+		err = fmt.Errorf("%w (the final frame unacknowledged)", errLingered)
 	case c.ended && !c.closeAnswered: // else the peer's answer to this end's close ended it
 		err = fmt.Errorf("%w (%d bytes unacknowledged): %w", errLingered, n, c.endErr)
 	default:

@@ -39,7 +39,7 @@ var (
 	errExporter = tether.Permanent(errors.New("tether/session: the two ends disagree on binding the TLS exporter (is TLS terminated in between?)"))
 	errRejected = tether.Permanent(errors.New("tether/session: server rejected the handshake as malformed (a newer client, or ends that disagree on binding the TLS exporter: is TLS terminated in between?)"))
 	errExpired  = errors.New("tether/session: detached session expired")
-	errLingered = errors.New("tether/session: closed before the peer acknowledged every byte")
+	errLingered = errors.New("tether/session: closed before the peer acknowledged the whole stream")
 )
 
 // lostError is ErrSessionLost with its cause; it is permanent for the

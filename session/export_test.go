@@ -16,3 +16,10 @@ func SenderBlocked(c *Conn) bool {
 	defer c.mu.Unlock()
 	return c.blocked
 }
+
+// Acked reports whether the peer has acknowledged every byte written to c.
+func Acked(c *Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sAcked == c.sWritten
+}

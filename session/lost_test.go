@@ -403,6 +403,33 @@ func TestCloseFrameResentAfterResume(t *testing.T) {
 	}
 }
 
+// TestCloseReportsFinalFrameUnacknowledged: every byte acknowledged, then
+// the path goes down for longer than the linger, with or without
+// CloseWrite first: the final frame never reaches the peer, whose Read
+// waits and then ends with the loss of the session, not io.EOF. Close
+// says so. (It returned nil: only bytes counted.)
+func TestCloseReportsFinalFrameUnacknowledged(t *testing.T) {
+	for _, closeWrite := range []bool{false, true} {
+		t.Run(fmt.Sprintf("closewrite=%v", closeWrite), func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			pp := newProxiedPair(t, []session.Option{session.WithLinger(0)}, session.WithLinger(300*time.Millisecond))
+			defer pp.close()
+			write(t, pp.c, "hello")
+			_, err := io.ReadFull(pp.s, make([]byte, 5))
+			require.NoError(t, err)
+			require.Eventually(t, func() bool { return session.Acked(pp.c) }, 10*time.Second, time.Millisecond)
+			require.NoError(t, pp.p.SetMode(faultproxy.ModeRefuse))
+			pp.p.ResetAll()
+			if closeWrite {
+				require.NoError(t, pp.c.CloseWrite())
+			}
+			err = pp.c.Close()
+			require.ErrorContains(t, err, "final frame unacknowledged")
+			require.False(t, session.FinAcked(pp.c))
+		})
+	}
+}
+
 // TestCloseLingerZero: WithLinger(0) makes Close return at once, the wait
 // for the peer's answer to the close frame included: here a peer that
 // cannot answer, on a path whose round trip (300 ms) makes the answer

@@ -119,8 +119,9 @@ func WithBufferSize(n int) Option {
 }
 
 // WithLinger bounds how long Close waits for the peer to acknowledge every
-// byte written (default DefaultLinger); 0 makes Close return at once,
-// dropping what the peer has not acknowledged.
+// byte written and the final frame (default DefaultLinger); 0 makes Close
+// return at once, dropping what the peer has not acknowledged (and then
+// Close reports only bytes unacknowledged, not the final frame).
 func WithLinger(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d < 0 {
