@@ -95,7 +95,7 @@ func (t *Tether) block(dir direction, ch <-chan struct{}) error {
 		if t.half[dir].dlCh == nil {
 			t.half[dir].dlCh = make(chan struct{})
 		}
-		ch2, done := t.half[dir].dlCh, t.doneLocked()
+		ch2, done := t.half[dir].dlCh, t.endedLocked()
 		t.mu.Unlock()
 
 		var (

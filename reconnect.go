@@ -74,6 +74,9 @@ func (t *Tether) await(o *recovery, dir direction, own error) error {
 func (t *Tether) endLocked(o *recovery) {
 	if t.rec == o {
 		t.rec = nil
+		if t.err != nil {
+			t.closeDoneLocked() // its handler has returned
+		}
 	}
 }
 
@@ -279,7 +282,8 @@ func (t *Tether) install(l *link) error {
 }
 
 // end gives up for good: cause is what Err reports, ioErr the I/O error that
-// began the outage (for PropagateIO).
+// began the outage (for PropagateIO). The outage's goroutine calls it once
+// the handler has returned, for the last time: Done closes with the rest.
 func (t *Tether) end(cause, ioErr error) {
 	t.mu.Lock()
 	if t.err != nil {
@@ -316,6 +320,9 @@ func (t *Tether) end(cause, ioErr error) {
 	if c := t.cur.Load(); c != nil { // nil inside Dial
 		broken = c.writeTimedOut.Load()
 		conns = t.takeDownLocked()
+	}
+	if t.rec != nil {
+		t.endLocked(t.rec) // no handler runs
 	}
 	t.stopLocked()
 	t.setStateLocked(Shutdown)

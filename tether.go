@@ -334,7 +334,9 @@ func (t *Tether) link() *link {
 }
 
 // Done returns a channel that is closed once the Tether is closed or its
-// handler gave up.
+// handler gave up, and no handler is running: after it, no event reaches
+// the handler (and a channel that Notify sends to may be closed). Close
+// does not wait for a handler that ignores its ctx; Done does.
 func (t *Tether) Done() <-chan struct{} {
 	if !t.valid() {
 		return closedChan
@@ -355,7 +357,7 @@ var closedChan = func() chan struct{} {
 // doneLocked returns the Done channel, made when first needed.
 func (t *Tether) doneLocked() chan struct{} {
 	if t.x == nil || t.x.done == nil {
-		if t.err != nil {
+		if t.err != nil && t.rec == nil {
 			return closedChan
 		}
 		t.extraLocked().done = make(chan struct{})
@@ -363,11 +365,38 @@ func (t *Tether) doneLocked() chan struct{} {
 	return t.x.done
 }
 
+// endedLocked returns a channel closed once the Tether ends (t.err is set),
+// made when first needed: what blocked operations wait on, which unlike
+// Done does not wait for the handler.
+func (t *Tether) endedLocked() chan struct{} {
+	if t.x == nil || t.x.ended == nil {
+		if t.err != nil {
+			return closedChan
+		}
+		t.extraLocked().ended = make(chan struct{})
+	}
+	return t.x.ended
+}
+
+// closeDoneLocked closes Done, once t.err is set and no outage (whose
+// goroutine runs the handler) is under way.
+func (t *Tether) closeDoneLocked() {
+	if t.rec != nil || t.x == nil || t.x.done == nil {
+		return
+	}
+	select {
+	case <-t.x.done:
+	default:
+		close(t.x.done)
+	}
+}
+
 // extra holds the fields that most Tethers never need, out of line so that
 // an idle Tether costs less memory. Its fields are guarded by mu, but seen,
 // which the direction locks guard.
 type extra struct {
-	done    chan struct{} // closed on Close or give-up
+	done    chan struct{} // Done: closed on Close or give-up, once no handler runs
+	ended   chan struct{} // closed on Close or give-up
 	stateCh chan struct{} // closed on the next change of state; made by waiters
 	buf     *writeBuffer  // WithWriteBuffer's, made when first used
 	// seen is, per direction, the generation of the connection its last
@@ -395,14 +424,16 @@ func (t *Tether) bufLocked() *writeBuffer {
 	return t.x.buf
 }
 
-// stopLocked closes Done and cancels the outage's ctx, once t.err is set.
+// stopLocked cancels the outage's ctx, once t.err is set, and closes Done
+// unless the outage's goroutine has yet to end (endLocked closes it then).
 func (t *Tether) stopLocked() {
-	if t.x != nil && t.x.done != nil {
-		close(t.x.done)
+	if t.x != nil && t.x.ended != nil {
+		close(t.x.ended)
 	}
 	if t.rec != nil {
 		t.rec.cancel()
 	}
+	t.closeDoneLocked()
 }
 
 // Err returns nil while the Tether is alive; then why it ended: the cause of

@@ -3,6 +3,7 @@ package tether_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -285,6 +286,55 @@ func TestCloseDuringBackoff(t *testing.T) {
 		require.Equal(t, 1, d.Dials())
 		require.ErrorIs(t, tt.Err(), net.ErrClosed)
 	})
+}
+
+// Done is closed once no handler runs: a handler that winds down for a
+// second after Close cancelled its ctx delays Done (not Close), so that once
+// Done is closed no event reaches the handler, and a channel that Notify
+// sends to may be closed. (Close closed Done, and the handler's event came
+// after it: the consumer's close of the channel made Notify panic.) Done
+// asked for before Close and after it behave alike.
+func TestDoneWaitsForHandler(t *testing.T) {
+	for _, early := range []bool{true, false} {
+		t.Run(fmt.Sprintf("asked-before-close=%v", early), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var running atomic.Bool
+				tt, d := dialPipe(t, tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+					if ev.Kind == tether.Disconnected {
+						running.Store(true)
+						defer running.Store(false)
+						<-ctx.Done()
+						time.Sleep(time.Second)
+					}
+					return tether.Reconnect
+				}))
+				var done <-chan struct{}
+				if early {
+					done = tt.Done()
+				}
+				d.Server(t).Close()
+				got := readAsync(tt, 1)
+				synctest.Wait()
+				require.True(t, running.Load(), "the handler runs")
+				start := time.Now()
+				require.NoError(t, tt.Close())
+				require.ErrorIs(t, (<-got).err, net.ErrClosed)
+				require.Zero(t, time.Since(start), "the Read waited for the handler")
+				if !early {
+					done = tt.Done()
+				}
+				synctest.Wait()
+				select {
+				case <-done:
+					t.Fatal("Done is closed while the handler runs")
+				default:
+				}
+				<-done
+				require.False(t, running.Load(), "the handler runs after Done")
+				require.Equal(t, time.Second, time.Since(start))
+			})
+		})
+	}
 }
 
 // Semantics 7: Close interrupts a slow dial.

@@ -44,7 +44,7 @@ func Logging(l *slog.Logger) tether.Middleware {
 			}
 			attrs := make([]slog.Attr, 0, 4)
 			attrs = append(attrs, slog.String("action", Decision(ev.Kind, a)),
-				slog.String("state", ev.NextState(a).String()), slog.Any("event", *ev))
+				slog.String("state", stateAfter(ctx, ev, a).String()), slog.Any("event", *ev))
 			if ev.Kind != tether.Connected {
 				attrs = append(attrs, slog.Duration("outage", ev.Outage(time.Now())))
 			}

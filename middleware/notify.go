@@ -22,6 +22,10 @@ import (
 // must not read from or write to it. Put it outside the policies, so that it
 // gets every event, those they decide on without asking next included.
 //
+// Once the Tether's Done is closed, no handler runs, and Notify sends
+// nothing more: the consumer may then close ch. A copy sent after Close
+// (by a handler that was deciding) has State Shutdown.
+//
 // Notify keeps no state; one value may serve many Tethers, which then share
 // ch. A nil ch: the Middleware gives up on its first event with an error that
 // wraps ErrBadConfig.
@@ -47,7 +51,7 @@ func notify(name string, ch chan<- tether.Event, dropped *atomic.Uint64) tether.
 		return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
 			a := next.HandleDisconnect(ctx, ev)
 			e := *ev
-			e.State = ev.NextState(a)
+			e.State = stateAfter(ctx, ev, a)
 			select {
 			case ch <- e:
 			default:
@@ -58,4 +62,15 @@ func notify(name string, ch chan<- tether.Event, dropped *atomic.Uint64) tether.
 			return a
 		})
 	}
+}
+
+// stateAfter is the state the Tether enters once its handler answered a to
+// ev (Event.NextState), or Shutdown when ctx ended meanwhile: a Tether that
+// was closed, or that an outer MaxDowntime gives up on, dials no more,
+// whatever the handlers inside answered.
+func stateAfter(ctx context.Context, ev *tether.Event, a tether.Action) tether.State {
+	if ctx.Err() != nil {
+		return tether.Shutdown
+	}
+	return ev.NextState(a)
 }

@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"io"
+	"net"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -93,5 +94,45 @@ func TestNotifyTetherEvents(t *testing.T) {
 		}
 		require.Equal(t, []tether.EventKind{tether.Connected, tether.Disconnected, tether.Reconnected}, kinds)
 		require.Equal(t, []string{addrA, addrA, addrB}, dialed)
+	})
+}
+
+// A consumer that closes the channel once Done is closed gets no send on
+// it after: a handler inside Notify that was deciding when Close came, and
+// takes a moment to return once its ctx ended, returns first. Its copy says
+// Shutdown, not the state its answer would have led to. (Done was closed by
+// Close, and the late copy made Notify panic on the closed channel: a trial
+// met it with a CircuitBreaker holding the redial.)
+func TestNotifyNothingAfterDone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ch := make(chan tether.Event, 10)
+		var d tethertest.Dialer
+		holding := func(next tether.DisconnectHandler) tether.DisconnectHandler {
+			return tether.DisconnectHandlerFunc(func(ctx context.Context, ev *tether.Event) tether.Action {
+				if ev.Kind == tether.Disconnected {
+					<-ctx.Done()
+					time.Sleep(time.Millisecond) // winds down
+				}
+				return next.HandleDisconnect(ctx, ev)
+			})
+		}
+		tt := tethertest.Dial(t, &d, addrA, tether.Chain(nil, middleware.Notify(ch), holding))
+		d.Server(t).Close()
+		read := make(chan error, 1)
+		go func() {
+			_, err := tt.Read(make([]byte, 1))
+			read <- err
+		}()
+		synctest.Wait() // the handler holds the redial
+		require.NoError(t, tt.Close())
+		<-tt.Done()
+		close(ch) // Notify's send on it would panic
+		require.ErrorIs(t, <-read, net.ErrClosed)
+		var last tether.Event
+		for ev := range ch {
+			last = ev
+		}
+		require.Equal(t, tether.Disconnected, last.Kind, "the last copy: %v", last)
+		require.Equal(t, tether.Shutdown, last.State, "the copy of the event decided during Close: %v", last)
 	})
 }

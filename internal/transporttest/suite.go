@@ -350,11 +350,7 @@ func testCloseDuringReconnect(t *testing.T, tr Transport) {
 		require.NoError(t, recv(t, closed, "Close during a reconnect"))
 		require.ErrorIs(t, recv(t, read, "the blocked Read"), net.ErrClosed, "the blocked Read")
 		require.ErrorIs(t, tt.Err(), net.ErrClosed, "Err()")
-		select {
-		case <-tt.Done():
-		default:
-			t.Fatal("Done() is not closed after Close")
-		}
+		WaitClosed(t, tt.Done(), "Done after Close (once the reconnect's goroutine ended)")
 		_, err := tt.Write([]byte("x"))
 		require.ErrorIs(t, err, net.ErrClosed, "Write after Close")
 		if err := tt.Close(); err != nil {
