@@ -160,6 +160,39 @@ func TestReadIdleTimeout(t *testing.T) {
 	})
 }
 
+// A connection that the watchdog ends before it delivered a byte counts as
+// a failed attempt, however long it was up: a frozen server, whose kernel
+// still accepts connections, makes the attempt count (and the backoff)
+// grow. One that delivered a byte before it went silent is an ordinary
+// loss, Attempt 0 once stable. (Every such loss had Attempt 0: a trial's
+// client redialed a frozen server every idle timeout, for ever, and piled
+// its requests up in the server's socket queues.)
+func TestReadIdleTimeoutSilentConnectionIsFailedAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &tethertest.Recorder{}
+		tt, d := dialPipe(t, r, tether.WithReadIdleTimeout(2*time.Second))
+		d.Server(t) // never speaks
+		got := readAsync(tt, 1)
+		d.Server(t) // nor this one
+		s3 := d.Server(t)
+		go s3.Write([]byte("x"))
+		require.NoError(t, (<-got).err)
+		got = readAsync(tt, 1) // s3 goes silent after its byte
+		s4 := d.Server(t)
+		go s4.Write([]byte("y"))
+		require.NoError(t, (<-got).err)
+		var attempts []int
+		for _, ev := range r.Events() {
+			if ev.Kind == tether.Disconnected {
+				require.ErrorIs(t, ev.Err, tether.ErrIdleTimeout)
+				require.GreaterOrEqual(t, ev.Uptime, 2*time.Second, "up for longer than the stability period")
+				attempts = append(attempts, ev.Attempt)
+			}
+		}
+		require.Equal(t, []int{1, 2, 0}, attempts)
+	})
+}
+
 // The watchdog measures the connection's silence across Read calls: an
 // application that polls with read deadlines far shorter than the idle
 // timeout does not defeat it (it used to restart at every Read, so a frozen

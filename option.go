@@ -343,8 +343,11 @@ func WithNoInitialRetry() Option {
 // middlebox still answers for it. It costs each Read two clock reads, a
 // deadline update and the Tether's lock, so that a deadline the user sets
 // concurrently is never lost. The user's read deadline still applies and
-// takes precedence when it is sooner. A d of 0 (the default) turns it off; a negative d is an
-// error from Dial.
+// takes precedence when it is sooner. A connection that the watchdog ends
+// before it delivered a byte counts as a failed dial (Event.Attempt grows),
+// however long it was up: a frozen server whose kernel still accepts
+// connections makes the backoff grow, rather than being redialed every d. A d
+// of 0 (the default) turns it off; a negative d is an error from Dial.
 func WithReadIdleTimeout(d time.Duration) Option {
 	return optionFunc(func(c *options) {
 		if d < 0 {

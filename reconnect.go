@@ -120,6 +120,14 @@ func (t *Tether) run(o *recovery, lost *link, cause error) {
 	if lost != nil {
 		uptime := now.Sub(lost.up)
 		switch {
+		case errors.Is(cause, ErrIdleTimeout) && !lost.read.Load():
+			// The watchdog ended a connection that never delivered a
+			// byte: its peer took the dial (a frozen server's kernel
+			// does) but never spoke. However long it was up, it is a
+			// failed attempt, so that the backoff grows.
+			t.failures++
+			t.total++
+			counted = true
 		case uptime >= t.cfg.stability, cause == io.EOF && lost.read.Load() && lost.wrote.Load():
 			// A stable connection, or one that ended cleanly after
 			// bytes went both ways: the end of an exchange (a server
