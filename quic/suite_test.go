@@ -20,11 +20,28 @@ import (
 // hello on each new stream, which the Listener reads before Accept returns
 // the stream.
 func TestSuite(t *testing.T) {
+	// The Dialers keep their QUIC connections for other streams (keep-alives
+	// hold them up while the server is): they close when the suite ends,
+	// its parallel tests included, so that goleak finds none of theirs.
+	var (
+		mu      sync.Mutex
+		dialers []*tetherquic.Dialer
+	)
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, d := range dialers {
+			d.Close()
+		}
+	})
 	transporttest.Run(t, transporttest.Transport{
 		Name:   "quic",
 		Listen: listenStreams,
 		Dialer: func() tether.Dialer {
 			d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: fastConfig()}
+			mu.Lock()
+			dialers = append(dialers, d)
+			mu.Unlock()
 			return tether.DialerFunc(func(ctx context.Context, addr string) (net.Conn, error) {
 				c, err := d.Dial(ctx, addr)
 				if err != nil {

@@ -58,6 +58,13 @@ func readAll(t *testing.T, c net.Conn) (string, error) {
 	return string(b), err
 }
 
+// waitAcked waits, within 10 s, until the peer has acknowledged every byte
+// written to c.
+func waitAcked(t *testing.T, c *session.Conn) {
+	t.Helper()
+	require.Eventually(t, func() bool { return session.Acked(c) }, 10*time.Second, time.Millisecond, "bytes unacknowledged")
+}
+
 func write(t *testing.T, c net.Conn, s string) {
 	t.Helper()
 	_, err := c.Write([]byte(s))
@@ -93,8 +100,7 @@ func TestSessionLostAfterRestart(t *testing.T) {
 	defer pp.close()
 	write(t, pp.s, "received before the crash")
 	waitState(t, pp.c, tether.Ready)
-	// Let the bytes reach the client's buffer (an ack comes back).
-	time.Sleep(200 * time.Millisecond)
+	waitAcked(t, pp.s) // the bytes are in the client's buffer
 
 	// The crash: the transport dies, the server and its sessions vanish
 	// without a word, and a new server comes up on the same port.
@@ -125,7 +131,8 @@ func TestDetachedLifetime(t *testing.T) {
 	defer pp.close()
 	write(t, pp.c, "to the server")
 	write(t, pp.s, "to the client")
-	time.Sleep(200 * time.Millisecond)
+	waitAcked(t, pp.c)
+	waitAcked(t, pp.s)
 	require.NoError(t, pp.p.SetMode(faultproxy.ModeRefuse))
 	pp.p.ResetAll()
 
@@ -133,7 +140,8 @@ func TestDetachedLifetime(t *testing.T) {
 	got, err := readAll(t, pp.s)
 	require.Equal(t, "to the server", got)
 	require.ErrorIs(t, err, session.ErrSessionLost)
-	require.Zero(t, pp.sl.Len())
+	// (The session leaves the Listener just after its Read wakes.)
+	require.Eventually(t, func() bool { return pp.sl.Len() == 0 }, 10*time.Second, time.Millisecond, "the Listener still holds the session")
 
 	// The client comes back to a server that forgot the session.
 	require.NoError(t, pp.p.SetMode(faultproxy.ModeForward))
@@ -149,7 +157,7 @@ func TestListenerCloseEndsSessions(t *testing.T) {
 	pp := newProxiedPair(t, nil)
 	defer pp.close()
 	write(t, pp.s, "last words")
-	time.Sleep(200 * time.Millisecond)
+	waitAcked(t, pp.s) // Listener.Close's close frame goes before bytes not sent
 	start := time.Now()
 	require.NoError(t, pp.sl.Close())
 	require.Less(t, time.Since(start), time.Second, "Listener.Close must not wait")
@@ -417,7 +425,7 @@ func TestCloseReportsFinalFrameUnacknowledged(t *testing.T) {
 			write(t, pp.c, "hello")
 			_, err := io.ReadFull(pp.s, make([]byte, 5))
 			require.NoError(t, err)
-			require.Eventually(t, func() bool { return session.Acked(pp.c) }, 10*time.Second, time.Millisecond)
+			waitAcked(t, pp.c)
 			require.NoError(t, pp.p.SetMode(faultproxy.ModeRefuse))
 			pp.p.ResetAll()
 			if closeWrite {

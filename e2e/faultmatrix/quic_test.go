@@ -644,7 +644,9 @@ func TestQUICPacketLoss(t *testing.T) {
 		requireErrorAs[*quic.IdleTimeoutError](t, ev.Err, "Disconnected.Err")
 		require.GreaterOrEqual(t, detected.Sub(start), idle/2, "detected before the idle timeout")
 		transporttest.WaitClosed(t, healed, "the loss's end")
-		end := time.Now()
+		// The loss ends loss after LoseFor at the soonest: that, not when
+		// this goroutine saw it end (late on a busy machine), is the bound.
+		end := start.Add(loss)
 		_, back := e.rec.WaitAt(t, tether.Reconnected, 1)
 		require.False(t, back.Before(end.Add(-50*time.Millisecond)), "reconnected during the loss")
 		echo := e.waitEchoes(2, 10)
