@@ -149,6 +149,16 @@ func runOps(t *testing.T, flags byte, ops []byte) {
 		}
 	}
 
+	// closed: a goroutine closed the Tether, and the others stop. (Not
+	// Done, which closes only once the handler has returned: an operation
+	// meanwhile returns net.ErrClosed, but a sleep of this harness's would
+	// outlast the final check.)
+	closed := make(chan struct{})
+	var closeOnce sync.Once
+	closeTether := func() error {
+		closeOnce.Do(func() { close(closed) })
+		return tt.Close()
+	}
 	var wg sync.WaitGroup
 	for w := range 3 {
 		wg.Add(1)
@@ -156,7 +166,7 @@ func runOps(t *testing.T, flags byte, ops []byte) {
 			defer wg.Done()
 			for i := w; i < len(ops); i += 3 {
 				select {
-				case <-tt.Done():
+				case <-closed:
 					return
 				default:
 				}
@@ -185,7 +195,7 @@ func runOps(t *testing.T, flags byte, ops []byte) {
 				case 5:
 					if arg%4 == 0 {
 						start := time.Now()
-						if err := tt.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+						if err := closeTether(); err != nil && !errors.Is(err, net.ErrClosed) {
 							t.Errorf("Close = %v", err)
 						}
 						if took := time.Since(start); took > 0 {
@@ -227,7 +237,7 @@ func runOps(t *testing.T, flags byte, ops []byte) {
 	case <-time.After(time.Hour):
 	}
 	closedAt := time.Now()
-	tt.Close()
+	closeTether()
 	d.Release()
 	synctest.Wait()
 	select {
@@ -237,6 +247,11 @@ func runOps(t *testing.T, flags byte, ops []byte) {
 	}
 	if took := time.Since(closedAt); took > 0 {
 		t.Errorf("operations took %v to return after Close", took)
+	}
+	select {
+	case <-tt.Done(): // the handler has returned
+	default:
+		t.Fatal("Done is not closed after Close")
 	}
 	for _, op := range []struct {
 		name string
