@@ -407,20 +407,25 @@ func (d *Dialer) handshake(ctx context.Context, addr string) (*quic.Transport, *
 	case !handshakeDone(c):
 		// A 0-RTT connection, up before the server answered: its
 		// handshake may yet fail as a dial would (the server is down),
-		// after this returned. The session goes back before the
-		// connection's streams fail (Conn.note), so that the redial
-		// they lead to finds it, and at the latest as its Context ends.
-		// Once: a later call (a Conn that fails much later) could put
+		// after this returned, and crypto/tls then drops the session it
+		// offered, as the connection ends. The session goes back once
+		// the connection has ended: from qconn.close, before the Dial
+		// that closed it goes on, or as its Context ends. Before that
+		// (its streams failed first, Conn.note) the session is still
+		// there, and only the next dials' 0-RTT is turned off. Once
+		// ended: a later call (a Conn that fails much later) could put
 		// the session back after a TLS alert of a newer connection made
 		// crypto/tls drop it.
 		var once sync.Once
 		unanswered = func(cause error) {
-			once.Do(func() {
-				if !handshakeDone(c) && !tlsAlert(cause) {
-					guard.Restore()
-					d.setUnheard(addr, true) // the next dials fail as dials do
-				}
-			})
+			if handshakeDone(c) || tlsAlert(cause) {
+				return
+			}
+			d.setUnheard(addr, true) // the next dials fail as dials do
+			if c.Context().Err() == nil {
+				return
+			}
+			once.Do(guard.Restore)
 		}
 		context.AfterFunc(c.Context(), func() { unanswered(context.Cause(c.Context())) })
 	}

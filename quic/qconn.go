@@ -1,6 +1,7 @@
 package quic
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -169,5 +170,11 @@ func (q *qconn) retire() {
 }
 
 func (q *qconn) close() {
-	q.qc.CloseWithError(q.d.ConnErrorCode, "")
+	q.qc.CloseWithError(q.d.ConnErrorCode, "") // returns once it has ended
+	if q.unanswered != nil {
+		// A 0-RTT handshake that this close ended: its session goes back
+		// now, before a Dial that retired q dials again (the Context's
+		// own call comes later).
+		q.unanswered(context.Cause(q.qc.Context()))
+	}
 }

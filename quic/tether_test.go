@@ -26,6 +26,7 @@ import (
 	"github.com/io-tether/tether/middleware"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/tethertest"
+	"github.com/io-tether/tether/tethertest/faultproxy"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -1203,6 +1204,37 @@ func TestZeroRTTReplayAfterWriteDeadlineTether(t *testing.T) {
 	close(gate)
 	r.expect(t, "hello")
 	require.Equal(t, 1, rec.Count(tether.Disconnected), "events: %v", rec)
+}
+
+// TestZeroRTTBlackholeKeepsSession: a 0-RTT redial goes into a blackhole,
+// and the read watchdog gives up on it; the next Dial retires its QUIC
+// connection, whose close ends the handshake, and crypto/tls drops the
+// session it offered. That Dial still resumes it once the path is back.
+// (It made a full handshake: the session went back only as the old
+// connection's Context ended, after the Dial had gone on without it. A
+// trial met it behind a blackhole of 3 s.)
+func TestZeroRTTBlackholeKeepsSession(t *testing.T) {
+	skipZeroRTTUnderRace(t)
+	srv := newServer(t, serverOpts{allow0RTT: true})
+	relay, err := faultproxy.NewUDPRelay(srv.addr, 1)
+	require.NoError(t, err)
+	t.Cleanup(func() { relay.Close() })
+	d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: &quic.Config{HandshakeIdleTimeout: wait}, Enable0RTT: true}
+	tt, rec := dialTether(t, d, relay.Addr(), tether.WithReadIdleTimeout(time.Second))
+	r := startReader(tt)
+	send(t, tt, "one") // the session ticket comes with the answer
+	r.expect(t, "one")
+
+	relay.Blackhole(true)
+	send(t, tt, "two")
+	rec.WaitFor(t, tether.Disconnected, 1) // the watchdog
+	require.Equal(t, tetherquic.ZeroRTT, evOrigin(t, rec.WaitFor(t, tether.Reconnected, 1)), "the redial into the blackhole")
+	send(t, tt, "three") // in 0-RTT, unanswered
+	rec.WaitFor(t, tether.Disconnected, 2)
+	relay.Blackhole(false)
+	ev := rec.WaitFor(t, tether.Reconnected, 2)
+	require.Contains(t, []tetherquic.Origin{tetherquic.Resumed, tetherquic.ZeroRTT}, evOrigin(t, ev),
+		"the redial after the path came back; events: %v", rec)
 }
 
 // redialZeroRTT dials addr with a 0-RTT Dialer and exchanges a line over
