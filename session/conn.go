@@ -395,9 +395,10 @@ func (c *Conn) CloseWrite() error {
 // (those bytes may never arrive; without the final frame the peer's Read
 // ends with the loss of the session, not io.EOF), or when the session had
 // ended (lost) short of that (they never will); the error wraps the
-// session's end. It returns nil when the peer closed the session first,
-// after every byte arrived, and with a linger of 0 (WithLinger) when every
-// byte arrived.
+// session's end. It returns nil when every byte arrived and a close frame
+// ended the session (the peer's Close, Abort or Listener.Close, or this
+// end's Close or Listener.Close, which the peer answered), and with a
+// linger of 0 (WithLinger) when every byte arrived.
 // Blocked and later operations return net.ErrClosed; a second Close returns
 // net.ErrClosed.
 func (c *Conn) Close() error {
@@ -448,7 +449,11 @@ func (c *Conn) Close() error {
 	// (An ack that the sender defers while it copies counts: the bytes
 	// arrived.)
 	n := c.sWritten - max(c.sAcked, c.ackDeferred)
-	peerEnded := c.ended && (errors.Is(c.endErr, ErrPeerClosed) || errors.Is(c.endErr, ErrPeerAborted))
+	// The peer ended the session with a close frame: its Close, Abort, or
+	// Listener.Close (which may cross this end's final frame: the peer's
+	// Read took it, and its ack came after the close frame).
+	peerEnded := c.ended && (errors.Is(c.endErr, ErrPeerClosed) || errors.Is(c.endErr, ErrPeerAborted) ||
+		errors.Is(c.endErr, errShutdown))
 	switch {
 	case c.finAcked:
 	case n == 0 && (c.closeAnswered || peerEnded):

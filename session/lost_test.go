@@ -438,6 +438,25 @@ func TestCloseReportsFinalFrameUnacknowledged(t *testing.T) {
 	}
 }
 
+// TestCloseAfterPeerListenerClose: every byte acknowledged, then the
+// server's Listener.Close ends the session: the client's Close returns nil,
+// as after the peer's own Close. The peer ended the session; no final frame
+// of this end's was due. (It reported the final frame unacknowledged: a
+// client whose Close crossed a server's graceful shutdown failed, though
+// the server had read everything, io.EOF included.)
+func TestCloseAfterPeerListenerClose(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	pp := newProxiedPair(t, nil)
+	defer pp.close()
+	write(t, pp.c, "hello")
+	_, err := io.ReadFull(pp.s, make([]byte, 5))
+	require.NoError(t, err)
+	waitAcked(t, pp.c)
+	require.NoError(t, pp.sl.Close())
+	waitState(t, pp.c, tether.Shutdown)
+	require.NoError(t, pp.c.Close())
+}
+
 // TestCloseLingerZero: WithLinger(0) makes Close return at once, the wait
 // for the peer's answer to the close frame included: here a peer that
 // cannot answer, on a path whose round trip (300 ms) makes the answer
