@@ -56,8 +56,10 @@ type Event struct {
 	// Attempt counts failed dials since the last stable connection. A
 	// connection that dies within the stability period (WithStabilityPeriod)
 	// counts as a failed dial, so a server that accepts and closes at once
-	// makes Attempt grow. It is 0 on a Disconnected after a stable connection,
-	// and on Connected and Reconnected it is the failed dials it took.
+	// makes Attempt grow, and so does one that the read watchdog
+	// (WithReadIdleTimeout) ends before it delivered a byte, however long it
+	// was up. It is 0 on a Disconnected after a stable connection, and on
+	// Connected and Reconnected it is the failed dials it took.
 	Attempt int
 
 	// Dialed is the address that failed (Disconnected, Unreachable) or just

@@ -334,9 +334,11 @@ func (t *Tether) link() *link {
 }
 
 // Done returns a channel that is closed once the Tether is closed or its
-// handler gave up, and no handler is running: after it, no event reaches
-// the handler (and a channel that Notify sends to may be closed). Close
-// does not wait for a handler that ignores its ctx; Done does.
+// handler gave up, and its reconnect has stopped: no handler, dial or
+// OnConnect hook of the Tether's is running, and no event reaches the
+// handler after it (a channel that Notify sends to may then be closed).
+// Close does not wait for a handler, Dialer or hook that ignores its ctx;
+// Done does.
 func (t *Tether) Done() <-chan struct{} {
 	if !t.valid() {
 		return closedChan

@@ -23,8 +23,9 @@ import (
 // gets every event, those they decide on without asking next included.
 //
 // Once the Tether's Done is closed, no handler runs, and Notify sends
-// nothing more: the consumer may then close ch. A copy sent after Close
-// (by a handler that was deciding) has State Shutdown.
+// nothing more for it: the consumer may then close ch (once every Tether
+// that shares ch is done). A copy sent after Close (of a decision made
+// meanwhile) has State Shutdown.
 //
 // Notify keeps no state; one value may serve many Tethers, which then share
 // ch. A nil ch: the Middleware gives up on its first event with an error that
@@ -65,11 +66,12 @@ func notify(name string, ch chan<- tether.Event, dropped *atomic.Uint64) tether.
 }
 
 // stateAfter is the state the Tether enters once its handler answered a to
-// ev (Event.NextState), or Shutdown when ctx ended meanwhile: a Tether that
-// was closed, or that an outer MaxDowntime gives up on, dials no more,
-// whatever the handlers inside answered.
+// ev (Event.NextState), or Shutdown when ctx ended meanwhile and a is not
+// Ignore: a Tether that was closed, or that an outer MaxDowntime gives up
+// on, dials no more. (An outer MaxDowntime passes Ignore on, which keeps
+// the connection.)
 func stateAfter(ctx context.Context, ev *tether.Event, a tether.Action) tether.State {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && a != tether.Ignore {
 		return tether.Shutdown
 	}
 	return ev.NextState(a)

@@ -106,8 +106,8 @@ func (o Origin) String() string {
 //
 // While 0-RTT data may still be rejected, a Conn keeps a copy of the bytes
 // written, and on a rejection writes them again on a fresh stream before
-// going on. It drops the copy at the first Write or Read that returns bytes
-// after the handshake accepted the 0-RTT data.
+// going on. It drops the copy at the first Write that succeeds, or Read that
+// returns bytes, after the handshake accepted the 0-RTT data.
 //
 // The zero Conn (or a nil one) is not usable: its methods return an error.
 type Conn struct {
