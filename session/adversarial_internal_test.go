@@ -16,6 +16,7 @@ import (
 
 	"github.com/io-tether/tether"
 	tethertcp "github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest"
 )
 
 // pair is a session over loopback TCP: the client's and the server's end.
@@ -711,4 +712,30 @@ func TestAbortSendsNoFin(t *testing.T) {
 	require.NoError(t, d.feed(b, &r))
 	require.NotContains(t, r.out.String(), "fin", "a final frame with the CLOSE of reason 2")
 	require.Contains(t, r.out.String(), fmt.Sprintf("\nclose %d", closeAborted))
+}
+
+// A client's Write fails once its Tether has ended, before the reader has
+// ended the session with it: State already says Shutdown. (The Write
+// buffered its bytes into a session about to be lost and returned nil: a
+// trial's tcat, which asks a Write why the session ended, said only "the
+// session ended".)
+func TestWriteFailsOnceTetherEnded(t *testing.T) {
+	var d tethertest.Dialer
+	tt := tethertest.Dial(t, &d, "a:1", tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
+		if ev.Kind == tether.Disconnected {
+			ev.Err = lost(errExpired)
+			return tether.GiveUp
+		}
+		return tether.Reconnect
+	}))
+	d.Server(t).Close()
+	_, err := tt.Read(make([]byte, 1)) // the loss: the handler gives up
+	require.Error(t, err)
+	<-tt.Done()
+	c := newConn(newConfig(nil), true) // its reader has not run
+	c.t = tt
+	require.Equal(t, tether.Shutdown, c.State())
+	_, err = c.Write([]byte("x"))
+	require.ErrorIs(t, err, ErrSessionLost)
+	require.ErrorIs(t, err, errExpired)
 }

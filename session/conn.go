@@ -354,6 +354,18 @@ func (c *Conn) writeErrLocked() error {
 		return net.ErrClosed
 	case c.ended:
 		return c.endErr
+	case c.client && c.t != nil && c.t.State() == tether.Shutdown:
+		// The Tether ended (it gave up: a lost session, a permanent
+		// error), and the reader is about to end the session with it
+		// (readLoop): State already says Shutdown, and a Write fails as
+		// it will then.
+		err := c.t.Err()
+		if errors.Is(err, ErrSessionLost) {
+			return err
+		}
+		if err != nil {
+			return lost(err)
+		}
 	case c.closeRecv >= 0:
 		// The peer closed the session: it reads nothing more, though
 		// this end ends only once it has answered (answerClose).
