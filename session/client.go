@@ -368,11 +368,8 @@ func (c *Conn) endOf(err error) error {
 	c.mu.Lock()
 	closed := c.closed
 	c.mu.Unlock()
-	switch {
-	case errors.Is(err, ErrSessionLost): // even during Close, which reports it
-		return err
-	case closed:
+	if closed && !errors.Is(err, ErrSessionLost) { // a lost session even during Close, which reports it
 		return net.ErrClosed
 	}
-	return lost(err)
+	return asLost(err)
 }

@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -359,12 +358,8 @@ func (c *Conn) writeErrLocked() error {
 		// error), and the reader is about to end the session with it
 		// (readLoop): State already says Shutdown, and a Write fails as
 		// it will then.
-		err := c.t.Err()
-		if errors.Is(err, ErrSessionLost) {
-			return err
-		}
-		if err != nil {
-			return lost(err)
+		if err := c.t.Err(); err != nil {
+			return asLost(err)
 		}
 	case c.closeRecv >= 0:
 		// The peer closed the session: it reads nothing more, though
@@ -461,11 +456,10 @@ func (c *Conn) Close() error {
 	// (An ack that the sender defers while it copies counts: the bytes
 	// arrived.)
 	n := c.sWritten - max(c.sAcked, c.ackDeferred)
-	// The peer ended the session with a close frame: its Close, Abort, or
-	// Listener.Close (which may cross this end's final frame: the peer's
-	// Read took it, and its ack came after the close frame).
-	peerEnded := c.ended && (errors.Is(c.endErr, ErrPeerClosed) || errors.Is(c.endErr, ErrPeerAborted) ||
-		errors.Is(c.endErr, errShutdown))
+	// The peer ended the session with a close frame (its Listener.Close
+	// may cross this end's final frame: the peer's Read took it, and its
+	// ack came after the close frame).
+	peerEnded := c.ended && byPeer(c.endErr)
 	switch {
 	case c.finAcked:
 	case n == 0 && (c.closeAnswered || peerEnded):

@@ -65,6 +65,21 @@ func (e *lostError) Permanent() bool { return true }
 
 func lost(cause error) error { return &lostError{cause} }
 
+// asLost returns err as a session's end: itself if it matches
+// ErrSessionLost, else ErrSessionLost with err as the cause.
+func asLost(err error) error {
+	if errors.Is(err, ErrSessionLost) {
+		return err
+	}
+	return lost(err)
+}
+
+// byPeer reports whether err, a session's end, came from the peer's close
+// frame: its Close, Abort, or Listener.Close.
+func byPeer(err error) bool {
+	return errors.Is(err, ErrPeerClosed) || errors.Is(err, ErrPeerAborted) || errors.Is(err, errShutdown)
+}
+
 // fatal reports whether err ends a session whatever the handler says: a
 // lost session, or a peer that does not speak the protocol.
 func fatal(err error) bool {
