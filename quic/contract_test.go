@@ -2,6 +2,7 @@ package quic_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/transporttest"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/tethertest"
 	"github.com/quic-go/quic-go"
@@ -244,4 +246,40 @@ func TestSharedDialAbandoned(t *testing.T) {
 	require.Error(t, err)
 	require.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond, "the waiting Dial ended with the other caller's ctx: %v", err)
 	<-first
+}
+
+// This package's Listen, with Allow0RTT, takes the 0-RTT data of a Dialer
+// with Enable0RTT, as the Enable0RTT doc says: a redial that resumes the
+// TLS session sends its first bytes in 0-RTT, and the server uses them.
+func TestZeroRTTWithListen(t *testing.T) {
+	skipZeroRTTUnderRace(t)
+	ln, err := tetherquic.Listen("127.0.0.1:0", tethertest.TLSServerConfig(alpn), &quic.Config{Allow0RTT: true})
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	tc := clientTLS()
+	tc.ClientSessionCache = tls.NewLRUClientSessionCache(1) // shared by the two Dialers
+	for i, want := range []tetherquic.Origin{tetherquic.FullHandshake, tetherquic.ZeroRTT} {
+		d := &tetherquic.Dialer{TLSConfig: tc, Config: steadyConfig(), Enable0RTT: true}
+		c, err := d.Dial(context.Background(), ln.Addr().String())
+		require.NoError(t, err)
+		_, err = c.Write([]byte("hey"))
+		require.NoError(t, err)
+		_, err = io.ReadFull(c, make([]byte, 3)) // the session ticket comes with the answer
+		require.NoError(t, err)
+		qc := c.(*tetherquic.Conn).QUICConn()
+		transporttest.WaitClosed(t, qc.HandshakeComplete(), "the handshake")
+		require.Equal(t, want, c.(*tetherquic.Conn).Origin(), "dial %d", i)
+		require.Equal(t, want == tetherquic.ZeroRTT, qc.ConnectionState().Used0RTT, "dial %d: Used0RTT", i)
+		require.NoError(t, c.Close())
+		require.NoError(t, d.Close())
+	}
 }

@@ -112,7 +112,8 @@ type Dialer struct {
 
 	// Enable0RTT makes redials that resume a TLS session send the first
 	// bytes written in 0-RTT, saving a round trip, when the server accepts
-	// it (quic-go: ListenEarly with Config.Allow0RTT). Off by default,
+	// it (a server whose quic.Config has Allow0RTT: quic-go's Listen or
+	// ListenEarly, and this package's Listen). Off by default,
 	// because 0-RTT data can be replayed by an attacker who captured it:
 	// turn it on only when the first bytes written after a (re)connect
 	// (an OnConnect hello, say) are safe to receive twice.

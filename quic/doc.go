@@ -80,7 +80,9 @@
 // request a deadline, as the request/response example does; the next
 // request's Dial redials.
 //
-// A Tether may also be reused across such requests, without CloseWrite: it
+// A Tether may also be reused across such requests, without CloseWrite,
+// with a server that answers a request before the stream's FIN (one that
+// waits for the FIN, as HTTP/3 servers may, never answers it): the Tether
 // sees each server's FIN as the end of its stream and reconnects on a new
 // one. The Tether counts a clean end after bytes went both ways as the end
 // of an exchange, not a flap, however soon it came, so the default

@@ -37,7 +37,8 @@ var errListenTLS = errors.New("tether/quic: Listen needs a tls.Config with a cer
 
 // Listen listens for QUIC connections on the UDP address addr, with tlsConf
 // (a certificate and NextProtos are required) and conf (nil: quic-go's
-// defaults).
+// defaults). With conf.Allow0RTT it accepts the 0-RTT data of a Dialer
+// with Enable0RTT.
 func Listen(addr string, tlsConf *tls.Config, conf *quic.Config) (*Listener, error) {
 	if tlsConf == nil || len(tlsConf.NextProtos) == 0 ||
 		len(tlsConf.Certificates) == 0 && tlsConf.GetCertificate == nil && tlsConf.GetConfigForClient == nil {
