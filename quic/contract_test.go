@@ -104,18 +104,7 @@ func TestMoveWriteDeadlineWhileWaitingForStream(t *testing.T) {
 		{"earlier", 300 * time.Millisecond, os.ErrDeadlineExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := tetherquic.Listen("127.0.0.1:0", tethertest.TLSServerConfig(alpn), &quic.Config{MaxIncomingStreams: 1})
-			require.NoError(t, err)
-			defer ln.Close()
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					go func() { io.Copy(c, c); c.Close() }()
-				}
-			}()
+			ln := listenEcho(t, &quic.Config{MaxIncomingStreams: 1})
 			d := &tetherquic.Dialer{TLSConfig: clientTLS(), Config: steadyConfig()}
 			defer d.Close()
 			c1, err := d.Dial(context.Background(), ln.Addr().String())
@@ -253,18 +242,7 @@ func TestSharedDialAbandoned(t *testing.T) {
 // TLS session sends its first bytes in 0-RTT, and the server uses them.
 func TestZeroRTTWithListen(t *testing.T) {
 	skipZeroRTTUnderRace(t)
-	ln, err := tetherquic.Listen("127.0.0.1:0", tethertest.TLSServerConfig(alpn), &quic.Config{Allow0RTT: true})
-	require.NoError(t, err)
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	ln := listenEcho(t, &quic.Config{Allow0RTT: true})
 	tc := clientTLS()
 	tc.ClientSessionCache = tls.NewLRUClientSessionCache(1) // shared by the two Dialers
 	for i, want := range []tetherquic.Origin{tetherquic.FullHandshake, tetherquic.ZeroRTT} {
@@ -282,4 +260,23 @@ func TestZeroRTTWithListen(t *testing.T) {
 		require.NoError(t, c.Close())
 		require.NoError(t, d.Close())
 	}
+}
+
+// listenEcho listens with this package's Listen and conf, and echoes every
+// stream, until the test ends.
+func listenEcho(t *testing.T, conf *quic.Config) *tetherquic.Listener {
+	t.Helper()
+	ln, err := tetherquic.Listen("127.0.0.1:0", tethertest.TLSServerConfig(alpn), conf)
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln
 }
