@@ -344,7 +344,8 @@ func WithNoInitialRetry() Option {
 // deadline update and the Tether's lock, so that a deadline the user sets
 // concurrently is never lost. The user's read deadline still applies and
 // takes precedence when it is sooner. A connection that the watchdog ends
-// before it delivered a byte counts as a failed dial (Event.Attempt grows),
+// before it delivered a byte to a Read of the Tether (what an OnConnect hook
+// read does not count) counts as a failed dial (Event.Attempt grows),
 // however long it was up: a frozen server whose kernel still accepts
 // connections makes the backoff grow, rather than being redialed every d. A d
 // of 0 (the default) turns it off; a negative d is an error from Dial.
