@@ -100,6 +100,9 @@ func (t *Tether) wait(ctx context.Context, d time.Duration) bool {
 	var reset chan struct{}
 	t.mu.Lock()
 	if o := t.rec; o != nil { // nil inside Dial
+		if o.reset == nil {
+			o.reset = make(chan struct{}, 1) // before the state that lets ResetBackoff send
+		}
 		reset = o.reset
 	}
 	t.setStateLocked(TransientFailure)

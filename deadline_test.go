@@ -508,6 +508,54 @@ func TestReadIdleTimeoutWithMovingDeadline(t *testing.T) {
 	})
 }
 
+// Semantics 6: a timeout of a deadline that the user moved while the Read
+// was pending is the user's, also when the deadline is now none (the
+// deadline fired as it was cleared): the Read returns it, and there is no
+// reconnect.
+func TestReadTimeoutOfClearedDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fire := make(chan struct{})
+		d := &tethertest.Dialer{}
+		d.Wrap(func(c *tethertest.Conn) net.Conn { return &timeoutOnCue{Conn: c.Client(), fire: fire} })
+		tt := tethertest.Dial(t, d, "a", nil)
+		d.Server(t)
+		require.NoError(t, tt.SetReadDeadline(time.Now().Add(time.Hour)))
+		readErr := make(chan error, 1)
+		go func() {
+			_, err := tt.Read(make([]byte, 1))
+			readErr <- err
+		}()
+		synctest.Wait()
+		require.NoError(t, tt.SetReadDeadline(time.Time{}))
+		close(fire) // the old deadline's timeout reaches the Read
+		select {
+		case err := <-readErr:
+			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		case <-time.After(time.Minute):
+			t.Fatal("the Read did not return the timeout")
+		}
+		require.Equal(t, 1, d.Dials(), "no reconnect")
+		require.Equal(t, tether.Ready, tt.State())
+	})
+}
+
+// timeoutOnCue is a connection whose Read waits for fire, then fails with a
+// deadline's timeout once.
+type timeoutOnCue struct {
+	net.Conn
+	fire  chan struct{}
+	fired bool
+}
+
+func (c *timeoutOnCue) Read(p []byte) (int, error) {
+	if !c.fired {
+		c.fired = true
+		<-c.fire
+		return 0, &net.OpError{Op: "read", Net: "pipe", Err: os.ErrDeadlineExceeded}
+	}
+	return c.Conn.Read(p)
+}
+
 // Semantics 6: a Read blocked on a connection that the handler keeps
 // (Ignore on Disconnected) gets a read deadline set while the write buffer
 // is written to that connection (it stayed blocked, against a peer that

@@ -19,7 +19,7 @@ type recovery struct {
 	down    *link         // the down link that stands for the lost one, if any
 	lost    net.Conn      // the lost connection until it is closed or put back, for Close to find
 	pending net.Conn      // a new connection not yet installed, for Close to find
-	reset   chan struct{} // ResetBackoff's token: cut the delay short
+	reset   chan struct{} // ResetBackoff's token: cut the delay short; made by the first wait, under mu
 	ignored bool          // Ignore on Disconnected: each operation gets its own error
 	kept    bool          // pending is the lost connection, kept (Ignore), while the buffer is flushed to it; guarded by mu
 	err     error         // the error for waiting operations (Ignore on Unreachable)
@@ -85,7 +85,7 @@ func (t *Tether) endLocked(o *recovery) {
 // uses the failed connection while the handler decides (a half-closed TCP
 // connection would swallow a Write's bytes).
 func (t *Tether) startLocked(lost *link, cause error) *recovery {
-	o := &recovery{done: make(chan struct{}), reset: make(chan struct{}, 1)}
+	o := &recovery{done: make(chan struct{})}
 	// Each outage has a ctx of its own, dropped when it ends, so that a
 	// healthy Tether keeps none (nor what dials leave in one).
 	o.ctx, o.cancel = context.WithCancel(context.Background())
