@@ -461,9 +461,10 @@ func (c *Conn) sendLoop() {
 		var err error
 		if vec {
 			c.iov = appendBuffers(c.iov[:0], b, spans)
-			v := c.iov
-			_, err = v.WriteTo(w) // consumes v, not c.iov, which is kept for the next batch
-			clear(c.iov)          // an idle session keeps no buffer alive
+			c.iovw = c.iov
+			_, err = c.iovw.WriteTo(w) // consumes iovw, not iov, which is kept for the next batch
+			c.iovw = nil
+			clear(c.iov) // an idle session keeps no buffer alive
 			c.sentSpans(spans)
 		} else {
 			copySpans(b, spans)
