@@ -110,7 +110,7 @@ type Conn struct {
 	ackDeferred uint64
 	spans       []span
 	iov         net.Buffers // the sender's, for vectored writes
-	iovw        net.Buffers // what of iov a write has yet to send: a field, so that WriteTo's receiver is no allocation a batch
+	iovw        net.Buffers // iov as WriteTo consumes it: a field, so that its escape costs no allocation a batch
 	finWant     bool        // CloseWrite or Close: a final frame after the last byte
 	finSent     bool        // in this epoch
 	finAcked    bool
