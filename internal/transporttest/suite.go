@@ -157,10 +157,20 @@ func testOneReconnectForReaderAndWriter(t *testing.T, tr Transport) {
 	wrote := make(chan error, 1)
 	go func() {
 		p := make([]byte, 1024)
+		cut := false
 		for first := true; tt.Generation() < 2; first = false {
-			if _, err := tt.Write(p); err != nil {
-				wrote <- err
-				return
+			n, err := tt.Write(p)
+			if err != nil {
+				// The writer may outrun the server's reads until the
+				// socket's buffers are full (a loaded machine): the kill
+				// then cuts the Write it is in, which WriteWhole reports
+				// with the count the lost connection accepted and
+				// ErrDropped. Only that one Write, and only cut.
+				if cut || n <= 0 || n >= len(p) || !errors.Is(err, tether.ErrDropped) {
+					wrote <- fmt.Errorf("Write = %d, %w", n, err)
+					return
+				}
+				cut = true
 			}
 			if first {
 				close(writing)
