@@ -117,7 +117,8 @@
 // never sends half a Write to a new connection. [WithReconnectBoundary]
 // makes the first Read and Write after a reconnect, and the operations
 // the loss cut or left waiting, return a [*ReconnectedError]: a decoder
-// resets, and a client resends or fails its outstanding requests. Without
+// resets, and a client resends or fails the requests written before the
+// new connection (each direction meets a reconnect once). Without
 // it, [Tether.ReadGeneration] tells which connection a Read's bytes came
 // from. [WithOnConnect] runs a per-connection handshake.
 package tether

@@ -281,6 +281,106 @@ func ExampleTether_ReadGeneration() {
 	// frame "world" from connection 2
 }
 
+// A request/response client over WithReconnectBoundary. Each direction
+// meets a reconnect once, with the same ReconnectedError.New: a request
+// written on a connection older than New lost its reply, and is written
+// again; one written on New (after the Write met the boundary) has its
+// reply coming. (Reconnect stands for the losses of a real network here.)
+func ExampleWithReconnectBoundary() {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer l.Close()
+	echo := func(c net.Conn) {
+		for s := bufio.NewScanner(c); s.Scan(); {
+			fmt.Fprintf(c, "re: %s\n", s.Text())
+		}
+	}
+	serve(l, echo, echo, echo)
+
+	t, err := tcp.Dial(context.Background(), l.Addr().String(), quick, tether.WithReconnectBoundary())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer t.Close()
+
+	type request struct {
+		line string
+		gen  uint64 // the connection it was written on
+	}
+	var inflight []request
+	gen := t.Generation()
+	send := func(line string) error {
+		for {
+			_, err := io.WriteString(t, line+"\n")
+			if re := (*tether.ReconnectedError)(nil); errors.As(err, &re) && re.Dropped == 0 {
+				fmt.Printf("write met connection %d: %s goes there\n", re.New, line)
+				gen = re.New // nothing was sent
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			inflight = append(inflight, request{line, gen})
+			return nil
+		}
+	}
+	r := bufio.NewReader(t)
+	receive := func() (string, error) {
+		for {
+			reply, err := r.ReadString('\n')
+			if re := (*tether.ReconnectedError)(nil); errors.As(err, &re) {
+				r.Reset(t) // no partial reply of the old connection
+				lost := inflight
+				inflight = nil
+				for _, req := range lost {
+					if req.gen >= re.New {
+						fmt.Printf("read met connection %d: %s was written there\n", re.New, req.line)
+						inflight = append(inflight, req)
+						continue
+					}
+					fmt.Printf("read met connection %d: %s lost its reply\n", re.New, req.line)
+					if err := send(req.line); err != nil {
+						return "", err
+					}
+				}
+				continue
+			}
+			if err != nil {
+				return "", err
+			}
+			if len(inflight) > 0 {
+				inflight = inflight[1:]
+			}
+			return reply, nil
+		}
+	}
+	show := func() {
+		reply, err := receive()
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Print(reply)
+	}
+
+	send("A")
+	show()
+	send("B")
+	t.Reconnect() // B's reply dies with connection 1
+	show()
+	t.Reconnect()
+	send("C") // the Write meets connection 3 first
+	show()
+	// Output:
+	// re: A
+	// read met connection 2: B lost its reply
+	// write met connection 2: B goes there
+	// re: B
+	// write met connection 3: C goes there
+	// read met connection 3: C was written there
+	// re: C
+}
+
 // retryFast reconnects after 20 ms on a failed dial: the examples' servers
 // come up within a moment.
 var retryFast = tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {

@@ -225,9 +225,12 @@ func WithWritePolicy(p WritePolicy) Option {
 // already up, OnConnect done; the call itself reads and sends nothing. A
 // codec resets its framing on it, and a client resends or fails its
 // outstanding requests instead of waiting for ever for replies that died
-// with the connection. The first connection raises no boundary. With the
-// boundary no failed Write goes to another connection, whatever the write
-// policy.
+// with the connection. A client that writes and reads meets one reconnect
+// in both directions, with the same New: the requests written on a
+// connection older than New lost their replies, and one written again
+// after the Write's boundary did not (see the example). The first
+// connection raises no boundary. With the boundary no failed Write goes to
+// another connection, whatever the write policy.
 func WithReconnectBoundary() Option {
 	return optionFunc(func(c *options) { c.boundary = true })
 }
