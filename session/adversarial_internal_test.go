@@ -452,10 +452,7 @@ func TestResumeWaitsForOpen(t *testing.T) {
 		}()
 		time.Sleep(100 * time.Millisecond) // the resume runs now, or waits for open
 	}
-	priv, err := newKeyPair()
-	require.NoError(t, err)
-	h := hello{typ: msgNew, window: 1 << 20}
-	copy(h.pub[:], priv.PublicKey().Bytes())
+	h := newHello(t)
 	got, _, err := l.open(raw1, &h, nil)
 	require.NoError(t, err)
 	require.Same(t, c, got)
@@ -525,10 +522,7 @@ func TestResumeWaitsForOldReader(t *testing.T) {
 		release := sync.OnceFunc(func() { close(old.release) })
 		defer release()
 
-		priv, err := newKeyPair()
-		require.NoError(t, err)
-		hn := hello{typ: msgNew, window: 1 << 20}
-		copy(hn.pub[:], priv.PublicKey().Bytes())
+		hn := newHello(t)
 		c, _, err := l.open(old, &hn, nil)
 		require.NoError(t, err)
 

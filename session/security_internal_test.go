@@ -248,11 +248,17 @@ func TestIdleSessionStaysUp(t *testing.T) {
 
 // newBytes returns a client's preface and a NEW message with a fresh key.
 func newBytes(t *testing.T) []byte {
+	h := newHello(t)
+	return h.append(putPreface(nil, roleClient))
+}
+
+// newHello returns a client's NEW message with a fresh key.
+func newHello(t *testing.T) hello {
 	priv, err := newKeyPair()
 	require.NoError(t, err)
 	h := hello{typ: msgNew, window: 1 << 20}
 	copy(h.pub[:], priv.PublicKey().Bytes())
-	return h.append(putPreface(nil, roleClient))
+	return h
 }
 
 // PROTOCOL.md 4.2 and the PONG's row in 4: an end answers every PING with
