@@ -40,7 +40,8 @@ var (
 	// Tether that gave up after the peer closed cleanly (a Read gets io.EOF).
 	ErrPeerClosed = errors.New("tether: peer closed the connection")
 	// ErrIdleTimeout is wrapped by the Event.Err of a Disconnected that the
-	// read watchdog (WithReadIdleTimeout) reported.
+	// read watchdog (WithReadIdleTimeout) reported, or a session's
+	// keep-alive (package session).
 	ErrIdleTimeout = errors.New("tether: nothing received within the read idle timeout")
 )
 

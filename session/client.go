@@ -56,7 +56,7 @@ func Dial(ctx context.Context, d tether.Dialer, addr string, h tether.Disconnect
 		tether.WithOnConnectTimeout(cfg.handshakeTimeout),
 		tether.WithWritePolicy(tether.WriteDrop),
 	)
-	t, err := tether.Dial(ctx, d, addr, &handler{next: h}, topts...)
+	t, err := tether.Dial(ctx, d, addr, &handler{next: h, c: c}, topts...)
 	if err != nil {
 		return nil, err
 	}
@@ -128,13 +128,25 @@ func checkTetherOptions(opts []tether.Option) error {
 }
 
 // handler wraps the user's handler: it ends the session on errors no
-// retry mends, and turns Ignore into Reconnect (a session cannot go on with
-// a failed transport).
+// retry mends, turns Ignore into Reconnect (a session cannot go on with
+// a failed transport), and gives a Disconnected whose transport the
+// liveness check closed that check's error (matching tether.ErrIdleTimeout)
+// instead of the closed connection's.
 type handler struct {
 	next tether.DisconnectHandler
+	c    *Conn
 }
 
 func (h *handler) HandleDisconnect(ctx context.Context, ev *tether.Event) tether.Action {
+	if ev.Kind == tether.Disconnected {
+		h.c.mu.Lock()
+		dropped, gen := h.c.dropped, h.c.droppedGen
+		h.c.dropped = nil
+		h.c.mu.Unlock()
+		if dropped != nil && gen == ev.Generation && errors.Is(ev.Err, net.ErrClosed) {
+			ev.Err = dropped
+		}
+	}
 	if ev.Kind == tether.Unreachable && fatal(ev.Err) {
 		err := ev.Err
 		h.next.HandleDisconnect(ctx, ev) // for its logs and counts: the decision is made

@@ -71,13 +71,15 @@ type Conn struct {
 
 	mu sync.Mutex
 	// The transport.
-	epoch   uint64        // counts handshakes: a resume starts a new epoch
-	tconn   net.Conn      // client: the transport of this epoch
-	tr      net.Conn      // server: the current transport; nil while detached
-	trDone  chan struct{} // server: closed once tr's reader has stopped
-	blocked bool          // the sender's write failed in this epoch: wait for the next
-	attempt uint64        // client: the last resume attempt; server: the last accepted
-	expiry  *time.Timer   // server: the detached-lifetime timer
+	epoch      uint64        // counts handshakes: a resume starts a new epoch
+	tconn      net.Conn      // client: the transport of this epoch
+	dropped    error         // client: why the liveness check closed tconn, for the handler's Disconnected
+	droppedGen uint64        // client: the Tether's generation of that tconn
+	tr         net.Conn      // server: the current transport; nil while detached
+	trDone     chan struct{} // server: closed once tr's reader has stopped
+	blocked    bool          // the sender's write failed in this epoch: wait for the next
+	attempt    uint64        // client: the last resume attempt; server: the last accepted
+	expiry     *time.Timer   // server: the detached-lifetime timer
 	// expiryGen counts the expiry timers started.
 	expiryGen uint64
 	// watchdog runs the liveness check (watch).

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -561,7 +562,7 @@ func (c *Conn) watch() {
 	c.watchdog.Reset(max(next, time.Millisecond))
 	c.mu.Unlock()
 	if kill {
-		c.dropTransport(epoch)
+		c.dropTransport(epoch, limit)
 	}
 }
 
@@ -573,8 +574,8 @@ func (c *Conn) startLocked() {
 }
 
 // dropTransport drops the transport of epoch, found dead by the liveness
-// check.
-func (c *Conn) dropTransport(epoch uint64) {
+// check after silent passed with nothing received (the limit it met).
+func (c *Conn) dropTransport(epoch uint64, silent time.Duration) {
 	if !c.client {
 		c.detach(epoch)
 		return
@@ -583,6 +584,10 @@ func (c *Conn) dropTransport(epoch uint64) {
 	var conn net.Conn // the transport of epoch, unless a resume replaced it
 	if c.epoch == epoch {
 		conn = c.tconn
+		// The Tether sees a connection closed under it: the handler
+		// tells its Disconnected why (see handler).
+		c.droppedGen = c.t.Generation()
+		c.dropped = fmt.Errorf("tether/session: keep-alive: nothing received from the peer in %v: %w", silent, tether.ErrIdleTimeout)
 	}
 	c.mu.Unlock()
 	if conn != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/session"
 	tethertcp "github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest"
 	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
@@ -269,6 +270,48 @@ func TestFrozenPeer(t *testing.T) {
 		t.Fatalf("byte %d differs: got %#x, want %#x", i, got[i], big[i])
 	}
 	require.NoError(t, <-errc)
+}
+
+// The keep-alive's drop of a frozen transport reaches the handler as what
+// it is: a Disconnected whose error names the keep-alive and matches
+// tether.ErrIdleTimeout, not the closed connection the Tether found.
+func TestKeepAliveDropNamed(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ka := session.WithKeepAlive(50*time.Millisecond, 100*time.Millisecond)
+	sl := session.NewListener(ln, ka)
+	defer sl.Close()
+	p, err := faultproxy.New(ln.Addr().String(), 1)
+	require.NoError(t, err)
+	defer p.Close()
+	rec := &tethertest.Recorder{Next: quick()}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := session.Dial(ctx, &tethertcp.Dialer{Timeout: time.Second}, p.Addr(), rec, ka)
+	require.NoError(t, err)
+	defer c.Close()
+	s, err := sl.AcceptSession()
+	require.NoError(t, err)
+	defer s.Close()
+
+	require.Equal(t, 1, p.Strand())
+	ev := rec.WaitFor(t, tether.Disconnected, 1)
+	require.ErrorIs(t, ev.Err, tether.ErrIdleTimeout)
+	require.ErrorContains(t, ev.Err, "keep-alive: nothing received from the peer in")
+	require.NotErrorIs(t, ev.Err, net.ErrClosed)
+	require.False(t, tether.IsPermanent(ev.Err))
+	// The session resumes on a new transport, and the next loss, a reset
+	// (no keep-alive), keeps its own error.
+	write(t, c, "after")
+	got := make([]byte, 5)
+	s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.ReadFull(s, got)
+	require.NoError(t, err)
+	require.Equal(t, "after", string(got))
+	p.ResetAll()
+	ev = rec.WaitFor(t, tether.Disconnected, 2)
+	require.NotErrorIs(t, ev.Err, tether.ErrIdleTimeout)
 }
 
 // firstDiff returns the index of the first byte where a and b differ, or -1.

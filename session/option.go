@@ -135,7 +135,8 @@ func WithLinger(d time.Duration) Option {
 // WithKeepAlive sets the liveness check: after idle with nothing received
 // on the transport, the session sends a ping; when timeout more passes
 // with nothing received, the transport counts as dead and is dropped (the
-// client reconnects and resumes). This replaces the Tether's read
+// client reconnects and resumes; its handler's Disconnected has an error
+// that matches tether.ErrIdleTimeout). This replaces the Tether's read
 // watchdog, and detects a frozen peer that TCP keep-alive cannot see.
 // Defaults: DefaultKeepAlive, DefaultKeepAliveTimeout.
 func WithKeepAlive(idle, timeout time.Duration) Option {
