@@ -279,7 +279,9 @@ func TestKeepAliveDropNamed(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	ka := session.WithKeepAlive(50*time.Millisecond, 100*time.Millisecond)
+	// A drop after 0.6 s of silence: far longer than a pong takes on a busy
+	// machine, so that only the strand drops the transport.
+	ka := session.WithKeepAlive(100*time.Millisecond, 500*time.Millisecond)
 	sl := session.NewListener(ln, ka)
 	defer sl.Close()
 	p, err := faultproxy.New(ln.Addr().String(), 1)
