@@ -84,7 +84,9 @@
 // goroutine for at most that long), and forgets a session whose client
 // has been away for its detached lifetime (WithDetachedLifetime).
 // A ping after an idle interval, and a timeout (WithKeepAlive), tell a
-// dead transport from a quiet one, a frozen peer included.
+// dead transport from a quiet one, a frozen peer included; the client's
+// handler sees the drop as a Disconnected whose error matches
+// tether.ErrIdleTimeout.
 //
 // # Failure
 //
