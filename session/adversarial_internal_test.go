@@ -214,6 +214,11 @@ func TestConcurrentResumes(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// A resume writes its Resumed reply before the server attaches the
+	// transport, both under resumeMu: the replies say that every resume
+	// has taken the lock, not that the last has let it go.
+	p.s.resumeMu.Lock()
+	p.s.resumeMu.Unlock()
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
@@ -223,9 +228,9 @@ func TestConcurrentResumes(t *testing.T) {
 	}()
 	require.Equal(t, byte(msgResumed), replies[len(replies)-1].typ, "the highest attempt must win")
 	p.s.mu.Lock()
-	require.Equal(t, uint64(10+len(replies)-1), p.s.attempt)
-	tr := p.s.tr
+	attempt, tr := p.s.attempt, p.s.tr
 	p.s.mu.Unlock()
+	require.Equal(t, uint64(10+len(replies)-1), attempt)
 	require.NotNil(t, tr)
 	require.Equal(t, conns[len(conns)-1].LocalAddr().String(), tr.RemoteAddr().String())
 	for i, r := range replies {
