@@ -549,14 +549,20 @@ func (c *Conn) watch() {
 	epoch := c.epoch
 	next := limit - silent
 	switch {
+	case !c.client && c.tr == nil:
+		// A detached server session: no transport to check until a
+		// resume attaches one, which starts the check again
+		// (attachLocked). Detached sessions wait minutes, and a server
+		// may hold thousands.
+		c.mu.Unlock()
+		return
 	case kill:
 		c.lastRecv, c.pinged = now, false
 		next = limit
 	case w == nil:
 		// No transport to check: look again a whole period on, not
-		// every millisecond of an outage (a detached session's lasts
-		// minutes). One that comes meanwhile sets lastRecv, so its
-		// check is not late.
+		// every millisecond of an outage. One that comes meanwhile sets
+		// lastRecv, so its check is not late.
 		next = limit
 	}
 	c.watchdog.Reset(max(next, time.Millisecond))

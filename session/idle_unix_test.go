@@ -24,9 +24,11 @@ func cpuTime(t *testing.T) time.Duration {
 
 // Detached sessions cost no CPU while they wait for their clients: their
 // senders sleep until a transport comes (a ping or an ack falls due only
-// on one), and so do their liveness checks once the keep-alive timeout
-// has passed, rather than waking every millisecond for the detached
-// lifetime. (50 of them took 100 to 200 ms of CPU a second when they did.)
+// on one), and so do their liveness checks, rather than waking every
+// millisecond for the detached lifetime (50 of them took 100 to 200 ms of
+// CPU a second when they did), or once a keep-alive period (with this
+// test's 50 ms period, 1,000 wake-ups a second, about 50 ms of CPU under
+// -race).
 func TestDetachedSessionsIdle(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	sl := session.NewListener(listen(t), session.WithKeepAlive(20*time.Millisecond, 30*time.Millisecond), session.WithLinger(0))
@@ -51,5 +53,6 @@ func TestDetachedSessionsIdle(t *testing.T) {
 	before := cpuTime(t)
 	time.Sleep(time.Second)
 	used := cpuTime(t) - before
-	require.Less(t, used, 50*time.Millisecond, "50 detached sessions in a second")
+	t.Logf("50 detached sessions used %v of CPU in a second", used)
+	require.Less(t, used, 15*time.Millisecond, "50 detached sessions in a second")
 }

@@ -524,6 +524,10 @@ func (c *Conn) attachLocked(raw net.Conn, now time.Time) {
 		c.expiry = nil
 	}
 	c.setStateLocked(tether.Ready)
+	if c.watchdog != nil {
+		// The liveness check sleeps while detached (watch).
+		c.watchdog.Reset(c.cfg.keepAlive + c.cfg.keepAliveTimeout)
+	}
 	c.wg.Add(1)
 	go c.serveTransport(raw, c.epoch, c.trDone)
 	c.kickLocked()

@@ -316,6 +316,40 @@ func TestKeepAliveDropNamed(t *testing.T) {
 	require.NotErrorIs(t, ev.Err, tether.ErrIdleTimeout)
 }
 
+// The server's liveness check sleeps while its session is detached, and
+// wakes again with the resume: a client that freezes after a resume is
+// still found out, by the server alone.
+func TestServerKeepAliveAfterResume(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	pp := newProxiedPair(t, []session.Option{session.WithKeepAlive(100*time.Millisecond, 300*time.Millisecond)},
+		session.WithKeepAlive(time.Hour, time.Hour)) // the client never drops the transport itself
+	defer pp.close()
+	waitState(t, pp.s, tether.Ready)
+	require.NoError(t, pp.p.SetMode(faultproxy.ModeRefuse))
+	pp.p.ResetAll()
+	waitNotReady(t, pp.s) // detached
+	// Past the check's period (0.4 s), so that it finds the session
+	// detached and sleeps.
+	time.Sleep(time.Second)
+	require.NoError(t, pp.p.SetMode(faultproxy.ModeForward))
+	waitState(t, pp.s, tether.Ready) // resumed
+	roundTrip := func(msg string) {
+		write(t, pp.c, msg)
+		got := make([]byte, len(msg))
+		pp.s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := io.ReadFull(pp.s, got)
+		require.NoError(t, err)
+		require.Equal(t, msg, string(got))
+	}
+	roundTrip("resumed")
+	require.Equal(t, 1, pp.p.Strand())
+	waitNotReady(t, pp.s)
+	require.Equal(t, tether.Ready, pp.c.State(), "the client did not drop the transport")
+	pp.p.ResetAll() // the client hears of it, and resumes
+	waitState(t, pp.s, tether.Ready)
+	roundTrip("resumed again")
+}
+
 // firstDiff returns the index of the first byte where a and b differ, or -1.
 func firstDiff(a, b []byte) int {
 	for i := range min(len(a), len(b)) {
