@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"time"
 
 	"github.com/io-tether/tether"
@@ -129,9 +130,11 @@ func checkTetherOptions(opts []tether.Option) error {
 
 // handler wraps the user's handler: it ends the session on errors no
 // retry mends, turns Ignore into Reconnect (a session cannot go on with
-// a failed transport), and gives a Disconnected whose transport the
-// liveness check closed that check's error (matching tether.ErrIdleTimeout)
-// instead of the closed connection's.
+// a failed transport), and gives a Disconnected that the session itself
+// caused the session's reason instead of the transport's error: the
+// liveness check's (matching tether.ErrIdleTimeout) for the connection it
+// closed, the failed send's for the read deadline that ended the
+// connection after it (sendFailed).
 type handler struct {
 	next tether.DisconnectHandler
 	c    *Conn
@@ -143,7 +146,7 @@ func (h *handler) HandleDisconnect(ctx context.Context, ev *tether.Event) tether
 		dropped, gen := h.c.dropped, h.c.droppedGen
 		h.c.dropped = nil
 		h.c.mu.Unlock()
-		if dropped != nil && gen == ev.Generation && errors.Is(ev.Err, net.ErrClosed) {
+		if dropped != nil && gen == ev.Generation && (errors.Is(ev.Err, net.ErrClosed) || errors.Is(ev.Err, os.ErrDeadlineExceeded)) {
 			ev.Err = dropped
 		}
 	}

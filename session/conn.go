@@ -31,8 +31,8 @@ const (
 	// bound; 1 MiB rather than 256 KiB takes 5 % less CPU per byte), yet
 	// small enough that the control frames of the next batch wait little.
 	vecBatch = 16 * maxPayload
-	// drainAfterFail bounds how long a server's transport reader goes on
-	// reading after a write to the transport failed.
+	// drainAfterFail bounds how long a transport reader goes on reading
+	// after a write to the transport failed (sendFailed).
 	drainAfterFail = 500 * time.Millisecond
 	// readBufMin and readBufMax bound a transport reader's buffer, which
 	// grows while reads fill it.
@@ -73,7 +73,7 @@ type Conn struct {
 	// The transport.
 	epoch      uint64        // counts handshakes: a resume starts a new epoch
 	tconn      net.Conn      // client: the transport of this epoch
-	dropped    error         // client: why the liveness check closed tconn, for the handler's Disconnected
+	dropped    error         // client: why the session ended tconn (sendFailed, watch), for the handler's Disconnected
 	droppedGen uint64        // client: the Tether's generation of that tconn
 	tr         net.Conn      // server: the current transport; nil while detached
 	trDone     chan struct{} // server: closed once tr's reader has stopped

@@ -484,7 +484,7 @@ func (c *Conn) sendLoop() {
 			c.mu.Unlock()
 		}
 		if err != nil {
-			c.sendFailed(epoch, w)
+			c.sendFailed(epoch, w, err)
 		}
 	}
 }
@@ -505,13 +505,17 @@ func (c *Conn) sentSpans(spans []span) {
 	c.mu.Unlock()
 }
 
-// sendFailed handles a failed write to w in epoch: the sender writes no
-// more in this epoch. A client's transport is closed (the Tether
-// reconnects, as after a failed Write of its own). A server's reader
-// first reads what had arrived, then fails at a read deadline if not
-// before, and detaches the transport: the client may have sent a close
-// frame, then closed its end, which failed this write.
-func (c *Conn) sendFailed(epoch uint64, w io.Writer) {
+// sendFailed handles the failure err of a write to w in epoch: the sender
+// writes no more in this epoch. The transport's reader first reads what
+// had arrived, then fails at a read deadline if not before: the peer may
+// have sent a close or abort frame, then closed its end, which failed
+// this write, and closing this end now would throw the frame away (the
+// session would then resume, and find itself lost). Then a server
+// detaches the transport, and a client's Tether reconnects; its handler's
+// Disconnected gets err if the deadline ends the transport (see
+// handler). A client's write through the Tether (not a TCP or Unix
+// transport) failed in the Tether, which reconnects by itself.
+func (c *Conn) sendFailed(epoch uint64, w io.Writer, err error) {
 	c.mu.Lock()
 	current := c.epoch == epoch
 	if current {
@@ -519,13 +523,17 @@ func (c *Conn) sendFailed(epoch uint64, w io.Writer) {
 		wake(c.sendFail)
 	}
 	tr := c.tr
-	c.mu.Unlock()
-	switch {
-	case c.client:
-		if conn, ok := w.(net.Conn); ok && w != io.Writer(c.t) {
-			closeHard(conn) // the Tether's reader fails, and the Tether reconnects
+	conn, direct := w.(net.Conn)
+	if c.client {
+		tr = nil
+		if current && direct && w != io.Writer(c.t) {
+			tr = conn
+			c.droppedGen = c.t.Generation()
+			c.dropped = fmt.Errorf("tether/session: sending to the peer: %w", err)
 		}
-	case current && tr != nil:
+	}
+	c.mu.Unlock()
+	if current && tr != nil {
 		tr.SetReadDeadline(time.Now().Add(drainAfterFail))
 	}
 }
