@@ -164,14 +164,34 @@ func (h *handler) HandleDisconnect(ctx context.Context, ev *tether.Event) tether
 }
 
 // onConnect is the Tether's OnConnect hook: the handshake on every new
-// transport connection.
+// transport connection. Its errors name the server (the Tether's handler
+// and the session's end see them).
 func (c *Conn) onConnect(ctx context.Context, raw net.Conn) error {
+	start := time.Now()
+	err := c.handshake(ctx, raw)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	// The handshake timeout ends ctx and sets the connection's deadline
+	// (whichever fires first); Dial's ctx may end sooner.
+	if (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) &&
+		time.Since(start) >= c.cfg.handshakeTimeout {
+		err = fmt.Errorf("no answer within the handshake timeout (%v): %w", c.cfg.handshakeTimeout, err)
+	}
+	return &handshakeError{raw.RemoteAddr(), err}
+}
+
+// handshake runs onConnect's handshake.
+func (c *Conn) handshake(ctx context.Context, raw net.Conn) error {
 	// A TLS connection whose handshake has not run yet (tls.Client returns
 	// one: it runs on the first Read or Write) runs it now, since the
 	// exporter needs it. After a handshake it returns at once.
 	if hs, ok := raw.(interface{ HandshakeContext(context.Context) error }); ok {
 		if err := hs.HandshakeContext(ctx); err != nil {
-			return fmt.Errorf("tether/session: TLS handshake: %w", err)
+			return fmt.Errorf("TLS handshake: %w", err)
 		}
 	}
 	exp, err := exporter(raw)
@@ -196,9 +216,6 @@ func (c *Conn) onConnect(ctx context.Context, raw net.Conn) error {
 		err = c.resume(raw, flags, exp)
 	} else {
 		err = c.open(raw, flags, exp)
-	}
-	if err != nil && ctx.Err() != nil {
-		return fmt.Errorf("tether/session: handshake: %w", ctx.Err())
 	}
 	return err
 }
@@ -308,7 +325,7 @@ func exchange(raw net.Conn, h *hello) (reply, error) {
 func rejectErr(code byte) error {
 	switch code {
 	case rejectLost:
-		return lost(nil)
+		return lost(errUnknown)
 	case rejectBusy:
 		return errBusy
 	case rejectVersion:

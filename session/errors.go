@@ -2,6 +2,8 @@ package session
 
 import (
 	"errors"
+	"net"
+	"strings"
 
 	"github.com/io-tether/tether"
 )
@@ -39,6 +41,7 @@ var (
 	errExporter = tether.Permanent(errors.New("tether/session: the two ends disagree on binding the TLS exporter (is TLS terminated in between?)"))
 	errRejected = tether.Permanent(errors.New("tether/session: server rejected the handshake as malformed (a newer client, or ends that disagree on binding the TLS exporter: is TLS terminated in between?)"))
 	errExpired  = errors.New("tether/session: detached session expired")
+	errUnknown  = errors.New("tether/session: the server does not know the session (it restarted, or the session expired or ended there)")
 	errLingered = errors.New("tether/session: closed before the peer acknowledged the whole stream")
 )
 
@@ -50,7 +53,9 @@ func (e *lostError) Error() string {
 	if e.cause == nil {
 		return ErrSessionLost.Error()
 	}
-	return ErrSessionLost.Error() + ": " + e.cause.Error()
+	// "tether/session: session lost: server is shutting down", not the
+	// package's prefix twice.
+	return ErrSessionLost.Error() + ": " + strings.TrimPrefix(e.cause.Error(), "tether/session: ")
 }
 
 func (e *lostError) Unwrap() []error {
@@ -73,6 +78,23 @@ func asLost(err error) error {
 	}
 	return lost(err)
 }
+
+// handshakeError is a client's failed handshake with the server at addr
+// (nil: a transport that does not say).
+type handshakeError struct {
+	addr net.Addr
+	err  error
+}
+
+func (e *handshakeError) Error() string {
+	with := ""
+	if e.addr != nil {
+		with = " with " + e.addr.String()
+	}
+	return "tether/session: handshake" + with + ": " + strings.TrimPrefix(e.err.Error(), "tether/session: ")
+}
+
+func (e *handshakeError) Unwrap() error { return e.err }
 
 // byPeer reports whether err, a session's end, came from the peer's close
 // frame: its Close, Abort, or Listener.Close.

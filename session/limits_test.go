@@ -19,6 +19,7 @@ import (
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/session"
 	tethertcp "github.com/io-tether/tether/tcp"
+	"github.com/io-tether/tether/tethertest"
 )
 
 func listen(t *testing.T) net.Listener {
@@ -351,7 +352,7 @@ func TestPlainServer(t *testing.T) {
 			_, err := session.Dial(context.Background(), &tethertcp.Dialer{}, ln.Addr().String(), nil)
 			require.ErrorIs(t, err, session.ErrNotSession)
 			require.True(t, tether.IsPermanent(err))
-			require.ErrorContains(t, err, "does not speak tether-session")
+			require.ErrorContains(t, err, "tether/session: handshake with "+ln.Addr().String()+": peer does not speak tether-session")
 			require.Less(t, time.Since(start), time.Second)
 		})
 	}
@@ -454,6 +455,31 @@ func TestDialCtxInterruptsHandshake(t *testing.T) {
 	_, err := session.Dial(ctx, &tethertcp.Dialer{}, ln.Addr().String(), nil, session.WithHandshakeTimeout(10*time.Second))
 	require.ErrorIs(t, err, context.Canceled)
 	require.Less(t, time.Since(start), 5*time.Second, "the handshake timeout is 10 s")
+}
+
+// A server that takes the connection and says nothing: the handler hears
+// that the handshake with it got no answer within the timeout.
+func TestHandshakeTimeoutNamed(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ln := listen(t)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // silent
+		}
+	}()
+	rec := &tethertest.Recorder{Next: tether.DisconnectHandlerFunc(func(context.Context, *tether.Event) tether.Action {
+		return tether.GiveUp
+	})}
+	_, err := session.Dial(context.Background(), &tethertcp.Dialer{}, ln.Addr().String(), rec,
+		session.WithHandshakeTimeout(100*time.Millisecond))
+	require.Error(t, err)
+	ev := rec.WaitFor(t, tether.Unreachable, 1)
+	require.ErrorContains(t, ev.Err, "tether/session: handshake with "+ln.Addr().String()+": no answer within the handshake timeout (100ms): ")
 }
 
 // A Listener owns its inner listener even when its options were bad: Close

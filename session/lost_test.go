@@ -119,6 +119,7 @@ func TestSessionLostAfterRestart(t *testing.T) {
 	got, err := readAll(t, pp.c)
 	require.Equal(t, "received before the crash", got)
 	require.ErrorIs(t, err, session.ErrSessionLost)
+	require.ErrorContains(t, err, "tether/session: handshake with "+pp.p.Addr()+": session lost: the server does not know the session")
 	_, err = pp.c.Write([]byte("x"))
 	require.ErrorIs(t, err, session.ErrSessionLost)
 	require.Equal(t, tether.Shutdown, pp.c.State())
