@@ -16,7 +16,8 @@
 // as well. A peer that finishes (closes) while stdin is still open is taken
 // for a lost connection: tcat reconnects. -v logs every event of the Tether and its decision to stderr
 // (middleware.Logging); -w bounds how long the connection may stay down,
-// the first dial included (0: for ever). The policy is
+// the first dial included (0: for ever), and with -session each handshake
+// too. The policy is
 //
 //	tether.Chain(nil,
 //		middleware.Logging(logger), // with -v
@@ -166,7 +167,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.alpn, "alpn", "", "ALPN `protocol` for -tls or -quic (-quic: \""+defaultALPN+"\" by default)")
 	fs.StringVar(&c.ca, "ca", "", "dialing: trust the PEM certificates in `FILE`; listening: the certificate and key to use, made if FILE does not exist")
 	fs.BoolVar(&c.insecure, "insecure", false, "do not verify the server's certificate")
-	fs.DurationVar(&c.wait, "w", time.Minute, "give up when the connection has been down this long (0: never)")
+	fs.DurationVar(&c.wait, "w", time.Minute, "give up when the connection has been down this long (0: never); with -session it bounds each handshake too")
 	fs.BoolVar(&c.verbose, "v", false, "log connections and the Tether's events to stderr")
 	fs.BoolVar(&c.session, "session", false, "a lossless session (both ends must say -session)")
 	fs.StringVar(&c.local, "L", "", "with -session: relay each TCP connection accepted on `host:port` over a session of its own")

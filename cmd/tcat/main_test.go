@@ -702,13 +702,56 @@ func TestRelayResetsOnLoss(t *testing.T) {
 	pa, pb := net.Pipe()
 	defer pb.Close()
 	done := make(chan struct{})
-	go func() { relay(local, &lostConn{Conn: pa}); close(done) }()
+	var broken error
+	go func() { broken = relay(local, &lostConn{Conn: pa}); close(done) }()
 	app.SetReadDeadline(time.Now().Add(wait))
 	got, err := io.ReadAll(app)
 	require.Equal(t, "partial re", string(got))
 	require.Error(t, err, "the application must not see a clean end") // a reset
 	app.Close()
 	<-done
+	require.ErrorContains(t, broken, "session lost", "relay returns the break, for tcat to say")
+}
+
+// TestSessionWaitBoundsHandshake: -w bounds a session's handshake with a
+// server that takes the connection and says nothing, not only the
+// outage: tcat gives up after about -w, not the 10 s handshake timeout.
+func TestSessionWaitBoundsHandshake(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // silent
+		}
+	}()
+	begun := time.Now()
+	c := start(t, "-session", "-w", "500ms", ln.Addr().String())
+	err = c.end(t)
+	require.ErrorContains(t, err, "no answer within the handshake timeout (500ms)")
+	require.Less(t, time.Since(begun), 5*time.Second, "the session's own handshake timeout is 10 s")
+}
+
+// TestRelayDialFailureSaid: a relay whose session cannot be set up says
+// so on stderr without -v: its application sees only a reset.
+func TestRelayDialFailureSaid(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there
+	c := start(t, "-session", "-w", "300ms", "-L", "127.0.0.1:0", addr)
+	local := c.stderr.expect(t, `^tcat: relaying (\S+) to \S+ over sessions \(tcp\)$`)[1]
+	app, err := net.Dial("tcp", local)
+	require.NoError(t, err)
+	defer app.Close()
+	c.stderr.expect(t, `^tcat: connection from \S+: .*connection refused`)
+	app.SetReadDeadline(time.Now().Add(wait))
+	_, err = io.ReadAll(app)
+	require.Error(t, err, "a reset")
 }
 
 // TestListenPeerStopsReading: a peer that stops reading (dead without a

@@ -50,12 +50,21 @@ func connectSession(ctx context.Context, cfg config, stdin io.Reader, stdout, st
 	if cfg.local != "" {
 		return relayLocal(ctx, cfg, d, stderr)
 	}
-	c, err := session.Dial(ctx, d, cfg.addr, policy(cfg, stderr, nil))
+	c, err := session.Dial(ctx, d, cfg.addr, policy(cfg, stderr, nil), clientOptions(cfg)...)
 	if err != nil {
 		return err
 	}
 	logf(stderr, cfg.verbose, "session to %s", cfg.addr)
 	return pipe(ctx, c, stdin, stdout, logTo(stderr, cfg.verbose, "session to "+cfg.addr))
+}
+
+// clientOptions are a session client's options: -w bounds the handshake
+// too (a silent server costs no more than -w).
+func clientOptions(cfg config) []session.Option {
+	if cfg.wait > 0 && cfg.wait < session.DefaultHandshakeTimeout {
+		return []session.Option{session.WithHandshakeTimeout(cfg.wait)}
+	}
+	return nil
 }
 
 // pipe copies stdin to c and c to stdout until both have ended (c's end is
@@ -196,7 +205,7 @@ func relayLocal(ctx context.Context, cfg config, d tether.Dialer, stderr io.Writ
 	defer stop()
 	fmt.Fprintf(stderr, "tcat: relaying %s to %s over sessions (%s)\n", ln.Addr(), cfg.addr, proto(cfg))
 	return relayEach(ctx, cfg, stderr, ln, "connection", cfg.addr, func(ctx context.Context) (net.Conn, error) {
-		c, err := session.Dial(ctx, d, cfg.addr, policy(cfg, stderr, nil))
+		c, err := session.Dial(ctx, d, cfg.addr, policy(cfg, stderr, nil), clientOptions(cfg)...)
 		if err != nil {
 			return nil, err
 		}
@@ -235,14 +244,21 @@ func relayEach(ctx context.Context, cfg config, stderr io.Writer, ln net.Listene
 			from := fmt.Sprintf("%s from %v", what, a.RemoteAddr())
 			b, err := dial(ctx)
 			if err != nil {
-				logf(stderr, cfg.verbose, "%s: %v", from, err)
+				// An error, said without -v: the application sees only
+				// a reset.
+				if ctx.Err() == nil {
+					fmt.Fprintf(stderr, "tcat: %s: %v\n", from, err)
+				}
 				reset(a) // no service: an error for the application, not an empty reply
 				return
 			}
 			logf(stderr, cfg.verbose, "%s: relayed to %s", from, to)
 			stop := context.AfterFunc(ctx, func() { a.Close(); b.Close() })
 			defer stop()
-			relay(a, b)
+			if err := relay(a, b); err != nil && ctx.Err() == nil {
+				fmt.Fprintf(stderr, "tcat: %s: broken: %v\n", from, err)
+				return
+			}
 			logf(stderr, cfg.verbose, "%s: ended", from)
 		})
 	}
@@ -268,10 +284,14 @@ func closedBy(ctx context.Context, err error) error {
 // it writes to, so that an application sees an error, not an end of stream
 // that would pass a cut reply for a whole one: a lost or aborted session
 // resets the TCP connection, and a reset (or any failure) of the TCP
-// connection aborts the session, whose other end resets its own.
-func relay(a, b net.Conn) {
+// connection aborts the session, whose other end resets its own. It
+// returns the first break, if any.
+func relay(a, b net.Conn) error {
+	var once sync.Once
+	var broken error
 	pass := func(dst, src net.Conn) {
 		if _, err := io.Copy(dst, src); err != nil {
+			once.Do(func() { broken = err })
 			reset(dst)
 			return
 		}
@@ -283,6 +303,7 @@ func relay(a, b net.Conn) {
 	wg.Wait()
 	a.Close()
 	b.Close()
+	return broken
 }
 
 // reset ends c as a break, not an end of stream: a TCP connection with a
