@@ -341,7 +341,8 @@ func rejectErr(code byte) error {
 }
 
 // readPreface reads the peer's preface, failing at the first byte that
-// differs from the magic (a plain server's greeting fails at once).
+// differs from the magic (a plain server's greeting fails at once); the
+// error quotes what the peer sent.
 func readPreface(r io.Reader, role byte) error {
 	var p [prefaceLen]byte
 	n := 0
@@ -349,16 +350,20 @@ func readPreface(r io.Reader, role byte) error {
 		m, err := r.Read(p[n:])
 		for i := n; i < n+m && i < len(magic); i++ {
 			if p[i] != magic[i] {
-				return ErrNotSession
+				return fmt.Errorf("%w: it sent %q", ErrNotSession, p[:n+m])
 			}
 		}
 		n += m
 		if err != nil && n < prefaceLen {
 			if err == io.EOF {
 				if n > 0 {
-					return ErrNotSession
+					return fmt.Errorf("%w: it sent %q, then closed the connection", ErrNotSession, p[:n])
 				}
 				err = io.ErrUnexpectedEOF
+				if role == roleServer {
+					// This end is the client: the hints are a server's.
+					err = fmt.Errorf("the server closed the connection before its preface (a TLS port? a server at its cap of handshakes?): %w", err)
+				}
 			}
 			return err
 		}

@@ -96,6 +96,11 @@
 // fail at once. The client never starts a new stream silently. A lost
 // session and a server that does not speak the protocol (ErrNotSession)
 // end the session whatever the handler says: no retry can mend them.
+// The handler hears of a forgotten session, and of a server that does
+// not speak the protocol, as an Unreachable whose error names the server;
+// a session that the peer ended (its Close or Abort, Listener.Close)
+// closes its Tether without an event, and only the operations' errors say
+// so.
 //
 // # Security
 //

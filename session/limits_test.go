@@ -325,10 +325,11 @@ func TestPlainServer(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		serve func(c net.Conn)
+		said  string // how the error tells what the server sent
 	}{
-		{"echo", func(c net.Conn) { io.Copy(c, c) }},
-		{"greeting", func(c net.Conn) { c.Write([]byte("220 ready\r\n")); io.Copy(io.Discard, c) }},
-		{"close", func(c net.Conn) { c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n")) }},
+		{"echo", func(c net.Conn) { io.Copy(c, c) }, "it sent this end's own preface back (an echo server?)"},
+		{"greeting", func(c net.Conn) { c.Write([]byte("220 ready\r\n")); io.Copy(io.Discard, c) }, `it sent "220 ready`},
+		{"close", func(c net.Conn) { c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n")) }, `it sent "HTTP/1.1`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ln := listen(t)
@@ -352,7 +353,7 @@ func TestPlainServer(t *testing.T) {
 			_, err := session.Dial(context.Background(), &tethertcp.Dialer{}, ln.Addr().String(), nil)
 			require.ErrorIs(t, err, session.ErrNotSession)
 			require.True(t, tether.IsPermanent(err))
-			require.ErrorContains(t, err, "tether/session: handshake with "+ln.Addr().String()+": peer does not speak tether-session")
+			require.ErrorContains(t, err, "tether/session: handshake with "+ln.Addr().String()+": peer does not speak tether-session (preface mismatch): "+tc.said)
 			require.Less(t, time.Since(start), time.Second)
 		})
 	}
@@ -518,4 +519,33 @@ func TestTetherOptionsCheckUnseen(t *testing.T) {
 	c.Close()
 	_, err = session.Dial(ctx, &tethertcp.Dialer{}, sl.Addr().String(), nil, session.WithTether(tether.WithLazy()))
 	require.ErrorContains(t, err, "WithLazy does not go with a session")
+}
+
+// A server that takes the connection and closes it before its preface (a
+// TLS port spoken to in plain TCP, a server at its cap): the error says so
+// and hints at why, and stays transient.
+func TestServerClosesBeforePreface(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ln := listen(t)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// A clean end: a Close with the client's hello unread
+			// would reset the connection instead.
+			c.(*net.TCPConn).CloseWrite()
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	rec := &tethertest.Recorder{Next: tether.DisconnectHandlerFunc(func(context.Context, *tether.Event) tether.Action {
+		return tether.GiveUp
+	})}
+	_, err := session.Dial(context.Background(), &tethertcp.Dialer{}, ln.Addr().String(), rec)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	ev := rec.WaitFor(t, tether.Unreachable, 1)
+	require.ErrorContains(t, ev.Err, "tether/session: handshake with "+ln.Addr().String()+": the server closed the connection before its preface (a TLS port?")
+	require.False(t, tether.IsPermanent(ev.Err))
 }

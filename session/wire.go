@@ -104,7 +104,7 @@ func checkPreface(p []byte, want byte) error {
 		return fmt.Errorf("%w (peer speaks tether-session/%d, this end /%d)", errVersion, p[len(magic)], version)
 	}
 	if p[len(magic)+1] != want {
-		return ErrNotSession // an echo of our own preface, for one
+		return fmt.Errorf("%w: it sent this end's own preface back (an echo server?)", ErrNotSession)
 	}
 	return nil
 }
