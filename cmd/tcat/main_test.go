@@ -736,6 +736,18 @@ func TestSessionWaitBoundsHandshake(t *testing.T) {
 	require.Less(t, time.Since(begun), 5*time.Second, "the session's own handshake timeout is 10 s")
 }
 
+// TestSessionListenerLogsRefusals: with -v, a session listener says why it
+// refused a handshake: a client that forgot -session, here.
+func TestSessionListenerLogsRefusals(t *testing.T) {
+	l, addr := startListener(t, "-v", "-l", "-session", "127.0.0.1:0")
+	plain, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer plain.Close()
+	_, err = plain.Write([]byte("hello\n"))
+	require.NoError(t, err)
+	l.stderr.expect(t, `msg="tether/session: handshake failed" remote=\S+ err=".*does not speak tether-session.*it sent \\"hello\\\\n\\""`)
+}
+
 // TestRelayDialFailureSaid: a relay whose session cannot be set up says
 // so on stderr without -v: its application sees only a reset.
 func TestRelayDialFailureSaid(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -164,6 +165,11 @@ func serveSessions(ctx context.Context, cfg config, ln listener, stdin io.Reader
 		// closing it would acknowledge its bytes, and its client would
 		// exit 0 with them dropped.
 		opts = append(opts, session.WithMaxSessions(1))
+	}
+	if cfg.verbose {
+		// The handshakes it refuses (a client without -session, say),
+		// and the sessions that resume, expire or end.
+		opts = append(opts, session.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	}
 	sl := session.NewListener(netListenerOf(ln), opts...)
 	defer func() {
