@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/io-tether/tether"
 	tethertcp "github.com/io-tether/tether/tcp"
 	"github.com/io-tether/tether/tethertest"
+	tethertls "github.com/io-tether/tether/tls"
 )
 
 // pair is a session over loopback TCP: the client's and the server's end.
@@ -746,17 +748,43 @@ func TestWriteFailsOnceTetherEnded(t *testing.T) {
 // abort frame, so that its operations say ErrPeerAborted. Closing the
 // transport at once threw the frame away, and the resume then found the
 // session lost (ErrSessionLost instead, in 4 % of runs under load).
+// Over TLS too, where the sender wrote through the Tether, which closed the
+// transport at once.
 func TestSendFailedReadsTheAbort(t *testing.T) {
-	p := newPair(t)
-	p.roundTrip(t, "before")
-	p.c.mu.Lock()
-	epoch, tconn := p.c.epoch, p.c.tconn
-	p.c.mu.Unlock()
-	p.c.sendFailed(epoch, tconn, errors.New("write: broken pipe"))
-	require.NoError(t, p.s.Abort())
-	p.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, err := p.c.Read(make([]byte, 1))
-	require.ErrorIs(t, err, ErrPeerAborted)
+	for _, via := range []string{"tcp", "tls"} {
+		t.Run(via, func(t *testing.T) {
+			t.Cleanup(func() { goleak.VerifyNone(t) })
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			var d tether.Dialer = &tethertcp.Dialer{}
+			if via == "tls" {
+				ln = tls.NewListener(ln, tethertest.TLSServerConfig())
+				d = &tethertls.Dialer{Config: tethertest.TLSClientConfig()}
+			}
+			sl := NewListener(ln)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := Dial(ctx, d, sl.Addr().String(), nil)
+			require.NoError(t, err)
+			s, err := sl.AcceptSession()
+			require.NoError(t, err)
+			p := &pair{sl, c, s}
+			defer p.close(t)
+			p.roundTrip(t, "before")
+			c.mu.Lock()
+			epoch, tconn := c.epoch, c.tconn
+			w, _ := c.writerLocked()
+			c.mu.Unlock()
+			// The sender writes to the transport itself, not through the
+			// Tether, which would close it on the failure.
+			require.Equal(t, io.Writer(tconn), w)
+			c.sendFailed(epoch, w, errors.New("write: broken pipe"))
+			require.NoError(t, s.Abort())
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err = c.Read(make([]byte, 1))
+			require.ErrorIs(t, err, ErrPeerAborted)
+		})
+	}
 }
 
 // When nothing ends the transport after a failed send, the read deadline

@@ -365,13 +365,15 @@ func (c *Conn) nextWakeLocked(now time.Time) time.Duration {
 // writerLocked returns where the sender writes in this epoch, or nil
 // while there is no transport, and whether it takes vectored writes.
 //
-// A client whose transport takes vectored writes (TCP, Unix) writes to it
-// directly rather than through the Tether, which has no vectored Write:
-// frames then go out from the send buffer itself, without a copy into a
-// batch. This bypasses none of what the session needs from the Tether:
-// the session alone writes, sets no write deadline, and a failed write
-// closes the transport (sendFailed), so that the Tether's reader sees the
-// loss and reconnects.
+// A client writes to the transport of its epoch directly rather than
+// through the Tether: over TCP and Unix with vectored writes, which the
+// Tether has not (frames go out from the send buffer itself, without a
+// copy into a batch); and over any transport so that a failed write
+// leaves the transport's reader to read what had arrived (sendFailed), as
+// a server's does, where the Tether would close it at once. This bypasses
+// none of what the session needs from the Tether: the session alone
+// writes and sets no write deadline, and the transport's reader sees the
+// loss and the Tether reconnects.
 func (c *Conn) writerLocked() (io.Writer, bool) {
 	if c.blocked {
 		return nil, false
@@ -381,9 +383,7 @@ func (c *Conn) writerLocked() (io.Writer, bool) {
 		if c.t == nil {
 			return nil, false
 		}
-		if tr = c.tconn; !vectored(tr) {
-			return c.t, false
-		}
+		tr = c.tconn
 	}
 	if tr == nil {
 		return nil, false
@@ -513,8 +513,7 @@ func (c *Conn) sentSpans(spans []span) {
 // session would then resume, and find itself lost). Then a server
 // detaches the transport, and a client's Tether reconnects; its handler's
 // Disconnected gets err if the deadline ends the transport (see
-// handler). A client's write through the Tether (not a TCP or Unix
-// transport) failed in the Tether, which reconnects by itself.
+// handler).
 func (c *Conn) sendFailed(epoch uint64, w io.Writer, err error) {
 	c.mu.Lock()
 	current := c.epoch == epoch
@@ -526,7 +525,7 @@ func (c *Conn) sendFailed(epoch uint64, w io.Writer, err error) {
 	conn, direct := w.(net.Conn)
 	if c.client {
 		tr = nil
-		if current && direct && w != io.Writer(c.t) {
+		if current && direct {
 			tr = conn
 			c.droppedGen = c.t.Generation()
 			c.dropped = fmt.Errorf("tether/session: sending to the peer: %w", err)
