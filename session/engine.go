@@ -590,6 +590,7 @@ func (c *Conn) startLocked() {
 // check after silent passed with nothing received (the limit it met).
 func (c *Conn) dropTransport(epoch uint64, silent time.Duration) {
 	if !c.client {
+		c.l.logf("tether/session: transport dropped by the keep-alive", "id", c.id[:], "silent", silent)
 		c.detach(epoch)
 		return
 	}

@@ -1,10 +1,12 @@
 package session_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -322,7 +324,10 @@ func TestKeepAliveDropNamed(t *testing.T) {
 // still found out, by the server alone.
 func TestServerKeepAliveAfterResume(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	pp := newProxiedPair(t, []session.Option{session.WithKeepAlive(100*time.Millisecond, 300*time.Millisecond)},
+	var log bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &log}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	pp := newProxiedPair(t, []session.Option{session.WithKeepAlive(100*time.Millisecond, 300*time.Millisecond), session.WithLogger(logger)},
 		session.WithKeepAlive(time.Hour, time.Hour)) // the client never drops the transport itself
 	defer pp.close()
 	waitState(t, pp.s, tether.Ready)
@@ -346,6 +351,10 @@ func TestServerKeepAliveAfterResume(t *testing.T) {
 	require.Equal(t, 1, pp.p.Strand())
 	waitNotReady(t, pp.s)
 	require.Equal(t, tether.Ready, pp.c.State(), "the client did not drop the transport")
+	mu.Lock()
+	logged := log.String()
+	mu.Unlock()
+	require.Contains(t, logged, `msg="tether/session: transport dropped by the keep-alive"`, "the server's log says why")
 	pp.p.ResetAll() // the client hears of it, and resumes
 	waitState(t, pp.s, tether.Ready)
 	roundTrip("resumed again")
