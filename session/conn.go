@@ -475,11 +475,11 @@ func (c *Conn) Close() error {
 		// peer's Read ends with the loss, not io.EOF.
 		err = fmt.Errorf("%w (the final frame unacknowledged): %w", errLingered, c.endErr)
 	case n == 0:
-		err = fmt.Errorf("%w (the final frame unacknowledged)", errLingered)
+		err = fmt.Errorf("%w (the final frame unacknowledged after the linger time, %v)", errLingered, c.cfg.linger)
 	case c.ended && !c.closeAnswered: // else the peer's answer to this end's close ended it
 		err = fmt.Errorf("%w (%d bytes unacknowledged): %w", errLingered, n, c.endErr)
 	default:
-		err = fmt.Errorf("%w (%d bytes unacknowledged)", errLingered, n)
+		err = fmt.Errorf("%w (%d bytes unacknowledged after the linger time, %v)", errLingered, n, c.cfg.linger)
 	}
 	c.mu.Unlock()
 	c.finish(net.ErrClosed)

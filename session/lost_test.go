@@ -230,7 +230,7 @@ func TestCloseLingerTimeout(t *testing.T) {
 	write(t, pp.c, "never acknowledged")
 	start := time.Now()
 	err := pp.c.Close()
-	require.ErrorContains(t, err, "unacknowledged")
+	require.ErrorContains(t, err, "(18 bytes unacknowledged after the linger time, 300ms)")
 	require.Less(t, time.Since(start), 2*time.Second)
 	_, err = pp.c.Read(make([]byte, 1))
 	require.ErrorIs(t, err, net.ErrClosed)
