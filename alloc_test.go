@@ -30,7 +30,7 @@ func TestHealthyPathAllocatesNothing(t *testing.T) {
 			return tethertest.Dial(t, d, "a", nil)
 		}},
 		{"tcp", 1, func(t *testing.T) *tether.Tether {
-			tr := transporttest.Transport{Name: "tcp", Listen: transporttest.ListenTCP}
+			tr := transporttest.TCP
 			srv := transporttest.StartServer(t, tr, func(_ context.Context, c net.Conn, _ int) { transporttest.EchoConn(c) })
 			tt, err := tcp.Dial(t.Context(), srv.Addr(), nil)
 			require.NoError(t, err)

@@ -36,7 +36,7 @@ func TestUnixConfig(t *testing.T) {
 // TestFromFunc: the adapter passes its network, the address and ctx
 // through, and its function's results back.
 func TestFromFunc(t *testing.T) {
-	srv := transporttest.StartServer(t, transporttest.Transport{Name: "tcp", Listen: transporttest.ListenTCP}, transporttest.Echo)
+	srv := transporttest.StartServer(t, transporttest.TCP, transporttest.Echo)
 	type key struct{}
 	var gotNetwork, gotAddr string
 	var gotValue any

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/io-tether/tether"
+	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/session"
 	tethertcp "github.com/io-tether/tether/tcp"
 	"github.com/io-tether/tether/tethertest"
@@ -437,23 +438,13 @@ func TestBadOptions(t *testing.T) {
 // dial: a server that accepts and stays silent held Dial for the whole
 // handshake timeout.
 func TestDialCtxInterruptsHandshake(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	ln := listen(t)
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // silent
-		}
-	}()
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the server's own cleanup
+	srv := transporttest.StartServer(t, transporttest.TCP, transporttest.Silent)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	time.AfterFunc(300*time.Millisecond, cancel)
 	start := time.Now()
-	_, err := session.Dial(ctx, &tethertcp.Dialer{}, ln.Addr().String(), nil, session.WithHandshakeTimeout(10*time.Second))
+	_, err := session.Dial(ctx, &tethertcp.Dialer{}, srv.Addr(), nil, session.WithHandshakeTimeout(10*time.Second))
 	require.ErrorIs(t, err, context.Canceled)
 	require.Less(t, time.Since(start), 5*time.Second, "the handshake timeout is 10 s")
 }
@@ -461,26 +452,16 @@ func TestDialCtxInterruptsHandshake(t *testing.T) {
 // A server that takes the connection and says nothing: the handler hears
 // that the handshake with it got no answer within the timeout.
 func TestHandshakeTimeoutNamed(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	ln := listen(t)
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // silent
-		}
-	}()
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the server's own cleanup
+	srv := transporttest.StartServer(t, transporttest.TCP, transporttest.Silent)
 	rec := &tethertest.Recorder{Next: tether.DisconnectHandlerFunc(func(context.Context, *tether.Event) tether.Action {
 		return tether.GiveUp
 	})}
-	_, err := session.Dial(context.Background(), &tethertcp.Dialer{}, ln.Addr().String(), rec,
+	_, err := session.Dial(context.Background(), &tethertcp.Dialer{}, srv.Addr(), rec,
 		session.WithHandshakeTimeout(100*time.Millisecond))
 	require.Error(t, err)
 	ev := rec.WaitFor(t, tether.Unreachable, 1)
-	require.ErrorContains(t, ev.Err, "tether/session: handshake with "+ln.Addr().String()+": no answer within the handshake timeout (100ms): ")
+	require.ErrorContains(t, ev.Err, "tether/session: handshake with "+srv.Addr()+": no answer within the handshake timeout (100ms): ")
 }
 
 // A Listener owns its inner listener even when its options were bad: Close
@@ -525,27 +506,19 @@ func TestTetherOptionsCheckUnseen(t *testing.T) {
 // TLS port spoken to in plain TCP, a server at its cap): the error says so
 // and hints at why, and stays transient.
 func TestServerClosesBeforePreface(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	ln := listen(t)
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			// A clean end: a Close with the client's hello unread
-			// would reset the connection instead.
-			c.(*net.TCPConn).CloseWrite()
-			go func() { io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the server's own cleanup
+	srv := transporttest.StartServer(t, transporttest.TCP, func(ctx context.Context, c net.Conn, n int) {
+		// A clean end: a Close with the client's hello unread would
+		// reset the connection instead.
+		c.(*net.TCPConn).CloseWrite()
+		transporttest.Silent(ctx, c, n)
+	})
 	rec := &tethertest.Recorder{Next: tether.DisconnectHandlerFunc(func(context.Context, *tether.Event) tether.Action {
 		return tether.GiveUp
 	})}
-	_, err := session.Dial(context.Background(), &tethertcp.Dialer{}, ln.Addr().String(), rec)
+	_, err := session.Dial(context.Background(), &tethertcp.Dialer{}, srv.Addr(), rec)
 	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 	ev := rec.WaitFor(t, tether.Unreachable, 1)
-	require.ErrorContains(t, ev.Err, "tether/session: handshake with "+ln.Addr().String()+": the server closed the connection before its preface (a TLS port?")
+	require.ErrorContains(t, ev.Err, "tether/session: handshake with "+srv.Addr()+": the server closed the connection before its preface (a TLS port?")
 	require.False(t, tether.IsPermanent(ev.Err))
 }

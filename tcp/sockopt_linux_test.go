@@ -27,7 +27,7 @@ func sockopt(t *testing.T, c net.Conn, level, opt int) int {
 // Keep-alive is on by default, off on request; UserTimeout sets
 // TCP_USER_TIMEOUT; the per-attempt timeout has a default.
 func TestSocketOptions(t *testing.T) {
-	addr := transporttest.StartServer(t, plainTCP, transporttest.Echo).Addr()
+	addr := transporttest.StartServer(t, transporttest.TCP, transporttest.Echo).Addr()
 	const tcpUserTimeout = 0x12
 
 	c, err := (&tcp.Dialer{}).Dial(t.Context(), addr)

@@ -16,12 +16,11 @@ import (
 	"github.com/io-tether/tether/tethertest"
 )
 
-// plainTCP is TCP on loopback, for the servers of the tests.
-var plainTCP = transporttest.Transport{Name: "tcp", Listen: transporttest.ListenTCP}
+// transporttest.TCP is TCP on loopback, for the servers of the tests.
 
 // TestSuite holds the tcp Dialer to the semantics every transport shares.
 func TestSuite(t *testing.T) {
-	tr := plainTCP
+	tr := transporttest.TCP
 	tr.Dialer = func() tether.Dialer { return &tcp.Dialer{} }
 	transporttest.Run(t, tr)
 }
@@ -29,7 +28,7 @@ func TestSuite(t *testing.T) {
 // Semantics 12 over TCP: CloseWrite passes through, the peer's EOF after it
 // is final, and nothing reconnects.
 func TestCloseWrite(t *testing.T) {
-	srv := transporttest.StartServer(t, plainTCP, func(_ context.Context, c net.Conn, _ int) {
+	srv := transporttest.StartServer(t, transporttest.TCP, func(_ context.Context, c net.Conn, _ int) {
 		req, _ := io.ReadAll(c) // until the client's CloseWrite
 		c.Write(append([]byte("reply to "), req...))
 	})
@@ -55,7 +54,7 @@ func TestCloseWrite(t *testing.T) {
 // *net.OpError that names the address it was given, reaches its cause, and
 // is classified by tether.IsPermanent.
 func TestDialErrors(t *testing.T) {
-	stopped := transporttest.StartServer(t, plainTCP, transporttest.Echo)
+	stopped := transporttest.StartServer(t, transporttest.TCP, transporttest.Echo)
 	stopped.Stop()
 	refused := stopped.Addr()
 	cancelled, cancel := context.WithCancel(t.Context())
@@ -100,7 +99,7 @@ func TestDialErrors(t *testing.T) {
 
 // A caller's NetDialer is copied, never changed, and its hooks still run.
 func TestNetDialerNotChanged(t *testing.T) {
-	srv := transporttest.StartServer(t, plainTCP, transporttest.Echo)
+	srv := transporttest.StartServer(t, transporttest.TCP, transporttest.Echo)
 	var called bool
 	nd := &net.Dialer{Control: func(network, address string, c syscall.RawConn) error {
 		called = true
@@ -116,7 +115,7 @@ func TestNetDialerNotChanged(t *testing.T) {
 
 // Close during a backoff wait over a real socket returns at once.
 func TestCloseDuringBackoffRealSocket(t *testing.T) {
-	srv := transporttest.StartServer(t, plainTCP, transporttest.Greet("hi"))
+	srv := transporttest.StartServer(t, transporttest.TCP, transporttest.Greet("hi"))
 	slow := tether.DisconnectHandlerFunc(func(_ context.Context, ev *tether.Event) tether.Action {
 		ev.Delay = time.Hour
 		return tether.Reconnect

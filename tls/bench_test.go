@@ -30,7 +30,7 @@ func BenchmarkReconnect(b *testing.B) {
 		d       tether.Dialer
 		resumed bool
 	}{
-		{"tcp", plainTCP, &tcp.Dialer{}, false},
+		{"tcp", transporttest.TCP, &tcp.Dialer{}, false},
 		{"tls-full", transport(noTickets), &tethertls.Dialer{Config: client}, false},
 		{"tls-resumed", transport(tethertest.TLSServerConfig()), &tethertls.Dialer{Config: client}, true},
 	} {

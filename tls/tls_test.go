@@ -21,9 +21,8 @@ import (
 	tethertls "github.com/io-tether/tether/tls"
 )
 
-// plainTCP serves raw TCP connections, for servers that run (or fake) TLS
+// transporttest.TCP serves raw TCP connections, for servers that run (or fake) TLS
 // themselves.
-var plainTCP = transporttest.Transport{Name: "tcp", Listen: transporttest.ListenTCP}
 
 // tlsServer returns a Handler that runs the server's side of a handshake
 // with config, then hands the connection to h (nil: read until EOF).
@@ -261,7 +260,7 @@ func TestPermanentErrors(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := transporttest.StartServer(t, plainTCP, tc.server)
+			srv := transporttest.StartServer(t, transporttest.TCP, tc.server)
 			d := &tethertls.Dialer{Config: tc.client}
 			_, err := d.Dial(t.Context(), srv.Addr())
 			require.Error(t, err, "Dial")
@@ -328,13 +327,13 @@ func fakeServerHello(vers uint16, alpn string) transporttest.Handler {
 func TestTransientErrors(t *testing.T) {
 	client := &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs}
 	t.Run("ClosedDuringHandshake", func(t *testing.T) {
-		srv := transporttest.StartServer(t, plainTCP, func(context.Context, net.Conn, int) {})
+		srv := transporttest.StartServer(t, transporttest.TCP, func(context.Context, net.Conn, int) {})
 		_, err := (&tethertls.Dialer{Config: client}).Dial(t.Context(), srv.Addr())
 		require.Error(t, err, "Dial to a server that closes at once")
 		require.False(t, tether.IsPermanent(err), "tether.IsPermanent(%v)", err)
 	})
 	t.Run("ClosedAfterClientHello", func(t *testing.T) {
-		srv := transporttest.StartServer(t, plainTCP, func(_ context.Context, c net.Conn, _ int) {
+		srv := transporttest.StartServer(t, transporttest.TCP, func(_ context.Context, c net.Conn, _ int) {
 			c.Read(make([]byte, 1024))
 		})
 		_, err := (&tethertls.Dialer{Config: client}).Dial(t.Context(), srv.Addr())
@@ -342,7 +341,7 @@ func TestTransientErrors(t *testing.T) {
 		require.False(t, tether.IsPermanent(err), "tether.IsPermanent(%v)", err)
 	})
 	t.Run("Refused", func(t *testing.T) {
-		srv := transporttest.StartServer(t, plainTCP, transporttest.Echo)
+		srv := transporttest.StartServer(t, transporttest.TCP, transporttest.Echo)
 		srv.Stop()
 		_, err := (&tethertls.Dialer{Config: client}).Dial(t.Context(), srv.Addr())
 		require.Error(t, err, "Dial to a stopped server")
@@ -351,7 +350,7 @@ func TestTransientErrors(t *testing.T) {
 	t.Run("HandshakeTimeout", func(t *testing.T) {
 		// The server accepts and never answers: the attempt's timeout
 		// covers the handshake.
-		srv := transporttest.StartServer(t, plainTCP, func(ctx context.Context, _ net.Conn, _ int) { <-ctx.Done() })
+		srv := transporttest.StartServer(t, transporttest.TCP, func(ctx context.Context, _ net.Conn, _ int) { <-ctx.Done() })
 		d := &tethertls.Dialer{Config: client, NetDialer: &tcp.Dialer{Timeout: 100 * time.Millisecond}}
 		_, err := d.Dial(t.Context(), srv.Addr())
 		require.Error(t, err, "Dial to a server that never answers")
@@ -367,9 +366,9 @@ func TestTransientErrors(t *testing.T) {
 // fails, else "dial tls ADDR: cause" with crypto/tls's message unchanged;
 // errors.Is and errors.As reach the cause.
 func TestDialErrors(t *testing.T) {
-	good := transporttest.StartServer(t, plainTCP, tlsServer(tethertest.TLSServerConfig("h2"), nil))
-	silent := transporttest.StartServer(t, plainTCP, func(ctx context.Context, _ net.Conn, _ int) { <-ctx.Done() })
-	stopped := transporttest.StartServer(t, plainTCP, transporttest.Echo)
+	good := transporttest.StartServer(t, transporttest.TCP, tlsServer(tethertest.TLSServerConfig("h2"), nil))
+	silent := transporttest.StartServer(t, transporttest.TCP, func(ctx context.Context, _ net.Conn, _ int) { <-ctx.Done() })
+	stopped := transporttest.StartServer(t, transporttest.TCP, transporttest.Echo)
 	stopped.Stop()
 	client := &tls.Config{RootCAs: tethertest.TLSClientConfig().RootCAs}
 	var (
@@ -415,7 +414,7 @@ func TestDialErrors(t *testing.T) {
 // net.ErrClosed, and the half-made connection is closed.
 func TestCloseDuringHandshake(t *testing.T) {
 	held, ended := make(chan struct{}), make(chan struct{})
-	srv := transporttest.StartServer(t, plainTCP, func(ctx context.Context, c net.Conn, n int) {
+	srv := transporttest.StartServer(t, transporttest.TCP, func(ctx context.Context, c net.Conn, n int) {
 		if n == 1 {
 			tlsServer(tethertest.TLSServerConfig(), func(c *tls.Conn, _ int) {
 				io.WriteString(c, "hi")
@@ -452,7 +451,7 @@ func TestCloseDuringHandshake(t *testing.T) {
 func TestClientCertificateRejectedAfterHandshake(t *testing.T) {
 	sc := tethertest.TLSServerConfig()
 	sc.ClientAuth = tls.RequireAndVerifyClientCert
-	srv := transporttest.StartServer(t, plainTCP, tlsServer(sc, nil))
+	srv := transporttest.StartServer(t, transporttest.TCP, tlsServer(sc, nil))
 	tt, err := tether.Dial(dialCtx(t), &tethertls.Dialer{Config: tethertest.TLSClientConfig()}, srv.Addr(), nil)
 	require.NoError(t, err, "the client's side of a TLS 1.3 handshake completes")
 	defer tt.Close()
@@ -469,7 +468,7 @@ func TestClientCertificateRejectedAfterHandshake(t *testing.T) {
 func TestResumptionAfterFailedHandshake(t *testing.T) {
 	sc := tethertest.TLSServerConfig() // one config: one set of session ticket keys
 	resumed := make(chan bool, 3)
-	srv := transporttest.StartServer(t, plainTCP, func(ctx context.Context, c net.Conn, n int) {
+	srv := transporttest.StartServer(t, transporttest.TCP, func(ctx context.Context, c net.Conn, n int) {
 		if n == 2 { // read the ClientHello, then go away
 			c.Read(make([]byte, 512))
 			return
@@ -503,10 +502,10 @@ func TestResumptionAfterFailedHandshake(t *testing.T) {
 func TestUnansweredHandshakeKeepsSession(t *testing.T) {
 	sc := tethertest.TLSServerConfig()
 	sc.MaxVersion = tls.VersionTLS12 // the session is cached when the handshake ends
-	good := transporttest.StartServer(t, plainTCP, func(ctx context.Context, c net.Conn, _ int) {
+	good := transporttest.StartServer(t, transporttest.TCP, func(ctx context.Context, c net.Conn, _ int) {
 		tls.Server(c, sc).HandshakeContext(ctx)
 	})
-	mute := transporttest.StartServer(t, plainTCP, func(ctx context.Context, c net.Conn, _ int) {
+	mute := transporttest.StartServer(t, transporttest.TCP, func(ctx context.Context, c net.Conn, _ int) {
 		<-ctx.Done() // takes the connection, answers nothing
 	})
 	cache := tls.NewLRUClientSessionCache(4)

@@ -216,7 +216,7 @@ func transports(t *testing.T) []struct {
 		tr   transporttest.Transport
 		args []string
 	}{
-		{transporttest.Transport{Name: "tcp", Listen: transporttest.ListenTCP}, nil},
+		{transporttest.TCP, nil},
 		{transporttest.Transport{Name: "tls", Listen: listenWith(func(addr string) (listener, error) {
 			return listenTLS(addr, tc)
 		})}, []string{"-tls", "-ca", caFile}},
@@ -591,7 +591,7 @@ func TestSessionPeerClosedStdinOpen(t *testing.T) {
 // over a session, and a client of the service keeps its connection through
 // resets between the two relays.
 func TestSessionRelay(t *testing.T) {
-	srv := transporttest.StartServer(t, transporttest.Transport{Name: "tcp", Listen: transporttest.ListenTCP}, transporttest.Echo)
+	srv := transporttest.StartServer(t, transporttest.TCP, transporttest.Echo)
 	l, addr := startListener(t, "-v", "-l", "-session", "-to", srv.Addr(), "127.0.0.1:0")
 	p, err := faultproxy.New(addr, 1)
 	require.NoError(t, err)
@@ -644,7 +644,7 @@ func (l *emfileListener) Accept() (net.Conn, error) {
 // end a relay's accept loop (it ended -L for good): it accepts again after
 // a pause, as net/http does.
 func TestRelaySurvivesEMFILE(t *testing.T) {
-	up := transporttest.StartServer(t, transporttest.Transport{Name: "tcp", Listen: transporttest.ListenTCP}, transporttest.Echo)
+	up := transporttest.StartServer(t, transporttest.TCP, transporttest.Echo)
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ln := &emfileListener{Listener: inner, n: 3}
@@ -717,21 +717,10 @@ func TestRelayResetsOnLoss(t *testing.T) {
 // server that takes the connection and says nothing, not only the
 // outage: tcat gives up after about -w, not the 10 s handshake timeout.
 func TestSessionWaitBoundsHandshake(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // silent
-		}
-	}()
+	srv := transporttest.StartServer(t, transporttest.TCP, transporttest.Silent)
 	begun := time.Now()
-	c := start(t, "-session", "-w", "500ms", ln.Addr().String())
-	err = c.end(t)
+	c := start(t, "-session", "-w", "500ms", srv.Addr())
+	err := c.end(t)
 	require.ErrorContains(t, err, "no answer within the handshake timeout (500ms)")
 	require.Less(t, time.Since(begun), 5*time.Second, "the session's own handshake timeout is 10 s")
 }

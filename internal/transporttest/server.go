@@ -52,6 +52,10 @@ func EchoByte(tb testing.TB, c net.Conn) {
 	}
 }
 
+// Silent is a Handler that writes nothing, and reads until the client
+// closes: a server that took the connection and never speaks.
+func Silent(_ context.Context, c net.Conn, _ int) { io.Copy(io.Discard, c) }
+
 // Greet returns a Handler that writes greeting on each connection, then
 // echoes.
 func Greet(greeting string) Handler {

@@ -82,6 +82,9 @@ type netListener struct{ net.Listener }
 
 func (l netListener) Addr() string { return l.Listener.Addr().String() }
 
+// TCP is plain TCP on loopback, for a StartServer.
+var TCP = Transport{Name: "tcp", Listen: ListenTCP}
+
 // ListenTCP is a Transport.Listen for plain TCP on 127.0.0.1.
 func ListenTCP(_ testing.TB, addr string) (Listener, error) {
 	if addr == "" {

@@ -36,7 +36,7 @@ type upstream struct {
 func startUpstream(t *testing.T) *upstream {
 	t.Helper()
 	u := &upstream{}
-	u.Server = transporttest.StartServer(t, transporttest.Transport{Name: "tcp", Listen: transporttest.ListenTCP}, u.serve)
+	u.Server = transporttest.StartServer(t, transporttest.TCP, u.serve)
 	return u
 }
 
