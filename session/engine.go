@@ -521,15 +521,10 @@ func (c *Conn) sendFailed(epoch uint64, w io.Writer, err error) {
 		c.blocked = true
 		wake(c.sendFail)
 	}
-	tr := c.tr
-	conn, direct := w.(net.Conn)
-	if c.client {
-		tr = nil
-		if current && direct {
-			tr = conn
-			c.droppedGen = c.t.Generation()
-			c.dropped = fmt.Errorf("tether/session: sending to the peer: %w", err)
-		}
+	tr, _ := w.(net.Conn) // the transport of epoch (writerLocked)
+	if current && tr != nil && c.client {
+		c.droppedGen = c.t.Generation()
+		c.dropped = fmt.Errorf("tether/session: sending to the peer: %w", err)
 	}
 	c.mu.Unlock()
 	if current && tr != nil {
