@@ -523,13 +523,19 @@ func (c *Conn) sendFailed(epoch uint64, w io.Writer, err error) {
 	}
 	tr, _ := w.(net.Conn) // the transport of epoch (writerLocked)
 	if current && tr != nil && c.client {
-		c.droppedGen = c.t.Generation()
-		c.dropped = fmt.Errorf("tether/session: sending to the peer: %w", err)
+		c.droppingLocked(fmt.Errorf("tether/session: sending to the peer: %w", err))
 	}
 	c.mu.Unlock()
 	if current && tr != nil {
 		tr.SetReadDeadline(time.Now().Add(drainAfterFail))
 	}
+}
+
+// droppingLocked notes why the session is ending the client's current
+// transport, for the handler's Disconnected of its generation (see
+// handler).
+func (c *Conn) droppingLocked(why error) {
+	c.dropped, c.droppedGen = why, c.t.Generation()
 }
 
 // watch is the liveness check, a timer of its own (the sender may be
@@ -595,8 +601,7 @@ func (c *Conn) dropTransport(epoch uint64, silent time.Duration) {
 		conn = c.tconn
 		// The Tether sees a connection closed under it: the handler
 		// tells its Disconnected why (see handler).
-		c.droppedGen = c.t.Generation()
-		c.dropped = fmt.Errorf("tether/session: keep-alive: nothing received from the peer in %v: %w", silent, tether.ErrIdleTimeout)
+		c.droppingLocked(fmt.Errorf("tether/session: keep-alive: nothing received from the peer in %v: %w", silent, tether.ErrIdleTimeout))
 	}
 	c.mu.Unlock()
 	if conn != nil {

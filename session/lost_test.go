@@ -32,6 +32,11 @@ type proxiedPair struct {
 }
 
 func newProxiedPair(t *testing.T, sopts []session.Option, copts ...session.Option) *proxiedPair {
+	return newProxiedPairWith(t, quick(), sopts, copts...)
+}
+
+// newProxiedPairWith is newProxiedPair with the client's handler h.
+func newProxiedPairWith(t *testing.T, h tether.DisconnectHandler, sopts []session.Option, copts ...session.Option) *proxiedPair {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	sl := session.NewListener(ln, sopts...)
@@ -39,7 +44,7 @@ func newProxiedPair(t *testing.T, sopts []session.Option, copts ...session.Optio
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := session.Dial(ctx, &tethertcp.Dialer{Timeout: time.Second}, p.Addr(), quick(), copts...)
+	c, err := session.Dial(ctx, &tethertcp.Dialer{Timeout: time.Second}, p.Addr(), h, copts...)
 	require.NoError(t, err)
 	s, err := sl.AcceptSession()
 	require.NoError(t, err)
@@ -280,25 +285,13 @@ func TestFrozenPeer(t *testing.T) {
 // tether.ErrIdleTimeout, not the closed connection the Tether found.
 func TestKeepAliveDropNamed(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
 	// A drop after 0.6 s of silence: far longer than a pong takes on a busy
 	// machine, so that only the strand drops the transport.
 	ka := session.WithKeepAlive(100*time.Millisecond, 500*time.Millisecond)
-	sl := session.NewListener(ln, ka)
-	defer sl.Close()
-	p, err := faultproxy.New(ln.Addr().String(), 1)
-	require.NoError(t, err)
-	defer p.Close()
 	rec := &tethertest.Recorder{Next: quick()}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := session.Dial(ctx, &tethertcp.Dialer{Timeout: time.Second}, p.Addr(), rec, ka)
-	require.NoError(t, err)
-	defer c.Close()
-	s, err := sl.AcceptSession()
-	require.NoError(t, err)
-	defer s.Close()
+	pp := newProxiedPairWith(t, rec, []session.Option{ka}, ka)
+	defer pp.close()
+	c, s, p := pp.c, pp.s, pp.p
 
 	require.Equal(t, 1, p.Strand())
 	ev := rec.WaitFor(t, tether.Disconnected, 1)
@@ -311,7 +304,7 @@ func TestKeepAliveDropNamed(t *testing.T) {
 	write(t, c, "after")
 	got := make([]byte, 5)
 	s.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, err = io.ReadFull(s, got)
+	_, err := io.ReadFull(s, got)
 	require.NoError(t, err)
 	require.Equal(t, "after", string(got))
 	p.ResetAll()
