@@ -92,6 +92,12 @@ type Conn struct {
 	sWritten  uint64
 	sSent     uint64 // the next byte to send in this epoch
 	peerLimit uint64 // the peer lets this end send up to here
+	// peerWindow is the window the peer announced: its reader has read
+	// up to peerLimit-peerWindow.
+	peerWindow uint64
+	// heldUntil: the sender holds bytes back for the bound's sake
+	// (batchLocked) until then at the latest (zero: it does not).
+	heldUntil time.Time
 	// Round trips, measured from a batch to the ack of its last byte
 	// (sendBoundLocked): the sample under way ends at the ack of rttAt
 	// (0: none), and began at rttStart with sAcked at rttAcked.
@@ -104,7 +110,6 @@ type Conn struct {
 	bdp       uint64    // bytes the path carries in minRTT, estimated
 	lastAck   time.Time // of this epoch: of new bytes
 	appending bool      // a Write copies into the room it reserved
-	shrunkAt  time.Time // when Write last looked at shrinking the send buffer
 	// copying: the sender copies bytes from copyLow on out of the lock
 	// (spans); acks that would free them are deferred to ackDeferred.
 	copying     bool
@@ -230,6 +235,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			}
 			c.rcv.discard(n)
 			if c.limitLocked()-c.ackedLimit >= c.ackStep() {
+				c.rcv.settle(0, time.Now())
 				c.kickLocked()
 			}
 			c.mu.Unlock()
@@ -293,7 +299,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if c.snd.n+len(p)-n > minSendBound || len(c.snd.buf) > 2*minSendBound {
 			now := time.Now()
 			bound, until = c.sendBoundLocked(now)
-			c.shrinkLocked(bound, now)
+			c.snd.settle(bound, now)
 		}
 		if room := bound - c.snd.n; room > 0 {
 			// Copy without the lock, so that the sender and the

@@ -100,7 +100,9 @@ func (c *Conn) onAck(flags byte, recv, limit uint64) error {
 // holds. So while the peer acknowledges, Write blocks at about twice
 // what the path carries in a round trip, measured as TCP's BBR does: the
 // least round trip times the rate of the acks (see the package doc's
-// Limits).
+// Limits). The same holds for the peer's receive buffer while its reader
+// is slower than the path: the sender keeps that reader at most the
+// bound behind (batchLocked).
 const (
 	// minSendBound is the least bound while acks flow.
 	minSendBound = 256 << 10
@@ -155,23 +157,6 @@ func (c *Conn) sendBoundLocked(now time.Time) (int, time.Time) {
 		return c.cfg.bufSize, time.Time{}
 	}
 	return int(bound), until
-}
-
-// shrinkEvery is how often Write looks at shrinking the send buffer.
-const shrinkEvery = time.Second
-
-// shrinkLocked returns the send buffer to the size in use, once an outage
-// grew it: to the bound, or to the most it held since the last look if
-// more, at most once every shrinkEvery. The bound moves with each ack
-// sample; a buffer that followed it would be reallocated (and cleared)
-// every few writes of a fast stream.
-func (c *Conn) shrinkLocked(bound int, now time.Time) {
-	if now.Sub(c.shrunkAt) < shrinkEvery {
-		return
-	}
-	c.shrunkAt = now
-	c.snd.shrink(max(bound, c.snd.peak))
-	c.snd.peak = c.snd.n
 }
 
 // ackToLocked drops what the peer has received, up to recv.
@@ -279,6 +264,17 @@ func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 	}
 	payload := 0 // of this batch
 	end := min(c.sWritten, c.peerLimit)
+	c.heldUntil = time.Time{}
+	if bound, until := c.sendBoundLocked(now); !until.IsZero() {
+		// While acks flow, the peer's reader is at most the bound
+		// behind, as Write is: a window filled whenever the reader is
+		// slower than the path would cycle the peer's receive buffer
+		// through all of its memory. Once the acks stop, the window
+		// alone holds the sender (nextWakeLocked).
+		if held := c.peerLimit - c.peerWindow + uint64(bound); held < end {
+			end, c.heldUntil = max(c.sSent, held), until
+		}
+	}
 	if c.closeQueued && c.closeReason != closeNormal {
 		// The session ends as lost (Listener.Close) or aborted: the
 		// peer drains what it has and no more, so the close frame need
@@ -345,7 +341,7 @@ func (c *Conn) appendAckLocked(b []byte, limit uint64) []byte {
 }
 
 // nextWakeLocked returns how long the sender may sleep: until an ack or a
-// ping is due.
+// ping is due, or the acks count as stopped while the bound holds it.
 func (c *Conn) nextWakeLocked(now time.Time) time.Duration {
 	var d time.Duration
 	if !c.ackDue.IsZero() {
@@ -353,6 +349,11 @@ func (c *Conn) nextWakeLocked(now time.Time) time.Duration {
 	}
 	if !c.pinged {
 		if k := max(c.lastRecv.Add(c.cfg.keepAlive).Sub(now), time.Millisecond); d == 0 || k < d {
+			d = k
+		}
+	}
+	if !c.heldUntil.IsZero() {
+		if k := max(c.heldUntil.Sub(now), time.Millisecond); d == 0 || k < d {
 			d = k
 		}
 	}

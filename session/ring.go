@@ -1,5 +1,7 @@
 package session
 
+import "time"
+
 // ring is a byte FIFO that grows by doubling up to the bound its caller
 // keeps; it allocates nothing until the first byte.
 type ring struct {
@@ -7,7 +9,9 @@ type ring struct {
 	head  int // index of the first byte
 	n     int // bytes held
 	limit int // the most its caller lets it hold (0: none): growth stops there
-	peak  int // the most held since its caller reset it (commit keeps it)
+	peak  int // the most held since the last settle
+	// settledAt: when settle last shrank the buffer, or looked at it.
+	settledAt time.Time
 }
 
 const minRing = 4 << 10
@@ -27,6 +31,7 @@ func (r *ring) write(p []byte) {
 		copy(r.buf, p[k:])
 	}
 	r.n += len(p)
+	r.peak = max(r.peak, r.n)
 }
 
 // tail returns free space after the bytes held, in one piece of at most
@@ -133,6 +138,25 @@ func (r *ring) rewind() {
 	if r.n == 0 {
 		r.head = 0
 	}
+}
+
+// shrinkEvery is how often settle shrinks a ring.
+const shrinkEvery = time.Second
+
+// settle returns the buffer to the size in use once it grew (in an outage,
+// or behind a reader that fell behind): to the most it held since the
+// last look, or to floor if more, at most once every shrinkEvery. A
+// buffer that followed every move of what it holds would be reallocated
+// (and cleared) every few writes of a fast stream; one that kept the
+// size it once reached would be cycled through in full, and stay in no
+// cache.
+func (r *ring) settle(floor int, now time.Time) {
+	if now.Sub(r.settledAt) < shrinkEvery {
+		return
+	}
+	r.settledAt = now
+	r.shrink(max(floor, r.peak))
+	r.peak = r.n
 }
 
 // shrink moves the bytes held into a smaller array, the least power of

@@ -1,7 +1,9 @@
 package session
 
 import (
+	"io"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -126,7 +128,7 @@ func TestSendBufferKeptWhileBoundMoves(t *testing.T) {
 	fill := func(writes int, bound func(i int) int) (reallocs int) {
 		for i := range writes {
 			before, b := c.snd.buf, bound(i)
-			c.shrinkLocked(b, now)
+			c.snd.settle(b, now)
 			// The acks since the last write: what lets this write in,
 			// and once in 16 writes all of it (the peer caught up).
 			acked := c.snd.n + 32<<10 - b
@@ -151,7 +153,7 @@ func TestSendBufferKeptWhileBoundMoves(t *testing.T) {
 	// An outage: no acks, and Writes fill the whole buffer. Then acks
 	// flow again.
 	for c.snd.n < c.cfg.bufSize {
-		c.shrinkLocked(c.cfg.bufSize, now)
+		c.snd.settle(c.cfg.bufSize, now)
 		c.snd.reserve(32 << 10)
 		c.snd.commit(32 << 10)
 		now = now.Add(10 * time.Microsecond)
@@ -159,6 +161,80 @@ func TestSendBufferKeptWhileBoundMoves(t *testing.T) {
 	require.Equal(t, c.cfg.bufSize, len(c.snd.buf))
 	fill(int(2*shrinkEvery/(10*time.Microsecond))+1, func(int) int { return minSendBound })
 	require.Equal(t, minSendBound, len(c.snd.buf), "within two shrinkEvery of the outage's end")
+}
+
+// While acks flow, the sender lets the peer's reader fall at most the
+// bound behind, though the peer's window would let it send more; once the
+// acks stop, the window alone holds it.
+func TestSendHeldToPeerReader(t *testing.T) {
+	c := newConn(newConfig(nil), true)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	window := uint64(c.cfg.bufSize)
+	c.peerWindow, c.peerLimit = window, window // the peer's reader has read nothing
+	c.minRTT, c.minRTTAt, c.bdp, c.lastAck, c.lastRecv = 20*time.Microsecond, now, 16<<10, now, now
+	bound, until := c.sendBoundLocked(now)
+	require.Equal(t, minSendBound, bound)
+	require.False(t, until.IsZero(), "acks flow")
+	c.snd.write(make([]byte, 2<<20))
+	c.sWritten = 2 << 20
+	send := func(now time.Time) uint64 {
+		for {
+			before := c.sSent
+			c.spans, c.copying = c.spans[:0], false
+			c.batchLocked(make([]byte, 0, batchSize), now, false)
+			if c.sSent == before {
+				return c.sSent
+			}
+		}
+	}
+	require.Equal(t, uint64(minSendBound), send(now), "the bound ahead of the peer's reader")
+	require.Equal(t, until.Sub(now), c.nextWakeLocked(now), "the sender wakes when the acks count as stopped")
+
+	// The peer received all of it and read 128 KiB.
+	c.now = now.Add(time.Millisecond)
+	require.NoError(t, c.onAck(0, minSendBound, 128<<10+window))
+	require.Equal(t, uint64(128<<10+minSendBound), send(c.now))
+
+	// The acks stop: the window alone holds the sender.
+	require.Equal(t, uint64(2<<20), send(c.now.Add(time.Second)))
+}
+
+// A receive buffer that grew (the peer filled the window while the reader
+// was behind) returns to the size in use once the reader keeps up, within
+// two shrinkEvery: a buffer that kept its size would be cycled through in
+// full, and stay in no cache.
+func TestReceiveBufferSettles(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newConn(newConfig(nil), false)
+		frame := make([]byte, 64<<10)
+		recv := func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.now = time.Now()
+			require.NoError(t, c.onData(c.rRecv, frame))
+		}
+		read := func() {
+			n, err := io.ReadFull(c, frame)
+			require.NoError(t, err)
+			require.Equal(t, len(frame), n)
+		}
+		for c.rcv.n < c.cfg.bufSize {
+			recv()
+		}
+		require.Equal(t, c.cfg.bufSize, len(c.rcv.buf))
+		for c.rcv.n > 0 {
+			read()
+		}
+		// The reader keeps up: 64 KiB a millisecond, read as they come.
+		for range 2*shrinkEvery/time.Millisecond + 1 {
+			recv()
+			read()
+			time.Sleep(time.Millisecond)
+		}
+		require.Equal(t, len(frame), len(c.rcv.buf), "the receive buffer after two shrinkEvery")
+	})
 }
 
 // A Write copying without the lock when the session ends returns, rather
