@@ -235,7 +235,6 @@ func (c *Conn) Read(p []byte) (int, error) {
 			}
 			c.rcv.discard(n)
 			if c.limitLocked()-c.ackedLimit >= c.ackStep() {
-				c.rcv.settle(0, time.Now())
 				c.kickLocked()
 			}
 			c.mu.Unlock()

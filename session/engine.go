@@ -251,6 +251,9 @@ func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 	if c.ackNow || finAck || c.rRecv-c.ackedRecv >= c.ackEvery || limit-c.ackedLimit >= c.ackStep() ||
 		(!c.ackDue.IsZero() && !now.Before(c.ackDue)) {
 		b = c.appendAckLocked(b, limit)
+		// With the acks, which come with bytes received and with reads,
+		// a receive buffer that grew returns to the size in use.
+		c.rcv.settle(0, now)
 	}
 	if !c.pinged && now.Sub(c.lastRecv) >= c.cfg.keepAlive {
 		c.pingVal++
@@ -271,7 +274,10 @@ func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 		// slower than the path would cycle the peer's receive buffer
 		// through all of its memory. Once the acks stop, the window
 		// alone holds the sender (nextWakeLocked).
-		if held := c.peerLimit - c.peerWindow + uint64(bound); held < end {
+		// (A read position near 2^64, from a hostile limit, would wrap:
+		// no hold then.)
+		read := c.peerLimit - c.peerWindow
+		if held := read + uint64(bound); held > read && held < end && c.sSent < end {
 			end, c.heldUntil = max(c.sSent, held), until
 		}
 	}

@@ -2,6 +2,7 @@ package session
 
 import (
 	"io"
+	"math"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -199,41 +200,60 @@ func TestSendHeldToPeerReader(t *testing.T) {
 
 	// The acks stop: the window alone holds the sender.
 	require.Equal(t, uint64(2<<20), send(c.now.Add(time.Second)))
+
+	// All of it sent while acks flow: nothing is held, and the sender
+	// does not wake for it.
+	c.lastAck = c.now
+	send(c.now)
+	require.Zero(t, c.heldUntil, "held, with nothing to send")
+
+	// A hostile peer's limit near 2^64, with acks flowing and a window
+	// below the bound: the read position plus the bound would wrap, and
+	// hold everything back.
+	c.peerWindow = 64 << 10
+	c.snd.write(make([]byte, 1<<20))
+	c.sWritten += 1 << 20
+	c.lastAck = c.now
+	require.NoError(t, c.onAck(0, c.sSent, math.MaxUint64))
+	require.Equal(t, uint64(3<<20), send(c.now))
 }
 
 // A receive buffer that grew (the peer filled the window while the reader
 // was behind) returns to the size in use once the reader keeps up, within
-// two shrinkEvery: a buffer that kept its size would be cycled through in
-// full, and stay in no cache.
+// three shrinkEvery (the first look after the burst still sees it, and
+// looks come with acks), even when what follows is a trickle: a buffer that kept
+// its size would be cycled through in full, and stay in no cache. (A first
+// version looked only when a Read moved the window by an ack step, which
+// a trickle never does: the acks of the bytes received move it first.)
 func TestReceiveBufferSettles(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newConn(newConfig(nil), false)
-		frame := make([]byte, 64<<10)
-		recv := func() {
+		// recv feeds n bytes as the transport's reader does, then runs
+		// the sender, which acks them.
+		recv := func(n int) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			c.now = time.Now()
-			require.NoError(t, c.onData(c.rRecv, frame))
+			require.NoError(t, c.onData(c.rRecv, make([]byte, n)))
+			c.spans, c.copying = c.spans[:0], false
+			c.batchLocked(make([]byte, 0, batchSize), c.now, false)
 		}
-		read := func() {
-			n, err := io.ReadFull(c, frame)
+		read := func(n int) {
+			_, err := io.ReadFull(c, make([]byte, n))
 			require.NoError(t, err)
-			require.Equal(t, len(frame), n)
 		}
 		for c.rcv.n < c.cfg.bufSize {
-			recv()
+			recv(64 << 10)
 		}
 		require.Equal(t, c.cfg.bufSize, len(c.rcv.buf))
-		for c.rcv.n > 0 {
-			read()
+		read(c.rcv.n)
+		// A trickle: 1 KiB every 5 ms, read as it comes.
+		for range 3 * shrinkEvery / (5 * time.Millisecond) {
+			recv(1 << 10)
+			read(1 << 10)
+			time.Sleep(5 * time.Millisecond)
 		}
-		// The reader keeps up: 64 KiB a millisecond, read as they come.
-		for range 2*shrinkEvery/time.Millisecond + 1 {
-			recv()
-			read()
-			time.Sleep(time.Millisecond)
-		}
-		require.Equal(t, len(frame), len(c.rcv.buf), "the receive buffer after two shrinkEvery")
+		require.Equal(t, minRing, len(c.rcv.buf), "the receive buffer after three shrinkEvery")
 	})
 }
 
