@@ -251,7 +251,7 @@ func (c *Conn) open(raw net.Conn, flags byte, exp []byte) error {
 	}
 	c.mu.Lock()
 	c.id, c.key = r.id, key
-	c.peerLimit, c.peerWindow, c.ackEvery = uint64(r.window), uint64(r.window), ackEvery(r.window)
+	c.peerLimit, c.ackEvery = uint64(r.window), ackEvery(r.window)
 	c.epoch = 1
 	c.tconn = raw
 	c.lastRecv = time.Now()

@@ -92,12 +92,6 @@ type Conn struct {
 	sWritten  uint64
 	sSent     uint64 // the next byte to send in this epoch
 	peerLimit uint64 // the peer lets this end send up to here
-	// peerWindow is the window the peer announced: its reader has read
-	// up to peerLimit-peerWindow.
-	peerWindow uint64
-	// heldUntil: the sender holds bytes back for the bound's sake
-	// (batchLocked) until then at the latest (zero: it does not).
-	heldUntil time.Time
 	// Round trips, measured from a batch to the ack of its last byte
 	// (sendBoundLocked): the sample under way ends at the ack of rttAt
 	// (0: none), and began at rttStart with sAcked at rttAcked.

@@ -100,9 +100,7 @@ func (c *Conn) onAck(flags byte, recv, limit uint64) error {
 // holds. So while the peer acknowledges, Write blocks at about twice
 // what the path carries in a round trip, measured as TCP's BBR does: the
 // least round trip times the rate of the acks (see the package doc's
-// Limits). The same holds for the peer's receive buffer while its reader
-// is slower than the path: the sender keeps that reader at most the
-// bound behind (batchLocked).
+// Limits).
 const (
 	// minSendBound is the least bound while acks flow.
 	minSendBound = 256 << 10
@@ -267,20 +265,6 @@ func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 	}
 	payload := 0 // of this batch
 	end := min(c.sWritten, c.peerLimit)
-	c.heldUntil = time.Time{}
-	if bound, until := c.sendBoundLocked(now); !until.IsZero() {
-		// While acks flow, the peer's reader is at most the bound
-		// behind, as Write is: a window filled whenever the reader is
-		// slower than the path would cycle the peer's receive buffer
-		// through all of its memory. Once the acks stop, the window
-		// alone holds the sender (nextWakeLocked).
-		// (A read position near 2^64, from a hostile limit, would wrap:
-		// no hold then.)
-		read := c.peerLimit - c.peerWindow
-		if held := read + uint64(bound); held > read && held < end && c.sSent < end {
-			end, c.heldUntil = max(c.sSent, held), until
-		}
-	}
 	if c.closeQueued && c.closeReason != closeNormal {
 		// The session ends as lost (Listener.Close) or aborted: the
 		// peer drains what it has and no more, so the close frame need
@@ -347,7 +331,7 @@ func (c *Conn) appendAckLocked(b []byte, limit uint64) []byte {
 }
 
 // nextWakeLocked returns how long the sender may sleep: until an ack or a
-// ping is due, or the acks count as stopped while the bound holds it.
+// ping is due.
 func (c *Conn) nextWakeLocked(now time.Time) time.Duration {
 	var d time.Duration
 	if !c.ackDue.IsZero() {
@@ -355,11 +339,6 @@ func (c *Conn) nextWakeLocked(now time.Time) time.Duration {
 	}
 	if !c.pinged {
 		if k := max(c.lastRecv.Add(c.cfg.keepAlive).Sub(now), time.Millisecond); d == 0 || k < d {
-			d = k
-		}
-	}
-	if !c.heldUntil.IsZero() {
-		if k := max(c.heldUntil.Sub(now), time.Millisecond); d == 0 || k < d {
 			d = k
 		}
 	}

@@ -390,7 +390,7 @@ func (l *Listener) open(raw net.Conn, h *hello, exp []byte) (*Conn, byte, error)
 
 	c := newConn(l.cfg, false)
 	c.l, c.id, c.key = l, r.id, key
-	c.peerLimit, c.peerWindow, c.ackEvery = uint64(h.window), uint64(h.window), ackEvery(h.window)
+	c.peerLimit, c.ackEvery = uint64(h.window), ackEvery(h.window)
 	// A resume of the session (its client lost this connection as soon as
 	// the accept reached it) waits until this connection is attached, so
 	// that it is not attached over the resume's.

@@ -2,7 +2,6 @@ package session
 
 import (
 	"io"
-	"math"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -162,60 +161,6 @@ func TestSendBufferKeptWhileBoundMoves(t *testing.T) {
 	require.Equal(t, c.cfg.bufSize, len(c.snd.buf))
 	fill(int(2*shrinkEvery/(10*time.Microsecond))+1, func(int) int { return minSendBound })
 	require.Equal(t, minSendBound, len(c.snd.buf), "within two shrinkEvery of the outage's end")
-}
-
-// While acks flow, the sender lets the peer's reader fall at most the
-// bound behind, though the peer's window would let it send more; once the
-// acks stop, the window alone holds it.
-func TestSendHeldToPeerReader(t *testing.T) {
-	c := newConn(newConfig(nil), true)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := time.Now()
-	window := uint64(c.cfg.bufSize)
-	c.peerWindow, c.peerLimit = window, window // the peer's reader has read nothing
-	c.minRTT, c.minRTTAt, c.bdp, c.lastAck, c.lastRecv = 20*time.Microsecond, now, 16<<10, now, now
-	bound, until := c.sendBoundLocked(now)
-	require.Equal(t, minSendBound, bound)
-	require.False(t, until.IsZero(), "acks flow")
-	c.snd.write(make([]byte, 2<<20))
-	c.sWritten = 2 << 20
-	send := func(now time.Time) uint64 {
-		for {
-			before := c.sSent
-			c.spans, c.copying = c.spans[:0], false
-			c.batchLocked(make([]byte, 0, batchSize), now, false)
-			if c.sSent == before {
-				return c.sSent
-			}
-		}
-	}
-	require.Equal(t, uint64(minSendBound), send(now), "the bound ahead of the peer's reader")
-	require.Equal(t, until.Sub(now), c.nextWakeLocked(now), "the sender wakes when the acks count as stopped")
-
-	// The peer received all of it and read 128 KiB.
-	c.now = now.Add(time.Millisecond)
-	require.NoError(t, c.onAck(0, minSendBound, 128<<10+window))
-	require.Equal(t, uint64(128<<10+minSendBound), send(c.now))
-
-	// The acks stop: the window alone holds the sender.
-	require.Equal(t, uint64(2<<20), send(c.now.Add(time.Second)))
-
-	// All of it sent while acks flow: nothing is held, and the sender
-	// does not wake for it.
-	c.lastAck = c.now
-	send(c.now)
-	require.Zero(t, c.heldUntil, "held, with nothing to send")
-
-	// A hostile peer's limit near 2^64, with acks flowing and a window
-	// below the bound: the read position plus the bound would wrap, and
-	// hold everything back.
-	c.peerWindow = 64 << 10
-	c.snd.write(make([]byte, 1<<20))
-	c.sWritten += 1 << 20
-	c.lastAck = c.now
-	require.NoError(t, c.onAck(0, c.sSent, math.MaxUint64))
-	require.Equal(t, uint64(3<<20), send(c.now))
 }
 
 // A receive buffer that grew (the peer filled the window while the reader
