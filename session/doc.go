@@ -72,15 +72,15 @@
 // receive buffer that grew (a reader that fell behind, the start of a
 // stream before the bound) returns to the size in use within three
 // seconds, rather than being cycled through in full for the rest of the
-// session (which took the same writes from 0.88-0.92 to 0.97 of raw TCP).
-// Over a long path the bound doubles with each round trip, up to the
-// buffer's size. Every ten seconds the bound falls to 256 KiB until a round trip with no more in
-// flight measures the path anew (BBR's PROBE_RTT), so that neither a
-// route that grew longer nor the queues this end built hold it wrong.
-// Once the acks stop (an outage, a peer that stopped reading) for four
-// round trips or 10 ms, whichever is longer, Write may fill the whole
-// buffer; once they flow again, it shrinks back within two seconds (not
-// at every move of the bound, which would reallocate it all the time).
+// session. Over a long path the bound doubles with each round trip, up to
+// the buffer's size. Every ten seconds the bound falls to 256 KiB until a
+// round trip with no more in flight measures the path anew (BBR's
+// PROBE_RTT), so that neither a route that grew longer nor the queues
+// this end built hold it wrong. Once the acks stop (an outage, a peer
+// that stopped reading) for four round trips or 10 ms, whichever is
+// longer, Write may fill the whole buffer; once they flow again, it
+// shrinks back within two seconds (not at every move of the bound, which
+// would reallocate it all the time).
 //
 // A Listener caps its sessions (WithMaxSessions) and its
 // handshakes in progress (WithMaxHandshakes), bounds each handshake in

@@ -166,10 +166,11 @@ func TestSendBufferKeptWhileBoundMoves(t *testing.T) {
 // A receive buffer that grew (the peer filled the window while the reader
 // was behind) returns to the size in use once the reader keeps up, within
 // three shrinkEvery (the first look after the burst still sees it, and
-// looks come with acks), even when what follows is a trickle: a buffer that kept
-// its size would be cycled through in full, and stay in no cache. (A first
-// version looked only when a Read moved the window by an ack step, which
-// a trickle never does: the acks of the bytes received move it first.)
+// looks come with acks), even when what follows is a trickle: a buffer
+// that kept its size would be cycled through in full, and stay in no
+// cache. (A first version looked only when a Read moved the window by an
+// ack step, which a trickle never does: the acks of the bytes received
+// move it first.)
 func TestReceiveBufferSettles(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newConn(newConfig(nil), false)
