@@ -226,7 +226,7 @@ func (c *Conn) open(raw net.Conn, flags byte, exp []byte) error {
 	if err != nil {
 		return err
 	}
-	h := hello{typ: msgNew, flags: flags, window: uint32(c.cfg.bufSize)}
+	h := hello{typ: msgNew, flags: flags, window: uint32(c.rwin)}
 	copy(h.pub[:], priv.PublicKey().Bytes())
 	r, err := exchange(raw, &h)
 	if err != nil {
@@ -252,6 +252,7 @@ func (c *Conn) open(raw net.Conn, flags byte, exp []byte) error {
 	c.mu.Lock()
 	c.id, c.key = r.id, key
 	c.peerLimit, c.ackEvery = uint64(r.window), ackEvery(r.window)
+	c.announceLocked(uint64(h.window), time.Now())
 	c.epoch = 1
 	c.tconn = raw
 	c.lastRecv = time.Now()

@@ -124,6 +124,31 @@ type Conn struct {
 	ackedRecv  uint64 // what the last ack said
 	ackEvery   uint64 // bytes received that make an ack due (ackEvery)
 	ackedLimit uint64
+	// rwin is the receive window: how far beyond the reader the peer may
+	// send, tuned by tuneWindowLocked. The epoch under way began at
+	// winFrom, at winAt (epochs count from winSince); in it the peer
+	// stopped winStops times at a limit. winRate is the best rate of the
+	// winEpochs epochs at this window, and winRTT the least round trip.
+	// While winProbing, the window doubled from winPrev, whose best was
+	// winBase. No probe begins before winHold. limits queues the limits
+	// announced and not yet reached, nlimits of them from limitHead;
+	// their times count from born.
+	rwin       int
+	winFrom    uint64
+	winAt      time.Time
+	winSince   time.Time
+	winStops   int
+	winRate    float64
+	winEpochs  int
+	winRTT     time.Duration
+	winProbing bool
+	winBase    float64
+	winPrev    int
+	winHold    time.Time
+	limits     [limitQueue]announced
+	limitHead  int
+	nlimits    int
+	born       time.Time
 	ackFinSent bool
 	ackDue     time.Time // when an ack is due for bytes received (zero: none)
 	ackNow     bool
@@ -167,6 +192,8 @@ func newConn(cfg *config, client bool) *Conn {
 		closeRecv:   -1,
 		snd:         ring{limit: cfg.bufSize},
 		rcv:         ring{limit: cfg.bufSize},
+		rwin:        cfg.startWindow(),
+		born:        time.Now(),
 		closeSentCh: make(chan struct{}),
 		sendFail:    make(chan struct{}, 1),
 		state:       tether.Connecting,

@@ -17,9 +17,137 @@ import (
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, batchSize); return &b }}
 
 // limitLocked is how far this end lets the peer send: what the reader has
-// read plus the buffer.
+// read plus the window, or the last limit announced if that is further (a
+// window that shrank holds the limit until the reader catches up).
 func (c *Conn) limitLocked() uint64 {
-	return c.rRecv - uint64(c.rcv.n) + uint64(c.cfg.bufSize)
+	return max(c.rRecv-uint64(c.rcv.n)+uint64(c.rwin), c.ackedLimit)
+}
+
+// The receive window. A window of the whole buffer (a few MiB) lets a
+// peer on a fast path run that far ahead of the reader: the bytes wait in
+// the kernels' socket buffers and in the receive buffer, which then
+// cycles through all of its memory, out of every cache, and the reader
+// slows. So the window starts at initialWindow and grows only where a
+// larger one carries more, probing as TCP's BBR does for bandwidth:
+//
+//   - This end measures the rate at which bytes arrive, over epochs of at
+//     least minEpoch, or two round trips if longer. The round trip is the
+//     least time from announcing a limit to bytes reaching it. Epochs
+//     within warmup of the first byte (of the session, or after a
+//     resume) do not count: the kernels' buffers and TCP's own window
+//     still grow then.
+//   - It counts the times the peer stopped at a limit it had announced
+//     while the reader kept up (less than a quarter of the window waited
+//     unread): the window held the peer back. A reader that lags holds it
+//     back too, but does not count.
+//   - After probeEpochs epochs at a window, one in which the window held
+//     the peer back doubles it (up to the buffer): a probe. If within
+//     probeEpochs epochs the best rate rose by probeGain, the path needed
+//     the larger window (a long path carries a window a round trip): it
+//     stays, and the next epoch may probe again. Otherwise it halves back
+//     (a short path, whose rate its sockets or the CPUs bound), and the
+//     next probe waits probeHold.
+//
+// The limit never falls (limitLocked), so the peer is never told to take
+// back what it may send.
+const (
+	initialWindow = 512 << 10
+	minEpoch      = 10 * time.Millisecond
+	warmup        = 100 * time.Millisecond
+	probeEpochs   = 3
+	probeGain     = 1.25
+	probeHold     = 10 * time.Second
+	// limitQueue is how many limits announced and not yet reached are
+	// remembered, with when they were announced. While it is full, a
+	// limit announced is not remembered: the peer stops at the ones
+	// before it first.
+	limitQueue = 8
+)
+
+// announced is a limit this end announced, at a time since c.born.
+type announced struct {
+	limit uint64
+	at    time.Duration
+}
+
+// announceLocked notes that this end announced limit at now.
+func (c *Conn) announceLocked(limit uint64, now time.Time) {
+	c.ackedLimit = limit
+	if c.nlimits == limitQueue || (c.nlimits > 0 && c.limits[(c.limitHead+c.nlimits-1)%limitQueue].limit >= limit) {
+		return
+	}
+	c.limits[(c.limitHead+c.nlimits)%limitQueue] = announced{limit, now.Sub(c.born)}
+	c.nlimits++
+}
+
+// stoppedAtLimitLocked reports whether bytes received up to end reached a
+// limit this end announced, and when it announced it; it forgets the
+// limits reached.
+func (c *Conn) stoppedAtLimitLocked(end uint64) (time.Time, bool) {
+	for c.nlimits > 0 {
+		l := c.limits[c.limitHead]
+		if l.limit > end {
+			break
+		}
+		c.limitHead, c.nlimits = (c.limitHead+1)%limitQueue, c.nlimits-1
+		if l.limit == end {
+			return c.born.Add(l.at), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// tuneWindowLocked follows the bytes received up to end, at c.now, and
+// probes for a larger window.
+func (c *Conn) tuneWindowLocked(end uint64) {
+	if c.cfg.bufSize <= initialWindow {
+		return // the window is the buffer
+	}
+	if at, ok := c.stoppedAtLimitLocked(end); ok {
+		if rtt := c.now.Sub(at); rtt > 0 && (c.winRTT == 0 || rtt < c.winRTT) {
+			c.winRTT = rtt
+		}
+		if c.rcv.n < c.rwin/4 {
+			c.winStops++
+		}
+	}
+	if c.winAt.IsZero() {
+		c.winFrom, c.winAt, c.winSince = end, c.now, c.now
+		return
+	}
+	d := c.now.Sub(c.winAt)
+	if d < max(minEpoch, 2*c.winRTT) {
+		return
+	}
+	if c.now.Sub(c.winSince) < warmup {
+		c.winFrom, c.winAt, c.winStops = end, c.now, 0
+		return
+	}
+	c.winRate = max(c.winRate, float64(end-c.winFrom)/d.Seconds())
+	c.winEpochs++
+	stops := c.winStops
+	c.winFrom, c.winAt, c.winStops = end, c.now, 0
+	if c.winProbing {
+		switch {
+		case c.winRate >= c.winBase*probeGain:
+			// The larger window carries more: keep it, and probe
+			// again at once.
+			c.winProbing, c.winEpochs = false, probeEpochs
+		case c.winEpochs < probeEpochs:
+			return
+		default:
+			c.rwin = c.winPrev
+			c.winProbing, c.winRate, c.winEpochs = false, c.winBase, probeEpochs
+			c.winHold = c.now.Add(probeHold)
+			return
+		}
+	}
+	if stops > 0 && c.winEpochs >= probeEpochs && c.rwin < c.cfg.bufSize && !c.now.Before(c.winHold) {
+		c.winPrev, c.rwin = c.rwin, min(2*c.rwin, c.cfg.bufSize)
+		c.winProbing, c.winBase, c.winRate, c.winEpochs = true, c.winRate, 0, 0
+		c.ackNow = true // the peer waits for the new limit
+		c.kickLocked()
+	}
 }
 
 // ackEvery returns how many bytes received make an ack due, for a peer
@@ -29,7 +157,7 @@ func (c *Conn) limitLocked() uint64 {
 func ackEvery(window uint32) uint64 { return min(ackThreshold, uint64(window)/2) }
 
 // ackStep is how far the limit moves before this end says so.
-func (c *Conn) ackStep() uint64 { return uint64(min(ackThreshold, c.cfg.bufSize/2)) }
+func (c *Conn) ackStep() uint64 { return uint64(min(ackThreshold, c.rwin/2)) }
 
 // feedLocked decodes bytes read from the transport at time now.
 func (c *Conn) feedLocked(d *decoder, p []byte, now time.Time) error {
@@ -55,6 +183,7 @@ func (c *Conn) onData(off uint64, p []byte) error {
 	}
 	c.rcv.write(p[c.rRecv-off:])
 	c.rRecv = end
+	c.tuneWindowLocked(end)
 	if c.ackDue.IsZero() {
 		c.ackDue = c.now.Add(ackDelay)
 		c.kickLocked() // an idle sender's timer is set for a ping: set it for the ack
@@ -219,6 +348,7 @@ func (c *Conn) resumedLocked(peerRecv uint64, now time.Time) {
 	c.sSent = peerRecv
 	// The path may be another: measure it anew.
 	c.rttAt, c.minRTT, c.bdp, c.lastAck, c.probing = 0, 0, 0, time.Time{}, false
+	c.winAt, c.winRTT = time.Time{}, 0 // an epoch across the outage would measure it
 	c.epoch++
 	c.blocked = false
 	c.finSent = false
@@ -248,7 +378,7 @@ func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 	finAck := c.finKnown && c.rRecv == c.finAt && !c.ackFinSent
 	if c.ackNow || finAck || c.rRecv-c.ackedRecv >= c.ackEvery || limit-c.ackedLimit >= c.ackStep() ||
 		(!c.ackDue.IsZero() && !now.Before(c.ackDue)) {
-		b = c.appendAckLocked(b, limit)
+		b = c.appendAckLocked(b, limit, now)
 		// With the acks, which come with bytes received and with reads,
 		// a receive buffer that grew returns to the size in use.
 		c.rcv.settle(0, now)
@@ -309,7 +439,7 @@ func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 			if cap(b)-len(b) < ackLen+closeLen {
 				return b // both go in the next batch
 			}
-			b = c.appendAckLocked(b, c.limitLocked())
+			b = c.appendAckLocked(b, c.limitLocked(), now)
 		}
 		b = appendClose(b, byte(c.closeSend))
 		c.closing = true
@@ -319,13 +449,14 @@ func (c *Conn) batchLocked(b []byte, now time.Time, vec bool) []byte {
 
 // appendAckLocked appends to b an ack of every byte received, with the
 // window's limit.
-func (c *Conn) appendAckLocked(b []byte, limit uint64) []byte {
+func (c *Conn) appendAckLocked(b []byte, limit uint64, now time.Time) []byte {
 	var flags byte
 	if c.finKnown && c.rRecv == c.finAt {
 		flags = ackFin
 		c.ackFinSent = true
 	}
-	c.ackedRecv, c.ackedLimit = c.rRecv, limit
+	c.ackedRecv = c.rRecv
+	c.announceLocked(limit, now)
 	c.ackNow, c.ackDue = false, time.Time{}
 	return appendAck(b, flags, c.rRecv, limit)
 }

@@ -23,3 +23,6 @@ func Acked(c *Conn) bool {
 	defer c.mu.Unlock()
 	return c.sAcked == c.sWritten
 }
+
+// InitialWindow is a session's receive window until it grows.
+const InitialWindow = initialWindow

@@ -236,8 +236,8 @@ func TestPeerNeverReads(t *testing.T) {
 }
 
 // While the peer acknowledges, Write holds a few round trips' worth; once
-// the acks stop (here the peer never reads, and its window is full), it
-// fills the whole buffer, as in an outage.
+// the acks stop (here the peer never reads, and its window, still the
+// initial one, is full), it fills the whole buffer, as in an outage.
 func TestWriteFillsBufferWhenAcksStop(t *testing.T) {
 	t.Parallel() // TestMain checks for leaks
 	const buf = session.DefaultBufferSize
@@ -256,7 +256,7 @@ func TestWriteFillsBufferWhenAcksStop(t *testing.T) {
 	total := 0
 	// Generous, for a loaded machine: filling takes milliseconds.
 	require.NoError(t, c.SetWriteDeadline(time.Now().Add(10*time.Second)))
-	for total < 2*buf {
+	for total < buf+session.InitialWindow {
 		n, err := c.Write(chunk)
 		total += n
 		require.NoError(t, err, "after %d bytes: the peer's window, then this end's whole buffer, fit", total)

@@ -379,7 +379,7 @@ func (l *Listener) open(raw net.Conn, h *hello, exp []byte) (*Conn, byte, error)
 	if err != nil {
 		return nil, rejectBad, protoErr("client's key: %v", err)
 	}
-	r := reply{typ: msgAccept, window: uint32(l.cfg.bufSize), lifetime: uint32(l.cfg.lifetime / time.Millisecond)}
+	r := reply{typ: msgAccept, window: uint32(l.cfg.startWindow()), lifetime: uint32(l.cfg.lifetime / time.Millisecond)}
 	copy(r.pub[:], priv.PublicKey().Bytes())
 	rand.Read(r.id[:])
 	key, err := deriveKey(shared, exp, h.pub[:], r.pub[:], r.id)
@@ -391,6 +391,7 @@ func (l *Listener) open(raw net.Conn, h *hello, exp []byte) (*Conn, byte, error)
 	c := newConn(l.cfg, false)
 	c.l, c.id, c.key = l, r.id, key
 	c.peerLimit, c.ackEvery = uint64(h.window), ackEvery(h.window)
+	c.announceLocked(uint64(r.window), time.Now())
 	// A resume of the session (its client lost this connection as soon as
 	// the accept reached it) waits until this connection is attached, so
 	// that it is not attached over the resume's.

@@ -174,6 +174,7 @@ func TestSendBufferKeptWhileBoundMoves(t *testing.T) {
 func TestReceiveBufferSettles(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newConn(newConfig(nil), false)
+		c.rwin = c.cfg.bufSize // a window that grew to the whole buffer
 		// recv feeds n bytes as the transport's reader does, then runs
 		// the sender, which acks them.
 		recv := func(n int) {
