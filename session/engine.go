@@ -40,13 +40,14 @@ func (c *Conn) limitLocked() uint64 {
 //     while the reader kept up (less than a quarter of the window waited
 //     unread): the window held the peer back. A reader that lags holds it
 //     back too, but does not count.
-//   - After probeEpochs epochs at a window, one in which the window held
-//     the peer back doubles it (up to the buffer): a probe. If within
-//     probeEpochs epochs the best rate rose by probeGain, the path needed
-//     the larger window (a long path carries a window a round trip): it
-//     stays, and the next epoch may probe again. Otherwise it halves back
-//     (a short path, whose rate its sockets or the CPUs bound), and the
-//     next probe waits probeHold.
+//   - After probeEpochs epochs at a window (fewer where epochs are long:
+//     enough to span probeSpan), one in which the window held the peer
+//     back doubles it (up to the buffer): a probe. If within as many
+//     epochs (at least two) the best rate rose by probeGain, the path
+//     needed the larger window (a long path carries a window a round
+//     trip): it stays, and the next epoch may probe again. Otherwise it
+//     halves back (a short path, whose rate its sockets or the CPUs
+//     bound), and the next probe waits probeHold.
 //
 // The limit never falls (limitLocked), so the peer is never told to take
 // back what it may send.
@@ -55,6 +56,7 @@ const (
 	minEpoch      = 10 * time.Millisecond
 	warmup        = 100 * time.Millisecond
 	probeEpochs   = 3
+	probeSpan     = 30 * time.Millisecond
 	probeGain     = 1.25
 	probeHold     = 10 * time.Second
 	// limitQueue is how many limits announced and not yet reached are
@@ -115,14 +117,15 @@ func (c *Conn) tuneWindowLocked(end uint64) {
 		c.winFrom, c.winAt, c.winSince = end, c.now, c.now
 		return
 	}
-	d := c.now.Sub(c.winAt)
-	if d < max(minEpoch, 2*c.winRTT) {
+	d, span := c.now.Sub(c.winAt), max(minEpoch, 2*c.winRTT)
+	if d < span {
 		return
 	}
 	if c.now.Sub(c.winSince) < warmup {
 		c.winFrom, c.winAt, c.winStops = end, c.now, 0
 		return
 	}
+	need := min(probeEpochs, max(1, int(probeSpan/span))) // epochs to measure a window
 	c.winRate = max(c.winRate, float64(end-c.winFrom)/d.Seconds())
 	c.winEpochs++
 	stops := c.winStops
@@ -133,7 +136,7 @@ func (c *Conn) tuneWindowLocked(end uint64) {
 			// The larger window carries more: keep it, and probe
 			// again at once.
 			c.winProbing, c.winEpochs = false, probeEpochs
-		case c.winEpochs < probeEpochs:
+		case c.winEpochs < max(need, 2):
 			return
 		default:
 			c.rwin = c.winPrev
@@ -142,7 +145,7 @@ func (c *Conn) tuneWindowLocked(end uint64) {
 			return
 		}
 	}
-	if stops > 0 && c.winEpochs >= probeEpochs && c.rwin < c.cfg.bufSize && !c.now.Before(c.winHold) {
+	if stops > 0 && c.winEpochs >= need && c.rwin < c.cfg.bufSize && !c.now.Before(c.winHold) {
 		c.winPrev, c.rwin = c.rwin, min(2*c.rwin, c.cfg.bufSize)
 		c.winProbing, c.winBase, c.winRate, c.winEpochs = true, c.winRate, 0, 0
 		c.ackNow = true // the peer waits for the new limit
