@@ -228,6 +228,10 @@ func (c *Conn) open(raw net.Conn, flags byte, exp []byte) error {
 	}
 	h := hello{typ: msgNew, flags: flags, window: uint32(c.rwin)}
 	copy(h.pub[:], priv.PublicKey().Bytes())
+	// The window is announced as NEW leaves: the server may send as soon
+	// as its ACCEPT has, so that its first bytes can come right behind
+	// it, a round trip after NEW, not after ACCEPT arrived.
+	announced := time.Now()
 	r, err := exchange(raw, &h)
 	if err != nil {
 		return err
@@ -252,7 +256,7 @@ func (c *Conn) open(raw net.Conn, flags byte, exp []byte) error {
 	c.mu.Lock()
 	c.id, c.key = r.id, key
 	c.peerLimit, c.ackEvery = uint64(r.window), ackEvery(r.window)
-	c.announceLocked(uint64(h.window), time.Now())
+	c.announceLocked(uint64(h.window), announced)
 	c.epoch = 1
 	c.tconn = raw
 	c.lastRecv = time.Now()

@@ -67,8 +67,9 @@
 // and doubles, up to the buffer, only where a larger one carries more
 // (a long path, which carries a window a round trip), probing as BBR
 // does: after each doubling, if the rate of the bytes received has not
-// risen by a quarter within three measures (of two round trips or 10 ms
-// each), it halves back and tries again ten seconds later. A reader that
+// risen by a quarter within two or three measures (of two round trips or
+// 10 ms each, enough to span 30 ms), it halves back and tries again ten
+// seconds later. A resume keeps the window and measures anew. A reader that
 // lags never grows it. On loopback it stays at 512 KiB, where the whole
 // buffer would cycle bytes through memory that no cache holds (32 KiB
 // writes ran at about 0.95 of raw TCP with a window of 4 MiB, at about

@@ -45,9 +45,12 @@ func (c *Conn) limitLocked() uint64 {
 //     back doubles it (up to the buffer): a probe. If within as many
 //     epochs (at least two) the best rate rose by probeGain, the path
 //     needed the larger window (a long path carries a window a round
-//     trip): it stays, and the next epoch may probe again. Otherwise it
+//     trip): it stays, and may be probed again at once. Otherwise it
 //     halves back (a short path, whose rate its sockets or the CPUs
-//     bound), and the next probe waits probeHold.
+//     bound), and the next probe waits probeHold, measured against the
+//     best rate and the least round trip in that time.
+//   - A resume keeps the window (not a probe's) but measures anew: the
+//     path may be another.
 //
 // The limit never falls (limitLocked), so the peer is never told to take
 // back what it may send.
@@ -139,8 +142,12 @@ func (c *Conn) tuneWindowLocked(end uint64) {
 		case c.winEpochs < max(need, 2):
 			return
 		default:
+			// Back, and the next probe is measured against the best
+			// rate and the least round trip of the hold: one fast
+			// epoch, or a path that grew longer, does not bar growth
+			// for good.
 			c.rwin = c.winPrev
-			c.winProbing, c.winRate, c.winEpochs = false, c.winBase, probeEpochs
+			c.winProbing, c.winRate, c.winEpochs, c.winRTT = false, 0, 0, 0
 			c.winHold = c.now.Add(probeHold)
 			return
 		}
@@ -154,9 +161,9 @@ func (c *Conn) tuneWindowLocked(end uint64) {
 }
 
 // ackEvery returns how many bytes received make an ack due, for a peer
-// whose window (its buffer) is window bytes: ackThreshold, or half the
-// window when that is less, so that a peer with a small buffer is not
-// kept waiting for acks until ackDelay.
+// whose first window (its buffer, or 512 KiB if that is less) is window
+// bytes: ackThreshold, or half the window when that is less, so that a
+// peer with a small buffer is not kept waiting for acks until ackDelay.
 func ackEvery(window uint32) uint64 { return min(ackThreshold, uint64(window)/2) }
 
 // ackStep is how far the limit moves before this end says so.
@@ -351,7 +358,14 @@ func (c *Conn) resumedLocked(peerRecv uint64, now time.Time) {
 	c.sSent = peerRecv
 	// The path may be another: measure it anew.
 	c.rttAt, c.minRTT, c.bdp, c.lastAck, c.probing = 0, 0, 0, time.Time{}, false
-	c.winAt, c.winRTT = time.Time{}, 0 // an epoch across the outage would measure it
+	// The window stays (the limit never falls), but what measured it is
+	// of the old path, and an epoch across the outage would measure the
+	// outage: measure anew, limits announced from now on included.
+	if c.winProbing {
+		c.rwin = c.winPrev // unproven
+	}
+	c.winAt, c.winRTT, c.winRate, c.winEpochs, c.winProbing, c.winHold = time.Time{}, 0, 0, 0, false, time.Time{}
+	c.limitHead, c.nlimits = 0, 0
 	c.epoch++
 	c.blocked = false
 	c.finSent = false

@@ -34,8 +34,12 @@ func (c *Conn) next(r *frameReader) []byte {
 	if d := &r.dec; d.left >= directMin {
 		c.mu.Lock()
 		var p []byte
-		if d.off == c.rRecv {
-			need := min(uint64(d.left), c.limitLocked()-c.rRecv) // what the peer may send
+		if limit := c.limitLocked(); d.off == c.rRecv && limit > c.rRecv {
+			// What the peer may send. (A peer that sent beyond the
+			// limit it was told, within what a larger window let this
+			// end take, is past it once the window shrank: onData ends
+			// the session at its next byte.)
+			need := min(uint64(d.left), limit-c.rRecv)
 			p = c.rcv.tail(int(need), d.left+maxFrameHdr)
 		}
 		c.mu.Unlock()
