@@ -64,33 +64,32 @@
 // receiving end lets its peer send at most its window ahead of what its
 // reader has read, and the window is at most the buffer, so a peer that
 // never reads costs at most the two buffers. The window starts at 512 KiB
-// and doubles, up to the buffer, only where a larger one carries more
-// (a long path, which carries a window a round trip), probing as BBR
-// does: after each doubling, if the rate of the bytes received has not
-// risen by a quarter within two or three measures (of two round trips or
-// 10 ms each, enough to span 30 ms), it halves back and tries again ten
-// seconds later. A resume keeps the window and measures anew. A reader that
-// lags never grows it. On loopback it stays at 512 KiB, where the whole
-// buffer would cycle bytes through memory that no cache holds (32 KiB
-// writes ran at about 0.95 of raw TCP with a window of 4 MiB, at about
-// 1.07 with this one). While the peer acknowledges bytes, Write blocks sooner, at
-// twice what the path carries in its least round trip (at least 256
-// KiB), measured from the acks as TCP's BBR measures it: more in flight
-// would only wait in the kernels' queues, and a buffer cycled through in
-// full stays in no cache (on loopback, 32 KiB writes ran at 0.6 of raw
-// TCP with 4 MiB in flight, at 0.7 with 256 KiB). For the same reason a
-// receive buffer that grew (a reader that fell behind, the start of a
-// stream before the bound) returns to the size in use within three
-// seconds, rather than being cycled through in full for the rest of the
-// session. Over a long path the bound doubles with each round trip, up to
-// the buffer's size. Every ten seconds the bound falls to 256 KiB until a
-// round trip with no more in flight measures the path anew (BBR's
-// PROBE_RTT), so that neither a route that grew longer nor the queues
-// this end built hold it wrong. Once the acks stop (an outage, a peer
-// that stopped reading) for four round trips or 10 ms, whichever is
-// longer, Write may fill the whole buffer; once they flow again, it
-// shrinks back within two seconds (not at every move of the bound, which
-// would reallocate it all the time).
+// and doubles, up to the buffer, only where a larger one carries more (a
+// long path, which carries a window a round trip), probing as BBR does:
+// after each doubling, if the rate of the bytes received has not risen by a
+// quarter within two or three measures (of two round trips or 10 ms each,
+// enough to span 30 ms), it halves back and tries again ten seconds later.
+// A resume keeps the window and measures anew. A reader that lags never
+// grows it. On loopback it stays at 512 KiB, where the whole buffer would
+// cycle bytes through memory that no cache holds (32 KiB writes ran at
+// about 0.95 of raw TCP with a window of 4 MiB, at about 1.07 with this
+// one). While the peer acknowledges bytes, Write blocks sooner, at twice
+// what the path carries in its least round trip (at least 256 KiB),
+// measured from the acks as TCP's BBR measures it: more in flight would
+// only wait in the kernels' queues, and a buffer cycled through in full
+// stays in no cache (on loopback, 32 KiB writes ran at 0.6 of raw TCP with
+// 4 MiB in flight, at 0.7 with 256 KiB). For the same reason a receive
+// buffer that grew (a reader that fell behind, the start of a stream before
+// the bound) returns to the size in use within three seconds, rather than
+// being cycled through in full for the rest of the session. Over a long
+// path the bound doubles with each round trip, up to the buffer's size.
+// Every ten seconds the bound falls to 256 KiB until a round trip with no
+// more in flight measures the path anew (BBR's PROBE_RTT), so that neither
+// a route that grew longer nor the queues this end built hold it wrong.
+// Once the acks stop (an outage, a peer that stopped reading) for four
+// round trips or 10 ms, whichever is longer, Write may fill the whole
+// buffer; once they flow again, it shrinks back within two seconds (not at
+// every move of the bound, which would reallocate it all the time).
 //
 // A Listener caps its sessions (WithMaxSessions) and its
 // handshakes in progress (WithMaxHandshakes), bounds each handshake in

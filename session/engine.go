@@ -161,7 +161,7 @@ func (c *Conn) tuneWindowLocked(end uint64) {
 }
 
 // ackEvery returns how many bytes received make an ack due, for a peer
-// whose first window (its buffer, or 512 KiB if that is less) is window
+// whose first window (the smaller of its buffer and 512 KiB) is window
 // bytes: ackThreshold, or half the window when that is less, so that a
 // peer with a small buffer is not kept waiting for acks until ackDelay.
 func ackEvery(window uint32) uint64 { return min(ackThreshold, uint64(window)/2) }

@@ -110,9 +110,10 @@ func WithTether(opts ...tether.Option) Option {
 // DefaultBufferSize): a Write blocks while n bytes written are not yet
 // acknowledged by the peer (sooner while the peer acknowledges: see the
 // package doc's Limits), and this end lets the peer send at most n bytes
-// ahead of what its reader has read (its window, which starts at 512 KiB
-// if n is larger and grows where the path needs it). The buffers are allocated as they
-// fill, and freed while the session is idle. n must be at least 4 KiB.
+// ahead of what its reader has read (its window, which starts at 512 KiB if
+// n is larger and grows where the path needs it). The buffers are
+// allocated as they fill, and freed while the session is idle. n must be
+// at least 4 KiB.
 func WithBufferSize(n int) Option {
 	return optionFunc(func(c *config) {
 		if n < minWindow || n > 1<<30 {
