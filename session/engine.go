@@ -105,8 +105,8 @@ func (c *Conn) stoppedAtLimitLocked(end uint64) (time.Time, bool) {
 // tuneWindowLocked follows the bytes received up to end, at c.now, and
 // probes for a larger window.
 func (c *Conn) tuneWindowLocked(end uint64) {
-	if c.cfg.bufSize <= initialWindow {
-		return // the window is the buffer
+	if c.rwin == c.cfg.bufSize && !c.winProbing {
+		return // the window is the whole buffer: nothing to probe
 	}
 	if at, ok := c.stoppedAtLimitLocked(end); ok {
 		if rtt := c.now.Sub(at); rtt > 0 && (c.winRTT == 0 || rtt < c.winRTT) {
