@@ -17,6 +17,7 @@ import (
 // returns the bound after each round and the time of the last ack.
 func boundPath(c *Conn, now time.Time, rounds int, base time.Duration, rate float64, first int) ([]int, time.Time) {
 	var bounds []int
+	zeros := make([]byte, c.cfg.bufSize)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i := range rounds {
@@ -24,7 +25,7 @@ func boundPath(c *Conn, now time.Time, rounds int, base time.Duration, rate floa
 		if i == 0 && first > 0 {
 			inflight = first
 		}
-		c.snd.write(make([]byte, inflight))
+		c.snd.write(zeros[:inflight])
 		c.sWritten += uint64(inflight)
 		c.rttAt, c.rttStart, c.rttAcked = c.sWritten, now, c.sAcked
 		queued := float64(inflight) - rate*base.Seconds()
