@@ -214,6 +214,7 @@ func (h *closeHold) Close() error { return nil }
 // ended abandons it, and the Dial that waited on it dials again, bounded
 // by its own ctx, not failing with the other caller's.
 func TestSharedDialAbandoned(t *testing.T) {
+	t.Parallel()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0") // a server that never answers
 	require.NoError(t, err)
 	defer pc.Close()

@@ -7,12 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/io-tether/tether/internal/transporttest"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { transporttest.Main(m) }
 
 // wait bounds every wait of the tests: generous, so that a slow machine does
 // not fail them, and short enough that a hang fails rather than stalls.

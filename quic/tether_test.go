@@ -295,6 +295,7 @@ func TestSessionKeptWhileServerDown(t *testing.T) {
 // handshake, and fail as dials do: a Tether's MaxAttempts gives up, as it
 // does without 0-RTT, where it used to reconnect for ever.
 func TestZeroRTTDeadServerGivesUp(t *testing.T) {
+	t.Parallel()
 	for _, early := range []bool{false, true} {
 		t.Run(map[bool]string{false: "1-rtt", true: "0-rtt"}[early], func(t *testing.T) {
 			if early {
@@ -623,6 +624,7 @@ func TestPermanentHandshakeError(t *testing.T) {
 // TestCloseDuringRedial: Close interrupts a redial to a server that does not
 // answer (whose handshake would take 10 s), and the dial returns.
 func TestCloseDuringRedial(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, serverOpts{})
 	conf := fastConfig()
 	conf.HandshakeIdleTimeout = 10 * time.Second

@@ -3,7 +3,7 @@ package tls_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/io-tether/tether/internal/transporttest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { transporttest.Main(m) }

@@ -23,6 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+func TestMain(m *testing.M) { transporttest.Main(m) }
+
 // wait bounds each wait of the tests: generous, for a loaded machine.
 const wait = 20 * time.Second
 
@@ -442,6 +444,7 @@ func TestListenNoReplayOfDelivered(t *testing.T) {
 // connection again and again while lines flow both ways: every line
 // arrives, once, in order.
 func TestSession(t *testing.T) {
+	t.Parallel()
 	for _, tt := range transports(t) {
 		if tt.tr.Name == "quic" {
 			continue // the fault proxy is TCP
@@ -495,6 +498,7 @@ func TestSession(t *testing.T) {
 // Close now waits for the peer's answer to its close frame, and the
 // listener for the client to close the connection.
 func TestSessionEndsCleanly(t *testing.T) {
+	t.Parallel()
 	for _, tr := range []string{"tcp", "tls", "quic", "quic", "quic", "quic"} { // QUIC's failed one run in three
 		for _, last := range []string{"client", "listener"} {
 			t.Run(tr+"/"+last+" sends last", func(t *testing.T) {
@@ -539,6 +543,7 @@ func TestSessionEndsCleanly(t *testing.T) {
 // fails, rather than have its bytes acknowledged and dropped and exit 0.
 // The first session goes on.
 func TestSessionRefusesSecondClient(t *testing.T) {
+	t.Parallel()
 	l, addr := startListener(t, "-v", "-l", "-session", "127.0.0.1:0")
 	c1 := start(t, "-session", addr)
 	c1.write(t, "first\n")
@@ -591,6 +596,7 @@ func TestSessionPeerClosedStdinOpen(t *testing.T) {
 // over a session, and a client of the service keeps its connection through
 // resets between the two relays.
 func TestSessionRelay(t *testing.T) {
+	t.Parallel()
 	srv := transporttest.StartServer(t, transporttest.TCP, transporttest.Echo)
 	l, addr := startListener(t, "-v", "-l", "-session", "-to", srv.Addr(), "127.0.0.1:0")
 	p, err := faultproxy.New(addr, 1)
@@ -717,6 +723,7 @@ func TestRelayResetsOnLoss(t *testing.T) {
 // server that takes the connection and says nothing, not only the
 // outage: tcat gives up after about -w, not the 10 s handshake timeout.
 func TestSessionWaitBoundsHandshake(t *testing.T) {
+	t.Parallel()
 	srv := transporttest.StartServer(t, transporttest.TCP, transporttest.Silent)
 	begun := time.Now()
 	c := start(t, "-session", "-w", "500ms", srv.Addr())
@@ -728,6 +735,7 @@ func TestSessionWaitBoundsHandshake(t *testing.T) {
 // TestSessionListenerLogsRefusals: with -v, a session listener says why it
 // refused a handshake: a client that forgot -session, here.
 func TestSessionListenerLogsRefusals(t *testing.T) {
+	t.Parallel()
 	l, addr := startListener(t, "-v", "-l", "-session", "127.0.0.1:0")
 	plain, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
@@ -760,6 +768,7 @@ func TestRelayDialFailureSaid(t *testing.T) {
 // peer replaces it, and an interrupt ends tcat. (The listen loop blocked in
 // its Write to the first, until the kernel gave up on it.)
 func TestListenPeerStopsReading(t *testing.T) {
+	t.Parallel()
 	l, addr := startListener(t, "-l", "127.0.0.1:0")
 	stalled, err := net.Dial("tcp", addr)
 	require.NoError(t, err)

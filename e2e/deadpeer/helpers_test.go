@@ -8,8 +8,6 @@ import (
 	"os"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/io-tether/tether/internal/transporttest"
 )
 
@@ -17,7 +15,7 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(listenEnv); spec != "" {
 		os.Exit(serveListeners(spec)) // the child of netns.listeners
 	}
-	goleak.VerifyTestMain(m)
+	transporttest.Main(m)
 }
 
 // startServer serves ln with handle until the test ends.

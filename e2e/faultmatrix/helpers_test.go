@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/io-tether/tether"
 	"github.com/io-tether/tether/e2e/internal/e2etest"
@@ -28,7 +27,7 @@ var (
 	soakSeed = flag.Uint64("seed", 1, "the seed of TestIntegritySoak's faults")
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { transporttest.Main(m) }
 
 // Real sockets on a loaded machine: bounds on things that should take
 // milliseconds are seconds.

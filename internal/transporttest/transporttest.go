@@ -14,7 +14,9 @@
 package transporttest
 
 import (
+	"flag"
 	"net"
+	"strconv"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -132,4 +134,27 @@ func Run(t *testing.T, tr Transport) {
 			tc.f(t, tr)
 		})
 	}
+}
+
+// WaitingParallel is how many parallel tests [Main] lets run at once:
+// tests that spend their time waiting on timers, not on the CPU.
+const WaitingParallel = 8
+
+// Main runs the tests of a package whose parallel tests mostly wait on
+// timers (idle timeouts, keep-alives, blackholes, handshake timeouts), and
+// then checks for leaked goroutines as goleak.VerifyTestMain does. Unless
+// the command line sets -parallel, it lets [WaitingParallel] parallel tests
+// run at once rather than one per CPU (the default), so that their waits
+// overlap: on 2 CPUs, the default ran a package's 2-second waits two at a
+// time.
+func Main(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if p := flag.Lookup("test.parallel"); !set && p != nil {
+		if n, err := strconv.Atoi(p.Value.String()); err == nil && n < WaitingParallel {
+			p.Value.Set(strconv.Itoa(WaitingParallel))
+		}
+	}
+	goleak.VerifyTestMain(m)
 }

@@ -14,13 +14,15 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/io-tether/tether/internal/transporttest"
 	"github.com/io-tether/tether/tethertest/faultproxy"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// Tests whose proxy never stops listening run in parallel. Those that go to
+// ModeRefuse or ModeHold do not: the proxy listens again on the same port,
+// which a parallel test's socket could take meanwhile.
+func TestMain(m *testing.M) { transporttest.Main(m) }
 
 // Real sockets on loopback: bounds are generous, for a loaded machine.
 const long = 10 * time.Second
@@ -321,6 +323,7 @@ func TestAcceptCloseClientWritesFirst(t *testing.T) {
 }
 
 func TestBlackhole(t *testing.T) {
+	t.Parallel()
 	u, p := startProxied(t)
 	c := dial(t, p.Addr())
 	echo(t, c, "before")
@@ -355,6 +358,7 @@ func TestBlackhole(t *testing.T) {
 // blackhole is held like its bytes: the server sees it once the blackhole
 // ends, not before.
 func TestBlackholeHoldsClose(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		close func(c *net.TCPConn) error
@@ -382,6 +386,7 @@ func TestBlackholeHoldsClose(t *testing.T) {
 }
 
 func TestStrand(t *testing.T) {
+	t.Parallel()
 	u, p := startProxied(t)
 	c := dial(t, p.Addr())
 	echo(t, c, "before")
@@ -542,6 +547,7 @@ func TestRun(t *testing.T) {
 
 // Small socket buffers bound what a blackholed connection holds in flight.
 func TestSetSocketBuffers(t *testing.T) {
+	t.Parallel()
 	_, p := startProxied(t)
 	p.SetSocketBuffers(8 << 10)
 	c := dial(t, p.Addr())
@@ -584,6 +590,7 @@ func TestSetModeAfterFailedListen(t *testing.T) {
 // once, no connection forwards more than CutAfter bytes (the two
 // directions could each spend what was left).
 func TestCutAfterBothWays(t *testing.T) {
+	t.Parallel()
 	up, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer up.Close()
