@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/io-tether/tether/internal/tetheropts"
 )
 
 // The dial loop of an outage: dials, each with its OnConnect, and the
@@ -155,6 +157,9 @@ func (t *Tether) dialOnce(ctx context.Context, addr string) (net.Conn, error) {
 	if err != nil {
 		t.setPending(nil)
 		conn.Close()
+		if _, own := err.(tetheropts.OwnHookError); own {
+			return nil, err
+		}
 		return nil, fmt.Errorf("tether: OnConnect: %w", err)
 	}
 	return conn, nil

@@ -667,6 +667,7 @@ func TestOnConnectFailureCountsAsFailedDial(t *testing.T) {
 		require.Len(t, evs, 2)
 		require.Equal(t, tether.Unreachable, evs[0].Kind)
 		require.ErrorIs(t, evs[0].Err, hello)
+		require.EqualError(t, evs[0].Err, "tether: OnConnect: hello rejected", "the user's hook is named")
 		require.Equal(t, 1, evs[0].Attempt)
 		require.Equal(t, tether.Connected, evs[1].Kind)
 		require.Equal(t, 1, evs[1].Attempt)

@@ -96,6 +96,10 @@ func (e *handshakeError) Error() string {
 
 func (e *handshakeError) Unwrap() error { return e.err }
 
+// OwnHook marks the error as the session's own OnConnect hook's: the Tether
+// returns it without its "tether: OnConnect:" prefix (tetheropts).
+func (e *handshakeError) OwnHook() {}
+
 // byPeer reports whether err, a session's end, came from the peer's close
 // frame: its Close, Abort, or Listener.Close.
 func byPeer(err error) bool {
