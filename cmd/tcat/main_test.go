@@ -590,6 +590,7 @@ func TestSessionPeerClosedStdinOpen(t *testing.T) {
 	err := c.end(t)
 	require.True(t, errors.Is(err, session.ErrPeerClosed) || errors.Is(err, session.ErrSessionLost),
 		"tcat -session = %v, want an error of the ended session", err)
+	require.True(t, strings.HasPrefix(err.Error(), "session to "+addr+": "), "the error names the session first: %v", err)
 }
 
 // TestSessionRelay: the relay pair carries a TCP service (an echo server)

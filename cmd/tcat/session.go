@@ -55,8 +55,9 @@ func connectSession(ctx context.Context, cfg config, stdin io.Reader, stdout, st
 	if err != nil {
 		return err
 	}
-	logf(stderr, cfg.verbose, "session to %s", cfg.addr)
-	return pipe(ctx, c, stdin, stdout, logTo(stderr, cfg.verbose, "session to "+cfg.addr))
+	name := "session to " + cfg.addr
+	logf(stderr, cfg.verbose, "%s", name)
+	return pipe(ctx, c, name, stdin, stdout, logTo(stderr, cfg.verbose, name))
 }
 
 // clientOptions are a session client's options: -w bounds the handshake
@@ -70,10 +71,11 @@ func clientOptions(cfg config) []session.Option {
 
 // pipe copies stdin to c and c to stdout until both have ended (c's end is
 // the peer's CloseWrite or Close), then closes c, which waits for the peer
-// to acknowledge every byte. It logs the peer's end with log. When the
-// session ends (the peer closed it) before stdin, or ctx ends, pipe
-// returns without waiting for stdin, whose Read nothing can interrupt.
-func pipe(ctx context.Context, c *session.Conn, stdin io.Reader, stdout io.Writer, log func(string)) error {
+// to acknowledge every byte. It logs the peer's end with log, and its
+// errors begin with name ("session to ADDR"). When the session ends (the
+// peer closed it) before stdin, or ctx ends, pipe returns without waiting
+// for stdin, whose Read nothing can interrupt.
+func pipe(ctx context.Context, c *session.Conn, name string, stdin io.Reader, stdout io.Writer, log func(string)) error {
 	// Interrupted, the Close need not wait for the peer's acks (for the
 	// linger time, 5 s, against a peer that is down): what is
 	// unacknowledged will reach nobody, as the exit status says. The
@@ -113,10 +115,10 @@ func pipe(ctx context.Context, c *session.Conn, stdin io.Reader, stdout io.Write
 			}
 			// The peer closed the session, or it was lost: what stdin
 			// has left would reach nobody. A Write says which.
-			if _, werr = c.Write(nil); werr == nil {
-				werr = errors.New("the session ended")
+			werr = errors.New("the session ended before the end of stdin")
+			if _, err := c.Write(nil); err != nil {
+				werr = fmt.Errorf("the session ended before the end of stdin: %w", err)
 			}
-			werr = fmt.Errorf("%w, before the end of stdin", werr)
 		case <-ctx.Done():
 		}
 	}
@@ -129,14 +131,13 @@ func pipe(ctx context.Context, c *session.Conn, stdin io.Reader, stdout io.Write
 	}
 	switch {
 	case rerr != nil:
-		return rerr
+		return fmt.Errorf("%s: %w", name, rerr)
 	case werr != nil:
-		return werr
+		return fmt.Errorf("%s: %w", name, werr)
+	case cerr == nil, errors.Is(cerr, net.ErrClosed):
+		return nil
 	}
-	if errors.Is(cerr, net.ErrClosed) {
-		cerr = nil
-	}
-	return cerr
+	return fmt.Errorf("%s: %w", name, cerr)
 }
 
 // ended returns a channel closed once c has ended (its state is Shutdown),
@@ -196,7 +197,7 @@ func serveSessions(ctx context.Context, cfg config, ln listener, stdin io.Reader
 	}
 	from := fmt.Sprintf("session from %v", c.RemoteAddr())
 	logf(stderr, cfg.verbose, "%s", from)
-	return pipe(ctx, c, stdin, stdout, logTo(stderr, cfg.verbose, from))
+	return pipe(ctx, c, from, stdin, stdout, logTo(stderr, cfg.verbose, from))
 }
 
 // relayLocal accepts TCP connections on cfg.local and relays each over a
