@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/io-tether/tether/internal/transporttest"
 	tetherquic "github.com/io-tether/tether/quic"
 	"github.com/io-tether/tether/tethertest"
 	"github.com/quic-go/quic-go"
@@ -365,11 +366,7 @@ func TestListenerCloseWhileClientsDial(t *testing.T) {
 			once.Do(func() { close(first) })
 		})
 	}
-	select {
-	case <-first:
-	case <-time.After(wait):
-		t.Fatal("no client connected")
-	}
+	transporttest.WaitClosed(t, first, "the first client's connection")
 	require.NoError(t, ln.Close())
 	wg.Wait()
 	told, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -437,22 +434,13 @@ func TestCloseAfterCutWriteResets(t *testing.T) {
 	}()
 	recv(t, arrived, "the Write's first bytes at the server")
 	require.NoError(t, c.SetWriteDeadline(time.Now())) // cuts the Write
-	var w res
-	select {
-	case w = <-wrote:
-	case <-time.After(wait):
-		t.Fatal("the Write was not cut by its deadline")
-	}
+	w := recv(t, wrote, "the Write cut by its deadline")
 	require.ErrorIs(t, w.err, os.ErrDeadlineExceeded)
 	require.Positive(t, w.n)
 	require.Less(t, w.n, int64(64<<20), "the Write was cut")
 	require.NoError(t, c.Close())
 	close(release)
-	select {
-	case r := <-results:
-		var se *quic.StreamError
-		require.ErrorAs(t, r.err, &se, "the server read %d bytes, then %v: want a reset", r.n, r.err)
-	case <-time.After(wait):
-		t.Fatal("the server's read did not end")
-	}
+	r := recv(t, results, "the end of the server's read")
+	var se *quic.StreamError
+	require.ErrorAs(t, r.err, &se, "the server read %d bytes, then %v: want a reset", r.n, r.err)
 }

@@ -83,11 +83,17 @@ func (r *reader) fill(t *testing.T, enough func() bool, want string) {
 // end waits for the reader's final error.
 func (r *reader) end(t *testing.T) error {
 	t.Helper()
+	return recv(t, r.err, "the reader's Read")
+}
+
+// recv receives from ch.
+func recv[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
 	select {
-	case err := <-r.err:
-		return err
+	case v := <-ch:
+		return v
 	case <-time.After(wait):
-		t.Fatalf("Read did not return within %v", wait)
-		return nil
+		t.Fatalf("%s: nothing within %v", what, wait)
+		panic("unreachable")
 	}
 }

@@ -183,13 +183,7 @@ func (s *testServer) restart(o serverOpts) *testServer {
 // completed.
 func (s *testServer) state(t *testing.T) quic.ConnectionState {
 	t.Helper()
-	select {
-	case cs := <-s.states:
-		return cs
-	case <-time.After(10 * time.Second):
-		t.Fatal("server: no handshake completed within 10 s")
-		return quic.ConnectionState{}
-	}
+	return recv(t, s.states, "server: a completed handshake")
 }
 
 func newResetKey(tb testing.TB) *quic.StatelessResetKey {

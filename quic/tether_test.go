@@ -525,12 +525,7 @@ func TestZeroRTTRejectedReadDeadline(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // the Write is under way
 	tt.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 	close(gate) // the server rejects the 0-RTT data
-	select {
-	case err := <-read:
-		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-	case <-time.After(wait):
-		t.Fatalf("Read still blocked %v after its deadline", wait)
-	}
+	require.ErrorIs(t, recv(t, read, "the Read after its deadline"), os.ErrDeadlineExceeded)
 }
 
 // TestZeroRTTHandshakeFailure: a 0-RTT Dial returns before the server has
@@ -658,18 +653,6 @@ func TestCloseDuringRedial(t *testing.T) {
 		require.Error(t, err, "the interrupted dial succeeded")
 	case <-time.After(5 * time.Second): // half the handshake idle timeout
 		t.Fatal("the dial went on after Close")
-	}
-}
-
-// recv receives from ch.
-func recv[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(wait):
-		t.Fatalf("%s: nothing within %v", what, wait)
-		panic("unreachable")
 	}
 }
 
@@ -1067,12 +1050,7 @@ func TestZeroRTTWriteInterruptedByClose(t *testing.T) {
 	}()
 	time.Sleep(100 * time.Millisecond)
 	require.NoError(t, c.Close())
-	select {
-	case err := <-wrote:
-		require.ErrorIs(t, err, net.ErrClosed)
-	case <-time.After(wait):
-		t.Fatal("Write not interrupted by Close")
-	}
+	require.ErrorIs(t, recv(t, wrote, "the Write after Close"), net.ErrClosed)
 }
 
 // TestZeroRTTReadReplayInterruptedByClose: a Read that met the rejection
@@ -1127,19 +1105,10 @@ func TestZeroRTTReadReplayInterruptedByClose(t *testing.T) {
 		read <- err
 	}()
 	release()
-	select {
-	case <-replaying:
-	case <-time.After(wait):
-		t.Fatal("no replay began")
-	}
+	recv(t, replaying, "the replay's start")
 	time.Sleep(100 * time.Millisecond) // into the wait for a stream
 	require.NoError(t, c.Close())
-	select {
-	case err := <-read:
-		require.ErrorIs(t, err, net.ErrClosed)
-	case <-time.After(wait):
-		t.Fatal("Read not interrupted by Close")
-	}
+	require.ErrorIs(t, recv(t, read, "the Read after Close"), net.ErrClosed)
 }
 
 // TestZeroRTTReplayAfterWriteDeadline: a client that sets a write
@@ -1173,13 +1142,9 @@ func TestZeroRTTReplayAfterWriteDeadline(t *testing.T) {
 	}()
 	time.Sleep(300 * time.Millisecond) // the write deadline passes; no read deadline is set
 	close(gate)                        // the server rejects 0-RTT
-	select {
-	case r := <-read:
-		require.NoError(t, r.err, "Read (no read deadline set)")
-		require.Equal(t, "hello", r.s)
-	case <-time.After(wait):
-		t.Fatal("no echo")
-	}
+	r := recv(t, read, "the echo")
+	require.NoError(t, r.err, "Read (no read deadline set)")
+	require.Equal(t, "hello", r.s)
 	require.EqualValues(t, 1, srv.streams.Load(), "streams the server got")
 	// The Read replayed the request, and returned after the replay.
 	_, err = c.Write([]byte("late"))
@@ -1257,11 +1222,7 @@ func redialZeroRTT(t *testing.T, addr string, end func()) net.Conn {
 	require.NoError(t, c0.Close())
 	old := c0.(*tetherquic.Conn).QUICConn()
 	end()
-	select {
-	case <-old.Context().Done():
-	case <-time.After(wait):
-		t.Fatal("the old connection is still up")
-	}
+	transporttest.WaitClosed(t, old.Context().Done(), "the old connection's end")
 	c, err := d.Dial(context.Background(), addr)
 	require.NoError(t, err)
 	require.Equal(t, tetherquic.ZeroRTT, c.(*tetherquic.Conn).Origin())
