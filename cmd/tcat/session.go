@@ -117,7 +117,7 @@ func pipe(ctx context.Context, c *session.Conn, name string, stdin io.Reader, st
 			// has left would reach nobody. A Write says which.
 			werr = errors.New("the session ended before the end of stdin")
 			if _, err := c.Write(nil); err != nil {
-				werr = fmt.Errorf("the session ended before the end of stdin: %w", err)
+				werr = fmt.Errorf("%w: %w", werr, err)
 			}
 		case <-ctx.Done():
 		}
