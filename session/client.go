@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"time"
@@ -54,7 +55,7 @@ func Dial(ctx context.Context, d tether.Dialer, addr string, h tether.Disconnect
 	c := newConn(cfg, true)
 	topts := append(cfg.tetherOpts[:len(cfg.tetherOpts):len(cfg.tetherOpts)],
 		tether.WithOnConnect(c.onConnect),
-		tether.WithOnConnectTimeout(cfg.handshakeTimeout),
+		tether.WithOnConnectTimeout(handshakeBackstop(cfg.handshakeTimeout)),
 		tether.WithWritePolicy(tether.WriteDrop),
 	)
 	t, err := tether.Dial(ctx, d, addr, &handler{next: h, c: c}, topts...)
@@ -163,22 +164,37 @@ func (h *handler) HandleDisconnect(ctx context.Context, ev *tether.Event) tether
 	return a
 }
 
+// handshakeBackstop is the Tether's OnConnect timeout for a handshake
+// timeout d: longer than d, so that the session's own deadline, set as its
+// hook begins, ends a handshake first.
+func handshakeBackstop(d time.Duration) time.Duration {
+	if d > math.MaxInt64/2 {
+		return d
+	}
+	return 2 * d
+}
+
 // onConnect is the Tether's OnConnect hook: the handshake on every new
 // transport connection. Its errors name the server (the Tether's handler
 // and the session's end see them).
+//
+// It times the handshake itself: the Tether's OnConnect timeout began a
+// moment before the hook, and its end could not be told from that of
+// Dial's ctx. Only past the session's own deadline does an error say that
+// the handshake timed out.
 func (c *Conn) onConnect(ctx context.Context, raw net.Conn) error {
-	start := time.Now()
-	err := c.handshake(ctx, raw)
+	deadline := time.Now().Add(c.cfg.handshakeTimeout)
+	hctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	err := c.handshake(hctx, raw)
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil {
-		err = ctx.Err()
+	if hctx.Err() != nil {
+		err = hctx.Err()
 	}
-	// The handshake timeout ends ctx and sets the connection's deadline
-	// (whichever fires first); Dial's ctx may end sooner.
 	if (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) &&
-		time.Since(start) >= c.cfg.handshakeTimeout {
+		!time.Now().Before(deadline) {
 		err = fmt.Errorf("no answer within the handshake timeout (%v): %w", c.cfg.handshakeTimeout, err)
 	}
 	return &handshakeError{raw.RemoteAddr(), err}

@@ -467,6 +467,20 @@ func TestHandshakeTimeoutNamed(t *testing.T) {
 	require.ErrorContains(t, ev.Err, "tether/session: handshake with "+srv.Addr()+": no answer within the handshake timeout (100ms): ")
 }
 
+// Dial's ctx that ends first is not taken for the handshake timeout. (The
+// client times its handshake itself: the Tether's OnConnect timeout began
+// a moment before the hook, and the error of a handshake that ran out
+// lacked the timeout's words, under load, by that moment.)
+func TestDialDeadlineIsNoHandshakeTimeout(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the server's own cleanup
+	srv := transporttest.StartServer(t, transporttest.TCP, transporttest.Silent)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := session.Dial(ctx, &tethertcp.Dialer{}, srv.Addr(), nil, session.WithHandshakeTimeout(10*time.Second))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NotContains(t, err.Error(), "handshake timeout")
+}
+
 // A Listener owns its inner listener even when its options were bad: Close
 // closes it.
 func TestBadOptionsListenerClosesInner(t *testing.T) {
